@@ -1,0 +1,25 @@
+//! soakd: a soak-test daemon for AI proxies.
+//!
+//! Modules, one room each:
+//! - [`config`]: the TOML file + environment + flags, raw structs validated into typed settings.
+//! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).
+//! - [`engine`]: pacing, in-flight cap, dispatch.
+//! - [`workload`]: scenarios, prompt generation, request bodies.
+//! - [`client`]: HTTP + SSE reading, OpenAI/Anthropic stream parsers, outcome classification.
+//! - [`monitor`]: process sampling, remote scraping, slope estimation, leak verdict.
+//! - [`metrics`]: every metric defined once.
+//! - [`stats`]: bounded HDR histograms for percentiles in `/status` and the summary.
+//! - [`admin`]: the axum admin server.
+//! - [`telemetry`]: tracing and OTLP export.
+//! - [`mock`]: the built-in mock AI proxy.
+//! - [`verdict`]: pass/fail thresholds.
+//! - [`report`]: the end-of-run summary.
+
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod mock;
+pub mod monitor;
+pub mod signals;
+pub mod stats;
+pub mod verdict;

@@ -1,0 +1,27 @@
+//! Load signals the engine publishes and the monitor reads (request counts, open streams,
+//! burst state), as plain atomics so neither side waits for the other.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Shared counters describing the load right now.
+#[derive(Debug, Default)]
+pub struct LoadSignals {
+    /// Requests finished so far (any outcome).
+    pub requests_finished: AtomicU64,
+    /// Streams open now, over all scenarios.
+    pub streams_open: AtomicI64,
+    /// True while the plan is in a burst.
+    pub burst_active: AtomicBool,
+}
+
+impl LoadSignals {
+    pub fn requests_finished(&self) -> u64 {
+        self.requests_finished.load(Ordering::Relaxed)
+    }
+    pub fn streams_open(&self) -> i64 {
+        self.streams_open.load(Ordering::Relaxed)
+    }
+    pub fn burst_active(&self) -> bool {
+        self.burst_active.load(Ordering::Relaxed)
+    }
+}
