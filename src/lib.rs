@@ -15,11 +15,18 @@
 //! - [`verdict`]: pass/fail thresholds.
 //! - [`report`]: the end-of-run summary.
 
+pub mod admin;
+pub mod app;
 pub mod client;
 pub mod config;
+pub mod engine;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;
+pub mod plan;
+pub mod report;
 pub mod signals;
 pub mod stats;
+pub mod telemetry;
 pub mod verdict;
+pub mod workload;

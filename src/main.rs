@@ -1,1 +1,225 @@
-fn main() {}
+//! The `soakd` binary: parse the command line, load and validate the config before anything
+//! binds a port, run, and map the result to an exit code (0 pass, 1 threshold failed,
+//! 2 runtime failure, 78 bad config, 130 quit by a second signal).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use soakd::app::{self, exit, App};
+use soakd::config::{self, ConfigError, Overrides};
+
+/// Soak-test daemon for AI proxies.
+#[derive(Debug, Parser)]
+#[command(name = "soakd", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a soak: drive the configured load, serve /metrics, exit with a verdict.
+    Run(RunArgs),
+    /// Run the built-in mock AI proxy (OpenAI and Anthropic, streaming, faults, leaks).
+    Mock(soakd::mock::MockArgs),
+    /// Validate a config file and print the effective config (secrets redacted).
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Config file (TOML); the embedded demo config when omitted.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Target base URL (overrides target.url).
+    #[arg(long)]
+    target: Option<String>,
+    /// Steady rate in requests per second (overrides load.rate).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Admin server address (overrides admin.listen).
+    #[arg(long)]
+    admin_listen: Option<String>,
+    /// Watch this local process as `process="target"`.
+    #[arg(long)]
+    watch_pid: Option<u32>,
+    /// Process sampling interval (overrides monitor.sample_interval).
+    #[arg(long)]
+    sample_interval: Option<String>,
+    /// Growth windows, comma-separated, e.g. "2m,30m" (overrides monitor.windows).
+    #[arg(long, value_delimiter = ',')]
+    growth_windows: Option<Vec<String>>,
+    /// Warm-up excluded from growth fits (overrides monitor.warmup).
+    #[arg(long)]
+    warmup: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Mock(args) => mock(args),
+        Command::CheckConfig { file } => check_config(&file),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
+    let overrides = Overrides {
+        target: args.target.clone(),
+        rate: args.rate,
+        duration: args.duration.clone(),
+        admin_listen: args.admin_listen.clone(),
+        watch_pid: args.watch_pid,
+        sample_interval: args.sample_interval.clone(),
+        growth_windows: args.growth_windows.clone(),
+        warmup: args.warmup.clone(),
+    };
+    let env = std::env::vars().collect();
+    config::load(args.config.as_deref(), &env, &overrides)?.validate()
+}
+
+fn run(args: RunArgs) -> i32 {
+    // Validate before building a runtime or binding anything.
+    let config = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("soakd: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("soakd-load")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("soakd: cannot start the runtime: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    rt.block_on(async move {
+        let telemetry = match soakd::telemetry::init(&config.log, config.otlp.as_ref()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("soakd: {e}");
+                return exit::RUNTIME;
+            }
+        };
+        let stop = CancellationToken::new();
+        tokio::spawn(shutdown_signals(stop.clone()));
+        let result = async {
+            let app = App::build(config).await.context("cannot start the soak")?;
+            app.run(stop).await.context("the soak failed")
+        }
+        .await;
+        let code = match result {
+            Ok(summary) => {
+                app::print_summary(&summary);
+                summary.exit_code
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                exit::RUNTIME
+            }
+        };
+        telemetry.shutdown();
+        code
+    })
+}
+
+fn mock(args: soakd::mock::MockArgs) -> i32 {
+    if let Err(e) = args.validate() {
+        eprintln!("soakd mock: {e}");
+        return exit::CONFIG;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("soakd-mock")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("soakd mock: cannot start the runtime: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    rt.block_on(async move {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
+        let stop = CancellationToken::new();
+        tokio::spawn(shutdown_signals(stop.clone()));
+        match soakd::mock::run(args, stop).await {
+            Ok(()) => exit::PASS,
+            Err(e) => {
+                eprintln!("soakd mock: {e}");
+                exit::RUNTIME
+            }
+        }
+    })
+}
+
+fn check_config(file: &std::path::Path) -> i32 {
+    let env = std::env::vars().collect();
+    let raw = match config::load(Some(file), &env, &Overrides::default()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("soakd: {e}");
+            return exit::CONFIG;
+        }
+    };
+    match raw.validate() {
+        Ok(_) => {
+            print!("{}", raw.to_redacted_toml());
+            eprintln!("soakd: {} is valid", file.display());
+            exit::PASS
+        }
+        Err(e) => {
+            eprintln!("soakd: {e}");
+            exit::CONFIG
+        }
+    }
+}
+
+/// The first SIGTERM/SIGINT stops the soak gracefully; a second one quits at once.
+async fn shutdown_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal = name,
+        "stopping: finishing in-flight requests (signal again to quit now)"
+    );
+    stop.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("soakd: second signal, quitting now");
+    std::process::exit(exit::INTERRUPTED);
+}

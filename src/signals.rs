@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 /// Shared counters describing the load right now.
 #[derive(Debug, Default)]
 pub struct LoadSignals {
+    /// Requests sent so far.
+    pub requests_sent: AtomicU64,
     /// Requests finished so far (any outcome).
     pub requests_finished: AtomicU64,
     /// Streams open now, over all scenarios.
@@ -15,6 +17,9 @@ pub struct LoadSignals {
 }
 
 impl LoadSignals {
+    pub fn requests_sent(&self) -> u64 {
+        self.requests_sent.load(Ordering::Relaxed)
+    }
     pub fn requests_finished(&self) -> u64 {
         self.requests_finished.load(Ordering::Relaxed)
     }

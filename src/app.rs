@@ -1,0 +1,426 @@
+//! `soakd run`: build everything from a validated [`Config`], run until the end of the
+//! duration or a stop, then summarise and map the verdict to an exit code.
+//!
+//! Build, then run: [`App::build`] binds the admin port, starts the embedded mock when no
+//! target is configured, builds the HTTP client, the engine and the monitor, and can fail
+//! early (exit 2); [`App::run`] only spawns and waits. The admin server, the monitor and the
+//! once-a-second ticker (recent rate, progress line, live thresholds) run on a separate OS
+//! thread with its own runtime, off the load path.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineParts};
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::report::{RunView, RunViewParts, Summary};
+use crate::signals::LoadSignals;
+use crate::stats::Stats;
+use crate::verdict::Thresholds;
+
+/// Exit codes of `soakd run`.
+pub mod exit {
+    /// Clean run, every threshold passed.
+    pub const PASS: i32 = 0;
+    /// A threshold failed.
+    pub const THRESHOLD_FAILED: i32 = 1;
+    /// soakd could not do its job (port in use, mock failed to start, …).
+    pub const RUNTIME: i32 = 2;
+    /// The configuration is invalid (EX_CONFIG).
+    pub const CONFIG: i32 = 78;
+    /// A second signal: quit at once.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// A failure that stops the run before it produced a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot bind the admin server on {addr}: {source}")]
+    AdminBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the embedded mock: {0}")]
+    Mock(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] crate::client::ClientError),
+    #[error("cannot build the engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("cannot build the monitor: {0}")]
+    Monitor(#[from] crate::monitor::MonitorError),
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot start the admin thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The embedded mock, running as a child process.
+struct MockChild {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl MockChild {
+    /// Starts `soakd mock` on a free loopback port and reads the port it bound.
+    async fn start(config: &Config) -> Result<MockChild, AppError> {
+        let exe = std::env::current_exe().map_err(|e| AppError::Mock(e.to_string()))?;
+        let mut args = config.mock.clone();
+        args.listen = "127.0.0.1:0".parse().expect("a literal address");
+        let mut child = tokio::process::Command::new(exe)
+            .arg("mock")
+            .args(args.to_args())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| AppError::Mock(e.to_string()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| AppError::Mock("no address line within 10 s".into()))?
+            .map_err(|e| AppError::Mock(e.to_string()))?
+            .ok_or_else(|| AppError::Mock("the mock exited before listening".into()))?;
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.trim().parse().ok())
+            .ok_or_else(|| AppError::Mock(format!("unexpected first line {line:?}")))?;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(MockChild { child, addr })
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 5 s.
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) with a pid we spawned and still own.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// A built run, ready to start.
+pub struct App {
+    config: Config,
+    metrics: Arc<Metrics>,
+    view: Arc<RunView>,
+    engine: Engine,
+    monitor: Arc<Monitor>,
+    admin: std::net::TcpListener,
+    mock: Option<MockChild>,
+}
+
+impl App {
+    /// Builds every part; fails before any load is sent.
+    pub async fn build(mut config: Config) -> Result<App, AppError> {
+        let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| {
+            AppError::AdminBind {
+                addr: config.admin_listen,
+                source,
+            }
+        })?;
+        admin
+            .set_nonblocking(true)
+            .map_err(|source| AppError::AdminBind {
+                addr: config.admin_listen,
+                source,
+            })?;
+        let metrics = Arc::new(Metrics::new(
+            &config.run.run_id,
+            &config.run.shard_index.to_string(),
+        )?);
+        let (target, mock) = match &config.target.url {
+            Some(u) => (u.clone(), None),
+            None => {
+                let mock = MockChild::start(&config).await?;
+                let url = url::Url::parse(&format!("http://{}", mock.addr))
+                    .map_err(|e| AppError::Mock(e.to_string()))?;
+                if let Some(pid) = mock.pid() {
+                    config.monitor.add_embedded_mock(pid);
+                }
+                tracing::info!(addr = %mock.addr, pid = ?mock.pid(), "started the embedded mock");
+                (url, Some(mock))
+            }
+        };
+        let client = crate::client::build_http_client(&config.client)?;
+        let stats = Arc::new(Stats::new());
+        let signals = Arc::new(LoadSignals::default());
+        let engine = Engine::build(EngineParts {
+            client,
+            settings: config.client.clone(),
+            target: target.clone(),
+            api_key: config
+                .target
+                .api_key
+                .as_ref()
+                .map(|k| k.expose().to_string()),
+            scenarios: config.scenarios.clone(),
+            plan: config.plan.clone(),
+            duration: config.run.duration,
+            max_in_flight: config.max_in_flight.get() as usize,
+            seed: config.run.seed,
+            trace_requests: config.otlp.is_some(),
+            metrics: metrics.clone(),
+            stats: stats.clone(),
+            signals: signals.clone(),
+        })?;
+        let monitor = Arc::new(Monitor::new(
+            config.monitor.clone(),
+            metrics.clone(),
+            signals.clone(),
+        )?);
+        let view = Arc::new(RunView::new(RunViewParts {
+            run_id: config.run.run_id.clone(),
+            shard: config.run.shard_index,
+            shards: config.run.shards.get(),
+            target: redact_url(&target),
+            metrics: metrics.clone(),
+            stats,
+            state: engine.state(),
+            signals,
+            scenarios: engine.scenario_metrics(),
+            monitor: Some(monitor.clone()),
+        }));
+        for name in config.thresholds.names() {
+            metrics.threshold_passing.with_label_values(&[name]).set(1);
+        }
+        Ok(App {
+            config,
+            metrics,
+            view,
+            engine,
+            monitor,
+            admin,
+            mock,
+        })
+    }
+
+    /// The bound admin address (useful with port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.local_addr().ok()
+    }
+
+    /// Runs until the end of the duration or until `stop` is cancelled; returns the summary.
+    pub async fn run(self, stop: CancellationToken) -> Result<Summary, AppError> {
+        let App {
+            config,
+            metrics,
+            view,
+            engine,
+            monitor,
+            admin,
+            mock,
+        } = self;
+        let side_stop = CancellationToken::new();
+        let side = spawn_side_thread(SideParts {
+            admin,
+            view: view.clone(),
+            monitor,
+            thresholds: config.thresholds.clone(),
+            metrics: metrics.clone(),
+            progress: config.log.progress_interval,
+            stop_run: stop.clone(),
+            shutdown: side_stop.clone(),
+        })?;
+        tracing::info!(
+            run_id = %config.run.run_id,
+            shard = config.run.shard_index,
+            shards = config.run.shards.get(),
+            target = %view.target,
+            duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            admin = %config.admin_listen,
+            "soak started"
+        );
+        let started = tokio::time::Instant::now();
+        let sending_end = {
+            let stop = stop.clone();
+            let state = engine.state();
+            let grace = config.run.grace;
+            let run = engine.run(stop, grace);
+            tokio::pin!(run);
+            // The end of sending is when the engine enters its drain.
+            let mut sending_end = None;
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = &mut run => break,
+                    _ = tick.tick() => {
+                        if sending_end.is_none()
+                            && matches!(state.phase(), crate::engine::RunPhase::Drain | crate::engine::RunPhase::Done)
+                        {
+                            sending_end = Some(started.elapsed());
+                        }
+                    }
+                }
+            }
+            sending_end.unwrap_or_else(|| started.elapsed())
+        };
+        tracing::info!("load finished; summarising");
+        let mut snapshot = view.snapshot();
+        let results = config.thresholds.evaluate(&snapshot.verdict_inputs(), true);
+        for r in &results {
+            metrics
+                .threshold_passing
+                .with_label_values(&[r.name])
+                .set(i64::from(r.passed));
+        }
+        let failed = results.iter().any(|r| !r.passed);
+        snapshot.thresholds = results;
+        let (verdict, code) = if failed {
+            ("fail", exit::THRESHOLD_FAILED)
+        } else {
+            ("pass", exit::PASS)
+        };
+        let summary = Summary::new(snapshot, sending_end, verdict, code);
+        side_stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        if let Some(m) = mock {
+            m.stop().await;
+        }
+        if let Some(path) = &config.run.summary_json {
+            match serde_json::to_vec_pretty(&summary) {
+                Ok(json) => {
+                    if let Err(e) = std::fs::write(path, json) {
+                        tracing::error!(path = %path.display(), error = %e, "cannot write the summary JSON");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serialise the summary"),
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// Prints the summary to stdout.
+pub fn print_summary(summary: &Summary) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(summary.to_text().as_bytes());
+    let _ = out.flush();
+}
+
+fn redact_url(u: &url::Url) -> String {
+    let mut u = u.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    u.to_string()
+}
+
+struct SideParts {
+    admin: std::net::TcpListener,
+    view: Arc<RunView>,
+    monitor: Arc<Monitor>,
+    thresholds: Thresholds,
+    metrics: Arc<Metrics>,
+    progress: Option<Duration>,
+    stop_run: CancellationToken,
+    shutdown: CancellationToken,
+}
+
+/// The admin server, the monitor and the ticker, on their own thread and runtime.
+fn spawn_side_thread(p: SideParts) -> Result<std::thread::JoinHandle<()>, AppError> {
+    std::thread::Builder::new()
+        .name("soakd-admin".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the admin runtime");
+                    p.stop_run.cancel();
+                    return;
+                }
+            };
+            rt.block_on(side(p));
+        })
+        .map_err(AppError::Thread)
+}
+
+async fn side(p: SideParts) {
+    let listener = match tokio::net::TcpListener::from_std(p.admin) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot use the admin listener");
+            p.stop_run.cancel();
+            return;
+        }
+    };
+    let admin = tokio::spawn(crate::admin::serve(
+        listener,
+        p.view.clone(),
+        p.shutdown.clone(),
+    ));
+    let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_progress = tokio::time::Instant::now();
+    let mut aborted = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = p.shutdown.cancelled() => break,
+        }
+        p.view.tick();
+        let due = p
+            .progress
+            .is_some_and(|every| last_progress.elapsed() + Duration::from_millis(500) >= every);
+        if p.thresholds.is_empty() && !due {
+            continue;
+        }
+        let snap = p.view.snapshot();
+        if !p.thresholds.is_empty() {
+            let results = p.thresholds.evaluate(&snap.verdict_inputs(), false);
+            for r in &results {
+                p.metrics
+                    .threshold_passing
+                    .with_label_values(&[r.name])
+                    .set(i64::from(r.passed));
+            }
+            if p.thresholds.abort_on_fail() && !aborted {
+                if let Some(r) = results.iter().find(|r| !r.passed) {
+                    tracing::error!(
+                        threshold = r.name,
+                        "{}; stopping the run (abort_on_fail)",
+                        r.message
+                    );
+                    aborted = true;
+                    p.stop_run.cancel();
+                }
+            }
+            p.view.set_thresholds(results);
+        }
+        if due {
+            last_progress = tokio::time::Instant::now();
+            tracing::info!("{}", p.view.progress_line(&snap));
+        }
+    }
+    let _ = monitor.await;
+    match admin.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
+        Err(e) => tracing::error!(error = %e, "admin server panicked"),
+        Ok(Ok(())) => {}
+    }
+}

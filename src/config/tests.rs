@@ -1,0 +1,404 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn file(text: &str) -> tempfile_path::TempPath {
+    tempfile_path::TempPath::with(text)
+}
+
+/// A file under the system temp dir, removed on drop.
+mod tempfile_path {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct TempPath(PathBuf);
+    impl TempPath {
+        pub fn with(text: &str) -> TempPath {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "soakd-config-test-{}-{}.toml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&p, text).unwrap();
+            TempPath(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load_text(text: &str, env: &[(&str, &str)], o: &Overrides) -> Result<RawConfig, ConfigError> {
+    let f = file(text);
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load(Some(f.path()), &env, o)
+}
+
+fn validate_text(text: &str) -> Result<Config, ConfigError> {
+    load_text(text, &[], &Overrides::default())?.validate_with(&no_env)
+}
+
+fn err_text(text: &str) -> String {
+    validate_text(text).unwrap_err().to_string()
+}
+
+#[test]
+fn embedded_default_is_valid_and_soaks_the_mock() {
+    let raw = load(None, &HashMap::new(), &Overrides::default()).unwrap();
+    let c = raw.validate_with(&no_env).unwrap();
+    assert!(c.target.url.is_none(), "the demo soaks the built-in mock");
+    assert_eq!(c.run.duration, Some(Duration::from_secs(120)));
+    assert_eq!(c.scenarios.len(), 3);
+    assert_eq!(c.admin_listen, "127.0.0.1:9477".parse().unwrap());
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    assert_eq!(p.rate, 50.0);
+    assert_eq!(p.arrivals, ArrivalKind::Poisson);
+    assert_eq!(
+        p.burst.unwrap().rate,
+        BurstRate::Multiplier(4.0),
+        "burst from the file"
+    );
+}
+
+#[test]
+fn empty_file_gets_defaults() {
+    let c = validate_text("").unwrap();
+    assert_eq!(c.run.duration, None, "default duration is forever");
+    assert_eq!(c.scenarios.len(), 1);
+    assert_eq!(c.scenarios[0].api, ApiKind::OpenAiChat);
+    assert_eq!(c.scenarios[0].path, "/v1/chat/completions");
+    assert_eq!(c.max_in_flight.get(), 1000);
+    assert_eq!(c.run.grace, Duration::from_secs(30));
+    assert_eq!(c.log.progress_interval, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn precedence_file_then_env_then_flags() {
+    let text = "[load]\nrate = 5\n[run]\nduration = \"1m\"\n";
+    let raw = load_text(text, &[], &Overrides::default()).unwrap();
+    assert_eq!(raw.load.rate, 5.0);
+    let env = [("SOAKD__LOAD__RATE", "7.5"), ("SOAKD__RUN__DURATION", "3m")];
+    let raw = load_text(text, &env, &Overrides::default()).unwrap();
+    assert_eq!(raw.load.rate, 7.5);
+    assert_eq!(raw.run.duration, "3m");
+    let flags = Overrides {
+        rate: Some(9.0),
+        target: Some("http://127.0.0.1:1234".into()),
+        ..Overrides::default()
+    };
+    let raw = load_text(text, &env, &flags).unwrap();
+    assert_eq!(raw.load.rate, 9.0);
+    assert_eq!(raw.run.duration, "3m", "no flag given: env stays");
+    assert_eq!(raw.target.url.as_deref(), Some("http://127.0.0.1:1234"));
+    // Variables of other programs are ignored.
+    let raw = load_text(
+        text,
+        &[("SOAKDX", "1"), ("PATH", "/bin")],
+        &Overrides::default(),
+    );
+    assert!(raw.is_ok());
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let e = load_text("[load]\nrat = 5\n", &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rat"), "{e}");
+    let e = load_text("[lod]\nrate = 5\n", &[], &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lod"), "{e}");
+    let e = load_text(
+        "[[scenarios]]\nname = \"a\"\nmodle = \"x\"\n",
+        &[],
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("modle"), "{e}");
+}
+
+#[test]
+fn syntax_errors_and_unreadable_files() {
+    let e = load_text("[load\nrate = 5\n", &[], &Overrides::default()).unwrap_err();
+    assert!(matches!(e, ConfigError::Load(_)), "{e}");
+    let missing = Path::new("/nonexistent/soakd.toml");
+    let e = load(Some(missing), &HashMap::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--config") && e.contains("/nonexistent/soakd.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_values_name_field_value_and_reason() {
+    let cases = [
+        (
+            "[run]\nduration = \"ten minutes\"",
+            "run.duration",
+            "ten minutes",
+        ),
+        ("[run]\nduration = \"0s\"", "run.duration", "forever"),
+        ("[load]\nrate = 0", "load.rate", "greater than 0"),
+        ("[load]\nrate = -3", "load.rate", "-3"),
+        ("[load]\narrivals = \"bursty\"", "load.arrivals", "poisson"),
+        ("[load]\nmodel = \"semi\"", "load.model", "semi"),
+        (
+            "[load]\nmax_in_flight = 0",
+            "load.max_in_flight",
+            "at least 1",
+        ),
+        ("[load]\nusers = 5", "load.users", "closed model"),
+        ("[load]\nmodel = \"closed\"", "load.users", "load.preset"),
+        (
+            "[load]\nmodel = \"closed\"\npreset = \"huge\"",
+            "load.preset",
+            "huge",
+        ),
+        (
+            "[load.burst]\nevery = \"1m\"\nlength = \"10s\"\nrate = 5\nmultiplier = 2",
+            "load.burst",
+            "exactly one",
+        ),
+        (
+            "[load.burst]\nevery = \"1m\"\nlength = \"2m\"\nmultiplier = 2",
+            "load.burst.length",
+            "shorter",
+        ),
+        (
+            "[[load.stages]]\nduration = \"1m\"\nrate = -1",
+            "load.stages[0].rate",
+            "0 or more",
+        ),
+        (
+            "[[scenarios]]\napi = \"gemini\"",
+            "scenarios[0].api",
+            "unknown API kind",
+        ),
+        (
+            "[[scenarios]]\nname = \"a b\"",
+            "scenarios[0].name",
+            "letters",
+        ),
+        (
+            "[[scenarios]]\nname = \"a\"\n[[scenarios]]\nname = \"a\"",
+            "scenarios[1].name",
+            "duplicate",
+        ),
+        ("[[scenarios]]\npath = \"v1/x\"", "scenarios[0].path", "'/'"),
+        (
+            "[[scenarios]]\nbody = { messages = [] }",
+            "scenarios[0].body",
+            "messages",
+        ),
+        (
+            "[[scenarios]]\ncancel = { fraction = 1.5, after_chunks = 2 }",
+            "scenarios[0].cancel.fraction",
+            "between 0 and 1",
+        ),
+        (
+            "[[scenarios]]\ncancel = { fraction = 0.5 }",
+            "scenarios[0].cancel",
+            "exactly one",
+        ),
+        (
+            "[[scenarios]]\nstream = false\ncancel = { fraction = 0.5, after = \"1s\" }",
+            "scenarios[0].cancel",
+            "streaming",
+        ),
+        (
+            "[[scenarios]]\nprompts_file = \"/nonexistent/p.jsonl\"",
+            "scenarios[0].prompts_file",
+            "cannot read",
+        ),
+        ("[target]\nurl = \"ftp://x\"", "target.url", "http"),
+        ("[target]\nurl = \"not a url\"", "target.url", "not a URL"),
+        ("[target]\nhttp = \"http3\"", "target.http", "http3"),
+        (
+            "[target]\nconnect_timeout = \"0s\"",
+            "target.connect_timeout",
+            "greater than 0",
+        ),
+        (
+            "[target]\nca_file = \"/nonexistent/ca.pem\"",
+            "target.ca_file",
+            "cannot read",
+        ),
+        (
+            "[admin]\nlisten = \"localhost\"",
+            "admin.listen",
+            "socket address",
+        ),
+        ("[log]\nformat = \"xml\"", "log.format", "xml"),
+        (
+            "[log]\nprogress_interval = \"0s\"",
+            "log.progress_interval",
+            "greater than 0",
+        ),
+        ("[otlp]\nendpoint = \"grpc://x\"", "otlp.endpoint", "http"),
+        ("[run]\nshards = 0", "run.shards", "at least 1"),
+        (
+            "[run]\nshards = 2\nshard_index = 2",
+            "run.shard_index",
+            "below run.shards",
+        ),
+    ];
+    for (text, field, needle) in cases {
+        let e = err_text(text);
+        assert!(e.contains(field), "{text:?}: {e}");
+        assert!(e.contains(needle), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn api_keys_only_by_reference() {
+    let raw = load_text(
+        "[target]\napi_key_env = \"SOAKD_TEST_KEY\"",
+        &[],
+        &Overrides::default(),
+    )
+    .unwrap();
+    let e = raw.validate_with(&no_env).unwrap_err().to_string();
+    assert!(
+        e.contains("target.api_key_env") && e.contains("SOAKD_TEST_KEY") && e.contains("not set")
+    );
+    let c = raw
+        .validate_with(&|k| (k == "SOAKD_TEST_KEY").then(|| "sk-123\n".to_string()))
+        .unwrap();
+    assert_eq!(c.target.api_key.as_ref().unwrap().expose(), "sk-123");
+    assert!(
+        !format!("{c:?}").contains("sk-123"),
+        "Debug must not print the key"
+    );
+
+    let key = file("  sk-from-file  \n");
+    let text = format!(
+        "[target]\napi_key_file = {:?}",
+        key.path().display().to_string()
+    );
+    let c = validate_text(&text).unwrap();
+    assert_eq!(c.target.api_key.unwrap().expose(), "sk-from-file");
+    let e = err_text("[target]\napi_key_file = \"/nonexistent/key\"");
+    assert!(
+        e.contains("target.api_key_file") && e.contains("cannot read"),
+        "{e}"
+    );
+    let e = err_text(&format!("{text}\napi_key_env = \"X\""));
+    assert!(e.contains("not both"), "{e}");
+}
+
+#[test]
+fn closed_model_presets_and_overrides() {
+    let c = validate_text("[load]\nmodel = \"closed\"\npreset = \"heavy\"").unwrap();
+    assert_eq!(
+        c.plan,
+        Plan::Closed(ClosedPlan {
+            users: 100,
+            think_time: Duration::from_secs(1),
+            ramp_up: Duration::from_secs(60),
+        })
+    );
+    let c = validate_text(
+        "[load]\nmodel = \"closed\"\npreset = \"light\"\nusers = 3\nthink_time = \"250ms\"\nramp_up = \"0s\"",
+    )
+    .unwrap();
+    assert_eq!(
+        c.plan,
+        Plan::Closed(ClosedPlan {
+            users: 3,
+            think_time: Duration::from_millis(250),
+            ramp_up: Duration::ZERO,
+        })
+    );
+}
+
+#[test]
+fn shards_divide_the_plan_and_read_the_job_index() {
+    let raw = load_text(
+        "[run]\nshards = 4\n[load]\nrate = 100",
+        &[],
+        &Overrides::default(),
+    )
+    .unwrap();
+    let c = raw
+        .validate_with(&|k| (k == "JOB_COMPLETION_INDEX").then(|| "3".to_string()))
+        .unwrap();
+    assert_eq!(c.run.shard_index, 3);
+    let Plan::Open(p) = c.plan else { panic!() };
+    assert_eq!(p.rate, 25.0);
+    let e = raw
+        .validate_with(&|k| (k == "JOB_COMPLETION_INDEX").then(|| "4".to_string()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("JOB_COMPLETION_INDEX") && e.contains("below"),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenarios_carry_headers_extras_and_cancellation() {
+    let c = validate_text(
+        r#"
+[[scenarios]]
+name = "tenant-a"
+api = "anthropic"
+model = "claude"
+weight = 2
+headers = { "x-tenant" = "a" }
+body = { temperature = 0.1, metadata = { user_id = "soak" } }
+cancel = { fraction = 0.1, after = "2s" }
+"#,
+    )
+    .unwrap();
+    let s = &c.scenarios[0];
+    assert_eq!(s.api, ApiKind::AnthropicMessages);
+    assert_eq!(s.path, "/v1/messages");
+    assert_eq!(s.headers, vec![("x-tenant".to_string(), "a".to_string())]);
+    assert_eq!(s.body_extra["temperature"], 0.1);
+    assert_eq!(s.body_extra["metadata"]["user_id"], "soak");
+    assert_eq!(
+        s.cancel,
+        Some(Cancellation {
+            fraction: 0.1,
+            at: CancelAt::AfterTime(Duration::from_secs(2))
+        })
+    );
+}
+
+#[test]
+fn redacted_toml_hides_credentials_and_round_trips() {
+    let raw = load_text(
+        "[target]\nurl = \"https://user:hunter2@proxy.test/\"\n[[scenarios]]\nheaders = { Authorization = \"Bearer sk-1\", x-tenant = \"a\" }\n",
+        &[],
+        &Overrides::default(),
+    )
+    .unwrap();
+    let text = raw.to_redacted_toml();
+    assert!(
+        !text.contains("hunter2") && !text.contains("sk-1"),
+        "{text}"
+    );
+    assert!(text.contains("x-tenant"), "{text}");
+    // The printed config is itself a valid config.
+    let again = load_text(&text, &[], &Overrides::default()).unwrap();
+    assert_eq!(again.load.rate, raw.load.rate);
+}

@@ -1,0 +1,575 @@
+//! The engine: paces requests by the plan, caps what is in flight, dispatches to the client.
+//!
+//! Open model: one pacer thread walks the plan's arrivals in virtual time and sleeps until
+//! each intended send instant (an OS-thread sleep wakes within tens of microseconds, where a
+//! tokio timer rounds up to the next millisecond). At that instant it takes a permit of the
+//! in-flight cap without waiting — no permit means the request is counted in
+//! `soakd_requests_dropped_total{reason="in_flight_cap"}` and forgotten, never queued — and
+//! spawns the request on the load runtime with its intended send time, from which latency is
+//! measured. A slow target therefore never slows the schedule (open loop) and never grows
+//! memory past `max_in_flight` requests.
+//!
+//! Closed model: `users` tasks, started over the ramp-up, each looping request → think time.
+//!
+//! Stopping: cancelling `stop` ends scheduling (arrivals already due but not yet sent are
+//! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
+//! to finish before `abort` cancels them, which records them as `cancelled`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{ClientSettings, Exchange, RequestSpec};
+use crate::metrics::{DropReason, Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Plan};
+use crate::signals::LoadSignals;
+use crate::stats::{Series, Stats};
+use crate::workload::{cancel_for, BodyTemplate, Picker, Scenario};
+
+/// What the engine is doing, for `/status`, `/readyz` and the progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPhase {
+    Starting = 0,
+    Ramp = 1,
+    Steady = 2,
+    Burst = 3,
+    Drain = 4,
+    Done = 5,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Starting => "starting",
+            RunPhase::Ramp => "ramp",
+            RunPhase::Steady => "steady",
+            RunPhase::Burst => "burst",
+            RunPhase::Drain => "drain",
+            RunPhase::Done => "done",
+        }
+    }
+
+    fn from_u8(v: u8) -> RunPhase {
+        match v {
+            1 => RunPhase::Ramp,
+            2 => RunPhase::Steady,
+            3 => RunPhase::Burst,
+            4 => RunPhase::Drain,
+            5 => RunPhase::Done,
+            _ => RunPhase::Starting,
+        }
+    }
+
+    fn from_plan(p: Phase) -> RunPhase {
+        match p {
+            Phase::Ramp => RunPhase::Ramp,
+            Phase::Steady => RunPhase::Steady,
+            Phase::Burst => RunPhase::Burst,
+            Phase::Drain => RunPhase::Drain,
+        }
+    }
+}
+
+/// The engine's live state, shared with the admin server.
+#[derive(Debug)]
+pub struct EngineState {
+    phase: AtomicU8,
+    started: Instant,
+}
+
+impl EngineState {
+    fn new() -> Self {
+        EngineState {
+            phase: AtomicU8::new(RunPhase::Starting as u8),
+            started: Instant::now(),
+        }
+    }
+    pub fn phase(&self) -> RunPhase {
+        RunPhase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+    fn set_phase(&self, p: RunPhase) {
+        self.phase.store(p as u8, Ordering::Relaxed);
+    }
+    /// Ready once requests are being sent.
+    pub fn is_sending(&self) -> bool {
+        matches!(
+            self.phase(),
+            RunPhase::Ramp | RunPhase::Steady | RunPhase::Burst
+        )
+    }
+    /// Time since the engine was built.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// One scenario, ready to send.
+struct ScenarioRuntime {
+    spec: RequestSpec,
+    template: BodyTemplate,
+    metrics: ScenarioMetrics,
+    scenario: Scenario,
+}
+
+/// Everything a request task needs, shared.
+struct Shared {
+    client: reqwest::Client,
+    settings: ClientSettings,
+    scenarios: Vec<ScenarioRuntime>,
+    picker: Picker,
+    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
+    signals: Arc<LoadSignals>,
+    state: Arc<EngineState>,
+    trace_requests: bool,
+}
+
+/// The load engine, built and ready to run.
+pub struct Engine {
+    shared: Arc<Shared>,
+    plan: Plan,
+    duration: Option<Duration>,
+    max_in_flight: usize,
+    seed: u64,
+}
+
+/// Errors building the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("scenario {scenario}: {source}")]
+    Request {
+        scenario: String,
+        source: crate::client::ClientError,
+    },
+}
+
+/// Inputs of [`Engine::build`].
+pub struct EngineParts {
+    pub client: reqwest::Client,
+    pub settings: ClientSettings,
+    pub target: url::Url,
+    pub api_key: Option<String>,
+    pub scenarios: Vec<Scenario>,
+    pub plan: Plan,
+    pub duration: Option<Duration>,
+    pub max_in_flight: usize,
+    pub seed: u64,
+    /// Wrap each request in a root tracing span (for OTLP export).
+    pub trace_requests: bool,
+    pub metrics: Arc<Metrics>,
+    pub stats: Arc<Stats>,
+    pub signals: Arc<LoadSignals>,
+}
+
+impl Engine {
+    /// Prepares every scenario's request spec, body template and metric handles.
+    pub fn build(p: EngineParts) -> Result<Engine, EngineError> {
+        let mut scenarios = Vec::with_capacity(p.scenarios.len());
+        for s in p.scenarios {
+            let url = join_path(&p.target, &s.path);
+            let spec = RequestSpec::new(s.api, url, p.api_key.as_deref(), &s.headers, s.stream)
+                .map_err(|source| EngineError::Request {
+                    scenario: s.name.clone(),
+                    source,
+                })?;
+            scenarios.push(ScenarioRuntime {
+                spec,
+                template: BodyTemplate::new(&s),
+                metrics: p.metrics.scenario(&s.name),
+                scenario: s,
+            });
+        }
+        let picker = Picker::new(scenarios.iter().map(|s| s.scenario.weight));
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                client: p.client,
+                settings: p.settings,
+                scenarios,
+                picker,
+                metrics: p.metrics,
+                stats: p.stats,
+                signals: p.signals,
+                state: Arc::new(EngineState::new()),
+                trace_requests: p.trace_requests,
+            }),
+            plan: p.plan,
+            duration: p.duration,
+            max_in_flight: p.max_in_flight.max(1),
+            seed: p.seed,
+        })
+    }
+
+    /// The engine's live state.
+    pub fn state(&self) -> Arc<EngineState> {
+        self.shared.state.clone()
+    }
+
+    /// Scenario names and their metric handles, for status and summaries.
+    pub fn scenario_metrics(&self) -> Vec<(String, ScenarioMetrics)> {
+        self.shared
+            .scenarios
+            .iter()
+            .map(|s| (s.scenario.name.clone(), s.metrics.clone()))
+            .collect()
+    }
+
+    /// Runs the plan until its duration ends or `stop` is cancelled, then waits for in-flight
+    /// requests up to `grace` and cancels the rest. Returns when every request task is done.
+    pub async fn run(self, stop: CancellationToken, grace: Duration) {
+        let tracker = TaskTracker::new();
+        let abort = CancellationToken::new();
+        let shared = self.shared.clone();
+        let start = Instant::now();
+        let gauges = tokio::spawn(plan_gauges(
+            self.plan.clone(),
+            start,
+            shared.clone(),
+            stop.clone(),
+        ));
+        match self.plan.clone() {
+            Plan::Open(plan) => {
+                let pacer = Pacer {
+                    shared: shared.clone(),
+                    plan,
+                    start,
+                    duration: self.duration,
+                    permits: Arc::new(Semaphore::new(self.max_in_flight)),
+                    tracker: tracker.clone(),
+                    abort: abort.clone(),
+                    seed: self.seed,
+                    handle: tokio::runtime::Handle::current(),
+                };
+                let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
+                let thread = std::thread::Builder::new()
+                    .name("soakd-pacer".into())
+                    .spawn(move || pacer.run(wake_rx));
+                let thread = match thread {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the pacer thread");
+                        stop.cancel();
+                        return;
+                    }
+                };
+                // The pacer ends on its own at the end of the duration; a stop wakes it early.
+                let done = tokio::task::spawn_blocking(move || thread.join());
+                tokio::pin!(done);
+                tokio::select! {
+                    _ = &mut done => {}
+                    _ = stop.cancelled() => {
+                        let _ = wake_tx.send(());
+                        let _ = done.await;
+                    }
+                }
+            }
+            Plan::Closed(plan) => {
+                let end = self.duration.map(|d| start + d);
+                let users_stop = stop.child_token();
+                for user in plan.user_ids(0, 1) {
+                    tracker.spawn(closed_user(
+                        shared.clone(),
+                        plan,
+                        user,
+                        start,
+                        self.seed ^ u64::from(user).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                        users_stop.clone(),
+                        abort.clone(),
+                    ));
+                }
+                match end {
+                    Some(end) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(end) => {}
+                            _ = stop.cancelled() => {}
+                        }
+                    }
+                    None => stop.cancelled().await,
+                }
+                users_stop.cancel();
+            }
+        }
+        stop.cancel();
+        shared.state.set_phase(RunPhase::Drain);
+        let _ = gauges.await;
+        shared.metrics.target_rate.set(0.0);
+        shared.metrics.burst_active.set(0);
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                in_flight = shared.metrics.in_flight_requests.get(),
+                grace = %humantime::format_duration(grace),
+                "grace period over; cancelling requests still in flight"
+            );
+            abort.cancel();
+            tracker.wait().await;
+        }
+        shared.state.set_phase(RunPhase::Done);
+    }
+}
+
+/// Keeps the target-rate and burst gauges, the burst signal and the run phase current.
+async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let t = start.elapsed();
+        let (rate, phase, burst) = match &plan {
+            Plan::Open(p) => {
+                let at = p.at(t);
+                (at.rate, at.phase, at.burst)
+            }
+            // The closed model asks for users, not a rate.
+            Plan::Closed(p) => (0.0, p.phase_at(t), false),
+        };
+        shared.metrics.target_rate.set(rate);
+        shared.metrics.burst_active.set(i64::from(burst));
+        shared.signals.burst_active.store(burst, Ordering::Relaxed);
+        shared.state.set_phase(RunPhase::from_plan(phase));
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    shared.signals.burst_active.store(false, Ordering::Relaxed);
+}
+
+struct Pacer {
+    shared: Arc<Shared>,
+    plan: OpenPlan,
+    start: Instant,
+    duration: Option<Duration>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    abort: CancellationToken,
+    seed: u64,
+    handle: tokio::runtime::Handle,
+}
+
+impl Pacer {
+    /// Walks the arrivals until the duration ends or `wake` says stop.
+    fn run(self, wake: std::sync::mpsc::Receiver<()>) {
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut arrivals = Arrivals::new(self.plan.clone(), self.seed);
+        let mut rng = SmallRng::seed_from_u64(self.seed.rotate_left(17) ^ 0x5eed);
+        let start = self.start.into_std();
+        loop {
+            let Some((offset, at)) = arrivals.next_offset() else {
+                // The plan sends nothing more; wait for the end or a stop.
+                match self.duration {
+                    Some(d) => {
+                        let _ = wake.recv_timeout(d.saturating_sub(start.elapsed()));
+                    }
+                    None => {
+                        let _ = wake.recv();
+                    }
+                }
+                return;
+            };
+            if self.duration.is_some_and(|d| offset >= d) {
+                return;
+            }
+            let intended = start + offset;
+            let now = std::time::Instant::now();
+            if intended > now {
+                match wake.recv_timeout(intended - now) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => {
+                        self.drop_backlog(&mut arrivals, &mut rng, offset);
+                        return;
+                    }
+                }
+            } else if wake.try_recv().is_ok() {
+                self.drop_backlog(&mut arrivals, &mut rng, offset);
+                return;
+            }
+            self.dispatch(&mut rng, Instant::from_std(intended), at.phase);
+        }
+    }
+
+    /// Counts arrivals that were due at the stop but never sent (`reason="shutdown"`).
+    fn drop_backlog(&self, arrivals: &mut Arrivals, rng: &mut SmallRng, first: Duration) {
+        let now = self.start.elapsed();
+        let mut offset = first;
+        while offset <= now {
+            let i = self.shared.picker.pick(rng);
+            self.shared.scenarios[i]
+                .metrics
+                .dropped(DropReason::Shutdown)
+                .inc();
+            match arrivals.next_offset() {
+                Some((o, _)) => offset = o,
+                None => break,
+            }
+        }
+    }
+
+    fn dispatch(&self, rng: &mut SmallRng, intended: Instant, phase: Phase) {
+        let shared = &self.shared;
+        let i = shared.picker.pick(rng);
+        let sc = &shared.scenarios[i];
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            sc.metrics.dropped(DropReason::InFlightCap).inc();
+            return;
+        };
+        let body = sc.template.body(rng);
+        let cancel = cancel_for(sc.scenario.cancel.as_ref(), rng);
+        let lag = Instant::now().saturating_duration_since(intended);
+        shared
+            .metrics
+            .schedule_lag_seconds
+            .observe(lag.as_secs_f64());
+        shared.stats.record(Series::ScheduleLag, lag);
+        shared.metrics.in_flight_requests.inc();
+        shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let shared = self.shared.clone();
+        let abort = self.abort.clone();
+        self.tracker.spawn_on(
+            async move {
+                let _permit = permit;
+                send(&shared, i, body, intended, phase, cancel, &abort).await;
+                shared.metrics.in_flight_requests.dec();
+            },
+            &self.handle,
+        );
+    }
+}
+
+/// Sends one request and accounts for it; an abort records it as cancelled.
+async fn send(
+    shared: &Shared,
+    i: usize,
+    body: bytes::Bytes,
+    intended: Instant,
+    phase: Phase,
+    cancel: Option<crate::client::CancelAt>,
+    abort: &CancellationToken,
+) {
+    let sc = &shared.scenarios[i];
+    let exchange = Exchange {
+        client: &shared.client,
+        spec: &sc.spec,
+        settings: &shared.settings,
+        metrics: &sc.metrics,
+        stats: &shared.stats,
+    };
+    let span = if shared.trace_requests {
+        tracing::info_span!(
+            parent: None,
+            "request",
+            scenario = %sc.scenario.name,
+            api = sc.scenario.api.as_str(),
+            phase = phase.as_str(),
+            outcome = tracing::field::Empty,
+        )
+    } else {
+        tracing::Span::none()
+    };
+    let exchange = tracing::Instrument::instrument(
+        exchange.execute(body, intended, phase, cancel),
+        span.clone(),
+    );
+    tokio::select! {
+        report = exchange => {
+            span.record("outcome", report.outcome.as_str());
+        }
+        _ = abort.cancelled() => {
+            // The exchange was dropped mid-way: its stream guard has closed the stream;
+            // account for the request here.
+            sc.metrics.request(phase, Outcome::Cancelled).inc();
+            sc.metrics.observe_duration(Outcome::Cancelled, intended.elapsed());
+            if sc.spec.stream {
+                sc.metrics.stream_finished(StreamResult::Cancelled).inc();
+            }
+        }
+    }
+    shared
+        .signals
+        .requests_finished
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+/// One closed-model user: request → think time, until stopped.
+async fn closed_user(
+    shared: Arc<Shared>,
+    plan: ClosedPlan,
+    user: u32,
+    start: Instant,
+    seed: u64,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let begin = start + plan.start_of(user);
+    tokio::select! {
+        _ = tokio::time::sleep_until(begin) => {}
+        _ = stop.cancelled() => return,
+    }
+    while !stop.is_cancelled() {
+        let i = shared.picker.pick(&mut rng);
+        let sc = &shared.scenarios[i];
+        let body = sc.template.body(&mut rng);
+        let cancel = cancel_for(sc.scenario.cancel.as_ref(), &mut rng);
+        let phase = plan.phase_at(start.elapsed());
+        let intended = Instant::now();
+        shared.metrics.in_flight_requests.inc();
+        shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
+        send(&shared, i, body, intended, phase, cancel, &abort).await;
+        shared.metrics.in_flight_requests.dec();
+        if !plan.think_time.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(plan.think_time) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Joins a scenario path to the target URL, keeping any path prefix of the target
+/// (`http://gw/openai` + `/v1/chat/completions` → `http://gw/openai/v1/chat/completions`).
+pub fn join_path(base: &url::Url, path: &str) -> url::Url {
+    let mut full = base.path().trim_end_matches('/').to_string();
+    full.push_str(path);
+    let mut u = base.clone();
+    u.set_path(&full);
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_path_keeps_the_target_prefix() {
+        let b = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            join_path(&b, "/v1/messages").as_str(),
+            "http://127.0.0.1:8080/v1/messages"
+        );
+        let b = url::Url::parse("https://gw.test/openai/").unwrap();
+        assert_eq!(
+            join_path(&b, "/v1/chat/completions").as_str(),
+            "https://gw.test/openai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn run_phase_round_trips() {
+        for p in [
+            RunPhase::Starting,
+            RunPhase::Ramp,
+            RunPhase::Steady,
+            RunPhase::Burst,
+            RunPhase::Drain,
+            RunPhase::Done,
+        ] {
+            assert_eq!(RunPhase::from_u8(p as u8), p);
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! What the run looks like now and at the end: `/status`, the progress line, the summary.
+//!
+//! Everything here is read from the metric handles, the HDR [`Stats`], the engine state and
+//! the monitor; nothing is recorded twice. A [`Snapshot`] is cheap to build (a few hundred
+//! counter reads and four histogram merges) and is built at most once a second by the progress
+//! ticker and on each `/status` request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::engine::EngineState;
+use crate::metrics::{DropReason, Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::monitor::{Monitor, MonitorReport};
+use crate::signals::LoadSignals;
+use crate::stats::{Percentiles, Series, Stats};
+use crate::verdict::{ThresholdResult, VerdictInputs};
+
+/// How far back the "achieved rate now" looks.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+const METER_SLOTS: usize = 64;
+
+/// Counts of one scenario.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScenarioCounts {
+    pub name: String,
+    pub requests: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub streams: BTreeMap<&'static str, u64>,
+    pub streams_active: i64,
+    pub chunks: u64,
+    pub output_tokens: u64,
+    pub response_bytes: u64,
+}
+
+/// Latency percentiles, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latencies {
+    pub duration: Percentiles,
+    pub ttft: Percentiles,
+    pub chunk_gap: Percentiles,
+    pub schedule_lag: Percentiles,
+}
+
+/// The state of the run at one instant: `/status` and the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub run_id: String,
+    pub shard: u32,
+    pub shards: u32,
+    pub target: String,
+    pub phase: &'static str,
+    pub elapsed_seconds: f64,
+    /// The rate the plan asks for now.
+    pub target_rate: f64,
+    /// Requests sent per second over the last 10 s.
+    pub achieved_rate: f64,
+    pub in_flight: i64,
+    pub streams_active: i64,
+    pub requests_sent: u64,
+    pub requests_finished: u64,
+    /// Finished requests by outcome, over all scenarios and phases.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub streams: BTreeMap<&'static str, u64>,
+    pub output_tokens: u64,
+    pub latency: Latencies,
+    pub scenarios: Vec<ScenarioCounts>,
+    pub monitor: Option<MonitorReport>,
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+impl Snapshot {
+    pub fn errors(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(k, _)| **k != Outcome::Ok.as_str() && **k != Outcome::Cancelled.as_str())
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    pub fn streams_total(&self) -> u64 {
+        self.streams.values().sum()
+    }
+
+    /// The inputs thresholds are judged on.
+    pub fn verdict_inputs(&self) -> VerdictInputs {
+        let p99 = |p: &Percentiles| (p.count > 0).then(|| Duration::from_secs_f64(p.p99));
+        VerdictInputs {
+            requests: self.requests_finished,
+            errors: self.errors(),
+            streams: self.streams_total(),
+            streams_truncated: self
+                .streams
+                .get(StreamResult::Truncated.as_str())
+                .copied()
+                .unwrap_or(0),
+            dropped: self.dropped_total(),
+            p99_ttft: p99(&self.latency.ttft),
+            p99_duration: p99(&self.latency.duration),
+            rss_growth_per_hour: self
+                .monitor
+                .as_ref()
+                .map(crate::monitor::MonitorReport::rss_growth_per_hour)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Sent-request counts sampled once a second, for the recent achieved rate.
+#[derive(Debug)]
+struct RateMeter {
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl RateMeter {
+    fn new() -> Self {
+        RateMeter {
+            samples: std::collections::VecDeque::with_capacity(METER_SLOTS),
+        }
+    }
+
+    fn sample(&mut self, now: Instant, sent: u64) {
+        if self.samples.len() == METER_SLOTS {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((now, sent));
+    }
+
+    /// Rate over the newest samples spanning at most `RATE_WINDOW`.
+    fn rate(&self) -> f64 {
+        let Some(&(t1, n1)) = self.samples.back() else {
+            return 0.0;
+        };
+        let oldest = self
+            .samples
+            .iter()
+            .find(|(t, _)| t1.saturating_duration_since(*t) <= RATE_WINDOW)
+            .copied();
+        match oldest {
+            Some((t0, n0)) if t1 > t0 => (n1 - n0) as f64 / (t1 - t0).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+}
+
+/// Reads the run's state for status, progress and summary.
+pub struct RunView {
+    pub run_id: String,
+    pub shard: u32,
+    pub shards: u32,
+    pub target: String,
+    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
+    state: Arc<EngineState>,
+    signals: Arc<LoadSignals>,
+    scenarios: Vec<(String, ScenarioMetrics)>,
+    monitor: Option<Arc<Monitor>>,
+    meter: Mutex<RateMeter>,
+    thresholds: Mutex<Vec<ThresholdResult>>,
+}
+
+/// Inputs of [`RunView::new`].
+pub struct RunViewParts {
+    pub run_id: String,
+    pub shard: u32,
+    pub shards: u32,
+    pub target: String,
+    pub metrics: Arc<Metrics>,
+    pub stats: Arc<Stats>,
+    pub state: Arc<EngineState>,
+    pub signals: Arc<LoadSignals>,
+    pub scenarios: Vec<(String, ScenarioMetrics)>,
+    pub monitor: Option<Arc<Monitor>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RunView {
+    pub fn new(p: RunViewParts) -> Self {
+        RunView {
+            run_id: p.run_id,
+            shard: p.shard,
+            shards: p.shards,
+            target: p.target,
+            metrics: p.metrics,
+            stats: p.stats,
+            state: p.state,
+            signals: p.signals,
+            scenarios: p.scenarios,
+            monitor: p.monitor,
+            meter: Mutex::new(RateMeter::new()),
+            thresholds: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Takes one sample for the recent-rate meter; call about once a second.
+    pub fn tick(&self) {
+        lock(&self.meter).sample(Instant::now(), self.signals.requests_sent());
+    }
+
+    /// Keeps the latest threshold results for status and summary.
+    pub fn set_thresholds(&self, results: Vec<ThresholdResult>) {
+        *lock(&self.thresholds) = results;
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let mut outcomes: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut dropped: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut streams: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut output_tokens = 0;
+        let mut streams_active = 0;
+        let scenarios = self
+            .scenarios
+            .iter()
+            .map(|(name, m)| {
+                let mut c = ScenarioCounts {
+                    name: name.clone(),
+                    streams_active: m.streams_active.get(),
+                    chunks: m.chunks.get(),
+                    output_tokens: m.output_tokens.get(),
+                    response_bytes: m.response_bytes.get(),
+                    ..ScenarioCounts::default()
+                };
+                for &o in Outcome::ALL {
+                    let n: u64 = Phase::ALL.iter().map(|&p| m.request(p, o).get()).sum();
+                    if n > 0 {
+                        c.requests.insert(o.as_str(), n);
+                        *outcomes.entry(o.as_str()).or_default() += n;
+                    }
+                }
+                for &r in DropReason::ALL {
+                    let n = m.dropped(r).get();
+                    if n > 0 {
+                        c.dropped.insert(r.as_str(), n);
+                        *dropped.entry(r.as_str()).or_default() += n;
+                    }
+                }
+                for &r in StreamResult::ALL {
+                    let n = m.stream_finished(r).get();
+                    if n > 0 {
+                        c.streams.insert(r.as_str(), n);
+                        *streams.entry(r.as_str()).or_default() += n;
+                    }
+                }
+                output_tokens += c.output_tokens;
+                streams_active += c.streams_active;
+                c
+            })
+            .collect();
+        Snapshot {
+            run_id: self.run_id.clone(),
+            shard: self.shard,
+            shards: self.shards,
+            target: self.target.clone(),
+            phase: self.state.phase().as_str(),
+            elapsed_seconds: self.state.elapsed().as_secs_f64(),
+            target_rate: self.metrics.target_rate.get(),
+            achieved_rate: lock(&self.meter).rate(),
+            in_flight: self.metrics.in_flight_requests.get(),
+            streams_active,
+            requests_sent: self.signals.requests_sent(),
+            requests_finished: outcomes.values().sum(),
+            outcomes,
+            dropped,
+            streams,
+            output_tokens,
+            latency: Latencies {
+                duration: self.stats.percentiles(Series::Duration),
+                ttft: self.stats.percentiles(Series::Ttft),
+                chunk_gap: self.stats.percentiles(Series::ChunkGap),
+                schedule_lag: self.stats.percentiles(Series::ScheduleLag),
+            },
+            scenarios,
+            monitor: self.monitor.as_ref().map(|m| m.snapshot()),
+            thresholds: lock(&self.thresholds).clone(),
+        }
+    }
+
+    /// The one-line progress log.
+    pub fn progress_line(&self, s: &Snapshot) -> String {
+        let mut line = format!(
+            "{} {} rate {:.1}/{:.1} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
+            fmt_elapsed(s.elapsed_seconds),
+            s.phase,
+            s.achieved_rate,
+            s.target_rate,
+            fmt_secs(s.latency.duration.p50),
+            fmt_secs(s.latency.duration.p99),
+            fmt_secs(s.latency.ttft.p50),
+            fmt_secs(s.latency.ttft.p99),
+            s.streams_active,
+            s.in_flight,
+            s.errors(),
+            s.dropped_total(),
+        );
+        if let Some(m) = &self.monitor {
+            let frag = m.progress_fragment();
+            if !frag.is_empty() {
+                line.push_str(" | ");
+                line.push_str(&frag);
+            }
+        }
+        line
+    }
+}
+
+/// "1h02m03s"-style elapsed time.
+pub fn fmt_elapsed(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+/// A latency in the unit that reads best.
+pub fn fmt_secs(s: f64) -> String {
+    if s == 0.0 {
+        "-".into()
+    } else if s < 0.001 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1}ms", s * 1e3)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+/// The end-of-run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Seconds during which the plan was sending.
+    pub sending_seconds: f64,
+    /// Requests the plan scheduled (sent + dropped), per second of sending.
+    pub target_rate_avg: f64,
+    /// Requests sent per second of sending.
+    pub achieved_rate_avg: f64,
+    pub verdict: &'static str,
+    pub exit_code: i32,
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+}
+
+impl Summary {
+    pub fn new(
+        snapshot: Snapshot,
+        sending: Duration,
+        verdict: &'static str,
+        exit_code: i32,
+    ) -> Self {
+        let secs = sending.as_secs_f64().max(1e-9);
+        let scheduled = snapshot.requests_sent + snapshot.dropped_total();
+        Summary {
+            sending_seconds: sending.as_secs_f64(),
+            target_rate_avg: scheduled as f64 / secs,
+            achieved_rate_avg: snapshot.requests_sent as f64 / secs,
+            verdict,
+            exit_code,
+            snapshot,
+        }
+    }
+
+    /// The human-readable summary printed at exit.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let s = &self.snapshot;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "soakd summary — run {} (shard {}/{}) against {}",
+            s.run_id, s.shard, s.shards, s.target
+        );
+        let _ = writeln!(
+            out,
+            "  sent {} requests in {} — target {:.2} rps, achieved {:.2} rps",
+            s.requests_sent,
+            fmt_elapsed(self.sending_seconds),
+            self.target_rate_avg,
+            self.achieved_rate_avg
+        );
+        let join = |m: &BTreeMap<&'static str, u64>| {
+            if m.is_empty() {
+                "none".to_string()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        let _ = writeln!(out, "  outcomes: {}", join(&s.outcomes));
+        let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
+        let _ = writeln!(out, "  streams:  {}", join(&s.streams));
+        let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        let row = |name: &str, p: &Percentiles| {
+            format!(
+                "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
+                p.count,
+                fmt_secs(p.p50),
+                fmt_secs(p.p90),
+                fmt_secs(p.p99),
+                fmt_secs(p.p999),
+                fmt_secs(p.max)
+            )
+        };
+        out.push_str(&row("latency", &s.latency.duration));
+        out.push_str(&row("ttft", &s.latency.ttft));
+        out.push_str(&row("chunk gap", &s.latency.chunk_gap));
+        out.push_str(&row("schedule lag", &s.latency.schedule_lag));
+        if let Some(m) = &s.monitor {
+            out.push_str(&m.to_text());
+        }
+        for t in &s.thresholds {
+            let _ = writeln!(
+                out,
+                "  threshold {:<16} {}  {}",
+                t.name,
+                if t.passed { "PASS" } else { "FAIL" },
+                t.message
+            );
+        }
+        let _ = writeln!(out, "  verdict: {} (exit {})", self.verdict, self.exit_code);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_meter_uses_the_last_ten_seconds() {
+        let mut m = RateMeter::new();
+        let t0 = Instant::now();
+        assert_eq!(m.rate(), 0.0);
+        for i in 0..30u64 {
+            // 10 rps for 20 s, then 50 rps.
+            let sent = if i <= 20 { i * 10 } else { 200 + (i - 20) * 50 };
+            m.sample(t0 + Duration::from_secs(i), sent);
+        }
+        // Window 19 s..29 s: 1 s at 10 rps and 9 s at 50 rps.
+        assert!((m.rate() - 46.0).abs() < 1e-9, "{}", m.rate());
+        for i in 30..200u64 {
+            m.sample(t0 + Duration::from_secs(i), 700);
+        }
+        assert_eq!(m.samples.len(), METER_SLOTS, "bounded");
+        assert_eq!(m.rate(), 0.0);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_elapsed(3723.0), "1h02m03s");
+        assert_eq!(fmt_elapsed(65.0), "1m05s");
+        assert_eq!(fmt_secs(0.0), "-");
+        assert_eq!(fmt_secs(0.000_25), "250µs");
+        assert_eq!(fmt_secs(0.0421), "42.1ms");
+        assert_eq!(fmt_secs(2.5), "2.50s");
+    }
+
+    #[test]
+    fn summary_rates_count_drops_as_scheduled() {
+        let snap = Snapshot {
+            run_id: "r".into(),
+            shard: 0,
+            shards: 1,
+            target: "t".into(),
+            phase: "done",
+            elapsed_seconds: 10.0,
+            target_rate: 0.0,
+            achieved_rate: 0.0,
+            in_flight: 0,
+            streams_active: 0,
+            requests_sent: 90,
+            requests_finished: 90,
+            outcomes: [("ok", 80), ("http_5xx", 5), ("cancelled", 5)].into(),
+            dropped: [("in_flight_cap", 10)].into(),
+            streams: BTreeMap::new(),
+            output_tokens: 0,
+            latency: Latencies::default(),
+            scenarios: vec![],
+            monitor: None,
+            thresholds: vec![],
+        };
+        assert_eq!(snap.errors(), 5, "cancelled is not an error");
+        let s = Summary::new(snap, Duration::from_secs(10), "pass", 0);
+        assert_eq!(s.target_rate_avg, 10.0);
+        assert_eq!(s.achieved_rate_avg, 9.0);
+        let text = s.to_text();
+        assert!(
+            text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Logs and traces.
+//!
+//! Logs go to stderr through `tracing-subscriber`, as text or JSON, filtered by `log.level`
+//! (or `RUST_LOG` when set). When `[otlp] endpoint` is configured, spans are also exported over
+//! OTLP/gRPC (tonic) through `tracing-opentelemetry`: one root span per run phase, and a root
+//! span per request for a sampled fraction (`otlp.sample_ratio`) of requests. Export is off
+//! otherwise, and [`Telemetry::shutdown`] flushes what is buffered before the process exits.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, LogSettings, OtlpSettings};
+
+/// Errors setting up logs and traces.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("log filter {0:?}: {1}")]
+    Filter(String, String),
+    #[error("OTLP exporter for {endpoint}: {reason}")]
+    Otlp { endpoint: String, reason: String },
+    #[error("a global tracing subscriber is already installed")]
+    AlreadyInstalled,
+}
+
+/// Handle that flushes trace export at exit.
+#[must_use = "call shutdown() at exit to flush spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// True when spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops trace export.
+    pub fn shutdown(self) {
+        if let Some(p) = self.provider {
+            if let Err(e) = p.shutdown() {
+                tracing::warn!(error = %e, "flushing OTLP spans failed");
+            }
+        }
+    }
+}
+
+fn filter(level: &str) -> Result<EnvFilter, TelemetryError> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| TelemetryError::Filter(v, e.to_string()))
+        }
+        _ => EnvFilter::try_new(level)
+            .map_err(|e| TelemetryError::Filter(level.to_string(), e.to_string())),
+    }
+}
+
+/// Installs the global subscriber. Must run inside the tokio runtime when OTLP is on (the
+/// gRPC channel lives on it).
+pub fn init(log: &LogSettings, otlp: Option<&OtlpSettings>) -> Result<Telemetry, TelemetryError> {
+    let fmt = match log.format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    }
+    .with_filter(filter(&log.level)?);
+
+    let (provider, otel) = match otlp {
+        None => (None, None),
+        Some(o) => {
+            let err = |reason: String| TelemetryError::Otlp {
+                endpoint: o.endpoint.to_string(),
+                reason,
+            };
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(o.endpoint.as_str())
+                .build()
+                .map_err(|e| err(e.to_string()))?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(o.service_name.clone())
+                .build();
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                    o.sample_ratio,
+                ))))
+                .with_resource(resource)
+                .build();
+            let tracer = provider.tracer("soakd");
+            // Spans only: log events stay in the log.
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span()));
+            (Some(provider), Some(layer))
+        }
+    };
+
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    Ok(Telemetry { provider })
+}
