@@ -233,6 +233,9 @@ impl App {
             mock,
         } = self;
         let side_stop = CancellationToken::new();
+        if let Ok(addr) = admin.local_addr() {
+            tracing::info!(%addr, "admin server listening on http://{addr}");
+        }
         let side = spawn_side_thread(SideParts {
             admin,
             view: view.clone(),
@@ -249,7 +252,6 @@ impl App {
             shards = config.run.shards.get(),
             target = %view.target,
             duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
-            admin = %config.admin_listen,
             "soak started"
         );
         let started = tokio::time::Instant::now();

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every check and test of soakd, installing what the tests need when it is missing:
+#   Debian: prometheus (promtool), prometheus-alertmanager (amtool); kubectl must be present
+#   PyPI:   kubernetes-validate
+# Usage: scripts/test.sh            (from anywhere in the repository)
+# Everything the tests start listens on 127.0.0.1 only and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found; install Debian packages $* by hand"
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq || die "apt-get update failed"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}
+
+need_cmd() { # need_cmd COMMAND DEBIAN-PACKAGE
+  if ! command -v "$1" >/dev/null; then
+    log "installing $2 (for $1)"
+    apt_install "$2"
+  fi
+  command -v "$1" >/dev/null || die "$1 still not found after installing $2"
+}
+
+need_cmd promtool prometheus
+need_cmd prometheus prometheus
+need_cmd amtool prometheus-alertmanager
+need_cmd prometheus-alertmanager prometheus-alertmanager
+need_cmd kubectl kubectl
+need_cmd python3 python3
+# The packages' services must not hold the ports or data the tests use.
+pkill -x prometheus 2>/dev/null || true
+pkill -x prometheus-alertmanager 2>/dev/null || true
+if ! command -v kubernetes-validate >/dev/null; then
+  log "installing kubernetes-validate (pip)"
+  python3 -m pip install -q kubernetes-validate || die "pip install kubernetes-validate failed"
+fi
+command -v kubernetes-validate >/dev/null || die "kubernetes-validate not on PATH after pip install"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --all-targets --locked -- --test-threads="${SOAKD_TEST_THREADS:-2}"

@@ -1,0 +1,353 @@
+//! Helpers for integration tests that run the real `soakd` binary and its mock over loopback.
+//!
+//! Every process started here is killed when its handle drops, every wait has a deadline, and
+//! every address is 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn soakd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_soakd")
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "soakd-it-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process whose stdout and stderr lines are collected by reader threads.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+    name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let (tx, rx) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().unwrap(), stdout.clone(), tx.clone());
+        collect(child.stderr.take().unwrap(), stderr.clone(), tx);
+        Proc {
+            child,
+            stdout,
+            stderr,
+            lines: rx,
+            name: name.to_string(),
+        }
+    }
+
+    /// Waits for an output line containing `needle` and returns it.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{}: no line containing {needle:?} within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.name,
+                    self.stdout.lock().unwrap().join("\n"),
+                    self.stderr.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we own.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits for exit, panicking after `timeout` (the child is then killed by drop).
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {timeout:?}\nstderr:\n{}",
+                    self.name,
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(
+    pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+    tx: mpsc::Sender<String>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+}
+
+/// The embedded mock as a separate process on a free loopback port.
+pub struct Mock {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Mock {
+    pub fn start(args: &[&str]) -> Mock {
+        let mut cmd = Command::new(soakd_bin());
+        cmd.arg("mock").arg("--listen").arg("127.0.0.1:0").args(args);
+        cmd.env("RUST_LOG", "warn");
+        let mut proc = Proc::spawn("soakd mock", cmd);
+        let line = proc.wait_line("listening on http://", Duration::from_secs(20));
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Mock { proc, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// `soakd run` with a config file written from `toml`.
+pub struct Run {
+    pub proc: Proc,
+    pub dir: TempDir,
+    pub summary_path: PathBuf,
+}
+
+impl Run {
+    /// Starts `soakd run --config <toml>` with the admin server on a free port and a summary
+    /// file; `extra` are more command-line arguments.
+    pub fn start(toml: &str, extra: &[&str]) -> Run {
+        Self::start_env(toml, extra, &[])
+    }
+
+    pub fn start_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let dir = TempDir::new("run");
+        let summary_path = dir.path().join("summary.json");
+        let text = format!(
+            "{toml}\n",
+        );
+        let config = dir.write("soakd.toml", &text);
+        let mut cmd = Command::new(soakd_bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .env("SOAKD__RUN__SUMMARY_JSON", &summary_path)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run {
+            proc: Proc::spawn("soakd run", cmd),
+            dir,
+            summary_path,
+        }
+    }
+
+    /// Waits for the admin server and returns its address.
+    pub fn admin_addr(&mut self) -> SocketAddr {
+        let line = self
+            .proc
+            .wait_line("admin server listening on http://", Duration::from_secs(30));
+        let tail = line.rsplit("http://").next().unwrap();
+        let addr: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        addr.parse().unwrap()
+    }
+
+    /// Waits for exit and reads the JSON summary.
+    pub fn finish(&mut self, timeout: Duration) -> (ExitStatus, serde_json::Value) {
+        let st = self.proc.wait(timeout);
+        let text = std::fs::read_to_string(&self.summary_path).unwrap_or_else(|e| {
+            panic!(
+                "no summary at {} ({e}); exit {st:?}\nstderr:\n{}",
+                self.summary_path.display(),
+                self.proc.stderr_text()
+            )
+        });
+        (st, serde_json::from_str(&text).unwrap())
+    }
+}
+
+/// A plain HTTP/1.1 GET over loopback; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (status, body)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Polls `GET path` until it answers 200 or the timeout passes.
+pub fn wait_http_ok(addr: SocketAddr, path: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok((200, body)) = std::panic::catch_unwind(|| http_get(addr, path)) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} on {addr} not ready in {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sum of the samples of `name` whose labels contain every `k="v"` in `labels`.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, lbls) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let ok = labels
+                .iter()
+                .all(|(k, v)| lbls.split(',').any(|p| p == format!("{k}=\"{v}\"")));
+            ok.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// `summary[path…]` as u64, 0 when absent.
+pub fn count(v: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(n) => cur = n,
+            None => return 0,
+        }
+    }
+    cur.as_u64().unwrap_or(0)
+}
+
+/// `summary[path…]` as f64.
+pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = cur
+            .get(p)
+            .unwrap_or_else(|| panic!("no {path:?} in summary: {v}"));
+    }
+    cur.as_f64().unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
+}
