@@ -22,18 +22,19 @@ use crate::monitor::Monitor;
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
-use crate::verdict::Thresholds;
+use crate::verdict::{ExitVerdict, Thresholds};
 
 /// Exit codes of `soakd run`.
 pub mod exit {
+    use crate::verdict::exit_code;
     /// Clean run, every threshold passed.
-    pub const PASS: i32 = 0;
+    pub const PASS: i32 = exit_code::PASS as i32;
     /// A threshold failed.
-    pub const THRESHOLD_FAILED: i32 = 1;
+    pub const THRESHOLD_FAILED: i32 = exit_code::THRESHOLD_FAILED as i32;
     /// soakd could not do its job (port in use, mock failed to start, …).
-    pub const RUNTIME: i32 = 2;
+    pub const RUNTIME: i32 = exit_code::RUNTIME_FAILURE as i32;
     /// The configuration is invalid (EX_CONFIG).
-    pub const CONFIG: i32 = 78;
+    pub const CONFIG: i32 = exit_code::BAD_CONFIG as i32;
     /// A second signal: quit at once.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -287,12 +288,11 @@ impl App {
                 .with_label_values(&[r.name])
                 .set(i64::from(r.passed));
         }
-        let failed = results.iter().any(|r| !r.passed);
+        let verdict = ExitVerdict::from_results(&results);
         snapshot.thresholds = results;
-        let (verdict, code) = if failed {
-            ("fail", exit::THRESHOLD_FAILED)
-        } else {
-            ("pass", exit::PASS)
+        let (verdict, code) = match verdict {
+            ExitVerdict::Fail => ("fail", exit::THRESHOLD_FAILED),
+            ExitVerdict::Pass => ("pass", exit::PASS),
         };
         let summary = Summary::new(snapshot, sending_end, verdict, code);
         side_stop.cancel();
@@ -401,7 +401,7 @@ async fn side(p: SideParts) {
                     .with_label_values(&[r.name])
                     .set(i64::from(r.passed));
             }
-            if p.thresholds.abort_on_fail() && !aborted {
+            if p.thresholds.abort_on_fail && !aborted {
                 if let Some(r) = results.iter().find(|r| !r.passed) {
                     tracing::error!(
                         threshold = r.name,

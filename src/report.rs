@@ -433,9 +433,9 @@ impl Summary {
         for t in &s.thresholds {
             let _ = writeln!(
                 out,
-                "  threshold {:<16} {}  {}",
+                "  threshold {:<16} {:<7}  {}",
                 t.name,
-                if t.passed { "PASS" } else { "FAIL" },
+                format!("{:?}", t.status).to_uppercase(),
                 t.message
             );
         }
