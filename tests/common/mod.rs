@@ -202,10 +202,7 @@ impl Run {
     pub fn start_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let dir = TempDir::new("run");
         let summary_path = dir.path().join("summary.json");
-        let text = format!(
-            "{toml}\n",
-        );
-        let config = dir.write("soakd.toml", &text);
+        let config = dir.write("soakd.toml", toml);
         let mut cmd = Command::new(soakd_bin());
         cmd.arg("run")
             .arg("--config")
