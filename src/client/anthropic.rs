@@ -15,14 +15,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::Step;
+use super::stream::{Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    delta: Option<Delta<'a>>,
+    #[serde(default)]
+    delta: Option<Delta>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -30,13 +30,13 @@ struct Event<'a> {
 }
 
 #[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    partial_json: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    thinking: Option<Cow<'a, str>>,
+struct Delta {
+    #[serde(default)]
+    text: Option<TextLen>,
+    #[serde(default)]
+    partial_json: Option<TextLen>,
+    #[serde(default)]
+    thinking: Option<TextLen>,
 }
 
 #[derive(Deserialize)]
@@ -60,8 +60,8 @@ struct Body<'a> {
     usage: Option<Usage>,
 }
 
-fn len(s: &Option<Cow<'_, str>>) -> usize {
-    s.as_deref().map_or(0, str::len)
+fn len(s: Option<TextLen>) -> usize {
+    s.map_or(0, |t| t.0)
 }
 
 /// Parser state of one Anthropic stream.
@@ -89,9 +89,10 @@ impl AnthropicStream {
         let kind = e.kind.as_deref().unwrap_or(ev.event);
         match kind {
             "content_block_delta" => {
-                let bytes = e.delta.as_ref().map_or(0, |d| {
-                    len(&d.text) + len(&d.partial_json) + len(&d.thinking)
-                });
+                let bytes = e
+                    .delta
+                    .as_ref()
+                    .map_or(0, |d| len(d.text) + len(d.partial_json) + len(d.thinking));
                 if bytes > 0 {
                     Step::Content { bytes }
                 } else {

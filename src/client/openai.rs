@@ -9,19 +9,20 @@
 //!   drops the end of a stream may still have forwarded it.
 //! - Errors: a chunk with a top-level `error` (or an `event: error`) after HTTP 200.
 //! - Usage: `usage.completion_tokens` of any chunk (normally the last one, with `choices: []`).
-
-use std::borrow::Cow;
+//!
+//! Chunks are read into small structs that keep only string lengths ([`TextLen`]) and sum
+//! arrays in place ([`SumLen`]), so a chunk is parsed without any allocation.
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::Step;
+use super::stream::{HasLen, Step, SumLen, TextLen};
 
 #[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow, default)]
-    choices: Option<Vec<Choice<'a>>>,
+struct Chunk {
+    #[serde(default)]
+    choices: Option<SumLen<Choice>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -29,33 +30,50 @@ struct Chunk<'a> {
 }
 
 #[derive(Deserialize)]
-struct Choice<'a> {
-    #[serde(borrow, default)]
-    delta: Option<Delta<'a>>,
+struct Choice {
+    #[serde(default)]
+    delta: Option<Delta>,
+}
+
+impl HasLen for Choice {
+    fn len(&self) -> usize {
+        self.delta.as_ref().map_or(0, |d| {
+            len(d.content)
+                + len(d.reasoning_content)
+                + len(d.reasoning)
+                + d.tool_calls.as_ref().map_or(0, |t| t.0)
+        })
+    }
 }
 
 #[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolCall<'a>>>,
+struct Delta {
+    #[serde(default)]
+    content: Option<TextLen>,
+    #[serde(default)]
+    reasoning_content: Option<TextLen>,
+    #[serde(default)]
+    reasoning: Option<TextLen>,
+    #[serde(default)]
+    tool_calls: Option<SumLen<ToolCall>>,
 }
 
 #[derive(Deserialize)]
-struct ToolCall<'a> {
-    #[serde(borrow, default)]
-    function: Option<Function<'a>>,
+struct ToolCall {
+    #[serde(default)]
+    function: Option<Function>,
+}
+
+impl HasLen for ToolCall {
+    fn len(&self) -> usize {
+        self.function.as_ref().map_or(0, |f| len(f.arguments))
+    }
 }
 
 #[derive(Deserialize)]
-struct Function<'a> {
-    #[serde(borrow, default)]
-    arguments: Option<Cow<'a, str>>,
+struct Function {
+    #[serde(default)]
+    arguments: Option<TextLen>,
 }
 
 #[derive(Deserialize)]
@@ -73,8 +91,8 @@ struct Body {
     error: Option<IgnoredAny>,
 }
 
-fn len(s: &Option<Cow<'_, str>>) -> usize {
-    s.as_deref().map_or(0, str::len)
+fn len(s: Option<TextLen>) -> usize {
+    s.map_or(0, |t| t.0)
 }
 
 /// Parser state of one OpenAI stream.
@@ -101,7 +119,7 @@ impl OpenAiStream {
         if data.is_empty() {
             return Step::Ignore;
         }
-        let chunk: Chunk<'_> = match serde_json::from_str(data) {
+        let chunk: Chunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(_) => return Step::Protocol("invalid JSON in an OpenAI stream chunk"),
         };
@@ -111,15 +129,7 @@ impl OpenAiStream {
         if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
             self.tokens = Some(n);
         }
-        let mut bytes = 0;
-        for choice in chunk.choices.iter().flatten() {
-            if let Some(d) = &choice.delta {
-                bytes += len(&d.content) + len(&d.reasoning_content) + len(&d.reasoning);
-                for call in d.tool_calls.iter().flatten() {
-                    bytes += call.function.as_ref().map_or(0, |f| len(&f.arguments));
-                }
-            }
-        }
+        let bytes = chunk.choices.map_or(0, |c| c.0);
         if bytes > 0 {
             Step::Content { bytes }
         } else {

@@ -72,6 +72,59 @@ impl StreamParser {
     }
 }
 
+/// The length of a JSON string, read without allocating (escaped strings are decoded into
+/// serde_json's scratch buffer, never into a `String`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TextLen(pub usize);
+
+impl<'de> serde::Deserialize<'de> for TextLen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TextLen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TextLen, E> {
+                Ok(TextLen(v.len()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The lengths of a JSON array's elements, summed without collecting them into a `Vec`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SumLen<T>(pub usize, std::marker::PhantomData<T>);
+
+/// An element of a [`SumLen`] array.
+pub(crate) trait HasLen {
+    fn len(&self) -> usize;
+}
+
+impl<'de, T: serde::Deserialize<'de> + HasLen> serde::Deserialize<'de> for SumLen<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de> + HasLen> serde::de::Visitor<'de> for V<T> {
+            type Value = SumLen<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut n = 0;
+                while let Some(e) = seq.next_element::<T>()? {
+                    n += e.len();
+                }
+                Ok(SumLen(n, std::marker::PhantomData))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
 /// Checks a whole non-stream 2xx body: valid JSON of the API's shape and not an error object.
 /// Returns the output tokens from its usage when present.
 pub fn parse_body(api: ApiKind, body: &[u8]) -> Result<Option<u64>, &'static str> {
