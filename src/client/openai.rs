@@ -10,8 +10,8 @@
 //! - Errors: a chunk with a top-level `error` (or an `event: error`) after HTTP 200.
 //! - Usage: `usage.completion_tokens` of any chunk (normally the last one, with `choices: []`).
 //!
-//! Chunks are read into small structs that keep only string lengths ([`TextLen`]) and sum
-//! arrays in place ([`SumLen`]), so a chunk is parsed without any allocation.
+//! Chunks are read into small structs that keep only string lengths (`TextLen`) and sum
+//! arrays in place (`SumLen`), so a chunk is parsed without any allocation.
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
