@@ -174,11 +174,13 @@ impl Engine {
         let mut scenarios = Vec::with_capacity(p.scenarios.len());
         for s in p.scenarios {
             let url = join_path(&p.target, &s.path);
-            let spec = RequestSpec::new(s.api, url, p.api_key.as_deref(), &s.headers, s.stream)
+            let spec = RequestSpec::new(s.api, url, p.api_key.as_deref(), &s.headers)
                 .map_err(|source| EngineError::Request {
                     scenario: s.name.clone(),
                     source,
-                })?;
+                })?
+                .with_stream(s.stream)
+                .with_scenario(&s.name);
             scenarios.push(ScenarioRuntime {
                 spec,
                 template: BodyTemplate::new(&s),

@@ -1,109 +1,332 @@
-//! TEMPORARY stand-in (replaced by the client branch at merge).
+//! The streaming client: HTTP, SSE reading, OpenAI/Anthropic stream parsing, outcome
+//! classification, and every per-request traffic metric.
+//!
+//! Layers, from the bytes up:
+//! - [`sse`]: an incremental SSE reader fed with network chunks at any split, bounded memory.
+//! - [`openai`] / [`anthropic`] behind [`stream::StreamParser`]: what each event means
+//!   (content, terminator, error frame, usage).
+//! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
+//! - [`exchange`]: [`Exchange::execute`] sends one request, reads the response as it arrives
+//!   (a stream is never accumulated: its memory is the SSE reader's buffer), and records the
+//!   request's metrics in [`crate::metrics::ScenarioMetrics`] and [`crate::stats::Stats`].
+//!
+//! This module holds the shared types: [`ApiKind`], [`ClientSettings`] with
+//! [`build_http_client`], and [`RequestSpec`] (URL and headers built once per scenario).
+//!
+//! [`Outcome`]: crate::metrics::Outcome
+
+pub mod anthropic;
+pub mod classify;
+pub mod exchange;
+pub mod openai;
+pub mod sse;
+pub mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
 use std::time::Duration;
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+pub use classify::WarnLimiter;
+pub use exchange::{CancelAt, Exchange, RequestReport};
+
+/// The wire API a scenario speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiKind {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
     OpenAiChat,
+    /// Anthropic Messages (`/v1/messages`).
     AnthropicMessages,
 }
+
 impl ApiKind {
-    pub fn default_path(self) -> &'static str {
-        match self {
-            ApiKind::OpenAiChat => "/v1/chat/completions",
-            ApiKind::AnthropicMessages => "/v1/messages",
-        }
-    }
-    pub fn as_str(self) -> &'static str {
+    /// Every kind.
+    pub const ALL: [ApiKind; 2] = [ApiKind::OpenAiChat, ApiKind::AnthropicMessages];
+
+    /// The config spelling: `openai` or `anthropic`.
+    pub const fn as_str(self) -> &'static str {
         match self {
             ApiKind::OpenAiChat => "openai",
             ApiKind::AnthropicMessages => "anthropic",
         }
     }
+
+    /// The request path when a scenario does not set one.
+    pub const fn default_path(self) -> &'static str {
+        match self {
+            ApiKind::OpenAiChat => "/v1/chat/completions",
+            ApiKind::AnthropicMessages => "/v1/messages",
+        }
+    }
+
+    /// Parses the config spelling.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelAt {
-    AfterChunks(u32),
-    AfterTime(Duration),
+
+impl std::fmt::Display for ApiKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+
+/// Anthropic API version header value sent with every Anthropic request.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Which HTTP versions the client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HttpVersion {
+    /// HTTP/2 when TLS ALPN offers it, else HTTP/1.1.
+    #[default]
     Auto,
+    /// HTTP/1.1 only.
     Http1Only,
+    /// HTTP/2 without negotiation (h2c on `http://`).
     Http2PriorKnowledge,
 }
-#[derive(Debug, Clone, Default)]
+
+/// TLS options beyond the system roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
-    pub ca_file: Option<std::path::PathBuf>,
+    /// A PEM file of extra CA certificates (a private PKI), added to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate. For staging only; must be opted into explicitly.
     pub insecure_skip_verify: bool,
 }
-#[derive(Debug, Clone)]
+
+/// Everything that shapes the shared HTTP client and the per-request limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
+    /// TCP (+TLS) connect timeout.
     pub connect_timeout: Duration,
+    /// A non-stream request as a whole; for streams, the time to the response headers.
     pub request_timeout: Duration,
+    /// A stream as a whole, from the send to its last byte.
     pub stream_timeout: Duration,
+    /// Idle keep-alive connections kept per host.
     pub pool_max_idle_per_host: usize,
+    /// How long an idle connection is kept.
     pub pool_idle_timeout: Duration,
+    /// HTTP version policy.
     pub http: HttpVersion,
+    /// TLS roots and verification.
     pub tls: TlsSettings,
+    /// Largest non-stream response body accepted.
     pub max_response_bytes: usize,
+    /// Largest single SSE event (and line) accepted.
     pub max_event_bytes: usize,
+    /// The `User-Agent` header.
     pub user_agent: String,
 }
+
 impl Default for ClientSettings {
     fn default() -> Self {
         ClientSettings {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             stream_timeout: Duration::from_secs(600),
-            pool_max_idle_per_host: 256,
+            pool_max_idle_per_host: 1024,
             pool_idle_timeout: Duration::from_secs(90),
             http: HttpVersion::Auto,
             tls: TlsSettings::default(),
             max_response_bytes: 16 << 20,
-            max_event_bytes: 1 << 20,
-            user_agent: "soakd".into(),
+            max_event_bytes: sse::DEFAULT_MAX_EVENT_BYTES,
+            user_agent: concat!("soakd/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }
+
+/// Building the client or a request spec failed.
 #[derive(Debug, thiserror::Error)]
-#[error("client error")]
-pub struct ClientError;
-pub struct RequestSpec {
-    pub stream: bool,
+pub enum ClientError {
+    /// The CA file could not be read.
+    #[error("cannot read CA file {path}: {source}")]
+    CaFileRead {
+        /// The configured path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable PEM certificate.
+    #[error("invalid CA file {path}: {reason}")]
+    CaFileInvalid {
+        /// The configured path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+    /// A header name or value is not valid HTTP.
+    #[error("invalid header {name:?}: {reason}")]
+    Header {
+        /// The header name as configured.
+        name: String,
+        /// What is wrong with it (never the value: it may be a secret).
+        reason: &'static str,
+    },
 }
-impl RequestSpec {
-    pub fn new(
-        _api: ApiKind,
-        _url: url::Url,
-        _key: Option<&str>,
-        _h: &[(String, String)],
-        stream: bool,
-    ) -> Result<Self, ClientError> {
-        Ok(RequestSpec { stream })
+
+/// Builds the one shared HTTP client: rustls with the platform verifier (system roots), plus
+/// an optional CA file, keep-alive pool, `TCP_NODELAY`, no redirects (a soak must see a 3xx),
+/// no global timeouts (each request applies its own, see [`Exchange::execute`]).
+pub fn build_http_client(s: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(s.connect_timeout)
+        .pool_max_idle_per_host(s.pool_max_idle_per_host)
+        .pool_idle_timeout(s.pool_idle_timeout)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(s.user_agent.clone());
+    b = match s.http {
+        HttpVersion::Auto => b,
+        HttpVersion::Http1Only => b.http1_only(),
+        HttpVersion::Http2PriorKnowledge => b.http2_prior_knowledge(),
+    };
+    if let Some(path) = &s.tls.ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaFileRead {
+            path: path.clone(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ClientError::CaFileInvalid {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if certs.is_empty() {
+            return Err(ClientError::CaFileInvalid {
+                path: path.clone(),
+                reason: "no PEM certificate found".into(),
+            });
+        }
+        b = b.tls_certs_merge(certs);
     }
+    if s.tls.insecure_skip_verify {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(ClientError::Build)
 }
-pub struct Exchange<'a> {
-    pub client: &'a reqwest::Client,
-    pub spec: &'a RequestSpec,
-    pub settings: &'a ClientSettings,
-    pub metrics: &'a crate::metrics::ScenarioMetrics,
-    pub stats: &'a crate::stats::Stats,
+
+/// What a scenario sends: the URL and headers, built once and reused for every request.
+#[derive(Debug)]
+pub struct RequestSpec {
+    /// The wire API.
+    pub api: ApiKind,
+    /// The full target URL.
+    pub url: reqwest::Url,
+    /// Content type, auth (marked sensitive) and the scenario's extra headers.
+    pub headers: HeaderMap,
+    /// Whether the request body asks for a stream (`"stream": true`).
+    pub stream: bool,
+    /// The scenario name, for log fields only.
+    pub scenario: String,
+    /// Rate limit of this scenario's per-request warnings.
+    pub warn: WarnLimiter,
 }
-pub struct RequestReport {
-    pub outcome: crate::metrics::Outcome,
-}
-impl Exchange<'_> {
-    pub async fn execute(
-        &self,
-        _b: bytes::Bytes,
-        _i: tokio::time::Instant,
-        _p: crate::metrics::Phase,
-        _c: Option<CancelAt>,
-    ) -> RequestReport {
-        RequestReport {
-            outcome: crate::metrics::Outcome::Ok,
+
+impl Clone for RequestSpec {
+    /// Clones the request shape; the clone gets its own (fresh) warning limiter.
+    fn clone(&self) -> Self {
+        RequestSpec {
+            api: self.api,
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            stream: self.stream,
+            scenario: self.scenario.clone(),
+            warn: WarnLimiter::default(),
         }
     }
 }
-pub fn build_http_client(_s: &ClientSettings) -> Result<reqwest::Client, ClientError> {
-    Ok(reqwest::Client::new())
+
+impl RequestSpec {
+    /// Builds the headers: `content-type: application/json`; for OpenAI
+    /// `authorization: Bearer <key>`, for Anthropic `x-api-key` and `anthropic-version`;
+    /// then `extra` (which may override any of them). Secrets are marked sensitive so they are
+    /// never printed. Streams are on by default, see [`RequestSpec::with_stream`].
+    pub fn new(
+        api: ApiKind,
+        url: reqwest::Url,
+        api_key: Option<&str>,
+        extra: &[(String, String)],
+    ) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match api {
+            ApiKind::OpenAiChat => {
+                if let Some(key) = api_key {
+                    let v = secret_value("authorization", &format!("Bearer {key}"))?;
+                    headers.insert(AUTHORIZATION, v);
+                }
+            }
+            ApiKind::AnthropicMessages => {
+                if let Some(key) = api_key {
+                    headers.insert(
+                        HeaderName::from_static("x-api-key"),
+                        secret_value("x-api-key", key)?,
+                    );
+                }
+                headers.insert(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+            }
+        }
+        for (name, value) in extra {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| ClientError::Header {
+                name: name.clone(),
+                reason: "not a valid header name",
+            })?;
+            let mut v = HeaderValue::from_str(value).map_err(|_| ClientError::Header {
+                name: name.clone(),
+                reason: "value is not valid in a header",
+            })?;
+            if is_sensitive(&n) {
+                v.set_sensitive(true);
+            }
+            headers.insert(n, v);
+        }
+        Ok(RequestSpec {
+            api,
+            url,
+            headers,
+            stream: true,
+            scenario: String::new(),
+            warn: WarnLimiter::default(),
+        })
+    }
+
+    /// Sets whether requests stream.
+    pub fn with_stream(mut self, stream: bool) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// Sets the scenario name used in log fields.
+    pub fn with_scenario(mut self, name: impl Into<String>) -> Self {
+        self.scenario = name.into();
+        self
+    }
+}
+
+fn secret_value(name: &str, value: &str) -> Result<HeaderValue, ClientError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| ClientError::Header {
+        name: name.into(),
+        reason: "API key is not valid in a header",
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// Headers whose values are secrets: never logged.
+pub fn is_sensitive(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "x-api-key" | "api-key" | "cookie"
+    )
 }

@@ -1,0 +1,293 @@
+//! Anthropic Messages stream (`message_start` … `message_stop`).
+//!
+//! The event kind is taken from the JSON `type` field, falling back to the SSE `event:` name
+//! (proxies differ in which one they keep intact).
+//! - Content: a `content_block_delta` whose `text_delta.text`, `input_json_delta.partial_json`
+//!   or `thinking_delta.thinking` is non-empty (all generated output, see the OpenAI parser).
+//! - Completion: `message_stop`.
+//! - Errors: an `error` event.
+//! - Usage: `usage.output_tokens` of `message_start` and `message_delta`. It is cumulative, so
+//!   the last value is the total (never the sum).
+//! - `ping`, `content_block_start/stop` and unknown types are ignored.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::sse::SseEvent;
+use super::stream::{Step, TextLen};
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    message: Option<Message>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    text: Option<TextLen>,
+    #[serde(default)]
+    partial_json: Option<TextLen>,
+    #[serde(default)]
+    thinking: Option<TextLen>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+/// A whole (non-stream) response body.
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+fn len(s: Option<TextLen>) -> usize {
+    s.map_or(0, |t| t.0)
+}
+
+/// Parser state of one Anthropic stream.
+#[derive(Debug, Default)]
+pub struct AnthropicStream {
+    tokens: Option<u64>,
+    done: bool,
+}
+
+impl AnthropicStream {
+    /// Classifies one event.
+    pub fn on_event(&mut self, ev: SseEvent<'_>) -> Step {
+        if self.done {
+            return Step::Ignore;
+        }
+        match ev.event {
+            "error" => return Step::ErrorEvent,
+            "ping" => return Step::Ignore,
+            _ => {}
+        }
+        let e: Event<'_> = match serde_json::from_str(ev.data) {
+            Ok(e) => e,
+            Err(_) => return Step::Protocol("invalid JSON in an Anthropic stream event"),
+        };
+        let kind = e.kind.as_deref().unwrap_or(ev.event);
+        match kind {
+            "content_block_delta" => {
+                let bytes = e
+                    .delta
+                    .as_ref()
+                    .map_or(0, |d| len(d.text) + len(d.partial_json) + len(d.thinking));
+                if bytes > 0 {
+                    Step::Content { bytes }
+                } else {
+                    Step::Ignore
+                }
+            }
+            "message_start" => {
+                if let Some(n) = e
+                    .message
+                    .and_then(|m| m.usage)
+                    .and_then(|u| u.output_tokens)
+                {
+                    self.tokens = Some(n);
+                }
+                Step::Ignore
+            }
+            "message_delta" => {
+                if let Some(n) = e.usage.and_then(|u| u.output_tokens) {
+                    self.tokens = Some(n);
+                }
+                Step::Ignore
+            }
+            "message_stop" => {
+                self.done = true;
+                Step::Done
+            }
+            "error" => Step::ErrorEvent,
+            _ => Step::Ignore,
+        }
+    }
+
+    /// The last `usage.output_tokens` seen.
+    pub fn output_tokens(&self) -> Option<u64> {
+        self.tokens
+    }
+
+    /// Whether `message_stop` was seen.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// Checks a non-stream response body; returns its output tokens when present.
+pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
+    let b: Body<'_> = serde_json::from_slice(body)
+        .map_err(|_| "response body is not an Anthropic JSON object")?;
+    if b.kind.as_deref() == Some("error") {
+        return Err("error object in a 2xx response");
+    }
+    Ok(b.usage.and_then(|u| u.output_tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: &mut AnthropicStream, event: &str, data: &str) -> Step {
+        p.on_event(SseEvent { event, data })
+    }
+
+    const START: &str = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","stop_reason":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#;
+
+    #[test]
+    fn complete_stream_with_cumulative_tokens_and_ping() {
+        let mut p = AnthropicStream::default();
+        assert_eq!(feed(&mut p, "message_start", START), Step::Ignore);
+        assert_eq!(p.output_tokens(), Some(1));
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+            ),
+            Step::Ignore
+        );
+        assert_eq!(feed(&mut p, "ping", r#"{"type": "ping"}"#), Step::Ignore);
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#
+            ),
+            Step::Content { bytes: 5 }
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#
+            ),
+            Step::Ignore
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#
+            ),
+            Step::Ignore
+        );
+        let md = |n: u64| {
+            format!(
+                r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{n}}}}}"#
+            )
+        };
+        assert_eq!(feed(&mut p, "message_delta", &md(10)), Step::Ignore);
+        assert_eq!(feed(&mut p, "message_delta", &md(15)), Step::Ignore);
+        assert_eq!(p.output_tokens(), Some(15), "cumulative: last, not sum");
+        assert!(!p.is_done());
+        assert_eq!(
+            feed(&mut p, "message_stop", r#"{"type":"message_stop"}"#),
+            Step::Done
+        );
+        assert!(p.is_done());
+        assert_eq!(feed(&mut p, "", "garbage"), Step::Ignore);
+    }
+
+    #[test]
+    fn tool_use_and_thinking_deltas_are_content() {
+        let mut p = AnthropicStream::default();
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"loc"}}"#
+            ),
+            Step::Content { bytes: 5 }
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
+            ),
+            Step::Content { bytes: 3 }
+        );
+    }
+
+    #[test]
+    fn type_field_wins_and_event_name_is_a_fallback() {
+        let mut p = AnthropicStream::default();
+        // No `event:` line: the JSON type decides.
+        assert_eq!(
+            feed(
+                &mut p,
+                "",
+                r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#
+            ),
+            Step::Content { bytes: 1 }
+        );
+        // No type in JSON: the event name decides.
+        assert_eq!(feed(&mut p, "message_stop", "{}"), Step::Done);
+    }
+
+    #[test]
+    fn error_events() {
+        let mut p = AnthropicStream::default();
+        assert_eq!(
+            feed(
+                &mut p,
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            ),
+            Step::ErrorEvent
+        );
+        let mut p = AnthropicStream::default();
+        assert_eq!(
+            feed(
+                &mut p,
+                "",
+                r#"{"type":"error","error":{"type":"api_error"}}"#
+            ),
+            Step::ErrorEvent
+        );
+    }
+
+    #[test]
+    fn unknown_events_are_ignored_and_garbage_is_protocol() {
+        let mut p = AnthropicStream::default();
+        assert_eq!(
+            feed(&mut p, "brand_new", r#"{"type":"brand_new","x":1}"#),
+            Step::Ignore
+        );
+        assert!(matches!(
+            feed(&mut p, "content_block_delta", "{oops"),
+            Step::Protocol(_)
+        ));
+        assert!(matches!(feed(&mut p, "", "7"), Step::Protocol(_)));
+    }
+
+    #[test]
+    fn whole_body() {
+        let ok = br#"{"id":"m","type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":9}}"#;
+        assert_eq!(parse_body(ok), Ok(Some(9)));
+        assert!(parse_body(br#"{"type":"error","error":{"type":"x"}}"#).is_err());
+        assert!(parse_body(b"nope").is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! One request, start to finish, with its metrics.
+//!
+//! [`Exchange::execute`] sends the request and reads the response as it arrives:
+//! - Time budget: the response head must arrive within `request_timeout` of the send; a
+//!   non-stream body too; a stream must end within `stream_timeout` of the send. Timeouts are
+//!   `tokio::time` deadlines around each await, so they cost nothing per chunk.
+//! - Streams: each network chunk goes through the [`SseReader`] and the API's
+//!   [`StreamParser`]; the body is never accumulated. Arrival time is taken once per network
+//!   chunk, so TTFT and chunk gaps are when the bytes arrived.
+//! - Non-stream bodies are collected up to `max_response_bytes` and checked as JSON.
+//! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes
+//!   within [`DRAIN_TIME`]) after the metrics are recorded, so the connection can go back to
+//!   the pool; anything else (cancel, protocol error, timeout) drops the response, which
+//!   closes the connection.
+//!
+//! Metrics recorded per request: `requests_total{phase,outcome}`, the duration from the
+//! *intended* send time, and for streams TTFT (from the intended send), content chunk gaps,
+//! `streams_active` (a drop guard, so a cancelled future still decrements), `streams_finished`,
+//! chunks, response bytes, output tokens (usage when sent, else the content chunk count).
+//!
+//! `streams_active` / `streams_finished_total` count *opened* streams: a 2xx
+//! `text/event-stream` response head. A stream request that fails before that (status,
+//! connect error, head timeout) only shows in `requests_total`. A protocol error inside an
+//! opened stream finishes it as `truncated` (it did not reach its terminator).
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use prometheus::IntGauge;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+use super::classify::{classify_send_error, classify_status, is_event_stream, is_parse_error};
+use super::sse::{SseReader, Tail};
+use super::stream::{parse_body, Step, StreamParser};
+use super::{ClientSettings, RequestSpec};
+use crate::metrics::{Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::stats::{Series, Stats};
+
+/// Most bytes read from a response after its outcome is known, to reuse the connection.
+pub const DRAIN_CAP: usize = 64 * 1024;
+/// Longest time spent draining a response after its outcome is known.
+pub const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Client-side cancellation of a request, decided by the caller per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAt {
+    /// Drop the stream after this many content-bearing chunks (0: as soon as it opens).
+    /// Ignored for non-stream requests.
+    AfterChunks(u32),
+    /// Give up this long after the actual send, whatever has arrived by then.
+    AfterTime(Duration),
+}
+
+/// Everything one request needs, borrowed from the scenario and the run.
+pub struct Exchange<'a> {
+    /// The shared HTTP client.
+    pub client: &'a reqwest::Client,
+    /// The scenario's URL and headers.
+    pub spec: &'a RequestSpec,
+    /// Timeouts and limits.
+    pub settings: &'a ClientSettings,
+    /// The scenario's metric handles.
+    pub metrics: &'a ScenarioMetrics,
+    /// The run's percentile series.
+    pub stats: &'a Stats,
+}
+
+/// What happened to one request (everything is also already in the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestReport {
+    /// The classified outcome.
+    pub outcome: Outcome,
+    /// From the intended send time to the outcome.
+    pub duration: Duration,
+    /// From the intended send time to the first content chunk (streams only).
+    pub ttft: Option<Duration>,
+    /// Content-bearing chunks received.
+    pub chunks: u64,
+    /// Output tokens as recorded (usage when sent, else `chunks`).
+    pub output_tokens: u64,
+    /// Response body bytes received, drained bytes included.
+    pub bytes: u64,
+}
+
+/// Mutable per-request progress, filled while reading.
+#[derive(Default)]
+struct Progress {
+    ttft: Option<Duration>,
+    last_content: Option<Instant>,
+    chunks: u64,
+    bytes: u64,
+    tokens: Option<u64>,
+    stream_opened: bool,
+    status: Option<u16>,
+    detail: &'static str,
+}
+
+/// Decrements `streams_active` when the stream ends, however it ends.
+struct ActiveStream<'a>(&'a IntGauge);
+
+impl<'a> ActiveStream<'a> {
+    fn open(g: &'a IntGauge) -> Self {
+        g.inc();
+        ActiveStream(g)
+    }
+}
+
+impl Drop for ActiveStream<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn stream_result(o: Outcome) -> StreamResult {
+    match o {
+        Outcome::Ok => StreamResult::Completed,
+        Outcome::StreamErrorEvent => StreamResult::ErrorEvent,
+        Outcome::Cancelled => StreamResult::Cancelled,
+        Outcome::Timeout => StreamResult::Timeout,
+        _ => StreamResult::Truncated,
+    }
+}
+
+type Leftover = Option<reqwest::Response>;
+
+impl Exchange<'_> {
+    /// Sends one request with `body`, reads and checks the response, records its metrics,
+    /// and returns the report. `intended` is when the plan wanted it sent (durations and TTFT
+    /// are measured from it); `phase` labels `requests_total`.
+    pub async fn execute(
+        &self,
+        body: Bytes,
+        intended: Instant,
+        phase: Phase,
+        cancel: Option<CancelAt>,
+    ) -> RequestReport {
+        let start = Instant::now();
+        let mut prog = Progress::default();
+        let chunk_cancel = match cancel {
+            Some(CancelAt::AfterChunks(n)) => Some(u64::from(n)),
+            _ => None,
+        };
+        let (outcome, leftover) = {
+            let run = self.run(body, intended, start, chunk_cancel, &mut prog);
+            match cancel {
+                Some(CancelAt::AfterTime(after)) => tokio::select! {
+                    r = run => r,
+                    _ = sleep_until(start + after) => (Outcome::Cancelled, None),
+                },
+                _ => run.await,
+            }
+        };
+        if outcome == Outcome::Cancelled && prog.detail.is_empty() {
+            prog.detail = "cancelled by the client";
+        }
+        let duration = Instant::now().saturating_duration_since(intended);
+        let m = self.metrics;
+        m.request(phase, outcome).inc();
+        m.observe_duration(outcome, duration);
+        self.stats.record(Series::Duration, duration);
+        if prog.stream_opened {
+            m.stream_finished(stream_result(outcome)).inc();
+        }
+        let output_tokens = prog.tokens.unwrap_or(prog.chunks);
+        m.output_tokens.inc_by(output_tokens);
+        if !outcome.is_success() {
+            self.spec
+                .warn
+                .warn(&self.spec.scenario, outcome, prog.status, prog.detail);
+        }
+        if let Some(resp) = leftover {
+            prog.bytes += self.drain(resp).await;
+        }
+        RequestReport {
+            outcome,
+            duration,
+            ttft: prog.ttft,
+            chunks: prog.chunks,
+            output_tokens,
+            bytes: prog.bytes,
+        }
+    }
+
+    async fn run(
+        &self,
+        body: Bytes,
+        intended: Instant,
+        start: Instant,
+        chunk_cancel: Option<u64>,
+        prog: &mut Progress,
+    ) -> (Outcome, Leftover) {
+        let head_deadline = start + self.settings.request_timeout;
+        let send = self
+            .client
+            .post(self.spec.url.clone())
+            .headers(self.spec.headers.clone())
+            .body(body)
+            .send();
+        let resp = match timeout_at(head_deadline, send).await {
+            Err(_) => {
+                prog.detail = "no response head within the request timeout";
+                return (Outcome::Timeout, None);
+            }
+            Ok(Err(e)) => {
+                prog.detail = if e.is_connect() {
+                    "connect failed"
+                } else {
+                    "connection failed before the response head"
+                };
+                return (classify_send_error(&e), None);
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        prog.status = Some(status.as_u16());
+        if let Some(o) = classify_status(status) {
+            prog.detail = "error status";
+            return (o, Some(resp));
+        }
+        if self.spec.stream {
+            self.read_stream(resp, intended, start, chunk_cancel, prog)
+                .await
+        } else {
+            (self.read_body(resp, head_deadline, prog).await, None)
+        }
+    }
+
+    fn count_bytes(&self, prog: &mut Progress, n: usize) {
+        prog.bytes += n as u64;
+        self.metrics.response_bytes.inc_by(n as u64);
+    }
+
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        deadline: Instant,
+        prog: &mut Progress,
+    ) -> Outcome {
+        let max = self.settings.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            prog.detail = "response body over max_response_bytes";
+            return Outcome::ProtocolError;
+        }
+        let mut buf = BytesMut::new();
+        loop {
+            match timeout_at(deadline, resp.chunk()).await {
+                Err(_) => {
+                    prog.detail = "response body not complete within the request timeout";
+                    return Outcome::Timeout;
+                }
+                Ok(Err(_)) => {
+                    prog.detail = "response body broken off";
+                    return Outcome::ProtocolError;
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => {
+                    self.count_bytes(prog, chunk.len());
+                    if buf.len() + chunk.len() > max {
+                        prog.detail = "response body over max_response_bytes";
+                        return Outcome::ProtocolError;
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+        }
+        match parse_body(self.spec.api, &buf) {
+            Ok(tokens) => {
+                prog.tokens = tokens;
+                Outcome::Ok
+            }
+            Err(why) => {
+                prog.detail = why;
+                Outcome::ProtocolError
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        intended: Instant,
+        start: Instant,
+        chunk_cancel: Option<u64>,
+        prog: &mut Progress,
+    ) -> (Outcome, Leftover) {
+        if !is_event_stream(resp.headers()) {
+            prog.detail = "stream response is not text/event-stream";
+            return (Outcome::ProtocolError, None);
+        }
+        let m = self.metrics;
+        let _active = ActiveStream::open(&m.streams_active);
+        prog.stream_opened = true;
+        if chunk_cancel == Some(0) {
+            return (Outcome::Cancelled, None);
+        }
+        let deadline = start + self.settings.stream_timeout;
+        let mut reader = SseReader::new(self.settings.max_event_bytes);
+        let mut parser = StreamParser::new(self.spec.api);
+        let result = loop {
+            let chunk = match timeout_at(deadline, resp.chunk()).await {
+                Err(_) => {
+                    prog.detail = "stream not finished within the stream timeout";
+                    break (Outcome::Timeout, false);
+                }
+                Ok(Err(e)) => {
+                    if is_parse_error(&e) {
+                        prog.detail = "malformed HTTP body framing";
+                        break (Outcome::ProtocolError, false);
+                    }
+                    prog.detail = "connection lost mid-stream";
+                    break (Outcome::StreamTruncated, false);
+                }
+                Ok(Ok(None)) => {
+                    prog.detail = match reader.finish() {
+                        Tail::Clean => "stream ended without its terminator",
+                        Tail::MidEvent => "stream ended inside an event",
+                    };
+                    break (Outcome::StreamTruncated, false);
+                }
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            self.count_bytes(prog, chunk.len());
+            let now = Instant::now();
+            let mut verdict = None;
+            let pushed = reader.push(&chunk, |ev| match parser.on_event(ev) {
+                Step::Ignore => ControlFlow::Continue(()),
+                Step::Content { .. } => {
+                    self.content(prog, intended, now);
+                    if chunk_cancel.is_some_and(|n| prog.chunks >= n) {
+                        verdict = Some((Outcome::Cancelled, false));
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                }
+                Step::Done => {
+                    verdict = Some((Outcome::Ok, true));
+                    ControlFlow::Break(())
+                }
+                Step::ErrorEvent => {
+                    prog.detail = "error event in a 2xx stream";
+                    verdict = Some((Outcome::StreamErrorEvent, true));
+                    ControlFlow::Break(())
+                }
+                Step::Protocol(why) => {
+                    prog.detail = why;
+                    verdict = Some((Outcome::ProtocolError, false));
+                    ControlFlow::Break(())
+                }
+            });
+            if pushed.is_err() {
+                prog.detail = match pushed {
+                    Err(super::sse::SseError::EventTooLarge { .. }) => {
+                        "SSE event over max_event_bytes"
+                    }
+                    _ => "SSE event is not UTF-8",
+                };
+                break (Outcome::ProtocolError, false);
+            }
+            if let Some(v) = verdict {
+                break v;
+            }
+        };
+        prog.tokens = parser.output_tokens();
+        let (outcome, drain) = result;
+        (outcome, drain.then_some(resp))
+    }
+
+    /// Records one content-bearing chunk that arrived at `now`.
+    fn content(&self, prog: &mut Progress, intended: Instant, now: Instant) {
+        let m = self.metrics;
+        prog.chunks += 1;
+        m.chunks.inc();
+        match prog.last_content {
+            None => {
+                let ttft = now.saturating_duration_since(intended);
+                prog.ttft = Some(ttft);
+                m.ttft.observe(ttft.as_secs_f64());
+                self.stats.record(Series::Ttft, ttft);
+            }
+            Some(prev) => {
+                let gap = now.saturating_duration_since(prev);
+                m.chunk_gap.observe(gap.as_secs_f64());
+                self.stats.record(Series::ChunkGap, gap);
+            }
+        }
+        prog.last_content = Some(now);
+    }
+
+    /// Reads what is left of a response, bounded, so its connection can be reused.
+    async fn drain(&self, mut resp: reqwest::Response) -> u64 {
+        let deadline = Instant::now() + DRAIN_TIME;
+        let mut n = 0u64;
+        while let Ok(Ok(Some(chunk))) = timeout_at(deadline, resp.chunk()).await {
+            n += chunk.len() as u64;
+            self.metrics.response_bytes.inc_by(chunk.len() as u64);
+            if n > DRAIN_CAP as u64 {
+                break;
+            }
+        }
+        n
+    }
+}

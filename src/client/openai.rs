@@ -1,0 +1,276 @@
+//! OpenAI Chat Completions stream (`data: {chunk}` … `data: [DONE]`).
+//!
+//! - Content: the first non-empty `delta.content` is the first token; the usual role-only first
+//!   chunk (`"content": ""`) is not. `delta.reasoning_content` / `delta.reasoning` (reasoning
+//!   models behind vLLM, DeepSeek, OpenRouter) and `delta.tool_calls[].function.arguments` are
+//!   generated output streamed through the proxy, so they count as content too: a proxy that
+//!   stalls them stalls the user.
+//! - Completion: only `data: [DONE]`. A `finish_reason` alone is not enough, since a proxy that
+//!   drops the end of a stream may still have forwarded it.
+//! - Errors: a chunk with a top-level `error` (or an `event: error`) after HTTP 200.
+//! - Usage: `usage.completion_tokens` of any chunk (normally the last one, with `choices: []`).
+//!
+//! Chunks are read into small structs that keep only string lengths (`TextLen`) and sum
+//! arrays in place (`SumLen`), so a chunk is parsed without any allocation.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::sse::SseEvent;
+use super::stream::{HasLen, Step, SumLen, TextLen};
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Option<SumLen<Choice>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    delta: Option<Delta>,
+}
+
+impl HasLen for Choice {
+    fn len(&self) -> usize {
+        self.delta.as_ref().map_or(0, |d| {
+            len(d.content)
+                + len(d.reasoning_content)
+                + len(d.reasoning)
+                + d.tool_calls.as_ref().map_or(0, |t| t.0)
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<TextLen>,
+    #[serde(default)]
+    reasoning_content: Option<TextLen>,
+    #[serde(default)]
+    reasoning: Option<TextLen>,
+    #[serde(default)]
+    tool_calls: Option<SumLen<ToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall {
+    #[serde(default)]
+    function: Option<Function>,
+}
+
+impl HasLen for ToolCall {
+    fn len(&self) -> usize {
+        self.function.as_ref().map_or(0, |f| len(f.arguments))
+    }
+}
+
+#[derive(Deserialize)]
+struct Function {
+    #[serde(default)]
+    arguments: Option<TextLen>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+/// A whole (non-stream) response body.
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+fn len(s: Option<TextLen>) -> usize {
+    s.map_or(0, |t| t.0)
+}
+
+/// Parser state of one OpenAI stream.
+#[derive(Debug, Default)]
+pub struct OpenAiStream {
+    tokens: Option<u64>,
+    done: bool,
+}
+
+impl OpenAiStream {
+    /// Classifies one event.
+    pub fn on_event(&mut self, ev: SseEvent<'_>) -> Step {
+        if self.done {
+            return Step::Ignore;
+        }
+        if ev.event == "error" {
+            return Step::ErrorEvent;
+        }
+        let data = ev.data.trim_ascii();
+        if data == "[DONE]" {
+            self.done = true;
+            return Step::Done;
+        }
+        if data.is_empty() {
+            return Step::Ignore;
+        }
+        let chunk: Chunk = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(_) => return Step::Protocol("invalid JSON in an OpenAI stream chunk"),
+        };
+        if chunk.error.is_some() {
+            return Step::ErrorEvent;
+        }
+        if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
+            self.tokens = Some(n);
+        }
+        let bytes = chunk.choices.map_or(0, |c| c.0);
+        if bytes > 0 {
+            Step::Content { bytes }
+        } else {
+            Step::Ignore
+        }
+    }
+
+    /// `usage.completion_tokens`, when the target sent it.
+    pub fn output_tokens(&self) -> Option<u64> {
+        self.tokens
+    }
+
+    /// Whether `[DONE]` was seen.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// Checks a non-stream response body; returns its completion tokens when present.
+pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
+    let b: Body =
+        serde_json::from_slice(body).map_err(|_| "response body is not an OpenAI JSON object")?;
+    if b.error.is_some() {
+        return Err("error object in a 2xx response");
+    }
+    Ok(b.usage.and_then(|u| u.completion_tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: &mut OpenAiStream, data: &str) -> Step {
+        p.on_event(SseEvent { event: "", data })
+    }
+
+    #[test]
+    fn complete_stream_with_role_only_first_chunk_and_usage() {
+        let mut p = OpenAiStream::default();
+        let role = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+        assert_eq!(feed(&mut p, role), Step::Ignore);
+        assert_eq!(
+            feed(
+                &mut p,
+                r#"{"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#
+            ),
+            Step::Content { bytes: 5 }
+        );
+        // Escapes are decoded before counting: "a\nb" is 3 bytes.
+        assert_eq!(
+            feed(&mut p, r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#),
+            Step::Content { bytes: 3 }
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#
+            ),
+            Step::Ignore
+        );
+        assert!(!p.is_done());
+        assert_eq!(p.output_tokens(), None);
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#;
+        assert_eq!(feed(&mut p, usage), Step::Ignore);
+        assert_eq!(p.output_tokens(), Some(12));
+        assert_eq!(feed(&mut p, "[DONE]"), Step::Done);
+        assert!(p.is_done());
+        // Anything after [DONE] is ignored, even garbage.
+        assert_eq!(feed(&mut p, "garbage"), Step::Ignore);
+    }
+
+    #[test]
+    fn null_fields_and_null_usage_are_accepted() {
+        let mut p = OpenAiStream::default();
+        let s = r#"{"choices":[{"delta":{"content":null,"tool_calls":null}}],"usage":null,"error":null}"#;
+        assert_eq!(feed(&mut p, s), Step::Ignore);
+        assert_eq!(p.output_tokens(), None);
+    }
+
+    #[test]
+    fn reasoning_and_tool_call_arguments_count_as_content() {
+        let mut p = OpenAiStream::default();
+        assert_eq!(
+            feed(
+                &mut p,
+                r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#
+            ),
+            Step::Content { bytes: 5 }
+        );
+        assert_eq!(
+            feed(&mut p, r#"{"choices":[{"delta":{"reasoning":"ab"}}]}"#),
+            Step::Content { bytes: 2 }
+        );
+        let tc = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":""}}]}}]}"#;
+        assert_eq!(feed(&mut p, tc), Step::Ignore);
+        let tc = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]}"#;
+        assert_eq!(feed(&mut p, tc), Step::Content { bytes: 5 });
+    }
+
+    #[test]
+    fn error_payload_and_error_event() {
+        let mut p = OpenAiStream::default();
+        assert_eq!(
+            feed(
+                &mut p,
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#
+            ),
+            Step::ErrorEvent
+        );
+        let mut p = OpenAiStream::default();
+        assert_eq!(
+            p.on_event(SseEvent {
+                event: "error",
+                data: "anything"
+            }),
+            Step::ErrorEvent
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        for bad in ["{not json", "42", "\"str\"", "[1,2]", r#"{"choices":"x"}"#] {
+            let mut p = OpenAiStream::default();
+            assert!(matches!(feed(&mut p, bad), Step::Protocol(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn last_usage_wins() {
+        let mut p = OpenAiStream::default();
+        feed(&mut p, r#"{"choices":[],"usage":{"completion_tokens":3}}"#);
+        feed(&mut p, r#"{"choices":[],"usage":{"completion_tokens":7}}"#);
+        assert_eq!(p.output_tokens(), Some(7));
+    }
+
+    #[test]
+    fn whole_body() {
+        let ok = br#"{"id":"x","choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"completion_tokens":4}}"#;
+        assert_eq!(parse_body(ok), Ok(Some(4)));
+        assert_eq!(parse_body(br#"{"choices":[]}"#), Ok(None));
+        assert!(parse_body(br#"{"error":{"message":"x"}}"#).is_err());
+        assert!(parse_body(b"<html>").is_err());
+    }
+}

@@ -1,0 +1,823 @@
+//! Loopback tests of [`Exchange::execute`] against tiny adversarial HTTP/1.1 servers.
+//!
+//! Each server is a raw `TcpListener` on 127.0.0.1:0 playing a script of canned bytes, delays,
+//! resets and silences per connection, so every failure mode is exact. Tests assert the outcome
+//! and the metric values read back from the registry, never wall-clock speed (TTFT is only
+//! checked to be at least the server's delay, with seconds of slack above).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant};
+
+use super::*;
+use crate::metrics::{Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::stats::{Series, Stats};
+
+const T: Duration = Duration::from_secs(20);
+
+/// One step of a connection's script.
+#[derive(Clone)]
+enum Act {
+    /// Read one request (head and content-length body).
+    Read,
+    Write(Vec<u8>),
+    Sleep(Duration),
+    /// Close with RST.
+    Reset,
+    /// Say nothing for a long (bounded) while.
+    Hang,
+    /// Write the bytes every interval until the peer goes away (bounded to 400 rounds).
+    Repeat(Vec<u8>, Duration),
+}
+
+struct Server {
+    addr: SocketAddr,
+    handle: JoinHandle<usize>,
+}
+
+impl Server {
+    /// Serves one connection per script, in order; returns the number of connections served.
+    async fn start(scripts: Vec<Vec<Act>>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handle = tokio::spawn(async move {
+            let mut served = 0;
+            for script in scripts {
+                let (sock, _) = listener.accept().await.expect("accept");
+                served += 1;
+                play(sock, script).await;
+            }
+            served
+        });
+        Server { addr, handle }
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        reqwest::Url::parse(&format!("http://{}{path}", self.addr)).expect("url")
+    }
+
+    /// Waits for the script to end; re-raises the server's panic.
+    async fn join(self) -> usize {
+        match timeout(T, self.handle)
+            .await
+            .expect("server did not finish")
+        {
+            Ok(n) => n,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+async fn play(mut sock: TcpStream, script: Vec<Act>) {
+    for act in script {
+        match act {
+            Act::Read => read_request(&mut sock).await,
+            Act::Write(b) => {
+                if sock.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            Act::Sleep(d) => tokio::time::sleep(d).await,
+            Act::Reset => {
+                sock.set_zero_linger().expect("linger");
+                return;
+            }
+            Act::Hang => tokio::time::sleep(Duration::from_secs(15)).await,
+            Act::Repeat(b, every) => {
+                for _ in 0..400 {
+                    if sock.write_all(&b).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            }
+        }
+    }
+    let _ = sock.shutdown().await;
+}
+
+async fn read_request(sock: &mut TcpStream) {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = sock.read(&mut tmp).await.expect("read request");
+        assert!(n > 0, "client closed before sending a request");
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().expect("content-length"))
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut tmp).await.expect("read body");
+        assert!(n > 0, "client closed mid-body");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+const SSE_HEAD: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\nconnection: close\r\n\r\n";
+const SSE_HEAD_CHUNKED: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+
+fn w(s: &str) -> Act {
+    Act::Write(s.as_bytes().to_vec())
+}
+
+fn chunked(s: &str) -> Act {
+    Act::Write(format!("{:x}\r\n{s}\r\n", s.len()).into_bytes())
+}
+
+fn response(status: &str, content_type: &str, body: &str) -> Act {
+    w(&format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+fn oai(content: &str) -> String {
+    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{content}\"}}}}]}}\n\n")
+}
+
+const ROLE: &str =
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+const DONE: &str = "data: [DONE]\n\n";
+
+struct Harness {
+    metrics: Metrics,
+    sm: ScenarioMetrics,
+    stats: Stats,
+    settings: ClientSettings,
+    client: reqwest::Client,
+}
+
+impl Harness {
+    fn new(settings: ClientSettings) -> Harness {
+        let metrics = Metrics::new("test", "0").expect("metrics");
+        let sm = metrics.scenario("t");
+        let client = build_http_client(&settings).expect("client");
+        Harness {
+            metrics,
+            sm,
+            stats: Stats::new(),
+            settings,
+            client,
+        }
+    }
+
+    fn quick() -> Harness {
+        Harness::new(ClientSettings {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            stream_timeout: Duration::from_secs(10),
+            ..ClientSettings::default()
+        })
+    }
+
+    async fn run(&self, spec: &RequestSpec, cancel: Option<CancelAt>) -> RequestReport {
+        let ex = Exchange {
+            client: &self.client,
+            spec,
+            settings: &self.settings,
+            metrics: &self.sm,
+            stats: &self.stats,
+        };
+        let body = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
+        timeout(T, ex.execute(body, Instant::now(), Phase::Steady, cancel))
+            .await
+            .expect("execute did not finish")
+    }
+
+    fn requests(&self, o: Outcome) -> u64 {
+        self.metrics
+            .requests_total
+            .with_label_values(&["t", "steady", o.as_str()])
+            .get()
+    }
+
+    /// Exactly one request was recorded, with outcome `o`.
+    fn assert_only(&self, o: Outcome) {
+        for other in Outcome::ALL {
+            let want = u64::from(*other == o);
+            assert_eq!(
+                self.requests(*other),
+                want,
+                "requests_total{{outcome={other}}}"
+            );
+        }
+        let d = &self.metrics.request_duration_seconds;
+        let (ok, err) = (
+            d.with_label_values(&["t", "ok"]).get_sample_count(),
+            d.with_label_values(&["t", "error"]).get_sample_count(),
+        );
+        if o.is_success() {
+            assert_eq!((ok, err), (1, 0));
+        } else {
+            assert_eq!((ok, err), (0, 1));
+        }
+        assert_eq!(self.stats.percentiles(Series::Duration).count, 1);
+        assert_eq!(self.active(), 0, "streams_active back to 0");
+    }
+
+    fn finished(&self, r: StreamResult) -> u64 {
+        self.metrics
+            .streams_finished_total
+            .with_label_values(&["t", r.as_str()])
+            .get()
+    }
+
+    /// The stream finished with `r` (or never opened, for `None`).
+    fn assert_stream(&self, r: Option<StreamResult>) {
+        for other in StreamResult::ALL {
+            let want = u64::from(Some(*other) == r);
+            assert_eq!(
+                self.finished(*other),
+                want,
+                "streams_finished{{result={other}}}"
+            );
+        }
+    }
+
+    fn active(&self) -> i64 {
+        self.metrics.streams_active.with_label_values(&["t"]).get()
+    }
+
+    fn counter(&self, v: &prometheus::IntCounterVec) -> u64 {
+        v.with_label_values(&["t"]).get()
+    }
+
+    fn ttft_count(&self) -> u64 {
+        self.metrics
+            .time_to_first_token_seconds
+            .with_label_values(&["t"])
+            .get_sample_count()
+    }
+
+    fn gap_count(&self) -> u64 {
+        self.metrics
+            .stream_chunk_gap_seconds
+            .with_label_values(&["t"])
+            .get_sample_count()
+    }
+}
+
+fn openai_spec(server: &Server) -> RequestSpec {
+    RequestSpec::new(
+        ApiKind::OpenAiChat,
+        server.url(ApiKind::OpenAiChat.default_path()),
+        Some("sk-test"),
+        &[],
+    )
+    .expect("spec")
+    .with_scenario("t")
+}
+
+#[tokio::test]
+async fn openai_stream_ok_with_delayed_first_token_and_usage() {
+    let delay = Duration::from_millis(300);
+    let usage =
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":7}}\n\n";
+    let body = [ROLE, &oai("Hello"), &oai(" world"), usage, DONE].concat();
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(": keep-alive\n\n"),
+        w(ROLE),
+        Act::Sleep(delay),
+        w(&oai("Hello")),
+        Act::Sleep(Duration::from_millis(20)),
+        w(&oai(" world")),
+        w(usage),
+        w(DONE),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    h.assert_only(Outcome::Ok);
+    h.assert_stream(Some(StreamResult::Completed));
+    let ttft = r.ttft.expect("ttft");
+    assert!(
+        ttft >= delay,
+        "ttft {ttft:?} must not count the role-only chunk"
+    );
+    assert!(ttft <= delay + Duration::from_secs(2), "ttft {ttft:?}");
+    assert!(r.duration >= ttft);
+    assert_eq!(r.chunks, 2);
+    assert_eq!(r.output_tokens, 7, "usage wins over the chunk count");
+    assert_eq!(r.bytes, (": keep-alive\n\n".len() + body.len()) as u64);
+    assert_eq!(h.counter(&h.metrics.stream_chunks_total), 2);
+    assert_eq!(h.counter(&h.metrics.output_tokens_total), 7);
+    assert_eq!(h.counter(&h.metrics.response_bytes_total), r.bytes);
+    assert_eq!(h.ttft_count(), 1);
+    assert_eq!(h.gap_count(), 1);
+    assert_eq!(h.stats.percentiles(Series::Ttft).count, 1);
+    assert_eq!(h.stats.percentiles(Series::ChunkGap).count, 1);
+    let recorded = h.stats.percentiles(Series::Ttft).max;
+    assert!(recorded >= delay.as_secs_f64() * 0.99, "{recorded}");
+    server.join().await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_ok_takes_the_last_cumulative_usage() {
+    let ev = |name: &str, data: &str| format!("event: {name}\r\ndata: {data}\r\n\r\n");
+    let delta = |t: &str| {
+        ev(
+            "content_block_delta",
+            &format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{t}"}}}}"#
+            ),
+        )
+    };
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(&ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        )),
+        w(&ev("ping", r#"{"type": "ping"}"#)),
+        w(&delta("Hi")),
+        w(&delta(" there")),
+        w(&delta("!")),
+        w(&ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
+        )),
+        w(&ev("message_stop", r#"{"type":"message_stop"}"#)),
+    ]])
+    .await;
+    let spec = RequestSpec::new(
+        ApiKind::AnthropicMessages,
+        server.url("/v1/messages"),
+        Some("key"),
+        &[],
+    )
+    .expect("spec");
+    let h = Harness::quick();
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    h.assert_only(Outcome::Ok);
+    h.assert_stream(Some(StreamResult::Completed));
+    assert_eq!(r.chunks, 3);
+    assert_eq!(r.output_tokens, 9);
+    assert_eq!(h.counter(&h.metrics.output_tokens_total), 9);
+    assert_eq!(h.gap_count(), 2);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn stream_without_done_is_truncated_and_counts_chunks_as_tokens() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(ROLE),
+        w(&oai("a")),
+        w(&oai("b")),
+        w(&oai("c")),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::StreamTruncated);
+    h.assert_only(Outcome::StreamTruncated);
+    h.assert_stream(Some(StreamResult::Truncated));
+    assert_eq!(r.chunks, 3);
+    assert_eq!(r.output_tokens, 3);
+    assert_eq!(h.counter(&h.metrics.output_tokens_total), 3);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn stream_ending_inside_an_event_is_truncated() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(&oai("a")),
+        w("data: [DO"),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::StreamTruncated);
+    h.assert_stream(Some(StreamResult::Truncated));
+    server.join().await;
+}
+
+#[tokio::test]
+async fn connection_reset_mid_stream_is_truncated() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD_CHUNKED),
+        chunked(ROLE),
+        chunked(&oai("partial")),
+        Act::Sleep(Duration::from_millis(50)),
+        Act::Reset,
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::StreamTruncated);
+    h.assert_only(Outcome::StreamTruncated);
+    h.assert_stream(Some(StreamResult::Truncated));
+    assert_eq!(r.chunks, 1);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn error_event_after_200() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(ROLE),
+        w(&oai("x")),
+        w("data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\"}}\n\n"),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::StreamErrorEvent);
+    h.assert_only(Outcome::StreamErrorEvent);
+    h.assert_stream(Some(StreamResult::ErrorEvent));
+    assert_eq!(r.chunks, 1);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn status_429_and_503_are_classified_and_their_bodies_drained() {
+    for (status, outcome) in [
+        ("429 Too Many Requests", Outcome::Http429),
+        ("503 Service Unavailable", Outcome::Http5xx),
+        ("404 Not Found", Outcome::Http4xx),
+    ] {
+        let body = r#"{"error":{"message":"no"}}"#;
+        let server = Server::start(vec![vec![
+            Act::Read,
+            response(status, "application/json", body),
+        ]])
+        .await;
+        let h = Harness::quick();
+        let r = h.run(&openai_spec(&server), None).await;
+        assert_eq!(r.outcome, outcome, "{status}");
+        h.assert_only(outcome);
+        h.assert_stream(None);
+        assert_eq!(r.ttft, None);
+        assert_eq!(r.bytes, body.len() as u64, "{status} body drained");
+        assert_eq!(
+            h.counter(&h.metrics.response_bytes_total),
+            body.len() as u64
+        );
+        server.join().await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_sse_payload_is_a_protocol_error() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(&oai("ok")),
+        w("data: {this is not json\n\n"),
+        w(&oai("never read")),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::ProtocolError);
+    h.assert_only(Outcome::ProtocolError);
+    h.assert_stream(Some(StreamResult::Truncated));
+    assert_eq!(r.chunks, 1);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn non_http_response_is_a_protocol_error() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w("SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n"),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::ProtocolError);
+    h.assert_only(Outcome::ProtocolError);
+    h.assert_stream(None);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_for_a_stream_is_a_protocol_error() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        response("200 OK", "application/json", r#"{"choices":[]}"#),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::ProtocolError);
+    h.assert_only(Outcome::ProtocolError);
+    h.assert_stream(None);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn oversize_event_is_a_protocol_error() {
+    let big = format!("data: {}\n\n", "x".repeat(8 * 1024));
+    let server = Server::start(vec![vec![Act::Read, w(SSE_HEAD), w(&oai("a")), w(&big)]]).await;
+    let h = Harness::new(ClientSettings {
+        max_event_bytes: 1024,
+        ..ClientSettings::default()
+    });
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::ProtocolError);
+    h.assert_only(Outcome::ProtocolError);
+    h.assert_stream(Some(StreamResult::Truncated));
+    server.join().await;
+}
+
+#[tokio::test]
+async fn silent_server_is_a_timeout() {
+    let server = Server::start(vec![vec![Act::Read, Act::Hang]]).await;
+    let h = Harness::new(ClientSettings {
+        request_timeout: Duration::from_millis(300),
+        ..ClientSettings::default()
+    });
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::Timeout);
+    h.assert_only(Outcome::Timeout);
+    h.assert_stream(None);
+    assert!(r.duration >= Duration::from_millis(300));
+    server.handle.abort();
+}
+
+#[tokio::test]
+async fn refused_port_is_a_connect_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let spec = RequestSpec::new(
+        ApiKind::OpenAiChat,
+        reqwest::Url::parse(&format!("http://{addr}/v1/chat/completions")).expect("url"),
+        None,
+        &[],
+    )
+    .expect("spec");
+    let h = Harness::quick();
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::ConnectError);
+    h.assert_only(Outcome::ConnectError);
+    h.assert_stream(None);
+    assert_eq!(r.bytes, 0);
+}
+
+#[tokio::test]
+async fn closed_before_response_is_a_connect_error() {
+    let server = Server::start(vec![vec![Act::Read]]).await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::ConnectError);
+    h.assert_only(Outcome::ConnectError);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn endless_stream_hits_the_stream_timeout() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(&oai("first")),
+        Act::Repeat(b": ping\n\n".to_vec(), Duration::from_millis(30)),
+    ]])
+    .await;
+    let h = Harness::new(ClientSettings {
+        stream_timeout: Duration::from_millis(500),
+        ..ClientSettings::default()
+    });
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::Timeout);
+    h.assert_only(Outcome::Timeout);
+    h.assert_stream(Some(StreamResult::Timeout));
+    assert_eq!(r.chunks, 1);
+    assert!(r.duration >= Duration::from_millis(500));
+    server.join().await;
+}
+
+#[tokio::test]
+async fn cancel_after_chunks_drops_the_stream() {
+    let mut script = vec![Act::Read, w(SSE_HEAD), w(ROLE)];
+    for i in 0..6 {
+        script.push(w(&oai(&format!("t{i}"))));
+        script.push(Act::Sleep(Duration::from_millis(30)));
+    }
+    script.push(w(DONE));
+    let server = Server::start(vec![script]).await;
+    let h = Harness::quick();
+    let r = h
+        .run(&openai_spec(&server), Some(CancelAt::AfterChunks(2)))
+        .await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    h.assert_only(Outcome::Cancelled);
+    h.assert_stream(Some(StreamResult::Cancelled));
+    assert_eq!(r.chunks, 2);
+    assert_eq!(h.counter(&h.metrics.stream_chunks_total), 2);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn cancel_after_time_drops_a_slow_stream() {
+    let server = Server::start(vec![vec![
+        Act::Read,
+        w(SSE_HEAD),
+        w(&oai("a")),
+        Act::Repeat(oai("slow").into_bytes(), Duration::from_millis(100)),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let cancel = Duration::from_millis(350);
+    let r = h
+        .run(&openai_spec(&server), Some(CancelAt::AfterTime(cancel)))
+        .await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    h.assert_only(Outcome::Cancelled);
+    h.assert_stream(Some(StreamResult::Cancelled));
+    assert!(r.chunks >= 1);
+    assert!(r.duration >= cancel);
+    server.join().await;
+}
+
+#[tokio::test]
+async fn dropping_execute_still_decrements_streams_active() {
+    let server = Server::start(vec![vec![Act::Read, w(SSE_HEAD), w(&oai("a")), Act::Hang]]).await;
+    let h = std::sync::Arc::new(Harness::quick());
+    let spec = std::sync::Arc::new(openai_spec(&server));
+    let task = {
+        let (h, spec) = (h.clone(), spec.clone());
+        tokio::spawn(async move { h.run(&spec, None).await })
+    };
+    timeout(T, async {
+        while h.active() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("stream never opened");
+    task.abort();
+    assert!(timeout(T, task).await.expect("abort").is_err());
+    assert_eq!(h.active(), 0);
+    server.handle.abort();
+}
+
+#[tokio::test]
+async fn keep_alive_connection_is_reused_after_a_complete_stream() {
+    let one = vec![
+        Act::Read,
+        w(SSE_HEAD_CHUNKED),
+        chunked(ROLE),
+        chunked(&oai("x")),
+        chunked(DONE),
+        Act::Sleep(Duration::from_millis(20)),
+        w("0\r\n\r\n"),
+    ];
+    // Both requests must arrive on the first connection; a second one would never be served.
+    let script = [one.clone(), one].concat();
+    let server = Server::start(vec![script]).await;
+    let h = Harness::quick();
+    let spec = openai_spec(&server);
+    for _ in 0..2 {
+        assert_eq!(h.run(&spec, None).await.outcome, Outcome::Ok);
+    }
+    assert_eq!(h.requests(Outcome::Ok), 2);
+    assert_eq!(h.finished(StreamResult::Completed), 2);
+    drop(h);
+    assert_eq!(server.join().await, 1);
+}
+
+#[tokio::test]
+async fn non_stream_ok_oversize_and_invalid_json() {
+    let ok =
+        r#"{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"completion_tokens":11}}"#;
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096));
+    let cases = [
+        (ok.to_string(), Outcome::Ok),
+        (big, Outcome::ProtocolError),
+        ("<html>502</html>".to_string(), Outcome::ProtocolError),
+    ];
+    for (body, outcome) in cases {
+        let server = Server::start(vec![vec![
+            Act::Read,
+            response("200 OK", "application/json", &body),
+        ]])
+        .await;
+        let h = Harness::new(ClientSettings {
+            max_response_bytes: 1024,
+            ..ClientSettings::default()
+        });
+        let spec = openai_spec(&server).with_stream(false);
+        let r = h.run(&spec, None).await;
+        assert_eq!(r.outcome, outcome, "{body:.40}");
+        h.assert_only(outcome);
+        h.assert_stream(None);
+        assert_eq!(r.ttft, None);
+        if outcome == Outcome::Ok {
+            assert_eq!(r.output_tokens, 11);
+            assert_eq!(r.bytes, body.len() as u64);
+        }
+        server.join().await;
+    }
+}
+
+#[test]
+fn request_spec_headers() {
+    let url = reqwest::Url::parse("http://127.0.0.1:1/v1/messages").expect("url");
+    let extra = [
+        ("X-Tenant".to_string(), "blue".to_string()),
+        ("api-key".to_string(), "azure-secret".to_string()),
+    ];
+    let s = RequestSpec::new(ApiKind::AnthropicMessages, url.clone(), Some("k1"), &extra)
+        .expect("spec");
+    assert_eq!(s.headers["x-api-key"], "k1");
+    assert!(s.headers["x-api-key"].is_sensitive());
+    assert!(s.headers["api-key"].is_sensitive());
+    assert_eq!(s.headers["anthropic-version"], ANTHROPIC_VERSION);
+    assert_eq!(s.headers["x-tenant"], "blue");
+    assert_eq!(s.headers["content-type"], "application/json");
+    assert!(s.headers.get("authorization").is_none());
+    assert!(
+        !format!("{:?}", s.headers).contains("k1"),
+        "secrets not printed"
+    );
+
+    let o = RequestSpec::new(ApiKind::OpenAiChat, url.clone(), Some("sk"), &[]).expect("spec");
+    assert_eq!(o.headers["authorization"], "Bearer sk");
+    assert!(o.headers.get("anthropic-version").is_none());
+    let none = RequestSpec::new(ApiKind::OpenAiChat, url.clone(), None, &[]).expect("spec");
+    assert!(none.headers.get("authorization").is_none());
+
+    let bad = [("bad header".to_string(), "v".to_string())];
+    let err = RequestSpec::new(ApiKind::OpenAiChat, url.clone(), None, &bad).unwrap_err();
+    assert!(err.to_string().contains("bad header"), "{err}");
+    let bad = [("x-ok".to_string(), "line\nbreak".to_string())];
+    assert!(RequestSpec::new(ApiKind::OpenAiChat, url, None, &bad).is_err());
+}
+
+#[test]
+fn api_kind_names_and_paths() {
+    assert_eq!(ApiKind::OpenAiChat.as_str(), "openai");
+    assert_eq!(ApiKind::AnthropicMessages.as_str(), "anthropic");
+    assert_eq!(ApiKind::OpenAiChat.default_path(), "/v1/chat/completions");
+    assert_eq!(ApiKind::AnthropicMessages.default_path(), "/v1/messages");
+    assert_eq!(
+        ApiKind::from_name("anthropic"),
+        Some(ApiKind::AnthropicMessages)
+    );
+    assert_eq!(ApiKind::from_name("gemini"), None);
+}
+
+#[test]
+fn ca_file_errors_name_the_path() {
+    let dir = std::env::temp_dir().join(format!("soakd-client-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let missing = dir.join("missing.pem");
+    let s = |p: &std::path::Path| ClientSettings {
+        tls: TlsSettings {
+            ca_file: Some(p.to_path_buf()),
+            insecure_skip_verify: false,
+        },
+        ..ClientSettings::default()
+    };
+    let err = build_http_client(&s(&missing)).unwrap_err();
+    assert!(matches!(err, ClientError::CaFileRead { .. }), "{err}");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").expect("write");
+    let err = build_http_client(&s(&junk)).unwrap_err();
+    assert!(matches!(err, ClientError::CaFileInvalid { .. }), "{err}");
+    assert!(err.to_string().contains("junk.pem"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // The other knobs build.
+    for http in [
+        HttpVersion::Auto,
+        HttpVersion::Http1Only,
+        HttpVersion::Http2PriorKnowledge,
+    ] {
+        let s = ClientSettings {
+            http,
+            tls: TlsSettings {
+                ca_file: None,
+                insecure_skip_verify: true,
+            },
+            ..ClientSettings::default()
+        };
+        build_http_client(&s).expect("client builds");
+    }
+}
