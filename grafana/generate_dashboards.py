@@ -1,0 +1,232 @@
+import os
+# Generates grafana/dashboards/*.json (run: python3 grafana/generate_dashboards.py).
+import json
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job", instance=~"$instance"'
+SSEL = SEL + ', scenario=~"$scenario"'
+PSEL = SEL + ', process=~"$process"'
+RI = "$__rate_interval"
+
+def var_query(name, label, query, definition_metric):
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+        "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1, "hide": 0, "options": [], "regex": "",
+    }
+
+def variables(with_scenario, with_process):
+    v = [{
+        "name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus",
+        "current": {"selected": False, "text": "Prometheus", "value": "prometheus"},
+        "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
+    },
+        var_query("job", "job", "label_values(soakd_build_info, job)", None),
+        var_query("instance", "instance", 'label_values(soakd_build_info{job=~"$job"}, instance)', None),
+    ]
+    if with_scenario:
+        v.append(var_query("scenario", "scenario", f'label_values(soakd_requests_total{{{SEL}}}, scenario)', None))
+    if with_process:
+        v.append(var_query("process", "process", f'label_values(soakd_process_up{{{SEL}}}, process)', None))
+    return v
+
+class Dash:
+    def __init__(self):
+        self.panels, self.x, self.y, self.rowh, self.id = [], 0, 0, 0, 0
+
+    def add(self, ptype, title, unit, targets, w=12, h=8, desc="", extra_defaults=None, options=None, field_custom=None):
+        if self.x + w > 24:
+            self.x, self.y = 0, self.y + self.rowh
+            self.rowh = 0
+        self.id += 1
+        tg = []
+        for i, t in enumerate(targets):
+            expr, legend = t[0], t[1]
+            d = {"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": legend, "range": True}
+            if ptype == "heatmap":
+                d.update({"format": "heatmap", "legendFormat": "{{le}}"})
+            if len(t) > 2:
+                d.update(t[2])
+            tg.append(d)
+        defaults = {"unit": unit, "custom": field_custom or {}}
+        defaults.update(extra_defaults or {})
+        p = {"id": self.id, "type": ptype, "title": title, "description": desc, "datasource": DS,
+             "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
+             "fieldConfig": {"defaults": defaults, "overrides": []},
+             "options": options or {}, "targets": tg}
+        if ptype == "heatmap":
+            p["options"] = {"calculate": False, "yAxis": {"unit": unit, "axisPlacement": "left"},
+                            "cellGap": 1, "color": {"mode": "scheme", "scheme": "Spectral", "steps": 64},
+                            "rowsFrame": {"layout": "auto"}, "tooltip": {"show": True, "yHistogram": True},
+                            "legend": {"show": True}}
+        self.panels.append(p)
+        self.x += w
+        self.rowh = max(self.rowh, h)
+
+    def text(self, title, content, w=24, h=3):
+        if self.x + w > 24:
+            self.x, self.y = 0, self.y + self.rowh
+            self.rowh = 0
+        self.id += 1
+        self.panels.append({"id": self.id, "type": "text", "title": title, "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
+                            "options": {"mode": "markdown", "content": content}})
+        self.x += w
+        self.rowh = max(self.rowh, h)
+
+def dashboard(uid, title, desc, d, with_scenario, with_process, annotations=()):
+    ann = [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]
+    ann += list(annotations)
+    return {
+        "uid": uid, "title": title, "description": desc, "tags": ["soakd"], "timezone": "browser",
+        "schemaVersion": 39, "version": 1, "editable": True, "graphTooltip": 1, "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"}, "fiscalYearStartMonth": 0, "liveNow": False,
+        "annotations": {"list": ann},
+        "templating": {"list": variables(with_scenario, with_process)},
+        "links": [{"title": t, "type": "link", "url": f"/d/{u}", "keepTime": True, "includeVars": True}
+                  for u, t in (("soakd-overview", "Overview"), ("soakd-leak", "Leaks"), ("soakd-streaming", "Streaming")) if u != uid],
+        "panels": d.panels,
+    }
+
+BURST_ANN = {"name": "Bursts", "datasource": DS, "enable": True, "hide": False, "iconColor": "orange",
+             "expr": f"soakd_burst_active{{{SEL}}} == 1", "step": "15s", "titleFormat": "burst",
+             "textFormat": "burst on {{instance}}", "useValueForTime": False}
+
+def q3(metric, sel, by="le", extra=""):
+    return [(f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{sel}{extra}}}[{RI}])))", f"p{int(q*100)}")
+            for q in (0.5, 0.9, 0.99)]
+
+TS = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}, "tooltip": {"mode": "multi", "sort": "desc"}}
+STACK = {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "lineWidth": 1}
+
+# ------------------------------------------------------------------ overview
+d = Dash()
+d.add("timeseries", "Target vs achieved request rate", "reqps", [
+    (f"sum by (instance) (soakd_target_rate_requests_per_second{{{SEL}}})", "target {{instance}}"),
+    (f"sum by (instance) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))", "achieved {{instance}}"),
+], desc="The plan's rate (soakd_target_rate_requests_per_second) against finished requests per second. Achieved below target with drops means the generator is saturated.", options=TS)
+d.add("timeseries", "Outcomes", "reqps", [
+    (f"sum by (outcome) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))", "{{outcome}}"),
+], desc="Finished requests per second by outcome, stacked.", options=TS, field_custom=STACK)
+d.add("timeseries", "Error ratio", "percentunit", [
+    (f'sum by (scenario) (rate(soakd_requests_total{{{SSEL}, outcome!~"ok|cancelled"}}[{RI}])) / sum by (scenario) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
+], desc="Share of requests with an outcome other than ok and cancelled (alert SoakdErrorRatioHigh at 5%).", options=TS, w=8)
+d.add("timeseries", "Request duration quantiles (ok)", "s", q3("soakd_request_duration_seconds", SSEL, extra=', result="ok"'), options=TS, w=8,
+      desc="End-to-end duration of successful requests, timed from the intended send time.")
+d.add("timeseries", "Time to first token quantiles", "s", q3("soakd_time_to_first_token_seconds", SSEL), options=TS, w=8)
+d.add("heatmap", "Request duration heatmap", "s", [
+    (f"sum by (le) (rate(soakd_request_duration_seconds_bucket{{{SSEL}}}[{RI}]))", "{{le}}"),
+])
+d.add("heatmap", "Time to first token heatmap", "s", [
+    (f"sum by (le) (rate(soakd_time_to_first_token_seconds_bucket{{{SSEL}}}[{RI}]))", "{{le}}"),
+])
+d.add("timeseries", "In-flight requests", "short", [
+    (f"sum by (instance) (soakd_in_flight_requests{{{SEL}}})", "{{instance}}"),
+], options=TS, w=8)
+d.add("timeseries", "Active streams", "short", [
+    (f"sum by (scenario) (soakd_streams_active{{{SSEL}}})", "{{scenario}}"),
+], options=TS, w=8)
+d.add("timeseries", "Dropped requests", "reqps", [
+    (f"sum by (scenario, reason) (rate(soakd_requests_dropped_total{{{SSEL}}}[{RI}]))", "{{scenario}} {{reason}}"),
+], desc="Scheduled but never sent. Any in_flight_cap drop invalidates the soak (SoakdRequestsDropped).", options=TS, w=8)
+d.add("timeseries", "Schedule lag", "s", [
+    (f"histogram_quantile({q}, sum by (le) (rate(soakd_schedule_lag_seconds_bucket{{{SEL}}}[{RI}])))", f"p{int(q*100)}") for q in (0.5, 0.99)
+], desc="Actual send minus intended send. Growing lag means soakd itself cannot keep up.", options=TS, w=8)
+d.add("state-timeline", "Bursts", "bool_on_off", [
+    (f"max by (instance) (soakd_burst_active{{{SEL}}})", "{{instance}}"),
+], w=8, options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "legend": {"showLegend": False}})
+d.add("stat", "Thresholds passing", "bool_yes_no", [
+    (f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
+], w=8, options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+   extra_defaults={"mappings": [], "thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}]}})
+overview = dashboard("soakd-overview", "soakd overview", "Load, outcomes, latency and streams of a soakd run.", d, True, False, [BURST_ANN])
+
+# ------------------------------------------------------------------ leak
+d = Dash()
+d.add("timeseries", "Resident memory per process", "bytes", [
+    (f"soakd_process_resident_memory_bytes{{{PSEL}}}", "{{process}}"),
+    (f"soakd:memory_limit_bytes{{process=~\"$process\"}}", "limit {{process}}"),
+], desc="RSS sampled by soakd; the limit appears if you record soakd:memory_limit_bytes.", options=TS)
+d.add("timeseries", "soakd vs proxy resident memory", "bytes", [
+    (f'soakd_process_resident_memory_bytes{{{SEL}, process="soakd"}}', "soakd (sampled)"),
+    (f"process_resident_memory_bytes{{{SEL}}}", "soakd (own process collector)"),
+    (f'soakd_process_resident_memory_bytes{{{PSEL}, process!="soakd"}}', "{{process}}"),
+], desc="soakd's own RSS beside the proxy's: a leaking generator skews the run (SoakdSelfLeak).", options=TS)
+d.add("timeseries", "Open file descriptors", "short", [
+    (f"soakd_process_open_fds{{{PSEL}}}", "{{process}}"),
+], options=TS, w=8)
+d.add("timeseries", "Threads", "short", [
+    (f"soakd_process_threads{{{PSEL}}}", "{{process}}"),
+], options=TS, w=8)
+d.add("timeseries", "CPU", "percentunit", [
+    (f"rate(soakd_process_cpu_seconds_total{{{PSEL}}}[{RI}])", "{{process}}"),
+], desc="CPU seconds per second (1 = one core).", options=TS, w=8)
+d.add("timeseries", "RSS slope per window", "Bps", [
+    (f"soakd_process_rss_growth_bytes_per_second{{{PSEL}}}", "{{process}} {{window}}"),
+], desc="soakd's robust slope of RSS per configured window (alert SoakdMemoryGrowthSlope reads 2h).", options=TS, w=8)
+d.add("timeseries", "fd slope per window", "short", [
+    (f"soakd_process_fd_growth_per_second{{{PSEL}}} * 3600", "{{process}} {{window}}"),
+], desc="Open fds per hour.", options=TS, w=8)
+d.add("timeseries", "Thread slope per window", "short", [
+    (f"soakd_process_thread_growth_per_second{{{PSEL}}} * 3600", "{{process}} {{window}}"),
+], desc="Threads per hour.", options=TS, w=8)
+d.add("timeseries", "Growth fit R²", "none", [
+    (f"soakd_process_growth_fit_r2{{{PSEL}}}", "{{process}} {{resource}} {{window}}"),
+], desc="Fit quality of each slope: near 1 is a steady trend, near 0 noise or sawtooth.", options=TS, w=8, extra_defaults={"min": 0, "max": 1})
+d.add("timeseries", "RSS growth per request", "bytes", [
+    (f"soakd_process_rss_growth_bytes_per_request{{{PSEL}}}", "{{process}} {{window}}"),
+], desc="RSS slope divided by the request rate: a constant value points to a per-request leak.", options=TS, w=8)
+d.add("timeseries", "RSS retained after burst", "bytes", [
+    (f"soakd_process_rss_retained_after_burst_bytes{{{PSEL}}}", "{{process}}"),
+], desc="RSS after the last burst settled minus RSS just before it.", options=TS, w=8)
+d.add("state-timeline", "Leak verdicts", "bool_yes_no", [
+    (f"soakd_leak_suspected{{{PSEL}}}", "{{process}} {{resource}}"),
+], w=16, options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "legend": {"showLegend": True}},
+   extra_defaults={"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}, "color": {"mode": "thresholds"}})
+d.add("timeseries", "Restarts", "short", [
+    (f"increase(soakd_process_restarts_total{{{PSEL}}}[{RI}])", "{{process}}"),
+], desc="Restarts seen by soakd (new pid or start time).", options=TS, w=8)
+d.add("stat", "Process up", "bool_yes_no", [
+    (f"soakd_process_up{{{PSEL}}}", "{{process}}"),
+], w=8, options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+   extra_defaults={"thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}]}})
+leak = dashboard("soakd-leak", "soakd leaks", "Resident memory, fds and threads of the monitored processes, their slopes and soakd's leak verdicts.", d, False, True, [BURST_ANN])
+
+# ------------------------------------------------------------------ streaming
+d = Dash()
+d.add("timeseries", "Time to first token quantiles", "s", q3("soakd_time_to_first_token_seconds", SSEL), options=TS)
+d.add("heatmap", "Time to first token heatmap", "s", [
+    (f"sum by (le) (rate(soakd_time_to_first_token_seconds_bucket{{{SSEL}}}[{RI}]))", "{{le}}"),
+])
+d.add("timeseries", "Chunk gap quantiles", "s", q3("soakd_stream_chunk_gap_seconds", SSEL), options=TS,
+      desc="Gaps between content-bearing chunks; long tails precede idle-timeout truncations.")
+d.add("heatmap", "Chunk gap heatmap", "s", [
+    (f"sum by (le) (rate(soakd_stream_chunk_gap_seconds_bucket{{{SSEL}}}[{RI}]))", "{{le}}"),
+])
+d.add("timeseries", "Streams by result", "ops", [
+    (f"sum by (result) (rate(soakd_streams_finished_total{{{SSEL}}}[{RI}]))", "{{result}}"),
+], desc="Finished streams per second, stacked by result.", options=TS, field_custom=STACK, w=8)
+d.add("timeseries", "Truncated stream ratio", "percentunit", [
+    (f'sum by (scenario) (rate(soakd_streams_finished_total{{{SSEL}, result="truncated"}}[{RI}])) / sum by (scenario) (rate(soakd_streams_finished_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
+], desc="Alert SoakdStreamsTruncated at 1%.", options=TS, w=8)
+d.add("timeseries", "Active streams", "short", [
+    (f"sum by (scenario) (soakd_streams_active{{{SSEL}}})", "{{scenario}}"),
+], options=TS, w=8)
+d.add("timeseries", "Output tokens per second", "short", [
+    (f"sum by (scenario) (rate(soakd_output_tokens_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+], options=TS, w=8)
+d.add("timeseries", "Chunks per second", "ops", [
+    (f"sum by (scenario) (rate(soakd_stream_chunks_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+], options=TS, w=8)
+d.add("timeseries", "Response bytes", "Bps", [
+    (f"sum by (scenario) (rate(soakd_response_bytes_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+], options=TS, w=8)
+streaming = dashboard("soakd-streaming", "soakd streaming", "Time to first token, chunk gaps, stream results and throughput of a soakd run.", d, True, False, [BURST_ANN])
+
+for name, dash in (("soakd-overview", overview), ("soakd-leak", leak), ("soakd-streaming", streaming)):
+    with open(f"{OUT}/{name}.json", "w") as f:
+        json.dump(dash, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+print("ok")
