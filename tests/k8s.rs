@@ -742,7 +742,7 @@ fn config_files_agree_with_the_manifests() {
         );
         assert_eq!(
             get("run.duration"),
-            "0s",
+            "forever",
             "{file}: open-ended unless overridden"
         );
         assert_eq!(get("log.format"), "json", "{file}");

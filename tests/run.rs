@@ -66,7 +66,11 @@ max_tokens = 16
     let avg = num(&s, &["achieved_rate_avg"]);
     assert!((avg - 100.0).abs() < 3.0, "achieved {avg}");
     // The progress line was logged.
-    assert!(run.proc.stderr_text().contains("rps | p50/p99"), "{}", run.proc.stderr_text());
+    assert!(
+        run.proc.stderr_text().contains("rps | p50/p99"),
+        "{}",
+        run.proc.stderr_text()
+    );
 }
 
 #[test]
@@ -99,7 +103,10 @@ max_tokens = 64
     assert!((0.150..0.150 + 0.015).contains(&ttft), "ttft p50 {ttft}");
     assert!((0.330..0.330 + 0.020).contains(&dur), "duration p50 {dur}");
     assert!((0.020..0.020 + 0.005).contains(&gap), "chunk gap p50 {gap}");
-    assert_eq!(count(&s, &["outcomes", "ok"]), count(&s, &["requests_sent"]));
+    assert_eq!(
+        count(&s, &["outcomes", "ok"]),
+        count(&s, &["requests_sent"])
+    );
     for sc in s["scenarios"].as_array().unwrap() {
         assert!(count(sc, &["streams", "completed"]) > 30, "{sc}");
     }
@@ -154,7 +161,11 @@ api = "anthropic"
         ("ok", 0.3),
     ] {
         // Binomial sd at n≈1000 is ≤ 1.6%; allow 5%.
-        assert!((share(k) - want).abs() < 0.05, "{k}: {} of {sent}\n{s}", share(k));
+        assert!(
+            (share(k) - want).abs() < 0.05,
+            "{k}: {} of {sent}\n{s}",
+            share(k)
+        );
     }
     assert_eq!(
         count(&s, &["streams", "truncated"]),
@@ -195,7 +206,13 @@ api = "openai"
     let (code, metrics) = http_get(admin, "/metrics");
     assert_eq!(code, 200);
     assert_eq!(metric_sum(&metrics, "soakd_in_flight_requests", &[]), 10.0);
-    assert!(metric_sum(&metrics, "soakd_requests_dropped_total", &[("reason", "in_flight_cap")]) > 50.0);
+    assert!(
+        metric_sum(
+            &metrics,
+            "soakd_requests_dropped_total",
+            &[("reason", "in_flight_cap")]
+        ) > 50.0
+    );
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
     // 200 scheduled: 10 sent and held until the grace ran out, 190 dropped.
@@ -243,10 +260,25 @@ api = "openai"
             );
         }
     }
-    assert!(metric_sum(&text, "soakd_requests_total", &[("scenario", "chat"), ("outcome", "ok")]) > 50.0);
-    assert!(metric_sum(&text, "soakd_time_to_first_token_seconds_count", &[("scenario", "chat")]) > 50.0);
+    assert!(
+        metric_sum(
+            &text,
+            "soakd_requests_total",
+            &[("scenario", "chat"), ("outcome", "ok")]
+        ) > 50.0
+    );
+    assert!(
+        metric_sum(
+            &text,
+            "soakd_time_to_first_token_seconds_count",
+            &[("scenario", "chat")]
+        ) > 50.0
+    );
     assert!(metric_sum(&text, "soakd_requests_total", &[("phase", "burst")]) > 0.0);
-    assert!(text.contains("process_resident_memory_bytes "), "soakd's own process_* metrics");
+    assert!(
+        text.contains("process_resident_memory_bytes "),
+        "soakd's own process_* metrics"
+    );
     let (code, status) = http_get(admin, "/status");
     assert_eq!(code, 200);
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -259,7 +291,11 @@ api = "openai"
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "SIGTERM ends a clean run with 0");
     assert_eq!(s["phase"], "done");
-    assert!(run.proc.stdout_text().contains("soakd summary"), "{}", run.proc.stdout_text());
+    assert!(
+        run.proc.stdout_text().contains("soakd summary"),
+        "{}",
+        run.proc.stdout_text()
+    );
 }
 
 #[test]
@@ -271,7 +307,10 @@ fn bad_config_exits_78_before_binding_anything() {
         ("[load]\nrate = -1\n", "load.rate"),
         ("[load]\nrat = 5\n", "rat"),
         ("[run]\nduration = \"soon\"\n", "run.duration"),
-        ("[target]\napi_key_env = \"SOAKD_NO_SUCH_VAR\"\n", "SOAKD_NO_SUCH_VAR"),
+        (
+            "[target]\napi_key_env = \"SOAKD_NO_SUCH_VAR\"\n",
+            "SOAKD_NO_SUCH_VAR",
+        ),
     ] {
         let mut run = Run::start(cfg, &["--admin-listen", &addr]);
         let st = run.proc.wait(T);
@@ -304,10 +343,16 @@ min_requests = 10
     let t = s["thresholds"].as_array().unwrap();
     let ttft = t.iter().find(|r| r["name"] == "p99_ttft").unwrap();
     assert_eq!(ttft["status"], "fail");
-    assert!(ttft["message"].as_str().unwrap().contains("exceeded by"), "{ttft}");
+    assert!(
+        ttft["message"].as_str().unwrap().contains("exceeded by"),
+        "{ttft}"
+    );
     let err = t.iter().find(|r| r["name"] == "error_ratio").unwrap();
     assert_eq!(err["status"], "pass");
-    assert!(run.proc.stdout_text().contains("p99_ttft"), "summary names the threshold");
+    assert!(
+        run.proc.stdout_text().contains("p99_ttft"),
+        "summary names the threshold"
+    );
 }
 
 #[test]
@@ -359,7 +404,10 @@ ramp_up = "1s"
     run.proc.signal(libc::SIGTERM);
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0));
-    assert!(max_in_flight <= 4.0 && max_in_flight >= 1.0, "{max_in_flight}");
+    assert!(
+        max_in_flight <= 4.0 && max_in_flight >= 1.0,
+        "{max_in_flight}"
+    );
     // Each user does ~1 request per 40 ms: well over 100 requests in ~3 s.
     assert!(count(&s, &["outcomes", "ok"]) > 100, "{s}");
     assert_eq!(count(&s, &["dropped", "in_flight_cap"]), 0);
@@ -379,7 +427,13 @@ fn the_embedded_default_soaks_its_own_mock() {
     assert_eq!(st.code(), Some(0), "{}", p.stderr_text());
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    assert!(s["target"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{s}");
+    assert!(
+        s["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{s}"
+    );
     assert!(count(&s, &["outcomes", "ok"]) > 50, "{s}");
     assert_eq!(s["scenarios"].as_array().unwrap().len(), 3);
     assert!(p.stderr_text().contains("started the embedded mock"));

@@ -166,7 +166,10 @@ pub struct Mock {
 impl Mock {
     pub fn start(args: &[&str]) -> Mock {
         let mut cmd = Command::new(soakd_bin());
-        cmd.arg("mock").arg("--listen").arg("127.0.0.1:0").args(args);
+        cmd.arg("mock")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args);
         cmd.env("RUST_LOG", "warn");
         let mut proc = Proc::spawn("soakd mock", cmd);
         let line = proc.wait_line("listening on http://", Duration::from_secs(20));
@@ -270,7 +273,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(&body)
     } else {
         body
@@ -299,7 +305,10 @@ pub fn wait_http_ok(addr: SocketAddr, path: &str, timeout: Duration) -> String {
         if let Ok((200, body)) = std::panic::catch_unwind(|| http_get(addr, path)) {
             return body;
         }
-        assert!(Instant::now() < deadline, "{path} on {addr} not ready in {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{path} on {addr} not ready in {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -346,5 +355,6 @@ pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
             .get(p)
             .unwrap_or_else(|| panic!("no {path:?} in summary: {v}"));
     }
-    cur.as_f64().unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
 }
