@@ -405,7 +405,7 @@ ramp_up = "1s"
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0));
     assert!(
-        max_in_flight <= 4.0 && max_in_flight >= 1.0,
+        (1.0..=4.0).contains(&max_in_flight),
         "{max_in_flight}"
     );
     // Each user does ~1 request per 40 ms: well over 100 requests in ~3 s.
