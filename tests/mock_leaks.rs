@@ -82,7 +82,6 @@ fn status_field(name: &str) -> u64 {
     s.lines()
         .find_map(|l| {
             l.strip_prefix(name)?
-                .trim()
                 .split_whitespace()
                 .next()?
                 .parse()

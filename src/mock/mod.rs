@@ -44,7 +44,8 @@
 //! # Design
 //! axum over HTTP/1.1 (keep-alive, `TCP_NODELAY`). A streamed body is a hand-written state
 //! machine over one reused tokio `Sleep`; all its frames are slices of one per-request buffer,
-//! and no per-request state outlives the request unless a leak knob asks for it. Shutdown:
+//! and no per-request state outlives the request unless a leak knob asks for it; on glibc the
+//! free heap is trimmed every 10 s so the RSS baseline stays flat without leak knobs. Shutdown:
 //! the `shutdown` token (or `exit_after`) stops accepting, ends stalls at once, lets the other
 //! streams finish for up to [`SHUTDOWN_GRACE`], and then returns.
 
@@ -165,6 +166,9 @@ pub async fn serve(
         });
     }
 
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tasks.spawn(trim_heap(stop.clone()));
+
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "mock: cannot set TCP_NODELAY");
@@ -236,6 +240,31 @@ pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), Mock
         }
     }
     result
+}
+
+/// How often the mock hands glibc's free heap pages back to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Periodically `malloc_trim(0)`: after thousands of connections close, glibc keeps their freed
+/// buffers cached per arena and RSS creeps up with fragmentation. A mock without leak knobs
+/// must show a flat RSS, or soakd would suspect a leak the mock never made.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_heap(stop: CancellationToken) {
+    let mut every = tokio::time::interval(TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // SAFETY: malloc_trim has no preconditions. Run off the async workers: it walks the heap.
+        let trimmed = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        if let Err(e) = trimmed {
+            tracing::debug!(error = %e, "mock: heap trim task failed");
+        }
+    }
 }
 
 /// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit (best effort).
