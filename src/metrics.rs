@@ -298,7 +298,10 @@ impl Metrics {
             }};
         }
         let m = Metrics {
-            requests_total: reg!(IntCounterVec::new(opts(REQUESTS_TOTAL), labels(REQUESTS_TOTAL))?),
+            requests_total: reg!(IntCounterVec::new(
+                opts(REQUESTS_TOTAL),
+                labels(REQUESTS_TOTAL)
+            )?),
             requests_dropped_total: reg!(IntCounterVec::new(
                 opts(REQUESTS_DROPPED_TOTAL),
                 labels(REQUESTS_DROPPED_TOTAL)
@@ -319,7 +322,10 @@ impl Metrics {
                 SCHEDULE_LAG_SECONDS,
                 lag_buckets()
             ))?),
-            streams_active: reg!(IntGaugeVec::new(opts(STREAMS_ACTIVE), labels(STREAMS_ACTIVE))?),
+            streams_active: reg!(IntGaugeVec::new(
+                opts(STREAMS_ACTIVE),
+                labels(STREAMS_ACTIVE)
+            )?),
             streams_finished_total: reg!(IntCounterVec::new(
                 opts(STREAMS_FINISHED_TOTAL),
                 labels(STREAMS_FINISHED_TOTAL)
@@ -344,8 +350,14 @@ impl Metrics {
                 opts(PROCESS_RESIDENT_MEMORY_BYTES),
                 labels(PROCESS_RESIDENT_MEMORY_BYTES)
             )?),
-            process_open_fds: reg!(GaugeVec::new(opts(PROCESS_OPEN_FDS), labels(PROCESS_OPEN_FDS))?),
-            process_threads: reg!(GaugeVec::new(opts(PROCESS_THREADS), labels(PROCESS_THREADS))?),
+            process_open_fds: reg!(GaugeVec::new(
+                opts(PROCESS_OPEN_FDS),
+                labels(PROCESS_OPEN_FDS)
+            )?),
+            process_threads: reg!(GaugeVec::new(
+                opts(PROCESS_THREADS),
+                labels(PROCESS_THREADS)
+            )?),
             process_cpu_seconds_total: reg!(CounterVec::new(
                 opts(PROCESS_CPU_SECONDS_TOTAL),
                 labels(PROCESS_CPU_SECONDS_TOTAL)
@@ -358,7 +370,10 @@ impl Metrics {
                 opts(PROCESS_RSS_GROWTH),
                 labels(PROCESS_RSS_GROWTH)
             )?),
-            process_fd_growth: reg!(GaugeVec::new(opts(PROCESS_FD_GROWTH), labels(PROCESS_FD_GROWTH))?),
+            process_fd_growth: reg!(GaugeVec::new(
+                opts(PROCESS_FD_GROWTH),
+                labels(PROCESS_FD_GROWTH)
+            )?),
             process_thread_growth: reg!(GaugeVec::new(
                 opts(PROCESS_THREAD_GROWTH),
                 labels(PROCESS_THREAD_GROWTH)
@@ -375,7 +390,10 @@ impl Metrics {
                 opts(PROCESS_RSS_RETAINED_AFTER_BURST),
                 labels(PROCESS_RSS_RETAINED_AFTER_BURST)
             )?),
-            leak_suspected: reg!(IntGaugeVec::new(opts(LEAK_SUSPECTED), labels(LEAK_SUSPECTED))?),
+            leak_suspected: reg!(IntGaugeVec::new(
+                opts(LEAK_SUSPECTED),
+                labels(LEAK_SUSPECTED)
+            )?),
             threshold_passing: reg!(IntGaugeVec::new(
                 opts(THRESHOLD_PASSING),
                 labels(THRESHOLD_PASSING)
@@ -391,8 +409,9 @@ impl Metrics {
         m.in_flight_requests.set(0);
         m.burst_active.set(0);
         #[cfg(target_os = "linux")]
-        m.registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(m)
     }
 
@@ -438,7 +457,9 @@ impl Metrics {
             duration_error: self
                 .request_duration_seconds
                 .with_label_values(&[scenario, "error"]),
-            ttft: self.time_to_first_token_seconds.with_label_values(&[scenario]),
+            ttft: self
+                .time_to_first_token_seconds
+                .with_label_values(&[scenario]),
             chunk_gap: self.stream_chunk_gap_seconds.with_label_values(&[scenario]),
             streams_active: self.streams_active.with_label_values(&[scenario]),
             streams_finished: StreamResult::ALL
@@ -458,7 +479,9 @@ impl Metrics {
     pub fn process(&self, process: &str) -> ProcessMetrics {
         ProcessMetrics {
             up: self.process_up.with_label_values(&[process]),
-            rss: self.process_resident_memory_bytes.with_label_values(&[process]),
+            rss: self
+                .process_resident_memory_bytes
+                .with_label_values(&[process]),
             fds: self.process_open_fds.with_label_values(&[process]),
             threads: self.process_threads.with_label_values(&[process]),
             cpu_seconds: self.process_cpu_seconds_total.with_label_values(&[process]),
@@ -468,7 +491,10 @@ impl Metrics {
                 .with_label_values(&[process]),
             leak: Resource::ALL
                 .iter()
-                .map(|r| self.leak_suspected.with_label_values(&[process, r.as_str()]))
+                .map(|r| {
+                    self.leak_suspected
+                        .with_label_values(&[process, r.as_str()])
+                })
                 .collect(),
         }
     }
@@ -541,7 +567,11 @@ mod tests {
             assert!(d.name.starts_with("soakd_"), "{}", d.name);
             assert!(seen.insert(d.name), "duplicate metric {}", d.name);
             if d.kind == Kind::Counter {
-                assert!(d.name.ends_with("_total"), "counter {} lacks _total", d.name);
+                assert!(
+                    d.name.ends_with("_total"),
+                    "counter {} lacks _total",
+                    d.name
+                );
             }
         }
     }
@@ -554,9 +584,15 @@ mod tests {
         s.observe_duration(Outcome::Ok, Duration::from_millis(5));
         let p = m.process("target");
         p.up.set(1);
-        m.process_rss_growth.with_label_values(&["target", "5m"]).set(1.0);
-        m.process_fd_growth.with_label_values(&["target", "5m"]).set(0.0);
-        m.process_thread_growth.with_label_values(&["target", "5m"]).set(0.0);
+        m.process_rss_growth
+            .with_label_values(&["target", "5m"])
+            .set(1.0);
+        m.process_fd_growth
+            .with_label_values(&["target", "5m"])
+            .set(0.0);
+        m.process_thread_growth
+            .with_label_values(&["target", "5m"])
+            .set(0.0);
         m.process_growth_fit_r2
             .with_label_values(&["target", "rss", "5m"])
             .set(0.9);

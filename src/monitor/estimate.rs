@@ -48,9 +48,10 @@ pub struct Fit {
     pub slope: f64,
     /// Intercept at t = 0.
     pub intercept: f64,
-    /// Coefficient of determination against the fitted points, clamped to [0, 1].
+    /// Coefficient of determination against the lower-envelope points of the final fit,
+    /// clamped to [0, 1].
     pub r2: f64,
-    /// Points fitted.
+    /// Bucket points the window fitted.
     pub points: usize,
 }
 
@@ -102,6 +103,7 @@ impl Scratch {
         }
     }
 
+    #[cfg(test)]
     fn capacity(&self) -> usize {
         [
             &self.t,
@@ -286,7 +288,7 @@ pub const ENVELOPE_ITERATIONS: usize = 2;
 
 /// Fits the lower envelope of `(t, v)`: Theil–Sen, then [`ENVELOPE_ITERATIONS`] times refit
 /// on the points on or below the line, stopping before fewer than [`MIN_POINTS`] remain. R²
-/// and `points` refer to the final point set.
+/// refers to the final (envelope) point set, `points` to all the points given.
 fn fit_envelope(t: &[f64], v: &[f64], s: &mut Scratch) -> Option<Fit> {
     let mut fit = theil_sen(t, v, &mut s.pairs)?;
     s.et.clear();
@@ -309,6 +311,7 @@ fn fit_envelope(t: &[f64], v: &[f64], s: &mut Scratch) -> Option<Fit> {
         std::mem::swap(&mut s.et, &mut s.ft);
         std::mem::swap(&mut s.ev, &mut s.fv);
     }
+    fit.points = t.len();
     Some(fit)
 }
 

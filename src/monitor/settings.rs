@@ -523,6 +523,8 @@ impl RawMonitor {
 }
 
 #[cfg(test)]
+// Tests build a default config and change one field at a time, which reads clearer here.
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 
