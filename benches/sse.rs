@@ -92,7 +92,10 @@ fn main() {
     // (64 content chunks each) instead of timing it in a debug build.
     if !std::env::args().any(|a| a == "--bench") {
         assert_eq!(one_stream(ApiKind::OpenAiChat, &openai_chunks()), 64);
-        assert_eq!(one_stream(ApiKind::AnthropicMessages, &anthropic_chunks()), 64);
+        assert_eq!(
+            one_stream(ApiKind::AnthropicMessages, &anthropic_chunks()),
+            64
+        );
         println!("sse bench: smoke check ok (run `cargo bench --bench sse` to time it)");
         return;
     }
