@@ -365,7 +365,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
             p.name,
             p.source,
-            p.pid.map_or(String::new(), |pid| format!(" pid {pid}")),
+            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
             if p.up { "up" } else { "DOWN" },
             opt(p.baseline_rss_bytes, &fmt_bytes),
             opt(p.peak_rss_bytes, &fmt_bytes),
