@@ -437,3 +437,48 @@ fn the_embedded_default_soaks_its_own_mock() {
     assert_eq!(s["scenarios"].as_array().unwrap().len(), 3);
     assert!(p.stderr_text().contains("started the embedded mock"));
 }
+
+#[test]
+fn otlp_export_reaches_the_configured_collector() {
+    // A stand-in collector: accept the exporter's connection and read the HTTP/2 preface
+    // that every OTLP/gRPC export starts with.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let got = std::thread::spawn(move || {
+        use std::io::Read;
+        collector.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match collector.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut buf = [0u8; 24];
+                    s.read_exact(&mut buf).unwrap();
+                    return buf.to_vec();
+                }
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("no OTLP connection within 60 s: {e}"),
+            }
+        }
+    });
+    let mock = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "2"]);
+    let cfg = base(&mock.url(), "[load]\nrate = 20.0\n");
+    let mut run = Run::start_env(
+        &cfg,
+        &["--duration", "3s"],
+        &[
+            ("SOAKD__OTLP__ENDPOINT", endpoint.as_str()),
+            ("SOAKD__OTLP__SAMPLE_RATIO", "1.0"),
+        ],
+    );
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    assert!(count(&s, &["outcomes", "ok"]) > 30);
+    assert_eq!(
+        got.join().unwrap(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()
+    );
+}
