@@ -47,15 +47,16 @@
 //!
 //! # Verdict
 //! A window calls a leak when its R² ≥ `min_r2` and its slope per hour exceeds the resource's
-//! threshold: RSS — `rss_mib_per_hour` (default 50 MiB/h: 1.2 GiB a day, which no healthy
-//! proxy at steady load accumulates) OR `rss_percent_per_hour` of the baseline (default
-//! 10 %/h: catches small processes whose absolute growth is modest but would double in
-//! ten hours); fds — 60/h (one a minute: a healthy pool is flat after warm-up); threads —
+//! threshold: RSS — both `rss_mib_per_hour` (default 50 MiB/h: 1.2 GiB a day, which no
+//! healthy proxy at steady load accumulates) AND `rss_percent_per_hour` of the baseline
+//! (default 10 %/h: a multi-GiB proxy's slow drift stays below it). Requiring both keeps a
+//! small process's allocator noise (soakd itself, at 30 MiB, grows by kilobytes while pools
+//! fill: over 10 %/h on a two-minute window, far under 50 MiB/h) from being a leak; fds — 60/h (one a minute: a healthy pool is flat after warm-up); threads —
 //! 30/h (thread pools are bounded; steady thread growth is a leak or runaway spawning).
 //! `min_r2` 0.8 rejects noisy or step-shaped series. A resource's verdict is `leak` only when
-//! BOTH the shortest and the longest window that hold enough data call a leak (a plateau
-//! makes the long window disagree; a stopped leak makes the short one disagree), `unknown`
-//! when no window holds enough data, else `ok`. `soakd_leak_suspected` is 1 for `leak`,
+//! BOTH the shortest and the longest configured window call a leak (a plateau makes the long
+//! window disagree; a stopped leak makes the short one disagree); `unknown` until the longest
+//! window holds enough data (until then a plateau cannot be told from a leak), else `ok`. `soakd_leak_suspected` is 1 for `leak`,
 //! else 0, and a log line marks each change.
 //!
 //! # Load normalisation
@@ -620,7 +621,10 @@ impl Monitor {
                 let relative = st
                     .baseline_rss
                     .map_or(f64::INFINITY, |b| b * th.rss_fraction_per_hour);
-                th.rss_bytes_per_hour.min(relative)
+                // Both limits must be passed: the absolute one keeps small processes (soakd
+                // itself, a 20 MiB proxy) from being called leaky over allocator noise, the
+                // relative one keeps a multi-GiB proxy's normal drift from it.
+                th.rss_bytes_per_hour.max(relative)
             }
             Resource::Fds => th.fds_per_hour,
             Resource::Threads => th.threads_per_hour,
@@ -632,8 +636,14 @@ impl Monitor {
         for r in Resource::ALL {
             let ready: Vec<estimate::Fit> =
                 st.windows.iter().filter_map(|w| w.fit(r.index())).collect();
+            // The longest window must have its fit: a plateau looks like a leak in every
+            // window shorter than the time since it began.
+            let long_ready = st
+                .windows
+                .last()
+                .is_some_and(|w| w.fit(r.index()).is_some());
             let verdict = match (ready.first(), ready.last()) {
-                (Some(short), Some(long)) => {
+                (Some(short), Some(long)) if long_ready => {
                     if self.window_leaks(st, *short, *r) && self.window_leaks(st, *long, *r) {
                         Verdict::Leak
                     } else {

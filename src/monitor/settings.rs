@@ -41,10 +41,11 @@ pub struct RawMonitor {
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize, Default, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLeakThresholds {
-    /// RSS growth in MiB per hour that counts as a leak on its own (default 50).
+    /// RSS growth in MiB per hour above which a window may call a leak (default 50); the
+    /// growth must also pass `rss_percent_per_hour`.
     pub rss_mib_per_hour: Option<f64>,
-    /// RSS growth per hour as a percentage of the post-warm-up baseline RSS that counts as a
-    /// leak on its own (default 10).
+    /// RSS growth per hour, as a percentage of the post-warm-up baseline RSS, above which a
+    /// window may call a leak (default 10); the growth must also pass `rss_mib_per_hour`.
     pub rss_percent_per_hour: Option<f64>,
     /// Least R² of the fit for a window to call a leak (default 0.8).
     pub min_r2: Option<f64>,

@@ -110,6 +110,43 @@ fn short_growth_after_a_long_plateau_needs_the_long_window() {
 }
 
 #[test]
+fn only_the_short_window_ready_is_unknown_not_a_leak() {
+    // 1 GiB/h for 10 minutes: the 5 m window calls it, the 2 h window has too little data,
+    // so a plateau cannot yet be ruled out.
+    let m = monitor(&["5m", "2h"], "5s");
+    feed(&m, 0.0, 600.0, 5.0, |t| {
+        200.0 * MIB + t * 1024.0 * MIB / 3600.0
+    });
+    assert!(lock(&m.procs[1]).windows[0].fit(0).is_some());
+    assert!(lock(&m.procs[1]).windows[1].fit(0).is_none());
+    assert_eq!(verdict(&m, Resource::Rss), Verdict::Unknown);
+    assert_eq!(leak_gauge(&m, Resource::Rss), 0);
+}
+
+#[test]
+fn growth_must_pass_both_the_absolute_and_the_relative_limit() {
+    // A 20 MiB process growing 4 MiB/h: 20 %/h (over the relative 10 %/h) but far under
+    // 50 MiB/h, over a clean linear fit: not a leak.
+    let m = monitor(&["5m", "20m"], "5s");
+    feed(&m, 0.0, 1500.0, 5.0, |t| {
+        20.0 * MIB + t * 4.0 * MIB / 3600.0
+    });
+    assert_eq!(verdict(&m, Resource::Rss), Verdict::Ok);
+    // A 10 GiB process growing 60 MiB/h: over 50 MiB/h but 0.6 %/h: not a leak either.
+    let m = monitor(&["5m", "20m"], "5s");
+    feed(&m, 0.0, 1500.0, 5.0, |t| {
+        10240.0 * MIB + t * 60.0 * MIB / 3600.0
+    });
+    assert_eq!(verdict(&m, Resource::Rss), Verdict::Ok);
+    // A 200 MiB process growing 60 MiB/h passes both (30 %/h): a leak.
+    let m = monitor(&["5m", "20m"], "5s");
+    feed(&m, 0.0, 1500.0, 5.0, |t| {
+        200.0 * MIB + t * 60.0 * MIB / 3600.0
+    });
+    assert_eq!(verdict(&m, Resource::Rss), Verdict::Leak);
+}
+
+#[test]
 fn flat_sawtooth_is_no_leak() {
     let m = monitor(&["5m", "30m"], "1s");
     feed(&m, 0.0, 3600.0, 1.0, |t| {

@@ -1,0 +1,259 @@
+//! Leak detection end to end: `soakd run` soaking the real mock (a separate process) with
+//! injected leaks, watching it through /proc and through its own `/metrics`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(300);
+
+fn process<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["monitor"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no process {name} in {}", summary["monitor"]))
+}
+
+fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
+    p["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["window"] == w)
+        .unwrap_or_else(|| panic!("no window {w} in {p}"))
+}
+
+/// 64 KiB per request at 50 rps is 3,276,800 B/s; soakd must measure it within ±10% over a
+/// two-minute window, per request and per second, from /proc and from the mock's own
+/// `/metrics`, and call it (and the fd leak beside it) a leak.
+#[test]
+fn a_64k_per_request_leak_is_measured_within_10_percent() {
+    let mock = Mock::start(&[
+        "--ttft",
+        "2ms",
+        "--chunk-delay",
+        "1ms",
+        "--chunks",
+        "4",
+        "--leak-bytes-per-request",
+        "65536",
+        "--leak-fd-every",
+        "10",
+    ]);
+    let cfg = format!(
+        r#"
+[run]
+grace = "5s"
+
+[target]
+url = "{url}"
+
+[load]
+rate = 50.0
+arrivals = "constant"
+
+[[scenarios]]
+name = "chat"
+api = "openai"
+max_tokens = 4
+
+[monitor]
+sample_interval = "1s"
+warmup = "5s"
+windows = ["30s", "2m"]
+
+[[monitor.processes]]
+name = "target"
+pid = {pid}
+
+[[monitor.processes]]
+name = "target_scraped"
+scrape_url = "{url}/metrics"
+
+[log]
+progress_interval = "30s"
+"#,
+        url = mock.url(),
+        pid = mock.proc.pid()
+    );
+    let mut run = Run::start(&cfg, &["--duration", "135s"]);
+    let admin = run.admin_addr();
+    // Near the end, the live gauges carry the same numbers as the summary will.
+    std::thread::sleep(Duration::from_secs(130));
+    let (_, metrics) = http_get(admin, "/metrics");
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+
+    let truth = 50.0 * 65536.0;
+    let local = process(&s, "target");
+    let w = window(local, "2m");
+    let slope = w["rss"]["slope_per_sec"].as_f64().unwrap();
+    assert!(
+        (slope / truth - 1.0).abs() < 0.10,
+        "local slope {slope} vs {truth}"
+    );
+    let per_req = w["rss_bytes_per_request"].as_f64().unwrap();
+    assert!(
+        (per_req / 65536.0 - 1.0).abs() < 0.10,
+        "per request {per_req}"
+    );
+    assert_eq!(local["verdict"]["rss"], "leak", "{local}");
+    assert_eq!(local["verdict"]["fds"], "leak", "{local}");
+    let fd_slope = w["fds"]["slope_per_sec"].as_f64().unwrap();
+    assert!(
+        (fd_slope / 5.0 - 1.0).abs() < 0.10,
+        "fd slope {fd_slope} vs 5/s"
+    );
+
+    let scraped = process(&s, "target_scraped");
+    let ss = window(scraped, "2m")["rss"]["slope_per_sec"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (ss / slope - 1.0).abs() < 0.10,
+        "scraped {ss} vs local {slope}"
+    );
+    assert_eq!(scraped["verdict"]["rss"], "leak");
+
+    // soakd itself stays clean while it measures the leak.
+    assert_ne!(process(&s, "soakd")["verdict"]["rss"], "leak");
+
+    let g = metric_sum(
+        &metrics,
+        "soakd_process_rss_growth_bytes_per_second",
+        &[("process", "target"), ("window", "2m")],
+    );
+    assert!((g / truth - 1.0).abs() < 0.10, "gauge {g}");
+    let v = metric_sum(
+        &metrics,
+        "soakd_leak_suspected",
+        &[("process", "target"), ("resource", "rss")],
+    );
+    assert_eq!(v, 1.0);
+    let r2 = metric_sum(
+        &metrics,
+        "soakd_process_growth_fit_r2",
+        &[("process", "target"), ("resource", "rss"), ("window", "2m")],
+    );
+    assert!(r2 > 0.9, "r2 {r2}");
+}
+
+/// The same soak against a clean mock gives no verdict.
+#[test]
+fn a_clean_mock_is_not_called_a_leak() {
+    let mock = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"]);
+    let cfg = format!(
+        r#"
+[run]
+grace = "5s"
+
+[target]
+url = "{url}"
+
+[load]
+rate = 50.0
+
+[monitor]
+sample_interval = "1s"
+warmup = "10s"
+windows = ["20s", "50s"]
+
+[[monitor.processes]]
+name = "target"
+pid = {pid}
+"#,
+        url = mock.url(),
+        pid = mock.proc.pid()
+    );
+    let mut run = Run::start(&cfg, &["--duration", "70s"]);
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    let p = process(&s, "target");
+    for r in ["rss", "fds", "threads"] {
+        assert_eq!(p["verdict"][r], "ok", "{r}: {p}");
+    }
+    assert!(window(p, "50s")["rss"]["slope_per_sec"].is_number(), "{p}");
+}
+
+/// A watched process that exits and comes back under a new pid is a restart: counted,
+/// reported, and not a failure of the soak.
+#[test]
+fn a_restarted_process_is_recognised() {
+    let dir = TempDir::new("restart");
+    let pid_file = dir.path().join("watched.pid");
+    let pid_file_s = pid_file.to_str().unwrap();
+    let first = Mock::start(&["--pid-file", pid_file_s, "--exit-after", "4s"]);
+    let target = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "2"]);
+    let cfg = format!(
+        r#"
+[run]
+grace = "3s"
+
+[target]
+url = "{url}"
+
+[load]
+rate = 10.0
+
+[monitor]
+sample_interval = "250ms"
+warmup = "0s"
+windows = ["5s", "10s"]
+
+[[monitor.processes]]
+name = "watched"
+pid_file = "{pid_file}"
+"#,
+        url = target.url(),
+        pid_file = pid_file_s
+    );
+    let mut run = Run::start(&cfg, &["--duration", "forever"]);
+    let admin = run.admin_addr();
+    let first_pid = first.proc.pid();
+    // Wait for the first incarnation to exit by itself, then start the second.
+    let mut first = first;
+    assert!(first.proc.wait(Duration::from_secs(30)).success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = http_get(admin, "/metrics");
+        if metric_sum(&m, "soakd_process_up", &[("process", "watched")]) == 0.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "up never went to 0");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let second = Mock::start(&["--pid-file", pid_file_s]);
+    assert_ne!(second.proc.pid(), first_pid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = http_get(admin, "/metrics");
+        let up = metric_sum(&m, "soakd_process_up", &[("process", "watched")]);
+        let restarts = metric_sum(
+            &m,
+            "soakd_process_restarts_total",
+            &[("process", "watched")],
+        );
+        if up == 1.0 && restarts >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restart not seen: up {up} restarts {restarts}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    run.proc.signal(libc::SIGTERM);
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    let p = process(&s, "watched");
+    assert_eq!(p["restarts"], 1, "{p}");
+    assert_eq!(p["pid"], second.proc.pid(), "{p}");
+    assert!(
+        run.proc.stderr_text().contains("restart"),
+        "a restart is logged"
+    );
+}
