@@ -314,6 +314,32 @@ impl App {
     }
 }
 
+/// Raises the soft open-file limit to the hard limit: every stream is a socket, and a soak
+/// of thousands of concurrent streams needs more than the usual soft limit of 1024.
+/// Returns the new soft limit.
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+    }
+    Some(lim.rlim_cur as u64)
+}
+
 /// Prints the summary to stdout.
 pub fn print_summary(summary: &Summary) {
     let mut out = std::io::stdout().lock();

@@ -311,6 +311,10 @@ impl Exchange<'_> {
                     prog.detail = "connection lost mid-stream";
                     break (Outcome::StreamTruncated, false);
                 }
+                Ok(Ok(None)) if reader.foreign_lines() > 0 => {
+                    prog.detail = "body is not an event stream";
+                    break (Outcome::ProtocolError, false);
+                }
                 Ok(Ok(None)) => {
                     prog.detail = match reader.finish() {
                         Tail::Clean => "stream ended without its terminator",

@@ -72,6 +72,8 @@ pub struct SseReader {
     pending_cr: bool,
     /// No line has been completed yet (a leading BOM is stripped from the first line).
     first_line: bool,
+    /// Lines that are neither comments nor `data`/`event`/`id`/`retry` fields.
+    foreign_lines: u64,
 }
 
 impl Default for SseReader {
@@ -92,7 +94,16 @@ impl SseReader {
             in_event: false,
             pending_cr: false,
             first_line: true,
+            foreign_lines: 0,
         }
+    }
+
+    /// How many lines were not SSE fields. The spec ignores unknown fields, but an LLM API
+    /// never sends them: a body that ends without its terminator after such lines was not an
+    /// event stream at all (an HTML error page, a proxy's banner), which is a protocol error
+    /// rather than a truncated stream.
+    pub fn foreign_lines(&self) -> u64 {
+        self.foreign_lines
     }
 
     /// Feeds one chunk; calls `on_event` for each event completed by it.
@@ -205,8 +216,9 @@ impl SseReader {
                 self.event.clear();
                 self.event.extend_from_slice(value);
             }
-            // id, retry and unknown fields: nothing a load generator uses.
-            _ => {}
+            // id and retry: nothing a load generator uses.
+            b"id" | b"retry" => {}
+            _ => self.foreign_lines += 1,
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -386,6 +398,25 @@ event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
             events,
             vec![ev("", "nospace"), ev("", " two"), ev("", ""), ev("", "")]
         );
+    }
+
+    #[test]
+    fn foreign_lines_are_counted() {
+        let mut r = SseReader::new(1024);
+        let body: &[u8] =
+            b"<html>502 Bad Gateway</html>\n\xff\xfe junk\n: comment\nid: 3\nretry: 10\n\n";
+        let mut n = 0;
+        r.push(body, |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!((n, r.foreign_lines()), (0, 2));
+        let mut clean = SseReader::new(1024);
+        clean
+            .push(b"event: ping\ndata: {}\n\n", |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert_eq!(clean.foreign_lines(), 0);
     }
 
     #[test]

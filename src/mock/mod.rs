@@ -1,36 +1,291 @@
-//! TEMPORARY stand-in (replaced by the mock branch at merge).
-use serde::{Deserialize, Serialize};
-#[derive(Debug, Clone, clap::Args, Deserialize, Serialize)]
-pub struct MockArgs {
-    #[arg(long, default_value = "127.0.0.1:0")]
-    #[serde(skip_serializing, default = "d")]
-    pub listen: std::net::SocketAddr,
-    #[arg(skip)]
-    #[serde(flatten)]
-    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+//! The built-in mock AI proxy (`soakd mock`): a realistic, fault- and leak-injecting stand-in
+//! for an OpenAI- or Anthropic-compatible proxy, used for demos and as the target of every
+//! integration test.
+//!
+//! ```text
+//! soakd mock --ttft 50ms --chunks 32 --leak-bytes-per-request 65536
+//! soakd-mock listening on http://127.0.0.1:41337
+//! ```
+//!
+//! The same knobs are the `[mock]` section of soakd's config file (`ttft = "50ms"`,
+//! `leak_bytes_per_request = 65536`); see [`MockArgs`]. `soakd run` spawns the mock as a child
+//! with `current_exe mock <MockArgs::to_args()>` and reads the port from the one stdout line.
+//!
+//! # Endpoints
+//! - `POST /v1/chat/completions` (OpenAI). `stream: true` answers `text/event-stream`: a
+//!   role-only chunk (empty content) at once, after `ttft` the first of N content chunks
+//!   (`chunk_delay` apart, `chunk_bytes` characters each), a `finish_reason: "stop"` chunk, a
+//!   usage chunk (`choices: []`) only with `stream_options.include_usage`, then `data: [DONE]`.
+//!   N is `chunks`, lowered by a smaller `max_tokens`/`max_completion_tokens` (1 chunk ≈ 1
+//!   token). Otherwise a `chat.completion` JSON after `response_delay`.
+//! - `POST /v1/messages` (Anthropic): `message_start`, `content_block_start`, `ping`, N ×
+//!   `content_block_delta`, `content_block_stop`, `message_delta` (final cumulative
+//!   `usage.output_tokens` = N), `message_stop`; or a `message` JSON.
+//! - `GET /metrics`: the mock's own registry: `process_*`,
+//!   `soakd_mock_requests_total{endpoint, fault}`, `soakd_mock_streams_active`,
+//!   `soakd_mock_leaked_{bytes,fds,threads}`, `soakd_mock_sawtooth_bytes`.
+//! - `GET /healthz`: `ok`. Unknown paths: 404 with an error JSON. A body that is not JSON: 400
+//!   with an error JSON in the endpoint's own shape (both shapes have `error.type` and
+//!   `error.message`). `prompt_tokens` is estimated as body bytes / 4.
+//!
+//! # Faults
+//! One cheap draw per request picks at most one fault, with the `*_rate` probabilities:
+//! an HTTP error (`error_status`, `retry-after: 1` on 429/503/529); an in-band error (after half
+//! the chunks an OpenAI `data: {"error":…}` frame or an Anthropic `event: error`, then the end;
+//! non-stream: HTTP 200 with an error JSON); a truncation (the body ends cleanly after half the
+//! chunks, or half the JSON); a stall (headers and half the chunks, then nothing until the
+//! client disconnects or shutdown); garbage (HTTP 200, a body that is neither SSE nor JSON).
+//!
+//! # Leaks
+//! `leak_bytes_per_request`, `plateau_bytes`, `leak_fd_every`, `leak_thread_every` and the
+//! `sawtooth_*` pair really move RSS, `/proc/self/fd` and the thread count (memory is touched page by page;
+//! the sawtooth maps its own 1 MiB blocks so freeing them returns RSS to the OS).
+//!
+//! # Design
+//! axum over HTTP/1.1 (keep-alive, `TCP_NODELAY`). A streamed body is a hand-written state
+//! machine over one reused tokio `Sleep`; all its frames are slices of one per-request buffer,
+//! and no per-request state outlives the request unless a leak knob asks for it; on glibc the
+//! free heap is trimmed every 10 s so the RSS baseline stays flat without leak knobs. Shutdown:
+//! the `shutdown` token (or `exit_after`) stops accepting, ends stalls at once, lets the other
+//! streams finish for up to [`SHUTDOWN_GRACE`], and then returns.
+
+mod args;
+mod body;
+mod frames;
+mod handlers;
+mod leak;
+mod state;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use args::MockArgs;
+
+use crate::config::ConfigError;
+
+/// How long in-flight streams may run on after shutdown before [`serve`] returns anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the mock could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// A knob is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error("mock: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The pid file could not be written.
+    #[error("mock: cannot write pid file {path}: {source}")]
+    PidFile {
+        /// The path asked for.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The metric registry could not be built.
+    #[error("mock: metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Another I/O failure (listener address, stdout, serving).
+    #[error("mock: {0}")]
+    Io(#[from] std::io::Error),
 }
-fn d() -> std::net::SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
+
+fn random_seed() -> u64 {
+    use rand::{RngCore as _, SeedableRng as _};
+    rand::rngs::SmallRng::from_os_rng().next_u64()
 }
-impl Default for MockArgs {
-    fn default() -> Self {
-        MockArgs {
-            listen: d(),
-            extra: Default::default(),
+
+/// Serve on an already-bound listener until `shutdown` is cancelled (or `exit_after` passes),
+/// then close gracefully: stop accepting, end stalls, let other streams finish for up to
+/// [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    args: MockArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), MockError> {
+    args.validate()?;
+    let stop = shutdown.child_token();
+    let shared = Arc::new(state::Shared::new(&args, stop.clone(), random_seed())?);
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        ttft = ?args.ttft,
+        chunk_delay = ?args.chunk_delay,
+        chunks = args.chunks,
+        chunk_bytes = args.chunk_bytes,
+        response_delay = ?args.response_delay,
+        error_rate = args.error_rate,
+        error_status = args.error_status,
+        error_event_rate = args.error_event_rate,
+        truncate_rate = args.truncate_rate,
+        stall_rate = args.stall_rate,
+        garbage_rate = args.garbage_rate,
+        leak_bytes_per_request = args.leak_bytes_per_request,
+        leak_fd_every = ?args.leak_fd_every,
+        leak_thread_every = ?args.leak_thread_every,
+        sawtooth_bytes = ?args.sawtooth_bytes,
+        sawtooth_period = ?args.sawtooth_period,
+        plateau_bytes = ?args.plateau_bytes,
+        exit_after = ?args.exit_after,
+        "mock serving"
+    );
+
+    let tasks = TaskTracker::new();
+    if let (Some(bytes), Some(period)) = (args.sawtooth_bytes, args.sawtooth_period) {
+        let plan = leak::SawtoothPlan::new(bytes, period);
+        tasks.spawn(leak::run_sawtooth(
+            plan,
+            shared.metrics.leaks.sawtooth.clone(),
+            stop.clone(),
+        ));
+    }
+    if let Some(after) = args.exit_after {
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(after) => {
+                    tracing::info!(exit_after = ?after, "mock exit_after reached, shutting down");
+                    stop.cancel();
+                }
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tasks.spawn(trim_heap(stop.clone()));
+
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "mock: cannot set TCP_NODELAY");
+        }
+    });
+    let app = handlers::router(shared.clone());
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let grace = {
+        let stop = stop.clone();
+        async move {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    let result = tokio::select! {
+        r = server => r,
+        _ = grace => {
+            tracing::warn!(
+                streams = shared.metrics.streams_active.get(),
+                grace = ?SHUTDOWN_GRACE,
+                "mock: streams still open after the shutdown grace; returning anyway"
+            );
+            Ok(())
+        }
+    };
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!(%addr, "mock stopped");
+    result.map_err(MockError::Io)
+}
+
+/// Bind `args.listen`, print exactly one line `soakd-mock listening on http://<bound addr>` to
+/// stdout (flushed), then [`serve`]. With `pid_file`, the pid is written before that line and
+/// the file removed when serving ends. Also raises the soft open-files limit to the hard one
+/// so thousands of concurrent streams fit.
+pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), MockError> {
+    args.validate()?;
+    raise_nofile_limit();
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| MockError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    if let Some(path) = &args.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            MockError::PidFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    let pid_file = args.pid_file.clone();
+    let printed = {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "soakd-mock listening on http://{addr}").and_then(|()| out.flush())
+    };
+    let result = match printed {
+        Ok(()) => serve(args, listener, shutdown).await,
+        Err(e) => Err(MockError::Io(e)),
+    };
+    if let Some(path) = pid_file {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "mock: cannot remove pid file");
+            }
+        }
+    }
+    result
+}
+
+/// How often the mock hands glibc's free heap pages back to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Periodically `malloc_trim(0)`: after thousands of connections close, glibc keeps their freed
+/// buffers cached per arena and RSS creeps up with fragmentation. A mock without leak knobs
+/// must show a flat RSS, or soakd would suspect a leak the mock never made.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_heap(stop: CancellationToken) {
+    let mut every = tokio::time::interval(TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // SAFETY: malloc_trim has no preconditions. Run off the async workers: it walks the heap.
+        let trimmed = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        if let Err(e) = trimmed {
+            tracing::debug!(error = %e, "mock: heap trim task failed");
         }
     }
 }
-impl MockArgs {
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        Ok(())
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit (best effort).
+fn raise_nofile_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                let wanted = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                    tracing::debug!("mock: cannot raise the open-files limit");
+                }
+            }
+        }
     }
-    pub fn to_args(&self) -> Vec<String> {
-        vec![]
-    }
-}
-pub async fn run(
-    _a: MockArgs,
-    _t: tokio_util::sync::CancellationToken,
-) -> Result<(), std::io::Error> {
-    Ok(())
 }

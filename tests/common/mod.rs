@@ -207,12 +207,11 @@ impl Run {
         let summary_path = dir.path().join("summary.json");
         let config = dir.write("soakd.toml", toml);
         let mut cmd = Command::new(soakd_bin());
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--admin-listen")
-            .arg("127.0.0.1:0")
-            .args(extra)
+        cmd.arg("run").arg("--config").arg(&config);
+        if !extra.contains(&"--admin-listen") {
+            cmd.args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .env("SOAKD__RUN__SUMMARY_JSON", &summary_path)
             .env("RUST_LOG", "info");
         for (k, v) in env {

@@ -1,0 +1,665 @@
+//! The mock's knobs: one struct that is both the `soakd mock` flags and the `[mock]` TOML section.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+/// Largest `chunk_bytes` accepted (one content delta).
+pub const MAX_CHUNK_BYTES: u32 = 1 << 20;
+/// Largest answer (`chunks × chunk_bytes`) accepted; a non-stream answer is built in memory.
+pub const MAX_ANSWER_BYTES: u64 = 256 << 20;
+/// Smallest `sawtooth_bytes`: the sawtooth allocates in blocks of this size.
+pub const SAWTOOTH_BLOCK: u64 = 1 << 20;
+/// Per-request growth of `plateau_bytes` when `leak_bytes_per_request` is 0.
+pub const PLATEAU_DEFAULT_STEP: u64 = 64 << 10;
+/// Largest `leak_bytes_per_request` accepted.
+pub const MAX_LEAK_PER_REQUEST: u64 = 1 << 30;
+
+/// Every knob of the mock AI proxy.
+///
+/// Each field is a `--kebab-case` flag of `soakd mock` and a `snake_case` key of the `[mock]`
+/// section of the config file. Durations are humantime strings in both (`"50ms"`, `"2m"`).
+/// `Default` equals the clap defaults. Call [`MockArgs::validate`] before use
+/// ([`crate::mock::serve`] and [`crate::mock::run`] do).
+#[derive(Debug, Clone, PartialEq, clap::Args, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockArgs {
+    /// Address to listen on (`run` only; `serve` takes a bound listener).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// Streams: delay between the response headers (with the role/preamble frame) and the
+    /// first content chunk.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_dur")]
+    pub ttft: Duration,
+
+    /// Streams: delay between two content chunks.
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_dur")]
+    pub chunk_delay: Duration,
+
+    /// Content chunks per answer (1 chunk ≈ 1 token); capped per request by a smaller
+    /// `max_tokens`.
+    #[arg(long, default_value_t = 16)]
+    pub chunks: u32,
+
+    /// Characters of text per content chunk.
+    #[arg(long, default_value_t = 8)]
+    pub chunk_bytes: u32,
+
+    /// Non-stream answers: delay before the response. Unset means the time the same answer
+    /// takes streamed: `ttft + chunks × chunk_delay` (with the request's effective chunks).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    pub response_delay: Option<Duration>,
+
+    /// Probability per request of an HTTP error (`error_status`) instead of an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+
+    /// Status of `error_rate` errors (400..=599); 429 and 503 also carry `retry-after: 1`.
+    #[arg(long, default_value_t = 500)]
+    pub error_status: u16,
+
+    /// Probability per request of an in-band error: streams send an error frame after half the
+    /// chunks and end; non-stream answers are HTTP 200 with an error JSON body.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_event_rate: f64,
+
+    /// Probability per request of a truncated answer: streams end cleanly after half the chunks
+    /// with no terminator; non-stream bodies end after half the JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub truncate_rate: f64,
+
+    /// Probability per request of a stall: headers (and for streams half the chunks) are sent,
+    /// then nothing until the client goes away or the mock shuts down.
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+
+    /// Probability per request of HTTP 200 with a body that is neither SSE nor JSON.
+    #[arg(long, default_value_t = 0.0)]
+    pub garbage_rate: f64,
+
+    /// Bytes allocated, made resident and kept forever per request (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub leak_bytes_per_request: u64,
+
+    /// Open `/dev/null` and keep it open every N requests (unset = never).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_fd_every: Option<u64>,
+
+    /// Spawn an OS thread that parks forever every N streams (unset = never; at most 10,000).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_thread_every: Option<u64>,
+
+    /// GC-like sawtooth: grow a resident allocation linearly to this many bytes over
+    /// `sawtooth_period`, free it all, repeat (needs `sawtooth_period`; at least 1 MiB).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sawtooth_bytes: Option<u64>,
+
+    /// Length of one sawtooth cycle (needs `sawtooth_bytes`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    pub sawtooth_period: Option<Duration>,
+
+    /// Cache-like growth: per-request growth (`leak_bytes_per_request`, or 64 KiB when that is
+    /// 0) that stops once this many bytes are held in total.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plateau_bytes: Option<u64>,
+
+    /// Exit cleanly after this long (restart tests).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    pub exit_after: Option<Duration>,
+
+    /// Write the process id here at start and remove the file on exit (`run` only).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Default for MockArgs {
+    fn default() -> Self {
+        MockArgs {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ttft: Duration::from_millis(20),
+            chunk_delay: Duration::from_millis(5),
+            chunks: 16,
+            chunk_bytes: 8,
+            response_delay: None,
+            error_rate: 0.0,
+            error_status: 500,
+            error_event_rate: 0.0,
+            truncate_rate: 0.0,
+            stall_rate: 0.0,
+            garbage_rate: 0.0,
+            leak_bytes_per_request: 0,
+            leak_fd_every: None,
+            leak_thread_every: None,
+            sawtooth_bytes: None,
+            sawtooth_period: None,
+            plateau_bytes: None,
+            exit_after: None,
+            pid_file: None,
+        }
+    }
+}
+
+impl MockArgs {
+    /// The five fault probabilities with their field names, in the order faults are decided.
+    pub(crate) fn fault_rates(&self) -> [(&'static str, f64); 5] {
+        [
+            ("error_rate", self.error_rate),
+            ("error_event_rate", self.error_event_rate),
+            ("truncate_rate", self.truncate_rate),
+            ("stall_rate", self.stall_rate),
+            ("garbage_rate", self.garbage_rate),
+        ]
+    }
+
+    /// Check every knob; errors name the field as `mock.<field>`, the value and the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut sum = 0.0;
+        for (name, rate) in self.fault_rates() {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::invalid(
+                    format!("mock.{name}"),
+                    rate,
+                    "must be a probability in 0..=1",
+                ));
+            }
+            sum += rate;
+        }
+        if sum > 1.0 + 1e-9 {
+            return Err(ConfigError::invalid(
+                "mock.error_rate",
+                sum,
+                "error_rate + error_event_rate + truncate_rate + stall_rate + garbage_rate \
+                 must not exceed 1",
+            ));
+        }
+        if self.chunks == 0 {
+            return Err(ConfigError::invalid("mock.chunks", 0, "must be at least 1"));
+        }
+        if self.chunk_bytes == 0 || self.chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(ConfigError::invalid(
+                "mock.chunk_bytes",
+                self.chunk_bytes,
+                format!("must be in 1..={MAX_CHUNK_BYTES}"),
+            ));
+        }
+        let answer = u64::from(self.chunks) * u64::from(self.chunk_bytes);
+        if answer > MAX_ANSWER_BYTES {
+            return Err(ConfigError::invalid(
+                "mock.chunks",
+                self.chunks,
+                format!(
+                    "chunks × chunk_bytes = {answer} bytes exceeds the {MAX_ANSWER_BYTES} byte \
+                     limit of one answer"
+                ),
+            ));
+        }
+        if !(400..=599).contains(&self.error_status) {
+            return Err(ConfigError::invalid(
+                "mock.error_status",
+                self.error_status,
+                "must be an HTTP error status in 400..=599",
+            ));
+        }
+        if self.leak_bytes_per_request > MAX_LEAK_PER_REQUEST {
+            return Err(ConfigError::invalid(
+                "mock.leak_bytes_per_request",
+                self.leak_bytes_per_request,
+                format!("must be at most {MAX_LEAK_PER_REQUEST}"),
+            ));
+        }
+        for (name, every) in [
+            ("leak_fd_every", self.leak_fd_every),
+            ("leak_thread_every", self.leak_thread_every),
+        ] {
+            if every == Some(0) {
+                return Err(ConfigError::invalid(
+                    format!("mock.{name}"),
+                    0,
+                    "must be at least 1 (leave it unset to disable)",
+                ));
+            }
+        }
+        match (self.sawtooth_bytes, self.sawtooth_period) {
+            (None, None) => {}
+            (Some(bytes), None) => {
+                return Err(ConfigError::invalid(
+                    "mock.sawtooth_period",
+                    "unset",
+                    format!("sawtooth_bytes = {bytes} needs a sawtooth_period"),
+                ))
+            }
+            (None, Some(period)) => {
+                return Err(ConfigError::invalid(
+                    "mock.sawtooth_bytes",
+                    "unset",
+                    format!(
+                        "sawtooth_period = {} needs sawtooth_bytes",
+                        humantime::format_duration(period)
+                    ),
+                ))
+            }
+            (Some(bytes), Some(period)) => {
+                if bytes < SAWTOOTH_BLOCK {
+                    return Err(ConfigError::invalid(
+                        "mock.sawtooth_bytes",
+                        bytes,
+                        format!("must be at least {SAWTOOTH_BLOCK} (one 1 MiB block)"),
+                    ));
+                }
+                if period < Duration::from_millis(10) {
+                    return Err(ConfigError::invalid(
+                        "mock.sawtooth_period",
+                        humantime::format_duration(period),
+                        "must be at least 10ms",
+                    ));
+                }
+            }
+        }
+        if self.plateau_bytes == Some(0) {
+            return Err(ConfigError::invalid(
+                "mock.plateau_bytes",
+                0,
+                "must be at least 1 (leave it unset to disable)",
+            ));
+        }
+        if self.exit_after == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "mock.exit_after",
+                "0s",
+                "must be positive (leave it unset to run until shutdown)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The argv (after `soakd mock`) that reproduces exactly these knobs.
+    pub fn to_args(&self) -> Vec<String> {
+        fn dur(d: Duration) -> String {
+            humantime::format_duration(d).to_string()
+        }
+        let mut v: Vec<String> = Vec::with_capacity(48);
+        let mut push = |flag: &str, value: String| {
+            v.push(format!("--{flag}"));
+            v.push(value);
+        };
+        push("listen", self.listen.to_string());
+        push("ttft", dur(self.ttft));
+        push("chunk-delay", dur(self.chunk_delay));
+        push("chunks", self.chunks.to_string());
+        push("chunk-bytes", self.chunk_bytes.to_string());
+        if let Some(d) = self.response_delay {
+            push("response-delay", dur(d));
+        }
+        push("error-rate", self.error_rate.to_string());
+        push("error-status", self.error_status.to_string());
+        push("error-event-rate", self.error_event_rate.to_string());
+        push("truncate-rate", self.truncate_rate.to_string());
+        push("stall-rate", self.stall_rate.to_string());
+        push("garbage-rate", self.garbage_rate.to_string());
+        push(
+            "leak-bytes-per-request",
+            self.leak_bytes_per_request.to_string(),
+        );
+        if let Some(n) = self.leak_fd_every {
+            push("leak-fd-every", n.to_string());
+        }
+        if let Some(n) = self.leak_thread_every {
+            push("leak-thread-every", n.to_string());
+        }
+        if let Some(n) = self.sawtooth_bytes {
+            push("sawtooth-bytes", n.to_string());
+        }
+        if let Some(d) = self.sawtooth_period {
+            push("sawtooth-period", dur(d));
+        }
+        if let Some(n) = self.plateau_bytes {
+            push("plateau-bytes", n.to_string());
+        }
+        if let Some(d) = self.exit_after {
+            push("exit-after", dur(d));
+        }
+        if let Some(p) = &self.pid_file {
+            push("pid-file", p.display().to_string());
+        }
+        v
+    }
+}
+
+/// Serde for a `Duration` as a humantime string (`"250ms"`).
+mod humantime_dur {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+/// Serde for an `Option<Duration>` as an optional humantime string.
+mod opt_humantime_dur {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&humantime::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        humantime::parse_duration(&s)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        mock: MockArgs,
+    }
+
+    fn parse(argv: &[String]) -> MockArgs {
+        let mut full = vec!["soakd-mock".to_string()];
+        full.extend_from_slice(argv);
+        Cli::try_parse_from(full).expect("argv parses").mock
+    }
+
+    fn every_knob_set() -> MockArgs {
+        MockArgs {
+            listen: "127.0.0.1:18080".parse().unwrap(),
+            ttft: Duration::from_millis(50),
+            chunk_delay: Duration::from_micros(1500),
+            chunks: 32,
+            chunk_bytes: 5,
+            response_delay: Some(Duration::from_secs(1) + Duration::from_millis(250)),
+            error_rate: 0.1,
+            error_status: 429,
+            error_event_rate: 0.05,
+            truncate_rate: 0.025,
+            stall_rate: 0.001,
+            garbage_rate: 0.3,
+            leak_bytes_per_request: 65536,
+            leak_fd_every: Some(7),
+            leak_thread_every: Some(3),
+            sawtooth_bytes: Some(64 << 20),
+            sawtooth_period: Some(Duration::from_secs(90)),
+            plateau_bytes: Some(1 << 30),
+            exit_after: Some(Duration::from_secs(3600)),
+            pid_file: Some(PathBuf::from("/tmp/soakd mock.pid")),
+        }
+    }
+
+    #[test]
+    fn default_equals_clap_defaults() {
+        assert_eq!(parse(&[]), MockArgs::default());
+    }
+
+    #[test]
+    fn to_args_round_trips_through_clap() {
+        let a = every_knob_set();
+        a.validate().expect("valid");
+        assert_eq!(parse(&a.to_args()), a);
+        let d = MockArgs::default();
+        assert_eq!(parse(&d.to_args()), d);
+    }
+
+    #[test]
+    fn doc_example_flags_parse() {
+        let argv: Vec<String> = "--ttft 50ms --chunks 32 --leak-bytes-per-request 65536"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let a = parse(&argv);
+        assert_eq!(a.ttft, Duration::from_millis(50));
+        assert_eq!(a.chunks, 32);
+        assert_eq!(a.leak_bytes_per_request, 65536);
+        assert_eq!(a.chunk_delay, MockArgs::default().chunk_delay);
+    }
+
+    fn from_toml(s: &str) -> Result<MockArgs, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from_str(s, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()
+    }
+
+    #[test]
+    fn toml_keys_and_humantime_durations() {
+        let a = from_toml(
+            r#"
+            ttft = "50ms"
+            chunk_delay = "1s 5ms"
+            chunks = 4
+            error_rate = 0.25
+            error_status = 429
+            leak_fd_every = 10
+            sawtooth_bytes = 2097152
+            sawtooth_period = "30s"
+            exit_after = "2m"
+            pid_file = "/run/mock.pid"
+            "#,
+        )
+        .expect("toml deserializes");
+        assert_eq!(a.ttft, Duration::from_millis(50));
+        assert_eq!(a.chunk_delay, Duration::from_millis(1005));
+        assert_eq!(a.chunks, 4);
+        assert_eq!(a.error_rate, 0.25);
+        assert_eq!(a.error_status, 429);
+        assert_eq!(a.leak_fd_every, Some(10));
+        assert_eq!(a.sawtooth_bytes, Some(2 << 20));
+        assert_eq!(a.sawtooth_period, Some(Duration::from_secs(30)));
+        assert_eq!(a.exit_after, Some(Duration::from_secs(120)));
+        assert_eq!(a.pid_file, Some(PathBuf::from("/run/mock.pid")));
+        // Unset keys keep their defaults.
+        assert_eq!(a.chunk_bytes, 8);
+        assert_eq!(a.response_delay, None);
+    }
+
+    #[test]
+    fn toml_rejects_unknown_keys_and_bad_durations() {
+        let e = from_toml("ttfb = \"5ms\"").expect_err("unknown key");
+        assert!(e.to_string().contains("ttfb"), "{e}");
+        let e = from_toml("ttft = \"fast\"").expect_err("bad duration");
+        assert!(e.to_string().contains("fast"), "{e}");
+    }
+
+    #[test]
+    fn serde_json_round_trip() {
+        let a = every_knob_set();
+        let s = serde_json::to_string(&a).unwrap();
+        assert!(s.contains("\"ttft\":\"50ms\""), "{s}");
+        let b: MockArgs = serde_json::from_str(&s).unwrap();
+        assert_eq!(a, b);
+        let d: MockArgs = serde_json::from_str("{}").unwrap();
+        assert_eq!(d, MockArgs::default());
+    }
+
+    fn invalid_field(a: &MockArgs) -> (String, String, String) {
+        match a.validate().expect_err("must be invalid") {
+            ConfigError::Invalid {
+                field,
+                value,
+                reason,
+            } => (field, value, reason),
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn validation_names_field_value_and_reason() {
+        MockArgs::default().validate().expect("defaults are valid");
+
+        let (f, v, r) = invalid_field(&MockArgs {
+            error_rate: 1.5,
+            ..Default::default()
+        });
+        assert_eq!((f.as_str(), v.as_str()), ("mock.error_rate", "1.5"));
+        assert!(r.contains("0..=1"), "{r}");
+
+        let (f, _, _) = invalid_field(&MockArgs {
+            stall_rate: -0.1,
+            ..Default::default()
+        });
+        assert_eq!(f, "mock.stall_rate");
+
+        let (f, _, _) = invalid_field(&MockArgs {
+            garbage_rate: f64::NAN,
+            ..Default::default()
+        });
+        assert_eq!(f, "mock.garbage_rate");
+
+        let (f, v, r) = invalid_field(&MockArgs {
+            error_rate: 0.6,
+            truncate_rate: 0.5,
+            ..Default::default()
+        });
+        assert_eq!((f.as_str(), v.as_str()), ("mock.error_rate", "1.1"));
+        assert!(r.contains("must not exceed 1"), "{r}");
+
+        // Exactly 1 in total is fine.
+        MockArgs {
+            error_rate: 0.5,
+            truncate_rate: 0.25,
+            stall_rate: 0.25,
+            ..Default::default()
+        }
+        .validate()
+        .expect("sum of exactly 1 is valid");
+
+        let cases: Vec<(MockArgs, &str)> = vec![
+            (
+                MockArgs {
+                    chunks: 0,
+                    ..Default::default()
+                },
+                "mock.chunks",
+            ),
+            (
+                MockArgs {
+                    chunk_bytes: 0,
+                    ..Default::default()
+                },
+                "mock.chunk_bytes",
+            ),
+            (
+                MockArgs {
+                    chunks: 1 << 20,
+                    chunk_bytes: 1 << 10,
+                    ..Default::default()
+                },
+                "mock.chunks",
+            ),
+            (
+                MockArgs {
+                    error_status: 200,
+                    ..Default::default()
+                },
+                "mock.error_status",
+            ),
+            (
+                MockArgs {
+                    error_status: 600,
+                    ..Default::default()
+                },
+                "mock.error_status",
+            ),
+            (
+                MockArgs {
+                    leak_fd_every: Some(0),
+                    ..Default::default()
+                },
+                "mock.leak_fd_every",
+            ),
+            (
+                MockArgs {
+                    leak_thread_every: Some(0),
+                    ..Default::default()
+                },
+                "mock.leak_thread_every",
+            ),
+            (
+                MockArgs {
+                    sawtooth_bytes: Some(64 << 20),
+                    ..Default::default()
+                },
+                "mock.sawtooth_period",
+            ),
+            (
+                MockArgs {
+                    sawtooth_period: Some(Duration::from_secs(60)),
+                    ..Default::default()
+                },
+                "mock.sawtooth_bytes",
+            ),
+            (
+                MockArgs {
+                    sawtooth_bytes: Some(4096),
+                    sawtooth_period: Some(Duration::from_secs(60)),
+                    ..Default::default()
+                },
+                "mock.sawtooth_bytes",
+            ),
+            (
+                MockArgs {
+                    plateau_bytes: Some(0),
+                    ..Default::default()
+                },
+                "mock.plateau_bytes",
+            ),
+            (
+                MockArgs {
+                    exit_after: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                "mock.exit_after",
+            ),
+            (
+                MockArgs {
+                    leak_bytes_per_request: MAX_LEAK_PER_REQUEST + 1,
+                    ..Default::default()
+                },
+                "mock.leak_bytes_per_request",
+            ),
+        ];
+        for (args, field) in cases {
+            let (f, _, r) = invalid_field(&args);
+            assert_eq!(f, field, "reason: {r}");
+            assert!(!r.is_empty());
+        }
+        let (_, v, r) = invalid_field(&MockArgs {
+            error_status: 302,
+            ..Default::default()
+        });
+        assert_eq!(v, "302");
+        assert!(r.contains("400..=599"), "{r}");
+    }
+}

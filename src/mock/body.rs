@@ -1,0 +1,235 @@
+//! The timed body of a streamed answer: a small hand-written `Stream` state machine.
+//!
+//! One stream costs its frame buffer (one allocation, see [`super::frames`]), one boxed tokio
+//! `Sleep` reused for every delay (allocated only if a delay is non-zero), and, for a stall, one
+//! boxed cancellation future. When the client goes away hyper drops the body, which ends
+//! everything, including a stall; the [`ActiveGuard`] keeps `soakd_mock_streams_active` honest.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use prometheus::IntGauge;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// What happens after the content chunks.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// Send this frame (the terminator, or an error frame), then end the body.
+    Frame(Bytes),
+    /// End the body at once (a truncated stream).
+    Stop,
+    /// Send nothing more until the client leaves or `stop` is cancelled.
+    Stall(CancellationToken),
+}
+
+/// The script of one streamed body.
+#[derive(Debug)]
+pub(crate) struct Script {
+    /// Sent first, at once (may be empty).
+    pub head: Bytes,
+    /// Wait before the first content chunk (or before `end` when there are no chunks).
+    pub first_delay: Duration,
+    /// One content chunk.
+    pub chunk: Bytes,
+    /// Number of content chunks.
+    pub chunks: u32,
+    /// Wait between two content chunks.
+    pub chunk_delay: Duration,
+    /// After the chunks.
+    pub end: End,
+}
+
+/// Counts a stream in `soakd_mock_streams_active` for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct ActiveGuard(IntGauge);
+
+impl ActiveGuard {
+    /// Increments the gauge; the drop decrements it.
+    pub(crate) fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        ActiveGuard(gauge.clone())
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Head,
+    Wait,
+    Emit,
+    End,
+    Stalled,
+    Done,
+}
+
+/// A streamed body following a [`Script`].
+pub(crate) struct MockBody {
+    script: Script,
+    phase: Phase,
+    sent: u32,
+    sleep: Option<Pin<Box<Sleep>>>,
+    stall: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    _active: ActiveGuard,
+}
+
+impl MockBody {
+    /// A body that plays `script`, counted in `active`.
+    pub(crate) fn new(script: Script, active: &IntGauge) -> Self {
+        MockBody {
+            script,
+            phase: Phase::Head,
+            sent: 0,
+            sleep: None,
+            stall: None,
+            _active: ActiveGuard::new(active),
+        }
+    }
+
+    /// Moves to `Wait` for `d`, or straight to `Emit` when `d` is zero.
+    fn wait(&mut self, d: Duration) {
+        if d.is_zero() {
+            self.phase = Phase::Emit;
+            return;
+        }
+        let deadline = Instant::now() + d;
+        match &mut self.sleep {
+            Some(s) => s.as_mut().reset(deadline),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.phase = Phase::Wait;
+    }
+}
+
+impl Stream for MockBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.phase {
+                Phase::Head => {
+                    this.wait(this.script.first_delay);
+                    if !this.script.head.is_empty() {
+                        return Poll::Ready(Some(Ok(this.script.head.clone())));
+                    }
+                }
+                Phase::Wait => {
+                    if let Some(s) = &mut this.sleep {
+                        ready!(s.as_mut().poll(cx));
+                    }
+                    this.phase = Phase::Emit;
+                }
+                Phase::Emit => {
+                    if this.sent == this.script.chunks {
+                        this.phase = Phase::End;
+                        continue;
+                    }
+                    this.sent += 1;
+                    if this.sent < this.script.chunks {
+                        this.wait(this.script.chunk_delay);
+                    } else {
+                        this.phase = Phase::End;
+                    }
+                    return Poll::Ready(Some(Ok(this.script.chunk.clone())));
+                }
+                Phase::End => match &this.script.end {
+                    End::Frame(b) => {
+                        this.phase = Phase::Done;
+                        return Poll::Ready(Some(Ok(b.clone())));
+                    }
+                    End::Stop => this.phase = Phase::Done,
+                    End::Stall(stop) => {
+                        this.stall = Some(Box::pin(stop.clone().cancelled_owned()));
+                        this.phase = Phase::Stalled;
+                    }
+                },
+                Phase::Stalled => {
+                    if let Some(f) = &mut this.stall {
+                        ready!(f.as_mut().poll(cx));
+                    }
+                    this.stall = None;
+                    this.phase = Phase::Done;
+                }
+                Phase::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn script(chunks: u32, end: End) -> Script {
+        Script {
+            head: Bytes::from_static(b"H"),
+            first_delay: Duration::from_millis(1),
+            chunk: Bytes::from_static(b"c"),
+            chunks,
+            chunk_delay: Duration::ZERO,
+            end,
+        }
+    }
+
+    async fn collect(body: MockBody) -> Vec<u8> {
+        let items: Vec<_> = tokio::time::timeout(Duration::from_secs(5), body.collect::<Vec<_>>())
+            .await
+            .expect("body ends");
+        items
+            .into_iter()
+            .flat_map(|r| match r {
+                Ok(b) => b.to_vec(),
+                Err(e) => match e {},
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn plays_head_chunks_and_end_frame() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let body = MockBody::new(script(3, End::Frame(Bytes::from_static(b"T"))), &g);
+        assert_eq!(g.get(), 1);
+        assert_eq!(collect(body).await, b"HcccT");
+        assert_eq!(g.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn zero_chunks_and_stop() {
+        let g = IntGauge::new("g", "g").unwrap();
+        assert_eq!(collect(MockBody::new(script(0, End::Stop), &g)).await, b"H");
+    }
+
+    #[tokio::test]
+    async fn stall_ends_on_cancel_and_drop_releases_the_gauge() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let stop = CancellationToken::new();
+        let mut body = MockBody::new(script(2, End::Stall(stop.clone())), &g);
+        let t = Duration::from_secs(5);
+        for want in [&b"H"[..], b"c", b"c"] {
+            let got = tokio::time::timeout(t, body.next()).await.unwrap();
+            assert_eq!(got.unwrap().unwrap(), want);
+        }
+        let next = tokio::spawn(async move { body.next().await.is_none() });
+        stop.cancel();
+        assert!(tokio::time::timeout(t, next).await.unwrap().unwrap());
+        assert_eq!(g.get(), 0);
+
+        let stop = CancellationToken::new();
+        let body = MockBody::new(script(0, End::Stall(stop)), &g);
+        assert_eq!(g.get(), 1);
+        drop(body);
+        assert_eq!(g.get(), 0);
+    }
+}

@@ -1,0 +1,435 @@
+//! Injected leaks: memory kept per request, open file descriptors, parked threads, and a
+//! GC-like sawtooth. Each moves what `/proc/<pid>` shows (RSS, `fd/`, `Threads:`), which is
+//! what soakd's leak detection watches.
+//!
+//! Leaked memory lives in the mock's own state ([`LeakStore`]) so it stays reachable; leaked
+//! threads park forever and outlive the mock (that is what a thread leak is).
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus::IntGauge;
+use tokio_util::sync::CancellationToken;
+
+use super::args::{MockArgs, PLATEAU_DEFAULT_STEP, SAWTOOTH_BLOCK};
+
+/// Most threads one mock leaks; more would risk the machine rather than prove a point.
+pub(crate) const THREAD_CAP: u64 = 10_000;
+/// Stack of a leaked thread (it only parks).
+const LEAKED_THREAD_STACK: usize = 64 << 10;
+
+/// The memory page size (touch stride).
+fn page_size() -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 {
+            return p as usize;
+        }
+    }
+    4096
+}
+
+/// Writes one byte into every page so the whole range becomes resident.
+fn touch_pages(buf: &mut [u8], page: usize) {
+    for i in (0..buf.len()).step_by(page) {
+        buf[i] = 0xa5;
+    }
+    if let Some(last) = buf.last_mut() {
+        *last = 0xa5;
+    }
+}
+
+/// Gauges the leaks report to.
+#[derive(Clone)]
+pub(crate) struct LeakGauges {
+    /// `soakd_mock_leaked_bytes`.
+    pub bytes: IntGauge,
+    /// `soakd_mock_leaked_fds`.
+    pub fds: IntGauge,
+    /// `soakd_mock_leaked_threads`.
+    pub threads: IntGauge,
+    /// `soakd_mock_sawtooth_bytes`.
+    pub sawtooth: IntGauge,
+}
+
+/// Per-request leaks: bytes (unbounded or plateau), fds and threads.
+pub(crate) struct LeakStore {
+    /// Bytes added per request (0 = none).
+    step: u64,
+    /// Stop growing once this many bytes are held.
+    cap: Option<u64>,
+    fd_every: Option<u64>,
+    thread_every: Option<u64>,
+    page: usize,
+    /// Bytes reserved so far (may run ahead of `blocks` while an allocation is in progress).
+    reserved: AtomicU64,
+    requests: AtomicU64,
+    streams: AtomicU64,
+    threads: AtomicU64,
+    thread_cap_logged: AtomicBool,
+    fd_error_logged: AtomicBool,
+    blocks: Mutex<Vec<Box<[u8]>>>,
+    files: Mutex<Vec<File>>,
+    gauges: LeakGauges,
+}
+
+impl LeakStore {
+    /// A store for the leak knobs of `args`.
+    pub(crate) fn new(args: &MockArgs, gauges: LeakGauges) -> Self {
+        let step = match (args.plateau_bytes, args.leak_bytes_per_request) {
+            (Some(_), 0) => PLATEAU_DEFAULT_STEP,
+            (_, n) => n,
+        };
+        LeakStore {
+            step,
+            cap: args.plateau_bytes,
+            fd_every: args.leak_fd_every,
+            thread_every: args.leak_thread_every,
+            page: page_size(),
+            reserved: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            streams: AtomicU64::new(0),
+            threads: AtomicU64::new(0),
+            thread_cap_logged: AtomicBool::new(false),
+            fd_error_logged: AtomicBool::new(false),
+            blocks: Mutex::new(Vec::new()),
+            files: Mutex::new(Vec::new()),
+            gauges,
+        }
+    }
+
+    /// Whether any per-request leak is configured (the request path skips the store if not).
+    pub(crate) fn active(&self) -> bool {
+        self.step > 0 || self.fd_every.is_some() || self.thread_every.is_some()
+    }
+
+    /// Applies the per-request leaks for one AI request.
+    pub(crate) fn on_request(&self, stream: bool) {
+        if self.step > 0 {
+            self.leak_bytes();
+        }
+        if let Some(every) = self.fd_every {
+            let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % every == 0 {
+                self.leak_fd();
+            }
+        }
+        if let (Some(every), true) = (self.thread_every, stream) {
+            let n = self.streams.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % every == 0 {
+                self.leak_thread();
+            }
+        }
+    }
+
+    fn leak_bytes(&self) {
+        let step = self.step;
+        let grant = match self.cap {
+            None => {
+                self.reserved.fetch_add(step, Ordering::Relaxed);
+                step
+            }
+            Some(cap) => {
+                let Ok(before) =
+                    self.reserved
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                            (held < cap).then(|| held.saturating_add(step).min(cap))
+                        })
+                else {
+                    return; // the plateau is reached
+                };
+                (before.saturating_add(step).min(cap)) - before
+            }
+        };
+        let mut block = vec![0u8; grant as usize].into_boxed_slice();
+        touch_pages(&mut block, self.page);
+        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        blocks.push(block);
+        drop(blocks);
+        self.gauges.bytes.add(grant as i64);
+    }
+
+    fn leak_fd(&self) {
+        match File::open("/dev/null") {
+            Ok(f) => {
+                self.files.lock().unwrap_or_else(|p| p.into_inner()).push(f);
+                self.gauges.fds.inc();
+            }
+            Err(e) => {
+                if !self.fd_error_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "mock fd leak: cannot open /dev/null (logged once)");
+                }
+            }
+        }
+    }
+
+    fn leak_thread(&self) {
+        let reserved = self
+            .threads
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < THREAD_CAP).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            if !self.thread_cap_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    cap = THREAD_CAP,
+                    "mock thread leak: cap reached, no more threads"
+                );
+            }
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("soakd-mock-leak".into())
+            .stack_size(LEAKED_THREAD_STACK)
+            .spawn(|| loop {
+                std::thread::park();
+            });
+        match spawned {
+            Ok(_) => self.gauges.threads.inc(),
+            Err(e) => {
+                self.threads.fetch_sub(1, Ordering::Relaxed);
+                if !self.thread_cap_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "mock thread leak: spawn failed (logged once)");
+                }
+            }
+        }
+    }
+}
+
+/// A block of anonymous memory mapped on its own, so dropping it returns the pages to the OS
+/// whatever the allocator would do with a freed chunk.
+struct MappedBlock {
+    #[cfg(unix)]
+    ptr: std::ptr::NonNull<u8>,
+    #[cfg(unix)]
+    len: usize,
+    #[cfg(not(unix))]
+    _buf: Box<[u8]>,
+}
+
+// SAFETY: the mapping is owned exclusively by this value; nothing else aliases it.
+#[cfg(unix)]
+unsafe impl Send for MappedBlock {}
+
+impl MappedBlock {
+    /// Maps `len` bytes and writes to every page.
+    fn new(len: usize, page: usize) -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            let ptr = std::ptr::NonNull::new(p.cast::<u8>())
+                .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+            // SAFETY: the mapping is `len` bytes, readable and writable, and owned here.
+            let buf = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
+            touch_pages(buf, page);
+            Ok(MappedBlock { ptr, len })
+        }
+        #[cfg(not(unix))]
+        {
+            let mut buf = vec![0u8; len].into_boxed_slice();
+            touch_pages(&mut buf, page);
+            Ok(MappedBlock { _buf: buf })
+        }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for MappedBlock {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping created in `new`, unmapped once here.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// The sawtooth's plan: `blocks` allocations of about `block` bytes, one per `tick`; the tick
+/// after the last one frees everything, so one cycle lasts `(blocks + 1) × tick = period`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SawtoothPlan {
+    /// Bytes at the top of the cycle.
+    pub total: u64,
+    /// Number of blocks per cycle.
+    pub blocks: u64,
+    /// Time between two steps.
+    pub tick: Duration,
+}
+
+impl SawtoothPlan {
+    /// Plan for `total` bytes over `period` (validated: `total` ≥ 1 MiB, `period` ≥ 10ms).
+    pub(crate) fn new(total: u64, period: Duration) -> Self {
+        let blocks = total.div_ceil(SAWTOOTH_BLOCK).max(1);
+        let tick = period / u32::try_from(blocks + 1).unwrap_or(u32::MAX);
+        SawtoothPlan {
+            total,
+            blocks,
+            tick: tick.max(Duration::from_micros(100)),
+        }
+    }
+
+    /// Size of block `i` (0-based): equal 1 MiB blocks, the last one takes the remainder.
+    pub(crate) fn block_len(&self, i: u64) -> u64 {
+        if i + 1 < self.blocks {
+            SAWTOOTH_BLOCK
+        } else {
+            self.total - SAWTOOTH_BLOCK * (self.blocks - 1)
+        }
+    }
+}
+
+/// Runs the sawtooth until `stop` is cancelled, then frees everything.
+pub(crate) async fn run_sawtooth(plan: SawtoothPlan, gauge: IntGauge, stop: CancellationToken) {
+    let page = page_size();
+    let mut held: Vec<MappedBlock> = Vec::with_capacity(plan.blocks as usize);
+    let mut held_bytes: u64 = 0;
+    let mut interval = tokio::time::interval(plan.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await; // the first tick completes at once
+    let mut error_logged = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let n = held.len() as u64;
+        if n == plan.blocks {
+            held.clear();
+            held_bytes = 0;
+        } else {
+            let len = plan.block_len(n);
+            match MappedBlock::new(len as usize, page) {
+                Ok(b) => {
+                    held.push(b);
+                    held_bytes += len;
+                }
+                Err(e) => {
+                    if !error_logged {
+                        error_logged = true;
+                        tracing::warn!(error = %e, "mock sawtooth: allocation failed (logged once)");
+                    }
+                }
+            }
+        }
+        gauge.set(held_bytes as i64);
+    }
+    drop(held);
+    gauge.set(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gauges() -> LeakGauges {
+        let g = |n: &str| IntGauge::new(n, "test").unwrap();
+        LeakGauges {
+            bytes: g("b"),
+            fds: g("f"),
+            threads: g("t"),
+            sawtooth: g("s"),
+        }
+    }
+
+    #[test]
+    fn plateau_stops_at_the_cap_exactly() {
+        let args = MockArgs {
+            plateau_bytes: Some(100_000),
+            ..Default::default()
+        };
+        let g = gauges();
+        let store = LeakStore::new(&args, g.clone());
+        assert!(store.active());
+        for _ in 0..5 {
+            store.on_request(false);
+        }
+        // 64 KiB + the remaining 34,464 bytes, then nothing.
+        assert_eq!(g.bytes.get(), 100_000);
+        let blocks = store.blocks.lock().unwrap();
+        let lens: Vec<usize> = blocks.iter().map(|b| b.len()).collect();
+        assert_eq!(lens, [65_536, 100_000 - 65_536]);
+        assert!(blocks
+            .iter()
+            .all(|b| b[0] == 0xa5 && b[b.len() - 1] == 0xa5));
+    }
+
+    #[test]
+    fn plateau_uses_leak_bytes_per_request_as_step() {
+        let args = MockArgs {
+            plateau_bytes: Some(10_000),
+            leak_bytes_per_request: 3_000,
+            ..Default::default()
+        };
+        let g = gauges();
+        let store = LeakStore::new(&args, g.clone());
+        for _ in 0..3 {
+            store.on_request(false);
+        }
+        assert_eq!(g.bytes.get(), 9_000);
+        store.on_request(false);
+        store.on_request(false);
+        assert_eq!(g.bytes.get(), 10_000);
+    }
+
+    #[test]
+    fn fd_and_thread_leaks_count_every_n() {
+        let args = MockArgs {
+            leak_fd_every: Some(3),
+            leak_thread_every: Some(2),
+            ..Default::default()
+        };
+        let g = gauges();
+        let store = LeakStore::new(&args, g.clone());
+        for _ in 0..7 {
+            store.on_request(false);
+        }
+        assert_eq!(g.fds.get(), 2);
+        assert_eq!(g.threads.get(), 0, "non-stream requests leak no threads");
+        for _ in 0..4 {
+            store.on_request(true);
+        }
+        assert_eq!(g.threads.get(), 2);
+        assert_eq!(store.files.lock().unwrap().len(), 3);
+        assert_eq!(g.bytes.get(), 0);
+    }
+
+    #[test]
+    fn no_knobs_no_leaks() {
+        let store = LeakStore::new(&MockArgs::default(), gauges());
+        assert!(!store.active());
+    }
+
+    #[test]
+    fn sawtooth_plan_splits_into_mebibyte_blocks() {
+        let p = SawtoothPlan::new((5 << 20) + 1000, Duration::from_secs(6));
+        assert_eq!(p.blocks, 6);
+        assert_eq!(p.tick, Duration::from_secs(6) / 7);
+        let sum: u64 = (0..p.blocks).map(|i| p.block_len(i)).sum();
+        assert_eq!(sum, (5 << 20) + 1000);
+        assert_eq!(p.block_len(5), 1000);
+        let p = SawtoothPlan::new(1 << 20, Duration::from_secs(1));
+        assert_eq!((p.blocks, p.block_len(0)), (1, 1 << 20));
+    }
+
+    #[test]
+    fn mapped_block_is_writable_and_unmaps() {
+        let b = MappedBlock::new(3 << 20, page_size()).expect("mmap");
+        drop(b);
+    }
+}
