@@ -299,7 +299,13 @@ fn prometheus_yml(am: SocketAddr, soakd: &[SocketAddr], mocks: &[SocketAddr]) ->
     let f = "prometheus/prometheus.yml";
     let t = read(&root().join(f));
     let t = replace_n(&t, "scrape_interval: 15s", "scrape_interval: 1s", 1, f);
-    let t = replace_n(&t, "evaluation_interval: 15s", "evaluation_interval: 1s", 1, f);
+    let t = replace_n(
+        &t,
+        "evaluation_interval: 15s",
+        "evaluation_interval: 1s",
+        1,
+        f,
+    );
     let t = replace_n(
         &t,
         r#"targets: ["127.0.0.1:9093"]"#,
@@ -390,8 +396,16 @@ fn check_tool(bin: &Path, args: &[&str]) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut out = String::new();
-    let _ = child.stdout.take().expect("stdout").read_to_string(&mut out);
-    let _ = child.stderr.take().expect("stderr").read_to_string(&mut out);
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut out);
     assert!(st.success(), "{} {args:?} failed:\n{out}", bin.display());
 }
 
@@ -430,7 +444,10 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((status, String::from_utf8_lossy(&buf[split + 4..]).into_owned()))
+    Ok((
+        status,
+        String::from_utf8_lossy(&buf[split + 4..]).into_owned(),
+    ))
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Value {
@@ -814,8 +831,10 @@ fn dashboard_variables(prom: &Prom, d: &Value) -> BTreeMap<String, (BTreeSet<Str
             .strip_prefix("label_values(")
             .and_then(|r| r.strip_suffix(')'))
             .unwrap_or_else(|| panic!("variable {name}: only label_values() is supported: {q}"));
-        let subst: BTreeMap<String, String> =
-            out.iter().map(|(k, (_, r))| (k.clone(), r.clone())).collect();
+        let subst: BTreeMap<String, String> = out
+            .iter()
+            .map(|(k, (_, r))| (k.clone(), r.clone()))
+            .collect();
         let values = match inner.rsplit_once(',') {
             Some((sel, lbl)) => prom.label_values(lbl.trim(), Some(&substitute(sel, &subst))),
             None => prom.label_values(inner.trim(), None),
@@ -931,7 +950,11 @@ fn leak_alerts_missing(prom: &Prom, am: SocketAddr, hook: &Webhook, inst: &str) 
         }
         match am_alerts.iter().find(ours) {
             Some(a) => {
-                assert_eq!(label(a, "severity"), *severity, "{name} in Alertmanager: {a}");
+                assert_eq!(
+                    label(a, "severity"),
+                    *severity,
+                    "{name} in Alertmanager: {a}"
+                );
                 assert_eq!(label(a, "job"), "soakd", "{name} in Alertmanager: {a}");
                 if a["status"]["state"] != "active" {
                     missing.push(format!("{name}: {} in Alertmanager", a["status"]));
@@ -979,7 +1002,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     let rule_files = write_rules(&dir);
     let mut args = vec!["check".to_string(), "rules".to_string()];
     args.extend(rule_files.iter().map(|p| p.display().to_string()));
-    check_tool(&promtool, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    check_tool(
+        &promtool,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
 
     // Webhook, then Alertmanager.
     let hook = Webhook::start();
@@ -1026,7 +1052,13 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         ))
         .arg(format!("--web.listen-address={prom_addr}"));
     let prom_proc = Proc::spawn("prometheus", cmd);
-    wait_ready(am_addr, "/-/ready", "alertmanager", Duration::from_secs(30), &am);
+    wait_ready(
+        am_addr,
+        "/-/ready",
+        "alertmanager",
+        Duration::from_secs(30),
+        &am,
+    );
     wait_ready(
         prom_addr,
         "/-/ready",
@@ -1102,7 +1134,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         .into_iter()
         .filter(|a| label(a, "instance") == ci && CLEAN_SILENT.contains(&label(a, "alertname")))
         .collect();
-    assert!(am_clean.is_empty(), "clean soak in Alertmanager: {am_clean:?}");
+    assert!(
+        am_clean.is_empty(),
+        "clean soak in Alertmanager: {am_clean:?}"
+    );
     // ...while its detectors had data to decide on (so silence is a verdict, not absence).
     let sel = format!("instance=\"{ci}\", process=\"target\"");
     assert_eq!(
@@ -1125,7 +1160,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     );
     // The leak is ~800 KiB/s at 50 rps; soakd's slope must see at least half of it, and the
     // clean mock's slope must be far below the 100 MiB/h verdict threshold's 29 KiB/s.
-    assert!(leaky_slope > 400.0 * 1024.0, "leaky slope {leaky_slope} B/s");
+    assert!(
+        leaky_slope > 400.0 * 1024.0,
+        "leaky slope {leaky_slope} B/s"
+    );
     assert!(clean_slope < 29.0 * 1024.0, "clean slope {clean_slope} B/s");
 
     // (a) every dashboard query has data.
@@ -1157,7 +1195,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
             "{name} soakd exit\n{}",
             tail(&s.run.proc.stderr_text(), 30)
         );
-        assert!(count(&summary, &["requests_sent"]) > 1000, "{name}: {summary}");
+        assert!(
+            count(&summary, &["requests_sent"]) > 1000,
+            "{name}: {summary}"
+        );
         drop(s.mock);
     }
     eprintln!(
