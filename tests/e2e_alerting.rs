@@ -3,15 +3,15 @@
 //!
 //! # What runs
 //! Two soaks side by side, sharing one Prometheus and one Alertmanager to save wall time:
-//! - **leaky**: `soakd mock --leak-bytes-per-request 16384` (≈ 0.8 MiB/s at 50 rps, ≈ 2.7 GiB/h);
+//! - **leaky**: `soakd mock --leak-bytes-per-request 32768` (≈ 1.6 MB/s at 50 rps);
 //! - **clean**: `soakd mock` with no leak knob.
 //!
-//! Each has its own `soakd run` (50 rps Poisson, a 3× burst of 6 s every 30 s, two streaming
-//! scenarios — OpenAI with 5 % mid-stream cancels, Anthropic — and a non-stream one) that
-//! watches its mock by pid as `process="target"`. Both soakd admin ports are targets of the
-//! job `soakd` (told apart by `instance`), both mocks' `/metrics` of the job `proxy`, exactly
-//! the job names of `prometheus/prometheus.yml`. Every address is 127.0.0.1; Prometheus and
-//! Alertmanager get ports picked by binding 127.0.0.1:0 and releasing just before the launch.
+//! Each has its own `soakd run` (50 rps Poisson, a 3× burst of 6 s every 30 s, an OpenAI and an
+//! Anthropic streaming scenario and a non-stream one) that watches its mock by pid as
+//! `process="target"`. Both soakd admin ports are targets of the job `soakd` (told apart by
+//! `instance`), both mocks' `/metrics` of the job `proxy`, exactly the job names of
+//! `prometheus/prometheus.yml`. Every address is 127.0.0.1; Prometheus and Alertmanager get
+//! ports picked by binding 127.0.0.1:0 and releasing just before the launch.
 //!
 //! # Test copies of the real configuration
 //! Nothing is hand-written where a real file exists: the test derives its copies from the
@@ -19,8 +19,11 @@
 //! the real files changes (or breaks) this test.
 //! - `prometheus/prometheus.yml`: scrape and evaluation interval `15s` → `1s`, the placeholder
 //!   targets → the live soakd/mock/Alertmanager addresses.
-//! - `prometheus/rules/*.yml`: time compressed. Rates and thresholds are unchanged (they are
-//!   per second / per hour and do not depend on the window); only durations shrink:
+//! - `prometheus/rules/*.yml`: time compressed, **an hour lasts 20 s** (factor 180). The
+//!   per-hour constant `3600` in thresholds and horizons (`10 * 1024 * 1024 / 3600`,
+//!   `4 * 3600`) becomes `20`, so a threshold keeps its meaning "this much per (test) hour";
+//!   without it, allocator and connection noise over 20-40 s windows reads as a leak of many
+//!   MiB per hour. Durations:
 //!
 //!   | in the rules                    | test copy | where                                     |
 //!   |---------------------------------|-----------|-------------------------------------------|
@@ -30,38 +33,51 @@
 //!   | `[30m]`, `offset 30m`           | `[10s]`   | fd/thread peak halves, 30 m p99s          |
 //!   | `[15m]`, `[10m]`, `[5m]`        | `[10s]`   | restarts, drops, 5 m rates (≥ 10 scrapes) |
 //!   | `[1m]`                          | `[5s]`    | achieved rate                             |
+//!   | `3600` (seconds per hour)       | `20`      | per-hour thresholds, forecast horizon     |
 //!   | `for: 1h`                       | `10s`     | SoakdMemoryGrowing                        |
 //!   | `for: 30m`/`10m`/`5m`/`2m`      | `5s`      | everything else                           |
 //!   | `for: 1m`                       | `2s`      | SoakdThresholdFailing                     |
 //!   | `window="2h"`                   | `window="60s"` | soakd's long window in this test     |
 //!
-//!   Any other duration in a rule is a test failure ("no mapping"), so a new rule cannot slip
-//!   through unshortened; the copies are then checked by `promtool check rules`.
-//!   `tests/e2e/memory-limits.yml` adds the user-provided `soakd:memory_limit_bytes` (1 GiB
-//!   for `target`), as the commented example in the recording rules describes, so
-//!   SoakdMemoryLimitPredicted and the dashboard's limit series are exercised too.
+//!   The short rate windows cannot follow the factor (10 m would be 3 s, under a few scrapes);
+//!   they only feed ratios and latency, not the leak alerts. Any other duration in a rule is a
+//!   test failure ("no mapping"), so a new rule cannot slip through unshortened; the copies
+//!   are then checked by `promtool check rules`. `tests/e2e/memory-limits.yml` adds the
+//!   user-provided `soakd:memory_limit_bytes` (128 MiB for `target`, see the file), as the
+//!   commented example in the recording rules describes, so SoakdMemoryLimitPredicted and the
+//!   dashboard's limit series are exercised too.
 //! - `prometheus/alertmanager.yml`: `group_wait 30s` → `1s`, `group_interval 5m` → `2s`, the
 //!   placeholder webhook base URL → a webhook served by this test (a std `TcpListener` that
 //!   records every POSTed alert with its receiver path).
 //!
+//! # Warm-up
+//! A process's start-up (first connections, first burst, runtime threads) is not compressed,
+//! while the rules' long windows and `for:`, which ride it out in a real soak, are. So both
+//! soaks warm up for [`WARMUP`] — the first burst included — before Prometheus starts
+//! scraping, and soakd's monitor skips the same start-up (`warmup = "15s"`). The leaky and the
+//! clean soak are observed over exactly the same span. The scenarios cancel no streams: a
+//! cancel closes its connection, so fds would rise and fall with every burst and compressed
+//! fd windows would judge the pool's churn, not a leak.
+//!
 //! # What it asserts
 //! (a) every target of every panel and annotation of the three dashboards returns at least one
-//! finite value over the last 40 s (annotations: over the whole run) from
+//! finite value over the last 40 s (annotations: over the whole observation) from
 //! `/api/v1/query_range`, with the dashboard variables set to the values their own
 //! `label_values(...)` queries return (and those values checked: job `soakd`, both soakd
 //! instances, the three scenarios, processes `soakd` and `target`); `$__rate_interval` = 15s.
-//! No panel is exempt: the run has a burst (burst annotation/timeline, retained-after-burst),
+//! No panel is exempt: the run has bursts (burst annotation/timeline, retained-after-burst),
 //! streaming (chunk gaps, TTFT), a non-stream scenario, and one generous threshold
 //! (`error_ratio = 0.5`, which passes, so the exit code stays 0) for "Thresholds passing".
 //! (b) for the leaky soak's `process="target"` the memory alerts SoakdMemoryLeakSuspected
 //! (soakd's verdict), SoakdMemoryGrowthSlope (soakd's slope + R²), SoakdMemoryGrowing
 //! (Prometheus' own deriv) and SoakdMemoryLimitPredicted become `firing` in Prometheus, are
-//! active in Alertmanager's `/api/v2/alerts` with their `severity`, `process` and `instance`
-//! labels, and are delivered by the real routing tree: the warnings to the `chat` webhook, the
-//! critical forecast to the `pager` webhook.
+//! active in Alertmanager's `/api/v2/alerts` with their `severity`, `process`, `job` and
+//! `instance` labels, and are delivered by the real routing tree: the warnings to the `chat`
+//! webhook, the critical forecast to the `pager` webhook.
 //! (c) for the clean soak, over the same observation time, none of the leak alerts
 //! (memory ×4, fds, threads) was ever pending or firing (`ALERTS` history), while its detectors
-//! demonstrably had data: soakd's verdict gauge is 0 and its long-window slope is present.
+//! demonstrably had data: soakd's verdict gauge is 0 and its long-window slope is present and
+//! small.
 //! Finally both soakd runs get SIGTERM and must exit 0 with a summary.
 
 mod common;
@@ -105,11 +121,16 @@ const FOR_MAP: &[(&str, &str)] = &[
     ("1m", "2s"),
 ];
 
+/// The rules write per-hour thresholds and horizons as `… / 3600` and `4 * 3600`: the hour,
+/// in seconds. In the test an hour lasts 20 s, like `[1h]` → `[20s]`.
+const SECONDS_PER_HOUR: &str = "3600";
+const TEST_HOUR_SECS: &str = "20";
+
 /// `window="…"` label values of the rules → soakd's windows in this test.
 const WINDOW_MAP: &[(&str, &str)] = &[("2h", LONG_WINDOW)];
 
 /// Bytes the leaky mock keeps per request.
-const LEAK_BYTES_PER_REQUEST: &str = "16384";
+const LEAK_BYTES_PER_REQUEST: &str = "32768";
 
 /// `$__rate_interval` for the dashboard queries (≥ 4 scrapes at 1 s, as Grafana requires).
 const RATE_INTERVAL: &str = "15s";
@@ -117,11 +138,15 @@ const RATE_INTERVAL: &str = "15s";
 /// Dashboard panels are checked over this trailing range.
 const PANEL_RANGE_SECS: f64 = 40.0;
 
-/// The clean soak is judged after at least this long (and never before the leaky one fired).
-const OBSERVE: Duration = Duration::from_secs(80);
+/// Both soaks run this long before Prometheus starts scraping (see "Warm-up").
+const WARMUP: Duration = Duration::from_secs(20);
 
-/// The leaky soak's alerts must have arrived everywhere within this long of the start.
-const LEAK_DEADLINE: Duration = Duration::from_secs(150);
+/// The clean soak is judged after Prometheus watched for at least this long (and never before
+/// the leaky one's alerts arrived).
+const OBSERVE: Duration = Duration::from_secs(60);
+
+/// The leaky soak's alerts must have arrived everywhere within this long of Prometheus' start.
+const LEAK_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Leak alerts on the monitored proxy: (alertname, severity, webhook receiver path).
 const MEMORY_ALERTS: &[(&str, &str, &str)] = &[
@@ -206,6 +231,7 @@ struct Shortened {
     offsets: usize,
     fors: usize,
     windows: usize,
+    hours: usize,
 }
 
 /// The time-compressed copy of one rule file (see the module docs for the mapping).
@@ -257,6 +283,13 @@ fn shorten_expr_line(line: &str, n: &mut Shortened) -> String {
             out.push_str(lookup(RANGE_MAP, &d, "offset", line));
             n.offsets += 1;
             i += "offset ".len() + d.len();
+        } else if rest.starts_with(SECONDS_PER_HOUR)
+            && !line[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '.')
+            && !rest[SECONDS_PER_HOUR.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            out.push_str(TEST_HOUR_SECS);
+            n.hours += 1;
+            i += SECONDS_PER_HOUR.len();
         } else if let Some(r) = rest.strip_prefix("window=\"") {
             let end = r
                 .find('"')
@@ -364,7 +397,7 @@ fn write_rules(dir: &TempDir) -> Vec<PathBuf> {
     }
     // The mapping must have touched every kind of duration the alerts rely on.
     assert!(
-        n.ranges > 10 && n.offsets > 3 && n.fors > 10 && n.windows >= 1,
+        n.ranges > 10 && n.offsets > 3 && n.fors > 10 && n.windows >= 1 && n.hours >= 5,
         "suspiciously few substitutions: {n:?}"
     );
     let fixture = root().join("tests/e2e/memory-limits.yml");
@@ -676,7 +709,7 @@ max_in_flight = 2000
 [load.burst]
 every = "30s"
 length = "6s"
-offset = "8s"
+offset = "5s"
 multiplier = 3.0
 
 [[scenarios]]
@@ -686,7 +719,6 @@ model = "gpt-4o-mini"
 stream = true
 weight = 2
 max_tokens = 16
-cancel = {{ fraction = 0.05, after_chunks = 4 }}
 
 [[scenarios]]
 name = "messages-stream"
@@ -706,17 +738,20 @@ max_tokens = 16
 
 [monitor]
 sample_interval = "1s"
-warmup = "0s"
+warmup = "15s"
 windows = ["{SHORT_WINDOW}", "{LONG_WINDOW}"]
 burst_settle = "3s"
 
-# The injected leak is ~2700 MiB/h; 100 MiB/h trips on it 27 times over while leaving
-# room for the clean mock's start-up growth. The relative threshold (default 10 %/h of a
-# ~10 MiB baseline = 1 MiB/h) is switched off: in 20-60 s windows it would judge allocator
-# noise, which is not what this test is about.
+# The injected leak is ~1.6 MB/s; 1 GiB/h (~0.3 MB/s) trips on it five times over, while the
+# clean mock's RSS noise reads at most ~0.08 MB/s over a 20 s window. fds and threads: the
+# defaults (60/h, 30/h) compressed like the rules (an hour lasts 20 s). The relative RSS
+# threshold (default 10 %/h of a ~20 MiB baseline) is off: over 20-60 s windows it would
+# judge allocator noise.
 [monitor.thresholds]
-rss_mib_per_hour = 100.0
+rss_mib_per_hour = 1024.0
 rss_percent_per_hour = 100000.0
+fds_per_hour = 10800.0
+threads_per_hour = 5400.0
 
 [[monitor.processes]]
 name = "target"
@@ -1028,9 +1063,8 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     let leaky = Soak::start(&["--leak-bytes-per-request", LEAK_BYTES_PER_REQUEST], 11);
     let clean = Soak::start(&[], 12);
     let soak_start = Instant::now();
-    let run_start = unix_now();
 
-    // Prometheus with the test copies.
+    // Prometheus with the test copies, after the warm-up.
     let prom_cfg = dir.write(
         "prometheus.yml",
         &prometheus_yml(
@@ -1043,6 +1077,11 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         &promtool,
         &["check", "config", prom_cfg.to_str().expect("utf-8 path")],
     );
+    if let Some(left) = WARMUP.checked_sub(soak_start.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let prom_start = Instant::now();
+    let run_start = unix_now();
     let prom_addr = free_port();
     let mut cmd = Command::new(&prometheus);
     cmd.arg(format!("--config.file={}", prom_cfg.display()))
@@ -1090,11 +1129,11 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     while fired_after.is_none() {
         let missing = leak_alerts_missing(&prom, am_addr, &hook, &li);
         if missing.is_empty() {
-            fired_after = Some(soak_start.elapsed());
+            fired_after = Some(prom_start.elapsed());
             break;
         }
         assert!(
-            soak_start.elapsed() < LEAK_DEADLINE,
+            prom_start.elapsed() < LEAK_DEADLINE,
             "leaky soak: alerts missing after {LEAK_DEADLINE:?}: {missing:?}\n\
              Prometheus alerts: {:?}\nleak gauges: {:?}\nsoakd stderr (tail):\n{}",
             prom.alerts(),
@@ -1106,10 +1145,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     let fired_after = fired_after.expect("set above");
 
     // The clean soak is judged after the same observation time (never shorter than OBSERVE).
-    if let Some(left) = OBSERVE.checked_sub(soak_start.elapsed()) {
+    if let Some(left) = OBSERVE.checked_sub(prom_start.elapsed()) {
         std::thread::sleep(left);
     }
-    let observed = soak_start.elapsed();
+    let observed = prom_start.elapsed();
 
     // (c) the clean soak's leak alerts were never pending nor firing...
     let names = CLEAN_SILENT.join("|");
@@ -1158,13 +1197,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
              window=\"{LONG_WINDOW}\"}}"
         ),
     );
-    // The leak is ~800 KiB/s at 50 rps; soakd's slope must see at least half of it, and the
-    // clean mock's slope must be far below the 100 MiB/h verdict threshold's 29 KiB/s.
-    assert!(
-        leaky_slope > 400.0 * 1024.0,
-        "leaky slope {leaky_slope} B/s"
-    );
-    assert!(clean_slope < 29.0 * 1024.0, "clean slope {clean_slope} B/s");
+    // The leak is ~1.6 MB/s at 50 rps; soakd's slope must see at least half of it, and the
+    // clean mock's must stay under half the 1 GiB/h (~0.3 MB/s) verdict threshold.
+    assert!(leaky_slope > 0.8e6, "leaky slope {leaky_slope} B/s");
+    assert!(clean_slope.abs() < 0.15e6, "clean slope {clean_slope} B/s");
 
     // (a) every dashboard query has data.
     let checked = check_dashboards(&prom, &[&leaky, &clean], run_start);
@@ -1202,7 +1238,7 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         drop(s.mock);
     }
     eprintln!(
-        "e2e: leak alerts everywhere after {fired_after:?}, clean observed {observed:?}, \
+        "e2e: leak alerts everywhere {fired_after:?} after Prometheus started, both observed {observed:?}, \
          {checked} dashboard queries with data, slopes leaky {leaky_slope:.0} B/s clean \
          {clean_slope:.0} B/s, firing at the end: {all_firing:?}, wall {:?}",
         t0.elapsed()
