@@ -322,32 +322,6 @@ impl App {
     }
 }
 
-/// Raises the soft open-file limit to the hard limit: every stream is a socket, and a soak
-/// of thousands of concurrent streams needs more than the usual soft limit of 1024.
-/// Returns the new soft limit.
-pub fn raise_fd_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return None;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                lim = wanted;
-            }
-        }
-    }
-    Some(lim.rlim_cur)
-}
-
 /// Prints the summary to stdout.
 pub fn print_summary(summary: &Summary) {
     let mut out = std::io::stdout().lock();
@@ -410,6 +384,11 @@ async fn side(p: SideParts) {
         p.shutdown.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
+    // soakd's own RSS is judged too: give freed stream buffers back to the OS.
+    let trim = tokio::spawn(crate::sys::trim_heap_every(
+        crate::sys::TRIM_EVERY,
+        p.shutdown.clone(),
+    ));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_progress = tokio::time::Instant::now();
@@ -454,6 +433,7 @@ async fn side(p: SideParts) {
         }
     }
     let _ = monitor.await;
+    let _ = trim.await;
     match admin.await {
         Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
         Err(e) => tracing::error!(error = %e, "admin server panicked"),

@@ -27,6 +27,7 @@ pub mod plan;
 pub mod report;
 pub mod signals;
 pub mod stats;
+pub mod sys;
 pub mod telemetry;
 pub mod verdict;
 pub mod workload;

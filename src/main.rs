@@ -117,7 +117,7 @@ fn run(args: RunArgs) -> i32 {
                 return exit::RUNTIME;
             }
         };
-        if let Some(n) = app::raise_fd_limit() {
+        if let Some(n) = soakd::sys::raise_fd_limit() {
             tracing::debug!(open_files = n, "open-file limit");
         }
         let stop = CancellationToken::new();
@@ -166,7 +166,6 @@ fn mock(args: soakd::mock::MockArgs) -> i32 {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        app::raise_fd_limit();
         let stop = CancellationToken::new();
         tokio::spawn(shutdown_signals(stop.clone()));
         match soakd::mock::run(args, stop).await {

@@ -166,8 +166,10 @@ pub async fn serve(
         });
     }
 
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    tasks.spawn(trim_heap(stop.clone()));
+    tasks.spawn(crate::sys::trim_heap_every(
+        crate::sys::TRIM_EVERY,
+        stop.clone(),
+    ));
 
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -207,7 +209,7 @@ pub async fn serve(
 /// so thousands of concurrent streams fit.
 pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), MockError> {
     args.validate()?;
-    raise_nofile_limit();
+    crate::sys::raise_fd_limit();
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| MockError::Bind {
@@ -240,52 +242,4 @@ pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), Mock
         }
     }
     result
-}
-
-/// How often the mock hands glibc's free heap pages back to the OS.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_EVERY: Duration = Duration::from_secs(10);
-
-/// Periodically `malloc_trim(0)`: after thousands of connections close, glibc keeps their freed
-/// buffers cached per arena and RSS creeps up with fragmentation. A mock without leak knobs
-/// must show a flat RSS, or soakd would suspect a leak the mock never made.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-async fn trim_heap(stop: CancellationToken) {
-    let mut every = tokio::time::interval(TRIM_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        // SAFETY: malloc_trim has no preconditions. Run off the async workers: it walks the heap.
-        let trimmed = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-        if let Err(e) = trimmed {
-            tracing::debug!(error = %e, "mock: heap trim task failed");
-        }
-    }
-}
-
-/// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit (best effort).
-fn raise_nofile_limit() {
-    #[cfg(unix)]
-    {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-                let wanted = libc::rlimit {
-                    rlim_cur: lim.rlim_max,
-                    rlim_max: lim.rlim_max,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-                    tracing::debug!("mock: cannot raise the open-files limit");
-                }
-            }
-        }
-    }
 }
