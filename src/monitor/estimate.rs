@@ -564,35 +564,51 @@ mod tests {
         assert_eq!(median(&mut []), None);
     }
 
-    /// Estimator cost per sample, early (1e3 samples) and late (1e6): run with
-    /// `cargo test --release --lib monitor::estimate -- --ignored --nocapture`.
+    /// Estimator cost per sample, early (first 1e3 samples) and late (after 1e6), for the
+    /// default windows 5m/30m/2h at 1 s samples, plus one worst-case fit of full buckets:
+    /// `cargo test --release --lib monitor::estimate::tests::bench -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn bench_estimator_cost_per_sample() {
-        // Worst case for cost: a bucket closes on every sample (window = 120 × interval).
-        let mut w = WindowBuf::new(120.0, 1.0);
-        let mut t = 0.0;
-        let mut measure = |n: u64, w: &mut WindowBuf| {
+        let mut ws: Vec<WindowBuf> = [300.0, 1800.0, 7200.0]
+            .iter()
+            .map(|&span| WindowBuf::new(span, 1.0))
+            .collect();
+        let mut i = 0u64;
+        let mut measure = |n: u64, ws: &mut [WindowBuf]| {
             let start = std::time::Instant::now();
-            for i in 0..n {
-                t += 1.0;
-                w.push(&Point {
+            for _ in 0..n {
+                let t = i as f64;
+                let p = Point {
                     t,
                     values: [Some(t + (i % 7) as f64), Some(1.0), Some(2.0)],
                     requests: i,
                     streams: 1.0,
-                });
+                };
+                for w in ws.iter_mut() {
+                    w.push(&p);
+                }
+                i += 1;
             }
             start.elapsed().as_secs_f64() / n as f64
         };
-        let early = measure(1_000, &mut w);
-        let _ = measure(998_000, &mut w);
-        let late = measure(1_000, &mut w);
+        let early = measure(1_000, &mut ws);
+        let _ = measure(998_000, &mut ws);
+        let late = measure(1_000, &mut ws);
+        let start = std::time::Instant::now();
+        let reps = 100;
+        for _ in 0..reps {
+            ws[2].refit();
+        }
+        let fit = start.elapsed().as_secs_f64() / reps as f64;
         eprintln!(
-            "estimator per sample (3 resources, 120 buckets, refit every sample): \
-             first 1e3: {:.1} µs, at 1e6: {:.1} µs",
+            "estimator per sample (3 windows x 3 resources): first 1e3: {:.2} µs, \
+             after 1e6: {:.2} µs; one full refit (120 buckets x 3 resources): {:.0} µs; \
+             buckets held {:?}",
             early * 1e6,
-            late * 1e6
+            late * 1e6,
+            fit * 1e6,
+            ws.iter().map(|w| w.len()).collect::<Vec<_>>()
         );
     }
 }
