@@ -365,6 +365,28 @@ def start_nginx(cleanup, ctype, body, workers=1):
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
     port = free_port()
     single = workers == 1
+    escaped = nginx_escape(body)
+    if len(escaped) < 3500:
+        # Small bodies: `return` from memory.
+        location = f"""        location = /v1/chat/completions {{
+            default_type {ctype};
+            return 200 '{escaped}';
+        }}"""
+    else:
+        # Larger bodies do not fit one nginx config token (4 KiB): serve a file. The static
+        # handler answers POST with 405, which `error_page 405 =200 $uri` turns into the file
+        # (an internal redirect as GET).
+        www = os.path.join(root, "www")
+        os.makedirs(os.path.join(www, "v1", "chat"), exist_ok=True)
+        with open(os.path.join(www, "v1", "chat", "completions"), "wb") as f:
+            f.write(body)
+        location = f"""        location = /v1/chat/completions {{
+            root {www};
+            types {{ }}
+            default_type {ctype};
+            etag off;
+            error_page 405 =200 $uri;
+        }}"""
     conf = f"""
 worker_processes {workers};
 master_process {'off' if single else 'on'};
@@ -384,10 +406,7 @@ http {{
     scgi_temp_path {root}/st;
     server {{
         listen 127.0.0.1:{port} backlog=8192 reuseport;
-        location = /v1/chat/completions {{
-            default_type {ctype};
-            return 200 '{nginx_escape(body)}';
-        }}
+{location}
         location = /nginx_status {{ stub_status; }}
     }}
 }}
