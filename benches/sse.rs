@@ -88,6 +88,17 @@ fn bench(name: &str, api: ApiKind, chunks: &[Vec<u8>]) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: check the parse once
+    // (64 content chunks each) instead of timing it in a debug build.
+    if !std::env::args().any(|a| a == "--bench") {
+        assert_eq!(one_stream(ApiKind::OpenAiChat, &openai_chunks()), 64);
+        assert_eq!(
+            one_stream(ApiKind::AnthropicMessages, &anthropic_chunks()),
+            64
+        );
+        println!("sse bench: smoke check ok (run `cargo bench --bench sse` to time it)");
+        return;
+    }
     bench("openai", ApiKind::OpenAiChat, &openai_chunks());
     bench("anthropic", ApiKind::AnthropicMessages, &anthropic_chunks());
 }

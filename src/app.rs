@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::{Engine, EngineParts};
 use crate::metrics::Metrics;
+use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::Monitor;
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::signals::LoadSignals;
@@ -157,8 +158,15 @@ impl App {
                 let mock = MockChild::start(&config).await?;
                 let url = url::Url::parse(&format!("http://{}", mock.addr))
                     .map_err(|e| AppError::Mock(e.to_string()))?;
+                // Watch the mock as the target, unless the config names a target process.
                 if let Some(pid) = mock.pid() {
-                    config.monitor.add_embedded_mock(pid);
+                    let m = &mut config.monitor;
+                    if !m.processes.iter().any(|p| p.name == WATCH_PID_NAME) {
+                        m.processes.push(ProcessSpec {
+                            name: WATCH_PID_NAME.into(),
+                            source: Source::Pid(pid),
+                        });
+                    }
                 }
                 tracing::info!(addr = %mock.addr, pid = ?mock.pid(), "started the embedded mock");
                 (url, Some(mock))
@@ -337,7 +345,7 @@ pub fn raise_fd_limit() -> Option<u64> {
             }
         }
     }
-    Some(lim.rlim_cur as u64)
+    Some(lim.rlim_cur)
 }
 
 /// Prints the summary to stdout.

@@ -108,7 +108,7 @@ impl Snapshot {
             rss_growth_per_hour: self
                 .monitor
                 .as_ref()
-                .map(crate::monitor::MonitorReport::rss_growth_per_hour)
+                .map(rss_growth_per_hour)
                 .unwrap_or_default(),
         }
     }
@@ -322,6 +322,89 @@ impl RunView {
     }
 }
 
+/// RSS growth per hour of each process, from the longest window that has a fit.
+pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
+    m.processes
+        .iter()
+        .map(|p| {
+            let slope = p
+                .windows
+                .iter()
+                .rev()
+                .find_map(|w| w.rss.as_ref())
+                .map(|f| f.slope_per_hour);
+            (p.name.clone(), slope)
+        })
+        .collect()
+}
+
+/// Bytes in binary units.
+pub fn fmt_bytes(b: f64) -> String {
+    let a = b.abs();
+    let (v, unit) = if a >= 1024.0 * 1024.0 * 1024.0 {
+        (b / (1024.0 * 1024.0 * 1024.0), "GiB")
+    } else if a >= 1024.0 * 1024.0 {
+        (b / (1024.0 * 1024.0), "MiB")
+    } else if a >= 1024.0 {
+        (b / 1024.0, "KiB")
+    } else {
+        (b, "B")
+    };
+    format!("{v:.1}{unit}")
+}
+
+/// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
+/// threads, slopes per window, post-burst retention and the verdict.
+pub fn monitor_text(m: &MonitorReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+    for p in &m.processes {
+        let _ = writeln!(
+            out,
+            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            p.name,
+            p.source,
+            p.pid.map_or(String::new(), |pid| format!(" pid {pid}")),
+            if p.up { "up" } else { "DOWN" },
+            opt(p.baseline_rss_bytes, &fmt_bytes),
+            opt(p.peak_rss_bytes, &fmt_bytes),
+            opt(p.rss_bytes, &fmt_bytes),
+            opt(p.open_fds, &|v| format!("{v:.0}")),
+            opt(p.threads, &|v| format!("{v:.0}")),
+            p.restarts,
+        );
+        for w in &p.windows {
+            let slope = |f: &Option<crate::monitor::FitReport>, unit: &dyn Fn(f64) -> String| {
+                f.as_ref().map_or("-".to_string(), |f| {
+                    format!("{}/h (r² {:.2})", unit(f.slope_per_hour), f.r2)
+                })
+            };
+            let _ = writeln!(
+                out,
+                "    window {:>5}: rss {}  fds {}  threads {}  per request {}",
+                w.window,
+                slope(&w.rss, &fmt_bytes),
+                slope(&w.fds, &|v| format!("{v:+.1}")),
+                slope(&w.threads, &|v| format!("{v:+.1}")),
+                opt(w.rss_bytes_per_request, &fmt_bytes),
+            );
+        }
+        if let Some(r) = p.retained_after_burst_bytes {
+            let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
+        }
+        let v = |v: crate::monitor::Verdict| format!("{v:?}").to_lowercase();
+        let _ = writeln!(
+            out,
+            "    leak verdict: rss {}  fds {}  threads {}",
+            v(p.verdict.rss),
+            v(p.verdict.fds),
+            v(p.verdict.threads)
+        );
+    }
+    out
+}
+
 /// "1h02m03s"-style elapsed time.
 pub fn fmt_elapsed(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
@@ -428,7 +511,7 @@ impl Summary {
         out.push_str(&row("chunk gap", &s.latency.chunk_gap));
         out.push_str(&row("schedule lag", &s.latency.schedule_lag));
         if let Some(m) = &s.monitor {
-            out.push_str(&m.to_text());
+            out.push_str(&monitor_text(m));
         }
         for t in &s.thresholds {
             let _ = writeln!(

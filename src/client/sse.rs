@@ -406,14 +406,15 @@ event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
         let body: &[u8] =
             b"<html>502 Bad Gateway</html>\n\xff\xfe junk\n: comment\nid: 3\nretry: 10\n\n";
         let mut n = 0;
-        r.push(body, |_| {
-            n += 1;
-            ControlFlow::Continue(())
-        })
-        .unwrap();
+        let _ = r
+            .push(body, |_| {
+                n += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
         assert_eq!((n, r.foreign_lines()), (0, 2));
         let mut clean = SseReader::new(1024);
-        clean
+        let _ = clean
             .push(b"event: ping\ndata: {}\n\n", |_| ControlFlow::Continue(()))
             .unwrap();
         assert_eq!(clean.foreign_lines(), 0);

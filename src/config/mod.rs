@@ -435,9 +435,8 @@ pub fn load(
         .map_err(err)?
         .try_deserialize()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
-    if let Some(pid) = o.watch_pid {
-        raw.monitor.watch_pid(pid);
-    }
+    // The other monitor flags are overrides above; --watch-pid adds a process.
+    raw.monitor.apply_overrides(o.watch_pid, None, None, None);
     Ok(raw)
 }
 
