@@ -34,6 +34,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--processes", type=int, default=10)
     ap.add_argument("--estimator", action="store_true")
+    ap.add_argument("--warmup", default="5s", help="[monitor] warmup")
+    ap.add_argument("--windows", default="30s,1m",
+                    help="[monitor] windows; short ones make the fits run during the run (the "
+                         "defaults 5m/30m/2h need half their span of samples before any fit)")
     args = ap.parse_args()
 
     b.print_machine()
@@ -46,7 +50,8 @@ def main():
                     for i in range(args.processes)]
         procs = "".join(f'\n[[monitor.processes]]\nname = "p{i}"\npid = {p.pid}\n'
                         for i, p in enumerate(sleepers))
-        mon = '\n[monitor]\nsample_interval = "1s"\n'
+        windows = ", ".join(f'"{w}"' for w in args.windows.split(","))
+        mon = f'\n[monitor]\nsample_interval = "1s"\nwarmup = "{args.warmup}"\nwindows = [{windows}]\n'
         for k in range(args.repeat):
             runs = {}
             for kind, extra in (("baseline", mon), ("monitored", mon + procs)):
@@ -68,7 +73,8 @@ def main():
                   f"over {moni.elapsed:.1f} s", flush=True)
 
     print()
-    print(f"## monitor cost: {args.processes} processes sampled every 1 s, {args.duration} s runs at 1 rps")
+    print(f"## monitor cost: {args.processes} processes sampled every 1 s, {args.duration} s runs at 1 rps, "
+          f"warmup {args.warmup}, windows {args.windows}")
     print()
     b.table(["pair", "baseline CPU s", "monitored CPU s", "difference s", "% of one core",
              "processes in summary", "monitored peak RSS MiB"], rows)
@@ -77,8 +83,8 @@ def main():
     if args.estimator:
         print()
         print("estimator cost per sample (monitor module unit bench, release):")
-        subprocess.run(["cargo", "test", "--release", "--lib", "monitor::estimate", "--", "--ignored",
-                        "--nocapture", "bench_estimator_cost_per_sample"], cwd=b.REPO, check=False)
+        subprocess.run(["cargo", "test", "--release", "--lib", "--", "--ignored", "--nocapture", "--exact",
+                        "monitor::estimate::tests::bench_estimator_cost_per_sample"], cwd=b.REPO, check=False)
 
 
 if __name__ == "__main__":
