@@ -482,3 +482,29 @@ fn otlp_export_reaches_the_configured_collector() {
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()
     );
 }
+
+#[test]
+fn abort_on_fail_stops_a_forever_run_at_the_first_failed_threshold() {
+    let mock = Mock::start(&["--ttft", "100ms", "--chunk-delay", "1ms", "--chunks", "2"]);
+    let cfg = base(
+        &mock.url(),
+        r#"
+[load]
+rate = 20.0
+
+[thresholds]
+p99_ttft = "20ms"
+abort_on_fail = true
+"#,
+    );
+    // With duration "forever", only the failed threshold can end this run.
+    let mut run = Run::start(&cfg, &["--duration", "forever"]);
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
+    assert_eq!(s["verdict"], "fail");
+    assert!(
+        run.proc.stderr_text().contains("abort_on_fail"),
+        "the reason is logged: {}",
+        run.proc.stderr_text()
+    );
+}
