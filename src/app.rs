@@ -168,7 +168,7 @@ impl App {
                         });
                     }
                 }
-                tracing::info!(addr = %mock.addr, pid = ?mock.pid(), "started the embedded mock");
+                tracing::info!(addr = %mock.addr, pid = mock.pid().unwrap_or_default(), "started the embedded mock");
                 (url, Some(mock))
             }
         };

@@ -69,6 +69,7 @@ pub fn init(log: &LogSettings, otlp: Option<&OtlpSettings>) -> Result<Telemetry,
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
+            .with_target(false)
             .with_current_span(false)
             .with_writer(std::io::stderr)
             .boxed(),
