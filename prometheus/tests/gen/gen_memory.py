@@ -78,21 +78,7 @@ t = """# promtool unit tests for the memory alerts. Run from prometheus/: promto
 #   sawleak  the sawtooth plus the 1 MiB/min leak
 #   soakd    soakd itself, leaking like `leak`: these alerts exclude it (see SoakdSelfLeak)
 # Every target process has soakd:memory_limit_bytes = 800 MiB.
-rule_files:
-  - ../rules/soakd-recording.yml
-  - ../rules/soakd-alerts.yml
-evaluation_interval: 1m
-# Recording rules first, so an alert reads the recorded series of the same evaluation
-# (promtool's default group order is not fixed, so every group is listed).
-group_eval_order:
-  - soakd-recording-traffic
-  - soakd-recording-latency
-  - soakd-memory
-  - soakd-resources
-  - soakd-traffic
-  - soakd-availability
-tests:
-  - interval: 1m
+""" + ALERT_TESTS_HEADER + """  - interval: 1m
     input_series:
 """
 for p, v in rss.items():

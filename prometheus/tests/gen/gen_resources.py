@@ -75,21 +75,7 @@ t = """# promtool unit tests for the fd, thread and soakd-self leak alerts. Run 
 #   sawleak  the sawtooth plus the leak
 #   verdict  flat, but soakd's verdict soakd_leak_suspected becomes 1 at 100m
 #   soakd    soakd itself, leaking: excluded here, covered by SoakdSelfLeak
-rule_files:
-  - ../rules/soakd-recording.yml
-  - ../rules/soakd-alerts.yml
-evaluation_interval: 1m
-# Recording rules first, so an alert reads the recorded series of the same evaluation
-# (promtool's default group order is not fixed, so every group is listed).
-group_eval_order:
-  - soakd-recording-traffic
-  - soakd-recording-latency
-  - soakd-memory
-  - soakd-resources
-  - soakd-traffic
-  - soakd-availability
-tests:
-  - interval: 1m
+""" + ALERT_TESTS_HEADER + """  - interval: 1m
     input_series:
 """
 for p in fds:

@@ -4,6 +4,23 @@
 import os
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 MiB = 1048576
+
+# The head of every alert test file: both rule files, recording groups evaluated first.
+ALERT_TESTS_HEADER = """rule_files:
+  - ../rules/soakd-recording.yml
+  - ../rules/soakd-alerts.yml
+evaluation_interval: 1m
+# Recording rules first, so an alert reads the recorded series of the same evaluation
+# (promtool's default group order is not fixed, so every group is listed).
+group_eval_order:
+  - soakd-recording-traffic
+  - soakd-recording-latency
+  - soakd-memory
+  - soakd-resources
+  - soakd-traffic
+  - soakd-availability
+tests:
+"""
 N = 300  # samples at 1m
 
 def compress(vals):
