@@ -263,30 +263,7 @@ impl App {
             duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
             "soak started"
         );
-        let started = tokio::time::Instant::now();
-        let sending_end = {
-            let stop = stop.clone();
-            let state = engine.state();
-            let grace = config.run.grace;
-            let run = engine.run(stop, grace);
-            tokio::pin!(run);
-            // The end of sending is when the engine enters its drain.
-            let mut sending_end = None;
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                tokio::select! {
-                    _ = &mut run => break,
-                    _ = tick.tick() => {
-                        if sending_end.is_none()
-                            && matches!(state.phase(), crate::engine::RunPhase::Drain | crate::engine::RunPhase::Done)
-                        {
-                            sending_end = Some(started.elapsed());
-                        }
-                    }
-                }
-            }
-            sending_end.unwrap_or_else(|| started.elapsed())
-        };
+        let sending = engine.run(stop.clone(), config.run.grace).await;
         tracing::info!("load finished; summarising");
         let mut snapshot = view.snapshot();
         let results = config.thresholds.evaluate(&snapshot.verdict_inputs(), true);
@@ -302,7 +279,7 @@ impl App {
             ExitVerdict::Fail => ("fail", exit::THRESHOLD_FAILED),
             ExitVerdict::Pass => ("pass", exit::PASS),
         };
-        let summary = Summary::new(snapshot, sending_end, verdict, code);
+        let summary = Summary::new(snapshot, sending, verdict, code);
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
         if let Some(m) = mock {

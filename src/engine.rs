@@ -224,8 +224,9 @@ impl Engine {
     }
 
     /// Runs the plan until its duration ends or `stop` is cancelled, then waits for in-flight
-    /// requests up to `grace` and cancels the rest. Returns when every request task is done.
-    pub async fn run(self, stop: CancellationToken, grace: Duration) {
+    /// requests up to `grace` and cancels the rest. Returns, once every request task is done,
+    /// how long the plan was sending.
+    pub async fn run(self, stop: CancellationToken, grace: Duration) -> Duration {
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
         let shared = self.shared.clone();
@@ -258,7 +259,7 @@ impl Engine {
                     Err(e) => {
                         tracing::error!(error = %e, "cannot start the pacer thread");
                         stop.cancel();
-                        return;
+                        return Duration::ZERO;
                     }
                 };
                 // The pacer ends on its own at the end of the duration; a stop wakes it early.
@@ -298,6 +299,7 @@ impl Engine {
                 users_stop.cancel();
             }
         }
+        let sending = start.elapsed();
         stop.cancel();
         shared.state.set_phase(RunPhase::Drain);
         let _ = gauges.await;
@@ -314,6 +316,7 @@ impl Engine {
             tracker.wait().await;
         }
         shared.state.set_phase(RunPhase::Done);
+        sending
     }
 }
 
