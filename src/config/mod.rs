@@ -698,7 +698,7 @@ impl RawConfig {
         };
         Ok(RunSettings {
             duration,
-            grace: duration_field("run.grace", &r.grace)?,
+            grace: self::duration("run.grace", &r.grace)?,
             run_id,
             shards,
             shard_index,
@@ -776,7 +776,7 @@ impl RawConfig {
             request_timeout: positive_duration("target.request_timeout", &t.request_timeout)?,
             stream_timeout: positive_duration("target.stream_timeout", &t.stream_timeout)?,
             pool_max_idle_per_host: t.pool_max_idle_per_host,
-            pool_idle_timeout: duration_field("target.pool_idle_timeout", &t.pool_idle_timeout)?,
+            pool_idle_timeout: duration("target.pool_idle_timeout", &t.pool_idle_timeout)?,
             http: match t.http.as_str() {
                 "auto" => HttpVersion::Auto,
                 "http1" => HttpVersion::Http1Only,
@@ -1109,10 +1109,6 @@ pub fn is_secret_header(name: &str) -> bool {
         name.to_ascii_lowercase().as_str(),
         "authorization" | "x-api-key" | "api-key" | "proxy-authorization" | "cookie"
     )
-}
-
-fn duration_field(field: &str, v: &str) -> Result<Duration, ConfigError> {
-    duration(field, v)
 }
 
 fn nonzero_usize(field: &str, v: usize) -> Result<usize, ConfigError> {
