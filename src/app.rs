@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineParts};
+use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::Monitor;
@@ -24,21 +25,6 @@ use crate::report::{RunView, RunViewParts, Summary};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::verdict::{ExitVerdict, Thresholds};
-
-/// Exit codes of `soakd run`.
-pub mod exit {
-    use crate::verdict::exit_code;
-    /// Clean run, every threshold passed.
-    pub const PASS: i32 = exit_code::PASS as i32;
-    /// A threshold failed.
-    pub const THRESHOLD_FAILED: i32 = exit_code::THRESHOLD_FAILED as i32;
-    /// soakd could not do its job (port in use, mock failed to start, …).
-    pub const RUNTIME: i32 = exit_code::RUNTIME_FAILURE as i32;
-    /// The configuration is invalid (EX_CONFIG).
-    pub const CONFIG: i32 = exit_code::BAD_CONFIG as i32;
-    /// A second signal: quit at once.
-    pub const INTERRUPTED: i32 = 130;
-}
 
 /// A failure that stops the run before it produced a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +194,7 @@ impl App {
             stats,
             state: engine.state(),
             signals,
-            scenarios: engine.scenario_metrics(),
+            scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
         }));
         for name in config.thresholds.names() {
@@ -276,10 +262,10 @@ impl App {
         let verdict = ExitVerdict::from_results(&results);
         snapshot.thresholds = results;
         let (verdict, code) = match verdict {
-            ExitVerdict::Fail => ("fail", exit::THRESHOLD_FAILED),
+            ExitVerdict::Fail => ("fail", exit::FAIL),
             ExitVerdict::Pass => ("pass", exit::PASS),
         };
-        let summary = Summary::new(snapshot, sending, verdict, code);
+        let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
         if let Some(m) = mock {

@@ -27,12 +27,54 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{ClientSettings, Exchange, RequestSpec};
-use crate::metrics::{DropReason, Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
-use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Plan};
+use prometheus::IntCounter;
+
+use crate::client::{ClientSettings, Exchange, RequestSpec, ScenarioMetrics};
+use crate::metrics::{label_enum, Metrics};
+use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Phase, Plan};
 use crate::signals::LoadSignals;
 use crate::stats::{Series, Stats};
 use crate::workload::{cancel_for, BodyTemplate, Picker, Scenario};
+
+label_enum! {
+    /// Why a scheduled request was never sent (`reason` label).
+    DropReason {
+        InFlightCap => "in_flight_cap",
+        Shutdown => "shutdown",
+    }
+}
+
+/// `soakd_requests_dropped_total{scenario}` by reason, resolved once per scenario.
+#[derive(Clone)]
+pub struct DropCounters(Vec<IntCounter>);
+
+impl DropCounters {
+    /// Resolves the counters of `scenario`.
+    pub fn new(m: &Metrics, scenario: &str) -> Self {
+        DropCounters(
+            DropReason::ALL
+                .iter()
+                .map(|r| {
+                    m.requests_dropped_total
+                        .with_label_values(&[scenario, r.as_str()])
+                })
+                .collect(),
+        )
+    }
+
+    /// The counter of one reason.
+    pub fn get(&self, reason: DropReason) -> &IntCounter {
+        &self.0[reason.index()]
+    }
+}
+
+/// A scenario's handles as the run view reads them: its name, request metrics and drops.
+#[derive(Clone)]
+pub struct ScenarioHandles {
+    pub name: String,
+    pub metrics: ScenarioMetrics,
+    pub dropped: DropCounters,
+}
 
 /// What the engine is doing, for `/status`, `/readyz` and the progress line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +158,7 @@ struct ScenarioRuntime {
     spec: RequestSpec,
     template: BodyTemplate,
     metrics: ScenarioMetrics,
+    dropped: DropCounters,
     scenario: Scenario,
 }
 
@@ -185,7 +228,8 @@ impl Engine {
             scenarios.push(ScenarioRuntime {
                 spec,
                 template: BodyTemplate::new(&s),
-                metrics: p.metrics.scenario(&s.name),
+                metrics: ScenarioMetrics::new(&p.metrics, &s.name, p.stats.clone()),
+                dropped: DropCounters::new(&p.metrics, &s.name),
                 scenario: s,
             });
         }
@@ -215,11 +259,15 @@ impl Engine {
     }
 
     /// Scenario names and their metric handles, for status and summaries.
-    pub fn scenario_metrics(&self) -> Vec<(String, ScenarioMetrics)> {
+    pub fn scenario_handles(&self) -> Vec<ScenarioHandles> {
         self.shared
             .scenarios
             .iter()
-            .map(|s| (s.scenario.name.clone(), s.metrics.clone()))
+            .map(|s| ScenarioHandles {
+                name: s.scenario.name.clone(),
+                metrics: s.metrics.clone(),
+                dropped: s.dropped.clone(),
+            })
             .collect()
     }
 
@@ -414,8 +462,8 @@ impl Pacer {
         while offset <= now {
             let i = self.shared.picker.pick(rng);
             self.shared.scenarios[i]
-                .metrics
-                .dropped(DropReason::Shutdown)
+                .dropped
+                .get(DropReason::Shutdown)
                 .inc();
             match arrivals.next_offset() {
                 Some((o, _)) => offset = o,
@@ -430,7 +478,7 @@ impl Pacer {
         let i = shared.picker.pick(rng);
         let sc = &shared.scenarios[i];
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            sc.metrics.dropped(DropReason::InFlightCap).inc();
+            sc.dropped.get(DropReason::InFlightCap).inc();
             return;
         };
         let lag = Instant::now().saturating_duration_since(intended);
@@ -511,7 +559,7 @@ async fn request_task(shared: Arc<Shared>, due: Due, abort: CancellationToken) {
     drop(permit);
 }
 
-/// Sends one request and accounts for it; an abort records it as cancelled.
+/// Sends one request; the exchange records it, an abort included (as cancelled).
 async fn send(
     shared: &Shared,
     i: usize,
@@ -527,7 +575,6 @@ async fn send(
         spec: &sc.spec,
         settings: &shared.settings,
         metrics: &sc.metrics,
-        stats: &shared.stats,
     };
     let span = if shared.trace_requests {
         tracing::info_span!(
@@ -541,24 +588,12 @@ async fn send(
     } else {
         tracing::Span::none()
     };
-    let exchange = tracing::Instrument::instrument(
-        exchange.execute(body, intended, phase, cancel),
+    let report = tracing::Instrument::instrument(
+        exchange.execute(body, intended, phase, cancel, abort),
         span.clone(),
-    );
-    tokio::select! {
-        report = exchange => {
-            span.record("outcome", report.outcome.as_str());
-        }
-        _ = abort.cancelled() => {
-            // The exchange was dropped mid-way: its stream guard has closed the stream;
-            // account for the request here.
-            sc.metrics.request(phase, Outcome::Cancelled).inc();
-            sc.metrics.observe_duration(Outcome::Cancelled, intended.elapsed());
-            if sc.spec.stream {
-                sc.metrics.stream_finished(StreamResult::Cancelled).inc();
-            }
-        }
-    }
+    )
+    .await;
+    span.record("outcome", report.outcome.as_str());
     shared
         .signals
         .requests_finished

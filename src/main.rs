@@ -9,8 +9,9 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use soakd::app::{self, exit, App};
+use soakd::app::{self, App};
 use soakd::config::{self, ConfigError, Overrides};
+use soakd::exit;
 
 /// Soak-test daemon for AI proxies.
 #[derive(Debug, Parser)]
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock(args),
         Command::CheckConfig { file } => check_config(&file),
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(code)
 }
 
 fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
@@ -89,7 +90,7 @@ fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
     config::load(args.config.as_deref(), &env, &overrides)?.validate()
 }
 
-fn run(args: RunArgs) -> i32 {
+fn run(args: RunArgs) -> u8 {
     // Validate before building a runtime or binding anything.
     let config = match load(&args) {
         Ok(c) => c,
@@ -130,7 +131,7 @@ fn run(args: RunArgs) -> i32 {
         let code = match result {
             Ok(summary) => {
                 app::print_summary(&summary);
-                summary.exit_code
+                u8::try_from(summary.exit_code).unwrap_or(exit::FAIL)
             }
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -142,7 +143,7 @@ fn run(args: RunArgs) -> i32 {
     })
 }
 
-fn mock(args: soakd::mock::MockArgs) -> i32 {
+fn mock(args: soakd::mock::MockArgs) -> u8 {
     if let Err(e) = args.validate() {
         eprintln!("soakd mock: {e}");
         return exit::CONFIG;
@@ -178,7 +179,7 @@ fn mock(args: soakd::mock::MockArgs) -> i32 {
     })
 }
 
-fn check_config(file: &std::path::Path) -> i32 {
+fn check_config(file: &std::path::Path) -> u8 {
     let env = std::env::vars().collect();
     let raw = match config::load(Some(file), &env, &Overrides::default()) {
         Ok(r) => r,
@@ -224,5 +225,5 @@ async fn shutdown_signals(stop: CancellationToken) {
         _ = int.recv() => {}
     }
     eprintln!("soakd: second signal, quitting now");
-    std::process::exit(exit::INTERRUPTED);
+    std::process::exit(i32::from(exit::INTERRUPTED));
 }

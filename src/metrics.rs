@@ -4,22 +4,26 @@
 //! in [`Metrics`] is built from it, and tests compare it with `/metrics`, the Grafana dashboards
 //! and the Prometheus rules, so a name changes in one place or the tests fail.
 //!
-//! Label values come from closed enums ([`Outcome`], [`Phase`], [`StreamResult`], …) or from
-//! names in the config (`scenario`, `process`, `window`); never from URLs or error text.
-//! Per-scenario handles are resolved once ([`ScenarioMetrics`]) so the request path never looks
-//! up a label set.
-
-use std::time::Duration;
+//! Each metric is written once, in the `catalog!` list below: the macro generates [`CATALOG`],
+//! the [`Metrics`] struct with one field per family, and its registration.
+//!
+//! Label values come from closed enums defined with [`label_enum!`] by the room that owns the
+//! set (`client::Outcome`, `client::StreamResult`, `plan::Phase`, `engine::DropReason`,
+//! `monitor::Resource`) or from names in the config (`scenario`, `process`, `window`); never
+//! from URLs or error text. Each room resolves its label handles once (the client's
+//! `ScenarioMetrics`, the monitor's `ProcessMetrics`), so the request path never looks up a
+//! label set. This module imports nothing from the rooms.
 
 use prometheus::core::{AtomicF64, GenericCounter, GenericCounterVec};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Float counter (CPU seconds).
 pub type Counter = GenericCounter<AtomicF64>;
-type CounterVec = GenericCounterVec<AtomicF64>;
+/// Float counter family.
+pub type CounterVec = GenericCounterVec<AtomicF64>;
 
 /// Kind of a metric in [`CATALOG`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,83 +42,152 @@ pub struct MetricDef {
     pub help: &'static str,
 }
 
-macro_rules! catalog {
-    ($( $ident:ident = $name:literal, $kind:ident, [$($label:literal),*], $help:literal; )*) => {
-        /// Metric names as constants, for code that refers to one by name.
-        pub mod names {
-            $( pub const $ident: &str = $name; )*
+/// A metric family type the catalog can build: its kind, and how to make it.
+pub trait Family: Sized + Clone + prometheus::core::Collector + 'static {
+    /// The kind reported in [`CATALOG`].
+    const KIND: Kind;
+    /// Builds the family; `buckets` only for histograms.
+    fn make(def: &MetricDef, buckets: Option<Vec<f64>>) -> Result<Self, prometheus::Error>;
+}
+
+macro_rules! family {
+    ($ty:ty, $kind:ident, vec, $ctor:expr) => {
+        impl Family for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn make(d: &MetricDef, _: Option<Vec<f64>>) -> Result<Self, prometheus::Error> {
+                $ctor(Opts::new(d.name, d.help), d.labels)
+            }
         }
+    };
+    ($ty:ty, $kind:ident, one, $ctor:expr) => {
+        impl Family for $ty {
+            const KIND: Kind = Kind::$kind;
+            fn make(d: &MetricDef, _: Option<Vec<f64>>) -> Result<Self, prometheus::Error> {
+                $ctor(Opts::new(d.name, d.help))
+            }
+        }
+    };
+}
+
+family!(IntCounterVec, Counter, vec, IntCounterVec::new);
+family!(CounterVec, Counter, vec, CounterVec::new);
+family!(IntGaugeVec, Gauge, vec, IntGaugeVec::new);
+family!(GaugeVec, Gauge, vec, GaugeVec::new);
+family!(IntGauge, Gauge, one, IntGauge::with_opts);
+family!(Gauge, Gauge, one, Gauge::with_opts);
+
+impl Family for HistogramVec {
+    const KIND: Kind = Kind::Histogram;
+    fn make(d: &MetricDef, buckets: Option<Vec<f64>>) -> Result<Self, prometheus::Error> {
+        let o = HistogramOpts::new(d.name, d.help).buckets(buckets.unwrap_or_default());
+        HistogramVec::new(o, d.labels)
+    }
+}
+
+impl Family for Histogram {
+    const KIND: Kind = Kind::Histogram;
+    fn make(d: &MetricDef, buckets: Option<Vec<f64>>) -> Result<Self, prometheus::Error> {
+        Histogram::with_opts(
+            HistogramOpts::new(d.name, d.help).buckets(buckets.unwrap_or_default()),
+        )
+    }
+}
+
+/// The catalog: each line is one metric of the contract, once — its field in [`Metrics`], its
+/// family type (which gives its kind), optional histogram buckets, name, labels and help.
+/// The macro writes [`CATALOG`], the [`Metrics`] struct and its registration from it.
+macro_rules! catalog {
+    ($( $field:ident : $ty:ident $(($buckets:expr))? = $name:literal, [$($label:literal),*], $help:literal; )*) => {
         /// The single list of soakd's metrics.
         pub const CATALOG: &[MetricDef] = &[
-            $( MetricDef { name: $name, kind: Kind::$kind, labels: &[$($label),*], help: $help }, )*
+            $( MetricDef { name: $name, kind: <$ty as Family>::KIND, labels: &[$($label),*], help: $help }, )*
         ];
+
+        /// The project registry and every metric family of [`CATALOG`].
+        pub struct Metrics {
+            registry: Registry,
+            $( #[doc = $help] pub $field: $ty, )*
+        }
+
+        impl Metrics {
+            fn register_all(registry: Registry) -> Result<Self, prometheus::Error> {
+                let mut defs = CATALOG.iter();
+                $(
+                    let d = defs.next().expect("one definition per field");
+                    let buckets: Option<Vec<f64>> = None $(.or(Some($buckets)))?;
+                    let $field = <$ty as Family>::make(d, buckets)?;
+                    registry.register(Box::new($field.clone()))?;
+                )*
+                Ok(Metrics { registry, $($field,)* })
+            }
+        }
     };
 }
 
 catalog! {
     // Traffic
-    REQUESTS_TOTAL = "soakd_requests_total", Counter, ["scenario", "phase", "outcome"],
+    requests_total: IntCounterVec = "soakd_requests_total", ["scenario", "phase", "outcome"],
         "Finished requests by scenario, load phase and classified outcome.";
-    REQUESTS_DROPPED_TOTAL = "soakd_requests_dropped_total", Counter, ["scenario", "reason"],
+    requests_dropped_total: IntCounterVec = "soakd_requests_dropped_total", ["scenario", "reason"],
         "Requests that were scheduled but never sent.";
-    REQUEST_DURATION_SECONDS = "soakd_request_duration_seconds", Histogram, ["scenario", "result"],
+    request_duration_seconds: HistogramVec(latency_buckets()) = "soakd_request_duration_seconds", ["scenario", "result"],
         "End-to-end request duration, timed from the intended send time.";
-    TIME_TO_FIRST_TOKEN_SECONDS = "soakd_time_to_first_token_seconds", Histogram, ["scenario"],
+    time_to_first_token_seconds: HistogramVec(latency_buckets()) = "soakd_time_to_first_token_seconds", ["scenario"],
         "Time from the intended send time to the first non-empty content delta.";
-    STREAM_CHUNK_GAP_SECONDS = "soakd_stream_chunk_gap_seconds", Histogram, ["scenario"],
+    stream_chunk_gap_seconds: HistogramVec(chunk_gap_buckets()) = "soakd_stream_chunk_gap_seconds", ["scenario"],
         "Gaps between consecutive content-bearing stream chunks.";
-    SCHEDULE_LAG_SECONDS = "soakd_schedule_lag_seconds", Histogram, [],
+    schedule_lag_seconds: Histogram(lag_buckets()) = "soakd_schedule_lag_seconds", [],
         "Actual send time minus intended send time.";
-    STREAMS_ACTIVE = "soakd_streams_active", Gauge, ["scenario"],
+    streams_active: IntGaugeVec = "soakd_streams_active", ["scenario"],
         "Streams open now.";
-    STREAMS_FINISHED_TOTAL = "soakd_streams_finished_total", Counter, ["scenario", "result"],
+    streams_finished_total: IntCounterVec = "soakd_streams_finished_total", ["scenario", "result"],
         "Finished streams by result.";
-    STREAM_CHUNKS_TOTAL = "soakd_stream_chunks_total", Counter, ["scenario"],
+    stream_chunks_total: IntCounterVec = "soakd_stream_chunks_total", ["scenario"],
         "Content-bearing stream chunks received.";
-    RESPONSE_BYTES_TOTAL = "soakd_response_bytes_total", Counter, ["scenario"],
+    response_bytes_total: IntCounterVec = "soakd_response_bytes_total", ["scenario"],
         "Response body bytes received.";
-    OUTPUT_TOKENS_TOTAL = "soakd_output_tokens_total", Counter, ["scenario"],
+    output_tokens_total: IntCounterVec = "soakd_output_tokens_total", ["scenario"],
         "Output tokens, from usage when the target sends it, else counted content chunks.";
-    IN_FLIGHT_REQUESTS = "soakd_in_flight_requests", Gauge, [],
+    in_flight_requests: IntGauge = "soakd_in_flight_requests", [],
         "Requests sent and not yet finished.";
-    TARGET_RATE = "soakd_target_rate_requests_per_second", Gauge, [],
+    target_rate: Gauge = "soakd_target_rate_requests_per_second", [],
         "The request rate the load plan asks for now.";
-    BURST_ACTIVE = "soakd_burst_active", Gauge, [],
+    burst_active: IntGauge = "soakd_burst_active", [],
         "1 while a burst is running, else 0.";
     // Monitored processes
-    PROCESS_UP = "soakd_process_up", Gauge, ["process"],
+    process_up: IntGaugeVec = "soakd_process_up", ["process"],
         "1 when the monitored process was sampled successfully at the last attempt.";
-    PROCESS_RESIDENT_MEMORY_BYTES = "soakd_process_resident_memory_bytes", Gauge, ["process"],
+    process_resident_memory_bytes: GaugeVec = "soakd_process_resident_memory_bytes", ["process"],
         "Resident set size of the monitored process.";
-    PROCESS_OPEN_FDS = "soakd_process_open_fds", Gauge, ["process"],
+    process_open_fds: GaugeVec = "soakd_process_open_fds", ["process"],
         "Open file descriptors of the monitored process.";
-    PROCESS_THREADS = "soakd_process_threads", Gauge, ["process"],
+    process_threads: GaugeVec = "soakd_process_threads", ["process"],
         "Threads of the monitored process.";
-    PROCESS_CPU_SECONDS_TOTAL = "soakd_process_cpu_seconds_total", Counter, ["process"],
+    process_cpu_seconds_total: CounterVec = "soakd_process_cpu_seconds_total", ["process"],
         "CPU time used by the monitored process while soakd watched it.";
-    PROCESS_RESTARTS_TOTAL = "soakd_process_restarts_total", Counter, ["process"],
+    process_restarts_total: IntCounterVec = "soakd_process_restarts_total", ["process"],
         "Times the monitored process was seen to restart (new pid or reset start time).";
-    PROCESS_RSS_GROWTH = "soakd_process_rss_growth_bytes_per_second", Gauge, ["process", "window"],
+    process_rss_growth: GaugeVec = "soakd_process_rss_growth_bytes_per_second", ["process", "window"],
         "Robust slope of resident memory over the window.";
-    PROCESS_FD_GROWTH = "soakd_process_fd_growth_per_second", Gauge, ["process", "window"],
+    process_fd_growth: GaugeVec = "soakd_process_fd_growth_per_second", ["process", "window"],
         "Robust slope of open file descriptors over the window.";
-    PROCESS_THREAD_GROWTH = "soakd_process_thread_growth_per_second", Gauge, ["process", "window"],
+    process_thread_growth: GaugeVec = "soakd_process_thread_growth_per_second", ["process", "window"],
         "Robust slope of the thread count over the window.";
-    PROCESS_GROWTH_FIT_R2 = "soakd_process_growth_fit_r2", Gauge, ["process", "resource", "window"],
+    process_growth_fit_r2: GaugeVec = "soakd_process_growth_fit_r2", ["process", "resource", "window"],
         "Coefficient of determination of the growth fit.";
-    PROCESS_RSS_GROWTH_PER_REQUEST = "soakd_process_rss_growth_bytes_per_request", Gauge, ["process", "window"],
+    process_rss_growth_per_request: GaugeVec = "soakd_process_rss_growth_bytes_per_request", ["process", "window"],
         "RSS slope divided by the request rate over the same window.";
-    PROCESS_RSS_RETAINED_AFTER_BURST = "soakd_process_rss_retained_after_burst_bytes", Gauge, ["process"],
+    process_rss_retained_after_burst: GaugeVec = "soakd_process_rss_retained_after_burst_bytes", ["process"],
         "RSS after the last burst settled minus RSS just before it.";
-    LEAK_SUSPECTED = "soakd_leak_suspected", Gauge, ["process", "resource"],
+    leak_suspected: IntGaugeVec = "soakd_leak_suspected", ["process", "resource"],
         "1 when the growth of the resource passes the configured leak thresholds.";
     // Verdicts
-    THRESHOLD_PASSING = "soakd_threshold_passing", Gauge, ["threshold"],
+    threshold_passing: IntGaugeVec = "soakd_threshold_passing", ["threshold"],
         "1 while the configured threshold holds, 0 once it fails.";
     // Info
-    BUILD_INFO = "soakd_build_info", Gauge, ["version"],
+    build_info: IntGaugeVec = "soakd_build_info", ["version"],
         "Always 1; the soakd version.";
-    RUN_INFO = "soakd_run_info", Gauge, ["run_id", "shard"],
+    run_info: IntGaugeVec = "soakd_run_info", ["run_id", "shard"],
         "Always 1; this run's id and shard.";
 }
 
@@ -153,7 +226,10 @@ fn exp_buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
         .collect()
 }
 
-macro_rules! closed_enum {
+/// Defines a closed set of label values: an enum with `ALL`, `as_str()` and `index()`. The
+/// rooms that own a label set (client: outcomes, plan: phases, …) use it, so a label value is
+/// never free text.
+macro_rules! label_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,236 +248,13 @@ macro_rules! closed_enum {
         }
     };
 }
-
-closed_enum! {
-    /// How a request ended (`outcome` label).
-    Outcome {
-        Ok => "ok",
-        Http4xx => "http_4xx",
-        Http429 => "http_429",
-        Http5xx => "http_5xx",
-        Timeout => "timeout",
-        ConnectError => "connect_error",
-        StreamTruncated => "stream_truncated",
-        StreamErrorEvent => "stream_error_event",
-        ProtocolError => "protocol_error",
-        Cancelled => "cancelled",
-    }
-}
-
-impl Outcome {
-    /// The `result` label of the duration histogram. A client-side cancellation is the
-    /// workload doing what it was told, so it counts as ok.
-    pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Ok | Outcome::Cancelled)
-    }
-}
-
-closed_enum! {
-    /// The load plan's phase when a request was scheduled (`phase` label).
-    Phase {
-        Ramp => "ramp",
-        Steady => "steady",
-        Burst => "burst",
-        Drain => "drain",
-    }
-}
-
-closed_enum! {
-    /// How a stream ended (`result` label of `soakd_streams_finished_total`).
-    StreamResult {
-        Completed => "completed",
-        Truncated => "truncated",
-        ErrorEvent => "error_event",
-        Cancelled => "cancelled",
-        Timeout => "timeout",
-    }
-}
-
-closed_enum! {
-    /// Why a scheduled request was never sent.
-    DropReason {
-        InFlightCap => "in_flight_cap",
-        Shutdown => "shutdown",
-    }
-}
-
-closed_enum! {
-    /// A monitored resource (`resource` label).
-    Resource {
-        Rss => "rss",
-        Fds => "fds",
-        Threads => "threads",
-    }
-}
-
-/// The project registry and every metric family.
-pub struct Metrics {
-    registry: Registry,
-    pub requests_total: IntCounterVec,
-    pub requests_dropped_total: IntCounterVec,
-    pub request_duration_seconds: HistogramVec,
-    pub time_to_first_token_seconds: HistogramVec,
-    pub stream_chunk_gap_seconds: HistogramVec,
-    pub schedule_lag_seconds: Histogram,
-    pub streams_active: IntGaugeVec,
-    pub streams_finished_total: IntCounterVec,
-    pub stream_chunks_total: IntCounterVec,
-    pub response_bytes_total: IntCounterVec,
-    pub output_tokens_total: IntCounterVec,
-    pub in_flight_requests: IntGauge,
-    pub target_rate: Gauge,
-    pub burst_active: IntGauge,
-    pub process_up: IntGaugeVec,
-    pub process_resident_memory_bytes: GaugeVec,
-    pub process_open_fds: GaugeVec,
-    pub process_threads: GaugeVec,
-    pub process_cpu_seconds_total: CounterVec,
-    pub process_restarts_total: IntCounterVec,
-    pub process_rss_growth: GaugeVec,
-    pub process_fd_growth: GaugeVec,
-    pub process_thread_growth: GaugeVec,
-    pub process_growth_fit_r2: GaugeVec,
-    pub process_rss_growth_per_request: GaugeVec,
-    pub process_rss_retained_after_burst: GaugeVec,
-    pub leak_suspected: IntGaugeVec,
-    pub threshold_passing: IntGaugeVec,
-    pub build_info: IntGaugeVec,
-    pub run_info: IntGaugeVec,
-}
-
-fn opts(name: &str) -> Opts {
-    let d = def(name);
-    Opts::new(d.name, d.help)
-}
-
-fn hopts(name: &str, buckets: Vec<f64>) -> HistogramOpts {
-    let d = def(name);
-    HistogramOpts::new(d.name, d.help).buckets(buckets)
-}
-
-fn labels(name: &str) -> &'static [&'static str] {
-    def(name).labels
-}
+pub(crate) use label_enum;
 
 impl Metrics {
     /// Builds the registry with every family of [`CATALOG`], soakd's own `process_*`
     /// collector, and the info metrics.
     pub fn new(run_id: &str, shard: &str) -> Result<Self, prometheus::Error> {
-        use names::*;
-        let registry = Registry::new();
-        macro_rules! reg {
-            ($e:expr) => {{
-                let m = $e;
-                registry.register(Box::new(m.clone()))?;
-                m
-            }};
-        }
-        let m = Metrics {
-            requests_total: reg!(IntCounterVec::new(
-                opts(REQUESTS_TOTAL),
-                labels(REQUESTS_TOTAL)
-            )?),
-            requests_dropped_total: reg!(IntCounterVec::new(
-                opts(REQUESTS_DROPPED_TOTAL),
-                labels(REQUESTS_DROPPED_TOTAL)
-            )?),
-            request_duration_seconds: reg!(HistogramVec::new(
-                hopts(REQUEST_DURATION_SECONDS, latency_buckets()),
-                labels(REQUEST_DURATION_SECONDS)
-            )?),
-            time_to_first_token_seconds: reg!(HistogramVec::new(
-                hopts(TIME_TO_FIRST_TOKEN_SECONDS, latency_buckets()),
-                labels(TIME_TO_FIRST_TOKEN_SECONDS)
-            )?),
-            stream_chunk_gap_seconds: reg!(HistogramVec::new(
-                hopts(STREAM_CHUNK_GAP_SECONDS, chunk_gap_buckets()),
-                labels(STREAM_CHUNK_GAP_SECONDS)
-            )?),
-            schedule_lag_seconds: reg!(Histogram::with_opts(hopts(
-                SCHEDULE_LAG_SECONDS,
-                lag_buckets()
-            ))?),
-            streams_active: reg!(IntGaugeVec::new(
-                opts(STREAMS_ACTIVE),
-                labels(STREAMS_ACTIVE)
-            )?),
-            streams_finished_total: reg!(IntCounterVec::new(
-                opts(STREAMS_FINISHED_TOTAL),
-                labels(STREAMS_FINISHED_TOTAL)
-            )?),
-            stream_chunks_total: reg!(IntCounterVec::new(
-                opts(STREAM_CHUNKS_TOTAL),
-                labels(STREAM_CHUNKS_TOTAL)
-            )?),
-            response_bytes_total: reg!(IntCounterVec::new(
-                opts(RESPONSE_BYTES_TOTAL),
-                labels(RESPONSE_BYTES_TOTAL)
-            )?),
-            output_tokens_total: reg!(IntCounterVec::new(
-                opts(OUTPUT_TOKENS_TOTAL),
-                labels(OUTPUT_TOKENS_TOTAL)
-            )?),
-            in_flight_requests: reg!(IntGauge::with_opts(opts(IN_FLIGHT_REQUESTS))?),
-            target_rate: reg!(Gauge::with_opts(opts(TARGET_RATE))?),
-            burst_active: reg!(IntGauge::with_opts(opts(BURST_ACTIVE))?),
-            process_up: reg!(IntGaugeVec::new(opts(PROCESS_UP), labels(PROCESS_UP))?),
-            process_resident_memory_bytes: reg!(GaugeVec::new(
-                opts(PROCESS_RESIDENT_MEMORY_BYTES),
-                labels(PROCESS_RESIDENT_MEMORY_BYTES)
-            )?),
-            process_open_fds: reg!(GaugeVec::new(
-                opts(PROCESS_OPEN_FDS),
-                labels(PROCESS_OPEN_FDS)
-            )?),
-            process_threads: reg!(GaugeVec::new(
-                opts(PROCESS_THREADS),
-                labels(PROCESS_THREADS)
-            )?),
-            process_cpu_seconds_total: reg!(CounterVec::new(
-                opts(PROCESS_CPU_SECONDS_TOTAL),
-                labels(PROCESS_CPU_SECONDS_TOTAL)
-            )?),
-            process_restarts_total: reg!(IntCounterVec::new(
-                opts(PROCESS_RESTARTS_TOTAL),
-                labels(PROCESS_RESTARTS_TOTAL)
-            )?),
-            process_rss_growth: reg!(GaugeVec::new(
-                opts(PROCESS_RSS_GROWTH),
-                labels(PROCESS_RSS_GROWTH)
-            )?),
-            process_fd_growth: reg!(GaugeVec::new(
-                opts(PROCESS_FD_GROWTH),
-                labels(PROCESS_FD_GROWTH)
-            )?),
-            process_thread_growth: reg!(GaugeVec::new(
-                opts(PROCESS_THREAD_GROWTH),
-                labels(PROCESS_THREAD_GROWTH)
-            )?),
-            process_growth_fit_r2: reg!(GaugeVec::new(
-                opts(PROCESS_GROWTH_FIT_R2),
-                labels(PROCESS_GROWTH_FIT_R2)
-            )?),
-            process_rss_growth_per_request: reg!(GaugeVec::new(
-                opts(PROCESS_RSS_GROWTH_PER_REQUEST),
-                labels(PROCESS_RSS_GROWTH_PER_REQUEST)
-            )?),
-            process_rss_retained_after_burst: reg!(GaugeVec::new(
-                opts(PROCESS_RSS_RETAINED_AFTER_BURST),
-                labels(PROCESS_RSS_RETAINED_AFTER_BURST)
-            )?),
-            leak_suspected: reg!(IntGaugeVec::new(
-                opts(LEAK_SUSPECTED),
-                labels(LEAK_SUSPECTED)
-            )?),
-            threshold_passing: reg!(IntGaugeVec::new(
-                opts(THRESHOLD_PASSING),
-                labels(THRESHOLD_PASSING)
-            )?),
-            build_info: reg!(IntGaugeVec::new(opts(BUILD_INFO), labels(BUILD_INFO))?),
-            run_info: reg!(IntGaugeVec::new(opts(RUN_INFO), labels(RUN_INFO))?),
-            registry,
-        };
+        let m = Self::register_all(Registry::new())?;
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -426,133 +279,6 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = encoder.encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
-    }
-
-    /// Resolves every label set a scenario's requests touch, once.
-    pub fn scenario(&self, scenario: &str) -> ScenarioMetrics {
-        let requests = Phase::ALL
-            .iter()
-            .map(|p| {
-                Outcome::ALL
-                    .iter()
-                    .map(|o| {
-                        self.requests_total
-                            .with_label_values(&[scenario, p.as_str(), o.as_str()])
-                    })
-                    .collect()
-            })
-            .collect();
-        ScenarioMetrics {
-            requests,
-            dropped: DropReason::ALL
-                .iter()
-                .map(|r| {
-                    self.requests_dropped_total
-                        .with_label_values(&[scenario, r.as_str()])
-                })
-                .collect(),
-            duration_ok: self
-                .request_duration_seconds
-                .with_label_values(&[scenario, "ok"]),
-            duration_error: self
-                .request_duration_seconds
-                .with_label_values(&[scenario, "error"]),
-            ttft: self
-                .time_to_first_token_seconds
-                .with_label_values(&[scenario]),
-            chunk_gap: self.stream_chunk_gap_seconds.with_label_values(&[scenario]),
-            streams_active: self.streams_active.with_label_values(&[scenario]),
-            streams_finished: StreamResult::ALL
-                .iter()
-                .map(|r| {
-                    self.streams_finished_total
-                        .with_label_values(&[scenario, r.as_str()])
-                })
-                .collect(),
-            chunks: self.stream_chunks_total.with_label_values(&[scenario]),
-            response_bytes: self.response_bytes_total.with_label_values(&[scenario]),
-            output_tokens: self.output_tokens_total.with_label_values(&[scenario]),
-        }
-    }
-
-    /// Resolves the per-process sample gauges, once per monitored process.
-    pub fn process(&self, process: &str) -> ProcessMetrics {
-        ProcessMetrics {
-            up: self.process_up.with_label_values(&[process]),
-            rss: self
-                .process_resident_memory_bytes
-                .with_label_values(&[process]),
-            fds: self.process_open_fds.with_label_values(&[process]),
-            threads: self.process_threads.with_label_values(&[process]),
-            cpu_seconds: self.process_cpu_seconds_total.with_label_values(&[process]),
-            restarts: self.process_restarts_total.with_label_values(&[process]),
-            retained_after_burst: self
-                .process_rss_retained_after_burst
-                .with_label_values(&[process]),
-            leak: Resource::ALL
-                .iter()
-                .map(|r| {
-                    self.leak_suspected
-                        .with_label_values(&[process, r.as_str()])
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Handles for one scenario, indexed by the closed enums.
-#[derive(Clone)]
-pub struct ScenarioMetrics {
-    requests: Vec<Vec<IntCounter>>,
-    dropped: Vec<IntCounter>,
-    pub duration_ok: Histogram,
-    pub duration_error: Histogram,
-    pub ttft: Histogram,
-    pub chunk_gap: Histogram,
-    pub streams_active: IntGauge,
-    streams_finished: Vec<IntCounter>,
-    pub chunks: IntCounter,
-    pub response_bytes: IntCounter,
-    pub output_tokens: IntCounter,
-}
-
-impl ScenarioMetrics {
-    pub fn request(&self, phase: Phase, outcome: Outcome) -> &IntCounter {
-        &self.requests[phase.index()][outcome.index()]
-    }
-    pub fn dropped(&self, reason: DropReason) -> &IntCounter {
-        &self.dropped[reason.index()]
-    }
-    pub fn stream_finished(&self, result: StreamResult) -> &IntCounter {
-        &self.streams_finished[result.index()]
-    }
-    /// Records a finished request's duration under `result="ok"` or `"error"`.
-    pub fn observe_duration(&self, outcome: Outcome, d: Duration) {
-        let h = if outcome.is_success() {
-            &self.duration_ok
-        } else {
-            &self.duration_error
-        };
-        h.observe(d.as_secs_f64());
-    }
-}
-
-/// Sample gauges for one monitored process.
-#[derive(Clone)]
-pub struct ProcessMetrics {
-    pub up: IntGauge,
-    pub rss: Gauge,
-    pub fds: Gauge,
-    pub threads: Gauge,
-    pub cpu_seconds: Counter,
-    pub restarts: IntCounter,
-    pub retained_after_burst: Gauge,
-    leak: Vec<IntGauge>,
-}
-
-impl ProcessMetrics {
-    pub fn leak(&self, resource: Resource) -> &IntGauge {
-        &self.leak[resource.index()]
     }
 }
 
@@ -579,11 +305,52 @@ mod tests {
     #[test]
     fn every_catalog_entry_is_registered_with_its_labels() {
         let m = Metrics::new("run-1", "0").unwrap();
-        let s = m.scenario("chat");
-        s.request(Phase::Steady, Outcome::Ok).inc();
-        s.observe_duration(Outcome::Ok, Duration::from_millis(5));
-        let p = m.process("target");
-        p.up.set(1);
+        // Give every labelled family one child, with a value per label.
+        let v = |d: &MetricDef| -> Vec<&'static str> { d.labels.iter().map(|_| "x").collect() };
+        m.requests_total
+            .with_label_values(&v(def("soakd_requests_total")))
+            .inc();
+        m.requests_dropped_total
+            .with_label_values(&["chat", "shutdown"])
+            .inc();
+        m.request_duration_seconds
+            .with_label_values(&["chat", "ok"])
+            .observe(0.005);
+        m.time_to_first_token_seconds
+            .with_label_values(&["chat"])
+            .observe(0.1);
+        m.stream_chunk_gap_seconds
+            .with_label_values(&["chat"])
+            .observe(0.01);
+        m.streams_active.with_label_values(&["chat"]).set(1);
+        m.streams_finished_total
+            .with_label_values(&["chat", "completed"])
+            .inc();
+        for c in [
+            &m.stream_chunks_total,
+            &m.response_bytes_total,
+            &m.output_tokens_total,
+        ] {
+            c.with_label_values(&["chat"]).inc();
+        }
+        m.process_up.with_label_values(&["target"]).set(1);
+        for g in [
+            &m.process_resident_memory_bytes,
+            &m.process_open_fds,
+            &m.process_threads,
+            &m.process_rss_retained_after_burst,
+        ] {
+            g.with_label_values(&["target"]).set(1.0);
+        }
+        m.process_cpu_seconds_total
+            .with_label_values(&["target"])
+            .inc_by(0.5);
+        m.process_restarts_total
+            .with_label_values(&["target"])
+            .inc();
+        m.leak_suspected
+            .with_label_values(&["target", "rss"])
+            .set(0);
         m.process_rss_growth
             .with_label_values(&["target", "5m"])
             .set(1.0);

@@ -12,11 +12,14 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::engine::EngineState;
-use crate::metrics::{DropReason, Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::client::{Outcome, StreamResult};
+use crate::engine::{DropReason, EngineState, ScenarioHandles};
+use crate::metrics::Metrics;
 use crate::monitor::{Monitor, MonitorReport};
+use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
+use crate::units::fmt_bytes;
 use crate::verdict::{ThresholdResult, VerdictInputs};
 
 /// How far back the "achieved rate now" looks.
@@ -161,7 +164,7 @@ pub struct RunView {
     stats: Arc<Stats>,
     state: Arc<EngineState>,
     signals: Arc<LoadSignals>,
-    scenarios: Vec<(String, ScenarioMetrics)>,
+    scenarios: Vec<ScenarioHandles>,
     monitor: Option<Arc<Monitor>>,
     meter: Mutex<RateMeter>,
     thresholds: Mutex<Vec<ThresholdResult>>,
@@ -177,7 +180,7 @@ pub struct RunViewParts {
     pub stats: Arc<Stats>,
     pub state: Arc<EngineState>,
     pub signals: Arc<LoadSignals>,
-    pub scenarios: Vec<(String, ScenarioMetrics)>,
+    pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
 }
 
@@ -230,9 +233,10 @@ impl RunView {
         let scenarios = self
             .scenarios
             .iter()
-            .map(|(name, m)| {
+            .map(|h| {
+                let m = &h.metrics;
                 let mut c = ScenarioCounts {
-                    name: name.clone(),
+                    name: h.name.clone(),
                     streams_active: m.streams_active.get(),
                     chunks: m.chunks.get(),
                     output_tokens: m.output_tokens.get(),
@@ -247,7 +251,7 @@ impl RunView {
                     }
                 }
                 for &r in DropReason::ALL {
-                    let n = m.dropped(r).get();
+                    let n = h.dropped.get(r).get();
                     if n > 0 {
                         c.dropped.insert(r.as_str(), n);
                         *dropped.entry(r.as_str()).or_default() += n;
@@ -336,21 +340,6 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
             (p.name.clone(), slope)
         })
         .collect()
-}
-
-/// Bytes in binary units.
-pub fn fmt_bytes(b: f64) -> String {
-    let a = b.abs();
-    let (v, unit) = if a >= 1024.0 * 1024.0 * 1024.0 {
-        (b / (1024.0 * 1024.0 * 1024.0), "GiB")
-    } else if a >= 1024.0 * 1024.0 {
-        (b / (1024.0 * 1024.0), "MiB")
-    } else if a >= 1024.0 {
-        (b / 1024.0, "KiB")
-    } else {
-        (b, "B")
-    };
-    format!("{v:.1}{unit}")
 }
 
 /// The monitor's part of the summary: per process baseline, peak and final RSS, fds and

@@ -18,7 +18,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use crate::client::{ApiKind, CancelAt};
-use crate::config::ConfigError;
+use crate::units::ConfigError;
 
 /// Average characters per token used to size synthetic prompts.
 pub const CHARS_PER_TOKEN: usize = 4;

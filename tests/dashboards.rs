@@ -194,8 +194,20 @@ fn rate_calls_use_rate_interval(expr: &str) -> Result<(), String> {
 /// The text exposition of a registry with every label set touched once.
 fn exported_families() -> BTreeSet<String> {
     let m = Metrics::new("r", "0").expect("registry");
-    let _scenario = m.scenario("s");
-    let _process = m.process("p");
+    let _scenario = soakd::client::ScenarioMetrics::new(
+        &m,
+        "s",
+        std::sync::Arc::new(soakd::stats::Stats::new()),
+    );
+    let _dropped = soakd::engine::DropCounters::new(&m, "s");
+    let _process = soakd::monitor::ProcessMetrics::new(&m, "p");
+    for g in [
+        &m.process_resident_memory_bytes,
+        &m.process_open_fds,
+        &m.process_threads,
+    ] {
+        g.with_label_values(&["p"]).set(1.0);
+    }
     m.process_rss_growth
         .with_label_values(&["p", "5m"])
         .set(1.0);

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use soakd::metrics::Metrics;
 use soakd::monitor::{
-    Monitor, MonitorReport, ProcessReport, RawMonitor, RawProcess, RawScrapeMetrics, Verdict,
+    source, Monitor, MonitorReport, ProcessReport, RawMonitor, RawProcess, RawScrapeMetrics,
+    Verdict,
 };
 use soakd::signals::LoadSignals;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -315,29 +316,18 @@ async fn pid_file_is_reread_and_a_new_pid_is_a_restart() {
     kill(&mut b).await;
 }
 
-/// The child's numbers, read from /proc independently of the library.
+/// The child's numbers, read from /proc here (not through a monitor) with the library's
+/// parsers: (rss bytes, open fds, threads, start ticks).
 fn proc_numbers(pid: u32) -> (f64, f64, f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let (rss, threads) = source::parse_status(&status);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let start = stat
-        .rsplit(')')
-        .next()
-        .and_then(|rest| rest.split_whitespace().nth(19))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let start = source::parse_stat(&stat).map_or(0.0, |s| s.start_ticks as f64);
     (
-        field("VmRSS:") * 1024.0,
+        rss.unwrap_or(f64::NAN),
         fds as f64,
-        field("Threads:"),
+        threads.unwrap_or(f64::NAN),
         start,
     )
 }
@@ -501,12 +491,5 @@ async fn bench_sample_ten_local_processes() {
 
 fn proc_numbers_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<f64> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    (f[11] + f[12]) / 100.0
+    source::parse_stat(&stat).expect("stat parses").cpu_seconds
 }

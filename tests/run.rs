@@ -508,3 +508,44 @@ abort_on_fail = true
         run.proc.stderr_text()
     );
 }
+
+#[test]
+fn a_second_signal_quits_at_once_with_130() {
+    // Stalled streams hold the run in its drain for the whole grace period (10 minutes):
+    // only the second-signal path can end it within the test's deadline.
+    let mock = Mock::start(&["--stall-rate", "1"]);
+    let cfg = base(
+        &mock.url(),
+        r#"
+[load]
+rate = 20.0
+max_in_flight = 50
+
+[[scenarios]]
+name = "chat"
+"#,
+    );
+    let mut run = Run::start_env(&cfg, &[], &[("SOAKD__RUN__GRACE", "10m")]);
+    let admin = run.admin_addr();
+    wait_http_ok(admin, "/readyz", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(1));
+    run.proc.signal(libc::SIGTERM);
+    run.proc
+        .wait_line("finishing in-flight requests", Duration::from_secs(30));
+    // Still draining: the stalled requests keep it alive.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        run.proc.child.try_wait().unwrap().is_none(),
+        "the first signal must not end a run with requests in flight"
+    );
+    run.proc.signal(libc::SIGINT);
+    let st = run.proc.wait(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(130), "{}", run.proc.stderr_text());
+    assert!(
+        run.proc
+            .stderr_text()
+            .contains("second signal, quitting now"),
+        "{}",
+        run.proc.stderr_text()
+    );
+}

@@ -9,16 +9,16 @@
 //! here.
 //!
 //! Per-request failures go to metrics; logs get at most one warning per outcome per window
-//! ([`WarnLimiter`]), carrying the count of warnings suppressed since the last one.
+//! ([`RequestWarnings`]), carrying the count of warnings suppressed since the last one.
 
 use std::error::Error as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::StatusCode;
 
-use crate::metrics::Outcome;
+use super::outcome::Outcome;
+use crate::telemetry::WarnLimiter;
 
 /// The outcome a status decides on its own, or `None` for 2xx (the body decides).
 pub fn classify_status(status: StatusCode) -> Option<Outcome> {
@@ -67,59 +67,24 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
-/// Default window of [`WarnLimiter`].
+/// Window of [`RequestWarnings`]: at most one warning per outcome per 10 s per scenario.
 pub const WARN_WINDOW: Duration = Duration::from_secs(10);
 
-const NEVER: u64 = u64::MAX;
-
-/// At most one warning per outcome per window, lock-free.
+/// A scenario's rate-limited "request failed" warnings: one per outcome per [`WARN_WINDOW`],
+/// each carrying the count of warnings suppressed since the last one.
 #[derive(Debug)]
-pub struct WarnLimiter {
-    epoch: Instant,
-    window_ms: u64,
-    last_ms: [AtomicU64; Outcome::ALL.len()],
-    suppressed: [AtomicU64; Outcome::ALL.len()],
-}
+pub struct RequestWarnings(WarnLimiter);
 
-impl Default for WarnLimiter {
+impl Default for RequestWarnings {
     fn default() -> Self {
-        Self::new(WARN_WINDOW)
+        RequestWarnings(WarnLimiter::new(Outcome::ALL.len(), WARN_WINDOW))
     }
 }
 
-impl WarnLimiter {
-    /// A limiter allowing one warning per outcome per `window`.
-    pub fn new(window: Duration) -> Self {
-        WarnLimiter {
-            epoch: Instant::now(),
-            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
-            last_ms: std::array::from_fn(|_| AtomicU64::new(NEVER)),
-            suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    /// Decides for a failure at `now_ms` (milliseconds since the limiter was made): `Some(n)`
-    /// to log it, with `n` warnings suppressed since the last logged one; `None` to stay
-    /// quiet (and count it as suppressed).
-    pub fn admit_at(&self, outcome: Outcome, now_ms: u64) -> Option<u64> {
-        let i = outcome.index();
-        let last = self.last_ms[i].load(Ordering::Relaxed);
-        let due = last == NEVER || now_ms.saturating_sub(last) >= self.window_ms;
-        if due
-            && self.last_ms[i]
-                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.suppressed[i].swap(0, Ordering::Relaxed));
-        }
-        self.suppressed[i].fetch_add(1, Ordering::Relaxed);
-        None
-    }
-
+impl RequestWarnings {
     /// Logs a failed request, rate limited. Never logs bodies or headers.
     pub fn warn(&self, scenario: &str, outcome: Outcome, status: Option<u16>, detail: &str) {
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        if let Some(suppressed) = self.admit_at(outcome, now_ms) {
+        if let Some(suppressed) = self.0.admit(outcome.index()) {
             tracing::warn!(
                 scenario,
                 outcome = outcome.as_str(),
@@ -165,18 +130,5 @@ mod tests {
         assert!(!ct("application/json"));
         assert!(!ct("text/event-streamx"));
         assert!(!is_event_stream(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn limiter_admits_one_per_window_per_outcome_and_counts_the_rest() {
-        let l = WarnLimiter::new(Duration::from_secs(10));
-        assert_eq!(l.admit_at(Outcome::Http5xx, 0), Some(0));
-        assert_eq!(l.admit_at(Outcome::Http5xx, 1), None);
-        assert_eq!(l.admit_at(Outcome::Http5xx, 9_999), None);
-        // Another outcome has its own budget.
-        assert_eq!(l.admit_at(Outcome::Timeout, 5), Some(0));
-        assert_eq!(l.admit_at(Outcome::Http5xx, 10_000), Some(2));
-        assert_eq!(l.admit_at(Outcome::Http5xx, 10_001), None);
-        assert_eq!(l.admit_at(Outcome::Http5xx, 30_000), Some(1));
     }
 }

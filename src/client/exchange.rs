@@ -13,10 +13,13 @@
 //!   the pool; anything else (cancel, protocol error, timeout) drops the response, which
 //!   closes the connection.
 //!
-//! Metrics recorded per request: `requests_total{phase,outcome}`, the duration from the
-//! *intended* send time, and for streams TTFT (from the intended send), content chunk gaps,
-//! `streams_active` (a drop guard, so a cancelled future still decrements), `streams_finished`,
-//! chunks, response bytes, output tokens (usage when sent, else the content chunk count).
+//! Metrics recorded per request, through [`ScenarioMetrics`] (Prometheus and HDR together):
+//! `requests_total{phase,outcome}`, the duration from the *intended* send time, and for
+//! streams TTFT (from the intended send), content chunk gaps, `streams_active` (a drop guard,
+//! so a cancelled future still decrements), `streams_finished`, chunks, response bytes, output
+//! tokens (usage when sent, else the content chunk count). A request cancelled by the caller's
+//! `abort` token (the end of the grace period) is recorded here too, as `cancelled`, with
+//! what it had received by then: there is one recording path for every way a request ends.
 //!
 //! `streams_active` / `streams_finished_total` count *opened* streams: a 2xx
 //! `text/event-stream` response head. A stream request that fails before that (status,
@@ -29,13 +32,15 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use prometheus::IntGauge;
 use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::classify::{classify_send_error, classify_status, is_event_stream, is_parse_error};
+use super::outcome::Outcome;
+use super::record::{Finished, ScenarioMetrics};
 use super::sse::{SseReader, Tail};
 use super::stream::{parse_body, Step, StreamParser};
 use super::{ClientSettings, RequestSpec};
-use crate::metrics::{Outcome, Phase, ScenarioMetrics, StreamResult};
-use crate::stats::{Series, Stats};
+use crate::plan::Phase;
 
 /// Most bytes read from a response after its outcome is known, to reuse the connection.
 pub const DRAIN_CAP: usize = 64 * 1024;
@@ -60,10 +65,8 @@ pub struct Exchange<'a> {
     pub spec: &'a RequestSpec,
     /// Timeouts and limits.
     pub settings: &'a ClientSettings,
-    /// The scenario's metric handles.
+    /// The scenario's metric handles (Prometheus and HDR).
     pub metrics: &'a ScenarioMetrics,
-    /// The run's percentile series.
-    pub stats: &'a Stats,
 }
 
 /// What happened to one request (everything is also already in the metrics).
@@ -112,28 +115,21 @@ impl Drop for ActiveStream<'_> {
     }
 }
 
-fn stream_result(o: Outcome) -> StreamResult {
-    match o {
-        Outcome::Ok => StreamResult::Completed,
-        Outcome::StreamErrorEvent => StreamResult::ErrorEvent,
-        Outcome::Cancelled => StreamResult::Cancelled,
-        Outcome::Timeout => StreamResult::Timeout,
-        _ => StreamResult::Truncated,
-    }
-}
-
 type Leftover = Option<reqwest::Response>;
 
 impl Exchange<'_> {
     /// Sends one request with `body`, reads and checks the response, records its metrics,
     /// and returns the report. `intended` is when the plan wanted it sent (durations and TTFT
-    /// are measured from it); `phase` labels `requests_total`.
+    /// are measured from it); `phase` labels `requests_total`; `cancel` is the workload's
+    /// client-side cancellation; `abort` ends the request at once (the run's grace period is
+    /// over). Both record the request as `cancelled`.
     pub async fn execute(
         &self,
         body: Bytes,
         intended: Instant,
         phase: Phase,
         cancel: Option<CancelAt>,
+        abort: &CancellationToken,
     ) -> RequestReport {
         let start = Instant::now();
         let mut prog = Progress::default();
@@ -141,29 +137,31 @@ impl Exchange<'_> {
             Some(CancelAt::AfterChunks(n)) => Some(u64::from(n)),
             _ => None,
         };
-        let (outcome, leftover) = {
-            let run = self.run(body, intended, start, chunk_cancel, &mut prog);
+        let cancel_timer = async {
             match cancel {
-                Some(CancelAt::AfterTime(after)) => tokio::select! {
-                    r = run => r,
-                    _ = sleep_until(start + after) => (Outcome::Cancelled, None),
-                },
-                _ => run.await,
+                Some(CancelAt::AfterTime(after)) => sleep_until(start + after).await,
+                _ => std::future::pending().await,
             }
         };
-        if outcome == Outcome::Cancelled && prog.detail.is_empty() {
+        let (outcome, leftover, aborted) = tokio::select! {
+            (o, left) = self.run(body, intended, start, chunk_cancel, &mut prog) => (o, left, false),
+            _ = cancel_timer => (Outcome::Cancelled, None, false),
+            _ = abort.cancelled() => (Outcome::Cancelled, None, true),
+        };
+        if aborted {
+            prog.detail = "aborted at the end of the grace period";
+        } else if outcome == Outcome::Cancelled && prog.detail.is_empty() {
             prog.detail = "cancelled by the client";
         }
         let duration = Instant::now().saturating_duration_since(intended);
-        let m = self.metrics;
-        m.request(phase, outcome).inc();
-        m.observe_duration(outcome, duration);
-        self.stats.record(Series::Duration, duration);
-        if prog.stream_opened {
-            m.stream_finished(stream_result(outcome)).inc();
-        }
         let output_tokens = prog.tokens.unwrap_or(prog.chunks);
-        m.output_tokens.inc_by(output_tokens);
+        self.metrics.finished(Finished {
+            phase,
+            outcome,
+            duration,
+            stream_opened: prog.stream_opened,
+            output_tokens,
+        });
         if !outcome.is_success() {
             self.spec
                 .warn
@@ -372,22 +370,16 @@ impl Exchange<'_> {
 
     /// Records one content-bearing chunk that arrived at `now`.
     fn content(&self, prog: &mut Progress, intended: Instant, now: Instant) {
-        let m = self.metrics;
         prog.chunks += 1;
-        m.chunks.inc();
-        match prog.last_content {
-            None => {
-                let ttft = now.saturating_duration_since(intended);
-                prog.ttft = Some(ttft);
-                m.ttft.observe(ttft.as_secs_f64());
-                self.stats.record(Series::Ttft, ttft);
-            }
-            Some(prev) => {
-                let gap = now.saturating_duration_since(prev);
-                m.chunk_gap.observe(gap.as_secs_f64());
-                self.stats.record(Series::ChunkGap, gap);
-            }
+        let gap = prog
+            .last_content
+            .map(|prev| now.saturating_duration_since(prev));
+        if gap.is_none() {
+            let ttft = now.saturating_duration_since(intended);
+            prog.ttft = Some(ttft);
+            self.metrics.first_token(ttft);
         }
+        self.metrics.chunk(gap);
         prog.last_content = Some(now);
     }
 

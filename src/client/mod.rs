@@ -8,17 +8,19 @@
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
 //! - [`exchange`]: [`Exchange::execute`] sends one request, reads the response as it arrives
 //!   (a stream is never accumulated: its memory is the SSE reader's buffer), and records the
-//!   request's metrics in [`crate::metrics::ScenarioMetrics`] and [`crate::stats::Stats`].
+//!   request's metrics through [`record::ScenarioMetrics`] (Prometheus and HDR together).
 //!
-//! This module holds the shared types: [`ApiKind`], [`ClientSettings`] with
-//! [`build_http_client`], and [`RequestSpec`] (URL and headers built once per scenario).
-//!
-//! [`Outcome`]: crate::metrics::Outcome
+//! This module holds the shared types: [`ApiKind`], [`build_http_client`] (from the
+//! [`settings`] of `[target]`), [`RequestSpec`] (URL and headers built once per scenario) and
+//! the one list of secret headers ([`is_secret_header`]).
 
 pub mod anthropic;
 pub mod classify;
 pub mod exchange;
 pub mod openai;
+pub mod outcome;
+pub mod record;
+pub mod settings;
 pub mod sse;
 pub mod stream;
 
@@ -26,12 +28,14 @@ pub mod stream;
 mod tests;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
-pub use classify::WarnLimiter;
+pub use classify::RequestWarnings;
 pub use exchange::{CancelAt, Exchange, RequestReport};
+pub use outcome::{Outcome, StreamResult};
+pub use record::{Finished, ScenarioMetrics};
+pub use settings::{ClientSettings, HttpVersion, RawTarget, Secret, TargetSettings, TlsSettings};
 
 /// The wire API a scenario speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,69 +80,6 @@ impl std::fmt::Display for ApiKind {
 
 /// Anthropic API version header value sent with every Anthropic request.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
-
-/// Which HTTP versions the client may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HttpVersion {
-    /// HTTP/2 when TLS ALPN offers it, else HTTP/1.1.
-    #[default]
-    Auto,
-    /// HTTP/1.1 only.
-    Http1Only,
-    /// HTTP/2 without negotiation (h2c on `http://`).
-    Http2PriorKnowledge,
-}
-
-/// TLS options beyond the system roots.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsSettings {
-    /// A PEM file of extra CA certificates (a private PKI), added to the system roots.
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate. For staging only; must be opted into explicitly.
-    pub insecure_skip_verify: bool,
-}
-
-/// Everything that shapes the shared HTTP client and the per-request limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSettings {
-    /// TCP (+TLS) connect timeout.
-    pub connect_timeout: Duration,
-    /// A non-stream request as a whole; for streams, the time to the response headers.
-    pub request_timeout: Duration,
-    /// A stream as a whole, from the send to its last byte.
-    pub stream_timeout: Duration,
-    /// Idle keep-alive connections kept per host.
-    pub pool_max_idle_per_host: usize,
-    /// How long an idle connection is kept.
-    pub pool_idle_timeout: Duration,
-    /// HTTP version policy.
-    pub http: HttpVersion,
-    /// TLS roots and verification.
-    pub tls: TlsSettings,
-    /// Largest non-stream response body accepted.
-    pub max_response_bytes: usize,
-    /// Largest single SSE event (and line) accepted.
-    pub max_event_bytes: usize,
-    /// The `User-Agent` header.
-    pub user_agent: String,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        ClientSettings {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(60),
-            stream_timeout: Duration::from_secs(600),
-            pool_max_idle_per_host: 1024,
-            pool_idle_timeout: Duration::from_secs(90),
-            http: HttpVersion::Auto,
-            tls: TlsSettings::default(),
-            max_response_bytes: 16 << 20,
-            max_event_bytes: sse::DEFAULT_MAX_EVENT_BYTES,
-            user_agent: concat!("soakd/", env!("CARGO_PKG_VERSION")).to_string(),
-        }
-    }
-}
 
 /// Building the client or a request spec failed.
 #[derive(Debug, thiserror::Error)]
@@ -227,7 +168,7 @@ pub struct RequestSpec {
     /// The scenario name, for log fields only.
     pub scenario: String,
     /// Rate limit of this scenario's per-request warnings.
-    pub warn: WarnLimiter,
+    pub warn: RequestWarnings,
 }
 
 impl Clone for RequestSpec {
@@ -239,7 +180,7 @@ impl Clone for RequestSpec {
             headers: self.headers.clone(),
             stream: self.stream,
             scenario: self.scenario.clone(),
-            warn: WarnLimiter::default(),
+            warn: RequestWarnings::default(),
         }
     }
 }
@@ -286,7 +227,7 @@ impl RequestSpec {
                 name: name.clone(),
                 reason: "value is not valid in a header",
             })?;
-            if is_sensitive(&n) {
+            if is_secret_header(n.as_str()) {
                 v.set_sensitive(true);
             }
             headers.insert(n, v);
@@ -297,7 +238,7 @@ impl RequestSpec {
             headers,
             stream: true,
             scenario: String::new(),
-            warn: WarnLimiter::default(),
+            warn: RequestWarnings::default(),
         })
     }
 
@@ -323,10 +264,15 @@ fn secret_value(name: &str, value: &str) -> Result<HeaderValue, ClientError> {
     Ok(v)
 }
 
-/// Headers whose values are secrets: never logged.
-pub fn is_sensitive(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "x-api-key" | "api-key" | "cookie"
-    )
+/// Header names whose values are credentials: marked sensitive on the wire, never logged,
+/// redacted when the config is printed. Case-insensitive.
+pub fn is_secret_header(name: &str) -> bool {
+    const SECRET: [&str; 5] = [
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+    ];
+    SECRET.iter().any(|s| s.eq_ignore_ascii_case(name))
 }

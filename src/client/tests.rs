@@ -14,8 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use super::*;
-use crate::metrics::{Metrics, Outcome, Phase, ScenarioMetrics, StreamResult};
+use crate::metrics::Metrics;
+use crate::plan::Phase;
 use crate::stats::{Series, Stats};
 
 const T: Duration = Duration::from_secs(20);
@@ -156,32 +159,30 @@ const DONE: &str = "data: [DONE]\n\n";
 struct Harness {
     metrics: Metrics,
     sm: ScenarioMetrics,
-    stats: Stats,
+    stats: std::sync::Arc<Stats>,
     settings: ClientSettings,
     client: reqwest::Client,
+    abort: CancellationToken,
 }
 
 impl Harness {
     fn new(settings: ClientSettings) -> Harness {
         let metrics = Metrics::new("test", "0").expect("metrics");
-        let sm = metrics.scenario("t");
+        let stats = std::sync::Arc::new(Stats::new());
+        let sm = ScenarioMetrics::new(&metrics, "t", stats.clone());
         let client = build_http_client(&settings).expect("client");
         Harness {
             metrics,
             sm,
-            stats: Stats::new(),
+            stats,
             settings,
             client,
+            abort: CancellationToken::new(),
         }
     }
 
     fn quick() -> Harness {
-        Harness::new(ClientSettings {
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            stream_timeout: Duration::from_secs(10),
-            ..ClientSettings::default()
-        })
+        Harness::new(quick_settings())
     }
 
     async fn run(&self, spec: &RequestSpec, cancel: Option<CancelAt>) -> RequestReport {
@@ -190,12 +191,14 @@ impl Harness {
             spec,
             settings: &self.settings,
             metrics: &self.sm,
-            stats: &self.stats,
         };
         let body = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
-        timeout(T, ex.execute(body, Instant::now(), Phase::Steady, cancel))
-            .await
-            .expect("execute did not finish")
+        timeout(
+            T,
+            ex.execute(body, Instant::now(), Phase::Steady, cancel, &self.abort),
+        )
+        .await
+        .expect("execute did not finish")
     }
 
     fn requests(&self, o: Outcome) -> u64 {
@@ -268,6 +271,15 @@ impl Harness {
             .stream_chunk_gap_seconds
             .with_label_values(&["t"])
             .get_sample_count()
+    }
+}
+
+fn quick_settings() -> ClientSettings {
+    ClientSettings {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        stream_timeout: Duration::from_secs(10),
+        ..ClientSettings::default()
     }
 }
 
@@ -376,81 +388,167 @@ async fn anthropic_stream_ok_takes_the_last_cumulative_usage() {
     server.join().await;
 }
 
+/// One failure mode of an OpenAI stream: the server's script, the client's limits, and what
+/// must be recorded.
+struct Case {
+    name: &'static str,
+    script: Vec<Act>,
+    settings: ClientSettings,
+    outcome: Outcome,
+    /// `None`: the stream never opened.
+    stream: Option<StreamResult>,
+    /// Content chunks received (and tokens counted from them), when the case pins it.
+    chunks: Option<u64>,
+}
+
 #[tokio::test]
-async fn stream_without_done_is_truncated_and_counts_chunks_as_tokens() {
+async fn stream_failures_are_classified_and_recorded_once() {
+    let limits = ClientSettings {
+        max_event_bytes: 1024,
+        ..quick_settings()
+    };
+    let big = format!("data: {}\n\n", "x".repeat(8 * 1024));
+    let cases = [
+        Case {
+            name: "no [DONE]: truncated, chunks count as tokens",
+            script: vec![Act::Read, w(SSE_HEAD), w(ROLE), w(&oai("a")), w(&oai("b")), w(&oai("c"))],
+            settings: quick_settings(),
+            outcome: Outcome::StreamTruncated,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(3),
+        },
+        Case {
+            name: "body ends inside an event",
+            script: vec![Act::Read, w(SSE_HEAD), w(&oai("a")), w("data: [DO")],
+            settings: quick_settings(),
+            outcome: Outcome::StreamTruncated,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            name: "connection reset mid-stream",
+            script: vec![
+                Act::Read,
+                w(SSE_HEAD_CHUNKED),
+                chunked(ROLE),
+                chunked(&oai("partial")),
+                Act::Sleep(Duration::from_millis(50)),
+                Act::Reset,
+            ],
+            settings: quick_settings(),
+            outcome: Outcome::StreamTruncated,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            name: "error payload after 200",
+            script: vec![
+                Act::Read,
+                w(SSE_HEAD),
+                w(ROLE),
+                w(&oai("x")),
+                w("data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\"}}\n\n"),
+            ],
+            settings: quick_settings(),
+            outcome: Outcome::StreamErrorEvent,
+            stream: Some(StreamResult::ErrorEvent),
+            chunks: Some(1),
+        },
+        Case {
+            name: "garbage SSE payload",
+            script: vec![
+                Act::Read,
+                w(SSE_HEAD),
+                w(&oai("ok")),
+                w("data: {this is not json\n\n"),
+                w(&oai("never read")),
+            ],
+            settings: quick_settings(),
+            outcome: Outcome::ProtocolError,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            name: "not HTTP at all",
+            script: vec![Act::Read, w("SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n")],
+            settings: quick_settings(),
+            outcome: Outcome::ProtocolError,
+            stream: None,
+            chunks: Some(0),
+        },
+        Case {
+            name: "JSON where a stream was asked for",
+            script: vec![Act::Read, response("200 OK", "application/json", r#"{"choices":[]}"#)],
+            settings: quick_settings(),
+            outcome: Outcome::ProtocolError,
+            stream: None,
+            chunks: Some(0),
+        },
+        Case {
+            name: "event over max_event_bytes",
+            script: vec![Act::Read, w(SSE_HEAD), w(&oai("a")), w(&big)],
+            settings: limits,
+            outcome: Outcome::ProtocolError,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            name: "closed before the response head",
+            script: vec![Act::Read],
+            settings: quick_settings(),
+            outcome: Outcome::ConnectError,
+            stream: None,
+            chunks: Some(0),
+        },
+    ];
+    for c in cases {
+        let server = Server::start(vec![c.script]).await;
+        let h = Harness::new(c.settings);
+        let r = h.run(&openai_spec(&server), None).await;
+        assert_eq!(r.outcome, c.outcome, "{}", c.name);
+        h.assert_only(c.outcome);
+        h.assert_stream(c.stream);
+        if let Some(n) = c.chunks {
+            assert_eq!(r.chunks, n, "{}: chunks", c.name);
+            assert_eq!(h.counter(&h.metrics.stream_chunks_total), n, "{}", c.name);
+            assert_eq!(r.output_tokens, n, "{}: tokens from chunks", c.name);
+            assert_eq!(h.counter(&h.metrics.output_tokens_total), n, "{}", c.name);
+        }
+        server.join().await;
+    }
+}
+
+#[tokio::test]
+async fn an_abort_is_recorded_once_as_cancelled_with_what_had_arrived() {
     let server = Server::start(vec![vec![
         Act::Read,
         w(SSE_HEAD),
-        w(ROLE),
         w(&oai("a")),
         w(&oai("b")),
-        w(&oai("c")),
+        Act::Hang,
     ]])
     .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::StreamTruncated);
-    h.assert_only(Outcome::StreamTruncated);
-    h.assert_stream(Some(StreamResult::Truncated));
-    assert_eq!(r.chunks, 3);
-    assert_eq!(r.output_tokens, 3);
-    assert_eq!(h.counter(&h.metrics.output_tokens_total), 3);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn stream_ending_inside_an_event_is_truncated() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD),
-        w(&oai("a")),
-        w("data: [DO"),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::StreamTruncated);
-    h.assert_stream(Some(StreamResult::Truncated));
-    server.join().await;
-}
-
-#[tokio::test]
-async fn connection_reset_mid_stream_is_truncated() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD_CHUNKED),
-        chunked(ROLE),
-        chunked(&oai("partial")),
-        Act::Sleep(Duration::from_millis(50)),
-        Act::Reset,
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::StreamTruncated);
-    h.assert_only(Outcome::StreamTruncated);
-    h.assert_stream(Some(StreamResult::Truncated));
-    assert_eq!(r.chunks, 1);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn error_event_after_200() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD),
-        w(ROLE),
-        w(&oai("x")),
-        w("data: {\"error\":{\"message\":\"upstream overloaded\",\"type\":\"server_error\"}}\n\n"),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::StreamErrorEvent);
-    h.assert_only(Outcome::StreamErrorEvent);
-    h.assert_stream(Some(StreamResult::ErrorEvent));
-    assert_eq!(r.chunks, 1);
-    server.join().await;
+    let h = std::sync::Arc::new(Harness::quick());
+    let spec = std::sync::Arc::new(openai_spec(&server));
+    let task = {
+        let (h, spec) = (h.clone(), spec.clone());
+        tokio::spawn(async move { h.run(&spec, None).await })
+    };
+    timeout(T, async {
+        while h.counter(&h.metrics.stream_chunks_total) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("chunks never arrived");
+    h.abort.cancel();
+    let r = timeout(T, task).await.expect("abort").expect("task");
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    h.assert_only(Outcome::Cancelled);
+    h.assert_stream(Some(StreamResult::Cancelled));
+    assert_eq!(r.chunks, 2);
+    assert_eq!(h.counter(&h.metrics.output_tokens_total), 2);
+    server.handle.abort();
 }
 
 #[tokio::test]
@@ -479,70 +577,6 @@ async fn status_429_and_503_are_classified_and_their_bodies_drained() {
         );
         server.join().await;
     }
-}
-
-#[tokio::test]
-async fn garbage_sse_payload_is_a_protocol_error() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD),
-        w(&oai("ok")),
-        w("data: {this is not json\n\n"),
-        w(&oai("never read")),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::ProtocolError);
-    h.assert_only(Outcome::ProtocolError);
-    h.assert_stream(Some(StreamResult::Truncated));
-    assert_eq!(r.chunks, 1);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn non_http_response_is_a_protocol_error() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w("SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n"),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::ProtocolError);
-    h.assert_only(Outcome::ProtocolError);
-    h.assert_stream(None);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn wrong_content_type_for_a_stream_is_a_protocol_error() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        response("200 OK", "application/json", r#"{"choices":[]}"#),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::ProtocolError);
-    h.assert_only(Outcome::ProtocolError);
-    h.assert_stream(None);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn oversize_event_is_a_protocol_error() {
-    let big = format!("data: {}\n\n", "x".repeat(8 * 1024));
-    let server = Server::start(vec![vec![Act::Read, w(SSE_HEAD), w(&oai("a")), w(&big)]]).await;
-    let h = Harness::new(ClientSettings {
-        max_event_bytes: 1024,
-        ..ClientSettings::default()
-    });
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::ProtocolError);
-    h.assert_only(Outcome::ProtocolError);
-    h.assert_stream(Some(StreamResult::Truncated));
-    server.join().await;
 }
 
 #[tokio::test]
@@ -578,16 +612,6 @@ async fn refused_port_is_a_connect_error() {
     h.assert_only(Outcome::ConnectError);
     h.assert_stream(None);
     assert_eq!(r.bytes, 0);
-}
-
-#[tokio::test]
-async fn closed_before_response_is_a_connect_error() {
-    let server = Server::start(vec![vec![Act::Read]]).await;
-    let h = Harness::quick();
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::ConnectError);
-    h.assert_only(Outcome::ConnectError);
-    server.join().await;
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::*;
+use crate::client::{ApiKind, CancelAt};
+use crate::plan::{ArrivalKind, BurstRate, ClosedPlan};
+use crate::workload::Cancellation;
 
 fn file(text: &str) -> tempfile_path::TempPath {
     tempfile_path::TempPath::with(text)

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::units::{self, ConfigError};
 
 /// Largest `chunk_bytes` accepted (one content delta).
 pub const MAX_CHUNK_BYTES: u32 = 1 << 20;
@@ -33,12 +33,12 @@ pub struct MockArgs {
     /// Streams: delay between the response headers (with the role/preamble frame) and the
     /// first content chunk.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_dur")]
+    #[serde(with = "units::serde_duration")]
     pub ttft: Duration,
 
     /// Streams: delay between two content chunks.
     #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_dur")]
+    #[serde(with = "units::serde_duration")]
     pub chunk_delay: Duration,
 
     /// Content chunks per answer (1 chunk ≈ 1 token); capped per request by a smaller
@@ -53,7 +53,10 @@ pub struct MockArgs {
     /// Non-stream answers: delay before the response. Unset means the time the same answer
     /// takes streamed: `ttft + chunks × chunk_delay` (with the request's effective chunks).
     #[arg(long, value_parser = humantime::parse_duration)]
-    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub response_delay: Option<Duration>,
 
     /// Probability per request of an HTTP error (`error_status`) instead of an answer.
@@ -83,8 +86,10 @@ pub struct MockArgs {
     #[arg(long, default_value_t = 0.0)]
     pub garbage_rate: f64,
 
-    /// Bytes allocated, made resident and kept forever per request (0 = none).
-    #[arg(long, default_value_t = 0)]
+    /// Bytes allocated, made resident and kept forever per request (0 = none); a size such
+    /// as `65536` or `64KiB`.
+    #[arg(long, default_value = "0", value_parser = units::size_arg)]
+    #[serde(with = "units::serde_size")]
     pub leak_bytes_per_request: u64,
 
     /// Open `/dev/null` and keep it open every N requests (unset = never).
@@ -97,26 +102,38 @@ pub struct MockArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak_thread_every: Option<u64>,
 
-    /// GC-like sawtooth: grow a resident allocation linearly to this many bytes over
+    /// GC-like sawtooth: grow a resident allocation linearly to this size (`32MiB`) over
     /// `sawtooth_period`, free it all, repeat (needs `sawtooth_period`; at least 1 MiB).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_parser = units::size_arg)]
+    #[serde(
+        with = "units::serde_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sawtooth_bytes: Option<u64>,
 
     /// Length of one sawtooth cycle (needs `sawtooth_bytes`).
     #[arg(long, value_parser = humantime::parse_duration)]
-    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sawtooth_period: Option<Duration>,
 
     /// Cache-like growth: per-request growth (`leak_bytes_per_request`, or 64 KiB when that is
-    /// 0) that stops once this many bytes are held in total.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// 0) that stops once this size (`48MiB`) is held in total.
+    #[arg(long, value_parser = units::size_arg)]
+    #[serde(
+        with = "units::serde_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub plateau_bytes: Option<u64>,
 
     /// Exit cleanly after this long (restart tests).
     #[arg(long, value_parser = humantime::parse_duration)]
-    #[serde(with = "opt_humantime_dur", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exit_after: Option<Duration>,
 
     /// Write the process id here at start and remove the file on exit (`run` only).
@@ -247,7 +264,7 @@ impl MockArgs {
                     "unset",
                     format!(
                         "sawtooth_period = {} needs sawtooth_bytes",
-                        humantime::format_duration(period)
+                        units::fmt_duration(period)
                     ),
                 ))
             }
@@ -262,7 +279,7 @@ impl MockArgs {
                 if period < Duration::from_millis(10) {
                     return Err(ConfigError::invalid(
                         "mock.sawtooth_period",
-                        humantime::format_duration(period),
+                        units::fmt_duration(period),
                         "must be at least 10ms",
                     ));
                 }
@@ -335,44 +352,6 @@ impl MockArgs {
             push("pid-file", p.display().to_string());
         }
         v
-    }
-}
-
-/// Serde for a `Duration` as a humantime string (`"250ms"`).
-mod humantime_dur {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-    }
-}
-
-/// Serde for an `Option<Duration>` as an optional humantime string.
-mod opt_humantime_dur {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.collect_str(&humantime::format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let Some(s) = Option::<String>::deserialize(d)? else {
-            return Ok(None);
-        };
-        humantime::parse_duration(&s)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
     }
 }
 

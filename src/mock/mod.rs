@@ -69,7 +69,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::MockArgs;
 
-use crate::config::ConfigError;
+use crate::units::ConfigError;
 
 /// How long in-flight streams may run on after shutdown before [`serve`] returns anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@
 //! A restart (new pid, or a different start time) is logged, counted in
 //! `soakd_process_restarts_total`, and starts the fit over: buffers cleared, warm-up again.
 //! When a process cannot be read, `soakd_process_up` is 0, a warning is logged at the first
-//! failure and at most once a minute after (or at once when the cause changes), and the sample
+//! failure of each cause and at most once a minute per cause after, and the sample
 //! and growth gauges of that process are REMOVED, so no stale slope looks current. The buffers
 //! of the same incarnation are kept (a flaky scrape does not reset a 2 h window); gauges come
 //! back at the next successful sample that refits a window holding enough data, and buckets
@@ -89,6 +89,7 @@
 
 pub mod estimate;
 pub mod expo;
+pub mod report;
 pub mod settings;
 pub mod source;
 
@@ -96,21 +97,67 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use prometheus::{Gauge, IntCounter, IntGauge};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Metrics, ProcessMetrics, Resource};
+use crate::metrics::{label_enum, Counter, Metrics};
 use crate::signals::LoadSignals;
+use crate::telemetry::WarnLimiter;
 
 use estimate::{Point, WindowBuf, N_RES};
+use report::per_request;
+pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
     RawScrapeMetrics, ScrapeNames, Source, Window,
 };
 use source::{Reading, SampleError};
 
+/// A process that stays unreadable is warned about at most once a minute per cause.
 const WARN_EVERY: Duration = Duration::from_secs(60);
-const MIB: f64 = 1024.0 * 1024.0;
+
+label_enum! {
+    /// A monitored resource (`resource` label).
+    Resource {
+        Rss => "rss",
+        Fds => "fds",
+        Threads => "threads",
+    }
+}
+
+/// Sample gauges for one monitored process, resolved once.
+#[derive(Clone)]
+pub struct ProcessMetrics {
+    pub up: IntGauge,
+    pub cpu_seconds: Counter,
+    pub restarts: IntCounter,
+    pub retained_after_burst: Gauge,
+    leak: Vec<IntGauge>,
+}
+
+impl ProcessMetrics {
+    /// Resolves the handles of `process`.
+    pub fn new(m: &Metrics, process: &str) -> Self {
+        ProcessMetrics {
+            up: m.process_up.with_label_values(&[process]),
+            cpu_seconds: m.process_cpu_seconds_total.with_label_values(&[process]),
+            restarts: m.process_restarts_total.with_label_values(&[process]),
+            retained_after_burst: m
+                .process_rss_retained_after_burst
+                .with_label_values(&[process]),
+            leak: Resource::ALL
+                .iter()
+                .map(|r| m.leak_suspected.with_label_values(&[process, r.as_str()]))
+                .collect(),
+        }
+    }
+
+    /// `soakd_leak_suspected{resource}` of this process.
+    pub fn leak(&self, resource: Resource) -> &IntGauge {
+        &self.leak[resource.index()]
+    }
+}
 
 /// Errors building a [`Monitor`].
 #[derive(Debug, thiserror::Error)]
@@ -132,97 +179,6 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The monitor's state for `/status`, the progress line and the summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct MonitorReport {
-    /// Sample interval, seconds.
-    pub sample_interval_secs: f64,
-    /// Window labels, shortest first.
-    pub windows: Vec<String>,
-    /// soakd first, then the configured processes in order.
-    pub processes: Vec<ProcessReport>,
-}
-
-/// One process in a [`MonitorReport`].
-#[derive(Debug, Clone, Serialize)]
-pub struct ProcessReport {
-    /// The `process` label.
-    pub name: String,
-    /// Source kind: pid, pid_file, match, scrape.
-    pub source: &'static str,
-    /// Whether the last sample succeeded.
-    pub up: bool,
-    /// Last pid seen (local sources).
-    pub pid: Option<u32>,
-    /// Restarts seen.
-    pub restarts: u64,
-    /// Successful samples.
-    pub samples: u64,
-    /// First post-warm-up RSS of the current incarnation, bytes.
-    pub baseline_rss_bytes: Option<f64>,
-    /// Highest RSS seen during the run, bytes.
-    pub peak_rss_bytes: Option<f64>,
-    /// Latest RSS, bytes (kept when the process goes down: the final value).
-    pub rss_bytes: Option<f64>,
-    /// Latest open fds.
-    pub open_fds: Option<f64>,
-    /// Latest threads.
-    pub threads: Option<f64>,
-    /// CPU seconds counted while watched.
-    pub cpu_seconds: f64,
-    /// Per window, shortest first.
-    pub windows: Vec<WindowReport>,
-    /// Latest post-burst retained RSS, bytes.
-    pub retained_after_burst_bytes: Option<f64>,
-    /// Verdict per resource.
-    pub verdict: ResourceVerdicts,
-}
-
-/// Verdicts per resource.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct ResourceVerdicts {
-    /// Resident memory.
-    pub rss: Verdict,
-    /// Open file descriptors.
-    pub fds: Verdict,
-    /// Threads.
-    pub threads: Verdict,
-}
-
-/// One window of one process.
-#[derive(Debug, Clone, Serialize)]
-pub struct WindowReport {
-    /// The `window` label.
-    pub window: String,
-    /// RSS fit (bytes).
-    pub rss: Option<FitReport>,
-    /// fds fit.
-    pub fds: Option<FitReport>,
-    /// Threads fit.
-    pub threads: Option<FitReport>,
-    /// Finished requests per second over the window.
-    pub request_rate_per_sec: Option<f64>,
-    /// RSS slope ÷ request rate.
-    pub rss_bytes_per_request: Option<f64>,
-    /// Mean open streams over the window.
-    pub avg_open_streams: Option<f64>,
-    /// RSS slope ÷ mean open streams, bytes per second per open stream.
-    pub rss_bytes_per_sec_per_open_stream: Option<f64>,
-}
-
-/// A fitted slope.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct FitReport {
-    /// Units per second.
-    pub slope_per_sec: f64,
-    /// Units per hour.
-    pub slope_per_hour: f64,
-    /// R² of the fit.
-    pub r2: f64,
-    /// Points fitted.
-    pub points: usize,
-}
-
 /// The load signals read once per tick.
 #[derive(Debug, Clone, Copy)]
 struct Tick {
@@ -230,25 +186,6 @@ struct Tick {
     requests: u64,
     streams: f64,
     burst: bool,
-}
-
-#[derive(Debug, Default)]
-struct WarnLimiter {
-    last: Option<(Instant, &'static str)>,
-}
-
-impl WarnLimiter {
-    fn allow(&mut self, key: &'static str) -> bool {
-        let now = Instant::now();
-        let ok = match self.last {
-            Some((at, k)) => k != key || now.duration_since(at) >= WARN_EVERY,
-            None => true,
-        };
-        if ok {
-            self.last = Some((now, key));
-        }
-        ok
-    }
 }
 
 #[derive(Debug, Default)]
@@ -280,7 +217,9 @@ struct ProcState {
     verdicts: [Verdict; N_RES],
     burst: BurstTrack,
     retained: Option<f64>,
+    /// Unreadable-process warnings, one budget per [`SampleError`] kind.
     warn: WarnLimiter,
+    /// Partly-unreadable warnings.
     partial_warn: WarnLimiter,
 }
 
@@ -330,7 +269,7 @@ impl Monitor {
         let interval = settings.sample_interval.as_secs_f64();
         let procs = specs
             .map(|spec| {
-                let handles = metrics.process(&spec.name);
+                let handles = ProcessMetrics::new(&metrics, &spec.name);
                 // `Metrics::process` creates every child at 0; sample gauges and retention
                 // must stay absent until there is a value.
                 let n = [spec.name.as_str()];
@@ -367,8 +306,8 @@ impl Monitor {
                     verdicts: [Verdict::Unknown; N_RES],
                     burst: BurstTrack::default(),
                     retained: None,
-                    warn: WarnLimiter::default(),
-                    partial_warn: WarnLimiter::default(),
+                    warn: WarnLimiter::new(SampleError::KINDS, WARN_EVERY),
+                    partial_warn: WarnLimiter::new(1, WARN_EVERY),
                 })
             })
             .collect();
@@ -492,7 +431,7 @@ impl Monitor {
             }
         }
         if let Some(reason) = &r.partial {
-            if st.partial_warn.allow("partial") {
+            if st.partial_warn.admit(0).is_some() {
                 tracing::warn!(process = %st.name, reason = %reason, "monitored process partly unreadable; missing resources have no verdict");
             }
         }
@@ -538,8 +477,8 @@ impl Monitor {
         if matches!(st.source, Source::Match { .. }) {
             st.resolved = None;
         }
-        if st.warn.allow(e.key()) {
-            tracing::warn!(process = %st.name, error = %e, "monitored process unreadable; its growth gauges are withdrawn");
+        if let Some(suppressed) = st.warn.admit(e.kind_index()) {
+            tracing::warn!(process = %st.name, error = %e, suppressed, "monitored process unreadable; its growth gauges are withdrawn");
         }
         st.up = false;
         st.handles.up.set(0);
@@ -713,148 +652,6 @@ impl Monitor {
         if b.ended_at.is_none() && rss.is_some() {
             b.pre_rss = rss;
         }
-    }
-
-    /// A serialisable picture of every process now.
-    pub fn snapshot(&self) -> MonitorReport {
-        MonitorReport {
-            sample_interval_secs: self.settings.sample_interval.as_secs_f64(),
-            windows: self
-                .settings
-                .windows
-                .iter()
-                .map(|w| w.label.clone())
-                .collect(),
-            processes: self.procs.iter().map(|p| self.report(&lock(p))).collect(),
-        }
-    }
-
-    fn report(&self, st: &ProcState) -> ProcessReport {
-        let fit_report = |f: Option<estimate::Fit>| {
-            f.map(|f| FitReport {
-                slope_per_sec: f.slope,
-                slope_per_hour: f.slope * 3600.0,
-                r2: f.r2,
-                points: f.points,
-            })
-        };
-        let windows = self
-            .settings
-            .windows
-            .iter()
-            .zip(&st.windows)
-            .map(|(w, buf)| {
-                let load = buf.load();
-                let rss = buf.fit(Resource::Rss.index());
-                WindowReport {
-                    window: w.label.clone(),
-                    rss: fit_report(rss),
-                    fds: fit_report(buf.fit(Resource::Fds.index())),
-                    threads: fit_report(buf.fit(Resource::Threads.index())),
-                    request_rate_per_sec: load.map(|l| l.request_rate),
-                    rss_bytes_per_request: per_request(buf),
-                    avg_open_streams: load.map(|l| l.avg_streams),
-                    rss_bytes_per_sec_per_open_stream: match (rss, load) {
-                        (Some(f), Some(l)) if l.avg_streams > 0.0 => Some(f.slope / l.avg_streams),
-                        _ => None,
-                    },
-                }
-            })
-            .collect();
-        ProcessReport {
-            name: st.name.clone(),
-            source: st.source.kind(),
-            up: st.up,
-            pid: st.pid,
-            restarts: st.restarts,
-            samples: st.samples,
-            baseline_rss_bytes: st.baseline_rss,
-            peak_rss_bytes: st.peak_rss,
-            rss_bytes: st.last[Resource::Rss.index()],
-            open_fds: st.last[Resource::Fds.index()],
-            threads: st.last[Resource::Threads.index()],
-            cpu_seconds: st.cpu_total,
-            windows,
-            retained_after_burst_bytes: st.retained,
-            verdict: ResourceVerdicts {
-                rss: st.verdicts[Resource::Rss.index()],
-                fds: st.verdicts[Resource::Fds.index()],
-                threads: st.verdicts[Resource::Threads.index()],
-            },
-        }
-    }
-
-    /// Short text for the progress line, e.g.
-    /// `target rss 412MiB +1.2MiB/h(30m) leak:none`. Lists the configured processes (soakd
-    /// only when nothing else is watched).
-    pub fn progress_fragment(&self) -> String {
-        let skip_self = self.procs.len() > 1;
-        let parts: Vec<String> = self
-            .procs
-            .iter()
-            .skip(usize::from(skip_self))
-            .map(|p| {
-                let st = lock(p);
-                if !st.up {
-                    return format!("{} down", st.name);
-                }
-                let mut s = format!("{} rss ", st.name);
-                match st.last[Resource::Rss.index()] {
-                    Some(v) => s.push_str(&fmt_mib(v)),
-                    None => s.push('?'),
-                }
-                // The longest window with a slope.
-                let longest = self
-                    .settings
-                    .windows
-                    .iter()
-                    .zip(&st.windows)
-                    .rev()
-                    .find_map(|(w, b)| b.fit(Resource::Rss.index()).map(|f| (w, f)));
-                match longest {
-                    Some((w, f)) => {
-                        let sign = if f.slope >= 0.0 { "+" } else { "-" };
-                        s.push_str(&format!(
-                            " {sign}{}/h({})",
-                            fmt_mib(f.slope.abs() * 3600.0),
-                            w.label
-                        ));
-                    }
-                    None => s.push_str(" slope:pending"),
-                }
-                let leaking: Vec<&str> = Resource::ALL
-                    .iter()
-                    .filter(|r| st.verdicts[r.index()] == Verdict::Leak)
-                    .map(|r| r.as_str())
-                    .collect();
-                if leaking.is_empty() {
-                    if st.verdicts.iter().all(|v| *v == Verdict::Unknown) {
-                        s.push_str(" leak:?");
-                    } else {
-                        s.push_str(" leak:none");
-                    }
-                } else {
-                    s.push_str(&format!(" leak:{}", leaking.join(",")));
-                }
-                s
-            })
-            .collect();
-        parts.join("; ")
-    }
-}
-
-fn per_request(w: &WindowBuf) -> Option<f64> {
-    let fit = w.fit(Resource::Rss.index())?;
-    let load = w.load()?;
-    (load.request_rate > 0.0).then(|| fit.slope / load.request_rate)
-}
-
-fn fmt_mib(bytes: f64) -> String {
-    let m = bytes / MIB;
-    if m.abs() >= 100.0 {
-        format!("{m:.0}MiB")
-    } else {
-        format!("{m:.1}MiB")
     }
 }
 

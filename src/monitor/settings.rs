@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::ConfigError;
+use crate::units::{self, ConfigError, MIB};
 
 /// Fewest fit points (closed buckets) a window needs before it reports a slope.
 pub const MIN_POINTS: usize = 8;
@@ -146,8 +146,6 @@ impl Default for LeakThresholds {
     }
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// A watched process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessSpec {
@@ -220,39 +218,14 @@ impl Default for ScrapeNames {
     }
 }
 
-fn parse_duration(field: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| ConfigError::invalid(field, value, format!("not a duration: {e}")))
-}
-
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 fn positive(field: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
-    let v = v.unwrap_or(default);
-    if !v.is_finite() || v <= 0.0 {
-        return Err(ConfigError::invalid(field, v, "must be a positive number"));
-    }
-    Ok(v)
+    units::positive(field, v.unwrap_or(default))
 }
 
 impl RawLeakThresholds {
     fn validate(&self) -> Result<LeakThresholds, ConfigError> {
         let d = LeakThresholds::default();
-        let min_r2 = self.min_r2.unwrap_or(d.min_r2);
-        if !(0.0..=1.0).contains(&min_r2) {
-            return Err(ConfigError::invalid(
-                "monitor.thresholds.min_r2",
-                min_r2,
-                "must be between 0 and 1",
-            ));
-        }
+        let min_r2 = units::fraction("monitor.thresholds.min_r2", self.min_r2.unwrap_or(d.min_r2))?;
         Ok(LeakThresholds {
             rss_bytes_per_hour: positive(
                 "monitor.thresholds.rss_mib_per_hour",
@@ -281,13 +254,7 @@ impl RawLeakThresholds {
 
 impl RawProcess {
     fn validate(&self, field: &str) -> Result<ProcessSpec, ConfigError> {
-        if !valid_name(&self.name) {
-            return Err(ConfigError::invalid(
-                format!("{field}.name"),
-                &self.name,
-                "must match [a-zA-Z_][a-zA-Z0-9_-]*",
-            ));
-        }
+        units::label_value(&format!("{field}.name"), &self.name)?;
         if self.name == SELF_NAME {
             return Err(ConfigError::invalid(
                 format!("{field}.name"),
@@ -339,15 +306,7 @@ impl RawProcess {
         }
         if let Some(u) = &self.scrape_url {
             let f = format!("{field}.scrape_url");
-            let url = Url::parse(u)
-                .map_err(|e| ConfigError::invalid(&f, u, format!("not a URL: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                return Err(ConfigError::invalid(
-                    &f,
-                    u,
-                    "must be an http:// or https:// URL with a host",
-                ));
-            }
+            let url = units::http_url(&f, u)?;
             let raw = self.scrape_metrics.clone().unwrap_or_default();
             let d = ScrapeNames::default();
             let mut names = ScrapeNames::default();
@@ -417,41 +376,24 @@ fn valid_metric_name(name: &str) -> bool {
 }
 
 impl RawMonitor {
-    /// Applies soakd's CLI flags: `--watch-pid PID` adds (or replaces the source of) a
-    /// process named `target` with a pid source; the others replace the file's values.
-    pub fn apply_overrides(
-        &mut self,
-        watch_pid: Option<u32>,
-        sample_interval: Option<String>,
-        windows: Option<Vec<String>>,
-        warmup: Option<String>,
-    ) {
-        if let Some(pid) = watch_pid {
-            let p = RawProcess {
-                name: WATCH_PID_NAME.into(),
-                pid: Some(pid),
-                ..RawProcess::default()
-            };
-            match self.processes.iter_mut().find(|p| p.name == WATCH_PID_NAME) {
-                Some(existing) => *existing = p,
-                None => self.processes.push(p),
-            }
-        }
-        if sample_interval.is_some() {
-            self.sample_interval = sample_interval;
-        }
-        if windows.is_some() {
-            self.windows = windows;
-        }
-        if warmup.is_some() {
-            self.warmup = warmup;
+    /// `--watch-pid PID`: adds a process named `target` with a pid source, or replaces the
+    /// source of the one already named so.
+    pub fn watch_pid(&mut self, pid: u32) {
+        let p = RawProcess {
+            name: WATCH_PID_NAME.into(),
+            pid: Some(pid),
+            ..RawProcess::default()
+        };
+        match self.processes.iter_mut().find(|p| p.name == WATCH_PID_NAME) {
+            Some(existing) => *existing = p,
+            None => self.processes.push(p),
         }
     }
 
     /// Validates into [`MonitorSettings`]; errors name the field, the value and the reason.
     pub fn validate(&self) -> Result<MonitorSettings, ConfigError> {
         let si = self.sample_interval.as_deref().unwrap_or("5s");
-        let sample_interval = parse_duration("monitor.sample_interval", si)?;
+        let sample_interval = units::duration("monitor.sample_interval", si)?;
         if sample_interval < Duration::from_millis(10) {
             return Err(ConfigError::invalid(
                 "monitor.sample_interval",
@@ -459,8 +401,8 @@ impl RawMonitor {
                 "must be at least 10ms",
             ));
         }
-        let warmup = parse_duration("monitor.warmup", self.warmup.as_deref().unwrap_or("3m"))?;
-        let burst_settle = parse_duration(
+        let warmup = units::duration("monitor.warmup", self.warmup.as_deref().unwrap_or("3m"))?;
+        let burst_settle = units::duration(
             "monitor.burst_settle",
             self.burst_settle.as_deref().unwrap_or("30s"),
         )?;
@@ -479,7 +421,7 @@ impl RawMonitor {
         for (i, w) in raw_windows.iter().enumerate() {
             let field = format!("monitor.windows[{i}]");
             let label = w.trim().to_string();
-            let duration = parse_duration(&field, &label)?;
+            let duration = units::duration(&field, &label)?;
             let need = sample_interval * (2 * MIN_POINTS as u32);
             if duration < need {
                 return Err(ConfigError::invalid(
@@ -488,7 +430,7 @@ impl RawMonitor {
                     format!(
                         "too short for sample_interval {si}: a window needs half its span to \
                          hold {MIN_POINTS} samples, so at least {}",
-                        humantime::format_duration(need)
+                        units::fmt_duration(need)
                     ),
                 ));
             }
@@ -615,9 +557,8 @@ mod tests {
         let mut raw = RawMonitor::default();
         for (bad, why) in [
             ("soakd", "reserved"),
-            ("1abc", "must match"),
-            ("a b", "must match"),
-            ("", "must match"),
+            ("a b", "letters, digits"),
+            ("", "letters, digits"),
         ] {
             let mut p = proc_(bad);
             p.pid = Some(1);
@@ -686,14 +627,14 @@ mod tests {
     }
 
     #[test]
-    fn overrides_apply() {
-        let mut raw = RawMonitor::default();
-        raw.apply_overrides(
-            Some(1234),
-            Some("1s".into()),
-            Some(vec!["2m".into(), "30m".into()]),
-            Some("0s".into()),
-        );
+    fn watch_pid_adds_or_replaces_the_target() {
+        let mut raw = RawMonitor {
+            sample_interval: Some("1s".into()),
+            windows: Some(vec!["2m".into(), "30m".into()]),
+            warmup: Some("0s".into()),
+            ..Default::default()
+        };
+        raw.watch_pid(1234);
         let s = raw.validate().unwrap();
         assert_eq!(s.sample_interval, Duration::from_secs(1));
         assert_eq!(s.warmup, Duration::ZERO);
@@ -701,7 +642,7 @@ mod tests {
         assert_eq!(s.processes[0].name, "target");
         assert_eq!(s.processes[0].source, Source::Pid(1234));
         // A second override replaces the target's source rather than duplicating it.
-        raw.apply_overrides(Some(99), None, None, None);
+        raw.watch_pid(99);
         let s = raw.validate().unwrap();
         assert_eq!(s.processes.len(), 1);
         assert_eq!(s.processes[0].source, Source::Pid(99));

@@ -1,7 +1,7 @@
 //! Reading one process's numbers: from /proc (by pid, pid file or name/cmdline match) or from
 //! its own Prometheus endpoint.
 //!
-//! /proc is read directly (no sysinfo refresh): per sample `stat` (CPU ticks, start time,
+//! /proc is read directly: per sample `stat` (CPU ticks, start time,
 //! state), `status` (`VmRSS`, `Threads`) and a count of `fd/` entries. Name/cmdline matching
 //! scans /proc only while the process is unresolved or gone.
 
@@ -11,9 +11,20 @@ use std::path::{Path, PathBuf};
 use super::expo;
 use super::settings::{ScrapeNames, Source};
 
-/// Kernel clock ticks per second for `/proc/<pid>/stat` CPU fields (`USER_HZ`, 100 on every
-/// mainstream Linux architecture).
-const CLK_TCK: f64 = 100.0;
+/// Kernel clock ticks per second of the `/proc/<pid>/stat` CPU fields (`USER_HZ`), from
+/// `sysconf(_SC_CLK_TCK)`; 100 if the call fails.
+fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if v > 0 {
+            v as f64
+        } else {
+            100.0
+        }
+    })
+}
 
 /// Who the process is; a change means a restart.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,16 +89,19 @@ pub enum SampleError {
 }
 
 impl SampleError {
-    /// Stable short key, so a rate-limited warning repeats at once when the cause changes.
-    pub fn key(&self) -> &'static str {
+    /// Number of kinds, for a rate limiter with one budget per kind.
+    pub const KINDS: usize = 7;
+
+    /// Stable index of the kind, so a rate-limited warning of a new cause shows at once.
+    pub fn kind_index(&self) -> usize {
         match self {
-            SampleError::Gone(_) => "gone",
-            SampleError::NoMatch(_) => "no_match",
-            SampleError::PidFile { .. } => "pid_file",
-            SampleError::Proc { .. } => "proc",
-            SampleError::Scrape(_) => "scrape",
-            SampleError::Exposition(_) => "exposition",
-            SampleError::Missing(_) => "missing",
+            SampleError::Gone(_) => 0,
+            SampleError::NoMatch(_) => 1,
+            SampleError::PidFile { .. } => 2,
+            SampleError::Proc { .. } => 3,
+            SampleError::Scrape(_) => 4,
+            SampleError::Exposition(_) => 5,
+            SampleError::Missing(_) => 6,
         }
     }
 }
@@ -126,7 +140,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     let get = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
     Some(Stat {
         state: f.first()?.chars().next()?,
-        cpu_seconds: (get(14)? + get(15)?) as f64 / CLK_TCK,
+        cpu_seconds: (get(14)? + get(15)?) as f64 / clk_tck(),
         start_ticks: get(22)?,
         threads: get(20)?,
     })

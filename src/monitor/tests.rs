@@ -4,7 +4,7 @@
 use super::source::Identity;
 use super::*;
 
-const MIB: f64 = 1024.0 * 1024.0;
+use crate::units::MIB;
 
 fn monitor(windows: &[&str], interval: &str) -> Monitor {
     let raw = RawMonitor {
@@ -304,21 +304,11 @@ fn progress_fragment_and_snapshot_shape() {
     });
     let p = m.progress_fragment();
     assert!(p.starts_with("target rss 43"), "{p}");
-    assert!(p.contains("+60.0MiB/h(30m)"), "{p}");
+    assert!(p.contains("+60MiB/h(30m)"), "{p}");
     assert!(p.ends_with("leak:rss"), "{p}");
     let json = serde_json::to_value(m.snapshot()).unwrap();
     assert_eq!(json["processes"][0]["name"], "soakd");
     assert_eq!(json["processes"][1]["verdict"]["rss"], "leak");
     assert_eq!(json["processes"][1]["verdict"]["fds"], "ok");
     assert_eq!(json["processes"][1]["baseline_rss_bytes"], 400.0 * MIB);
-}
-
-#[test]
-fn warn_limiter_repeats_on_new_cause_or_after_a_minute() {
-    let mut w = WarnLimiter::default();
-    assert!(w.allow("gone"));
-    assert!(!w.allow("gone"));
-    assert!(w.allow("scrape"));
-    w.last = Some((Instant::now() - WARN_EVERY, "scrape"));
-    assert!(w.allow("scrape"));
 }

@@ -4,8 +4,8 @@
 //! every address is 127.0.0.1.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -251,57 +251,27 @@ impl Run {
     }
 }
 
-/// A plain HTTP/1.1 GET over loopback; returns (status, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    let body = if text
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(&body)
-    } else {
-        body
-    };
-    (status, body)
+/// A GET over loopback with reqwest; returns (status, body), or the transport error.
+pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), reqwest::Error> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()?;
+    let resp = client.get(format!("http://{addr}{path}")).send()?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text()?))
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+/// A GET over loopback; returns (status, body). Panics when the server cannot be reached.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    try_http_get(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
 }
 
 /// Polls `GET path` until it answers 200 or the timeout passes.
 pub fn wait_http_ok(addr: SocketAddr, path: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok((200, body)) = std::panic::catch_unwind(|| http_get(addr, path)) {
+        if let Ok((200, body)) = try_http_get(addr, path) {
             return body;
         }
         assert!(
@@ -312,26 +282,21 @@ pub fn wait_http_ok(addr: SocketAddr, path: &str, timeout: Duration) -> String {
     }
 }
 
-/// Sum of the samples of `name` whose labels contain every `k="v"` in `labels`.
+/// Sum of the samples of `name` whose labels contain every `k="v"` in `labels`, parsed with
+/// soakd's own exposition parser (which also rejects a malformed exposition).
 pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (n, lbls) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let ok = labels
+    let mut sum = 0.0;
+    soakd::monitor::expo::parse(exposition, |s| {
+        let ok = s.name == name
+            && labels
                 .iter()
-                .all(|(k, v)| lbls.split(',').any(|p| p == format!("{k}=\"{v}\"")));
-            ok.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
+                .all(|(k, v)| s.labels.split(',').any(|p| p == format!("{k}=\"{v}\"")));
+        if ok {
+            sum += s.value;
+        }
+    })
+    .unwrap_or_else(|e| panic!("malformed exposition: {e}"));
+    sum
 }
 
 /// `summary[path…]` as u64, 0 when absent.

@@ -2,9 +2,19 @@
 //!
 //! Logs go to stderr through `tracing-subscriber`, as text or JSON, filtered by `log.level`
 //! (or `RUST_LOG` when set). When `[otlp] endpoint` is configured, spans are also exported over
-//! OTLP/gRPC (tonic) through `tracing-opentelemetry`: one root span per run phase, and a root
-//! span per request for a sampled fraction (`otlp.sample_ratio`) of requests. Export is off
-//! otherwise, and [`Telemetry::shutdown`] flushes what is buffered before the process exits.
+//! OTLP/gRPC (tonic) through `tracing-opentelemetry`: a root span `request` per request (with
+//! its scenario, API, phase and outcome), of which a fraction `otlp.sample_ratio` is sampled.
+//! Log events are not exported. Export is off otherwise, and [`Telemetry::shutdown`] flushes
+//! what is buffered before the process exits.
+//!
+//! [`settings`] holds the `[log]`/`[otlp]` sections; [`warn`] the rate limiter of repeated
+//! warnings.
+
+pub mod settings;
+pub mod warn;
+
+pub use settings::{LogFormat, LogSettings, OtlpSettings, RawLog, RawOtlp};
+pub use warn::WarnLimiter;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -12,8 +22,6 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::config::{LogFormat, LogSettings, OtlpSettings};
 
 /// Errors setting up logs and traces.
 #[derive(Debug, thiserror::Error)]

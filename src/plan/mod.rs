@@ -19,7 +19,21 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::metrics::Phase;
+pub mod settings;
+
+pub use settings::{RawBurst, RawLoad, RawStage};
+
+use crate::metrics::label_enum;
+
+label_enum! {
+    /// The load plan's phase when a request was scheduled (`phase` label).
+    Phase {
+        Ramp => "ramp",
+        Steady => "steady",
+        Burst => "burst",
+        Drain => "drain",
+    }
+}
 
 /// How inter-arrival gaps are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

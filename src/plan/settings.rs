@@ -1,0 +1,251 @@
+//! The `[load]` section: raw structs mirroring the file, validated into one [`Plan`] and the
+//! in-flight cap.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ArrivalKind, Burst, BurstRate, ClosedPlan, OpenPlan, Plan, Preset, Stage};
+use crate::units::{self, ConfigError};
+
+/// `[load]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLoad {
+    /// "open" (requests at scheduled times, however slow the target) or "closed" (users).
+    pub model: String,
+    /// Open model: steady rate in requests per second, and the start rate of the first stage.
+    pub rate: f64,
+    /// Open model: "constant" or "poisson" inter-arrival gaps.
+    pub arrivals: String,
+    /// Open model: most requests in flight; a request over the cap is dropped and counted.
+    pub max_in_flight: u32,
+    /// Open model: periodic bursts.
+    pub burst: Option<RawBurst>,
+    /// Open model: stages with linear ramps.
+    pub stages: Vec<RawStage>,
+    /// Open model: repeat the stages when they end.
+    pub loop_stages: bool,
+    /// Closed model: a tier ("light", "moderate", "heavy", "stress") giving users and ramp-up.
+    pub preset: Option<String>,
+    /// Closed model: number of users (overrides the preset's).
+    pub users: Option<u32>,
+    /// Closed model: pause between a user's requests.
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub think_time: Option<Duration>,
+    /// Closed model: time over which users start, linearly (overrides the preset's).
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ramp_up: Option<Duration>,
+}
+
+impl Default for RawLoad {
+    fn default() -> Self {
+        RawLoad {
+            model: "open".into(),
+            rate: 10.0,
+            arrivals: "constant".into(),
+            max_in_flight: 1000,
+            burst: None,
+            stages: Vec::new(),
+            loop_stages: false,
+            preset: None,
+            users: None,
+            think_time: None,
+            ramp_up: None,
+        }
+    }
+}
+
+/// `[load.burst]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBurst {
+    /// Time between burst starts.
+    #[serde(with = "units::serde_duration")]
+    pub every: Duration,
+    /// Length of each burst.
+    #[serde(with = "units::serde_duration")]
+    pub length: Duration,
+    /// Start of the first burst (default: `every`).
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub offset: Option<Duration>,
+    /// Absolute rate during a burst (exclusive with `multiplier`).
+    pub rate: Option<f64>,
+    /// Multiple of the base rate during a burst (exclusive with `rate`).
+    pub multiplier: Option<f64>,
+}
+
+/// `[[load.stages]]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStage {
+    /// Length of the stage.
+    #[serde(with = "units::serde_duration")]
+    pub duration: Duration,
+    /// Rate reached at the end of the stage (linear ramp from the previous one).
+    pub rate: f64,
+}
+
+fn positive_rate(field: &str, v: f64) -> Result<f64, ConfigError> {
+    units::positive(field, v).map_err(|_| {
+        ConfigError::invalid(
+            field,
+            v,
+            "must be a rate greater than 0 requests per second",
+        )
+    })
+}
+
+impl RawLoad {
+    /// Validates `[load]` into the plan (each rate divided by `shards`) and the in-flight cap.
+    /// Errors name `load.<key>`.
+    pub fn validate(&self, shards: NonZeroU32) -> Result<(Plan, NonZeroU32), ConfigError> {
+        let max_in_flight = NonZeroU32::new(self.max_in_flight).ok_or_else(|| {
+            ConfigError::invalid(
+                "load.max_in_flight",
+                self.max_in_flight,
+                "must be at least 1",
+            )
+        })?;
+        let plan = match self.model.as_str() {
+            "open" => Plan::Open(self.open()?.sharded(shards.get())),
+            "closed" => Plan::Closed(self.closed()?),
+            other => {
+                return Err(ConfigError::invalid(
+                    "load.model",
+                    other,
+                    "must be \"open\" or \"closed\"",
+                ))
+            }
+        };
+        Ok((plan, max_in_flight))
+    }
+
+    fn open(&self) -> Result<OpenPlan, ConfigError> {
+        for (field, set) in [
+            ("load.preset", self.preset.is_some()),
+            ("load.users", self.users.is_some()),
+            ("load.think_time", self.think_time.is_some()),
+            ("load.ramp_up", self.ramp_up.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(
+                    field,
+                    "(set)",
+                    "only applies to the closed model (load.model = \"closed\")",
+                ));
+            }
+        }
+        let arrivals = match self.arrivals.as_str() {
+            "constant" => ArrivalKind::Constant,
+            "poisson" => ArrivalKind::Poisson,
+            other => {
+                return Err(ConfigError::invalid(
+                    "load.arrivals",
+                    other,
+                    "must be \"constant\" or \"poisson\"",
+                ))
+            }
+        };
+        let rate = if self.stages.is_empty() {
+            positive_rate("load.rate", self.rate)?
+        } else {
+            units::non_negative("load.rate", self.rate)?
+        };
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (i, s) in self.stages.iter().enumerate() {
+            stages.push(Stage {
+                duration: units::nonzero_duration(
+                    &format!("load.stages[{i}].duration"),
+                    s.duration,
+                )?,
+                target: units::non_negative(&format!("load.stages[{i}].rate"), s.rate)?,
+            });
+        }
+        if !stages.is_empty() && stages.iter().all(|s| s.target == 0.0) && rate == 0.0 {
+            return Err(ConfigError::invalid(
+                "load.stages",
+                "(all 0)",
+                "every stage has rate 0, so nothing would be sent",
+            ));
+        }
+        let burst = self.burst.as_ref().map(RawBurst::validate).transpose()?;
+        Ok(OpenPlan {
+            rate,
+            stages,
+            loop_stages: self.loop_stages,
+            burst,
+            arrivals,
+        })
+    }
+
+    fn closed(&self) -> Result<ClosedPlan, ConfigError> {
+        let base = match &self.preset {
+            Some(p) => Preset::parse(p).ok_or_else(|| {
+                ConfigError::invalid(
+                    "load.preset",
+                    p,
+                    "must be \"light\", \"moderate\", \"heavy\" or \"stress\"",
+                )
+            })?,
+            None => Preset::Light,
+        }
+        .plan();
+        if self.preset.is_none() && self.users.is_none() {
+            return Err(ConfigError::invalid(
+                "load.users",
+                "(unset)",
+                "the closed model needs load.users or load.preset",
+            ));
+        }
+        Ok(ClosedPlan {
+            users: units::at_least_one("load.users", self.users.unwrap_or(base.users))?,
+            think_time: self.think_time.unwrap_or(base.think_time),
+            ramp_up: self.ramp_up.unwrap_or(base.ramp_up),
+        })
+    }
+}
+
+impl RawBurst {
+    fn validate(&self) -> Result<Burst, ConfigError> {
+        let every = units::nonzero_duration("load.burst.every", self.every)?;
+        let length = units::nonzero_duration("load.burst.length", self.length)?;
+        if length >= every {
+            return Err(ConfigError::invalid(
+                "load.burst.length",
+                units::fmt_duration(length),
+                format!(
+                    "must be shorter than load.burst.every = {}",
+                    units::fmt_duration(every)
+                ),
+            ));
+        }
+        let rate = match (self.rate, self.multiplier) {
+            (Some(r), None) => BurstRate::Absolute(positive_rate("load.burst.rate", r)?),
+            (None, Some(m)) => BurstRate::Multiplier(positive_rate("load.burst.multiplier", m)?),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "load.burst",
+                    "(rate/multiplier)",
+                    "set exactly one of rate or multiplier",
+                ))
+            }
+        };
+        Ok(Burst {
+            every,
+            length,
+            offset: self.offset.unwrap_or(every),
+            rate,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! The `[thresholds]` section: raw struct mirroring the file, validated into [`Thresholds`].
+
+use std::time::Duration;
+
+use crate::units::{self, ConfigError};
+
+/// Default for [`RawThresholds::min_requests`].
+pub const DEFAULT_MIN_REQUESTS: u64 = 100;
+/// Default for [`RawThresholds::rss_process`].
+pub const DEFAULT_RSS_PROCESS: &str = "target";
+
+/// The `[thresholds]` section as written in the config file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawThresholds {
+    /// Stop the run as soon as a threshold fails during a live evaluation.
+    pub abort_on_fail: bool,
+    /// p99 time to first token must stay at or below this duration, e.g. `"2s"`.
+    pub p99_ttft: Option<String>,
+    /// p99 end-to-end request duration must stay at or below this duration, e.g. `"30s"`.
+    pub p99_duration: Option<String>,
+    /// Maximum fraction (0..=1) of finished requests whose outcome is neither ok nor cancelled.
+    pub error_ratio: Option<f64>,
+    /// Maximum fraction (0..=1) of finished streams that were truncated.
+    pub truncated_ratio: Option<f64>,
+    /// Scheduled-but-never-sent requests allowed (`0` = none).
+    pub max_dropped: Option<u64>,
+    /// Maximum RSS growth per hour of `rss_process`, as a size such as `"50MiB"`; judged on the
+    /// robust slope over the longest window that has data.
+    pub rss_growth_per_hour: Option<String>,
+    /// The monitored process whose RSS growth is judged (default `"target"`).
+    pub rss_process: Option<String>,
+    /// Ratios are judged live only after this many requests (default 100); the final
+    /// evaluation judges them regardless.
+    pub min_requests: Option<u64>,
+}
+
+impl RawThresholds {
+    /// Validates the raw section into typed [`Thresholds`].
+    ///
+    /// Errors name the field (`thresholds.<key>`), the value and the reason.
+    pub fn validate(&self) -> Result<Thresholds, ConfigError> {
+        let p99_ttft = self
+            .p99_ttft
+            .as_deref()
+            .map(|v| units::positive_duration("thresholds.p99_ttft", v))
+            .transpose()?;
+        let p99_duration = self
+            .p99_duration
+            .as_deref()
+            .map(|v| units::positive_duration("thresholds.p99_duration", v))
+            .transpose()?;
+        let error_ratio = self
+            .error_ratio
+            .map(|v| units::fraction("thresholds.error_ratio", v))
+            .transpose()?;
+        let truncated_ratio = self
+            .truncated_ratio
+            .map(|v| units::fraction("thresholds.truncated_ratio", v))
+            .transpose()?;
+        let rss_growth_per_hour = self
+            .rss_growth_per_hour
+            .as_deref()
+            .map(|v| {
+                units::parse_size(v).map_err(|reason| {
+                    ConfigError::invalid("thresholds.rss_growth_per_hour", v, reason)
+                })
+            })
+            .transpose()?;
+        let rss_process = match self.rss_process.as_deref() {
+            None => DEFAULT_RSS_PROCESS.to_owned(),
+            Some(p) if p.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "thresholds.rss_process",
+                    p,
+                    "must name a monitored process",
+                ))
+            }
+            Some(p) => p.to_owned(),
+        };
+        Ok(Thresholds {
+            abort_on_fail: self.abort_on_fail,
+            p99_ttft,
+            p99_duration,
+            error_ratio,
+            truncated_ratio,
+            max_dropped: self.max_dropped,
+            rss_growth_per_hour,
+            rss_process,
+            min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+        })
+    }
+}
+
+/// Validated thresholds; build with [`RawThresholds::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Stop the run as soon as a live evaluation has a failed threshold.
+    pub abort_on_fail: bool,
+    /// Limit on the p99 time to first token.
+    pub p99_ttft: Option<Duration>,
+    /// Limit on the p99 end-to-end request duration.
+    pub p99_duration: Option<Duration>,
+    /// Limit on errors / requests, a fraction in 0..=1.
+    pub error_ratio: Option<f64>,
+    /// Limit on truncated streams / finished streams, a fraction in 0..=1.
+    pub truncated_ratio: Option<f64>,
+    /// Limit on dropped (scheduled but never sent) requests.
+    pub max_dropped: Option<u64>,
+    /// Limit on RSS growth of [`Thresholds::rss_process`], in bytes per hour.
+    pub rss_growth_per_hour: Option<u64>,
+    /// The monitored process whose RSS growth is judged.
+    pub rss_process: String,
+    /// Ratios are judged live only once their denominator reaches this count.
+    pub min_requests: u64,
+}

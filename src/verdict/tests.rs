@@ -1,0 +1,542 @@
+use super::*;
+use crate::units::ConfigError;
+use crate::units::MIB;
+
+fn raw() -> RawThresholds {
+    RawThresholds::default()
+}
+
+fn all() -> Thresholds {
+    RawThresholds {
+        abort_on_fail: true,
+        p99_ttft: Some("2s".into()),
+        p99_duration: Some("30s".into()),
+        error_ratio: Some(0.01),
+        truncated_ratio: Some(0.005),
+        max_dropped: Some(0),
+        rss_growth_per_hour: Some("50MiB".into()),
+        rss_process: None,
+        min_requests: None,
+    }
+    .validate()
+    .expect("valid")
+}
+
+fn only(f: impl FnOnce(&mut RawThresholds)) -> Thresholds {
+    let mut r = raw();
+    f(&mut r);
+    r.validate().expect("valid")
+}
+
+fn one(t: &Thresholds, i: &VerdictInputs, final_: bool) -> ThresholdResult {
+    let mut v = t.evaluate(i, final_);
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.remove(0)
+}
+
+fn invalid_field(r: RawThresholds) -> (String, String, String) {
+    match r.validate() {
+        Err(ConfigError::Invalid {
+            field,
+            value,
+            reason,
+        }) => (field, value, reason),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+// ---------- validation ----------
+
+#[test]
+fn validate_defaults_and_all_fields() {
+    let t = all();
+    assert!(t.abort_on_fail);
+    assert_eq!(t.p99_ttft, Some(Duration::from_secs(2)));
+    assert_eq!(t.p99_duration, Some(Duration::from_secs(30)));
+    assert_eq!(t.error_ratio, Some(0.01));
+    assert_eq!(t.truncated_ratio, Some(0.005));
+    assert_eq!(t.max_dropped, Some(0));
+    assert_eq!(t.rss_growth_per_hour, Some(50 * 1024 * 1024));
+    assert_eq!(t.rss_process, "target");
+    assert_eq!(t.min_requests, 100);
+    let empty = raw().validate().unwrap();
+    assert!(empty.is_empty());
+    assert!(empty.names().is_empty());
+    assert!(empty.evaluate(&VerdictInputs::default(), true).is_empty());
+}
+
+#[test]
+fn names_follow_configuration_and_order() {
+    assert_eq!(
+        all().names(),
+        vec![
+            "p99_ttft",
+            "p99_duration",
+            "error_ratio",
+            "truncated_ratio",
+            "dropped",
+            "rss_growth"
+        ]
+    );
+    let t = only(|r| {
+        r.max_dropped = Some(3);
+        r.p99_ttft = Some("1s".into());
+    });
+    assert_eq!(t.names(), vec!["p99_ttft", "dropped"]);
+    assert!(!t.is_empty());
+    // abort_on_fail alone configures no threshold.
+    assert!(only(|r| r.abort_on_fail = true).is_empty());
+}
+
+#[test]
+fn validate_rejects_negative_ratio() {
+    let (f, v, reason) = invalid_field(RawThresholds {
+        error_ratio: Some(-0.1),
+        ..raw()
+    });
+    assert_eq!(f, "thresholds.error_ratio");
+    assert_eq!(v, "-0.1");
+    assert!(reason.contains("between 0 and 1"), "{reason}");
+}
+
+#[test]
+fn validate_rejects_ratio_above_one_and_nan() {
+    let (f, v, _) = invalid_field(RawThresholds {
+        truncated_ratio: Some(1.5),
+        ..raw()
+    });
+    assert_eq!(
+        (f.as_str(), v.as_str()),
+        ("thresholds.truncated_ratio", "1.5")
+    );
+    let (f, _, _) = invalid_field(RawThresholds {
+        error_ratio: Some(f64::NAN),
+        ..raw()
+    });
+    assert_eq!(f, "thresholds.error_ratio");
+    // The bounds themselves are valid.
+    assert!(RawThresholds {
+        error_ratio: Some(0.0),
+        truncated_ratio: Some(1.0),
+        ..raw()
+    }
+    .validate()
+    .is_ok());
+}
+
+#[test]
+fn validate_rejects_bad_durations() {
+    let (f, v, reason) = invalid_field(RawThresholds {
+        p99_ttft: Some("two seconds".into()),
+        ..raw()
+    });
+    assert_eq!(f, "thresholds.p99_ttft");
+    assert_eq!(v, "two seconds");
+    assert!(reason.contains("not a duration"), "{reason}");
+    let (f, _, reason) = invalid_field(RawThresholds {
+        p99_duration: Some("0s".into()),
+        ..raw()
+    });
+    assert_eq!(f, "thresholds.p99_duration");
+    assert!(reason.contains("greater than 0"), "{reason}");
+    let t = only(|r| r.p99_ttft = Some("1500ms".into()));
+    assert_eq!(t.p99_ttft, Some(Duration::from_millis(1500)));
+}
+
+#[test]
+fn validate_rejects_bad_sizes() {
+    for bad in [
+        "50 parsecs",
+        "MiB",
+        "",
+        "-5MiB",
+        "1.2.3MiB",
+        "99999999999TiB",
+    ] {
+        let (f, v, _) = invalid_field(RawThresholds {
+            rss_growth_per_hour: Some(bad.into()),
+            ..raw()
+        });
+        assert_eq!(f, "thresholds.rss_growth_per_hour", "{bad}");
+        assert_eq!(v, bad);
+    }
+}
+
+#[test]
+fn validate_rejects_empty_rss_process() {
+    let (f, _, _) = invalid_field(RawThresholds {
+        rss_process: Some("  ".into()),
+        ..raw()
+    });
+    assert_eq!(f, "thresholds.rss_process");
+    assert_eq!(
+        only(|r| r.rss_process = Some("proxy".into())).rss_process,
+        "proxy"
+    );
+}
+
+#[test]
+fn raw_rejects_unknown_keys() {
+    let err = serde_json::from_str::<RawThresholds>(r#"{"p99_ttf": "2s"}"#).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    let ok: RawThresholds =
+        serde_json::from_str(r#"{"p99_ttft": "2s", "max_dropped": 0}"#).unwrap();
+    assert_eq!(ok.p99_ttft.as_deref(), Some("2s"));
+    assert_eq!(ok.max_dropped, Some(0));
+    assert!(!ok.abort_on_fail);
+}
+
+// ---------- latency ----------
+
+#[test]
+fn p99_ttft_pass_fail_pending_no_data() {
+    let t = only(|r| r.p99_ttft = Some("2s".into()));
+    let mut i = VerdictInputs {
+        p99_ttft: Some(Duration::from_millis(1200)),
+        ..Default::default()
+    };
+    let r = one(&t, &i, false);
+    assert_eq!(r.name, "p99_ttft");
+    assert_eq!(r.status, ThresholdStatus::Pass);
+    assert!(r.passed);
+    assert_eq!(r.observed, Some(1.2));
+    assert_eq!(r.limit, 2.0);
+    assert_eq!(r.unit, "seconds");
+    assert_eq!(r.message, "passed: p99_ttft 1.2s <= 2s");
+
+    i.p99_ttft = Some(Duration::from_millis(2410));
+    for final_ in [false, true] {
+        let r = one(&t, &i, final_);
+        assert_eq!(r.status, ThresholdStatus::Fail);
+        assert!(!r.passed);
+        assert_eq!(r.message, "p99_ttft 2.41s > 2s (exceeded by 0.41s)");
+    }
+
+    // Exactly at the limit passes.
+    i.p99_ttft = Some(Duration::from_secs(2));
+    assert!(one(&t, &i, true).passed);
+
+    i.p99_ttft = None;
+    let live = one(&t, &i, false);
+    assert_eq!(live.status, ThresholdStatus::Pending);
+    assert!(live.passed);
+    assert_eq!(live.observed, None);
+    assert!(live.message.starts_with("pending:"), "{}", live.message);
+
+    let fin = one(&t, &i, true);
+    assert_eq!(fin.status, ThresholdStatus::Fail);
+    assert!(!fin.passed);
+    assert!(fin.message.contains("no data"), "{}", fin.message);
+}
+
+#[test]
+fn p99_duration_pass_fail_pending_no_data() {
+    let t = only(|r| r.p99_duration = Some("30s".into()));
+    let mut i = VerdictInputs {
+        p99_duration: Some(Duration::from_secs(29)),
+        ..Default::default()
+    };
+    assert_eq!(one(&t, &i, true).status, ThresholdStatus::Pass);
+    i.p99_duration = Some(Duration::from_millis(45_500));
+    let r = one(&t, &i, false);
+    assert_eq!(r.name, "p99_duration");
+    assert_eq!(r.status, ThresholdStatus::Fail);
+    assert_eq!(r.message, "p99_duration 45.5s > 30s (exceeded by 15.5s)");
+    i.p99_duration = None;
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Pending);
+    let fin = one(&t, &i, true);
+    assert!(!fin.passed);
+    assert!(fin.message.contains("no data"));
+}
+
+// ---------- ratios ----------
+
+#[test]
+fn error_ratio_pass_and_fail() {
+    let t = only(|r| r.error_ratio = Some(0.01));
+    let i = VerdictInputs {
+        requests: 1000,
+        errors: 8,
+        ..Default::default()
+    };
+    let r = one(&t, &i, false);
+    assert_eq!(r.name, "error_ratio");
+    assert_eq!(r.status, ThresholdStatus::Pass);
+    assert_eq!(r.unit, "ratio");
+    assert_eq!(r.observed, Some(0.008));
+    assert_eq!(r.message, "passed: error_ratio 0.8% <= 1%");
+
+    let i = VerdictInputs {
+        requests: 1000,
+        errors: 25,
+        ..Default::default()
+    };
+    let r = one(&t, &i, true);
+    assert_eq!(r.status, ThresholdStatus::Fail);
+    assert_eq!(r.observed, Some(0.025));
+    assert_eq!(
+        r.message,
+        "error_ratio 2.5% > 1% (exceeded by 1.5 percentage points)"
+    );
+}
+
+#[test]
+fn error_ratio_below_min_requests_pending_live_judged_at_end() {
+    let t = only(|r| {
+        r.error_ratio = Some(0.01);
+        r.min_requests = Some(200);
+    });
+    let i = VerdictInputs {
+        requests: 150,
+        errors: 30,
+        ..Default::default()
+    };
+    let live = one(&t, &i, false);
+    assert_eq!(live.status, ThresholdStatus::Pending);
+    assert!(live.passed);
+    assert_eq!(live.observed, Some(0.2));
+    assert!(live.message.contains("150 of 200"), "{}", live.message);
+    let fin = one(&t, &i, true);
+    assert_eq!(fin.status, ThresholdStatus::Fail);
+    assert!(
+        fin.message.contains("exceeded by 19 percentage points"),
+        "{}",
+        fin.message
+    );
+
+    // Once the denominator reaches min_requests the live evaluation judges.
+    let i = VerdictInputs {
+        requests: 200,
+        errors: 30,
+        ..Default::default()
+    };
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Fail);
+}
+
+#[test]
+fn error_ratio_no_requests() {
+    let t = only(|r| r.error_ratio = Some(0.01));
+    let i = VerdictInputs::default();
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Pending);
+    let fin = one(&t, &i, true);
+    assert_eq!(fin.status, ThresholdStatus::Fail);
+    assert_eq!(fin.observed, None);
+    assert!(fin.message.contains("no data"), "{}", fin.message);
+}
+
+#[test]
+fn truncated_ratio_uses_streams_as_denominator() {
+    let t = only(|r| {
+        r.truncated_ratio = Some(0.005);
+        r.min_requests = Some(10);
+    });
+    // Many requests but few streams: still pending live.
+    let i = VerdictInputs {
+        requests: 10_000,
+        streams: 5,
+        streams_truncated: 1,
+        ..Default::default()
+    };
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Pending);
+    let i = VerdictInputs {
+        requests: 10_000,
+        streams: 2000,
+        streams_truncated: 4,
+        ..Default::default()
+    };
+    let r = one(&t, &i, false);
+    assert_eq!(r.name, "truncated_ratio");
+    assert_eq!(r.status, ThresholdStatus::Pass);
+    assert_eq!(r.message, "passed: truncated_ratio 0.2% <= 0.5%");
+    let i = VerdictInputs {
+        streams: 2000,
+        streams_truncated: 30,
+        ..Default::default()
+    };
+    let r = one(&t, &i, true);
+    assert_eq!(r.status, ThresholdStatus::Fail);
+    assert_eq!(
+        r.message,
+        "truncated_ratio 1.5% > 0.5% (exceeded by 1 percentage points)"
+    );
+    let fin = one(&t, &VerdictInputs::default(), true);
+    assert!(!fin.passed);
+    assert!(fin.message.contains("no data"));
+}
+
+#[test]
+fn min_requests_zero_judges_immediately() {
+    let t = only(|r| {
+        r.error_ratio = Some(0.5);
+        r.min_requests = Some(0);
+    });
+    let i = VerdictInputs {
+        requests: 1,
+        errors: 1,
+        ..Default::default()
+    };
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Fail);
+}
+
+// ---------- dropped ----------
+
+#[test]
+fn dropped_pass_fail_never_pending() {
+    let t = only(|r| r.max_dropped = Some(0));
+    let i = VerdictInputs::default();
+    for final_ in [false, true] {
+        let r = one(&t, &i, final_);
+        assert_eq!(r.name, "dropped");
+        assert_eq!(r.status, ThresholdStatus::Pass);
+        assert_eq!(r.observed, Some(0.0));
+        assert_eq!(r.unit, "requests");
+        assert_eq!(r.message, "passed: dropped 0 <= 0");
+    }
+    let t = only(|r| r.max_dropped = Some(10));
+    let i = VerdictInputs {
+        dropped: 17,
+        ..Default::default()
+    };
+    let r = one(&t, &i, false);
+    assert_eq!(r.status, ThresholdStatus::Fail);
+    assert_eq!(r.message, "dropped 17 > 10 (exceeded by 7)");
+}
+
+// ---------- rss growth ----------
+
+fn rss(proc_: &str, v: Option<f64>) -> VerdictInputs {
+    VerdictInputs {
+        rss_growth_per_hour: BTreeMap::from([(proc_.to_owned(), v)]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn rss_growth_pass_and_fail() {
+    let t = only(|r| r.rss_growth_per_hour = Some("50MiB".into()));
+    let r = one(&t, &rss("target", Some(12.5 * MIB)), false);
+    assert_eq!(r.name, "rss_growth");
+    assert_eq!(r.status, ThresholdStatus::Pass);
+    assert_eq!(r.unit, "bytes_per_hour");
+    assert_eq!(r.limit, 50.0 * MIB);
+    assert_eq!(r.message, "passed: rss_growth 12.5MiB/h <= 50MiB/h");
+    // Shrinking memory passes.
+    assert!(one(&t, &rss("target", Some(-3.0 * MIB)), true).passed);
+
+    let r = one(&t, &rss("target", Some(62.5 * MIB)), true);
+    assert_eq!(r.status, ThresholdStatus::Fail);
+    assert_eq!(r.observed, Some(62.5 * MIB));
+    assert_eq!(
+        r.message,
+        "rss_growth 62.5MiB/h > 50MiB/h (exceeded by 12.5MiB/h)"
+    );
+}
+
+#[test]
+fn rss_growth_not_enough_data_pending_live_fails_at_end() {
+    let t = only(|r| r.rss_growth_per_hour = Some("1GiB".into()));
+    let i = rss("target", None);
+    let live = one(&t, &i, false);
+    assert_eq!(live.status, ThresholdStatus::Pending);
+    assert!(live.passed);
+    let fin = one(&t, &i, true);
+    assert_eq!(fin.status, ThresholdStatus::Fail);
+    assert!(!fin.passed);
+    assert!(fin.message.contains("not enough data"), "{}", fin.message);
+    assert!(fin.message.contains("too short"), "{}", fin.message);
+}
+
+#[test]
+fn rss_growth_judges_the_configured_process_only() {
+    let t = only(|r| {
+        r.rss_growth_per_hour = Some("1MiB".into());
+        r.rss_process = Some("proxy".into());
+    });
+    // Only "target" and "soakd" have data: "proxy" has none.
+    let mut i = rss("target", Some(500.0 * MIB));
+    i.rss_growth_per_hour.insert("soakd".into(), Some(0.0));
+    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Pending);
+    let fin = one(&t, &i, true);
+    assert!(!fin.passed);
+    assert!(fin.message.contains("no data"), "{}", fin.message);
+    assert!(fin.message.contains("\"proxy\""), "{}", fin.message);
+    i.rss_growth_per_hour
+        .insert("proxy".into(), Some(100.0 * 1024.0));
+    let r = one(&t, &i, true);
+    assert!(r.passed);
+    assert_eq!(r.message, "passed: rss_growth 100KiB/h <= 1MiB/h");
+}
+
+// ---------- whole evaluation and verdict ----------
+
+#[test]
+fn evaluate_all_and_exit_verdict() {
+    let t = all();
+    let healthy = VerdictInputs {
+        requests: 10_000,
+        errors: 10,
+        streams: 8000,
+        streams_truncated: 2,
+        dropped: 0,
+        p99_ttft: Some(Duration::from_millis(900)),
+        p99_duration: Some(Duration::from_secs(12)),
+        rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
+    };
+    let res = t.evaluate(&healthy, true);
+    let names: Vec<_> = res.iter().map(|r| r.name).collect();
+    assert_eq!(names, t.names());
+    assert!(
+        res.iter().all(|r| r.status == ThresholdStatus::Pass),
+        "{res:?}"
+    );
+    assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Pass);
+    assert_eq!(
+        ExitVerdict::from_results(&res).exit_code(),
+        crate::exit::PASS
+    );
+
+    let mut sick = healthy.clone();
+    sick.dropped = 1;
+    let res = t.evaluate(&sick, false);
+    let failed: Vec<_> = res.iter().filter(|r| !r.passed).map(|r| r.name).collect();
+    assert_eq!(failed, vec!["dropped"]);
+    assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Fail);
+    assert_eq!(ExitVerdict::Fail.exit_code(), crate::exit::FAIL);
+
+    // Early in a run: everything without data is pending, nothing fails.
+    let res = t.evaluate(&VerdictInputs::default(), false);
+    assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Pass);
+    assert_eq!(
+        res.iter()
+            .filter(|r| r.status == ThresholdStatus::Pending)
+            .count(),
+        5
+    );
+    // The same inputs at the end: every data-less threshold fails.
+    let res = t.evaluate(&VerdictInputs::default(), true);
+    let failed: Vec<_> = res.iter().filter(|r| !r.passed).map(|r| r.name).collect();
+    assert_eq!(
+        failed,
+        vec![
+            "p99_ttft",
+            "p99_duration",
+            "error_ratio",
+            "truncated_ratio",
+            "rss_growth"
+        ]
+    );
+    assert_eq!(ExitVerdict::from_results(&[]), ExitVerdict::Pass);
+}
+
+#[test]
+fn result_serializes_for_summary_json() {
+    let t = only(|r| r.p99_ttft = Some("2s".into()));
+    let r = one(&t, &VerdictInputs::default(), false);
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["name"], "p99_ttft");
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["observed"], serde_json::Value::Null);
+    assert_eq!(v["limit"], 2.0);
+    assert_eq!(v["unit"], "seconds");
+}
