@@ -30,7 +30,9 @@ use bytes::{Bytes, BytesMut};
 use prometheus::IntGauge;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
-use super::classify::{classify_send_error, classify_status, is_event_stream, is_parse_error};
+use super::classify::{
+    classify_send_error, classify_status, connect_failure_detail, is_event_stream, is_parse_error,
+};
 use super::sse::{SseReader, Tail};
 use super::stream::{parse_body, Step, StreamParser};
 use super::{ClientSettings, RequestSpec};
@@ -204,7 +206,7 @@ impl Exchange<'_> {
             }
             Ok(Err(e)) => {
                 prog.detail = if e.is_connect() {
-                    "connect failed"
+                    connect_failure_detail(&e)
                 } else {
                     "connection failed before the response head"
                 };
