@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of soakd, installing what the tests need when it is missing:
-#   Debian: prometheus (promtool), prometheus-alertmanager (amtool); kubectl must be present
+#   Debian: prometheus (promtool), prometheus-alertmanager (amtool), nginx-light (nginx);
+#           kubectl must be present
 #   PyPI:   kubernetes-validate
 # Usage: scripts/test.sh            (from anywhere in the repository)
 # Everything the tests start listens on 127.0.0.1 only and stops by itself.
@@ -35,9 +36,16 @@ need_cmd amtool prometheus-alertmanager
 need_cmd prometheus-alertmanager prometheus-alertmanager
 need_cmd kubectl kubectl
 need_cmd python3 python3
-# The packages' services must not hold the ports or data the tests use.
-pkill -x prometheus 2>/dev/null || true
-pkill -x prometheus-alertmanager 2>/dev/null || true
+# nginx (tests/transport.rs: TLS and HTTP/2 against a real server). Debian puts it in
+# /usr/sbin, which need not be on PATH; the tests look on PATH, then at /usr/sbin/nginx.
+# Every test starts its own nginx on free loopback ports with its own config, so a packaged
+# nginx service, if one starts, is left alone (as are prometheus' and alertmanager's).
+have_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
+if ! have_nginx; then
+  log "installing nginx-light (for nginx)"
+  apt_install nginx-light
+fi
+have_nginx || die "nginx still not found (PATH, /usr/sbin/nginx) after installing nginx-light"
 if ! command -v kubernetes-validate >/dev/null; then
   log "installing kubernetes-validate (pip)"
   python3 -m pip install -q kubernetes-validate || die "pip install kubernetes-validate failed"

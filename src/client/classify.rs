@@ -8,6 +8,13 @@
 //! that is not HTTP → `protocol_error`. Timeouts are applied by the caller and never reach
 //! here.
 //!
+//! A connect failure's warning says why ([`connect_failure_detail`]): the error's source chain
+//! is searched for a rustls error (directly, or inside the `io::Error` that carries it out of
+//! the TLS stream) and then for an I/O error kind, and the first match picks one of a fixed set
+//! of static strings, e.g. `connect failed: TLS: certificate signed by an unknown issuer
+//! (UnknownIssuer)`. The detail never holds a URL, a host or anything from the peer, so it stays
+//! low-cardinality and safe to log.
+//!
 //! Per-request failures go to metrics; logs get at most one warning per outcome per window
 //! ([`RequestWarnings`]), carrying the count of warnings suppressed since the last one.
 
@@ -40,6 +47,90 @@ pub fn classify_send_error(e: &reqwest::Error) -> Outcome {
         return Outcome::ProtocolError;
     }
     Outcome::ConnectError
+}
+
+/// Why a connect failed, for the warning's `detail`: one of a fixed set of static strings
+/// (TLS failures by kind, refused, reset, timed out), else `"connect failed"`.
+pub fn connect_failure_detail(e: &reqwest::Error) -> &'static str {
+    let mut io_detail = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    // Bounded: a source chain is finite, but never trust it to be short.
+    for _ in 0..32 {
+        let Some(s) = src else { break };
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            return tls_failure_detail(t);
+        }
+        src = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                io_detail = io_detail.or(match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        Some("connect failed: connection refused")
+                    }
+                    std::io::ErrorKind::ConnectionReset => Some("connect failed: connection reset"),
+                    std::io::ErrorKind::TimedOut => Some("connect failed: timed out"),
+                    _ => None,
+                });
+                // io::Error::source() skips the error it wraps (often another io::Error
+                // around the rustls one); step into it instead.
+                match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => s.source(),
+                }
+            }
+            None => s.source(),
+        };
+    }
+    match io_detail {
+        Some(d) => d,
+        None if e.is_timeout() => "connect failed: timed out",
+        None => "connect failed",
+    }
+}
+
+/// A short, static description of a TLS failure.
+pub fn tls_failure_detail(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "connect failed: TLS: certificate signed by an unknown issuer (UnknownIssuer)"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "connect failed: TLS: certificate not valid for the target host (NotValidForName)"
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                "connect failed: TLS: certificate expired (Expired)"
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "connect failed: TLS: certificate not valid yet (NotValidYet)"
+            }
+            C::Revoked => "connect failed: TLS: certificate revoked (Revoked)",
+            C::BadSignature => "connect failed: TLS: bad certificate signature (BadSignature)",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "connect failed: TLS: certificate not valid for server authentication \
+                 (InvalidPurpose)"
+            }
+            C::BadEncoding => "connect failed: TLS: malformed certificate (BadEncoding)",
+            _ => "connect failed: TLS: invalid peer certificate",
+        },
+        rustls::Error::NoCertificatesPresented => {
+            "connect failed: TLS: the server sent no certificate"
+        }
+        rustls::Error::AlertReceived(_) => "connect failed: TLS: the server sent a handshake alert",
+        rustls::Error::NoApplicationProtocol => {
+            "connect failed: TLS: no common ALPN protocol with the server"
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "connect failed: TLS: invalid handshake message (is the target speaking TLS?)"
+        }
+        rustls::Error::PeerIncompatible(_) => {
+            "connect failed: TLS: no TLS version or cipher suite in common with the server"
+        }
+        rustls::Error::PeerMisbehaved(_) => {
+            "connect failed: TLS: the server broke the handshake protocol"
+        }
+        _ => "connect failed: TLS handshake failed",
+    }
 }
 
 /// Whether a body read error was a malformed message rather than a lost connection.
@@ -130,5 +221,82 @@ mod tests {
         assert!(!ct("application/json"));
         assert!(!ct("text/event-streamx"));
         assert!(!is_event_stream(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn tls_failures_get_fixed_short_details() {
+        use rustls::CertificateError as C;
+        let d = |e: rustls::Error| tls_failure_detail(&e);
+        assert!(d(rustls::Error::InvalidCertificate(C::UnknownIssuer)).contains("UnknownIssuer"));
+        assert!(
+            d(rustls::Error::InvalidCertificate(C::NotValidForName)).contains("NotValidForName")
+        );
+        assert!(d(rustls::Error::InvalidCertificate(C::Expired)).contains("expired"));
+        assert!(d(rustls::Error::NoApplicationProtocol).contains("ALPN"));
+        assert_eq!(
+            d(rustls::Error::General(
+                "peer said https://secret.example/".into()
+            )),
+            "connect failed: TLS handshake failed"
+        );
+        // Static strings only: nothing from the error reaches the detail.
+        assert_eq!(
+            d(rustls::Error::InvalidCertificate(C::Other(
+                rustls::OtherError(std::sync::Arc::new(std::io::Error::other(
+                    "https://x.example"
+                )))
+            ))),
+            "connect failed: TLS: invalid peer certificate"
+        );
+    }
+
+    async fn send_error(url: &str) -> reqwest::Error {
+        let client = crate::client::build_http_client(&crate::client::ClientSettings {
+            connect_timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), client.get(url).send())
+            .await
+            .expect("request did not end")
+            .expect_err("request must fail")
+    }
+
+    #[tokio::test]
+    async fn refused_connect_says_refused() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = send_error(&format!("http://{addr}/")).await;
+        assert_eq!(classify_send_error(&e), Outcome::ConnectError);
+        assert_eq!(
+            connect_failure_detail(&e),
+            "connect failed: connection refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_names_the_tls_failure() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        });
+        let e = send_error(&format!("https://{addr}/")).await;
+        assert_eq!(classify_send_error(&e), Outcome::ConnectError);
+        assert_eq!(
+            connect_failure_detail(&e),
+            "connect failed: TLS: invalid handshake message (is the target speaking TLS?)"
+        );
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -34,7 +34,9 @@ use prometheus::IntGauge;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::classify::{classify_send_error, classify_status, is_event_stream, is_parse_error};
+use super::classify::{
+    classify_send_error, classify_status, connect_failure_detail, is_event_stream, is_parse_error,
+};
 use super::outcome::Outcome;
 use super::record::{Finished, ScenarioMetrics};
 use super::sse::{SseReader, Tail};
@@ -202,7 +204,7 @@ impl Exchange<'_> {
             }
             Ok(Err(e)) => {
                 prog.detail = if e.is_connect() {
-                    "connect failed"
+                    connect_failure_detail(&e)
                 } else {
                     "connection failed before the response head"
                 };

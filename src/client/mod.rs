@@ -115,7 +115,9 @@ pub enum ClientError {
 
 /// Builds the one shared HTTP client: rustls with the platform verifier (system roots), plus
 /// an optional CA file, keep-alive pool, `TCP_NODELAY`, no redirects (a soak must see a 3xx),
-/// no global timeouts (each request applies its own, see [`Exchange::execute`]).
+/// no global timeouts (each request applies its own, see [`Exchange::execute`]). reqwest's
+/// environment proxies stay on: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (and
+/// their lowercase forms) are read once, here.
 pub fn build_http_client(s: &ClientSettings) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(s.connect_timeout)

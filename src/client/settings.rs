@@ -101,7 +101,7 @@ pub enum HttpVersion {
     Auto,
     /// HTTP/1.1 only.
     Http1Only,
-    /// HTTP/2 without negotiation (h2c on `http://`).
+    /// HTTP/2 only: ALPN `h2` over TLS, h2c with prior knowledge on `http://`.
     Http2PriorKnowledge,
 }
 

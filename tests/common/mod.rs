@@ -4,6 +4,9 @@
 //! every address is 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod nginx;
+pub mod pki;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
