@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::client::{ApiKind, CancelAt};
+use crate::workload::Cancellation;
 
 fn file(text: &str) -> tempfile_path::TempPath {
     tempfile_path::TempPath::with(text)
