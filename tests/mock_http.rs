@@ -1042,8 +1042,11 @@ async fn embeddings_answer_one_vector_per_input() {
     m.stop().await;
 }
 
+/// (API, streamed, outcome) of one request each.
+type Outcomes = Vec<(ApiKind, bool, Outcome)>;
+
 /// What soakd makes of one answer of every API under a fault that hits every request.
-async fn outcomes_under(args: MockArgs) -> Vec<(ApiKind, bool, Outcome)> {
+async fn outcomes_under(args: MockArgs) -> Outcomes {
     let m = start(args).await;
     let mut out = Vec::new();
     for api in ApiKind::ALL {
@@ -1075,7 +1078,7 @@ async fn outcomes_under(args: MockArgs) -> Vec<(ApiKind, bool, Outcome)> {
 
 #[tokio::test]
 async fn faults_take_each_apis_shape() {
-    let all = |f: &dyn Fn(bool) -> Outcome| -> Vec<(ApiKind, bool, Outcome)> {
+    let all = |f: &dyn Fn(bool) -> Outcome| -> Outcomes {
         let mut v = Vec::new();
         for api in ApiKind::ALL {
             for stream in [true, false] {
@@ -1086,7 +1089,7 @@ async fn faults_take_each_apis_shape() {
         }
         v
     };
-    let cases: [(MockArgs, Vec<(ApiKind, bool, Outcome)>); 5] = [
+    let cases: [(MockArgs, Outcomes); 5] = [
         (fast(), all(&|_| Outcome::Ok)),
         (
             MockArgs {
