@@ -65,6 +65,30 @@ fn requests(sc: &Value) -> u64 {
         .sum()
 }
 
+/// The metric the dashboards' `scenario` variable takes its values from:
+/// `label_values(<metric>{…}, scenario)`, the same in every dashboard that has the variable.
+fn dashboard_scenario_metric() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards");
+    let mut found = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let d: Value =
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+        for v in d["templating"]["list"].as_array().unwrap() {
+            if v["name"] == "scenario" {
+                let def = v["definition"].as_str().unwrap();
+                let inner = def.strip_prefix("label_values(").unwrap();
+                found.insert(inner.split(['{', ',']).next().unwrap().trim().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "one source metric for the scenario variable: {found:?}"
+    );
+    found.pop_first().unwrap()
+}
+
 #[test]
 fn every_api_streamed_and_not_completes_with_its_tokens() {
     // 1 reasoning chunk (APIs that have reasoning) + 4 answer chunks per answer.
@@ -94,8 +118,32 @@ fn every_api_streamed_and_not_completes_with_its_tokens() {
     .concat();
     let mut run = Run::start(
         &config(&mock.url(), 100.0, &scenarios),
-        &["--duration", "3s"],
+        &["--duration", "forever"],
     );
+    let admin = run.admin_addr();
+    wait_http_ok(admin, "/readyz", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    // The dashboards' scenario variable lists every scenario, whatever its API.
+    let (_, metrics) = http_get(admin, "/metrics");
+    let metric = dashboard_scenario_metric();
+    for name in [
+        "chat",
+        "chat-unary",
+        "responses",
+        "responses-unary",
+        "responses-budget",
+        "legacy",
+        "legacy-unary",
+        "embed",
+        "messages",
+        "messages-unary",
+    ] {
+        assert!(
+            metric_sum(&metrics, &metric, &[("scenario", name)]) > 0.0,
+            "{metric} has no series for scenario {name}"
+        );
+    }
+    run.proc.signal(libc::SIGTERM);
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
     let sent = count(&s, &["requests_sent"]);
