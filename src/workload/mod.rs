@@ -26,13 +26,11 @@ use serde_json::{Map, Value};
 use crate::client::{ApiKind, CancelAt, TtftOn};
 
 pub use body::BodyTemplate;
-pub use prompts::{load_prompts, FilePrompt};
+pub use prompts::{load_prompts, FilePrompt, LoadedPrompts, MAX_PROMPTS_FILE_BYTES};
 pub use settings::{validate_scenarios, RawCancel, RawPrompt, RawScenario};
 
 /// Average characters per token used to size synthetic prompts.
 pub const CHARS_PER_TOKEN: usize = 4;
-/// Largest prompts file read at start-up.
-pub const MAX_PROMPTS_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 const WORDS: &[&str] = &[
     "the",
