@@ -2,9 +2,10 @@
 //! streamed and not, TTFT on any delta vs text only with reasoning and tool-call answers,
 //! mock faults classified per API, and bad API settings rejected before anything binds.
 //!
-//! Runs are a few seconds each at low rates; TTFT values are checked against the mock's
-//! configured delays (first content at `ttft`, one content chunk every `chunk_delay`), with
-//! the tolerance of `tests/run.rs` plus a little per chunk delay crossed.
+//! Runs are a few seconds each at low rates, one test at a time (they share the machine's
+//! cores with the processes they start); TTFT values are checked against the mock's configured
+//! delays (first content at `ttft`, one content chunk every `chunk_delay`): never below them,
+//! and above them by less than half the distance to the other rule's value.
 
 mod common;
 
@@ -14,6 +15,14 @@ use common::*;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
+
+/// Held by each test: one soak at a time, so runs do not skew each other's timings.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one may still run.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn config(target: &str, rate: f64, scenarios: &str) -> String {
     format!(
@@ -91,6 +100,7 @@ fn dashboard_scenario_metric() -> String {
 
 #[test]
 fn every_api_streamed_and_not_completes_with_its_tokens() {
+    let _serial = one_at_a_time();
     // 1 reasoning chunk (APIs that have reasoning) + 4 answer chunks per answer.
     let mock = Mock::start(&[
         "--ttft",
@@ -180,13 +190,14 @@ fn ttft_run(mock: &Mock, ttft_on: &str, apis: &[&str]) -> Run {
         .map(|api| scenario(api, api, &format!("ttft_on = \"{ttft_on}\"")))
         .collect();
     Run::start(
-        &config(&mock.url(), 30.0, &scenarios),
+        &config(&mock.url(), 20.0, &scenarios),
         &["--duration", "3s"],
     )
 }
 
 #[test]
 fn ttft_on_text_skips_reasoning_and_tool_calls_and_any_does_not() {
+    let _serial = one_at_a_time();
     // First content at 100 ms, then one chunk every 20 ms: 5 reasoning chunks, then 4 of text.
     let reasoning = Mock::start(&[
         "--ttft",
@@ -222,28 +233,21 @@ fn ttft_on_text_skips_reasoning_and_tool_calls_and_any_does_not() {
             let (st, s) = r.finish(T);
             assert_eq!(st.code(), Some(0), "{}", r.proc.stderr_text());
             let sent = count(&s, &["requests_sent"]);
-            assert!(sent >= 60, "{sent}");
+            assert!(sent >= 50, "{sent}");
             assert_eq!(count(&s, &["outcomes", "ok"]), sent, "{s}");
             s
         })
         .collect();
     let p50 = |s: &Value, k: &str| num(s, &["latency", k, "p50"]);
     let (any, text, tool_any, tool_text) = (&results[0], &results[1], &results[2], &results[3]);
+    // TTFT is never earlier than the mock's delays; above them, the slack is half the 100 ms
+    // that separates the two rules, so a loaded machine cannot blur which rule was applied.
     // Any delta: the first reasoning chunk, at the mock's ttft.
     let t = p50(any, "ttft");
-    assert!((0.100..0.100 + 0.015).contains(&t), "any: ttft p50 {t}");
-    // Text only: the first text chunk, 5 chunk delays later. The mock times each delay from
-    // the previous chunk's send, so timer overshoot adds up: 3 ms of slack per delay crossed.
+    assert!((0.100..0.150).contains(&t), "any: ttft p50 {t}");
+    // Text only: the first text chunk, 5 chunk delays later.
     let t = p50(text, "ttft");
-    assert!(
-        (0.200..0.200 + 0.015 + 5.0 * 0.003).contains(&t),
-        "text: ttft p50 {t}"
-    );
-    let diff = t - p50(any, "ttft");
-    assert!(
-        (0.100 - 0.010..0.100 + 0.030).contains(&diff),
-        "text − any: {diff}"
-    );
+    assert!((0.200..0.250).contains(&t), "text: ttft p50 {t}");
     // Chunk counts and gaps cover every kind either way: 9 chunks, 20 ms apart.
     for s in [any, text] {
         let streams = count(s, &["streams", "completed"]);
@@ -256,14 +260,11 @@ fn ttft_on_text_skips_reasoning_and_tool_calls_and_any_does_not() {
         assert_eq!(chunks, 9 * streams);
         assert_eq!(count(s, &["latency", "ttft", "count"]), streams);
         let gap = p50(s, "chunk_gap");
-        assert!((0.020..0.020 + 0.005).contains(&gap), "gap p50 {gap}");
+        assert!((0.020..0.030).contains(&gap), "gap p50 {gap}");
     }
     // Tool-call answers: any delta times the first argument chunk; text-only has no sample.
     let t = p50(tool_any, "ttft");
-    assert!(
-        (0.060..0.060 + 0.015).contains(&t),
-        "tool any: ttft p50 {t}"
-    );
+    assert!((0.060..0.110).contains(&t), "tool any: ttft p50 {t}");
     assert_eq!(
         count(tool_any, &["latency", "ttft", "count"]),
         count(tool_any, &["streams", "completed"])
@@ -273,11 +274,12 @@ fn ttft_on_text_skips_reasoning_and_tool_calls_and_any_does_not() {
         0,
         "{tool_text}"
     );
-    assert!(count(tool_text, &["streams", "completed"]) >= 60);
+    assert!(count(tool_text, &["streams", "completed"]) >= 50);
 }
 
 #[test]
 fn mock_faults_are_classified_per_api() {
+    let _serial = one_at_a_time();
     let mock = Mock::start(&[
         "--ttft",
         "2ms",
