@@ -1,6 +1,7 @@
 //! CPU cost of reading one SSE stream: SSE framing + JSON parsing of 64 content chunks (plus
-//! the role chunk, usage chunk and `[DONE]`), fed as one network chunk per event, the way a
-//! proxy usually flushes. Target: < 50 µs per stream.
+//! each API's head and tail events: role chunk, usage chunk and `[DONE]`; `message_start` …
+//! `message_stop`; `response.created` … `response.completed` with the whole response), fed as
+//! one network chunk per event, the way a proxy usually flushes. Target: < 50 µs per stream.
 //!
 //! `cargo bench --bench sse` (no external harness: a fixed number of rounds, best of 5).
 
@@ -35,6 +36,59 @@ fn anthropic_chunks() -> Vec<Vec<u8>> {
         v.push(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\" token{i} and more\"}}}}\n\n").into_bytes());
     }
     v.push(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":64}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_vec());
+    v
+}
+
+fn responses_chunks() -> Vec<Vec<u8>> {
+    let ev = |kind: &str, rest: &str| {
+        format!("event: {kind}\ndata: {{\"type\":\"{kind}\",{rest}}}\n\n").into_bytes()
+    };
+    let resp = |status: &str, output: &str, usage: &str| {
+        format!(
+            r#""response":{{"id":"resp_1","object":"response","created_at":1,"status":"{status}","model":"m","output":[{output}],"usage":{usage}}}"#
+        )
+    };
+    let mut v = vec![
+        ev("response.created", &resp("in_progress", "", "null")),
+        ev("response.in_progress", &resp("in_progress", "", "null")),
+        ev(
+            "response.output_item.added",
+            r#""output_index":0,"item":{"id":"msg_1","type":"message","status":"in_progress","role":"assistant","content":[]}"#,
+        ),
+        ev(
+            "response.content_part.added",
+            r#""item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}"#,
+        ),
+    ];
+    let mut text = String::new();
+    for i in 0..64 {
+        let delta = format!(" token{i} and\\n more");
+        text.push_str(&delta);
+        v.push(ev(
+            "response.output_text.delta",
+            &format!(r#""item_id":"msg_1","output_index":0,"content_index":0,"delta":"{delta}","sequence_number":{}"#, i + 4),
+        ));
+    }
+    let item = format!(
+        r#"{{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{{"type":"output_text","text":"{text}","annotations":[]}}]}}"#
+    );
+    let mut tail = ev(
+        "response.output_text.done",
+        &format!(r#""item_id":"msg_1","output_index":0,"content_index":0,"text":"{text}""#),
+    );
+    tail.extend(ev(
+        "response.output_item.done",
+        &format!(r#""output_index":0,"item":{item}"#),
+    ));
+    tail.extend(ev(
+        "response.completed",
+        &resp(
+            "completed",
+            &item,
+            r#"{"input_tokens":10,"output_tokens":64,"total_tokens":74}"#,
+        ),
+    ));
+    v.push(tail);
     v
 }
 
@@ -96,9 +150,14 @@ fn main() {
             one_stream(ApiKind::AnthropicMessages, &anthropic_chunks()),
             64
         );
+        assert_eq!(
+            one_stream(ApiKind::OpenAiResponses, &responses_chunks()),
+            64
+        );
         println!("sse bench: smoke check ok (run `cargo bench --bench sse` to time it)");
         return;
     }
     bench("openai", ApiKind::OpenAiChat, &openai_chunks());
     bench("anthropic", ApiKind::AnthropicMessages, &anthropic_chunks());
+    bench("responses", ApiKind::OpenAiResponses, &responses_chunks());
 }

@@ -224,6 +224,8 @@ impl Engine {
                     source,
                 })?
                 .with_stream(s.stream)
+                .with_ttft_on(s.ttft_on)
+                .with_inputs(s.inputs)
                 .with_scenario(&s.name);
             scenarios.push(ScenarioRuntime {
                 spec,

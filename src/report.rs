@@ -37,6 +37,9 @@ pub struct ScenarioCounts {
     pub chunks: u64,
     pub output_tokens: u64,
     pub response_bytes: u64,
+    /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
+    /// than soakd's parsers).
+    pub unknown_events: u64,
 }
 
 /// Latency percentiles, in seconds.
@@ -241,6 +244,7 @@ impl RunView {
                     chunks: m.chunks.get(),
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
+                    unknown_events: m.unknown_events(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {

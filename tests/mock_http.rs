@@ -91,10 +91,22 @@ impl Mock {
     }
 }
 
+/// The value of the sample written exactly `sel` (`name` or `name{labels}`), read with soakd's
+/// exposition parser.
 fn sample(text: &str, sel: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(sel)?.strip_prefix(' ')?.trim().parse().ok())
+    let mut found = None;
+    soakd::monitor::expo::parse(text, |s| {
+        let full = if s.labels.is_empty() {
+            s.name.to_string()
+        } else {
+            format!("{}{{{}}}", s.name, s.labels)
+        };
+        if found.is_none() && full == sel {
+            found = Some(s.value);
+        }
+    })
+    .expect("the mock's exposition parses");
+    found
 }
 
 async fn body_text(r: reqwest::Response) -> String {
@@ -104,28 +116,27 @@ async fn body_text(r: reqwest::Response) -> String {
         .expect("body reads cleanly")
 }
 
-/// SSE frames as (event, data) pairs; every frame must be well formed.
+/// SSE frames as (event, data) pairs, read with soakd's own SSE reader; the stream must end
+/// on a frame boundary and hold nothing but SSE fields.
 fn sse(text: &str) -> Vec<(Option<String>, String)> {
-    assert!(
-        text.ends_with("\n\n"),
+    use soakd::client::sse::{SseReader, Tail};
+    let mut reader = SseReader::default();
+    let mut frames = Vec::new();
+    let flow = reader
+        .push(text.as_bytes(), |ev| {
+            let event = (!ev.event.is_empty()).then(|| ev.event.to_string());
+            frames.push((event, ev.data.to_string()));
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("valid SSE");
+    assert!(flow.is_continue());
+    assert_eq!(
+        reader.finish(),
+        Tail::Clean,
         "stream must end on a frame boundary: {text:?}"
     );
-    text.split_terminator("\n\n")
-        .map(|f| {
-            let mut event = None;
-            let mut data = None;
-            for line in f.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    event = Some(e.to_string());
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = Some(d.to_string());
-                } else {
-                    panic!("unexpected SSE line {line:?}");
-                }
-            }
-            (event, data.expect("a data line"))
-        })
-        .collect()
+    assert_eq!(reader.foreign_lines(), 0, "only SSE fields: {text:?}");
+    frames
 }
 
 fn data_json(frames: &[(Option<String>, String)]) -> Vec<Value> {
@@ -156,7 +167,8 @@ fn msg(stream: bool) -> Value {
     })
 }
 
-/// Checks an OpenAI stream and returns its frames' JSON (without `[DONE]`).
+/// Checks an OpenAI stream of the `fast()` mock and returns its frames' JSON (without
+/// `[DONE]`). Fewer chunks than the mock's 6 means the token budget cut the answer.
 fn check_openai_stream(text: &str, chunks: usize, chunk_bytes: usize, usage: bool) -> Vec<Value> {
     let frames = sse(text);
     let n = frames.len();
@@ -181,7 +193,8 @@ fn check_openai_stream(text: &str, chunks: usize, chunk_bytes: usize, usage: boo
         assert!(f["choices"][0]["finish_reason"].is_null());
     }
     let fin = &v[chunks + 1];
-    assert_eq!(fin["choices"][0]["finish_reason"], "stop");
+    let reason = if chunks < 6 { "length" } else { "stop" };
+    assert_eq!(fin["choices"][0]["finish_reason"], reason);
     assert_eq!(fin["choices"][0]["delta"], json!({}));
     if usage {
         let u = &v[chunks + 2];
@@ -753,4 +766,423 @@ async fn run_writes_pid_file_and_exits_after() {
     assert!(!shutdown.is_cancelled());
     assert!(!pid_file.exists(), "pid file removed on clean exit");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---- Every API, checked with soakd's own stream driver and body checks. ----
+
+use soakd::client::drive::StreamDriver;
+use soakd::client::stream::parse_body;
+use soakd::client::Outcome;
+use soakd::client::{ApiKind, DeltaKind};
+
+/// A whole streamed body through soakd's reader and parser: (outcome, content kinds, tokens).
+fn drive(api: ApiKind, body: &[u8]) -> (Outcome, Vec<DeltaKind>, Option<u64>) {
+    let mut d = StreamDriver::new(api, 1 << 20);
+    let mut kinds = Vec::new();
+    let v = d.push(body, |k, _| {
+        kinds.push(k);
+        std::ops::ControlFlow::Continue(())
+    });
+    let v = v.unwrap_or_else(|| d.at_end());
+    (v.outcome, kinds, d.output_tokens())
+}
+
+async fn body_bytes(r: reqwest::Response) -> Vec<u8> {
+    tokio::time::timeout(T, r.bytes())
+        .await
+        .expect("body in time")
+        .expect("body reads cleanly")
+        .to_vec()
+}
+
+fn request(api: ApiKind, stream: bool, extra: Value) -> Value {
+    let mut v = match api {
+        ApiKind::OpenAiChat | ApiKind::AnthropicMessages => msg(stream),
+        ApiKind::OpenAiResponses => {
+            json!({"model": "gpt-test", "input": "hello there", "stream": stream})
+        }
+        ApiKind::OpenAiCompletions => {
+            json!({"model": "gpt-test", "prompt": "hello there", "stream": stream})
+        }
+        ApiKind::OpenAiEmbeddings => json!({"model": "emb", "input": ["a", "b", "c"]}),
+    };
+    if api == ApiKind::AnthropicMessages || api == ApiKind::OpenAiChat {
+        v.as_object_mut().unwrap().remove("max_tokens");
+    }
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+const STREAMING: [ApiKind; 4] = [
+    ApiKind::OpenAiChat,
+    ApiKind::OpenAiResponses,
+    ApiKind::OpenAiCompletions,
+    ApiKind::AnthropicMessages,
+];
+
+#[tokio::test]
+async fn every_api_streams_reasoning_then_text_and_answers_whole_bodies() {
+    let m = start(MockArgs {
+        reasoning_chunks: 2,
+        ..fast()
+    })
+    .await;
+    for api in STREAMING {
+        let usage = json!({"stream_options": {"include_usage": true}});
+        let r = m.post(api.default_path(), &request(api, true, usage)).await;
+        assert_eq!(r.status(), 200, "{api}");
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let b = body_bytes(r).await;
+        let (outcome, kinds, tokens) = drive(api, &b);
+        assert_eq!(
+            outcome,
+            Outcome::Ok,
+            "{api}: {}",
+            String::from_utf8_lossy(&b)
+        );
+        // Legacy completions have no reasoning; the others send it first.
+        let reasoning = if api == ApiKind::OpenAiCompletions {
+            0
+        } else {
+            2
+        };
+        let mut want = vec![DeltaKind::Reasoning; reasoning];
+        want.extend([DeltaKind::Text; 6]);
+        assert_eq!(kinds, want, "{api}");
+        assert_eq!(tokens, Some(6 + reasoning as u64), "{api}");
+        if matches!(api, ApiKind::OpenAiResponses | ApiKind::AnthropicMessages) {
+            // Typed events: the event name is the JSON type.
+            for (e, d) in sse(std::str::from_utf8(&b).unwrap()) {
+                let v: Value = serde_json::from_str(&d).unwrap();
+                assert_eq!(Some(v["type"].as_str().unwrap()), e.as_deref(), "{api}");
+            }
+        }
+
+        let r = m
+            .post(api.default_path(), &request(api, false, json!({})))
+            .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let b = body_bytes(r).await;
+        assert_eq!(
+            parse_body(api, 1, &b),
+            Ok(Some(6 + reasoning as u64)),
+            "{api}"
+        );
+    }
+    for (label, n) in [
+        ("chat_completions", 2.0),
+        ("responses", 2.0),
+        ("completions", 2.0),
+        ("messages", 2.0),
+    ] {
+        let sel = format!("soakd_mock_requests_total{{endpoint=\"{label}\",fault=\"none\"}}");
+        assert_eq!(m.metric(&sel).await, n, "{sel}");
+    }
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn responses_stream_event_sequence_and_budget() {
+    let m = start(fast()).await;
+    let r = m
+        .post(
+            "/v1/responses",
+            &request(ApiKind::OpenAiResponses, true, json!({})),
+        )
+        .await;
+    let frames = sse(&body_text(r).await);
+    let names: Vec<&str> = frames.iter().map(|(e, _)| e.as_deref().unwrap()).collect();
+    let mut want = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ];
+    want.extend(["response.output_text.delta"; 6]);
+    want.extend([
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(names, want);
+    let v = data_json(&frames);
+    assert_eq!(v[0]["response"]["model"], "gpt-test");
+    let text: String = v[4..10]
+        .iter()
+        .map(|f| f["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(v[10]["text"].as_str(), Some(text.as_str()));
+    assert_eq!(
+        v[13]["response"]["output"][0]["content"][0]["text"].as_str(),
+        Some(text.as_str())
+    );
+
+    // A smaller max_output_tokens cuts the answer: response.incomplete for the budget, ok.
+    let r = m
+        .post(
+            "/v1/responses",
+            &request(
+                ApiKind::OpenAiResponses,
+                true,
+                json!({"max_output_tokens": 2}),
+            ),
+        )
+        .await;
+    let b = body_bytes(r).await;
+    let last = sse(std::str::from_utf8(&b).unwrap()).pop().unwrap();
+    assert_eq!(last.0.as_deref(), Some("response.incomplete"));
+    let last: Value = serde_json::from_str(&last.1).unwrap();
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    assert_eq!(
+        drive(ApiKind::OpenAiResponses, &b),
+        (Outcome::Ok, vec![DeltaKind::Text; 2], Some(2))
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn tool_calls_for_every_api_that_has_them() {
+    let m = start(MockArgs {
+        tool_call_rate: 1.0,
+        chunks: 5,
+        ..fast()
+    })
+    .await;
+    for api in [
+        ApiKind::OpenAiChat,
+        ApiKind::OpenAiResponses,
+        ApiKind::AnthropicMessages,
+    ] {
+        let usage = json!({"stream_options": {"include_usage": true}});
+        let b = body_bytes(m.post(api.default_path(), &request(api, true, usage)).await).await;
+        assert_eq!(
+            drive(api, &b),
+            (Outcome::Ok, vec![DeltaKind::ToolCall; 5], Some(5)),
+            "{api}"
+        );
+        let b = body_bytes(
+            m.post(api.default_path(), &request(api, false, json!({})))
+                .await,
+        )
+        .await;
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        let args = match api {
+            ApiKind::OpenAiChat => {
+                assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+                assert!(v["choices"][0]["message"]["content"].is_null());
+                let a = &v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"];
+                serde_json::from_str(a.as_str().unwrap()).unwrap()
+            }
+            ApiKind::OpenAiResponses => {
+                assert_eq!(v["output"][0]["type"], "function_call");
+                serde_json::from_str(v["output"][0]["arguments"].as_str().unwrap()).unwrap()
+            }
+            _ => {
+                assert_eq!(v["stop_reason"], "tool_use");
+                v["content"][0]["input"].clone()
+            }
+        };
+        assert_eq!(args["query"].as_str().unwrap().len(), 5 * 7, "{api}");
+    }
+    // Legacy completions have no tools: text as usual.
+    let api = ApiKind::OpenAiCompletions;
+    let b = body_bytes(
+        m.post(api.default_path(), &request(api, true, json!({})))
+            .await,
+    )
+    .await;
+    assert_eq!(drive(api, &b).1, vec![DeltaKind::Text; 5]);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn embeddings_answer_one_vector_per_input() {
+    let m = start(fast()).await;
+    let api = ApiKind::OpenAiEmbeddings;
+    let path = api.default_path();
+    for (input, n) in [
+        (json!(["a", "b", "c"]), 3u32),
+        (json!("one"), 1),
+        (json!([1, 2, 3]), 1),
+        (json!([[1, 2], [3]]), 2),
+    ] {
+        let r = m.post(path, &json!({"model": "emb", "input": input})).await;
+        assert_eq!(r.status(), 200);
+        let b = body_bytes(r).await;
+        assert_eq!(parse_body(api, n, &b), Ok(None), "{input}");
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 256);
+        assert_eq!(v["model"], "emb");
+    }
+    let r = m
+        .post(
+            path,
+            &json!({"model": "emb", "input": "x", "dimensions": 8}),
+        )
+        .await;
+    let v: Value = serde_json::from_slice(&body_bytes(r).await).unwrap();
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 8);
+    for bad in [
+        json!({"model": "emb", "input": "x", "stream": true}),
+        json!({"model": "emb"}),
+        json!({"model": "emb", "input": []}),
+        json!({"model": "emb", "input": "x", "dimensions": 100000}),
+    ] {
+        let r = m.post(path, &bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: Value = serde_json::from_slice(&body_bytes(r).await).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+    assert_eq!(
+        m.metric("soakd_mock_requests_total{endpoint=\"embeddings\",fault=\"none\"}")
+            .await,
+        5.0
+    );
+    assert_eq!(
+        m.metric("soakd_mock_requests_total{endpoint=\"embeddings\",fault=\"bad_request\"}")
+            .await,
+        4.0
+    );
+    m.stop().await;
+}
+
+/// (API, streamed, outcome) of one request each.
+type Outcomes = Vec<(ApiKind, bool, Outcome)>;
+
+/// What soakd makes of one answer of every API under a fault that hits every request.
+async fn outcomes_under(args: MockArgs) -> Outcomes {
+    let m = start(args).await;
+    let mut out = Vec::new();
+    for api in ApiKind::ALL {
+        for stream in [true, false] {
+            if stream && !api.streams() {
+                continue;
+            }
+            let r = m
+                .post(api.default_path(), &request(api, stream, json!({})))
+                .await;
+            let status = r.status().as_u16();
+            let b = body_bytes(r).await;
+            let outcome = match status {
+                429 => Outcome::Http429,
+                s if s >= 500 => Outcome::Http5xx,
+                200 if stream => drive(api, &b).0,
+                200 => match parse_body(api, 3, &b) {
+                    Ok(_) => Outcome::Ok,
+                    Err(_) => Outcome::ProtocolError,
+                },
+                other => panic!("{api}: status {other}"),
+            };
+            out.push((api, stream, outcome));
+        }
+    }
+    m.stop().await;
+    out
+}
+
+#[tokio::test]
+async fn faults_take_each_apis_shape() {
+    let all = |f: &dyn Fn(bool) -> Outcome| -> Outcomes {
+        let mut v = Vec::new();
+        for api in ApiKind::ALL {
+            for stream in [true, false] {
+                if !stream || api.streams() {
+                    v.push((api, stream, f(stream)));
+                }
+            }
+        }
+        v
+    };
+    let cases: [(MockArgs, Outcomes); 5] = [
+        (fast(), all(&|_| Outcome::Ok)),
+        (
+            MockArgs {
+                error_event_rate: 1.0,
+                ..fast()
+            },
+            all(&|s| {
+                if s {
+                    Outcome::StreamErrorEvent
+                } else {
+                    Outcome::ProtocolError
+                }
+            }),
+        ),
+        (
+            MockArgs {
+                truncate_rate: 1.0,
+                ..fast()
+            },
+            all(&|s| {
+                if s {
+                    Outcome::StreamTruncated
+                } else {
+                    Outcome::ProtocolError
+                }
+            }),
+        ),
+        (
+            MockArgs {
+                garbage_rate: 1.0,
+                ..fast()
+            },
+            all(&|_| Outcome::ProtocolError),
+        ),
+        (
+            MockArgs {
+                error_rate: 1.0,
+                error_status: 429,
+                ..fast()
+            },
+            all(&|_| Outcome::Http429),
+        ),
+    ];
+    for (args, want) in cases {
+        let label = format!("{args:?}");
+        assert_eq!(outcomes_under(args).await, want, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn responses_error_is_an_error_event_then_response_failed() {
+    let m = start(MockArgs {
+        error_event_rate: 1.0,
+        ..fast()
+    })
+    .await;
+    let r = m
+        .post(
+            "/v1/responses",
+            &request(ApiKind::OpenAiResponses, true, json!({})),
+        )
+        .await;
+    let frames = sse(&body_text(r).await);
+    let names: Vec<&str> = frames.iter().map(|(e, _)| e.as_deref().unwrap()).collect();
+    assert_eq!(&names[names.len() - 2..], ["error", "response.failed"]);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "response.output_text.delta")
+            .count(),
+        3
+    );
+    assert!(!names.contains(&"response.completed"));
+    let r = m
+        .post(
+            "/v1/responses",
+            &request(ApiKind::OpenAiResponses, false, json!({})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = serde_json::from_slice(&body_bytes(r).await).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["code"], "server_error");
+    m.stop().await;
 }

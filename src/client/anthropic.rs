@@ -2,20 +2,24 @@
 //!
 //! The event kind is taken from the JSON `type` field, falling back to the SSE `event:` name
 //! (proxies differ in which one they keep intact).
-//! - Content: a `content_block_delta` whose `text_delta.text`, `input_json_delta.partial_json`
-//!   or `thinking_delta.thinking` is non-empty (all generated output, see the OpenAI parser).
+//! - Content: a `content_block_delta` whose `text_delta.text` (text),
+//!   `input_json_delta.partial_json` (tool-call arguments of a `tool_use` block) or
+//!   `thinking_delta.thinking` (reasoning) is non-empty: all generated output, see the OpenAI
+//!   parser. `signature_delta` and `citations_delta` carry no output.
 //! - Completion: `message_stop`.
 //! - Errors: an `error` event.
 //! - Usage: `usage.output_tokens` of `message_start` and `message_delta`. It is cumulative, so
 //!   the last value is the total (never the sum).
-//! - `ping`, `content_block_start/stop` and unknown types are ignored.
+//! - `ping` and `content_block_start/stop` are ignored; unknown types are ignored and counted
+//!   ([`AnthropicStream::unknown_events`]).
+//! - Non-stream body: a `message` object with a `content` array (not `"type": "error"`).
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{Step, TextLen};
+use super::stream::{DeltaLens, IsArray, Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -57,6 +61,8 @@ struct Body<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(default)]
+    content: Option<IsArray>,
+    #[serde(default)]
     usage: Option<Usage>,
 }
 
@@ -69,6 +75,7 @@ fn len(s: Option<TextLen>) -> usize {
 pub struct AnthropicStream {
     tokens: Option<u64>,
     done: bool,
+    unknown: u64,
 }
 
 impl AnthropicStream {
@@ -88,17 +95,14 @@ impl AnthropicStream {
         };
         let kind = e.kind.as_deref().unwrap_or(ev.event);
         match kind {
-            "content_block_delta" => {
-                let bytes = e
-                    .delta
-                    .as_ref()
-                    .map_or(0, |d| len(d.text) + len(d.partial_json) + len(d.thinking));
-                if bytes > 0 {
-                    Step::Content { bytes }
-                } else {
-                    Step::Ignore
+            "content_block_delta" => e.delta.as_ref().map_or(Step::Ignore, |d| {
+                DeltaLens {
+                    text: len(d.text),
+                    tool: len(d.partial_json),
+                    reasoning: len(d.thinking),
                 }
-            }
+                .step()
+            }),
             "message_start" => {
                 if let Some(n) = e
                     .message
@@ -120,8 +124,17 @@ impl AnthropicStream {
                 Step::Done
             }
             "error" => Step::ErrorEvent,
-            _ => Step::Ignore,
+            "ping" | "content_block_start" | "content_block_stop" => Step::Ignore,
+            _ => {
+                self.unknown += 1;
+                Step::Ignore
+            }
         }
+    }
+
+    /// Events of unknown types seen so far (tolerated and ignored).
+    pub fn unknown_events(&self) -> u64 {
+        self.unknown
     }
 
     /// The last `usage.output_tokens` seen.
@@ -142,12 +155,16 @@ pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
     if b.kind.as_deref() == Some("error") {
         return Err("error object in a 2xx response");
     }
+    if b.content.is_none() {
+        return Err("response body has no content array");
+    }
     Ok(b.usage.and_then(|u| u.output_tokens))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::stream::DeltaKind;
 
     fn feed(p: &mut AnthropicStream, event: &str, data: &str) -> Step {
         p.on_event(SseEvent { event, data })
@@ -175,7 +192,10 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#
             ),
-            Step::Content { bytes: 5 }
+            Step::Content {
+                bytes: 5,
+                kind: DeltaKind::Text
+            }
         );
         assert_eq!(
             feed(
@@ -211,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn tool_use_and_thinking_deltas_are_content() {
+    fn tool_use_and_thinking_deltas_are_content_of_their_kind() {
         let mut p = AnthropicStream::default();
         assert_eq!(
             feed(
@@ -219,7 +239,10 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"loc"}}"#
             ),
-            Step::Content { bytes: 5 }
+            Step::Content {
+                bytes: 5,
+                kind: DeltaKind::ToolCall
+            }
         );
         assert_eq!(
             feed(
@@ -227,7 +250,18 @@ mod tests {
                 "content_block_delta",
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
             ),
-            Step::Content { bytes: 3 }
+            Step::Content {
+                bytes: 3,
+                kind: DeltaKind::Reasoning
+            }
+        );
+        assert_eq!(
+            feed(
+                &mut p,
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#
+            ),
+            Step::Ignore
         );
     }
 
@@ -241,7 +275,10 @@ mod tests {
                 "",
                 r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#
             ),
-            Step::Content { bytes: 1 }
+            Step::Content {
+                bytes: 1,
+                kind: DeltaKind::Text
+            }
         );
         // No type in JSON: the event name decides.
         assert_eq!(feed(&mut p, "message_stop", "{}"), Step::Done);
@@ -276,6 +313,9 @@ mod tests {
             feed(&mut p, "brand_new", r#"{"type":"brand_new","x":1}"#),
             Step::Ignore
         );
+        assert_eq!(p.unknown_events(), 1);
+        assert_eq!(feed(&mut p, "ping", r#"{"type":"ping"}"#), Step::Ignore);
+        assert_eq!(p.unknown_events(), 1, "ping is known");
         assert!(matches!(
             feed(&mut p, "content_block_delta", "{oops"),
             Step::Protocol(_)
@@ -288,6 +328,10 @@ mod tests {
         let ok = br#"{"id":"m","type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":9}}"#;
         assert_eq!(parse_body(ok), Ok(Some(9)));
         assert!(parse_body(br#"{"type":"error","error":{"type":"x"}}"#).is_err());
+        assert!(
+            parse_body(br#"{"id":"m","type":"message"}"#).is_err(),
+            "no content"
+        );
         assert!(parse_body(b"nope").is_err());
     }
 }

@@ -4,9 +4,11 @@
 //! - Time budget: the response head must arrive within `request_timeout` of the send; a
 //!   non-stream body too; a stream must end within `stream_timeout` of the send. Timeouts are
 //!   `tokio::time` deadlines around each await, so they cost nothing per chunk.
-//! - Streams: each network chunk goes through the [`SseReader`] and the API's
-//!   [`StreamParser`]; the body is never accumulated. Arrival time is taken once per network
-//!   chunk, so TTFT and chunk gaps are when the bytes arrived.
+//! - Streams: each network chunk goes through the [`StreamDriver`] (the SSE reader and the
+//!   API's parser, which decide the outcome); the body is never accumulated. Arrival time is
+//!   taken once per network chunk, so TTFT and chunk gaps are when the bytes arrived.
+//! - TTFT is the first content delta the scenario's [`TtftOn`] accepts (any kind by default,
+//!   text only with `ttft_on = "text"`); chunk counts and gaps count every content delta.
 //! - Non-stream bodies are collected up to `max_response_bytes` and checked as JSON.
 //! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes
 //!   within [`DRAIN_TIME`]) after the metrics are recorded, so the connection can go back to
@@ -15,8 +17,9 @@
 //!
 //! Metrics recorded per request, through [`ScenarioMetrics`] (Prometheus and HDR together):
 //! `requests_total{phase,outcome}`, the duration from the *intended* send time, and for
-//! streams TTFT (from the intended send), content chunk gaps, `streams_active` (a drop guard,
-//! so a cancelled future still decrements), `streams_finished`, chunks, response bytes, output
+//! streams TTFT (from the intended send; none when no delta qualified, e.g. a tool-call-only
+//! answer under `ttft_on = "text"`), content chunk gaps, `streams_active` (a drop guard, so a
+//! cancelled future still decrements), `streams_finished`, chunks, response bytes, output
 //! tokens (usage when sent, else the content chunk count). A request cancelled by the caller's
 //! `abort` token (the end of the grace period) is recorded here too, as `cancelled`, with
 //! what it had received by then: there is one recording path for every way a request ends.
@@ -37,10 +40,10 @@ use tokio_util::sync::CancellationToken;
 use super::classify::{
     classify_send_error, classify_status, connect_failure_detail, is_event_stream, is_parse_error,
 };
+use super::drive::{StreamDriver, Verdict};
 use super::outcome::Outcome;
 use super::record::{Finished, ScenarioMetrics};
-use super::sse::{SseReader, Tail};
-use super::stream::{parse_body, Step, StreamParser};
+use super::stream::{parse_body, DeltaKind};
 use super::{ClientSettings, RequestSpec};
 use crate::plan::Phase;
 
@@ -78,7 +81,8 @@ pub struct RequestReport {
     pub outcome: Outcome,
     /// From the intended send time to the outcome.
     pub duration: Duration,
-    /// From the intended send time to the first content chunk (streams only).
+    /// From the intended send time to the first content chunk the scenario's `ttft_on`
+    /// accepts (streams only).
     pub ttft: Option<Duration>,
     /// Content-bearing chunks received.
     pub chunks: u64,
@@ -86,6 +90,8 @@ pub struct RequestReport {
     pub output_tokens: u64,
     /// Response body bytes received, drained bytes included.
     pub bytes: u64,
+    /// Stream events of a type the parser does not know (tolerated and ignored).
+    pub unknown_events: u64,
 }
 
 /// Mutable per-request progress, filled while reading.
@@ -96,6 +102,7 @@ struct Progress {
     chunks: u64,
     bytes: u64,
     tokens: Option<u64>,
+    unknown_events: u64,
     stream_opened: bool,
     status: Option<u16>,
     detail: &'static str,
@@ -163,6 +170,7 @@ impl Exchange<'_> {
             duration,
             stream_opened: prog.stream_opened,
             output_tokens,
+            unknown_events: prog.unknown_events,
         });
         if !outcome.is_success() {
             self.spec
@@ -179,6 +187,7 @@ impl Exchange<'_> {
             chunks: prog.chunks,
             output_tokens,
             bytes: prog.bytes,
+            unknown_events: prog.unknown_events,
         }
     }
 
@@ -264,7 +273,7 @@ impl Exchange<'_> {
                 }
             }
         }
-        match parse_body(self.spec.api, &buf) {
+        match parse_body(self.spec.api, self.spec.inputs, &buf) {
             Ok(tokens) => {
                 prog.tokens = tokens;
                 Outcome::Ok
@@ -295,94 +304,58 @@ impl Exchange<'_> {
             return (Outcome::Cancelled, None);
         }
         let deadline = start + self.settings.stream_timeout;
-        let mut reader = SseReader::new(self.settings.max_event_bytes);
-        let mut parser = StreamParser::new(self.spec.api);
-        let result = loop {
+        let mut driver = StreamDriver::new(self.spec.api, self.settings.max_event_bytes);
+        let verdict = loop {
             let chunk = match timeout_at(deadline, resp.chunk()).await {
                 Err(_) => {
-                    prog.detail = "stream not finished within the stream timeout";
-                    break (Outcome::Timeout, false);
+                    break Verdict::drop(
+                        Outcome::Timeout,
+                        "stream not finished within the stream timeout",
+                    )
                 }
                 Ok(Err(e)) => {
                     if is_parse_error(&e) {
-                        prog.detail = "malformed HTTP body framing";
-                        break (Outcome::ProtocolError, false);
+                        break Verdict::drop(Outcome::ProtocolError, "malformed HTTP body framing");
                     }
-                    prog.detail = "connection lost mid-stream";
-                    break (Outcome::StreamTruncated, false);
+                    break Verdict::drop(Outcome::StreamTruncated, "connection lost mid-stream");
                 }
-                Ok(Ok(None)) if reader.foreign_lines() > 0 => {
-                    prog.detail = "body is not an event stream";
-                    break (Outcome::ProtocolError, false);
-                }
-                Ok(Ok(None)) => {
-                    prog.detail = match reader.finish() {
-                        Tail::Clean => "stream ended without its terminator",
-                        Tail::MidEvent => "stream ended inside an event",
-                    };
-                    break (Outcome::StreamTruncated, false);
-                }
+                Ok(Ok(None)) => break driver.at_end(),
                 Ok(Ok(Some(chunk))) => chunk,
             };
             self.count_bytes(prog, chunk.len());
             let now = Instant::now();
-            let mut verdict = None;
-            let pushed = reader.push(&chunk, |ev| match parser.on_event(ev) {
-                Step::Ignore => ControlFlow::Continue(()),
-                Step::Content { .. } => {
-                    self.content(prog, intended, now);
-                    if chunk_cancel.is_some_and(|n| prog.chunks >= n) {
-                        verdict = Some((Outcome::Cancelled, false));
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
+            let pushed = driver.push(&chunk, |kind, _| {
+                self.content(prog, intended, now, kind);
+                if chunk_cancel.is_some_and(|n| prog.chunks >= n) {
+                    return ControlFlow::Break(Verdict::drop(Outcome::Cancelled, ""));
                 }
-                Step::Done => {
-                    verdict = Some((Outcome::Ok, true));
-                    ControlFlow::Break(())
-                }
-                Step::ErrorEvent => {
-                    prog.detail = "error event in a 2xx stream";
-                    verdict = Some((Outcome::StreamErrorEvent, true));
-                    ControlFlow::Break(())
-                }
-                Step::Protocol(why) => {
-                    prog.detail = why;
-                    verdict = Some((Outcome::ProtocolError, false));
-                    ControlFlow::Break(())
-                }
+                ControlFlow::Continue(())
             });
-            if pushed.is_err() {
-                prog.detail = match pushed {
-                    Err(super::sse::SseError::EventTooLarge { .. }) => {
-                        "SSE event over max_event_bytes"
-                    }
-                    _ => "SSE event is not UTF-8",
-                };
-                break (Outcome::ProtocolError, false);
-            }
-            if let Some(v) = verdict {
+            if let Some(v) = pushed {
                 break v;
             }
         };
-        prog.tokens = parser.output_tokens();
-        let (outcome, drain) = result;
-        (outcome, drain.then_some(resp))
+        prog.tokens = driver.output_tokens();
+        prog.unknown_events = driver.unknown_events();
+        if !verdict.detail.is_empty() {
+            prog.detail = verdict.detail;
+        }
+        (verdict.outcome, verdict.drain.then_some(resp))
     }
 
-    /// Records one content-bearing chunk that arrived at `now`.
-    fn content(&self, prog: &mut Progress, intended: Instant, now: Instant) {
+    /// Records one content-bearing chunk of `kind` that arrived at `now`.
+    fn content(&self, prog: &mut Progress, intended: Instant, now: Instant, kind: DeltaKind) {
         prog.chunks += 1;
         let gap = prog
             .last_content
             .map(|prev| now.saturating_duration_since(prev));
-        if gap.is_none() {
+        self.metrics.chunk(gap);
+        prog.last_content = Some(now);
+        if prog.ttft.is_none() && self.spec.ttft_on.counts(kind) {
             let ttft = now.saturating_duration_since(intended);
             prog.ttft = Some(ttft);
             self.metrics.first_token(ttft);
         }
-        self.metrics.chunk(gap);
-        prog.last_content = Some(now);
     }
 
     /// Reads what is left of a response, bounded, so its connection can be reused.

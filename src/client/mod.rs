@@ -1,10 +1,12 @@
-//! The streaming client: HTTP, SSE reading, OpenAI/Anthropic stream parsing, outcome
-//! classification, and every per-request traffic metric.
+//! The streaming client: HTTP, SSE reading, per-API stream parsing, outcome classification,
+//! and every per-request traffic metric.
 //!
 //! Layers, from the bytes up:
 //! - [`sse`]: an incremental SSE reader fed with network chunks at any split, bounded memory.
-//! - [`openai`] / [`anthropic`] behind [`stream::StreamParser`]: what each event means
-//!   (content, terminator, error frame, usage).
+//! - [`openai`] (chat), [`completions`] (legacy), [`responses`] and [`anthropic`] behind
+//!   [`stream::StreamParser`]: what each event means (content and its kind, terminator, error
+//!   frame, usage); [`embeddings`] checks the one API that never streams.
+//! - [`drive`]: one stream's reader and parser together, deciding its outcome.
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
 //! - [`exchange`]: [`Exchange::execute`] sends one request, reads the response as it arrives
 //!   (a stream is never accumulated: its memory is the SSE reader's buffer), and records the
@@ -16,14 +18,20 @@
 
 pub mod anthropic;
 pub mod classify;
+pub mod completions;
+pub mod drive;
+pub mod embeddings;
 pub mod exchange;
 pub mod openai;
 pub mod outcome;
 pub mod record;
+pub mod responses;
 pub mod settings;
 pub mod sse;
 pub mod stream;
 
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 
@@ -36,24 +44,41 @@ pub use exchange::{CancelAt, Exchange, RequestReport};
 pub use outcome::{Outcome, StreamResult};
 pub use record::{Finished, ScenarioMetrics};
 pub use settings::{ClientSettings, HttpVersion, RawTarget, Secret, TargetSettings, TlsSettings};
+pub use stream::{DeltaKind, TtftOn};
 
 /// The wire API a scenario speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiKind {
     /// OpenAI Chat Completions (`/v1/chat/completions`).
     OpenAiChat,
+    /// OpenAI Responses (`/v1/responses`).
+    OpenAiResponses,
+    /// OpenAI legacy Completions (`/v1/completions`).
+    OpenAiCompletions,
+    /// OpenAI Embeddings (`/v1/embeddings`), never streamed.
+    OpenAiEmbeddings,
     /// Anthropic Messages (`/v1/messages`).
     AnthropicMessages,
 }
 
 impl ApiKind {
     /// Every kind.
-    pub const ALL: [ApiKind; 2] = [ApiKind::OpenAiChat, ApiKind::AnthropicMessages];
+    pub const ALL: [ApiKind; 5] = [
+        ApiKind::OpenAiChat,
+        ApiKind::OpenAiResponses,
+        ApiKind::OpenAiCompletions,
+        ApiKind::OpenAiEmbeddings,
+        ApiKind::AnthropicMessages,
+    ];
 
-    /// The config spelling: `openai` or `anthropic`.
+    /// The config spelling: `openai`, `openai-responses`, `openai-completions`,
+    /// `openai-embeddings` or `anthropic`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ApiKind::OpenAiChat => "openai",
+            ApiKind::OpenAiResponses => "openai-responses",
+            ApiKind::OpenAiCompletions => "openai-completions",
+            ApiKind::OpenAiEmbeddings => "openai-embeddings",
             ApiKind::AnthropicMessages => "anthropic",
         }
     }
@@ -62,8 +87,21 @@ impl ApiKind {
     pub const fn default_path(self) -> &'static str {
         match self {
             ApiKind::OpenAiChat => "/v1/chat/completions",
+            ApiKind::OpenAiResponses => "/v1/responses",
+            ApiKind::OpenAiCompletions => "/v1/completions",
+            ApiKind::OpenAiEmbeddings => "/v1/embeddings",
             ApiKind::AnthropicMessages => "/v1/messages",
         }
+    }
+
+    /// Whether the API can stream (every one but embeddings); also the default of `stream`.
+    pub const fn streams(self) -> bool {
+        !matches!(self, ApiKind::OpenAiEmbeddings)
+    }
+
+    /// Whether answers carry text deltas, so `ttft_on` means something.
+    pub const fn has_text_deltas(self) -> bool {
+        self.streams()
     }
 
     /// Parses the config spelling.
@@ -167,6 +205,10 @@ pub struct RequestSpec {
     pub headers: HeaderMap,
     /// Whether the request body asks for a stream (`"stream": true`).
     pub stream: bool,
+    /// Which content deltas start TTFT.
+    pub ttft_on: TtftOn,
+    /// Inputs per request (embeddings: the answer must hold one embedding each).
+    pub inputs: u32,
     /// The scenario name, for log fields only.
     pub scenario: String,
     /// Rate limit of this scenario's per-request warnings.
@@ -181,6 +223,8 @@ impl Clone for RequestSpec {
             url: self.url.clone(),
             headers: self.headers.clone(),
             stream: self.stream,
+            ttft_on: self.ttft_on,
+            inputs: self.inputs,
             scenario: self.scenario.clone(),
             warn: RequestWarnings::default(),
         }
@@ -188,10 +232,11 @@ impl Clone for RequestSpec {
 }
 
 impl RequestSpec {
-    /// Builds the headers: `content-type: application/json`; for OpenAI
+    /// Builds the headers: `content-type: application/json`; for the OpenAI APIs
     /// `authorization: Bearer <key>`, for Anthropic `x-api-key` and `anthropic-version`;
     /// then `extra` (which may override any of them). Secrets are marked sensitive so they are
-    /// never printed. Streams are on by default, see [`RequestSpec::with_stream`].
+    /// never printed. Streams are on by default for every API that streams, see
+    /// [`RequestSpec::with_stream`]; TTFT counts any delta and one input is sent.
     pub fn new(
         api: ApiKind,
         url: reqwest::Url,
@@ -201,7 +246,10 @@ impl RequestSpec {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match api {
-            ApiKind::OpenAiChat => {
+            ApiKind::OpenAiChat
+            | ApiKind::OpenAiResponses
+            | ApiKind::OpenAiCompletions
+            | ApiKind::OpenAiEmbeddings => {
                 if let Some(key) = api_key {
                     let v = secret_value("authorization", &format!("Bearer {key}"))?;
                     headers.insert(AUTHORIZATION, v);
@@ -238,7 +286,9 @@ impl RequestSpec {
             api,
             url,
             headers,
-            stream: true,
+            stream: api.streams(),
+            ttft_on: TtftOn::Any,
+            inputs: 1,
             scenario: String::new(),
             warn: RequestWarnings::default(),
         })
@@ -247,6 +297,18 @@ impl RequestSpec {
     /// Sets whether requests stream.
     pub fn with_stream(mut self, stream: bool) -> Self {
         self.stream = stream;
+        self
+    }
+
+    /// Sets which content deltas start TTFT.
+    pub fn with_ttft_on(mut self, ttft_on: TtftOn) -> Self {
+        self.ttft_on = ttft_on;
+        self
+    }
+
+    /// Sets the number of inputs each request carries (embeddings).
+    pub fn with_inputs(mut self, inputs: u32) -> Self {
+        self.inputs = inputs;
         self
     }
 

@@ -1,14 +1,16 @@
 //! OpenAI Chat Completions stream (`data: {chunk}` … `data: [DONE]`).
 //!
-//! - Content: the first non-empty `delta.content` is the first token; the usual role-only first
-//!   chunk (`"content": ""`) is not. `delta.reasoning_content` / `delta.reasoning` (reasoning
-//!   models behind vLLM, DeepSeek, OpenRouter) and `delta.tool_calls[].function.arguments` are
-//!   generated output streamed through the proxy, so they count as content too: a proxy that
-//!   stalls them stalls the user.
+//! - Content: a non-empty `delta.content` or `delta.refusal` is text; the usual role-only first
+//!   chunk (`"content": ""`) is not content. `delta.reasoning_content` / `delta.reasoning`
+//!   (reasoning models behind vLLM, DeepSeek, OpenRouter) are reasoning and
+//!   `delta.tool_calls[].function.arguments` are tool-call arguments: generated output streamed
+//!   through the proxy, so they count as content too (a proxy that stalls them stalls the
+//!   user), and `ttft_on = "text"` can leave them out of TTFT.
 //! - Completion: only `data: [DONE]`. A `finish_reason` alone is not enough, since a proxy that
 //!   drops the end of a stream may still have forwarded it.
 //! - Errors: a chunk with a top-level `error` (or an `event: error`) after HTTP 200.
 //! - Usage: `usage.completion_tokens` of any chunk (normally the last one, with `choices: []`).
+//! - Non-stream body: a JSON object with a `choices` array and no `error` object.
 //!
 //! Chunks are read into small structs that keep only string lengths (`TextLen`) and sum
 //! arrays in place (`SumLen`), so a chunk is parsed without any allocation.
@@ -17,7 +19,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{HasLen, Step, SumLen, TextLen};
+use super::stream::{DeltaKind, DeltaLens, HasLen, IsArray, Step, SumLen, TextLen};
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -36,13 +38,14 @@ struct Choice {
 }
 
 impl HasLen for Choice {
-    fn len(&self) -> usize {
-        self.delta.as_ref().map_or(0, |d| {
-            len(d.content)
-                + len(d.reasoning_content)
-                + len(d.reasoning)
-                + d.tool_calls.as_ref().map_or(0, |t| t.0)
-        })
+    fn lens(&self) -> DeltaLens {
+        self.delta
+            .as_ref()
+            .map_or(DeltaLens::default(), |d| DeltaLens {
+                text: len(d.content) + len(d.refusal),
+                tool: d.tool_calls.as_ref().map_or(0, |t| t.0.tool),
+                reasoning: len(d.reasoning_content) + len(d.reasoning),
+            })
     }
 }
 
@@ -50,6 +53,8 @@ impl HasLen for Choice {
 struct Delta {
     #[serde(default)]
     content: Option<TextLen>,
+    #[serde(default)]
+    refusal: Option<TextLen>,
     #[serde(default)]
     reasoning_content: Option<TextLen>,
     #[serde(default)]
@@ -65,8 +70,11 @@ struct ToolCall {
 }
 
 impl HasLen for ToolCall {
-    fn len(&self) -> usize {
-        self.function.as_ref().map_or(0, |f| len(f.arguments))
+    fn lens(&self) -> DeltaLens {
+        DeltaLens::of(
+            DeltaKind::ToolCall,
+            self.function.as_ref().map_or(0, |f| len(f.arguments)),
+        )
     }
 }
 
@@ -85,6 +93,8 @@ struct Usage {
 /// A whole (non-stream) response body.
 #[derive(Deserialize)]
 struct Body {
+    #[serde(default)]
+    choices: Option<IsArray>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -119,6 +129,10 @@ impl OpenAiStream {
         if data.is_empty() {
             return Step::Ignore;
         }
+        // serde would also read a struct from a JSON array; a chunk is an object.
+        if !data.starts_with('{') {
+            return Step::Protocol("a stream chunk that is not a JSON object");
+        }
         let chunk: Chunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(_) => return Step::Protocol("invalid JSON in an OpenAI stream chunk"),
@@ -129,12 +143,7 @@ impl OpenAiStream {
         if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
             self.tokens = Some(n);
         }
-        let bytes = chunk.choices.map_or(0, |c| c.0);
-        if bytes > 0 {
-            Step::Content { bytes }
-        } else {
-            Step::Ignore
-        }
+        chunk.choices.map_or(Step::Ignore, |c| c.0.step())
     }
 
     /// `usage.completion_tokens`, when the target sent it.
@@ -154,6 +163,9 @@ pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
         serde_json::from_slice(body).map_err(|_| "response body is not an OpenAI JSON object")?;
     if b.error.is_some() {
         return Err("error object in a 2xx response");
+    }
+    if b.choices.is_none() {
+        return Err("response body has no choices array");
     }
     Ok(b.usage.and_then(|u| u.completion_tokens))
 }
@@ -176,12 +188,18 @@ mod tests {
                 &mut p,
                 r#"{"choices":[{"index":0,"delta":{"content":"Hello"}}]}"#
             ),
-            Step::Content { bytes: 5 }
+            Step::Content {
+                bytes: 5,
+                kind: DeltaKind::Text
+            }
         );
         // Escapes are decoded before counting: "a\nb" is 3 bytes.
         assert_eq!(
             feed(&mut p, r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#),
-            Step::Content { bytes: 3 }
+            Step::Content {
+                bytes: 3,
+                kind: DeltaKind::Text
+            }
         );
         assert_eq!(
             feed(
@@ -210,23 +228,33 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_and_tool_call_arguments_count_as_content() {
+    fn reasoning_and_tool_call_arguments_count_as_content_of_their_kind() {
         let mut p = OpenAiStream::default();
+        let content = |bytes, kind| Step::Content { bytes, kind };
         assert_eq!(
             feed(
                 &mut p,
                 r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#
             ),
-            Step::Content { bytes: 5 }
+            content(5, DeltaKind::Reasoning)
         );
         assert_eq!(
             feed(&mut p, r#"{"choices":[{"delta":{"reasoning":"ab"}}]}"#),
-            Step::Content { bytes: 2 }
+            content(2, DeltaKind::Reasoning)
         );
         let tc = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"f","arguments":""}}]}}]}"#;
         assert_eq!(feed(&mut p, tc), Step::Ignore);
         let tc = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]}"#;
-        assert_eq!(feed(&mut p, tc), Step::Content { bytes: 5 });
+        assert_eq!(feed(&mut p, tc), content(5, DeltaKind::ToolCall));
+        assert_eq!(
+            feed(&mut p, r#"{"choices":[{"delta":{"refusal":"no"}}]}"#),
+            content(2, DeltaKind::Text)
+        );
+        // Several kinds in one chunk: the lengths add up and text decides the kind.
+        let mixed = r#"{"choices":[{"delta":{"reasoning":"abc","content":"d","tool_calls":[{"function":{"arguments":"ef"}}]}}]}"#;
+        assert_eq!(feed(&mut p, mixed), content(6, DeltaKind::Text));
+        let mixed = r#"{"choices":[{"delta":{"reasoning":"abc","tool_calls":[{"function":{"arguments":"ef"}}]}}]}"#;
+        assert_eq!(feed(&mut p, mixed), content(5, DeltaKind::ToolCall));
     }
 
     #[test]
@@ -270,6 +298,8 @@ mod tests {
         let ok = br#"{"id":"x","choices":[{"message":{"role":"assistant","content":"hi"}}],"usage":{"completion_tokens":4}}"#;
         assert_eq!(parse_body(ok), Ok(Some(4)));
         assert_eq!(parse_body(br#"{"choices":[]}"#), Ok(None));
+        assert!(parse_body(br#"{"id":"x"}"#).is_err(), "no choices");
+        assert!(parse_body(br#"{"choices":{}}"#).is_err());
         assert!(parse_body(br#"{"error":{"message":"x"}}"#).is_err());
         assert!(parse_body(b"<html>").is_err());
     }

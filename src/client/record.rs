@@ -7,6 +7,7 @@
 //! through [`ScenarioMetrics::finished`], so no path can count a request in one and not the
 //! other.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct ScenarioMetrics {
     pub response_bytes: IntCounter,
     /// `soakd_output_tokens_total{scenario}`.
     pub output_tokens: IntCounter,
+    /// Stream events of a type the parser does not know (tolerated), for `/status` and the
+    /// summary; not a metric of the contract.
+    unknown_events: Arc<AtomicU64>,
     stats: Arc<Stats>,
 }
 
@@ -48,6 +52,8 @@ pub struct Finished {
     pub stream_opened: bool,
     /// Usage when sent, else counted content chunks.
     pub output_tokens: u64,
+    /// Stream events of unknown type that were tolerated.
+    pub unknown_events: u64,
 }
 
 impl ScenarioMetrics {
@@ -86,6 +92,7 @@ impl ScenarioMetrics {
             chunks: m.stream_chunks_total.with_label_values(&[scenario]),
             response_bytes: m.response_bytes_total.with_label_values(&[scenario]),
             output_tokens: m.output_tokens_total.with_label_values(&[scenario]),
+            unknown_events: Arc::new(AtomicU64::new(0)),
             stats,
         }
     }
@@ -115,6 +122,15 @@ impl ScenarioMetrics {
             self.stream_finished(StreamResult::of(f.outcome)).inc();
         }
         self.output_tokens.inc_by(f.output_tokens);
+        if f.unknown_events > 0 {
+            self.unknown_events
+                .fetch_add(f.unknown_events, Ordering::Relaxed);
+        }
+    }
+
+    /// Unknown stream events tolerated so far.
+    pub fn unknown_events(&self) -> u64 {
+        self.unknown_events.load(Ordering::Relaxed)
     }
 
     /// Records a time to first token.

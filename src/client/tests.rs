@@ -845,3 +845,177 @@ fn ca_file_errors_name_the_path() {
         build_http_client(&s).expect("client builds");
     }
 }
+
+fn spec_for(server: &Server, api: ApiKind) -> RequestSpec {
+    RequestSpec::new(api, server.url(api.default_path()), Some("k"), &[])
+        .expect("spec")
+        .with_scenario("t")
+}
+
+fn reasoning(text: &str) -> String {
+    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_content\":\"{text}\"}}}}]}}\n\n")
+}
+
+#[tokio::test]
+async fn ttft_on_text_waits_for_the_first_text_delta() {
+    let delay = Duration::from_millis(250);
+    let script = || {
+        vec![
+            Act::Read,
+            w(SSE_HEAD),
+            w(ROLE),
+            w(&reasoning("think")),
+            Act::Sleep(delay),
+            w(&oai("answer")),
+            w(DONE),
+        ]
+    };
+    let server = Server::start(vec![script(), script()]).await;
+    // Any delta: the reasoning chunk is the first token, the text came at least `delay` later.
+    let h = Harness::quick();
+    let r = h.run(&spec_for(&server, ApiKind::OpenAiChat), None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    let ttft = r.ttft.expect("ttft");
+    assert!(r.duration >= ttft + delay, "{r:?}");
+    assert_eq!((r.chunks, h.gap_count(), h.ttft_count()), (2, 1, 1));
+    // Text only: the reasoning chunk still counts as a chunk, but not as the first token.
+    let h = Harness::quick();
+    let spec = spec_for(&server, ApiKind::OpenAiChat).with_ttft_on(TtftOn::Text);
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    assert!(r.ttft.expect("ttft") >= delay, "{r:?}");
+    assert_eq!((r.chunks, h.gap_count(), h.ttft_count()), (2, 1, 1));
+    server.join().await;
+}
+
+#[tokio::test]
+async fn a_tool_call_only_stream_has_no_text_ttft() {
+    let args = |a: &str| {
+        format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{a}\"}}}}]}}}}]}}\n\n")
+    };
+    let script = || {
+        vec![
+            Act::Read,
+            w(SSE_HEAD),
+            w(ROLE),
+            w(&args("{")),
+            w(&args("}")),
+            w(DONE),
+        ]
+    };
+    let server = Server::start(vec![script(), script()]).await;
+    let h = Harness::quick();
+    let spec = spec_for(&server, ApiKind::OpenAiChat).with_ttft_on(TtftOn::Text);
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    h.assert_only(Outcome::Ok);
+    assert_eq!(r.ttft, None);
+    assert_eq!((r.chunks, h.ttft_count(), h.gap_count()), (2, 0, 1));
+    assert_eq!(h.stats.percentiles(Series::Ttft).count, 0);
+    let h = Harness::quick();
+    let r = h.run(&spec_for(&server, ApiKind::OpenAiChat), None).await;
+    assert!(r.ttft.is_some());
+    assert_eq!(h.ttft_count(), 1);
+    server.join().await;
+}
+
+fn responses_event(kind: &str, rest: &str) -> String {
+    format!("event: {kind}\ndata: {{\"type\":\"{kind}\",{rest}}}\n\n")
+}
+
+#[tokio::test]
+async fn responses_stream_ok_and_an_error_before_failed_is_one_outcome() {
+    let created = responses_event(
+        "response.created",
+        r#""response":{"id":"r","status":"in_progress","output":[]}"#,
+    );
+    let delta = responses_event("response.output_text.delta", r#""delta":"hey""#);
+    let completed = responses_event(
+        "response.completed",
+        r#""response":{"id":"r","status":"completed","output":[],"usage":{"output_tokens":11}}"#,
+    );
+    let error = responses_event("error", r#""code":"server_error","message":"x""#);
+    let failed = responses_event(
+        "response.failed",
+        r#""response":{"status":"failed","error":{"code":"server_error","message":"x"}}"#,
+    );
+    let server = Server::start(vec![
+        vec![
+            Act::Read,
+            w(SSE_HEAD),
+            w(&created),
+            w(&delta),
+            w(&delta),
+            w(&completed),
+            w(DONE),
+        ],
+        vec![
+            Act::Read,
+            w(SSE_HEAD),
+            w(&created),
+            w(&delta),
+            w(&error),
+            w(&failed),
+        ],
+    ])
+    .await;
+    let h = Harness::quick();
+    let spec = spec_for(&server, ApiKind::OpenAiResponses);
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::Ok);
+    h.assert_only(Outcome::Ok);
+    h.assert_stream(Some(StreamResult::Completed));
+    assert_eq!((r.chunks, r.output_tokens, r.unknown_events), (2, 11, 0));
+    let h = Harness::quick();
+    let r = h.run(&spec, None).await;
+    assert_eq!(r.outcome, Outcome::StreamErrorEvent);
+    h.assert_only(Outcome::StreamErrorEvent);
+    h.assert_stream(Some(StreamResult::ErrorEvent));
+    // The failed event after the error was drained, not read as a second outcome.
+    assert_eq!(
+        r.bytes,
+        (created.len() + delta.len() + error.len() + failed.len()) as u64
+    );
+    server.join().await;
+}
+
+#[tokio::test]
+async fn embeddings_answers_must_hold_one_embedding_per_input() {
+    let two = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]},{"object":"embedding","index":1,"embedding":[0.3,0.4]}],"usage":{"prompt_tokens":4,"total_tokens":4}}"#;
+    for (inputs, outcome) in [(2, Outcome::Ok), (3, Outcome::ProtocolError)] {
+        let server = Server::start(vec![vec![
+            Act::Read,
+            response("200 OK", "application/json", two),
+        ]])
+        .await;
+        let h = Harness::quick();
+        let spec = spec_for(&server, ApiKind::OpenAiEmbeddings).with_inputs(inputs);
+        assert!(!spec.stream, "embeddings never stream");
+        let r = h.run(&spec, None).await;
+        assert_eq!(r.outcome, outcome, "{inputs} inputs");
+        h.assert_only(outcome);
+        h.assert_stream(None);
+        assert_eq!((r.ttft, r.output_tokens), (None, 0));
+        server.join().await;
+    }
+}
+
+#[test]
+fn every_api_kind_has_a_name_a_path_and_openai_auth_where_due() {
+    let url = reqwest::Url::parse("http://127.0.0.1:1/x").expect("url");
+    for api in ApiKind::ALL {
+        assert_eq!(ApiKind::from_name(api.as_str()), Some(api));
+        assert!(api.default_path().starts_with("/v1/"));
+        let s = RequestSpec::new(api, url.clone(), Some("sk"), &[]).expect("spec");
+        assert_eq!(s.stream, api.streams(), "{api}");
+        let anthropic = api == ApiKind::AnthropicMessages;
+        assert_eq!(s.headers.contains_key("x-api-key"), anthropic, "{api}");
+        assert_eq!(s.headers.contains_key("authorization"), !anthropic, "{api}");
+    }
+    assert_eq!(
+        ApiKind::from_name("openai-responses").map(ApiKind::default_path),
+        Some("/v1/responses")
+    );
+    assert!(!ApiKind::OpenAiEmbeddings.streams());
+    assert!(!ApiKind::OpenAiEmbeddings.has_text_deltas());
+}

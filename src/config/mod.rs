@@ -11,13 +11,13 @@
 //!
 //! Config flows one way. Each room owns its section, raw and validated: `[target]` is
 //! [`crate::client::settings`], `[load]` is [`crate::plan::settings`], `[monitor]` is
-//! [`crate::monitor::settings`], `[thresholds]` is [`crate::verdict::settings`], `[mock]` is
+//! [`crate::monitor::settings`], `[thresholds]` is [`crate::verdict::settings`],
+//! `[[scenarios]]` is [`crate::workload::settings`], `[mock]` is
 //! [`crate::mock::MockArgs`], `[log]`/`[otlp]` are [`crate::telemetry::settings`]. This module
 //! imports them and composes them; no room imports this module. Units, checks and the error
 //! type live in the leaf [`crate::units`].
 
 mod load;
-mod scenarios;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::units::ConfigError;
 pub use load::{load, Overrides};
-pub use scenarios::{RawCancel, RawPrompt, RawScenario};
 
 use crate::client::{is_secret_header, ClientSettings, RawTarget, TargetSettings};
 use crate::mock::MockArgs;
@@ -37,7 +36,7 @@ use crate::plan::{Plan, RawLoad};
 use crate::telemetry::{LogSettings, OtlpSettings, RawLog, RawOtlp};
 use crate::units;
 use crate::verdict::{RawThresholds, Thresholds};
-use crate::workload::Scenario;
+use crate::workload::{RawScenario, Scenario};
 
 /// The embedded default config: a demo soak of the built-in mock.
 pub const DEFAULT_TOML: &str = include_str!("../../config/soakd.toml");
@@ -165,7 +164,7 @@ impl RawConfig {
         let target = self.target.validate_target(env)?;
         let client = self.target.validate_client()?;
         let (plan, max_in_flight) = self.load.validate(run.shards)?;
-        let scenarios = scenarios::validate_scenarios(&self.scenarios)?;
+        let scenarios = crate::workload::validate_scenarios(&self.scenarios)?;
         let monitor = self.monitor.validate()?;
         let thresholds = self.thresholds.validate()?;
         if target.url.is_none() {

@@ -50,8 +50,19 @@ pub struct MockArgs {
     #[arg(long, default_value_t = 8)]
     pub chunk_bytes: u32,
 
+    /// Chat, Responses and Anthropic: reasoning deltas sent before the answer (after `ttft`,
+    /// `chunk_delay` apart like every content chunk; counted in the usage's output tokens).
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_chunks: u32,
+
+    /// Chat, Responses and Anthropic: fraction of answers that are one tool call (argument
+    /// deltas forming a JSON object) and no text.
+    #[arg(long, default_value_t = 0.0)]
+    pub tool_call_rate: f64,
+
     /// Non-stream answers: delay before the response. Unset means the time the same answer
-    /// takes streamed: `ttft + chunks × chunk_delay` (with the request's effective chunks).
+    /// takes streamed: `ttft + (reasoning_chunks + chunks) × chunk_delay` (with the request's
+    /// effective chunks); embeddings: `ttft`.
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(
         with = "units::serde_opt_duration",
@@ -150,6 +161,8 @@ impl Default for MockArgs {
             chunk_delay: Duration::from_millis(5),
             chunks: 16,
             chunk_bytes: 8,
+            reasoning_chunks: 0,
+            tool_call_rate: 0.0,
             response_delay: None,
             error_rate: 0.0,
             error_status: 500,
@@ -205,6 +218,13 @@ impl MockArgs {
         if self.chunks == 0 {
             return Err(ConfigError::invalid("mock.chunks", 0, "must be at least 1"));
         }
+        if !(0.0..=1.0).contains(&self.tool_call_rate) {
+            return Err(ConfigError::invalid(
+                "mock.tool_call_rate",
+                self.tool_call_rate,
+                "must be a fraction in 0..=1",
+            ));
+        }
         if self.chunk_bytes == 0 || self.chunk_bytes > MAX_CHUNK_BYTES {
             return Err(ConfigError::invalid(
                 "mock.chunk_bytes",
@@ -212,14 +232,15 @@ impl MockArgs {
                 format!("must be in 1..={MAX_CHUNK_BYTES}"),
             ));
         }
-        let answer = u64::from(self.chunks) * u64::from(self.chunk_bytes);
+        let answer = (u64::from(self.chunks) + u64::from(self.reasoning_chunks))
+            * u64::from(self.chunk_bytes);
         if answer > MAX_ANSWER_BYTES {
             return Err(ConfigError::invalid(
                 "mock.chunks",
                 self.chunks,
                 format!(
-                    "chunks × chunk_bytes = {answer} bytes exceeds the {MAX_ANSWER_BYTES} byte \
-                     limit of one answer"
+                    "(chunks + reasoning_chunks) × chunk_bytes = {answer} bytes exceeds the \
+                     {MAX_ANSWER_BYTES} byte limit of one answer"
                 ),
             ));
         }
@@ -317,6 +338,8 @@ impl MockArgs {
         push("chunk-delay", dur(self.chunk_delay));
         push("chunks", self.chunks.to_string());
         push("chunk-bytes", self.chunk_bytes.to_string());
+        push("reasoning-chunks", self.reasoning_chunks.to_string());
+        push("tool-call-rate", self.tool_call_rate.to_string());
         if let Some(d) = self.response_delay {
             push("response-delay", dur(d));
         }
@@ -379,6 +402,8 @@ mod tests {
             chunk_delay: Duration::from_micros(1500),
             chunks: 32,
             chunk_bytes: 5,
+            reasoning_chunks: 3,
+            tool_call_rate: 0.25,
             response_delay: Some(Duration::from_secs(1) + Duration::from_millis(250)),
             error_rate: 0.1,
             error_status: 429,
@@ -563,6 +588,22 @@ mod tests {
                     ..Default::default()
                 },
                 "mock.error_status",
+            ),
+            (
+                MockArgs {
+                    tool_call_rate: 1.5,
+                    ..Default::default()
+                },
+                "mock.tool_call_rate",
+            ),
+            (
+                MockArgs {
+                    chunks: 1,
+                    reasoning_chunks: 1 << 20,
+                    chunk_bytes: 1 << 10,
+                    ..Default::default()
+                },
+                "mock.chunks",
             ),
             (
                 MockArgs {

@@ -1,5 +1,9 @@
 //! The timed body of a streamed answer: a small hand-written `Stream` state machine.
 //!
+//! Timing: the head at once; `first_delay` before the first content chunk; `chunk_delay`
+//! between two content chunks (whichever runs they belong to); a run's lead goes out right
+//! before its first chunk, with no delay of its own; the end right after the last chunk sent.
+//!
 //! One stream costs its frame buffer (one allocation, see [`super::frames`]), one boxed tokio
 //! `Sleep` reused for every delay (allocated only if a delay is non-zero), and, for a stall, one
 //! boxed cancellation future. When the client goes away hyper drops the body, which ends
@@ -16,6 +20,8 @@ use futures_util::Stream;
 use prometheus::IntGauge;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::frames::{Run, MAX_RUNS};
 
 /// What happens after the content chunks.
 #[derive(Debug)]
@@ -35,14 +41,28 @@ pub(crate) struct Script {
     pub head: Bytes,
     /// Wait before the first content chunk (or before `end` when there are no chunks).
     pub first_delay: Duration,
-    /// One content chunk.
-    pub chunk: Bytes,
-    /// Number of content chunks.
-    pub chunks: u32,
+    /// Runs of content chunks, in order.
+    pub runs: [Run; MAX_RUNS],
+    /// Most content chunks sent before `end` (a fault cuts the answer short).
+    pub limit: u32,
     /// Wait between two content chunks.
     pub chunk_delay: Duration,
     /// After the chunks.
     pub end: End,
+}
+
+impl Script {
+    /// A script with no content: `head`, then after `first_delay` the `end`.
+    pub(crate) fn empty(head: Bytes, first_delay: Duration, end: End) -> Script {
+        Script {
+            head,
+            first_delay,
+            runs: Default::default(),
+            limit: 0,
+            chunk_delay: Duration::ZERO,
+            end,
+        }
+    }
 }
 
 /// Counts a stream in `soakd_mock_streams_active` for as long as it lives.
@@ -77,8 +97,17 @@ enum Phase {
 pub(crate) struct MockBody {
     script: Script,
     phase: Phase,
+    /// Content chunks to send: the runs' total, capped by the script's limit.
+    total: u32,
+    /// Content chunks sent.
     sent: u32,
+    /// The run being sent, and chunks of it sent.
+    run: usize,
+    in_run: u32,
+    lead_sent: bool,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// When the last wait was due (the schedule the next wait counts from).
+    due: Option<Instant>,
     stall: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     _active: ActiveGuard,
 }
@@ -86,23 +115,33 @@ pub(crate) struct MockBody {
 impl MockBody {
     /// A body that plays `script`, counted in `active`.
     pub(crate) fn new(script: Script, active: &IntGauge) -> Self {
+        let all: u32 = script.runs.iter().map(|r| r.count).sum();
         MockBody {
+            total: all.min(script.limit),
             script,
             phase: Phase::Head,
             sent: 0,
+            run: 0,
+            in_run: 0,
+            lead_sent: false,
             sleep: None,
+            due: None,
             stall: None,
             _active: ActiveGuard::new(active),
         }
     }
 
-    /// Moves to `Wait` for `d`, or straight to `Emit` when `d` is zero.
+    /// Moves to `Wait` until `d` after the previous deadline (the first one counts from now),
+    /// or straight to `Emit` when `d` is zero. Deadlines follow a fixed schedule, so the time
+    /// spent producing a chunk does not add up over a long stream: chunk `n` is due at
+    /// `ttft + (n - 1) × chunk_delay` after the head, however busy the mock is.
     fn wait(&mut self, d: Duration) {
+        let deadline = self.due.unwrap_or_else(Instant::now) + d;
+        self.due = Some(deadline);
         if d.is_zero() {
             self.phase = Phase::Emit;
             return;
         }
-        let deadline = Instant::now() + d;
         match &mut self.sleep {
             Some(s) => s.as_mut().reset(deadline),
             None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -131,17 +170,29 @@ impl Stream for MockBody {
                     this.phase = Phase::Emit;
                 }
                 Phase::Emit => {
-                    if this.sent == this.script.chunks {
+                    while this.run < MAX_RUNS && this.in_run >= this.script.runs[this.run].count {
+                        this.run += 1;
+                        this.in_run = 0;
+                        this.lead_sent = false;
+                    }
+                    if this.sent >= this.total || this.run == MAX_RUNS {
                         this.phase = Phase::End;
                         continue;
                     }
+                    let r = &this.script.runs[this.run];
+                    if this.in_run == 0 && !this.lead_sent && !r.lead.is_empty() {
+                        this.lead_sent = true;
+                        return Poll::Ready(Some(Ok(r.lead.clone())));
+                    }
+                    let chunk = r.chunk.clone();
+                    this.in_run += 1;
                     this.sent += 1;
-                    if this.sent < this.script.chunks {
+                    if this.sent < this.total {
                         this.wait(this.script.chunk_delay);
                     } else {
                         this.phase = Phase::End;
                     }
-                    return Poll::Ready(Some(Ok(this.script.chunk.clone())));
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
                 Phase::End => match &this.script.end {
                     End::Frame(b) => {
@@ -172,12 +223,22 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
+    fn run(lead: &'static [u8], chunk: &'static [u8], count: u32) -> Run {
+        Run {
+            lead: Bytes::from_static(lead),
+            chunk: Bytes::from_static(chunk),
+            count,
+        }
+    }
+
     fn script(chunks: u32, end: End) -> Script {
+        let mut runs: [Run; MAX_RUNS] = Default::default();
+        runs[0] = run(b"", b"c", chunks);
         Script {
             head: Bytes::from_static(b"H"),
             first_delay: Duration::from_millis(1),
-            chunk: Bytes::from_static(b"c"),
-            chunks,
+            runs,
+            limit: chunks,
             chunk_delay: Duration::ZERO,
             end,
         }
@@ -202,6 +263,29 @@ mod tests {
         let body = MockBody::new(script(3, End::Frame(Bytes::from_static(b"T"))), &g);
         assert_eq!(g.get(), 1);
         assert_eq!(collect(body).await, b"HcccT");
+        assert_eq!(g.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn runs_play_in_order_with_leads_and_a_limit() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let mut runs: [Run; MAX_RUNS] = Default::default();
+        runs[0] = run(b"<r>", b"r", 2);
+        runs[1] = run(b"<a>", b"a", 1);
+        runs[2] = run(b"", b"b", 0);
+        runs[3] = run(b"", b"z", 2);
+        let s = |limit| Script {
+            head: Bytes::from_static(b"H"),
+            first_delay: Duration::ZERO,
+            runs: runs.clone(),
+            limit,
+            chunk_delay: Duration::from_millis(1),
+            end: End::Frame(Bytes::from_static(b"T")),
+        };
+        assert_eq!(collect(MockBody::new(s(99), &g)).await, b"H<r>rr<a>azzT");
+        // A limit cuts the content short; a lead is only sent with its first chunk.
+        assert_eq!(collect(MockBody::new(s(2), &g)).await, b"H<r>rrT");
+        assert_eq!(collect(MockBody::new(s(3), &g)).await, b"H<r>rr<a>aT");
         assert_eq!(g.get(), 0);
     }
 

@@ -12,13 +12,16 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::body::{End, MockBody, Script};
-use super::frames::{self, Api, Meta};
-use super::state::{api_index, Fault, Shared};
+use super::frames::{self, anthropic, chat, completions, embeddings, responses, Api, Meta};
+use super::state::{Fault, Shared};
 
 /// The mock's routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses_api))
+        .route("/v1/completions", post(completions_api))
+        .route("/v1/embeddings", post(embeddings_api))
         .route("/v1/messages", post(messages))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -43,12 +46,103 @@ struct AiRequest<'a> {
     max_tokens: Option<u64>,
     #[serde(default)]
     max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<InputCount>,
+    #[serde(default)]
+    dimensions: Option<u64>,
+}
+
+/// How many inputs an embeddings `input` holds: a string or a token array is one, an array
+/// of strings (or of token arrays) one per element. Read without building anything.
+struct InputCount(u64);
+
+impl<'de> serde::Deserialize<'de> for InputCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        /// One element of an `input` array: whether it was a number (a token id).
+        struct Elem(bool);
+        impl<'de> serde::Deserialize<'de> for Elem {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Elem;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an input")
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<Elem, E> {
+                        Ok(Elem(true))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Elem, E> {
+                        Ok(Elem(true))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<Elem, E> {
+                        Ok(Elem(true))
+                    }
+                    fn visit_str<E>(self, _: &str) -> Result<Elem, E> {
+                        Ok(Elem(false))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Elem, E> {
+                        Ok(Elem(false))
+                    }
+                    fn visit_unit<E>(self) -> Result<Elem, E> {
+                        Ok(Elem(false))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Elem, A::Error> {
+                        while s.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(Elem(false))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Elem, A::Error> {
+                        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        Ok(Elem(false))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = InputCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<InputCount, E> {
+                Ok(InputCount(1))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<InputCount, A::Error> {
+                let (mut n, mut tokens) = (0, false);
+                while let Some(e) = s.next_element::<Elem>()? {
+                    n += 1;
+                    tokens |= e.0;
+                }
+                Ok(InputCount(if tokens { 1 } else { n }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<InputCount, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(InputCount(1))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 async fn chat_completions(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::OpenAi, &body).await
+    answer(&s, Api::Chat, &body).await
+}
+
+async fn responses_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    answer(&s, Api::Responses, &body).await
+}
+
+async fn completions_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    answer(&s, Api::Completions, &body).await
+}
+
+async fn embeddings_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    answer(&s, Api::Embeddings, &body).await
 }
 
 async fn messages(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -78,7 +172,7 @@ async fn not_found(method: Method, uri: Uri) -> Response {
     let msg = format!("Unknown request URL: {method} {}", uri.path());
     json_response(
         StatusCode::NOT_FOUND,
-        frames::error_body(Api::OpenAi, 404, &msg),
+        frames::error_body(Api::Chat, 404, &msg),
     )
 }
 
@@ -109,16 +203,52 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A 400 in the API's shape, counted as a bad request.
+fn bad_request(s: &Shared, api: Api, msg: &str) -> Response {
+    s.metrics.count(api, Fault::BadRequest);
+    json_response(StatusCode::BAD_REQUEST, frames::error_body(api, 400, msg))
+}
+
+/// Why an embeddings request cannot be answered, if it cannot.
+fn embeddings_problem(req: &AiRequest<'_>) -> Option<String> {
+    if req.stream == Some(true) {
+        return Some(
+            "Unrecognized request argument supplied: stream (embeddings are never streamed)".into(),
+        );
+    }
+    match req.input.as_ref().map(|i| i.0) {
+        None | Some(0) => return Some("'input' is a required non-empty string or array".into()),
+        Some(n) if n > u64::from(embeddings::MAX_INPUTS) => {
+            return Some(format!(
+                "'input' holds {n} inputs; at most {} are allowed",
+                embeddings::MAX_INPUTS
+            ))
+        }
+        _ => {}
+    }
+    match req.dimensions {
+        Some(d) if d == 0 || d > u64::from(embeddings::MAX_DIMENSIONS) => Some(format!(
+            "'dimensions' must be in 1..={}",
+            embeddings::MAX_DIMENSIONS
+        )),
+        _ => None,
+    }
+}
+
 /// One AI request: parse, leak, roll the fault, answer.
 async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
     let req: AiRequest<'_> = match serde_json::from_slice(raw) {
         Ok(r) => r,
         Err(e) => {
-            s.metrics.count(api, Fault::BadRequest);
             let msg = format!("We could not parse the JSON body of your request: {e}");
-            return json_response(StatusCode::BAD_REQUEST, frames::error_body(api, 400, &msg));
+            return bad_request(s, api, &msg);
         }
     };
+    if api == Api::Embeddings {
+        if let Some(msg) = embeddings_problem(&req) {
+            return bad_request(s, api, &msg);
+        }
+    }
     let stream = req.stream.unwrap_or(false);
     if s.leaks.active() {
         s.leaks.on_request(stream);
@@ -141,21 +271,34 @@ async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
         }
         _ => {}
     }
+    let model = req.model.as_deref().unwrap_or("soakd-mock");
+    let prompt_tokens = (raw.len() as u64 / 4).max(1);
+    if api == Api::Embeddings {
+        return embeddings_answer(s, &req, model, prompt_tokens, fault).await;
+    }
 
-    let cap = match (req.max_tokens, req.max_completion_tokens) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let cap = [
+        req.max_tokens,
+        req.max_completion_tokens,
+        req.max_output_tokens,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     let chunks = match cap {
         Some(m) => u32::try_from(m).unwrap_or(u32::MAX).clamp(1, s.chunks),
         None => s.chunks,
     };
+    let tools = api.has_tools_and_reasoning();
     let meta = Meta {
         seq: s.next_seq(),
         created: unix_now(),
-        model: req.model.as_deref().unwrap_or("soakd-mock"),
-        prompt_tokens: (raw.len() as u64 / 4).max(1),
+        model,
+        prompt_tokens,
         chunks,
+        reasoning: if tools { s.reasoning_chunks } else { 0 },
+        tool_call: tools && s.dice.chance(s.tool_call_rate),
+        capped: chunks < s.chunks,
         text: &s.text,
     };
 
@@ -168,7 +311,7 @@ async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
 
 fn http_error(s: &Shared, api: Api) -> Response {
     let status = StatusCode::from_u16(s.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = json_response(status, s.error_bodies[api_index(api)].clone());
+    let mut r = json_response(status, s.error_bodies[api.index()].clone());
     if matches!(s.error_status, 429 | 503 | 529) {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -183,36 +326,31 @@ fn stream_answer(
     req: &AiRequest<'_>,
     fault: Fault,
 ) -> Response {
-    let with_tail = fault == Fault::None;
+    let include_usage = req
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
     let f = match api {
-        Api::OpenAi => {
-            let include_usage = req
-                .stream_options
-                .as_ref()
-                .and_then(|o| o.include_usage)
-                .unwrap_or(false);
-            frames::openai_stream(meta, include_usage, with_tail)
-        }
-        Api::Anthropic => frames::anthropic_stream(meta, with_tail),
+        Api::Chat => chat::stream(meta, include_usage),
+        Api::Completions => completions::stream(meta, include_usage),
+        Api::Responses => responses::stream(meta),
+        // Embeddings never stream: their requests are answered before this.
+        Api::Anthropic | Api::Embeddings => anthropic::stream(meta),
     };
-    let half = meta.chunks / 2;
-    let (chunks, end) = match fault {
-        Fault::ErrorEvent => (
-            half,
-            End::Frame(Bytes::from_static(match api {
-                Api::OpenAi => frames::OPENAI_ERROR_FRAME,
-                Api::Anthropic => frames::ANTHROPIC_ERROR_FRAME,
-            })),
-        ),
+    let units = meta.reasoning + meta.chunks;
+    let half = units / 2;
+    let (limit, end) = match fault {
+        Fault::ErrorEvent => (half, End::Frame(f.error)),
         Fault::Truncate => (half, End::Stop),
         Fault::Stall => (half, End::Stall(s.stop.clone())),
-        _ => (meta.chunks, End::Frame(f.tail)),
+        _ => (units, End::Frame(f.tail)),
     };
     let script = Script {
         head: f.head,
         first_delay: s.ttft,
-        chunk: f.chunk,
-        chunks,
+        runs: f.runs,
+        limit,
         chunk_delay: s.chunk_delay,
         end,
     };
@@ -222,42 +360,74 @@ fn stream_answer(
     )))
 }
 
-async fn plain_answer(s: &Shared, api: Api, meta: &Meta<'_>, fault: Fault) -> Response {
+/// A non-stream stall: headers, then a body that never comes.
+fn stalled_json(s: &Shared) -> Response {
+    let script = Script::empty(Bytes::new(), Duration::ZERO, End::Stall(s.stop.clone()));
+    let mut r = Response::new(Body::from_stream(MockBody::new(
+        script,
+        &s.metrics.streams_active,
+    )));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A non-stream answer after `delay`, with the fault applied to `full`.
+async fn plain_with_fault(
+    s: &Shared,
+    api: Api,
+    delay: Duration,
+    fault: Fault,
+    full: impl FnOnce() -> Bytes,
+) -> Response {
     if fault == Fault::Stall {
-        let script = Script {
-            head: Bytes::new(),
-            first_delay: Duration::ZERO,
-            chunk: Bytes::new(),
-            chunks: 0,
-            chunk_delay: Duration::ZERO,
-            end: End::Stall(s.stop.clone()),
-        };
-        let mut r = Response::new(Body::from_stream(MockBody::new(
-            script,
-            &s.metrics.streams_active,
-        )));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return r;
+        return stalled_json(s);
     }
-    let delay = s.response_delay.unwrap_or_else(|| {
-        s.ttft
-            .saturating_add(s.chunk_delay.saturating_mul(meta.chunks))
-    });
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     match fault {
-        Fault::ErrorEvent => json_response(
-            StatusCode::OK,
-            s.inband_error_bodies[api_index(api)].clone(),
-        ),
+        Fault::ErrorEvent => {
+            json_response(StatusCode::OK, s.inband_error_bodies[api.index()].clone())
+        }
         Fault::Truncate => {
-            let full = frames::full_body(api, meta);
+            let full = full();
             json_response(StatusCode::OK, full.slice(..full.len() / 2))
         }
-        _ => json_response(StatusCode::OK, frames::full_body(api, meta)),
+        _ => json_response(StatusCode::OK, full()),
     }
+}
+
+async fn plain_answer(s: &Shared, api: Api, meta: &Meta<'_>, fault: Fault) -> Response {
+    let delay = s.response_delay.unwrap_or_else(|| {
+        s.ttft
+            .saturating_add(s.chunk_delay.saturating_mul(meta.reasoning + meta.chunks))
+    });
+    plain_with_fault(s, api, delay, fault, || match api {
+        Api::Chat => chat::body(meta),
+        Api::Completions => completions::body(meta),
+        Api::Responses => responses::body(meta),
+        Api::Anthropic | Api::Embeddings => anthropic::body(meta),
+    })
+    .await
+}
+
+async fn embeddings_answer(
+    s: &Shared,
+    req: &AiRequest<'_>,
+    model: &str,
+    prompt_tokens: u64,
+    fault: Fault,
+) -> Response {
+    let inputs = req.input.as_ref().map_or(1, |i| i.0) as u32;
+    let delay = s.response_delay.unwrap_or(s.ttft);
+    plain_with_fault(s, Api::Embeddings, delay, fault, || match req.dimensions {
+        Some(d) if d != u64::from(embeddings::DEFAULT_DIMENSIONS) => {
+            embeddings::body(model, inputs, &embeddings::vector(d as u32), prompt_tokens)
+        }
+        _ => embeddings::body(model, inputs, &s.embedding, prompt_tokens),
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! The built-in mock AI proxy (`soakd mock`): a realistic, fault- and leak-injecting stand-in
-//! for an OpenAI- or Anthropic-compatible proxy, used for demos and as the target of every
-//! integration test.
+//! for an OpenAI- or Anthropic-compatible proxy (chat, Responses, legacy completions,
+//! embeddings, messages), used for demos and as the target of every integration test.
 //!
 //! ```text
 //! soakd mock --ttft 50ms --chunks 32 --leak-bytes-per-request 65536
@@ -12,29 +12,47 @@
 //! with `current_exe mock <MockArgs::to_args()>` and reads the port from the one stdout line.
 //!
 //! # Endpoints
-//! - `POST /v1/chat/completions` (OpenAI). `stream: true` answers `text/event-stream`: a
-//!   role-only chunk (empty content) at once, after `ttft` the first of N content chunks
-//!   (`chunk_delay` apart, `chunk_bytes` characters each), a `finish_reason: "stop"` chunk, a
-//!   usage chunk (`choices: []`) only with `stream_options.include_usage`, then `data: [DONE]`.
-//!   N is `chunks`, lowered by a smaller `max_tokens`/`max_completion_tokens` (1 chunk ≈ 1
-//!   token). Otherwise a `chat.completion` JSON after `response_delay`.
-//! - `POST /v1/messages` (Anthropic): `message_start`, `content_block_start`, `ping`, N ×
-//!   `content_block_delta`, `content_block_stop`, `message_delta` (final cumulative
-//!   `usage.output_tokens` = N), `message_stop`; or a `message` JSON.
+//! Every AI endpoint answers `stream: true` with `text/event-stream` (the head at once, after
+//! `ttft` the first content chunk, `chunk_delay` between content chunks, then the tail) and
+//! otherwise with one JSON body after `response_delay`. An answer has `reasoning_chunks`
+//! reasoning deltas and then N answer chunks of `chunk_bytes` characters, N being `chunks`
+//! lowered by a smaller `max_tokens` / `max_completion_tokens` / `max_output_tokens` (1 chunk ≈
+//! 1 token; a lowered N finishes as `length` / `max_tokens` / `response.incomplete` with
+//! reason `max_output_tokens`). With probability `tool_call_rate` the answer is one tool call
+//! (argument deltas that form a JSON object) and no text. Usage counts reasoning and answer
+//! chunks. The wire formats, one file each under `frames/`:
+//! - `POST /v1/chat/completions` (OpenAI chat): a role-only chunk, `reasoning_content`
+//!   deltas, `content` or `tool_calls` deltas, a finish chunk, a usage chunk (`choices: []`)
+//!   only with `stream_options.include_usage`, `data: [DONE]`; or a `chat.completion`.
+//! - `POST /v1/responses` (OpenAI Responses): typed events (`event:` line = JSON `type`) from
+//!   `response.created` through reasoning-summary, output-text or function-call-arguments
+//!   deltas to `response.completed`; or a `response` object.
+//! - `POST /v1/completions` (legacy): `text_completion` chunks with `choices[].text`, a finish
+//!   chunk, the optional usage chunk, `data: [DONE]` (no reasoning, no tools); or one object.
+//! - `POST /v1/embeddings`: a `list` with one `embedding` (256 numbers, or the request's
+//!   `dimensions`) per input, after `response_delay` or else `ttft`. Never streamed: `stream:
+//!   true`, a missing `input`, more than 2048 inputs or `dimensions` over 8192 are a 400.
+//! - `POST /v1/messages` (Anthropic): `message_start`, `content_block_start`, `ping`, a
+//!   `thinking` block, a `text` or `tool_use` block, `content_block_stop`, `message_delta`
+//!   (final cumulative `usage.output_tokens`), `message_stop`; or a `message`.
 //! - `GET /metrics`: the mock's own registry: `process_*`,
-//!   `soakd_mock_requests_total{endpoint, fault}`, `soakd_mock_streams_active`,
+//!   `soakd_mock_requests_total{endpoint, fault}` (endpoint: `chat_completions`, `responses`,
+//!   `completions`, `embeddings`, `messages`), `soakd_mock_streams_active`,
 //!   `soakd_mock_leaked_{bytes,fds,threads}`, `soakd_mock_sawtooth_bytes`.
 //! - `GET /healthz`: `ok`. Unknown paths: 404 with an error JSON. A body that is not JSON: 400
 //!   with an error JSON in the endpoint's own shape (both shapes have `error.type` and
 //!   `error.message`). `prompt_tokens` is estimated as body bytes / 4.
 //!
 //! # Faults
-//! One cheap draw per request picks at most one fault, with the `*_rate` probabilities:
-//! an HTTP error (`error_status`, `retry-after: 1` on 429/503/529); an in-band error (after half
-//! the chunks an OpenAI `data: {"error":…}` frame or an Anthropic `event: error`, then the end;
-//! non-stream: HTTP 200 with an error JSON); a truncation (the body ends cleanly after half the
-//! chunks, or half the JSON); a stall (headers and half the chunks, then nothing until the
-//! client disconnects or shutdown); garbage (HTTP 200, a body that is neither SSE nor JSON).
+//! One cheap draw per request picks at most one fault, with the `*_rate` probabilities, in
+//! the shape of the endpoint's API: an HTTP error (`error_status`, `retry-after: 1` on
+//! 429/503/529, an OpenAI or Anthropic error body); an in-band error (after half the content
+//! chunks the API's error frame — OpenAI `data: {"error":…}`, Responses `error` then
+//! `response.failed`, Anthropic `event: error` — then the end; non-stream: HTTP 200 with an
+//! error object, for Responses a `failed` response); a truncation (the body ends cleanly after
+//! half the content chunks, with no terminator and no `response.completed`, or after half the
+//! JSON); a stall (headers and half the chunks, then nothing until the client disconnects or
+//! shutdown); garbage (HTTP 200, a body that is neither SSE nor JSON).
 //!
 //! # Leaks
 //! `leak_bytes_per_request`, `plateau_bytes`, `leak_fd_every`, `leak_thread_every` and the
@@ -127,6 +145,8 @@ pub async fn serve(
         chunk_delay = ?args.chunk_delay,
         chunks = args.chunks,
         chunk_bytes = args.chunk_bytes,
+        reasoning_chunks = args.reasoning_chunks,
+        tool_call_rate = args.tool_call_rate,
         response_delay = ?args.response_delay,
         error_rate = args.error_rate,
         error_status = args.error_status,

@@ -57,13 +57,6 @@ impl Fault {
     }
 }
 
-fn endpoint_label(api: Api) -> &'static str {
-    match api {
-        Api::OpenAi => "chat_completions",
-        Api::Anthropic => "messages",
-    }
-}
-
 /// Fault decisions from a lock-free SplitMix64 sequence: cheap, uniform, good enough for
 /// Bernoulli draws, and shared by all workers without a lock or a thread-local.
 pub(crate) struct FaultDice {
@@ -102,6 +95,11 @@ impl FaultDice {
         (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// True with probability `p` (a separate draw from the fault's).
+    pub(crate) fn chance(&self, p: f64) -> bool {
+        p > 0.0 && self.uniform() < p
+    }
+
     /// Decides the fault of one request.
     pub(crate) fn roll(&self) -> Fault {
         if !self.any {
@@ -129,7 +127,7 @@ pub(crate) struct MockMetrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
     /// `soakd_mock_requests_total` handles, `[endpoint][fault]`.
-    requests: [[IntCounter; 7]; 2],
+    requests: [[IntCounter; 7]; 5],
     /// `soakd_mock_streams_active`.
     pub streams_active: IntGauge,
     /// Leak gauges.
@@ -151,10 +149,9 @@ impl MockMetrics {
             &["endpoint", "fault"],
         )?;
         registry.register(Box::new(requests_vec.clone()))?;
-        let row = |api: Api| {
-            Fault::ALL.map(|f| requests_vec.with_label_values(&[endpoint_label(api), f.as_str()]))
-        };
-        let requests = [row(Api::OpenAi), row(Api::Anthropic)];
+        let requests = Api::ALL.map(|api| {
+            Fault::ALL.map(|f| requests_vec.with_label_values(&[api.label(), f.as_str()]))
+        });
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
@@ -192,12 +189,8 @@ impl MockMetrics {
 
     /// Counts one request.
     pub(crate) fn count(&self, api: Api, fault: Fault) {
-        let e = match api {
-            Api::OpenAi => 0,
-            Api::Anthropic => 1,
-        };
         let f = Fault::ALL.iter().position(|x| *x == fault).unwrap_or(0);
-        self.requests[e][f].inc();
+        self.requests[api.index()][f].inc();
     }
 }
 
@@ -209,6 +202,10 @@ pub(crate) struct Shared {
     pub chunk_delay: Duration,
     /// Chunks per answer before the `max_tokens` cap.
     pub chunks: u32,
+    /// Reasoning chunks before the answer (APIs that have reasoning).
+    pub reasoning_chunks: u32,
+    /// Fraction of answers that are a tool call (APIs that have tools).
+    pub tool_call_rate: f64,
     /// Fixed non-stream delay, or `None` for `ttft + chunks × chunk_delay`.
     pub response_delay: Option<Duration>,
     /// `error_rate` status.
@@ -216,9 +213,11 @@ pub(crate) struct Shared {
     /// Text of one content chunk.
     pub text: String,
     /// Precomputed HTTP error bodies for `error_rate`, per API.
-    pub error_bodies: [Bytes; 2],
+    pub error_bodies: [Bytes; 5],
     /// Precomputed in-band (HTTP 200) error bodies, per API.
-    pub inband_error_bodies: [Bytes; 2],
+    pub inband_error_bodies: [Bytes; 5],
+    /// The JSON text of the embeddings vector of the default length.
+    pub embedding: String,
     /// Fault decisions.
     pub dice: FaultDice,
     /// Per-request leaks.
@@ -246,17 +245,14 @@ impl Shared {
             ttft: args.ttft,
             chunk_delay: args.chunk_delay,
             chunks: args.chunks,
+            reasoning_chunks: args.reasoning_chunks,
+            tool_call_rate: args.tool_call_rate,
             response_delay: args.response_delay,
             error_status: args.error_status,
             text: frames::chunk_text(args.chunk_bytes as usize),
-            error_bodies: [
-                frames::error_body(Api::OpenAi, args.error_status, &injected),
-                frames::error_body(Api::Anthropic, args.error_status, &injected),
-            ],
-            inband_error_bodies: [
-                frames::error_body(Api::OpenAi, 500, inband),
-                frames::error_body(Api::Anthropic, 529, inband),
-            ],
+            error_bodies: Api::ALL.map(|a| frames::error_body(a, args.error_status, &injected)),
+            inband_error_bodies: Api::ALL.map(|a| frames::inband_error_body(a, inband)),
+            embedding: frames::embeddings::vector(frames::embeddings::DEFAULT_DIMENSIONS),
             dice: FaultDice::new(args, seed),
             leaks,
             metrics,
@@ -268,14 +264,6 @@ impl Shared {
     /// The next answer number.
     pub(crate) fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// Index of an API in the per-API arrays.
-pub(crate) fn api_index(api: Api) -> usize {
-    match api {
-        Api::OpenAi => 0,
-        Api::Anthropic => 1,
     }
 }
 
@@ -309,6 +297,15 @@ mod tests {
                 Fault::ALL[i].as_str()
             );
         }
+    }
+
+    #[test]
+    fn chance_is_a_separate_fraction() {
+        let dice = FaultDice::new(&MockArgs::default(), 99);
+        let n = (0..100_000).filter(|_| dice.chance(0.3)).count() as f64;
+        assert!((n / 1e5 - 0.3).abs() < 0.01, "{n}");
+        assert!((0..1000).all(|_| !dice.chance(0.0)));
+        assert!((0..1000).all(|_| dice.chance(1.0)));
     }
 
     #[test]
