@@ -24,6 +24,7 @@ use crate::monitor::Monitor;
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
+use crate::upstream::{Tracker, Upstream};
 use crate::verdict::{ExitVerdict, Thresholds};
 
 /// A failure that stops the run before it produced a verdict.
@@ -46,6 +47,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error("cannot start the admin thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// The embedded mock, running as a child process.
@@ -117,6 +120,7 @@ pub struct App {
     monitor: Arc<Monitor>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
+    upstream: Option<Upstream>,
 }
 
 impl App {
@@ -159,6 +163,36 @@ impl App {
             }
         };
         let client = crate::client::build_http_client(&config.client)?;
+        let (two_sided, upstream) = match &config.upstream {
+            None => (None, None),
+            Some(u) => {
+                let names: Vec<String> = config.scenarios.iter().map(|s| s.name.clone()).collect();
+                let mut tracker = Tracker::new(
+                    &metrics,
+                    &names,
+                    u.max_tracked,
+                    config.client.stream_timeout + u.orphan_after,
+                    u.orphan_after,
+                );
+                if let Some((name, scale)) = &u.overhead_header {
+                    tracker = tracker.with_overhead_header(name.clone(), *scale);
+                }
+                let tracker = Arc::new(tracker);
+                let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
+                tracing::info!(
+                    addr = %up.addr(),
+                    "upstream listening on http://{} (point the proxy's provider here)",
+                    up.addr()
+                );
+                if config.mock.chunk_delay < crate::upstream::measure::SENT_APART {
+                    tracing::warn!(
+                        chunk_delay = ?config.mock.chunk_delay,
+                        "mock.chunk_delay is under 10ms: buffering and coalesced chunks cannot be seen"
+                    );
+                }
+                (Some(tracker), Some(up))
+            }
+        };
         let stats = Arc::new(Stats::new());
         let signals = Arc::new(LoadSignals::default());
         let engine = Engine::build(EngineParts {
@@ -179,6 +213,7 @@ impl App {
             metrics: metrics.clone(),
             stats: stats.clone(),
             signals: signals.clone(),
+            two_sided: two_sided.clone(),
         })?;
         let monitor = Arc::new(Monitor::new(
             config.monitor.clone(),
@@ -208,6 +243,7 @@ impl App {
             monitor,
             admin,
             mock,
+            upstream,
         })
     }
 
@@ -226,6 +262,7 @@ impl App {
             monitor,
             admin,
             mock,
+            upstream,
         } = self;
         let side_stop = CancellationToken::new();
         if let Ok(addr) = admin.local_addr() {
@@ -268,6 +305,9 @@ impl App {
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        if let Some(u) = upstream {
+            u.stop().await;
+        }
         if let Some(m) = mock {
             m.stop().await;
         }

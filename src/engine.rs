@@ -29,11 +29,12 @@ use tokio_util::task::TaskTracker;
 
 use prometheus::IntCounter;
 
-use crate::client::{ClientSettings, Exchange, RequestSpec, ScenarioMetrics};
+use crate::client::{ClientSettings, Exchange, RequestSpec, ScenarioMetrics, Tag};
 use crate::metrics::{label_enum, Metrics};
 use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Phase, Plan};
 use crate::signals::LoadSignals;
 use crate::stats::{Series, Stats};
+use crate::upstream::{marker, Tracker};
 use crate::workload::{cancel_for, BodyTemplate, Picker, Scenario};
 
 label_enum! {
@@ -173,6 +174,8 @@ struct Shared {
     signals: Arc<LoadSignals>,
     state: Arc<EngineState>,
     trace_requests: bool,
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    two_sided: Option<Arc<Tracker>>,
 }
 
 /// The load engine, built and ready to run.
@@ -210,6 +213,8 @@ pub struct EngineParts {
     pub metrics: Arc<Metrics>,
     pub stats: Arc<Stats>,
     pub signals: Arc<LoadSignals>,
+    /// Tag each request with a soakd id and report it to this tracker (two-sided soak).
+    pub two_sided: Option<Arc<Tracker>>,
 }
 
 impl Engine {
@@ -247,6 +252,7 @@ impl Engine {
                 signals: p.signals,
                 state: Arc::new(EngineState::new()),
                 trace_requests: p.trace_requests,
+                two_sided: p.two_sided,
             }),
             plan: p.plan,
             duration: p.duration,
@@ -491,10 +497,12 @@ impl Pacer {
         shared.stats.record(Series::ScheduleLag, lag);
         shared.metrics.in_flight_requests.inc();
         shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
+        let (body, tag) = shared.body(i, rng);
         batch.push(Due {
             permit,
             scenario: i,
-            body: sc.template.body(rng),
+            body,
+            tag,
             cancel: cancel_for(sc.scenario.cancel.as_ref(), rng),
             intended,
             phase,
@@ -542,6 +550,7 @@ struct Due {
     permit: tokio::sync::OwnedSemaphorePermit,
     scenario: usize,
     body: bytes::Bytes,
+    tag: Option<Tag>,
     cancel: Option<crate::client::CancelAt>,
     intended: Instant,
     phase: Phase,
@@ -552,31 +561,66 @@ async fn request_task(shared: Arc<Shared>, due: Due, abort: CancellationToken) {
         permit,
         scenario,
         body,
+        tag,
         cancel,
         intended,
         phase,
     } = due;
-    send(&shared, scenario, body, intended, phase, cancel, &abort).await;
+    let request = Request {
+        scenario,
+        body,
+        tag,
+        intended,
+        phase,
+        cancel,
+    };
+    send(&shared, request, &abort).await;
     shared.metrics.in_flight_requests.dec();
     drop(permit);
 }
 
-/// Sends one request; the exchange records it, an abort included (as cancelled).
-async fn send(
-    shared: &Shared,
-    i: usize,
+/// One request, ready to send.
+struct Request {
+    scenario: usize,
     body: bytes::Bytes,
+    tag: Option<Tag>,
     intended: Instant,
     phase: Phase,
     cancel: Option<crate::client::CancelAt>,
-    abort: &CancellationToken,
-) {
+}
+
+impl Shared {
+    /// A body for scenario `i`, carrying a new soakd id while the two-sided soak is on.
+    fn body(&self, i: usize, rng: &mut SmallRng) -> (bytes::Bytes, Option<Tag>) {
+        let template = &self.scenarios[i].template;
+        match &self.two_sided {
+            Some(t) => {
+                let id = t.next_id();
+                let body = template.body_tagged(rng, Some(&marker::id_tag(id)));
+                (body, Some(Tag { id, scenario: i }))
+            }
+            None => (template.body(rng), None),
+        }
+    }
+}
+
+/// Sends one request; the exchange records it, an abort included (as cancelled).
+async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
+    let Request {
+        scenario: i,
+        body,
+        tag,
+        intended,
+        phase,
+        cancel,
+    } = r;
     let sc = &shared.scenarios[i];
     let exchange = Exchange {
         client: &shared.client,
         spec: &sc.spec,
         settings: &shared.settings,
         metrics: &sc.metrics,
+        tracker: shared.two_sided.as_deref(),
     };
     let span = if shared.trace_requests {
         tracing::info_span!(
@@ -591,7 +635,7 @@ async fn send(
         tracing::Span::none()
     };
     let report = tracing::Instrument::instrument(
-        exchange.execute(body, intended, phase, cancel, abort),
+        exchange.execute(body, intended, phase, cancel, abort, tag),
         span.clone(),
     )
     .await;
@@ -621,13 +665,21 @@ async fn closed_user(
     while !stop.is_cancelled() {
         let i = shared.picker.pick(&mut rng);
         let sc = &shared.scenarios[i];
-        let body = sc.template.body(&mut rng);
+        let (body, tag) = shared.body(i, &mut rng);
         let cancel = cancel_for(sc.scenario.cancel.as_ref(), &mut rng);
         let phase = plan.phase_at(start.elapsed());
         let intended = Instant::now();
         shared.metrics.in_flight_requests.inc();
         shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
-        send(&shared, i, body, intended, phase, cancel, &abort).await;
+        let request = Request {
+            scenario: i,
+            body,
+            tag,
+            intended,
+            phase,
+            cancel,
+        };
+        send(&shared, request, &abort).await;
         shared.metrics.in_flight_requests.dec();
         if !plan.think_time.is_zero() {
             tokio::select! {

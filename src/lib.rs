@@ -31,5 +31,6 @@ pub mod stats;
 pub mod sys;
 pub mod telemetry;
 pub mod units;
+pub mod upstream;
 pub mod verdict;
 pub mod workload;

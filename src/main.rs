@@ -63,6 +63,10 @@ struct RunArgs {
     /// Warm-up excluded from growth fits (overrides monitor.warmup).
     #[arg(long)]
     warmup: Option<String>,
+    /// Also serve the proxy's upstream here and measure the proxy from both sides (overrides
+    /// upstream.listen).
+    #[arg(long)]
+    upstream_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
         sample_interval: args.sample_interval.clone(),
         growth_windows: args.growth_windows.clone(),
         warmup: args.warmup.clone(),
+        upstream_listen: args.upstream_listen.clone(),
     };
     let env = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides)?.validate()

@@ -181,6 +181,25 @@ catalog! {
         "RSS after the last burst settled minus RSS just before it.";
     leak_suspected: IntGaugeVec = "soakd_leak_suspected", ["process", "resource"],
         "1 when the growth of the resource passes the configured leak thresholds.";
+    // Two-sided soak (only while [upstream] is on)
+    proxy_added_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_added_seconds", ["scenario", "stage"],
+        "Time the proxy adds: send to upstream receive (request), client TTFT minus the upstream's own (first_token), upstream send to client receive per chunk (chunk).";
+    proxy_buffered_streams_total: IntCounterVec = "soakd_proxy_buffered_streams_total", ["scenario"],
+        "Streams whose chunks the proxy held back and released together.";
+    proxy_coalesced_chunks_total: IntCounterVec = "soakd_proxy_coalesced_chunks_total", ["scenario"],
+        "Content chunks that arrived bunched with an earlier one although sent apart.";
+    upstream_requests_total: IntCounterVec = "soakd_upstream_requests_total", ["scenario"],
+        "Requests soakd's upstream received (scenario untagged: no soakd id found).";
+    proxy_retries_total: IntCounterVec = "soakd_proxy_retries_total", ["scenario"],
+        "Upstream requests beyond the first for one soakd request.";
+    proxy_cancel_propagation_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_cancel_propagation_seconds", ["scenario"],
+        "Client cancel or timeout to the upstream seeing the disconnect.";
+    proxy_orphaned_streams: IntGaugeVec = "soakd_proxy_orphaned_streams", ["scenario"],
+        "Upstream streams still generating orphan_after after their client side ended.";
+    proxy_orphaned_streams_total: IntCounterVec = "soakd_proxy_orphaned_streams_total", ["scenario"],
+        "Upstream streams that became orphans.";
+    proxy_reported_overhead_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_reported_overhead_seconds", ["scenario"],
+        "The proxy's own overhead claim, from the configured response header.";
     // Verdicts
     threshold_passing: IntGaugeVec = "soakd_threshold_passing", ["threshold"],
         "1 while the configured threshold holds, 0 once it fails.";
@@ -207,6 +226,12 @@ pub fn latency_buckets() -> Vec<f64> {
 /// Chunk-gap buckets: 100 µs × 1.5ⁿ up to about 65 s.
 pub fn chunk_gap_buckets() -> Vec<f64> {
     exp_buckets(0.0001, 1.5, 34)
+}
+
+/// Buckets of what a proxy adds: 10 µs × 2ⁿ up to about 5.6 minutes (an in-house Rust proxy
+/// adds tens of microseconds, a buffering one whole streams).
+pub fn proxy_buckets() -> Vec<f64> {
+    exp_buckets(0.000_01, 2.0, 26)
 }
 
 /// Schedule-lag buckets: 10 µs × 2ⁿ up to about 84 s.

@@ -779,7 +779,7 @@ use soakd::client::{ApiKind, DeltaKind};
 fn drive(api: ApiKind, body: &[u8]) -> (Outcome, Vec<DeltaKind>, Option<u64>) {
     let mut d = StreamDriver::new(api, 1 << 20);
     let mut kinds = Vec::new();
-    let v = d.push(body, |k, _| {
+    let v = d.push(body, |k, _, _| {
         kinds.push(k);
         std::ops::ControlFlow::Continue(())
     });

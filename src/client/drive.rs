@@ -57,21 +57,21 @@ impl StreamDriver {
         }
     }
 
-    /// Feeds one network chunk. `on_content` is called for every content event with its kind
-    /// and decoded length; it may end the stream by returning `Break` with a verdict (a
-    /// client-side cancel). Returns the verdict once the stream has one; the driver must not
+    /// Feeds one network chunk. `on_content` is called for every content event with its kind,
+    /// decoded length and raw `data`; it may end the stream by returning `Break` with a verdict
+    /// (a client-side cancel). Returns the verdict once the stream has one; the driver must not
     /// be fed after that.
     pub fn push(
         &mut self,
         chunk: &[u8],
-        mut on_content: impl FnMut(DeltaKind, usize) -> ControlFlow<Verdict>,
+        mut on_content: impl FnMut(DeltaKind, usize, &str) -> ControlFlow<Verdict>,
     ) -> Option<Verdict> {
         let parser = &mut self.parser;
         let mut verdict = None;
         let pushed = self.reader.push(chunk, |ev| {
             let v = match parser.on_event(ev) {
                 Step::Ignore => return ControlFlow::Continue(()),
-                Step::Content { bytes, kind } => match on_content(kind, bytes) {
+                Step::Content { bytes, kind } => match on_content(kind, bytes, ev.data) {
                     ControlFlow::Continue(()) => return ControlFlow::Continue(()),
                     ControlFlow::Break(v) => v,
                 },

@@ -46,6 +46,8 @@ use super::record::{Finished, ScenarioMetrics};
 use super::stream::{parse_body, DeltaKind};
 use super::{ClientSettings, RequestSpec};
 use crate::plan::Phase;
+use crate::upstream::measure::ClientEnd;
+use crate::upstream::{marker, ClientStamps, Tracker};
 
 /// Most bytes read from a response after its outcome is known, to reuse the connection.
 pub const DRAIN_CAP: usize = 64 * 1024;
@@ -72,6 +74,21 @@ pub struct Exchange<'a> {
     pub settings: &'a ClientSettings,
     /// The scenario's metric handles (Prometheus and HDR).
     pub metrics: &'a ScenarioMetrics,
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    pub tracker: Option<&'a Tracker>,
+}
+
+/// A request's soakd id in a two-sided soak, and its scenario's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub id: u64,
+    pub scenario: usize,
+}
+
+/// The client side of a two-sided request while it runs.
+struct TwoSided {
+    tag: Tag,
+    stamps: ClientStamps,
 }
 
 /// What happened to one request (everything is also already in the metrics).
@@ -106,6 +123,7 @@ struct Progress {
     stream_opened: bool,
     status: Option<u16>,
     detail: &'static str,
+    two_sided: Option<TwoSided>,
 }
 
 /// Decrements `streams_active` when the stream ends, however it ends.
@@ -139,9 +157,20 @@ impl Exchange<'_> {
         phase: Phase,
         cancel: Option<CancelAt>,
         abort: &CancellationToken,
+        tag: Option<Tag>,
     ) -> RequestReport {
         let start = Instant::now();
         let mut prog = Progress::default();
+        let link = match (self.tracker, tag) {
+            (Some(t), Some(tag)) => {
+                prog.two_sided = Some(TwoSided {
+                    tag,
+                    stamps: ClientStamps::default(),
+                });
+                Some(t.open(tag.id, tag.scenario, start.into_std()))
+            }
+            _ => None,
+        };
         let chunk_cancel = match cancel {
             Some(CancelAt::AfterChunks(n)) => Some(u64::from(n)),
             _ => None,
@@ -172,6 +201,19 @@ impl Exchange<'_> {
             output_tokens,
             unknown_events: prog.unknown_events,
         });
+        if let (Some(t), Some(link), Some(two)) = (self.tracker, link, prog.two_sided.take()) {
+            let how = match outcome {
+                Outcome::Cancelled | Outcome::Timeout => ClientEnd::GaveUp,
+                _ => ClientEnd::Finished,
+            };
+            t.client_done(
+                two.tag.id,
+                &link,
+                how,
+                Instant::now().into_std(),
+                two.stamps,
+            );
+        }
         if !outcome.is_success() {
             self.spec
                 .warn
@@ -200,12 +242,14 @@ impl Exchange<'_> {
         prog: &mut Progress,
     ) -> (Outcome, Leftover) {
         let head_deadline = start + self.settings.request_timeout;
-        let send = self
+        let mut req = self
             .client
             .post(self.spec.url.clone())
-            .headers(self.spec.headers.clone())
-            .body(body)
-            .send();
+            .headers(self.spec.headers.clone());
+        if let Some(two) = &prog.two_sided {
+            req = req.header(marker::ID_HEADER, &marker::hex16(two.tag.id)[..]);
+        }
+        let send = req.body(body).send();
         let resp = match timeout_at(head_deadline, send).await {
             Err(_) => {
                 prog.detail = "no response head within the request timeout";
@@ -223,6 +267,9 @@ impl Exchange<'_> {
         };
         let status = resp.status();
         prog.status = Some(status.as_u16());
+        if let (Some(two), Some(t)) = (&mut prog.two_sided, self.tracker) {
+            two.stamps.reported_overhead = t.reported_overhead(resp.headers());
+        }
         if let Some(o) = classify_status(status) {
             prog.detail = "error status";
             return (o, Some(resp));
@@ -324,8 +371,13 @@ impl Exchange<'_> {
             };
             self.count_bytes(prog, chunk.len());
             let now = Instant::now();
-            let pushed = driver.push(&chunk, |kind, _| {
+            let pushed = driver.push(&chunk, |kind, _, data| {
                 self.content(prog, intended, now, kind);
+                if let Some(two) = &mut prog.two_sided {
+                    let at = now.into_std();
+                    two.stamps.first_content.get_or_insert(at);
+                    two.stamps.event(data.as_bytes(), at);
+                }
                 if chunk_cancel.is_some_and(|n| prog.chunks >= n) {
                     return ControlFlow::Break(Verdict::drop(Outcome::Cancelled, ""));
                 }

@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 pub use classify::RequestWarnings;
-pub use exchange::{CancelAt, Exchange, RequestReport};
+pub use exchange::{CancelAt, Exchange, RequestReport, Tag};
 pub use outcome::{Outcome, StreamResult};
 pub use record::{Finished, ScenarioMetrics};
 pub use settings::{ClientSettings, HttpVersion, RawTarget, Secret, TargetSettings, TlsSettings};

@@ -45,7 +45,7 @@ fn run(api: ApiKind, pieces: &[&[u8]]) -> (Outcome, Vec<DeltaKind>, Option<u64>)
     let mut kinds = Vec::new();
     let mut verdict: Option<Verdict> = None;
     for p in pieces {
-        verdict = d.push(p, |k, bytes| {
+        verdict = d.push(p, |k, bytes, _| {
             assert!(bytes > 0, "content events carry output");
             kinds.push(k);
             ControlFlow::Continue(())
@@ -469,7 +469,7 @@ fn invalid_utf8_and_oversize_events_are_protocol_errors() {
         let (o, _, _) = run(api, &[b"data: \xff\xfe\n\n"]);
         assert_eq!(o, Outcome::ProtocolError, "{api}");
         let mut d = StreamDriver::new(api, 16);
-        let v = d.push(b"data: 0123456789abcdef0123\n\n", |_, _| {
+        let v = d.push(b"data: 0123456789abcdef0123\n\n", |_, _, _| {
             ControlFlow::Continue(())
         });
         assert_eq!(v.map(|v| v.outcome), Some(Outcome::ProtocolError), "{api}");
@@ -486,7 +486,7 @@ fn unknown_events_are_counted_per_stream() {
     ]
     .concat();
     assert_eq!(
-        d.push(body.as_bytes(), |_, _| ControlFlow::Continue(())),
+        d.push(body.as_bytes(), |_, _, _| ControlFlow::Continue(())),
         None
     );
     assert_eq!(d.unknown_events(), 2);
@@ -499,7 +499,7 @@ fn a_cancel_from_the_content_callback_ends_the_stream() {
     let body = responses_cases().remove(0).body;
     let mut d = StreamDriver::new(ApiKind::OpenAiResponses, DEFAULT_MAX_EVENT_BYTES);
     let mut seen = 0;
-    let v = d.push(body.as_bytes(), |_, _| {
+    let v = d.push(body.as_bytes(), |_, _, _| {
         seen += 1;
         if seen == 2 {
             ControlFlow::Break(Verdict::drop(Outcome::Cancelled, ""))

@@ -191,11 +191,19 @@ impl Harness {
             spec,
             settings: &self.settings,
             metrics: &self.sm,
+            tracker: None,
         };
         let body = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
         timeout(
             T,
-            ex.execute(body, Instant::now(), Phase::Steady, cancel, &self.abort),
+            ex.execute(
+                body,
+                Instant::now(),
+                Phase::Steady,
+                cancel,
+                &self.abort,
+                None,
+            ),
         )
         .await
         .expect("execute did not finish")

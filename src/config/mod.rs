@@ -13,7 +13,8 @@
 //! [`crate::client::settings`], `[load]` is [`crate::plan::settings`], `[monitor]` is
 //! [`crate::monitor::settings`], `[thresholds]` is [`crate::verdict::settings`],
 //! `[[scenarios]]` is [`crate::workload::settings`], `[mock]` is
-//! [`crate::mock::MockArgs`], `[log]`/`[otlp]` are [`crate::telemetry::settings`]. This module
+//! [`crate::mock::MockArgs`], `[log]`/`[otlp]` are [`crate::telemetry::settings`], `[upstream]`
+//! is [`crate::upstream::settings`]. This module
 //! imports them and composes them; no room imports this module. Units, checks and the error
 //! type live in the leaf [`crate::units`].
 
@@ -35,6 +36,7 @@ use crate::monitor::{MonitorSettings, RawMonitor};
 use crate::plan::{Plan, RawLoad};
 use crate::telemetry::{LogSettings, OtlpSettings, RawLog, RawOtlp};
 use crate::units;
+use crate::upstream::{RawUpstream, UpstreamSettings};
 use crate::verdict::{RawThresholds, Thresholds};
 use crate::workload::{RawScenario, Scenario};
 
@@ -65,6 +67,8 @@ pub struct RawConfig {
     pub log: RawLog,
     /// OpenTelemetry trace export.
     pub otlp: RawOtlp,
+    /// The two-sided soak: soakd also serves the proxy's upstream.
+    pub upstream: RawUpstream,
 }
 
 /// `[run]`
@@ -147,6 +151,8 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     pub log: LogSettings,
     pub otlp: Option<OtlpSettings>,
+    /// The two-sided soak, when `[upstream] listen` is set.
+    pub upstream: Option<UpstreamSettings>,
 }
 
 impl RawConfig {
@@ -170,6 +176,10 @@ impl RawConfig {
         if target.url.is_none() {
             self.mock.validate()?;
         }
+        let upstream = self.upstream.validate()?;
+        if upstream.is_some() {
+            self.check_two_sided(&target)?;
+        }
         let admin_listen = self.admin.listen.parse().map_err(|_| {
             ConfigError::invalid(
                 "admin.listen",
@@ -190,7 +200,81 @@ impl RawConfig {
             admin_listen,
             log: self.log.validate()?,
             otlp: self.otlp.validate()?,
+            upstream,
         })
+    }
+
+    /// With `[upstream]` on: a target (the proxy) is required, and the mock knobs that mean
+    /// nothing in-process (`listen`, `pid_file`, `exit_after`) or would grow soakd's own RSS
+    /// (the leak knobs) are refused.
+    fn check_two_sided(&self, target: &TargetSettings) -> Result<(), ConfigError> {
+        if target.url.is_none() {
+            return Err(ConfigError::invalid(
+                "target.url",
+                "(unset)",
+                "[upstream] needs the proxy under test as the target; soakd's upstream is its \
+                 provider",
+            ));
+        }
+        let m = &self.mock;
+        let d = MockArgs::default();
+        let refused: [(&str, bool, &str); 9] = [
+            (
+                "listen",
+                m.listen != d.listen,
+                "the upstream listens on upstream.listen",
+            ),
+            (
+                "pid_file",
+                m.pid_file.is_some(),
+                "the upstream runs inside soakd",
+            ),
+            (
+                "exit_after",
+                m.exit_after.is_some(),
+                "the upstream runs inside soakd",
+            ),
+            (
+                "leak_bytes_per_request",
+                m.leak_bytes_per_request > 0,
+                "it would grow soakd's own RSS",
+            ),
+            (
+                "leak_fd_every",
+                m.leak_fd_every.is_some(),
+                "it would leak soakd's own fds",
+            ),
+            (
+                "leak_thread_every",
+                m.leak_thread_every.is_some(),
+                "it would leak soakd's own threads",
+            ),
+            (
+                "sawtooth_bytes",
+                m.sawtooth_bytes.is_some(),
+                "it would grow soakd's own RSS",
+            ),
+            (
+                "plateau_bytes",
+                m.plateau_bytes.is_some(),
+                "it would grow soakd's own RSS",
+            ),
+            (
+                "chunk_bytes",
+                m.chunk_bytes < 7,
+                "each chunk's text carries a sequence marker of up to 7 characters",
+            ),
+        ];
+        for (key, bad, why) in refused {
+            if bad {
+                return Err(ConfigError::invalid(
+                    format!("mock.{key}"),
+                    "(set)",
+                    format!("not allowed while [upstream] is on: {why}"),
+                ));
+            }
+        }
+        m.validate()
     }
 
     /// The effective config as TOML, with header values that carry credentials redacted.

@@ -22,6 +22,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::frames::{Run, MAX_RUNS};
+use super::tap::ProbeGuard;
 
 /// What happens after the content chunks.
 #[derive(Debug)]
@@ -109,6 +110,10 @@ pub(crate) struct MockBody {
     /// When the last wait was due (the schedule the next wait counts from).
     due: Option<Instant>,
     stall: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// A tap's probe: told of each chunk (and given a copy of the chunk's text to mark) and
+    /// of the end. `texts[run]` is where the text sits in the run's chunk.
+    probe: Option<ProbeGuard>,
+    texts: [Option<std::ops::Range<usize>>; MAX_RUNS],
     _active: ActiveGuard,
 }
 
@@ -127,8 +132,19 @@ impl MockBody {
             sleep: None,
             due: None,
             stall: None,
+            probe: None,
+            texts: Default::default(),
             _active: ActiveGuard::new(active),
         }
+    }
+
+    /// Reports to `probe`, which may mark each chunk's text (`text`, as the frames carry it).
+    pub(crate) fn with_probe(mut self, probe: ProbeGuard, text: &str) -> Self {
+        for (slot, run) in self.texts.iter_mut().zip(&self.script.runs) {
+            *slot = memchr::memmem::find(&run.chunk, text.as_bytes()).map(|at| at..at + text.len());
+        }
+        self.probe = Some(probe);
+        self
     }
 
     /// Moves to `Wait` until `d` after the previous deadline (the first one counts from now),
@@ -184,7 +200,15 @@ impl Stream for MockBody {
                         this.lead_sent = true;
                         return Poll::Ready(Some(Ok(r.lead.clone())));
                     }
-                    let chunk = r.chunk.clone();
+                    let chunk = match &mut this.probe {
+                        None => r.chunk.clone(),
+                        Some(p) => {
+                            let mut b = bytes::BytesMut::from(&r.chunk[..]);
+                            let text = this.texts[this.run].clone().unwrap_or(0..0);
+                            p.chunk(this.sent, &mut b[text]);
+                            b.freeze()
+                        }
+                    };
                     this.in_run += 1;
                     this.sent += 1;
                     if this.sent < this.total {
@@ -212,7 +236,12 @@ impl Stream for MockBody {
                     this.stall = None;
                     this.phase = Phase::Done;
                 }
-                Phase::Done => return Poll::Ready(None),
+                Phase::Done => {
+                    if let Some(p) = this.probe.take() {
+                        p.complete();
+                    }
+                    return Poll::Ready(None);
+                }
             }
         }
     }

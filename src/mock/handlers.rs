@@ -6,18 +6,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 
 use super::body::{End, MockBody, Script};
 use super::frames::{self, anthropic, chat, completions, embeddings, responses, Api, Meta};
 use super::state::{Fault, Shared};
+use super::tap::{stamp_entry, Entry, ProbeGuard};
 
-/// The mock's routes.
+/// The mock's routes; with a tap, every request is stamped on arrival, before its body is read.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let tapped = shared.tap.is_some();
+    let r = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/responses", post(responses_api))
         .route("/v1/completions", post(completions_api))
@@ -26,7 +29,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .with_state(shared)
+        .with_state(shared);
+    if tapped {
+        r.layer(axum::middleware::from_fn(stamp_entry))
+    } else {
+        r
+    }
+}
+
+/// What a handler knows of a request besides its body.
+struct Arrival {
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
 }
 
 #[derive(serde::Deserialize)]
@@ -129,24 +143,49 @@ impl<'de> serde::Deserialize<'de> for InputCount {
     }
 }
 
-async fn chat_completions(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::Chat, &body).await
+async fn chat_completions(
+    State(s): State<Arc<Shared>>,
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, Api::Chat, &body, Arrival { entry, headers }).await
 }
 
-async fn responses_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::Responses, &body).await
+async fn responses_api(
+    State(s): State<Arc<Shared>>,
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, Api::Responses, &body, Arrival { entry, headers }).await
 }
 
-async fn completions_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::Completions, &body).await
+async fn completions_api(
+    State(s): State<Arc<Shared>>,
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, Api::Completions, &body, Arrival { entry, headers }).await
 }
 
-async fn embeddings_api(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::Embeddings, &body).await
+async fn embeddings_api(
+    State(s): State<Arc<Shared>>,
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, Api::Embeddings, &body, Arrival { entry, headers }).await
 }
 
-async fn messages(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
-    answer(&s, Api::Anthropic, &body).await
+async fn messages(
+    State(s): State<Arc<Shared>>,
+    entry: Option<Extension<Entry>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&s, Api::Anthropic, &body, Arrival { entry, headers }).await
 }
 
 async fn healthz() -> &'static str {
@@ -235,8 +274,26 @@ fn embeddings_problem(req: &AiRequest<'_>) -> Option<String> {
     }
 }
 
-/// One AI request: parse, leak, roll the fault, answer.
-async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
+/// One AI request: tell the tap, answer, and end the tap's probe unless a streamed body took
+/// it (dropped early, e.g. the client left during a non-stream delay, it ends as not
+/// completed).
+async fn answer(s: &Shared, api: Api, raw: &[u8], arrival: Arrival) -> Response {
+    let mut probe = s.tap.as_ref().and_then(|t| {
+        let id = arrival.headers.get(t.id_header()).map(|v| v.as_bytes());
+        let entry = arrival
+            .entry
+            .map_or_else(std::time::Instant::now, |Extension(Entry(at))| at);
+        t.request(entry, id, raw).map(ProbeGuard::new)
+    });
+    let r = answer_with(s, api, raw, &mut probe).await;
+    if let Some(p) = probe {
+        p.complete();
+    }
+    r
+}
+
+/// Parses, leaks, rolls the fault and answers; a streamed answer takes the probe.
+async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeGuard>) -> Response {
     let req: AiRequest<'_> = match serde_json::from_slice(raw) {
         Ok(r) => r,
         Err(e) => {
@@ -274,7 +331,7 @@ async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
     let model = req.model.as_deref().unwrap_or("soakd-mock");
     let prompt_tokens = (raw.len() as u64 / 4).max(1);
     if api == Api::Embeddings {
-        return embeddings_answer(s, &req, model, prompt_tokens, fault).await;
+        return embeddings_answer(s, &req, model, prompt_tokens, fault, probe).await;
     }
 
     let cap = [
@@ -303,9 +360,9 @@ async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
     };
 
     if stream {
-        stream_answer(s, api, &meta, &req, fault)
+        stream_answer(s, api, &meta, &req, fault, probe.take())
     } else {
-        plain_answer(s, api, &meta, fault).await
+        plain_answer(s, api, &meta, fault, probe).await
     }
 }
 
@@ -325,6 +382,7 @@ fn stream_answer(
     meta: &Meta<'_>,
     req: &AiRequest<'_>,
     fault: Fault,
+    probe: Option<ProbeGuard>,
 ) -> Response {
     let include_usage = req
         .stream_options
@@ -354,19 +412,22 @@ fn stream_answer(
         chunk_delay: s.chunk_delay,
         end,
     };
-    sse_response(Body::from_stream(MockBody::new(
-        script,
-        &s.metrics.streams_active,
-    )))
+    let mut body = MockBody::new(script, &s.metrics.streams_active);
+    if let Some(p) = probe {
+        body = body.with_probe(p, meta.text);
+    }
+    sse_response(Body::from_stream(body))
 }
 
-/// A non-stream stall: headers, then a body that never comes.
-fn stalled_json(s: &Shared) -> Response {
+/// A non-stream stall: headers, then a body that never comes (it takes the probe, so the
+/// stall ends it).
+fn stalled_json(s: &Shared, probe: &mut Option<ProbeGuard>) -> Response {
     let script = Script::empty(Bytes::new(), Duration::ZERO, End::Stall(s.stop.clone()));
-    let mut r = Response::new(Body::from_stream(MockBody::new(
-        script,
-        &s.metrics.streams_active,
-    )));
+    let mut body = MockBody::new(script, &s.metrics.streams_active);
+    if let Some(p) = probe.take() {
+        body = body.with_probe(p, "");
+    }
+    let mut r = Response::new(Body::from_stream(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -380,10 +441,11 @@ async fn plain_with_fault(
     api: Api,
     delay: Duration,
     fault: Fault,
+    probe: &mut Option<ProbeGuard>,
     full: impl FnOnce() -> Bytes,
 ) -> Response {
     if fault == Fault::Stall {
-        return stalled_json(s);
+        return stalled_json(s, probe);
     }
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -400,12 +462,18 @@ async fn plain_with_fault(
     }
 }
 
-async fn plain_answer(s: &Shared, api: Api, meta: &Meta<'_>, fault: Fault) -> Response {
+async fn plain_answer(
+    s: &Shared,
+    api: Api,
+    meta: &Meta<'_>,
+    fault: Fault,
+    probe: &mut Option<ProbeGuard>,
+) -> Response {
     let delay = s.response_delay.unwrap_or_else(|| {
         s.ttft
             .saturating_add(s.chunk_delay.saturating_mul(meta.reasoning + meta.chunks))
     });
-    plain_with_fault(s, api, delay, fault, || match api {
+    plain_with_fault(s, api, delay, fault, probe, || match api {
         Api::Chat => chat::body(meta),
         Api::Completions => completions::body(meta),
         Api::Responses => responses::body(meta),
@@ -420,14 +488,17 @@ async fn embeddings_answer(
     model: &str,
     prompt_tokens: u64,
     fault: Fault,
+    probe: &mut Option<ProbeGuard>,
 ) -> Response {
     let inputs = req.input.as_ref().map_or(1, |i| i.0) as u32;
     let delay = s.response_delay.unwrap_or(s.ttft);
-    plain_with_fault(s, Api::Embeddings, delay, fault, || match req.dimensions {
-        Some(d) if d != u64::from(embeddings::DEFAULT_DIMENSIONS) => {
-            embeddings::body(model, inputs, &embeddings::vector(d as u32), prompt_tokens)
+    plain_with_fault(s, Api::Embeddings, delay, fault, probe, || {
+        match req.dimensions {
+            Some(d) if d != u64::from(embeddings::DEFAULT_DIMENSIONS) => {
+                embeddings::body(model, inputs, &embeddings::vector(d as u32), prompt_tokens)
+            }
+            _ => embeddings::body(model, inputs, &s.embedding, prompt_tokens),
         }
-        _ => embeddings::body(model, inputs, &s.embedding, prompt_tokens),
     })
     .await
 }

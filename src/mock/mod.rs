@@ -73,6 +73,7 @@ mod frames;
 mod handlers;
 mod leak;
 mod state;
+mod tap;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -86,6 +87,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use args::MockArgs;
+pub use tap::{Probe, Tap};
 
 use crate::units::ConfigError;
 
@@ -135,9 +137,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), MockError> {
+    serve_with_tap(args, listener, shutdown, None).await
+}
+
+/// [`serve`], reporting every request and stream to `tap` (see [`Tap`]).
+pub async fn serve_with_tap(
+    args: MockArgs,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    tap: Option<Arc<dyn Tap>>,
+) -> Result<(), MockError> {
     args.validate()?;
     let stop = shutdown.child_token();
-    let shared = Arc::new(state::Shared::new(&args, stop.clone(), random_seed())?);
+    let mut shared = state::Shared::new(&args, stop.clone(), random_seed())?;
+    shared.tap = tap;
+    let shared = Arc::new(shared);
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,

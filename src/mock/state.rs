@@ -226,6 +226,8 @@ pub(crate) struct Shared {
     pub metrics: MockMetrics,
     /// Cancelled on shutdown (or `exit_after`): ends stalls.
     pub stop: CancellationToken,
+    /// An observer of requests and streams (the two-sided soak's upstream).
+    pub tap: Option<std::sync::Arc<dyn super::tap::Tap>>,
     /// Answer ids.
     seq: AtomicU64,
 }
@@ -257,6 +259,7 @@ impl Shared {
             leaks,
             metrics,
             stop,
+            tap: None,
             seq: AtomicU64::new(seed >> 40),
         })
     }

@@ -119,6 +119,13 @@ impl BodyTemplate {
 
     /// Builds one request body.
     pub fn body(&self, rng: &mut impl Rng) -> Bytes {
+        self.body_tagged(rng, None)
+    }
+
+    /// Builds one request body whose last user text ends with `tag` (plain ASCII, inserted
+    /// before the text's closing quote), the two-sided soak's request id. A conversation
+    /// whose last user message has no string text carries no tag.
+    pub fn body_tagged(&self, rng: &mut impl Rng, tag: Option<&[u8]>) -> Bytes {
         let n = if self.shape == Shape::Inputs {
             self.inputs as usize
         } else {
@@ -131,6 +138,16 @@ impl BodyTemplate {
         let mut out =
             Vec::with_capacity(self.prefix.len() + self.suffix.len() + USER_OPEN.len() + n * guess);
         out.extend_from_slice(&self.prefix);
+        // Every text is a JSON string literal ending in its quote; the last one gets the tag.
+        let mut written = 0;
+        let mut tagged = |out: &mut Vec<u8>| {
+            written += 1;
+            if let (Some(tag), true) = (tag, written == n) {
+                let quote = out.pop();
+                out.extend_from_slice(tag);
+                out.extend(quote);
+            }
+        };
         match &self.prompts {
             Prompts::Synthetic(lengths) => self.wrap(&mut out, n, |out| {
                 let chars = lengths.sample(rng) as usize * CHARS_PER_TOKEN;
@@ -138,11 +155,20 @@ impl BodyTemplate {
                 out.push(b'"');
                 out.extend_from_slice(synthetic_prompt(rng, chars).as_bytes());
                 out.push(b'"');
+                tagged(out);
             }),
             Prompts::File(prompts) => {
                 let first = &prompts[rng.random_range(0..prompts.len())];
                 match first {
-                    FilePrompt::Conversation(c) => out.extend_from_slice(c.as_bytes()),
+                    FilePrompt::Conversation(c, at) => match (tag, at) {
+                        (Some(tag), Some(at)) => {
+                            let (head, tail) = c.as_bytes().split_at(*at as usize);
+                            out.extend_from_slice(head);
+                            out.extend_from_slice(tag);
+                            out.extend_from_slice(tail);
+                        }
+                        _ => out.extend_from_slice(c.as_bytes()),
+                    },
                     FilePrompt::Text(_) => {
                         let mut next = Some(first);
                         self.wrap(&mut out, n, |out| {
@@ -150,8 +176,9 @@ impl BodyTemplate {
                                 .take()
                                 .unwrap_or_else(|| &prompts[rng.random_range(0..prompts.len())]);
                             // Conversations never reach an API that takes several inputs.
-                            let (FilePrompt::Text(t) | FilePrompt::Conversation(t)) = p;
+                            let (FilePrompt::Text(t) | FilePrompt::Conversation(t, _)) = p;
                             out.extend_from_slice(t.as_bytes());
+                            tagged(out);
                         });
                     }
                 }
@@ -332,6 +359,7 @@ mod tests {
         let text = |s: &str| FilePrompt::Text(serde_json::to_string(s).unwrap().into_boxed_str());
         let conv = FilePrompt::Conversation(
             r#"[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}],"system":"sys""#.into(),
+            None,
         );
         let mut seen = BTreeSet::new();
         for api in [

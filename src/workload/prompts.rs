@@ -38,8 +38,10 @@ pub enum FilePrompt {
     Text(Box<str>),
     /// A whole conversation, already the value of the field soakd builds (`messages` or
     /// `input`). For Anthropic it may go on with `,"system":…`, a member that follows the
-    /// `messages` value in the body object.
-    Conversation(Box<str>),
+    /// `messages` value in the body object. The offset is where the last user message's text
+    /// ends (before its closing quote), where a two-sided soak appends the request id; `None`
+    /// when the last user message has no text string.
+    Conversation(Box<str>, Option<u32>),
 }
 
 /// What a prompts file holds, beyond the prompts themselves.
@@ -150,7 +152,7 @@ fn conversation(m: &Value, api: ApiKind) -> Result<(FilePrompt, bool), String> {
     }
     match api {
         ApiKind::OpenAiChat | ApiKind::OpenAiResponses => {
-            Ok((FilePrompt::Conversation(json(m).into_boxed_str()), false))
+            Ok((tagged_conversation(msgs, ""), false))
         }
         ApiKind::AnthropicMessages => {
             let (system, rest) = match msgs.split_first() {
@@ -167,21 +169,55 @@ fn conversation(m: &Value, api: ApiKind) -> Result<(FilePrompt, bool), String> {
             if rest.is_empty() {
                 return Err("no user or assistant message after the system message".into());
             }
-            let mut out = json(&Value::Array(rest.to_vec()));
-            if let Some(content) = system {
-                out.push_str(",\"system\":");
-                out.push_str(&json(content));
-            }
-            Ok((
-                FilePrompt::Conversation(out.into_boxed_str()),
-                system.is_some(),
-            ))
+            let after = match system {
+                Some(content) => format!(",\"system\":{}", json(content)),
+                None => String::new(),
+            };
+            Ok((tagged_conversation(rest, &after), system.is_some()))
         }
         ApiKind::OpenAiCompletions | ApiKind::OpenAiEmbeddings => Err(format!(
             "a \"messages\" line needs a chat API (openai, openai-responses or anthropic); \
              {api} takes text: a JSON string or {{\"prompt\": …}}"
         )),
     }
+}
+
+/// Where a request id can go: the end of the last user message's text (its `content`
+/// string, or the `text` of its last text part).
+const TAG_SPOT: &str = "\u{1}soakd-tag\u{1}";
+
+/// The conversation `msgs` serialised (followed by `after`), with the offset of the end of the
+/// last user message's text.
+fn tagged_conversation(msgs: &[Value], after: &str) -> FilePrompt {
+    let mut msgs = msgs.to_vec();
+    let spot = msgs
+        .iter_mut()
+        .rev()
+        .find(|m| role(m) == Some("user"))
+        .and_then(|m| match m.get_mut("content")? {
+            Value::String(s) => Some(s),
+            Value::Array(parts) => parts
+                .iter_mut()
+                .rev()
+                .find_map(|p| match p.get_mut("text") {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                }),
+            _ => None,
+        });
+    let marked = spot.map(|s| s.push_str(TAG_SPOT)).is_some();
+    let mut out = json(&Value::Array(msgs));
+    let mut tag_at = None;
+    if marked {
+        let escaped = json(&Value::from(TAG_SPOT));
+        let escaped = &escaped[1..escaped.len() - 1];
+        if let Some(at) = out.rfind(escaped) {
+            out.replace_range(at..at + escaped.len(), "");
+            tag_at = u32::try_from(at).ok();
+        }
+    }
+    out.push_str(after);
+    FilePrompt::Conversation(out.into_boxed_str(), tag_at)
 }
 
 #[cfg(test)]
@@ -240,7 +276,7 @@ mod tests {
     fn conversations_pass_through_for_chat_and_responses() {
         for api in [ApiKind::OpenAiChat, ApiKind::OpenAiResponses] {
             let l = load(CONV, api).unwrap();
-            let FilePrompt::Conversation(c) = &l.prompts[0] else {
+            let FilePrompt::Conversation(c, _) = &l.prompts[0] else {
                 panic!("a conversation")
             };
             let v: Value = serde_json::from_str(c).unwrap();
@@ -254,7 +290,7 @@ mod tests {
     fn anthropic_takes_a_leading_system_message_as_the_system_field() {
         let l = load(&format!("\"plain\"\n{CONV}\n"), ApiKind::AnthropicMessages).unwrap();
         assert_eq!(l.system_line, Some(2));
-        let FilePrompt::Conversation(c) = &l.prompts[1] else {
+        let FilePrompt::Conversation(c, _) = &l.prompts[1] else {
             panic!("a conversation")
         };
         // The fragment follows `"messages":` inside the body object.
@@ -268,7 +304,7 @@ mod tests {
             ApiKind::AnthropicMessages,
         )
         .unwrap();
-        let FilePrompt::Conversation(c) = &l.prompts[0] else {
+        let FilePrompt::Conversation(c, _) = &l.prompts[0] else {
             panic!("a conversation")
         };
         let v: Value = serde_json::from_str(c).unwrap();
