@@ -74,6 +74,8 @@ pub struct RawRun {
     pub shard_index: Option<u32>,
     /// Write the end-of-run summary as JSON to this file.
     pub summary_json: Option<PathBuf>,
+    /// Write the self-contained HTML report (charts, summary, verdicts) to this file.
+    pub report_html: Option<PathBuf>,
     /// Seed for arrivals, scenario picks and prompts; random when unset.
     pub seed: Option<u64>,
 }
@@ -87,6 +89,7 @@ impl Default for RawRun {
             shards: 1,
             shard_index: None,
             summary_json: None,
+            report_html: None,
             seed: None,
         }
     }
@@ -374,6 +377,7 @@ pub struct Overrides {
     pub sample_interval: Option<String>,
     pub growth_windows: Option<Vec<String>>,
     pub warmup: Option<String>,
+    pub report_html: Option<PathBuf>,
 }
 
 /// Loads the raw config from the file (or the embedded default), `env` and `overrides`.
@@ -426,6 +430,14 @@ pub fn load(
     b = set(b, "monitor.warmup", o.warmup.clone().map(Into::into)).map_err(err)?;
     b = set(
         b,
+        "run.report_html",
+        o.report_html
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned().into()),
+    )
+    .map_err(err)?;
+    b = set(
+        b,
         "monitor.windows",
         o.growth_windows.clone().map(Into::into),
     )
@@ -450,6 +462,8 @@ pub struct RunSettings {
     pub shards: NonZeroU32,
     pub shard_index: u32,
     pub summary_json: Option<PathBuf>,
+    /// Checked writable at validation ([`crate::page::report::check_path`]).
+    pub report_html: Option<PathBuf>,
     pub seed: u64,
 }
 
@@ -703,6 +717,14 @@ impl RawConfig {
             shards,
             shard_index,
             summary_json: r.summary_json.clone(),
+            report_html: match &r.report_html {
+                Some(p) => {
+                    crate::page::report::check_path(p)
+                        .map_err(|e| ConfigError::invalid("run.report_html", p.display(), e))?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             seed: r.seed.unwrap_or_else(rand::random),
         })
     }
