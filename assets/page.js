@@ -451,7 +451,9 @@
       ['errors', String(errors)],
       ['latency p99', status.latency.duration.count > 0 ? fmtSecs(status.latency.duration.p99) : '–'],
       ['TTFT p99', status.latency.ttft.count > 0 ? fmtSecs(status.latency.ttft.p99) : '–'],
-      ['streams open', String(status.streams_active)]
+      report ? ['dropped', String(Object.keys(status.dropped || {}).reduce(function (n, k) {
+        return n + status.dropped[k];
+      }, 0))] : ['streams open', String(status.streams_active)]
     ];
     el('tiles').innerHTML = items.map(function (i) {
       return '<div class="tile"><div class="k">' + esc(i[0]) + '</div><div class="v">' + esc(i[1]) + '</div></div>';

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of soakd, installing what the tests need when it is missing:
-#   Debian: prometheus (promtool), prometheus-alertmanager (amtool); kubectl must be present
+#   Debian: prometheus (promtool), prometheus-alertmanager (amtool), chromium (the live page
+#           and report tests, tests/page.rs); kubectl must be present
 #   PyPI:   kubernetes-validate
 # Usage: scripts/test.sh            (from anywhere in the repository)
 # Everything the tests start listens on 127.0.0.1 only and stops by itself.
@@ -35,6 +36,7 @@ need_cmd amtool prometheus-alertmanager
 need_cmd prometheus-alertmanager prometheus-alertmanager
 need_cmd kubectl kubectl
 need_cmd python3 python3
+need_cmd chromium chromium
 # The packages' services must not hold the ports or data the tests use.
 pkill -x prometheus 2>/dev/null || true
 pkill -x prometheus-alertmanager 2>/dev/null || true
