@@ -25,9 +25,10 @@
 //!   the oldest point is dropped when a new one closes.
 //! - `run`: the whole run. Its points start at the tick interval; when it holds
 //!   [`RUN_POINTS`] closed points, adjacent pairs are merged ([`point`] has the rules: counts
-//!   add up, gauge means are weighted by their sample counts, minima and maxima are kept,
-//!   p99 takes the larger value) and its step doubles. So it always holds between
-//!   `RUN_POINTS / 2` and `RUN_POINTS` points, whatever the run's length.
+//!   add up, gauge means are weighted by their sample counts, minima and maxima are kept, p99
+//!   takes the larger value, p50 the count-weighted mean) and its step doubles. So it holds
+//!   fewer than `RUN_POINTS` closed points, and at least half that once it first filled,
+//!   whatever the run's length.
 //!
 //! A point closes when the tick that ends it brings its duration within half a tick of the
 //! buffer's step. The open point of each buffer is served too, as the last point. Monitored
