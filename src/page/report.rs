@@ -9,7 +9,7 @@
 //!   must exist and be a directory; an existing file must be a regular file that opens for
 //!   writing (it is not truncated); a new file is created and removed again, so a directory
 //!   soakd may not write in is found even as root (read-only mounts) and no file is left.
-//! - [`write`] writes a temporary file beside the target and renames it over the target, so
+//! - [`write()`] writes a temporary file beside the target and renames it over the target, so
 //!   the report is either the old file or the whole new one; the temporary file is removed
 //!   on failure.
 
