@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::point::{Point, N_OUT};
+use super::point::Point;
 use super::{Buffer, Series};
 use crate::metrics::Outcome;
 use crate::monitor::{FitReport, ResourceVerdicts};
@@ -117,7 +117,6 @@ fn block<'a>(buf: &Buffer, names: &'a [String]) -> Block<'a> {
             outcomes.insert(o.as_str(), v);
         }
     }
-    debug_assert_eq!(Outcome::ALL.len(), N_OUT);
     let processes = names
         .iter()
         .enumerate()
