@@ -236,12 +236,13 @@ fn live_page_and_report_in_headless_chromium() {
     assert!(report.is_file(), "no report at {}", report.display());
     let data = report_data(&std::fs::read_to_string(&report).unwrap());
     // The plan: 30/s for 24 s, 90/s in the bursts at 3–6 s, 13–16 s and 23–24 s (7 s in all):
-    // 720 + 7 × 60 = 1140 requests; constant arrivals send that.
+    // 720 + 7 × 60 = 1140 requests; constant arrivals send that. (The engine adds up the
+    // planned requests every 100 ms, so each burst edge can be off by up to 6 requests.)
     let (planned, sent) = (
         total(&data["series"], "planned_rps"),
         total(&data["series"], "achieved_rps"),
     );
-    assert!((planned - 1140.0).abs() < 15.0, "planned {planned}");
+    assert!((planned - 1140.0).abs() < 25.0, "planned {planned}");
     assert!(
         (sent - num(&summary, &["requests_sent"])).abs() < 0.5,
         "sent {sent}"
