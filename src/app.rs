@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::Monitor;
 use crate::report::{RunView, RunViewParts, Summary};
+use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::verdict::{ExitVerdict, Thresholds};
@@ -115,6 +116,7 @@ pub struct App {
     view: Arc<RunView>,
     engine: Engine,
     monitor: Arc<Monitor>,
+    series: Arc<LiveSeries>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
 }
@@ -185,6 +187,12 @@ impl App {
             metrics.clone(),
             signals.clone(),
         )?);
+        let series = Arc::new(LiveSeries::new(LiveParts {
+            stats: stats.clone(),
+            signals: signals.clone(),
+            scenarios: engine.scenario_handles(),
+            monitor: Some(monitor.clone()),
+        }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
             shard: config.run.shard_index,
@@ -206,6 +214,7 @@ impl App {
             view,
             engine,
             monitor,
+            series,
             admin,
             mock,
         })
@@ -224,6 +233,7 @@ impl App {
             view,
             engine,
             monitor,
+            series,
             admin,
             mock,
         } = self;
@@ -235,6 +245,7 @@ impl App {
             admin,
             view: view.clone(),
             monitor,
+            series: series.clone(),
             thresholds: config.thresholds.clone(),
             metrics: metrics.clone(),
             progress: config.log.progress_interval,
@@ -268,6 +279,16 @@ impl App {
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        if let Some(path) = &config.run.report_html {
+            series.finish(summary.snapshot.monitor.as_ref());
+            let html = crate::page::report::html(&series.to_json(), &summary);
+            match crate::page::report::write(path, &html) {
+                Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write the HTML report")
+                }
+            }
+        }
         if let Some(m) = mock {
             m.stop().await;
         }
@@ -304,6 +325,7 @@ struct SideParts {
     admin: std::net::TcpListener,
     view: Arc<RunView>,
     monitor: Arc<Monitor>,
+    series: Arc<LiveSeries>,
     thresholds: Thresholds,
     metrics: Arc<Metrics>,
     progress: Option<Duration>,
@@ -344,6 +366,7 @@ async fn side(p: SideParts) {
     let admin = tokio::spawn(crate::admin::serve(
         listener,
         p.view.clone(),
+        p.series.clone(),
         p.shutdown.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
@@ -362,6 +385,7 @@ async fn side(p: SideParts) {
             _ = p.shutdown.cancelled() => break,
         }
         p.view.tick();
+        p.series.sample();
         let due = p
             .progress
             .is_some_and(|every| last_progress.elapsed() + Duration::from_millis(500) >= every);

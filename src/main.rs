@@ -63,6 +63,10 @@ struct RunArgs {
     /// Warm-up excluded from growth fits (overrides monitor.warmup).
     #[arg(long)]
     warmup: Option<String>,
+    /// Write the self-contained HTML report here at the end of the run (overrides
+    /// run.report_html).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
         sample_interval: args.sample_interval.clone(),
         growth_windows: args.growth_windows.clone(),
         warmup: args.warmup.clone(),
+        report_html: args.report.clone(),
     };
     let env = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides)?.validate()

@@ -18,6 +18,7 @@ pub struct Overrides {
     pub sample_interval: Option<String>,
     pub growth_windows: Option<Vec<String>>,
     pub warmup: Option<String>,
+    pub report_html: Option<std::path::PathBuf>,
 }
 
 /// Loads the raw config from the file (or the embedded default), `env` and `overrides`.
@@ -48,7 +49,7 @@ pub fn load(
             .source(Some(env.clone().into_iter().collect())),
     );
     let o = overrides;
-    let flags: [(&str, Option<config::Value>); 7] = [
+    let flags: [(&str, Option<config::Value>); 8] = [
         ("target.url", o.target.clone().map(Into::into)),
         ("load.rate", o.rate.map(Into::into)),
         ("run.duration", o.duration.clone().map(Into::into)),
@@ -59,6 +60,12 @@ pub fn load(
         ),
         ("monitor.warmup", o.warmup.clone().map(Into::into)),
         ("monitor.windows", o.growth_windows.clone().map(Into::into)),
+        (
+            "run.report_html",
+            o.report_html
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned().into()),
+        ),
     ];
     let err = |e: config::ConfigError| ConfigError::Load(e.to_string());
     for (key, value) in flags {

@@ -84,6 +84,8 @@ pub struct RawRun {
     pub shard_index: Option<u32>,
     /// Write the end-of-run summary as JSON to this file.
     pub summary_json: Option<PathBuf>,
+    /// Write the self-contained HTML report (charts, summary, verdicts) to this file.
+    pub report_html: Option<PathBuf>,
     /// Seed for arrivals, scenario picks and prompts; random when unset.
     pub seed: Option<u64>,
 }
@@ -97,6 +99,7 @@ impl Default for RawRun {
             shards: 1,
             shard_index: None,
             summary_json: None,
+            report_html: None,
             seed: None,
         }
     }
@@ -128,6 +131,8 @@ pub struct RunSettings {
     pub shards: NonZeroU32,
     pub shard_index: u32,
     pub summary_json: Option<PathBuf>,
+    /// Checked writable at validation ([`crate::page::report::check_path`]).
+    pub report_html: Option<PathBuf>,
     pub seed: u64,
 }
 
@@ -274,6 +279,14 @@ impl RawRun {
             shards,
             shard_index,
             summary_json: self.summary_json.clone(),
+            report_html: match &self.report_html {
+                Some(p) => {
+                    crate::page::report::check_path(p)
+                        .map_err(|e| ConfigError::invalid("run.report_html", p.display(), e))?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             seed: self.seed.unwrap_or_else(rand::random),
         })
     }

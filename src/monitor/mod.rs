@@ -232,6 +232,7 @@ pub struct Monitor {
     client: Option<reqwest::Client>,
     procs: Vec<Mutex<ProcState>>,
     start: Instant,
+    start_unix: f64,
     self_pid: u32,
 }
 
@@ -318,6 +319,9 @@ impl Monitor {
             client,
             procs,
             start: Instant::now(),
+            start_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             self_pid,
         })
     }
