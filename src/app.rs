@@ -25,6 +25,7 @@ use crate::report::{RunView, RunViewParts, Summary};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +258,8 @@ impl App {
             shards = config.run.shards.get(),
             target = %view.target,
             duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            plan = %config.plan,
+            scenarios = %ScenarioList(&config.scenarios),
             "soak started"
         );
         let sending = engine.run(stop.clone(), config.run.grace).await;

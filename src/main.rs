@@ -36,18 +36,37 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Config file (TOML); the embedded demo config when omitted.
+    /// Config file (TOML). Without it: a plain steady soak of --target, or with no target the
+    /// embedded demo config against the built-in mock.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Target base URL (overrides target.url).
+    /// Target base URL (overrides target.url). Without --config: a plain steady soak —
+    /// constant arrivals at --rate, no bursts, no cancels, one scenario from --api/--model.
     #[arg(long)]
     target: Option<String>,
-    /// Steady rate in requests per second (overrides load.rate).
+    /// Rate in requests per second (overrides load.rate; 10 for a plain --target soak).
     #[arg(long)]
     rate: Option<f64>,
-    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration).
+    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration; "forever" for
+    /// a plain --target soak).
     #[arg(long)]
     duration: Option<String>,
+    /// API of the plain soak's scenario: openai or anthropic (default openai). Not with
+    /// --config.
+    #[arg(long)]
+    api: Option<String>,
+    /// Model of the plain soak's scenario (default gpt-4o-mini). Not with --config.
+    #[arg(long)]
+    model: Option<String>,
+    /// Stream the plain soak's responses (the default). Not with --config.
+    #[arg(long, conflicts_with = "no_stream")]
+    stream: bool,
+    /// Ask the plain soak's scenario for non-streamed responses. Not with --config.
+    #[arg(long)]
+    no_stream: bool,
+    /// Environment variable holding the API key (overrides target.api_key_env).
+    #[arg(long)]
+    api_key_env: Option<String>,
     /// Admin server address (overrides admin.listen).
     #[arg(long)]
     admin_listen: Option<String>,
@@ -85,6 +104,14 @@ fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
         sample_interval: args.sample_interval.clone(),
         growth_windows: args.growth_windows.clone(),
         warmup: args.warmup.clone(),
+        api: args.api.clone(),
+        model: args.model.clone(),
+        stream: match (args.stream, args.no_stream) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        api_key_env: args.api_key_env.clone(),
     };
     let env = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides)?.validate()

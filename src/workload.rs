@@ -174,6 +174,47 @@ pub struct Scenario {
     pub cancel: Option<Cancellation>,
 }
 
+/// One scenario on one line, for the "soak started" log:
+/// `chat-stream weight 3 (openai gpt-4o-mini stream, cancel 5% after 4 chunks)`.
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} weight {} ({} {} {}",
+            self.name,
+            self.weight,
+            self.api,
+            self.model,
+            if self.stream { "stream" } else { "no stream" }
+        )?;
+        if let Some(c) = &self.cancel {
+            let pct = crate::units::trim_num(c.fraction * 100.0, 2);
+            match c.at {
+                CancelAt::AfterChunks(n) => write!(f, ", cancel {pct}% after {n} chunks")?,
+                CancelAt::AfterTime(d) => {
+                    write!(f, ", cancel {pct}% after {}", crate::units::fmt_duration(d))?
+                }
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// Scenarios joined for one log line: `a weight 3 (…), b weight 1 (…)`.
+pub struct ScenarioList<'a>(pub &'a [Scenario]);
+
+impl std::fmt::Display for ScenarioList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            s.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// The fixed parts of a scenario's request body around the prompt.
 #[derive(Debug, Clone)]
 pub struct BodyTemplate {
@@ -365,6 +406,24 @@ mod tests {
             }),
             cancel: None,
         }
+    }
+
+    #[test]
+    fn scenarios_read_on_one_line_with_weights() {
+        let mut a = scenario(ApiKind::OpenAiChat);
+        a.weight = 3;
+        a.cancel = Some(Cancellation {
+            fraction: 0.05,
+            at: CancelAt::AfterChunks(4),
+        });
+        let mut b = scenario(ApiKind::AnthropicMessages);
+        b.name = "msg".into();
+        b.stream = false;
+        assert_eq!(
+            ScenarioList(&[a, b]).to_string(),
+            "chat weight 3 (openai m-1 stream, cancel 5% after 4 chunks), \
+             msg weight 1 (anthropic m-1 no stream)"
+        );
     }
 
     #[test]
