@@ -14,10 +14,12 @@
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`verdict`]: pass/fail thresholds.
 //! - [`report`]: the end-of-run summary.
+//! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 
 pub mod admin;
 pub mod app;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;

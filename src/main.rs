@@ -1,6 +1,7 @@
 //! The `soakd` binary: parse the command line, load and validate the config before anything
-//! binds a port, run, and map the result to an exit code (0 pass, 1 threshold failed,
-//! 2 runtime failure, 78 bad config, 130 quit by a second signal).
+//! binds a port, run, and map the result to an exit code (0 pass, 1 a threshold or leak
+//! verdict failed or `compare` found a regression, 2 runtime failure or a file that is not a
+//! summary, 78 bad config, 130 quit by a second signal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,25 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Compare two runs' summary JSON: exit 1 on a regression past the limits, 2 on a file
+    /// that is not a summary.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The reference run's summary JSON.
+    base: PathBuf,
+    /// The run to judge against it.
+    new: PathBuf,
+    /// Limits as key=limit, repeatable or comma-separated: p50_latency (10), p99_latency (25),
+    /// p50_ttft (10), p99_ttft (25), rss_per_request (25), retained_after_burst (25) in
+    /// relative %, error_ratio (1) in percentage points.
+    #[arg(long, value_name = "KEY=LIMIT")]
+    max_regression: Vec<String>,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +110,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Mock(args) => mock(args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Compare(args) => compare(&args),
     };
     ExitCode::from(code)
 }
@@ -226,6 +247,35 @@ fn check_config(file: &std::path::Path) -> u8 {
             exit::CONFIG
         }
     }
+}
+
+fn compare(args: &CompareArgs) -> u8 {
+    use soakd::compare::{self, Limits, RunSummary};
+    let limits = match Limits::parse(&args.max_regression) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("soakd: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let (base, new) = match (RunSummary::load(&args.base), RunSummary::load(&args.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("soakd compare: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    let files = (
+        args.base.display().to_string(),
+        args.new.display().to_string(),
+    );
+    let c = compare::compare(&base, &new, &limits, (&files.0, &files.1));
+    if args.json {
+        println!("{}", c.to_json());
+    } else {
+        print!("{}", c.to_text());
+    }
+    c.exit_code()
 }
 
 /// The first SIGTERM/SIGINT stops the soak gracefully; a second one quits at once.
