@@ -566,10 +566,17 @@ impl Summary {
         if let Some(m) = &s.monitor {
             out.push_str(&monitor_text(m));
         }
+        let width = s
+            .thresholds
+            .iter()
+            .map(|t| t.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(16);
         for t in &s.thresholds {
             let _ = writeln!(
                 out,
-                "  threshold {:<16} {:<10}  {}",
+                "  threshold {:<width$} {:<10}  {}",
                 t.name,
                 t.status.label(),
                 t.message

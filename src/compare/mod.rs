@@ -17,7 +17,8 @@
 //!   window that has one, relative %; default 25 %. A difference under
 //!   [`RSS_PER_REQUEST_FLOOR`] (1 KiB per request) is noise and never a regression;
 //! - `retained_after_burst`: per process, RSS retained after the last burst, relative %;
-//!   default 25 %, never a regression under [`RETAINED_FLOOR`] (4 MiB).
+//!   default 25 %, never a regression under [`RETAINED_FLOOR`] (4 MiB); no row when neither
+//!   run had a burst.
 //!
 //! The relative rules read `new > base + max(|base| × limit/100, floor)`, so a base at or
 //! below zero (a shrinking process) is judged on the floor alone. A row without data on either
@@ -528,7 +529,12 @@ pub fn compare(
             limits,
             String::new(),
         );
-        for mut row in [per_request, retained] {
+        // Without a burst in either run there is no retention to compare: no row.
+        let rows_of = [
+            Some(per_request),
+            (retained.base.is_some() || retained.new.is_some()).then_some(retained),
+        ];
+        for mut row in rows_of.into_iter().flatten() {
             if p.name == SELF_NAME && row.status != RowStatus::NotCompared {
                 row.status = RowStatus::Info;
                 row.detail = "soakd itself: shown, never judged".to_owned();

@@ -78,9 +78,7 @@ impl LeakInput {
                     _ => trim_num(s, 1),
                 };
                 let sign = if s >= 0.0 { "+" } else { "" };
-                let r2 = self
-                    .r2
-                    .map_or(String::new(), |r| format!(" (r² {})", trim_num(r, 2)));
+                let r2 = self.r2.map_or(String::new(), |r| format!(" (r² {r:.2})"));
                 format!("{sign}{v}/h over the {w} window{r2}")
             }
             _ => "no slope yet".to_owned(),
