@@ -35,6 +35,7 @@ fn report(i: u64) -> MonitorReport {
     let procs = ["soakd", "target", "proxy", "sidecar"]
         .iter()
         .map(|n| ProcessReport {
+            fail_on_leak: true,
             name: n.to_string(),
             source: "pid",
             up: true,

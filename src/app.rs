@@ -20,12 +20,13 @@ use crate::engine::{Engine, EngineParts};
 use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, Resource};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
-use crate::verdict::{ExitVerdict, Thresholds};
+use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +154,7 @@ impl App {
                         m.processes.push(ProcessSpec {
                             name: WATCH_PID_NAME.into(),
                             source: Source::Pid(pid),
+                            fail_on_leak: true,
                         });
                     }
                 }
@@ -208,6 +210,15 @@ impl App {
         for name in config.thresholds.names() {
             metrics.threshold_passing.with_label_values(&[name]).set(1);
         }
+        if config.thresholds.leak_verdicts {
+            // soakd itself is not in the list: its leak makes the soak suspect, not failed.
+            for p in config.monitor.processes.iter().filter(|p| p.fail_on_leak) {
+                for r in Resource::ALL {
+                    let name = leak_threshold_name(&p.name, r.as_str());
+                    metrics.threshold_passing.with_label_values(&[&name]).set(1);
+                }
+            }
+        }
         Ok(App {
             config,
             metrics,
@@ -258,6 +269,8 @@ impl App {
             shards = config.run.shards.get(),
             target = %view.target,
             duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            plan = %config.plan,
+            scenarios = %ScenarioList(&config.scenarios),
             "soak started"
         );
         let sending = engine.run(stop.clone(), config.run.grace).await;
@@ -267,7 +280,7 @@ impl App {
         for r in &results {
             metrics
                 .threshold_passing
-                .with_label_values(&[r.name])
+                .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
         }
         let verdict = ExitVerdict::from_results(&results);
@@ -398,13 +411,13 @@ async fn side(p: SideParts) {
             for r in &results {
                 p.metrics
                     .threshold_passing
-                    .with_label_values(&[r.name])
+                    .with_label_values(&[r.name.as_str()])
                     .set(i64::from(r.passed));
             }
             if p.thresholds.abort_on_fail && !aborted {
                 if let Some(r) = results.iter().find(|r| !r.passed) {
                     tracing::error!(
-                        threshold = r.name,
+                        threshold = %r.name,
                         "{}; stopping the run (abort_on_fail)",
                         r.message
                     );

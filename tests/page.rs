@@ -441,6 +441,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         sample_interval_secs: 5.0,
         windows: vec!["30m".into(), "2h".into()],
         processes: vec![ProcessReport {
+            fail_on_leak: true,
             name: "target".into(),
             source: "pid",
             up: true,

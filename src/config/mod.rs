@@ -1,9 +1,10 @@
 //! Configuration: the composer of every room's settings.
 //!
 //! Sources, lowest precedence first: the built-in defaults (serde defaults of the raw
-//! structs), one TOML file (`--config FILE`, or the embedded demo config `config/soakd.toml`
-//! when none is given), environment variables `SOAKD__SECTION__KEY` (e.g.
-//! `SOAKD__LOAD__RATE=50`), then command-line flags ([`load`]). Loading goes through the
+//! structs), one TOML file (`--config FILE`; without it, the plain steady plan
+//! [`PLAIN_TOML`] when a target is given, else the embedded demo config `config/soakd.toml`),
+//! environment variables `SOAKD__SECTION__KEY` (e.g. `SOAKD__LOAD__RATE=50`), then
+//! command-line flags ([`load`]). Loading goes through the
 //! `config` crate into [`RawConfig`], whose structs deny unknown fields; [`RawConfig::validate`]
 //! then turns it into the typed [`Config`] and fails with one [`ConfigError`] naming the
 //! field, the value and the reason. Nothing here binds a port or starts a task, so a bad
@@ -27,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::units::ConfigError;
-pub use load::{load, Overrides};
+pub use load::{load, Overrides, DEFAULT_API, DEFAULT_MODEL, PLAIN_TOML};
 
 use crate::client::{is_secret_header, ClientSettings, RawTarget, TargetSettings};
 use crate::mock::MockArgs;

@@ -265,6 +265,7 @@ impl Monitor {
         let specs = std::iter::once(ProcessSpec {
             name: settings::SELF_NAME.into(),
             source: Source::Pid(self_pid),
+            fail_on_leak: false,
         })
         .chain(settings.processes.iter().cloned());
         let interval = settings.sample_interval.as_secs_f64();

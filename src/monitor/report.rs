@@ -53,6 +53,9 @@ pub struct ProcessReport {
     pub retained_after_burst_bytes: Option<f64>,
     /// Verdict per resource.
     pub verdict: ResourceVerdicts,
+    /// Whether a `leak` verdict of this process fails the run (`fail_on_leak`; always false
+    /// for soakd itself, whose leak only makes the soak suspect).
+    pub fail_on_leak: bool,
 }
 
 /// Verdicts per resource.
@@ -180,6 +183,12 @@ impl Monitor {
                 fds: st.verdicts[Resource::Fds.index()],
                 threads: st.verdicts[Resource::Threads.index()],
             },
+            // soakd itself is not among the configured processes: false.
+            fail_on_leak: self
+                .settings
+                .processes
+                .iter()
+                .any(|p| p.name == st.name && p.fail_on_leak),
         }
     }
 

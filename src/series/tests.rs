@@ -32,6 +32,7 @@ fn process(name: &str, up: bool, rss: f64, windows: &[&str]) -> ProcessReport {
     ProcessReport {
         name: name.into(),
         source: "pid",
+        fail_on_leak: true,
         up,
         pid: Some(42),
         restarts: 0,
