@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of soakd, installing what the tests need when it is missing:
-#   Debian: prometheus (promtool), prometheus-alertmanager (amtool), nginx-light (nginx);
-#           kubectl must be present
+#   Debian: prometheus (promtool), prometheus-alertmanager (amtool), nginx-light (nginx),
+#           chromium (the live page and report tests, tests/page.rs); kubectl must be present
 #   PyPI:   kubernetes-validate
 # Usage: scripts/test.sh            (from anywhere in the repository)
 # Everything the tests start listens on 127.0.0.1 only and stops by itself.
@@ -46,6 +46,7 @@ if ! have_nginx; then
   apt_install nginx-light
 fi
 have_nginx || die "nginx still not found (PATH, /usr/sbin/nginx) after installing nginx-light"
+need_cmd chromium chromium
 if ! command -v kubernetes-validate >/dev/null; then
   log "installing kubernetes-validate (pip)"
   python3 -m pip install -q kubernetes-validate || die "pip install kubernetes-validate failed"

@@ -1,4 +1,5 @@
-//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/status`, and the live page's `/`,
+//! `/series` and `/assets/*` ([`crate::page`]).
 //!
 //! It runs on its own OS thread and single-threaded runtime (see [`crate::app`]), together
 //! with process sampling, so a load runtime saturated by thousands of streams never delays a
@@ -14,15 +15,17 @@ use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 
 use crate::report::RunView;
+use crate::series::LiveSeries;
 
 /// Routes of the admin server.
-pub fn router(view: Arc<RunView>) -> Router {
+pub fn router(view: Arc<RunView>, series: Arc<LiveSeries>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .with_state(view)
+        .merge(crate::page::router(series))
 }
 
 async fn metrics(State(view): State<Arc<RunView>>) -> Response {
@@ -57,9 +60,10 @@ async fn status(State(view): State<Arc<RunView>>) -> Response {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     view: Arc<RunView>,
+    series: Arc<LiveSeries>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(view))
+    axum::serve(listener, router(view, series))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -20,12 +20,14 @@ use crate::engine::{Engine, EngineParts};
 use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, Resource};
 use crate::report::{RunView, RunViewParts, Summary};
+use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::upstream::{Tracker, Upstream};
-use crate::verdict::{ExitVerdict, Thresholds};
+use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +120,7 @@ pub struct App {
     view: Arc<RunView>,
     engine: Engine,
     monitor: Arc<Monitor>,
+    series: Arc<LiveSeries>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
@@ -155,6 +158,7 @@ impl App {
                         m.processes.push(ProcessSpec {
                             name: WATCH_PID_NAME.into(),
                             source: Source::Pid(pid),
+                            fail_on_leak: true,
                         });
                     }
                 }
@@ -220,6 +224,12 @@ impl App {
             metrics.clone(),
             signals.clone(),
         )?);
+        let series = Arc::new(LiveSeries::new(LiveParts {
+            stats: stats.clone(),
+            signals: signals.clone(),
+            scenarios: engine.scenario_handles(),
+            monitor: Some(monitor.clone()),
+        }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
             shard: config.run.shard_index,
@@ -235,12 +245,22 @@ impl App {
         for name in config.thresholds.names() {
             metrics.threshold_passing.with_label_values(&[name]).set(1);
         }
+        if config.thresholds.leak_verdicts {
+            // soakd itself is not in the list: its leak makes the soak suspect, not failed.
+            for p in config.monitor.processes.iter().filter(|p| p.fail_on_leak) {
+                for r in Resource::ALL {
+                    let name = leak_threshold_name(&p.name, r.as_str());
+                    metrics.threshold_passing.with_label_values(&[&name]).set(1);
+                }
+            }
+        }
         Ok(App {
             config,
             metrics,
             view,
             engine,
             monitor,
+            series,
             admin,
             mock,
             upstream,
@@ -260,6 +280,7 @@ impl App {
             view,
             engine,
             monitor,
+            series,
             admin,
             mock,
             upstream,
@@ -272,6 +293,7 @@ impl App {
             admin,
             view: view.clone(),
             monitor,
+            series: series.clone(),
             thresholds: config.thresholds.clone(),
             metrics: metrics.clone(),
             progress: config.log.progress_interval,
@@ -284,6 +306,8 @@ impl App {
             shards = config.run.shards.get(),
             target = %view.target,
             duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            plan = %config.plan,
+            scenarios = %ScenarioList(&config.scenarios),
             "soak started"
         );
         let sending = engine.run(stop.clone(), config.run.grace).await;
@@ -293,7 +317,7 @@ impl App {
         for r in &results {
             metrics
                 .threshold_passing
-                .with_label_values(&[r.name])
+                .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
         }
         let verdict = ExitVerdict::from_results(&results);
@@ -305,6 +329,16 @@ impl App {
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        if let Some(path) = &config.run.report_html {
+            series.finish(summary.snapshot.monitor.as_ref());
+            let html = crate::page::report::html(&series.to_json(), &summary);
+            match crate::page::report::write(path, &html) {
+                Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write the HTML report")
+                }
+            }
+        }
         if let Some(u) = upstream {
             u.stop().await;
         }
@@ -344,6 +378,7 @@ struct SideParts {
     admin: std::net::TcpListener,
     view: Arc<RunView>,
     monitor: Arc<Monitor>,
+    series: Arc<LiveSeries>,
     thresholds: Thresholds,
     metrics: Arc<Metrics>,
     progress: Option<Duration>,
@@ -384,6 +419,7 @@ async fn side(p: SideParts) {
     let admin = tokio::spawn(crate::admin::serve(
         listener,
         p.view.clone(),
+        p.series.clone(),
         p.shutdown.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
@@ -402,6 +438,7 @@ async fn side(p: SideParts) {
             _ = p.shutdown.cancelled() => break,
         }
         p.view.tick();
+        p.series.sample();
         let due = p
             .progress
             .is_some_and(|every| last_progress.elapsed() + Duration::from_millis(500) >= every);
@@ -414,13 +451,13 @@ async fn side(p: SideParts) {
             for r in &results {
                 p.metrics
                     .threshold_passing
-                    .with_label_values(&[r.name])
+                    .with_label_values(&[r.name.as_str()])
                     .set(i64::from(r.passed));
             }
             if p.thresholds.abort_on_fail && !aborted {
                 if let Some(r) = results.iter().find(|r| !r.passed) {
                     tracing::error!(
-                        threshold = r.name,
+                        threshold = %r.name,
                         "{}; stopping the run (abort_on_fail)",
                         r.message
                     );

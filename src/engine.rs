@@ -376,10 +376,12 @@ impl Engine {
     }
 }
 
-/// Keeps the target-rate and burst gauges, the burst signal and the run phase current.
+/// Keeps the target-rate and burst gauges, the burst signal, the planned-request total and
+/// the run phase current.
 async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (mut last_t, mut last_rate) = (Duration::ZERO, 0.0);
     loop {
         let t = start.elapsed();
         let (rate, phase, burst) = match &plan {
@@ -390,6 +392,11 @@ async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: Canc
             // The closed model asks for users, not a rate.
             Plan::Closed(p) => (0.0, p.phase_at(t), false),
         };
+        // The rate set at the last update held until now.
+        shared
+            .signals
+            .add_planned(last_rate * t.saturating_sub(last_t).as_secs_f64());
+        (last_t, last_rate) = (t, rate);
         shared.metrics.target_rate.set(rate);
         shared.metrics.burst_active.set(i64::from(burst));
         shared.signals.burst_active.store(burst, Ordering::Relaxed);
@@ -399,6 +406,9 @@ async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: Canc
             _ = stop.cancelled() => break,
         }
     }
+    shared
+        .signals
+        .add_planned(last_rate * start.elapsed().saturating_sub(last_t).as_secs_f64());
     shared.signals.burst_active.store(false, Ordering::Relaxed);
 }
 

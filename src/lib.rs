@@ -14,18 +14,24 @@
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`verdict`]: pass/fail thresholds.
 //! - [`report`]: the end-of-run summary.
+//! - [`series`]: bounded, downsampled time series of the run for the live page and the report.
+//! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
+//! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 
 pub mod admin;
 pub mod app;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;
+pub mod page;
 pub mod plan;
 pub mod report;
+pub mod series;
 pub mod signals;
 pub mod stats;
 pub mod sys;

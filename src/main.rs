@@ -1,6 +1,7 @@
 //! The `soakd` binary: parse the command line, load and validate the config before anything
-//! binds a port, run, and map the result to an exit code (0 pass, 1 threshold failed,
-//! 2 runtime failure, 78 bad config, 130 quit by a second signal).
+//! binds a port, run, and map the result to an exit code (0 pass, 1 a threshold or leak
+//! verdict failed or `compare` found a regression, 2 runtime failure or a file that is not a
+//! summary, 78 bad config, 130 quit by a second signal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,22 +33,60 @@ enum Command {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Compare two runs' summary JSON: exit 1 on a regression past the limits, 2 on a file
+    /// that is not a summary.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The reference run's summary JSON.
+    base: PathBuf,
+    /// The run to judge against it.
+    new: PathBuf,
+    /// Limits as key=limit, repeatable or comma-separated: p50_latency (10), p99_latency (25),
+    /// p50_ttft (10), p99_ttft (25), rss_per_request (25), retained_after_burst (25) in
+    /// relative %, error_ratio (1) in percentage points.
+    #[arg(long, value_name = "KEY=LIMIT")]
+    max_regression: Vec<String>,
+    /// Print the comparison as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Config file (TOML); the embedded demo config when omitted.
+    /// Config file (TOML). Without it: a plain steady soak of --target, or with no target the
+    /// embedded demo config against the built-in mock.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Target base URL (overrides target.url).
+    /// Target base URL (overrides target.url). Without --config: a plain steady soak —
+    /// constant arrivals at --rate, no bursts, no cancels, one scenario from --api/--model.
     #[arg(long)]
     target: Option<String>,
-    /// Steady rate in requests per second (overrides load.rate).
+    /// Rate in requests per second (overrides load.rate; 10 for a plain --target soak).
     #[arg(long)]
     rate: Option<f64>,
-    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration).
+    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration; "forever" for
+    /// a plain --target soak).
     #[arg(long)]
     duration: Option<String>,
+    /// API of the plain soak's scenario: openai or anthropic (default openai). Not with
+    /// --config.
+    #[arg(long)]
+    api: Option<String>,
+    /// Model of the plain soak's scenario (default gpt-4o-mini). Not with --config.
+    #[arg(long)]
+    model: Option<String>,
+    /// Stream the plain soak's responses (the default). Not with --config.
+    #[arg(long, conflicts_with = "no_stream")]
+    stream: bool,
+    /// Ask the plain soak's scenario for non-streamed responses. Not with --config.
+    #[arg(long)]
+    no_stream: bool,
+    /// Environment variable holding the API key (overrides target.api_key_env).
+    #[arg(long)]
+    api_key_env: Option<String>,
     /// Admin server address (overrides admin.listen).
     #[arg(long)]
     admin_listen: Option<String>,
@@ -67,6 +106,10 @@ struct RunArgs {
     /// upstream.listen).
     #[arg(long)]
     upstream_listen: Option<String>,
+    /// Write the self-contained HTML report here at the end of the run (overrides
+    /// run.report_html).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +118,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Mock(args) => mock(args),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Compare(args) => compare(&args),
     };
     ExitCode::from(code)
 }
@@ -90,6 +134,15 @@ fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
         growth_windows: args.growth_windows.clone(),
         warmup: args.warmup.clone(),
         upstream_listen: args.upstream_listen.clone(),
+        report_html: args.report.clone(),
+        api: args.api.clone(),
+        model: args.model.clone(),
+        stream: match (args.stream, args.no_stream) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        api_key_env: args.api_key_env.clone(),
     };
     let env = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides)?.validate()
@@ -204,6 +257,35 @@ fn check_config(file: &std::path::Path) -> u8 {
             exit::CONFIG
         }
     }
+}
+
+fn compare(args: &CompareArgs) -> u8 {
+    use soakd::compare::{self, Limits, RunSummary};
+    let limits = match Limits::parse(&args.max_regression) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("soakd: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let (base, new) = match (RunSummary::load(&args.base), RunSummary::load(&args.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("soakd compare: {e}");
+            return exit::RUNTIME;
+        }
+    };
+    let files = (
+        args.base.display().to_string(),
+        args.new.display().to_string(),
+    );
+    let c = compare::compare(&base, &new, &limits, (&files.0, &files.1));
+    if args.json {
+        println!("{}", c.to_json());
+    } else {
+        print!("{}", c.to_text());
+    }
+    c.exit_code()
 }
 
 /// The first SIGTERM/SIGINT stops the soak gracefully; a second one quits at once.

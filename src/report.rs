@@ -15,12 +15,17 @@ use tokio::time::Instant;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
-use crate::monitor::{Monitor, MonitorReport};
+use crate::monitor::settings::SELF_NAME;
+use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::fmt_bytes;
-use crate::verdict::{ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+
+/// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
+/// Bump it when a field that `soakd compare` reads changes meaning or place.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
 
 /// How far back the "achieved rate now" looks.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -116,7 +121,51 @@ impl Snapshot {
                 .as_ref()
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
+            leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
         }
+    }
+}
+
+/// Every process's leak verdict per resource, with the slope of the longest window that has a
+/// fit for that resource.
+pub fn leak_inputs(m: &MonitorReport) -> Vec<LeakInput> {
+    m.processes
+        .iter()
+        .flat_map(|p| Resource::ALL.iter().map(move |r| leak_input(p, *r)))
+        .collect()
+}
+
+fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
+    let verdict = match r {
+        Resource::Rss => p.verdict.rss,
+        Resource::Fds => p.verdict.fds,
+        Resource::Threads => p.verdict.threads,
+    };
+    let fit = |w: &crate::monitor::WindowReport| -> Option<FitReport> {
+        match r {
+            Resource::Rss => w.rss,
+            Resource::Fds => w.fds,
+            Resource::Threads => w.threads,
+        }
+    };
+    let longest = p
+        .windows
+        .iter()
+        .rev()
+        .find_map(|w| fit(w).map(|f| (w.window.clone(), f)));
+    LeakInput {
+        process: p.name.clone(),
+        resource: r.as_str(),
+        state: match verdict {
+            Verdict::Leak => LeakState::Leak,
+            Verdict::Ok => LeakState::Ok,
+            Verdict::Unknown => LeakState::Unknown,
+        },
+        slope_per_hour: longest.as_ref().map(|(_, f)| f.slope_per_hour),
+        r2: longest.as_ref().map(|(_, f)| f.r2),
+        window: longest.map(|(w, _)| w),
+        fail_on_leak: p.fail_on_leak,
+        is_self: p.name == SELF_NAME,
     }
 }
 
@@ -425,6 +474,8 @@ pub fn fmt_secs(s: f64) -> String {
 /// The end-of-run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// Layout version of this JSON: [`SUMMARY_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// Seconds during which the plan was sending.
     pub sending_seconds: f64,
     /// Requests the plan scheduled (sent + dropped), per second of sending.
@@ -433,6 +484,14 @@ pub struct Summary {
     pub achieved_rate_avg: f64,
     pub verdict: &'static str,
     pub exit_code: i32,
+    /// Finished requests whose outcome is neither ok nor cancelled (the `error_ratio`
+    /// numerator; its denominator is `requests_finished`).
+    pub errors: u64,
+    /// soakd's own process leaked during the run: its measurements may be skewed. Never
+    /// changes the verdict.
+    pub suspect: bool,
+    /// Why the soak is suspect, one sentence per leaking resource of soakd itself.
+    pub suspect_reasons: Vec<String>,
     #[serde(flatten)]
     pub snapshot: Snapshot,
 }
@@ -446,12 +505,17 @@ impl Summary {
     ) -> Self {
         let secs = sending.as_secs_f64().max(1e-9);
         let scheduled = snapshot.requests_sent + snapshot.dropped_total();
+        let suspect_reasons = crate::verdict::suspicions(&snapshot.verdict_inputs().leaks);
         Summary {
+            schema_version: SUMMARY_SCHEMA_VERSION,
             sending_seconds: sending.as_secs_f64(),
             target_rate_avg: scheduled as f64 / secs,
             achieved_rate_avg: snapshot.requests_sent as f64 / secs,
             verdict,
             exit_code,
+            errors: snapshot.errors(),
+            suspect: !suspect_reasons.is_empty(),
+            suspect_reasons,
             snapshot,
         }
     }
@@ -506,16 +570,32 @@ impl Summary {
         if let Some(m) = &s.monitor {
             out.push_str(&monitor_text(m));
         }
+        let width = s
+            .thresholds
+            .iter()
+            .map(|t| t.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(16);
         for t in &s.thresholds {
             let _ = writeln!(
                 out,
-                "  threshold {:<16} {:<7}  {}",
+                "  threshold {:<width$} {:<10}  {}",
                 t.name,
-                format!("{:?}", t.status).to_uppercase(),
+                t.status.label(),
                 t.message
             );
         }
-        let _ = writeln!(out, "  verdict: {} (exit {})", self.verdict, self.exit_code);
+        for why in &self.suspect_reasons {
+            let _ = writeln!(out, "  SUSPECT: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "  verdict: {}{} (exit {})",
+            self.verdict,
+            if self.suspect { ", soak suspect" } else { "" },
+            self.exit_code
+        );
         out
     }
 }
@@ -551,6 +631,141 @@ mod tests {
         assert_eq!(fmt_secs(0.000_25), "250µs");
         assert_eq!(fmt_secs(0.0421), "42.1ms");
         assert_eq!(fmt_secs(2.5), "2.50s");
+    }
+
+    fn fit(slope_per_hour: f64) -> Option<FitReport> {
+        Some(FitReport {
+            slope_per_sec: slope_per_hour / 3600.0,
+            slope_per_hour,
+            intercept: 0.0,
+            from_secs: 0.0,
+            to_secs: 90.0,
+            r2: 0.97,
+            points: 40,
+        })
+    }
+
+    fn process(name: &str, rss: Verdict, fail_on_leak: bool) -> ProcessReport {
+        let window = |w: &str, rss_slope: Option<FitReport>| crate::monitor::WindowReport {
+            window: w.into(),
+            rss: rss_slope,
+            fds: None,
+            threads: None,
+            request_rate_per_sec: None,
+            rss_bytes_per_request: None,
+            avg_open_streams: None,
+            rss_bytes_per_sec_per_open_stream: None,
+        };
+        ProcessReport {
+            name: name.into(),
+            source: "pid",
+            up: true,
+            pid: Some(1),
+            restarts: 0,
+            samples: 100,
+            baseline_rss_bytes: None,
+            peak_rss_bytes: None,
+            rss_bytes: None,
+            open_fds: None,
+            threads: None,
+            cpu_seconds: 0.0,
+            // The longest window with a fit is "30s": "90s" has none yet.
+            windows: vec![
+                window("10s", fit(1e9)),
+                window("30s", fit(2e9)),
+                window("90s", None),
+            ],
+            retained_after_burst_bytes: None,
+            verdict: crate::monitor::ResourceVerdicts {
+                rss,
+                fds: Verdict::Ok,
+                threads: Verdict::Unknown,
+            },
+            fail_on_leak,
+        }
+    }
+
+    fn snapshot(monitor: Option<MonitorReport>) -> Snapshot {
+        Snapshot {
+            run_id: "r".into(),
+            shard: 0,
+            shards: 1,
+            target: "t".into(),
+            phase: "done",
+            elapsed_seconds: 10.0,
+            target_rate: 0.0,
+            achieved_rate: 0.0,
+            in_flight: 0,
+            streams_active: 0,
+            requests_sent: 10,
+            requests_finished: 10,
+            outcomes: [("ok", 10)].into(),
+            dropped: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            output_tokens: 0,
+            latency: Latencies::default(),
+            scenarios: vec![],
+            monitor,
+            thresholds: vec![],
+        }
+    }
+
+    #[test]
+    fn leak_inputs_carry_verdict_slope_window_and_opt_out() {
+        let m = MonitorReport {
+            started_unix_secs: 0.0,
+            sample_interval_secs: 1.0,
+            windows: vec!["10s".into(), "30s".into(), "90s".into()],
+            processes: vec![
+                process("soakd", Verdict::Leak, false),
+                process("target", Verdict::Leak, true),
+                process("sidecar", Verdict::Ok, false),
+            ],
+        };
+        let l = leak_inputs(&m);
+        assert_eq!(l.len(), 9, "three resources of three processes");
+        let target_rss = &l[3];
+        assert_eq!(
+            (target_rss.process.as_str(), target_rss.resource),
+            ("target", "rss")
+        );
+        assert_eq!(target_rss.state, LeakState::Leak);
+        assert_eq!(target_rss.slope_per_hour, Some(2e9));
+        assert_eq!(target_rss.window.as_deref(), Some("30s"));
+        assert_eq!(target_rss.r2, Some(0.97));
+        assert!(target_rss.fail_on_leak && !target_rss.is_self);
+        assert_eq!(l[4].state, LeakState::Ok, "fds");
+        assert_eq!(l[4].slope_per_hour, None, "no fds fit in any window");
+        assert_eq!(l[5].state, LeakState::Unknown, "threads");
+        assert!(l[0].is_self && !l[0].fail_on_leak);
+        assert!(!l[6].fail_on_leak);
+
+        // The summary: soakd's leak makes it suspect; the verdict itself is the caller's.
+        let s = Summary::new(snapshot(Some(m)), Duration::from_secs(10), "fail", 1);
+        assert_eq!(s.schema_version, SUMMARY_SCHEMA_VERSION);
+        assert!(s.suspect);
+        assert_eq!(s.suspect_reasons.len(), 1, "{:?}", s.suspect_reasons);
+        assert!(
+            s.suspect_reasons[0]
+                .starts_with("soakd itself leaks rss: +1.86GiB/h over the 30s window"),
+            "{:?}",
+            s.suspect_reasons
+        );
+        let text = s.to_text();
+        assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        assert!(
+            text.contains("verdict: fail, soak suspect (exit 1)"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["suspect"], true);
+        assert_eq!(json["errors"], 0);
+        assert_eq!(json["monitor"]["processes"][2]["fail_on_leak"], false);
+
+        let clean = Summary::new(snapshot(None), Duration::from_secs(10), "pass", 0);
+        assert!(!clean.suspect && clean.suspect_reasons.is_empty());
+        assert!(clean.to_text().contains("verdict: pass (exit 0)"));
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct LoadSignals {
     pub streams_open: AtomicI64,
     /// True while the plan is in a burst.
     pub burst_active: AtomicBool,
+    /// Requests the plan asked for so far (the target rate integrated over time, updated with
+    /// the target-rate gauge), in millionths of a request.
+    pub planned_micros: AtomicU64,
 }
 
 impl LoadSignals {
@@ -28,5 +31,14 @@ impl LoadSignals {
     }
     pub fn burst_active(&self) -> bool {
         self.burst_active.load(Ordering::Relaxed)
+    }
+    /// Requests the plan asked for so far.
+    pub fn requests_planned(&self) -> f64 {
+        self.planned_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+    /// Adds `requests` (≥ 0) to the planned total.
+    pub fn add_planned(&self, requests: f64) {
+        let micros = (requests.max(0.0) * 1e6).round() as u64;
+        self.planned_micros.fetch_add(micros, Ordering::Relaxed);
     }
 }

@@ -121,6 +121,12 @@ impl Stats {
         self.series[series.index()].record(micros);
     }
 
+    /// Everything recorded so far in one histogram (microseconds; 1 µs to 1 h, 3 digits).
+    /// Two calls a while apart give the values recorded in between by subtraction.
+    pub fn histogram(&self, series: Series) -> Histogram<u64> {
+        self.series[series.index()].merged()
+    }
+
     /// Percentiles over everything recorded so far.
     pub fn percentiles(&self, series: Series) -> Percentiles {
         let h = self.series[series.index()].merged();

@@ -66,8 +66,9 @@
 //! `label_values(...)` queries return (and those values checked: job `soakd`, both soakd
 //! instances, the three scenarios, processes `soakd` and `target`); `$__rate_interval` = 15s.
 //! No panel is exempt: the run has bursts (burst annotation/timeline, retained-after-burst),
-//! streaming (chunk gaps, TTFT), a non-stream scenario, and one generous threshold
-//! (`error_ratio = 0.5`, which passes, so the exit code stays 0) for "Thresholds passing".
+//! streaming (chunk gaps, TTFT), a non-stream scenario, and thresholds for "Thresholds
+//! passing" (one generous `error_ratio = 0.5`, the default `max_dropped` 0 and the leak
+//! verdicts `leak:PROCESS:RESOURCE`).
 //! (b) for the leaky soak's `process="target"` the memory alerts SoakdMemoryLeakSuspected
 //! (soakd's verdict), SoakdMemoryGrowthSlope (soakd's slope + R²), SoakdMemoryGrowing
 //! (Prometheus' own deriv) and SoakdMemoryLimitPredicted become `firing` in Prometheus, are
@@ -78,7 +79,8 @@
 //! (memory ×4, fds, threads) was ever pending or firing (`ALERTS` history), while its detectors
 //! demonstrably had data: soakd's verdict gauge is 0 and its long-window slope is present and
 //! small.
-//! Finally both soakd runs get SIGTERM and must exit 0 with a summary.
+//! Finally both soakd runs get SIGTERM and end with a summary: the clean soak exits 0, the
+//! leaky one 1, failing on `leak:target:rss` (leak verdicts fail the run by default).
 
 mod common;
 
@@ -757,8 +759,9 @@ threads_per_hour = 5400.0
 name = "target"
 pid = {pid}
 
-# One generous threshold that passes (exit code stays 0), so the "Thresholds passing"
-# panel has a series.
+# One generous threshold that passes, so the clean soak exits 0; with the default
+# max_dropped 0 and the leak verdicts (which fail the leaky soak) the "Thresholds passing"
+# panel has series.
 [thresholds]
 error_ratio = 0.5
 
@@ -1219,18 +1222,31 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         })
         .collect();
 
-    // SIGTERM: both soaks end cleanly, exit 0 (the one threshold passes), with a summary.
+    // SIGTERM: both soaks end with a summary; the clean one passes (exit 0), the leaky one
+    // fails on its leak verdict (exit 1).
     for s in [&leaky, &clean] {
         s.run.proc.signal(libc::SIGTERM);
     }
-    for (name, mut s) in [("leaky", leaky), ("clean", clean)] {
+    for (name, mut s, want) in [("leaky", leaky, 1), ("clean", clean, 0)] {
         let (st, summary) = s.run.finish(Duration::from_secs(30));
         assert_eq!(
             st.code(),
-            Some(0),
+            Some(want),
             "{name} soakd exit\n{}",
             tail(&s.run.proc.stderr_text(), 30)
         );
+        let failed: Vec<&str> = summary["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["status"] == "fail")
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        if want == 1 {
+            assert!(failed.contains(&"leak:target:rss"), "{name}: {failed:?}");
+        } else {
+            assert!(failed.is_empty(), "{name}: {failed:?}");
+        }
         assert!(
             count(&summary, &["requests_sent"]) > 1000,
             "{name}: {summary}"

@@ -29,7 +29,8 @@ fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
 
 /// 64 KiB per request at 50 rps is 3,276,800 B/s; soakd must measure it within ±10% over a
 /// two-minute window, per request and per second, from /proc and from the mock's own
-/// `/metrics`, and call it (and the fd leak beside it) a leak.
+/// `/metrics`, call it (and the fd leak beside it) a leak, and fail the run on it (exit 1,
+/// `leak:target:rss` named in the summary).
 #[test]
 fn a_64k_per_request_leak_is_measured_within_10_percent() {
     let mock = Mock::start(&[
@@ -86,7 +87,32 @@ progress_interval = "30s"
     std::thread::sleep(Duration::from_secs(130));
     let (_, metrics) = http_get(admin, "/metrics");
     let (st, s) = run.finish(T);
-    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    // The leak verdicts fail the run (on by default).
+    assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
+    assert_eq!(s["verdict"], "fail");
+    let failed: Vec<&str> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "fail")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "leak:target:rss",
+        "leak:target:fds",
+        "leak:target_scraped:rss",
+    ] {
+        assert!(failed.contains(&name), "{name} not failed: {failed:?}");
+    }
+    assert!(
+        failed.iter().all(|n| n.starts_with("leak:")),
+        "only leaks fail: {failed:?}"
+    );
+    let stdout = run.proc.stdout_text();
+    assert!(
+        stdout.contains("threshold leak:target:rss") && stdout.contains("over the 2m window"),
+        "the summary names the process, resource, slope and window:\n{stdout}"
+    );
 
     let truth = 50.0 * 65536.0;
     let local = process(&s, "target");
@@ -134,6 +160,13 @@ progress_interval = "30s"
         &[("process", "target"), ("resource", "rss")],
     );
     assert_eq!(v, 1.0);
+    // The same verdict, live, as a failing threshold.
+    let passing = metric_sum(
+        &metrics,
+        "soakd_threshold_passing",
+        &[("threshold", "leak:target:rss")],
+    );
+    assert_eq!(passing, 0.0);
     let r2 = metric_sum(
         &metrics,
         "soakd_process_growth_fit_r2",

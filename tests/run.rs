@@ -149,7 +149,20 @@ api = "anthropic"
     );
     let mut run = Run::start(&cfg, &["--duration", "5s"]);
     let (st, s) = run.finish(T);
-    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    // 70 % of the requests fail: the default error_ratio (5 %) fails the run, and says so.
+    assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
+    let failed: Vec<&str> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "fail")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["error_ratio"], "{}", s["thresholds"]);
+    assert!(run
+        .proc
+        .stdout_text()
+        .contains("the default error_ratio 5%"));
     let sent = count(&s, &["requests_sent"]) as f64;
     assert!(sent > 900.0, "{sent}");
     let share = |k: &str| count(&s, &["outcomes", k]) as f64 / sent;
@@ -216,7 +229,22 @@ api = "openai"
         ) > 50.0
     );
     let (st, s) = run.finish(T);
-    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    // A saturated generator makes the soak invalid: the default max_dropped 0 fails it. The
+    // ten cancelled requests are not errors.
+    assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
+    let dropped = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "dropped")
+        .unwrap();
+    assert_eq!(dropped["status"], "fail", "{dropped}");
+    assert_eq!(dropped["observed"], 190.0);
+    assert!(
+        run.proc.stdout_text().contains("the default max_dropped 0"),
+        "{}",
+        run.proc.stdout_text()
+    );
     // 200 scheduled: 10 sent and held until the grace ran out, 190 dropped.
     assert_eq!(count(&s, &["requests_sent"]), 10);
     assert_eq!(count(&s, &["dropped", "in_flight_cap"]), 190);

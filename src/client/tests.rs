@@ -879,12 +879,13 @@ async fn ttft_on_text_waits_for_the_first_text_delta() {
         ]
     };
     let server = Server::start(vec![script(), script()]).await;
-    // Any delta: the reasoning chunk is the first token, the text came at least `delay` later.
+    // Any delta: the reasoning chunk is the first token; the text was sent `delay` later (half
+    // of it is slack for a client that read the reasoning chunk late on a busy machine).
     let h = Harness::quick();
     let r = h.run(&spec_for(&server, ApiKind::OpenAiChat), None).await;
     assert_eq!(r.outcome, Outcome::Ok);
     let ttft = r.ttft.expect("ttft");
-    assert!(r.duration >= ttft + delay, "{r:?}");
+    assert!(r.duration >= ttft + delay / 2, "{r:?}");
     assert_eq!((r.chunks, h.gap_count(), h.ttft_count()), (2, 1, 1));
     // Text only: the reasoning chunk still counts as a chunk, but not as the first token.
     let h = Harness::quick();

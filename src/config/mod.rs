@@ -1,9 +1,10 @@
 //! Configuration: the composer of every room's settings.
 //!
 //! Sources, lowest precedence first: the built-in defaults (serde defaults of the raw
-//! structs), one TOML file (`--config FILE`, or the embedded demo config `config/soakd.toml`
-//! when none is given), environment variables `SOAKD__SECTION__KEY` (e.g.
-//! `SOAKD__LOAD__RATE=50`), then command-line flags ([`load`]). Loading goes through the
+//! structs), one TOML file (`--config FILE`; without it, the plain steady plan
+//! [`PLAIN_TOML`] when a target is given, else the embedded demo config `config/soakd.toml`),
+//! environment variables `SOAKD__SECTION__KEY` (e.g. `SOAKD__LOAD__RATE=50`), then
+//! command-line flags ([`load`]). Loading goes through the
 //! `config` crate into [`RawConfig`], whose structs deny unknown fields; [`RawConfig::validate`]
 //! then turns it into the typed [`Config`] and fails with one [`ConfigError`] naming the
 //! field, the value and the reason. Nothing here binds a port or starts a task, so a bad
@@ -28,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::units::ConfigError;
-pub use load::{load, Overrides};
+pub use load::{load, Overrides, DEFAULT_API, DEFAULT_MODEL, PLAIN_TOML};
 
 use crate::client::{is_secret_header, ClientSettings, RawTarget, TargetSettings};
 use crate::mock::MockArgs;
@@ -88,6 +89,8 @@ pub struct RawRun {
     pub shard_index: Option<u32>,
     /// Write the end-of-run summary as JSON to this file.
     pub summary_json: Option<PathBuf>,
+    /// Write the self-contained HTML report (charts, summary, verdicts) to this file.
+    pub report_html: Option<PathBuf>,
     /// Seed for arrivals, scenario picks and prompts; random when unset.
     pub seed: Option<u64>,
 }
@@ -101,6 +104,7 @@ impl Default for RawRun {
             shards: 1,
             shard_index: None,
             summary_json: None,
+            report_html: None,
             seed: None,
         }
     }
@@ -132,6 +136,8 @@ pub struct RunSettings {
     pub shards: NonZeroU32,
     pub shard_index: u32,
     pub summary_json: Option<PathBuf>,
+    /// Checked writable at validation ([`crate::page::report::check_path`]).
+    pub report_html: Option<PathBuf>,
     pub seed: u64,
 }
 
@@ -358,6 +364,14 @@ impl RawRun {
             shards,
             shard_index,
             summary_json: self.summary_json.clone(),
+            report_html: match &self.report_html {
+                Some(p) => {
+                    crate::page::report::check_path(p)
+                        .map_err(|e| ConfigError::invalid("run.report_html", p.display(), e))?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             seed: self.seed.unwrap_or_else(rand::random),
         })
     }

@@ -406,3 +406,178 @@ fn redacted_toml_hides_credentials_and_round_trips() {
     let again = load_text(&text, &[], &Overrides::default()).unwrap();
     assert_eq!(again.load.rate, raw.load.rate);
 }
+
+// ---------- soakd run --target without --config ----------
+
+fn target_flags() -> Overrides {
+    Overrides {
+        target: Some("http://127.0.0.1:4000".into()),
+        ..Overrides::default()
+    }
+}
+
+fn plain(o: &Overrides, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load(None, &env, o)?.validate_with(&no_env)
+}
+
+#[test]
+fn a_target_without_config_is_a_plain_steady_soak() {
+    let c = plain(&target_flags(), &[]).unwrap();
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    assert_eq!(p.rate, 10.0, "--rate defaults to 10");
+    assert_eq!(p.arrivals, ArrivalKind::Constant);
+    assert_eq!(p.burst, None, "no bursts");
+    assert!(p.stages.is_empty());
+    assert_eq!(c.run.duration, None, "--duration defaults to forever");
+    assert_eq!(c.scenarios.len(), 1);
+    let s = &c.scenarios[0];
+    assert_eq!(
+        (s.name.as_str(), s.api, s.model.as_str(), s.stream),
+        ("openai", ApiKind::OpenAiChat, "gpt-4o-mini", true)
+    );
+    assert!(s.cancel.is_none(), "no cancels");
+    // The default thresholds hold; the target is the flag's.
+    assert_eq!(c.thresholds.error_ratio, Some(0.05));
+    assert_eq!(
+        c.target.url.as_ref().map(|u| u.as_str()),
+        Some("http://127.0.0.1:4000/")
+    );
+
+    let o = Overrides {
+        rate: Some(50.0),
+        duration: Some("6h".into()),
+        api: Some("anthropic".into()),
+        model: Some("claude-haiku".into()),
+        stream: Some(false),
+        api_key_env: Some("PROXY_KEY".into()),
+        ..target_flags()
+    };
+    let raw = load(None, &HashMap::new(), &o).unwrap();
+    assert_eq!(raw.target.api_key_env.as_deref(), Some("PROXY_KEY"));
+    let c = raw
+        .validate_with(&|k| (k == "PROXY_KEY").then(|| "sk-1".to_string()))
+        .unwrap();
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    assert_eq!((p.rate, p.burst), (50.0, None), "--rate is the rate");
+    assert_eq!(c.run.duration, Some(Duration::from_secs(6 * 3600)));
+    let s = &c.scenarios[0];
+    assert_eq!(
+        (s.name.as_str(), s.api, s.model.as_str(), s.stream),
+        (
+            "anthropic",
+            ApiKind::AnthropicMessages,
+            "claude-haiku",
+            false
+        )
+    );
+    assert_eq!(s.path, "/v1/messages");
+
+    // The target may come from the environment too.
+    let c = plain(
+        &Overrides::default(),
+        &[("SOAKD__TARGET__URL", "http://127.0.0.1:4001")],
+    )
+    .unwrap();
+    assert_eq!(c.scenarios.len(), 1);
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    assert_eq!(p.burst, None);
+}
+
+#[test]
+fn every_api_kind_is_accepted_and_an_unknown_one_names_the_flag() {
+    for kind in ApiKind::ALL {
+        let o = Overrides {
+            api: Some(kind.as_str().into()),
+            ..target_flags()
+        };
+        assert_eq!(plain(&o, &[]).unwrap().scenarios[0].api, kind);
+    }
+    let o = Overrides {
+        api: Some("cohere".into()),
+        ..target_flags()
+    };
+    let e = plain(&o, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains("--api") && e.contains("cohere") && e.contains("openai-responses"),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_flags_with_config_or_without_target_are_config_errors() {
+    let f = file("[load]\nrate = 5\n");
+    for (o, flag) in [
+        (
+            Overrides {
+                api: Some("openai".into()),
+                ..Overrides::default()
+            },
+            "--api",
+        ),
+        (
+            Overrides {
+                model: Some("m".into()),
+                ..target_flags()
+            },
+            "--model",
+        ),
+        (
+            Overrides {
+                stream: Some(true),
+                ..Overrides::default()
+            },
+            "--stream",
+        ),
+        (
+            Overrides {
+                stream: Some(false),
+                ..target_flags()
+            },
+            "--no-stream",
+        ),
+    ] {
+        let e = load(Some(f.path()), &HashMap::new(), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(flag) && e.contains("--config"), "{flag}: {e}");
+    }
+    // No config and no target: the demo keeps its own scenarios.
+    let o = Overrides {
+        model: Some("m".into()),
+        ..Overrides::default()
+    };
+    let e = load(None, &HashMap::new(), &o).unwrap_err().to_string();
+    assert!(e.contains("--model") && e.contains("--target"), "{e}");
+    // --api-key-env is a [target] key: fine with a file.
+    let o = Overrides {
+        api_key_env: Some("K".into()),
+        ..Overrides::default()
+    };
+    let raw = load(Some(f.path()), &HashMap::new(), &o).unwrap();
+    assert_eq!(raw.target.api_key_env.as_deref(), Some("K"));
+}
+
+#[test]
+fn without_target_or_config_the_demo_keeps_its_bursts_even_with_rate() {
+    let o = Overrides {
+        rate: Some(20.0),
+        ..Overrides::default()
+    };
+    let c = plain(&o, &[]).unwrap();
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    assert_eq!(p.rate, 20.0);
+    assert!(p.burst.is_some(), "the demo's bursts stay");
+    assert_eq!(c.scenarios.len(), 3);
+}

@@ -73,6 +73,8 @@ pub struct WindowBuf {
     buckets: VecDeque<Bucket>,
     cap: usize,
     fits: [Option<Fit>; N_RES],
+    /// Time of the first and last point of each fit.
+    spans: [Option<(f64, f64)>; N_RES],
     load: Option<LoadOverWindow>,
     scratch: Scratch,
 }
@@ -132,6 +134,7 @@ impl WindowBuf {
             buckets: VecDeque::with_capacity(cap),
             cap,
             fits: [None; N_RES],
+            spans: [None; N_RES],
             load: None,
             scratch: Scratch::with_capacity(cap),
         }
@@ -162,6 +165,7 @@ impl WindowBuf {
         self.origin = None;
         self.buckets.clear();
         self.fits = [None; N_RES];
+        self.spans = [None; N_RES];
         self.load = None;
     }
 
@@ -236,6 +240,10 @@ impl WindowBuf {
                     (Some(a), Some(b)) => b - a >= span_needed - self.width,
                     _ => false,
                 };
+            self.spans[r] = match (self.scratch.t.first(), self.scratch.t.last()) {
+                (Some(a), Some(b)) if enough => Some((*a, *b)),
+                _ => None,
+            };
             self.fits[r] = if enough {
                 let (t, v) = (
                     std::mem::take(&mut self.scratch.t),
@@ -271,6 +279,11 @@ impl WindowBuf {
     /// The latest fit of resource `r`, if the window holds enough data.
     pub fn fit(&self, r: usize) -> Option<Fit> {
         self.fits[r]
+    }
+
+    /// Times of the first and last point of the latest fit of resource `r`.
+    pub fn fit_span(&self, r: usize) -> Option<(f64, f64)> {
+        self.fits[r].and(self.spans[r])
     }
 
     /// Load over the fitted buckets.

@@ -232,6 +232,7 @@ pub struct Monitor {
     client: Option<reqwest::Client>,
     procs: Vec<Mutex<ProcState>>,
     start: Instant,
+    start_unix: f64,
     self_pid: u32,
 }
 
@@ -264,6 +265,7 @@ impl Monitor {
         let specs = std::iter::once(ProcessSpec {
             name: settings::SELF_NAME.into(),
             source: Source::Pid(self_pid),
+            fail_on_leak: false,
         })
         .chain(settings.processes.iter().cloned());
         let interval = settings.sample_interval.as_secs_f64();
@@ -318,6 +320,9 @@ impl Monitor {
             client,
             procs,
             start: Instant::now(),
+            start_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             self_pid,
         })
     }

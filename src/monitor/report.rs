@@ -3,13 +3,15 @@
 
 use serde::Serialize;
 
-use super::estimate::{self, WindowBuf};
+use super::estimate::WindowBuf;
 use super::{lock, Monitor, ProcState, Resource, Verdict};
 use crate::units::fmt_bytes;
 
 /// The monitor's state for `/status`, the progress line and the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorReport {
+    /// Wall-clock time (Unix seconds) of the monitor's t = 0, the time base of the fits.
+    pub started_unix_secs: f64,
     /// Sample interval, seconds.
     pub sample_interval_secs: f64,
     /// Window labels, shortest first.
@@ -51,6 +53,9 @@ pub struct ProcessReport {
     pub retained_after_burst_bytes: Option<f64>,
     /// Verdict per resource.
     pub verdict: ResourceVerdicts,
+    /// Whether a `leak` verdict of this process fails the run (`fail_on_leak`; always false
+    /// for soakd itself, whose leak only makes the soak suspect).
+    pub fail_on_leak: bool,
 }
 
 /// Verdicts per resource.
@@ -85,13 +90,20 @@ pub struct WindowReport {
     pub rss_bytes_per_sec_per_open_stream: Option<f64>,
 }
 
-/// A fitted slope.
+/// A fitted line: `value(t) = intercept + slope_per_sec × t`, with `t` in seconds since the
+/// monitor started ([`MonitorReport::started_unix_secs`]).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FitReport {
     /// Units per second.
     pub slope_per_sec: f64,
     /// Units per hour.
     pub slope_per_hour: f64,
+    /// The line's value at t = 0 (units).
+    pub intercept: f64,
+    /// Time of the first fitted point, seconds since the monitor started.
+    pub from_secs: f64,
+    /// Time of the last fitted point, seconds since the monitor started.
+    pub to_secs: f64,
     /// R² of the fit.
     pub r2: f64,
     /// Points fitted.
@@ -102,6 +114,7 @@ impl Monitor {
     /// A serialisable picture of every process now.
     pub fn snapshot(&self) -> MonitorReport {
         MonitorReport {
+            started_unix_secs: self.start_unix,
             sample_interval_secs: self.settings.sample_interval.as_secs_f64(),
             windows: self
                 .settings
@@ -114,10 +127,15 @@ impl Monitor {
     }
 
     fn report(&self, st: &ProcState) -> ProcessReport {
-        let fit_report = |f: Option<estimate::Fit>| {
-            f.map(|f| FitReport {
+        let fit_report = |buf: &WindowBuf, r: Resource| {
+            let f = buf.fit(r.index())?;
+            let (from_secs, to_secs) = buf.fit_span(r.index())?;
+            Some(FitReport {
                 slope_per_sec: f.slope,
                 slope_per_hour: f.slope * 3600.0,
+                intercept: f.intercept,
+                from_secs,
+                to_secs,
                 r2: f.r2,
                 points: f.points,
             })
@@ -132,9 +150,9 @@ impl Monitor {
                 let rss = buf.fit(Resource::Rss.index());
                 WindowReport {
                     window: w.label.clone(),
-                    rss: fit_report(rss),
-                    fds: fit_report(buf.fit(Resource::Fds.index())),
-                    threads: fit_report(buf.fit(Resource::Threads.index())),
+                    rss: fit_report(buf, Resource::Rss),
+                    fds: fit_report(buf, Resource::Fds),
+                    threads: fit_report(buf, Resource::Threads),
                     request_rate_per_sec: load.map(|l| l.request_rate),
                     rss_bytes_per_request: per_request(buf),
                     avg_open_streams: load.map(|l| l.avg_streams),
@@ -165,6 +183,12 @@ impl Monitor {
                 fds: st.verdicts[Resource::Fds.index()],
                 threads: st.verdicts[Resource::Threads.index()],
             },
+            // soakd itself is not among the configured processes: false.
+            fail_on_leak: self
+                .settings
+                .processes
+                .iter()
+                .any(|p| p.name == st.name && p.fail_on_leak),
         }
     }
 

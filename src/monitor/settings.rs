@@ -74,6 +74,9 @@ pub struct RawProcess {
     pub scrape_url: Option<String>,
     /// Metric names to read from `scrape_url` (defaults: the standard `process_*` names).
     pub scrape_metrics: Option<RawScrapeMetrics>,
+    /// Whether this process's `leak` verdict fails the run (default true; see
+    /// `[thresholds] leak_verdicts`). `false` keeps it monitored and reported only.
+    pub fail_on_leak: Option<bool>,
 }
 
 /// Metric names read from a scraped endpoint.
@@ -153,6 +156,8 @@ pub struct ProcessSpec {
     pub name: String,
     /// Where its numbers come from.
     pub source: Source,
+    /// Whether its `leak` verdicts fail the run (with `[thresholds] leak_verdicts` on).
+    pub fail_on_leak: bool,
 }
 
 /// Where a process's numbers come from; exactly one per process.
@@ -344,6 +349,7 @@ impl RawProcess {
             1 => Ok(ProcessSpec {
                 name: self.name.clone(),
                 source: sources.remove(0).1,
+                fail_on_leak: self.fail_on_leak.unwrap_or(true),
             }),
             0 => Err(ConfigError::invalid(
                 field,
@@ -377,15 +383,18 @@ fn valid_metric_name(name: &str) -> bool {
 
 impl RawMonitor {
     /// `--watch-pid PID`: adds a process named `target` with a pid source, or replaces the
-    /// source of the one already named so.
+    /// source of the one already named so (keeping its `fail_on_leak`).
     pub fn watch_pid(&mut self, pid: u32) {
-        let p = RawProcess {
+        let mut p = RawProcess {
             name: WATCH_PID_NAME.into(),
             pid: Some(pid),
             ..RawProcess::default()
         };
         match self.processes.iter_mut().find(|p| p.name == WATCH_PID_NAME) {
-            Some(existing) => *existing = p,
+            Some(existing) => {
+                p.fail_on_leak = existing.fail_on_leak;
+                *existing = p;
+            }
             None => self.processes.push(p),
         }
     }
@@ -511,9 +520,13 @@ mod tests {
             rss: Some("my_rss".into()),
             ..Default::default()
         });
+        b.fail_on_leak = Some(false);
         raw.processes = vec![a, b, c, d];
         let s = raw.validate().unwrap();
         assert_eq!(s.processes[0].source, Source::Pid(42));
+        // fail_on_leak defaults to true, and false opts one process out.
+        let fail: Vec<bool> = s.processes.iter().map(|p| p.fail_on_leak).collect();
+        assert_eq!(fail, [true, false, true, true]);
         assert_eq!(s.processes[1].source, Source::PidFile("/run/x.pid".into()));
         assert_eq!(
             s.processes[2].source,
@@ -641,21 +654,25 @@ mod tests {
         assert_eq!(s.windows.len(), 2);
         assert_eq!(s.processes[0].name, "target");
         assert_eq!(s.processes[0].source, Source::Pid(1234));
-        // A second override replaces the target's source rather than duplicating it.
+        // A second override replaces the target's source rather than duplicating it, and
+        // keeps its fail_on_leak.
+        raw.processes[0].fail_on_leak = Some(false);
         raw.watch_pid(99);
         let s = raw.validate().unwrap();
         assert_eq!(s.processes.len(), 1);
         assert_eq!(s.processes[0].source, Source::Pid(99));
+        assert!(!s.processes[0].fail_on_leak);
     }
 
     #[test]
     fn raw_deserializes_and_rejects_unknown_keys() {
         let v: RawMonitor = serde_json::from_str(
-            r#"{"sample_interval":"1s","processes":[{"name":"p","match_name":"nginx"}],
+            r#"{"sample_interval":"1s","processes":[{"name":"p","match_name":"nginx","fail_on_leak":false}],
                 "thresholds":{"min_r2":0.9}}"#,
         )
         .unwrap();
         assert_eq!(v.processes[0].match_name.as_deref(), Some("nginx"));
+        assert_eq!(v.processes[0].fail_on_leak, Some(false));
         assert_eq!(v.thresholds.min_r2, Some(0.9));
         assert!(serde_json::from_str::<RawMonitor>(r#"{"bogus":1}"#).is_err());
     }

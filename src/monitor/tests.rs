@@ -312,3 +312,25 @@ fn progress_fragment_and_snapshot_shape() {
     assert_eq!(json["processes"][1]["verdict"]["fds"], "ok");
     assert_eq!(json["processes"][1]["baseline_rss_bytes"], 400.0 * MIB);
 }
+
+#[test]
+fn fit_report_carries_the_line_and_the_span_it_covers() {
+    let m = monitor(&["2m"], "1s");
+    // RSS = 50 MiB + 2000 B/s × t, sampled from t = 10 s to t = 399 s.
+    feed(&m, 10.0, 400.0, 1.0, |t| 50.0 * MIB + 2000.0 * t);
+    let report = m.snapshot();
+    assert!(
+        report.started_unix_secs > 1.6e9,
+        "{}",
+        report.started_unix_secs
+    );
+    let f = report.processes[1].windows[0].rss.unwrap();
+    assert!((f.slope_per_sec - 2000.0).abs() < 1e-6, "{f:?}");
+    assert!((f.intercept - 50.0 * MIB).abs() < 1.0, "{f:?}");
+    // The 2 min window (1 s buckets) ends at the last closed bucket and spans about 2 min.
+    assert!(f.to_secs <= 399.0 && f.to_secs >= 397.0, "{f:?}");
+    assert!((f.to_secs - f.from_secs - 120.0).abs() <= 3.0, "{f:?}");
+    // The line at the span's ends is the series there.
+    let at = |t: f64| f.intercept + f.slope_per_sec * t;
+    assert!((at(f.to_secs) - (50.0 * MIB + 2000.0 * f.to_secs)).abs() < 1.0);
+}

@@ -19,6 +19,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+mod display;
 pub mod settings;
 
 pub use settings::{RawBurst, RawLoad, RawStage};

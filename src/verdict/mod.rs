@@ -1,22 +1,55 @@
-//! Pass/fail verdicts: k6-style thresholds judged live and at the end of a run.
+//! Pass/fail verdicts: k6-style thresholds judged live and at the end of a run, and the
+//! monitor's leak verdicts as thresholds of their own.
 //!
 //! # Design
 //! The `[thresholds]` section of the config is read into [`RawThresholds`] (strings, as the
-//! user wrote them) and validated once ([`settings`]) into [`Thresholds`] (typed `Duration`s, byte counts and
-//! ratios). Evaluation is a pure function: the daemon gathers a [`VerdictInputs`] snapshot from
-//! its counters, HDR histograms and leak estimator, calls [`Thresholds::evaluate`] and gets one
-//! [`ThresholdResult`] per configured threshold. The module keeps no state, does no I/O and
-//! never exits the process; the binary exports `soakd_threshold_passing{threshold}`, prints the
-//! results and maps the [`ExitVerdict`] to an exit code.
+//! user wrote them) and validated once ([`settings`]) into [`Thresholds`] (typed `Duration`s,
+//! byte counts and ratios). Evaluation is a pure function: the daemon gathers a
+//! [`VerdictInputs`] snapshot from its counters, HDR histograms and the monitor's report,
+//! calls [`Thresholds::evaluate`] and gets one [`ThresholdResult`] per threshold. The module
+//! keeps no state, does no I/O and never exits the process; the binary exports
+//! `soakd_threshold_passing{threshold}`, prints the results and maps the [`ExitVerdict`] to an
+//! exit code.
+//!
+//! # Defaults
+//! Unless `[thresholds] defaults = false`, every one of these keys the config leaves unset
+//! takes its default, key by key (a config that sets only `p99_ttft` keeps all three):
+//! - `error_ratio` = 0.05 ([`DEFAULT_ERROR_RATIO`]);
+//! - `max_dropped` = 0 ([`DEFAULT_MAX_DROPPED`]): a saturated generator makes the soak invalid;
+//! - `leak_verdicts` = true.
+//!
+//! A failure of a defaulted threshold says so in its message, with the key that changes it.
+//!
+//! # Leak verdicts
+//! With `leak_verdicts` on, every monitored process gets one threshold per resource, named
+//! `leak:PROCESS:RESOURCE` (resource `rss`, `fds` or `threads`), judged on the monitor's
+//! verdict for it ([`leak`]):
+//! - `leak` fails (live too, so `abort_on_fail` stops on it); the message names the process,
+//!   the resource, the slope per hour and the window it was fitted over;
+//! - `ok` passes;
+//! - `unknown` (the longest window never filled) is pending during the run and **not judged**
+//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure.
+//!
+//! Two kinds of process have no leak threshold: soakd itself (`process="soakd"`), whose leak
+//! verdict instead marks the soak **suspect** ([`suspicions`]) — its own growth may skew what
+//! it measured, but it is not the system under test — and a process configured with
+//! `fail_on_leak = false`.
+//!
+//! An explicit `rss_growth_per_hour` keeps its own, stricter rule side by side with these: it
+//! judges one process's RSS slope against a fixed limit and fails at the end when there is not
+//! enough data to fit a slope, where a leak verdict that could not be made is only "not judged".
 //!
 //! # Live and final evaluation
-//! Each result is in one of three states ([`ThresholdStatus`]):
+//! Each result is in one of four states ([`ThresholdStatus`]):
 //! - **pass**: there is data and it is within the limit (`observed <= limit`);
 //! - **fail**: there is data and it exceeds the limit;
 //! - **pending**: only during a live evaluation (`final_ = false`), when there is not enough
 //!   data to judge yet: no TTFT/duration samples, fewer than `min_requests` requests (or
-//!   finished streams, for `truncated_ratio`), or too little RSS history to fit a slope.
-//!   A pending threshold is not failing: `passed` is `true` and `abort_on_fail` ignores it.
+//!   finished streams, for `truncated_ratio`), too little RSS history to fit a slope, or a
+//!   leak verdict still unknown. A pending threshold is not failing: `passed` is `true` and
+//!   `abort_on_fail` ignores it;
+//! - **not judged**: only at the final evaluation, for a leak verdict that stayed unknown.
+//!   `passed` is `true`.
 //!
 //! At the final evaluation nothing is pending:
 //! - ratios are judged whatever the request count (`min_requests` only delays live judgement);
@@ -37,9 +70,14 @@ use std::time::Duration;
 
 use crate::units::{fmt_bytes, trim_num};
 
+pub mod leak;
 pub mod settings;
 
-pub use settings::{RawThresholds, Thresholds, DEFAULT_MIN_REQUESTS, DEFAULT_RSS_PROCESS};
+pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
+pub use settings::{
+    RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
+    DEFAULT_RSS_PROCESS,
+};
 
 /// A snapshot of what the run observed so far, gathered by the daemon for an evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,6 +99,8 @@ pub struct VerdictInputs {
     /// RSS growth in bytes per hour per monitored process (robust slope over the longest window
     /// with data); `None` when there is not enough data to fit a slope.
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
+    /// The monitor's leak verdict per process and resource, soakd's own included.
+    pub leaks: Vec<LeakInput>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -73,23 +113,41 @@ pub enum ThresholdStatus {
     Fail,
     /// Not judged yet: a live evaluation without enough data.
     Pending,
+    /// Never judged: a leak verdict still unknown at the end of the run. Not a failure.
+    NotJudged,
+}
+
+impl ThresholdStatus {
+    /// How the summary prints it: `PASS`, `FAIL`, `PENDING`, `NOT JUDGED`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ThresholdStatus::Pass => "PASS",
+            ThresholdStatus::Fail => "FAIL",
+            ThresholdStatus::Pending => "PENDING",
+            ThresholdStatus::NotJudged => "NOT JUDGED",
+        }
+    }
 }
 
 /// The outcome of one threshold.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdResult {
     /// Threshold name: `p99_ttft`, `p99_duration`, `error_ratio`, `truncated_ratio`,
-    /// `dropped` or `rss_growth`.
-    pub name: &'static str,
-    /// `false` only when the threshold failed; a pending threshold counts as passing.
+    /// `dropped`, `rss_growth`, or `leak:PROCESS:RESOURCE`. Also the `threshold` label.
+    pub name: String,
+    /// `false` only when the threshold failed; a pending or not-judged threshold counts as
+    /// passing.
     pub passed: bool,
-    /// Pass, fail or pending; pending implies `passed`.
+    /// Pass, fail, pending or not judged; pending and not judged imply `passed`.
     pub status: ThresholdStatus,
-    /// The observed value in `unit`, when there is one.
+    /// The observed value in `unit`, when there is one (for a leak verdict: the slope per hour
+    /// of the longest window with a fit).
     pub observed: Option<f64>,
-    /// The configured limit in `unit`.
-    pub limit: f64,
-    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests` or `bytes_per_hour`.
+    /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
+    /// its own thresholds (`[monitor.thresholds]`) in two windows.
+    pub limit: Option<f64>,
+    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
+    /// `per_hour` (fds, threads).
     pub unit: &'static str,
     /// Human-readable explanation, e.g. `p99_ttft 2.41s > 2s (exceeded by 0.41s)`.
     pub message: String,
@@ -131,6 +189,7 @@ enum Unit {
     Ratio,
     Requests,
     BytesPerHour,
+    PerHour,
 }
 
 impl Unit {
@@ -140,6 +199,7 @@ impl Unit {
             Unit::Ratio => "ratio",
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
+            Unit::PerHour => "per_hour",
         }
     }
 
@@ -149,6 +209,7 @@ impl Unit {
             Unit::Ratio => format!("{}%", trim_num(v * 100.0, 3)),
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
+            Unit::PerHour => format!("{}/h", trim_num(v, 1)),
         }
     }
 
@@ -179,7 +240,7 @@ impl ThresholdResult {
             )
         };
         ThresholdResult {
-            name,
+            name: name.to_owned(),
             passed,
             status: if passed {
                 ThresholdStatus::Pass
@@ -187,7 +248,7 @@ impl ThresholdResult {
                 ThresholdStatus::Fail
             },
             observed: Some(observed),
-            limit,
+            limit: Some(limit),
             unit: unit.name(),
             message,
         }
@@ -201,11 +262,11 @@ impl ThresholdResult {
         why: String,
     ) -> Self {
         ThresholdResult {
-            name,
+            name: name.to_owned(),
             passed: true,
             status: ThresholdStatus::Pending,
             observed,
-            limit,
+            limit: Some(limit),
             unit: unit.name(),
             message: format!("pending: {why}"),
         }
@@ -213,11 +274,11 @@ impl ThresholdResult {
 
     fn failed_no_data(name: &'static str, unit: Unit, limit: f64, why: String) -> Self {
         ThresholdResult {
-            name,
+            name: name.to_owned(),
             passed: false,
             status: ThresholdStatus::Fail,
             observed: None,
-            limit,
+            limit: Some(limit),
             unit: unit.name(),
             message: format!("{name} failed: {why}"),
         }
@@ -225,12 +286,15 @@ impl ThresholdResult {
 }
 
 impl Thresholds {
-    /// True when no threshold is configured (`abort_on_fail` alone does not count).
+    /// True when no threshold is configured and leak verdicts are off (`abort_on_fail` alone
+    /// does not count).
     pub fn is_empty(&self) -> bool {
-        self.names().is_empty()
+        self.names().is_empty() && !self.leak_verdicts
     }
 
-    /// Names of the configured thresholds, in evaluation order.
+    /// Names of the configured fixed thresholds, in evaluation order. The leak thresholds
+    /// (`leak:PROCESS:RESOURCE`) follow them; their names depend on the monitored processes
+    /// ([`leak_threshold_name`]).
     pub fn names(&self) -> Vec<&'static str> {
         [
             ("p99_ttft", self.p99_ttft.is_some()),
@@ -248,9 +312,10 @@ impl Thresholds {
     /// Judges every configured threshold against `i`, in the order of [`Thresholds::names`].
     ///
     /// `final_ = false` is a live evaluation (thresholds without enough data are pending);
-    /// `final_ = true` is the end-of-run evaluation (no data fails). See the module docs.
+    /// `final_ = true` is the end-of-run evaluation (no data fails). The leak thresholds
+    /// follow the fixed ones, in the order of `i.leaks`. See the module docs.
     pub fn evaluate(&self, i: &VerdictInputs, final_: bool) -> Vec<ThresholdResult> {
-        let mut out = Vec::with_capacity(6);
+        let mut out = Vec::with_capacity(6 + i.leaks.len());
         if let Some(limit) = self.p99_ttft {
             out.push(latency(
                 "p99_ttft",
@@ -300,7 +365,46 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        if self.leak_verdicts {
+            out.extend(
+                i.leaks
+                    .iter()
+                    .filter(|l| l.judged())
+                    .map(|l| leak::judge(l, final_)),
+            );
+        }
+        for r in out.iter_mut().filter(|r| !r.passed) {
+            if let Some(hint) = self.default_hint(&r.name) {
+                r.message.push_str(&hint);
+            }
+        }
         out
+    }
+
+    /// For a failed threshold that holds its default: where to change it.
+    fn default_hint(&self, name: &str) -> Option<String> {
+        let key = if name.starts_with(leak::PREFIX) {
+            "leak"
+        } else {
+            name
+        };
+        if !self.defaulted.contains(&key) {
+            return None;
+        }
+        Some(match key {
+            "error_ratio" => format!(
+                " (the default error_ratio {}: set [thresholds] error_ratio, or defaults = false)",
+                Unit::Ratio.fmt(DEFAULT_ERROR_RATIO)
+            ),
+            "dropped" => {
+                " (the default max_dropped 0: a saturated generator makes the soak \
+                          invalid; raise max_dropped or the in-flight cap, or set defaults = false)"
+                    .to_owned()
+            }
+            _ => " (leak verdicts are on by default: set fail_on_leak = false on the process, \
+                  or [thresholds] leak_verdicts = false)"
+                .to_owned(),
+        })
     }
 
     fn ratio(

@@ -8,22 +8,34 @@ use crate::units::{self, ConfigError};
 pub const DEFAULT_MIN_REQUESTS: u64 = 100;
 /// Default for [`RawThresholds::rss_process`].
 pub const DEFAULT_RSS_PROCESS: &str = "target";
+/// `error_ratio` when the config does not set it (and `defaults` is not false): 5 %.
+pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
+/// `max_dropped` when the config does not set it (and `defaults` is not false): none, because
+/// a saturated generator makes the soak invalid.
+pub const DEFAULT_MAX_DROPPED: u64 = 0;
 
 /// The `[thresholds]` section as written in the config file.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawThresholds {
+    /// Apply the default thresholds to every key left unset (default true): `error_ratio`
+    /// 0.05, `max_dropped` 0 and `leak_verdicts` true. `false` turns every default off.
+    pub defaults: Option<bool>,
+    /// A monitored process's `leak` verdict (rss, fds or threads) at the end fails the run
+    /// (default: on, unless `defaults = false`). soakd's own verdict never fails the run.
+    pub leak_verdicts: Option<bool>,
     /// Stop the run as soon as a threshold fails during a live evaluation.
     pub abort_on_fail: bool,
     /// p99 time to first token must stay at or below this duration, e.g. `"2s"`.
     pub p99_ttft: Option<String>,
     /// p99 end-to-end request duration must stay at or below this duration, e.g. `"30s"`.
     pub p99_duration: Option<String>,
-    /// Maximum fraction (0..=1) of finished requests whose outcome is neither ok nor cancelled.
+    /// Maximum fraction (0..=1) of finished requests whose outcome is neither ok nor cancelled
+    /// (default 0.05).
     pub error_ratio: Option<f64>,
     /// Maximum fraction (0..=1) of finished streams that were truncated.
     pub truncated_ratio: Option<f64>,
-    /// Scheduled-but-never-sent requests allowed (`0` = none).
+    /// Scheduled-but-never-sent requests allowed (`0` = none, the default).
     pub max_dropped: Option<u64>,
     /// Maximum RSS growth per hour of `rss_process`, as a size such as `"50MiB"`; judged on the
     /// robust slope over the longest window that has data.
@@ -50,10 +62,27 @@ impl RawThresholds {
             .as_deref()
             .map(|v| units::positive_duration("thresholds.p99_duration", v))
             .transpose()?;
-        let error_ratio = self
-            .error_ratio
-            .map(|v| units::fraction("thresholds.error_ratio", v))
-            .transpose()?;
+        let defaults = self.defaults.unwrap_or(true);
+        let mut defaulted = Vec::new();
+        // Called only for keys the config left unset: applies the default when they are on.
+        let mut default_for = |name: &'static str| {
+            if defaults {
+                defaulted.push(name);
+            }
+            defaults
+        };
+        let error_ratio = match self.error_ratio {
+            Some(v) => Some(units::fraction("thresholds.error_ratio", v)?),
+            None => default_for("error_ratio").then_some(DEFAULT_ERROR_RATIO),
+        };
+        let max_dropped = match self.max_dropped {
+            Some(v) => Some(v),
+            None => default_for("dropped").then_some(DEFAULT_MAX_DROPPED),
+        };
+        let leak_verdicts = match self.leak_verdicts {
+            Some(v) => v,
+            None => default_for("leak"),
+        };
         let truncated_ratio = self
             .truncated_ratio
             .map(|v| units::fraction("thresholds.truncated_ratio", v))
@@ -84,7 +113,9 @@ impl RawThresholds {
             p99_duration,
             error_ratio,
             truncated_ratio,
-            max_dropped: self.max_dropped,
+            max_dropped,
+            leak_verdicts,
+            defaulted,
             rss_growth_per_hour,
             rss_process,
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
@@ -107,6 +138,12 @@ pub struct Thresholds {
     pub truncated_ratio: Option<f64>,
     /// Limit on dropped (scheduled but never sent) requests.
     pub max_dropped: Option<u64>,
+    /// Every monitored process's leak verdict is judged (except soakd's own and processes
+    /// with `fail_on_leak = false`).
+    pub leak_verdicts: bool,
+    /// Thresholds that hold their default because the config left them unset: any of
+    /// `error_ratio`, `dropped`, `leak`.
+    pub defaulted: Vec<&'static str>,
     /// Limit on RSS growth of [`Thresholds::rss_process`], in bytes per hour.
     pub rss_growth_per_hour: Option<u64>,
     /// The monitored process whose RSS growth is judged.

@@ -2,12 +2,18 @@ use super::*;
 use crate::units::ConfigError;
 use crate::units::MIB;
 
+/// No defaults: each test configures exactly the thresholds it judges.
 fn raw() -> RawThresholds {
-    RawThresholds::default()
+    RawThresholds {
+        defaults: Some(false),
+        ..RawThresholds::default()
+    }
 }
 
 fn all() -> Thresholds {
     RawThresholds {
+        defaults: Some(false),
+        leak_verdicts: None,
         abort_on_fail: true,
         p99_ttft: Some("2s".into()),
         p99_duration: Some("30s".into()),
@@ -200,7 +206,7 @@ fn p99_ttft_pass_fail_pending_no_data() {
     assert_eq!(r.status, ThresholdStatus::Pass);
     assert!(r.passed);
     assert_eq!(r.observed, Some(1.2));
-    assert_eq!(r.limit, 2.0);
+    assert_eq!(r.limit, Some(2.0));
     assert_eq!(r.unit, "seconds");
     assert_eq!(r.message, "passed: p99_ttft 1.2s <= 2s");
 
@@ -418,7 +424,7 @@ fn rss_growth_pass_and_fail() {
     assert_eq!(r.name, "rss_growth");
     assert_eq!(r.status, ThresholdStatus::Pass);
     assert_eq!(r.unit, "bytes_per_hour");
-    assert_eq!(r.limit, 50.0 * MIB);
+    assert_eq!(r.limit, Some(50.0 * MIB));
     assert_eq!(r.message, "passed: rss_growth 12.5MiB/h <= 50MiB/h");
     // Shrinking memory passes.
     assert!(one(&t, &rss("target", Some(-3.0 * MIB)), true).passed);
@@ -481,9 +487,10 @@ fn evaluate_all_and_exit_verdict() {
         p99_ttft: Some(Duration::from_millis(900)),
         p99_duration: Some(Duration::from_secs(12)),
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
+        leaks: vec![],
     };
     let res = t.evaluate(&healthy, true);
-    let names: Vec<_> = res.iter().map(|r| r.name).collect();
+    let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, t.names());
     assert!(
         res.iter().all(|r| r.status == ThresholdStatus::Pass),
@@ -498,7 +505,11 @@ fn evaluate_all_and_exit_verdict() {
     let mut sick = healthy.clone();
     sick.dropped = 1;
     let res = t.evaluate(&sick, false);
-    let failed: Vec<_> = res.iter().filter(|r| !r.passed).map(|r| r.name).collect();
+    let failed: Vec<_> = res
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(failed, vec!["dropped"]);
     assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Fail);
     assert_eq!(ExitVerdict::Fail.exit_code(), crate::exit::FAIL);
@@ -514,7 +525,11 @@ fn evaluate_all_and_exit_verdict() {
     );
     // The same inputs at the end: every data-less threshold fails.
     let res = t.evaluate(&VerdictInputs::default(), true);
-    let failed: Vec<_> = res.iter().filter(|r| !r.passed).map(|r| r.name).collect();
+    let failed: Vec<_> = res
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(
         failed,
         vec![
@@ -539,4 +554,113 @@ fn result_serializes_for_summary_json() {
     assert_eq!(v["observed"], serde_json::Value::Null);
     assert_eq!(v["limit"], 2.0);
     assert_eq!(v["unit"], "seconds");
+}
+
+// ---------- defaults ----------
+
+fn failed_names(t: &Thresholds, i: &VerdictInputs) -> Vec<String> {
+    t.evaluate(i, true)
+        .into_iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.name)
+        .collect()
+}
+
+#[test]
+fn defaults_apply_to_an_empty_section() {
+    let t = RawThresholds::default().validate().unwrap();
+    assert_eq!(t.error_ratio, Some(DEFAULT_ERROR_RATIO));
+    assert_eq!(DEFAULT_ERROR_RATIO, 0.05);
+    assert_eq!(t.max_dropped, Some(DEFAULT_MAX_DROPPED));
+    assert_eq!(DEFAULT_MAX_DROPPED, 0);
+    assert!(t.leak_verdicts);
+    assert_eq!(t.defaulted, ["error_ratio", "dropped", "leak"]);
+    assert_eq!(t.names(), ["error_ratio", "dropped"]);
+    assert!(!t.is_empty());
+    // No latency or RSS threshold unless configured.
+    assert_eq!((t.p99_ttft, t.rss_growth_per_hour), (None, None));
+}
+
+#[test]
+fn a_config_setting_only_p99_ttft_keeps_the_other_defaults() {
+    let t: RawThresholds = toml::from_str("p99_ttft = \"2s\"").unwrap();
+    let t = t.validate().unwrap();
+    assert_eq!(t.names(), ["p99_ttft", "error_ratio", "dropped"]);
+    assert!(t.leak_verdicts);
+    // A key that is set is not a default, even at the default's value.
+    let t: RawThresholds = toml::from_str("error_ratio = 0.05\nmax_dropped = 3").unwrap();
+    let t = t.validate().unwrap();
+    assert_eq!(t.defaulted, ["leak"]);
+    assert_eq!(t.max_dropped, Some(3));
+}
+
+#[test]
+fn defaults_false_turns_every_default_off_and_keys_still_apply() {
+    let t: RawThresholds = toml::from_str("defaults = false").unwrap();
+    let t = t.validate().unwrap();
+    assert!(t.is_empty(), "{t:?}");
+    assert!(!t.leak_verdicts);
+    assert!(t.defaulted.is_empty());
+    assert!(t.evaluate(&VerdictInputs::default(), true).is_empty());
+    let t: RawThresholds =
+        toml::from_str("defaults = false\nleak_verdicts = true\nmax_dropped = 5").unwrap();
+    let t = t.validate().unwrap();
+    assert!(t.leak_verdicts);
+    assert_eq!(t.names(), ["dropped"]);
+    assert!(!t.is_empty());
+    // leak_verdicts = false alone keeps the other defaults.
+    let t: RawThresholds = toml::from_str("leak_verdicts = false").unwrap();
+    let t = t.validate().unwrap();
+    assert!(!t.leak_verdicts);
+    assert_eq!(t.names(), ["error_ratio", "dropped"]);
+}
+
+#[test]
+fn a_broken_run_fails_on_the_defaults_and_says_they_are_defaults() {
+    let t = RawThresholds::default().validate().unwrap();
+    // Every request refused: 100 % errors.
+    let refused = VerdictInputs {
+        requests: 40,
+        errors: 40,
+        ..Default::default()
+    };
+    assert_eq!(failed_names(&t, &refused), ["error_ratio"]);
+    let r = &t.evaluate(&refused, true)[0];
+    assert_eq!(
+        r.message,
+        "error_ratio 100% > 5% (exceeded by 95 percentage points) (the default error_ratio \
+         5%: set [thresholds] error_ratio, or defaults = false)"
+    );
+    // A saturated generator.
+    let saturated = VerdictInputs {
+        requests: 100,
+        dropped: 190,
+        ..Default::default()
+    };
+    assert_eq!(failed_names(&t, &saturated), ["dropped"]);
+    let r = &t.evaluate(&saturated, true)[1];
+    assert!(
+        r.message.contains("the default max_dropped 0"),
+        "{}",
+        r.message
+    );
+    // No request at all finished: the default error ratio has no data and fails.
+    assert_eq!(failed_names(&t, &VerdictInputs::default()), ["error_ratio"]);
+    // A healthy run passes; an explicit threshold's failure carries no hint.
+    let healthy = VerdictInputs {
+        requests: 1000,
+        errors: 49,
+        ..Default::default()
+    };
+    assert!(failed_names(&t, &healthy).is_empty());
+    let explicit = only(|r| r.error_ratio = Some(0.01));
+    let r = &explicit.evaluate(&refused, true)[0];
+    assert!(!r.message.contains("default"), "{}", r.message);
+}
+
+#[test]
+fn raw_accepts_defaults_and_leak_verdicts() {
+    let v: RawThresholds =
+        serde_json::from_str(r#"{"defaults": false, "leak_verdicts": true}"#).unwrap();
+    assert_eq!((v.defaults, v.leak_verdicts), (Some(false), Some(true)));
 }

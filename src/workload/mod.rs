@@ -185,6 +185,47 @@ pub struct Scenario {
     pub cancel: Option<Cancellation>,
 }
 
+/// One scenario on one line, for the "soak started" log:
+/// `chat-stream weight 3 (openai gpt-4o-mini stream, cancel 5% after 4 chunks)`.
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} weight {} ({} {} {}",
+            self.name,
+            self.weight,
+            self.api,
+            self.model,
+            if self.stream { "stream" } else { "no stream" }
+        )?;
+        if let Some(c) = &self.cancel {
+            let pct = crate::units::trim_num(c.fraction * 100.0, 2);
+            match c.at {
+                CancelAt::AfterChunks(n) => write!(f, ", cancel {pct}% after {n} chunks")?,
+                CancelAt::AfterTime(d) => {
+                    write!(f, ", cancel {pct}% after {}", crate::units::fmt_duration(d))?
+                }
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// Scenarios joined for one log line: `a weight 3 (…), b weight 1 (…)`.
+pub struct ScenarioList<'a>(pub &'a [Scenario]);
+
+impl std::fmt::Display for ScenarioList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            s.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// A slice of the corpus of about `chars` characters, starting and ending on word boundaries.
 pub fn synthetic_prompt(rng: &mut impl Rng, chars: usize) -> &'static str {
     let c = corpus();

@@ -206,11 +206,23 @@ impl Run {
     }
 
     pub fn start_env(toml: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        Self::start_with(Some(toml), extra, env)
+    }
+
+    /// Starts `soakd run` without `--config` (flags and environment only), with the admin
+    /// server on a free port and a summary file.
+    pub fn start_cli(args: &[&str], env: &[(&str, &str)]) -> Run {
+        Self::start_with(None, args, env)
+    }
+
+    fn start_with(toml: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let dir = TempDir::new("run");
         let summary_path = dir.path().join("summary.json");
-        let config = dir.write("soakd.toml", toml);
         let mut cmd = Command::new(soakd_bin());
-        cmd.arg("run").arg("--config").arg(&config);
+        cmd.arg("run");
+        if let Some(toml) = toml {
+            cmd.arg("--config").arg(dir.write("soakd.toml", toml));
+        }
         if !extra.contains(&"--admin-listen") {
             cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }

@@ -1,0 +1,590 @@
+//! The live page and the HTML report, in real headless Chromium, during and after a real
+//! bounded soak of the binary against its mock (which leaks 64 KiB per request, so the RSS
+//! fits have a clear slope).
+//!
+//! Checked: no console errors (read over the DevTools protocol, see `browser/cdp.rs`); every
+//! chart has its expected series with points (the page publishes what it drew in
+//! `window.soakd.charts`); the report's RSS fit line has the summary's slope within 1 %; the
+//! report loads nothing but itself. Screenshots go to `target/screenshots/` for a person.
+
+#[path = "browser/cdp.rs"]
+mod cdp;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use cdp::{Browser, Tab};
+use common::*;
+
+const T: Duration = Duration::from_secs(120);
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
+}
+
+fn config(mock: &Mock, report: &Path) -> String {
+    format!(
+        r#"
+[run]
+duration = "24s"
+grace = "5s"
+seed = 11
+report_html = "{report}"
+
+[target]
+url = "{url}"
+
+[load]
+rate = 30.0
+arrivals = "constant"
+
+[load.burst]
+every = "10s"
+length = "3s"
+offset = "3s"
+multiplier = 3.0
+
+[[scenarios]]
+name = "chat"
+api = "openai"
+max_tokens = 8
+
+[monitor]
+sample_interval = "500ms"
+warmup = "0s"
+windows = ["8s", "16s"]
+
+[[monitor.processes]]
+name = "target"
+pid = {pid}
+
+[thresholds]
+p99_ttft = "5s"
+error_ratio = 0.5
+
+[log]
+progress_interval = "5s"
+"#,
+        report = report.display(),
+        url = mock.url(),
+        pid = mock.proc.pid(),
+    )
+}
+
+/// `window.soakd.charts` as JSON.
+fn charts(b: &mut Browser, tab: &Tab) -> Value {
+    let text = b.eval(tab, "JSON.stringify(window.soakd.charts)");
+    serde_json::from_str(text.as_str().unwrap()).unwrap()
+}
+
+/// Each chart has each named series with at least `min` points.
+fn assert_series(charts: &Value, want: &[(&str, &[&str])], min: u64, page: &str) {
+    for (chart, series) in want {
+        let c = &charts[*chart];
+        assert!(c.is_object(), "{page}: no chart {chart} in {charts}");
+        for s in *series {
+            let n = c["series"][*s].as_u64().unwrap_or(0);
+            assert!(
+                n >= min,
+                "{page}: chart {chart} series {s} has {n} points: {c}"
+            );
+        }
+    }
+}
+
+fn expected() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("rate", &["planned", "achieved"]),
+        (
+            "latency",
+            &["latency p50", "latency p99", "TTFT p50", "TTFT p99"],
+        ),
+        ("outcomes", &["ok"]),
+        ("streams", &["open (mean)", "open (max)"]),
+        ("rss:target", &["rss", "rss min", "rss max"]),
+        ("res:target", &["open fds", "threads"]),
+        ("rss:soakd", &["rss", "rss min", "rss max"]),
+        ("res:soakd", &["open fds", "threads"]),
+    ]
+}
+
+/// The fit lines drawn on a process's RSS chart: label → [[x0, y0], [x1, y1]].
+fn fit_lines(charts: &Value, process: &str) -> Vec<(String, [[f64; 2]; 2])> {
+    let lines = charts[format!("rss:{process}")]["lines"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    lines
+        .into_iter()
+        .filter_map(|(label, v)| {
+            let p = |i: usize, j: usize| v[i][j].as_f64();
+            Some((label, [[p(0, 0)?, p(0, 1)?], [p(1, 0)?, p(1, 1)?]]))
+        })
+        .collect()
+}
+
+/// The JSON embedded in a report's data element.
+fn report_data(html: &str) -> Value {
+    let start = "<script id=\"soakd-data\" type=\"application/json\">";
+    let json = html
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(j, _)| j)
+        .expect("the data element");
+    serde_json::from_str(json).unwrap()
+}
+
+/// Σ column × dt over the whole-run buffer: requests, from a per-second column.
+fn total(series: &Value, column: &str) -> f64 {
+    let run = &series["run"];
+    run[column]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(run["dt"].as_array().unwrap())
+        .map(|(r, dt)| r.as_f64().unwrap_or(0.0) * dt.as_f64().unwrap())
+        .sum()
+}
+
+fn assert_no_console_errors(b: &Browser, tab: &Tab, page: &str) {
+    let errors = b.console_errors(tab);
+    assert!(errors.is_empty(), "{page}: console errors: {errors:#?}");
+}
+
+#[test]
+fn live_page_and_report_in_headless_chromium() {
+    let mock = Mock::start(&[
+        "--ttft",
+        "5ms",
+        "--chunk-delay",
+        "2ms",
+        "--chunks",
+        "6",
+        "--leak-bytes-per-request",
+        "65536",
+    ]);
+    let dir = TempDir::new("page");
+    let report = dir.path().join("report.html");
+    let mut run = Run::start(&config(&mock, &report), &[]);
+    let admin = run.admin_addr();
+    wait_http_ok(admin, "/readyz", Duration::from_secs(20));
+    // Past the first burst (3–6 s) and long enough for both windows to fit (8 s and 16 s
+    // windows need half their span of 0.5 s samples).
+    std::thread::sleep(Duration::from_secs(12));
+    let (code, series) = http_get(admin, "/series");
+    assert_eq!(code, 200);
+    let series: Value = serde_json::from_str(&series).unwrap();
+    assert!(
+        series["run"]["t"].as_array().unwrap().len() >= 10,
+        "{series}"
+    );
+
+    let mut b = Browser::launch(dir.path());
+    let live = b.tab();
+    b.navigate(&live, &format!("http://{admin}/"));
+    b.wait_true(
+        &live,
+        "!!(window.soakd && window.soakd.updates >= 1)",
+        Duration::from_secs(20),
+        "live page drew",
+    );
+    // Refreshes every 5 s: wait for a drawing with a fit line for each of the target's windows.
+    b.wait_true(
+        &live,
+        "(function(c){ return !!c && Object.keys(c.lines).length >= 2; })\
+         (window.soakd.charts['rss:target'])",
+        Duration::from_secs(30),
+        "live page has both fit lines",
+    );
+    let c = charts(&mut b, &live);
+    assert_series(&c, &expected(), 5, "live page");
+    assert!(
+        c["rate"]["bands"].as_u64().unwrap() >= 1,
+        "burst band: {}",
+        c["rate"]
+    );
+    for (label, [[x0, _], [x1, _]]) in fit_lines(&c, "target") {
+        assert!(x1 > x0, "{label}");
+    }
+    let rows = b.eval(
+        &live,
+        "document.querySelectorAll('#table-verdicts tbody tr').length",
+    );
+    assert_eq!(rows, 2, "a verdict row for soakd and for the target");
+    let rows = b.eval(
+        &live,
+        "document.querySelectorAll('#table-thresholds tbody tr').length",
+    );
+    assert_eq!(rows, 2, "p99_ttft and error_ratio");
+    for url in b.requests(&live) {
+        assert!(
+            url.starts_with(&format!("http://{admin}/")),
+            "live page requested {url}"
+        );
+    }
+    b.screenshot(&live, &screenshots().join("live.png"));
+    assert_no_console_errors(&b, &live, "live page");
+
+    let (st, summary) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    assert!(report.is_file(), "no report at {}", report.display());
+    let data = report_data(&std::fs::read_to_string(&report).unwrap());
+    // The plan: 30/s for 24 s, 90/s in the bursts at 3–6 s, 13–16 s and 23–24 s (7 s in all):
+    // 720 + 7 × 60 = 1140 requests; constant arrivals send that. (The engine adds up the
+    // planned requests every 100 ms, so each burst edge can be off by up to 6 requests.)
+    let (planned, sent) = (
+        total(&data["series"], "planned_rps"),
+        total(&data["series"], "achieved_rps"),
+    );
+    assert!((planned - 1140.0).abs() < 25.0, "planned {planned}");
+    assert!(
+        (sent - num(&summary, &["requests_sent"])).abs() < 0.5,
+        "sent {sent}"
+    );
+    assert!(
+        (sent - planned).abs() < planned * 0.02,
+        "sent {sent} vs planned {planned}"
+    );
+
+    let rep = b.tab();
+    let url = format!("file://{}", report.display());
+    b.navigate(&rep, &url);
+    b.wait_true(
+        &rep,
+        "!!(window.soakd && window.soakd.mode === 'report' && window.soakd.updates >= 1)",
+        Duration::from_secs(20),
+        "report drew",
+    );
+    let c = charts(&mut b, &rep);
+    assert_series(&c, &expected(), 15, "report");
+    assert!(
+        c["rate"]["bands"].as_u64().unwrap() >= 2,
+        "two bursts: {}",
+        c["rate"]
+    );
+    assert_eq!(
+        b.requests(&rep),
+        vec![url.clone()],
+        "the report loads nothing else"
+    );
+    let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
+    assert_eq!(verdict, "pass");
+
+    // Each window's drawn RSS line has the summary's slope (within 1 %) and span.
+    let target = summary["monitor"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "target")
+        .unwrap()
+        .clone();
+    let origin = num(&summary, &["monitor", "started_unix_secs"]);
+    let lines = fit_lines(&c, "target");
+    let mut checked = 0;
+    for w in target["windows"].as_array().unwrap() {
+        let Some(fit) = w["rss"].as_object() else {
+            continue;
+        };
+        let label = format!("fit {} ", w["window"].as_str().unwrap());
+        let (_, [[x0, y0], [x1, y1]]) = lines
+            .iter()
+            .find(|(l, _)| l.starts_with(&label))
+            .unwrap_or_else(|| panic!("no line {label:?} in {lines:?}"));
+        let want = fit["slope_per_sec"].as_f64().unwrap();
+        let drawn = (y1 - y0) / (x1 - x0);
+        assert!(want > 100_000.0, "the mock leaks ~2 MiB/s: {want}");
+        assert!(
+            (drawn - want).abs() <= want.abs() * 0.01,
+            "{label}: drawn slope {drawn} vs summary {want}"
+        );
+        let from = origin + fit["from_secs"].as_f64().unwrap();
+        let to = origin + fit["to_secs"].as_f64().unwrap();
+        assert!(
+            (x0 - from).abs() < 1e-3 && (x1 - to).abs() < 1e-3,
+            "{label}: span"
+        );
+        let intercept = fit["intercept"].as_f64().unwrap();
+        let at_x0 = intercept + want * (x0 - origin);
+        assert!(
+            (y0 - at_x0).abs() <= at_x0.abs() * 1e-6,
+            "{label}: intercept"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "both windows have an RSS fit: {target}");
+    b.screenshot(&rep, &screenshots().join("report.png"));
+    assert_no_console_errors(&b, &rep, "report");
+    b.close();
+}
+
+#[test]
+fn an_unwritable_report_path_exits_78_before_binding() {
+    let dir = TempDir::new("page-bad");
+    let cfg = dir.write("soakd.toml", "[run]\nduration = \"5s\"\n");
+    // Claim a port; soakd must fail on the report before trying to bind it.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    for bad in [
+        dir.path().join("missing").join("r.html"),
+        dir.path().to_path_buf(),
+        PathBuf::from("/proc/soakd-report.html"),
+    ] {
+        let out = std::process::Command::new(soakd_bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .args(["--admin-listen", &busy_addr, "--report"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{}: {err}", bad.display());
+        assert!(
+            err.contains("run.report_html") && !err.contains("bind"),
+            "{}: {err}",
+            bad.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no stray file, only the config"
+    );
+}
+
+#[test]
+fn sigterm_still_writes_the_report() {
+    let mock = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "3"]);
+    let dir = TempDir::new("page-term");
+    let report = dir.path().join("r.html");
+    let cfg = format!(
+        "[run]\nduration = \"forever\"\ngrace = \"2s\"\n[target]\nurl = \"{}\"\n\
+         [load]\nrate = 20.0\n[[scenarios]]\nname = \"chat\"\napi = \"openai\"\n",
+        mock.url()
+    );
+    let mut run = Run::start(&cfg, &["--report", report.to_str().unwrap()]);
+    let admin = run.admin_addr();
+    wait_http_ok(admin, "/readyz", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    run.proc.signal(libc::SIGTERM);
+    let (st, summary) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    let html = std::fs::read_to_string(&report).unwrap();
+    let data = report_data(&html);
+    assert_eq!(data["summary"]["phase"], "done");
+    assert_eq!(data["summary"]["requests_sent"], summary["requests_sent"]);
+    let sent_per_point = total(&data["series"], "achieved_rps");
+    let sent = summary["requests_sent"].as_f64().unwrap();
+    assert!(
+        (sent_per_point - sent).abs() < 0.5,
+        "the series counts every request sent: {sent_per_point} vs {sent}"
+    );
+    assert!(!html.contains("src=\"assets/"), "assets are inlined");
+}
+
+#[test]
+fn the_console_error_reader_sees_errors_and_exceptions() {
+    let dir = TempDir::new("page-probe");
+    let mut b = Browser::launch(dir.path());
+    let tab = b.tab();
+    b.navigate(
+        &tab,
+        "data:text/html,<p>probe</p><script>console.error('probe-error');\
+         setTimeout(function(){ null.boom; }, 0);</script>",
+    );
+    b.wait_true(
+        &tab,
+        "document.readyState === 'complete'",
+        Duration::from_secs(10),
+        "load",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let errors = b.console_errors(&tab);
+    let text = format!("{errors:?}");
+    assert!(text.contains("probe-error"), "{text}");
+    assert!(text.contains("Runtime.exceptionThrown"), "{text}");
+    let quiet = b.tab();
+    b.navigate(&quiet, "data:text/html,<p>quiet</p>");
+    assert!(b.console_errors(&quiet).is_empty(), "errors are per tab");
+    b.close();
+}
+
+/// A day-long run, fed to the series as synthetic ticks, rendered as a report: the whole run
+/// comes from the halved buffer (256 s points) and the last hour from the 10 s ring.
+#[test]
+fn a_day_long_synthetic_report_renders_in_both_views() {
+    use soakd::monitor::{
+        FitReport, MonitorReport, ProcessReport, ResourceVerdicts, Verdict, WindowReport,
+    };
+    use soakd::report::{Latencies, Snapshot, Summary};
+    use soakd::series::{Series, TickInput};
+
+    const T0: f64 = 1_700_000_000.0;
+    const DAY: u64 = 24 * 3600;
+    let mib = 1024.0 * 1024.0;
+    let fit = |slope: f64, intercept: f64| FitReport {
+        slope_per_sec: slope,
+        slope_per_hour: slope * 3600.0,
+        intercept,
+        from_secs: DAY as f64 - 7200.0,
+        to_secs: DAY as f64 - 10.0,
+        r2: 0.97,
+        points: 120,
+    };
+    let monitor = |i: u64| MonitorReport {
+        started_unix_secs: T0,
+        sample_interval_secs: 5.0,
+        windows: vec!["30m".into(), "2h".into()],
+        processes: vec![ProcessReport {
+            fail_on_leak: true,
+            name: "target".into(),
+            source: "pid",
+            up: true,
+            pid: Some(7),
+            restarts: 0,
+            samples: i,
+            baseline_rss_bytes: Some(200.0 * mib),
+            peak_rss_bytes: Some(300.0 * mib),
+            // 200 MiB growing 4 MiB/h with a 20 MiB sawtooth.
+            rss_bytes: Some(
+                200.0 * mib + 4.0 * mib * i as f64 / 3600.0 + (i % 600) as f64 * mib / 30.0,
+            ),
+            open_fds: Some(40.0 + (i % 7) as f64),
+            threads: Some(12.0),
+            cpu_seconds: 0.0,
+            windows: ["30m", "2h"]
+                .iter()
+                .map(|w| WindowReport {
+                    window: w.to_string(),
+                    rss: Some(fit(4.0 * mib / 3600.0, 200.0 * mib)),
+                    fds: Some(fit(0.0, 42.0)),
+                    threads: Some(fit(0.0, 12.0)),
+                    request_rate_per_sec: Some(50.0),
+                    rss_bytes_per_request: Some(22.0),
+                    avg_open_streams: Some(10.0),
+                    rss_bytes_per_sec_per_open_stream: Some(110.0),
+                })
+                .collect(),
+            retained_after_burst_bytes: Some(2.0 * mib),
+            verdict: ResourceVerdicts {
+                rss: Verdict::Ok,
+                fds: Verdict::Ok,
+                threads: Verdict::Ok,
+            },
+        }],
+    };
+    let mut s = Series::new(T0, 1.0);
+    let mut lat = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    let mut outcomes = [0u64; 10];
+    let mut planned = 0.0;
+    for i in 1..=DAY {
+        // A 2 min burst every 30 min, at 10–12 min past each half hour.
+        let burst = (600..720).contains(&(i % 1800));
+        planned += if burst { 150.0 } else { 50.0 };
+        outcomes[0] += if burst { 149 } else { 50 };
+        outcomes[3] += u64::from(burst);
+        let mut t = TickInput {
+            at: T0 + i as f64,
+            requests_planned: planned,
+            requests_sent: planned as u64,
+            burst,
+            outcomes,
+            streams_active: if burst { 30.0 } else { 10.0 },
+            ..TickInput::default()
+        };
+        if i % 10 == 0 {
+            for k in 0..20 {
+                lat.record(20_000 + (i % 3600) * 10 + k * 500).unwrap();
+            }
+            t.latency = Some(lat.clone());
+            t.ttft = Some(lat.clone());
+        }
+        if i % 5 == 0 {
+            t.monitor = Some(monitor(i));
+        }
+        s.tick(t);
+    }
+    let snapshot = Snapshot {
+        run_id: "synthetic-day".into(),
+        shard: 0,
+        shards: 1,
+        target: "http://127.0.0.1:1/".into(),
+        phase: "done",
+        elapsed_seconds: DAY as f64,
+        target_rate: 0.0,
+        achieved_rate: 0.0,
+        in_flight: 0,
+        streams_active: 0,
+        requests_sent: planned as u64,
+        requests_finished: planned as u64,
+        outcomes: [("ok", outcomes[0]), ("http_5xx", outcomes[3])].into(),
+        dropped: Default::default(),
+        streams: Default::default(),
+        output_tokens: 0,
+        latency: Latencies::default(),
+        scenarios: vec![],
+        monitor: s.monitor().cloned(),
+        thresholds: vec![],
+    };
+    let summary = Summary::new(snapshot, Duration::from_secs(DAY), "pass", 0);
+    let json = serde_json::to_vec(&s.json()).unwrap();
+    let html = soakd::page::report::html(&json, &summary);
+    let dir = TempDir::new("page-day");
+    let path = dir.path().join("day.html");
+    std::fs::write(&path, &html).unwrap();
+
+    let mut b = Browser::launch(dir.path());
+    let tab = b.tab();
+    b.navigate(&tab, &format!("file://{}", path.display()));
+    b.wait_true(
+        &tab,
+        "!!(window.soakd && window.soakd.updates >= 1)",
+        Duration::from_secs(20),
+        "drew",
+    );
+    let run = charts(&mut b, &tab);
+    // 86,400 s in 256 s points: 337 points, 48 bursts of 2 min.
+    assert_eq!(run["rate"]["points"], 338, "{}", run["rate"]);
+    assert_eq!(run["rate"]["bands"], 48);
+    assert_series(
+        &run,
+        &[("rss:target", &["rss", "rss min", "rss max"])],
+        300,
+        "day, whole run",
+    );
+    assert_eq!(fit_lines(&run, "target").len(), 2);
+    b.eval(&tab, "document.querySelector('[data-view=recent]').click()");
+    let recent = charts(&mut b, &tab);
+    // The 10 s ring: 360 closed points (the open one is empty at a round 10 s).
+    assert_eq!(recent["rate"]["points"], 360, "{}", recent["rate"]);
+    assert_eq!(recent["rate"]["bands"], 2, "{}", recent["rate"]);
+    assert_series(
+        &recent,
+        &[
+            ("rate", &["planned", "achieved"]),
+            ("latency", &["latency p50", "TTFT p99"]),
+            ("outcomes", &["ok", "http_5xx"]),
+            ("rss:target", &["rss"]),
+            ("res:target", &["open fds", "threads"]),
+        ],
+        300,
+        "day, last hour",
+    );
+    // The 2 h fit starts before the last hour: it is clipped to the view, slope unchanged.
+    for (label, [[x0, y0], [x1, y1]]) in fit_lines(&recent, "target") {
+        let slope = (y1 - y0) / (x1 - x0);
+        assert!(
+            (slope - 4.0 * mib / 3600.0).abs() < 1e-6 * slope,
+            "{label}: {slope}"
+        );
+        assert!(x0 >= T0 + DAY as f64 - 3600.0 - 10.0, "{label}: clipped");
+    }
+    b.screenshot(&tab, &screenshots().join("report-day-last-hour.png"));
+    assert_no_console_errors(&b, &tab, "day report");
+    b.close();
+}
