@@ -241,6 +241,10 @@ impl App {
             signals,
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            proxy: two_sided
+                .as_ref()
+                .zip(upstream.as_ref())
+                .map(|(t, u)| (t.clone(), u.addr().to_string())),
         }));
         for name in config.thresholds.names() {
             metrics.threshold_passing.with_label_values(&[name]).set(1);

@@ -392,6 +392,25 @@ mod tests {
             .with_label_values(&["target", "5m"])
             .set(10.0);
         m.threshold_passing.with_label_values(&["p99_ttft"]).set(1);
+        m.proxy_added_seconds
+            .with_label_values(&["chat", "request"])
+            .observe(0.001);
+        for c in [
+            &m.proxy_buffered_streams_total,
+            &m.proxy_coalesced_chunks_total,
+            &m.upstream_requests_total,
+            &m.proxy_retries_total,
+            &m.proxy_orphaned_streams_total,
+        ] {
+            c.with_label_values(&["chat"]).inc();
+        }
+        for h in [
+            &m.proxy_cancel_propagation_seconds,
+            &m.proxy_reported_overhead_seconds,
+        ] {
+            h.with_label_values(&["chat"]).observe(0.01);
+        }
+        m.proxy_orphaned_streams.with_label_values(&["chat"]).set(0);
         let families = m.registry().gather();
         for d in CATALOG {
             let fam = families

@@ -21,6 +21,7 @@ use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::fmt_bytes;
+use crate::upstream::{ProxyReport, Tracker};
 use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
@@ -81,6 +82,9 @@ pub struct Snapshot {
     pub latency: Latencies,
     pub scenarios: Vec<ScenarioCounts>,
     pub monitor: Option<MonitorReport>,
+    /// The two-sided soak, while `[upstream]` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyReport>,
     pub thresholds: Vec<ThresholdResult>,
 }
 
@@ -218,6 +222,8 @@ pub struct RunView {
     signals: Arc<LoadSignals>,
     scenarios: Vec<ScenarioHandles>,
     monitor: Option<Arc<Monitor>>,
+    /// The two-sided soak's tracker and the upstream's address.
+    proxy: Option<(Arc<Tracker>, String)>,
     meter: Mutex<RateMeter>,
     thresholds: Mutex<Vec<ThresholdResult>>,
 }
@@ -234,6 +240,7 @@ pub struct RunViewParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    pub proxy: Option<(Arc<Tracker>, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -253,6 +260,7 @@ impl RunView {
             signals: p.signals,
             scenarios: p.scenarios,
             monitor: p.monitor,
+            proxy: p.proxy,
             meter: Mutex::new(RateMeter::new()),
             thresholds: Mutex::new(Vec::new()),
         }
@@ -347,6 +355,7 @@ impl RunView {
             },
             scenarios,
             monitor: self.monitor.as_ref().map(|m| m.snapshot()),
+            proxy: self.proxy.as_ref().map(|(t, addr)| t.report(addr)),
             thresholds: lock(&self.thresholds).clone(),
         }
     }
@@ -374,6 +383,10 @@ impl RunView {
                 line.push_str(" | ");
                 line.push_str(&frag);
             }
+        }
+        if let Some(p) = &s.proxy {
+            line.push_str(" | ");
+            line.push_str(&p.progress_fragment());
         }
         line
     }
@@ -570,6 +583,9 @@ impl Summary {
         if let Some(m) = &s.monitor {
             out.push_str(&monitor_text(m));
         }
+        if let Some(p) = &s.proxy {
+            out.push_str(&p.text());
+        }
         let width = s
             .thresholds
             .iter()
@@ -706,6 +722,7 @@ mod tests {
             latency: Latencies::default(),
             scenarios: vec![],
             monitor,
+            proxy: None,
             thresholds: vec![],
         }
     }
@@ -790,6 +807,7 @@ mod tests {
             latency: Latencies::default(),
             scenarios: vec![],
             monitor: None,
+            proxy: None,
             thresholds: vec![],
         };
         assert_eq!(snap.errors(), 5, "cancelled is not an error");

@@ -529,6 +529,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         latency: Latencies::default(),
         scenarios: vec![],
         monitor: s.monitor().cloned(),
+        proxy: None,
         thresholds: vec![],
     };
     let summary = Summary::new(snapshot, Duration::from_secs(DAY), "pass", 0);

@@ -24,6 +24,7 @@
 
 pub mod marker;
 pub mod measure;
+pub mod report;
 pub mod settings;
 pub mod track;
 
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+pub use report::ProxyReport;
 pub use settings::{RawUpstream, UpstreamSettings};
 pub use track::{ClientStamps, Link, Tracker, TrackerTap};
 

@@ -22,6 +22,7 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
+use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage};
 use crate::metrics::Metrics;
 use crate::mock::{Probe, Tap};
 
@@ -32,6 +33,9 @@ const SHARDS: usize = 16;
 
 /// The two-sided measures of one scenario (or of the untagged requests), resolved once.
 struct ScenarioHandles {
+    name: String,
+    /// Requests whose two sides were joined (for the report; not a metric).
+    joined: AtomicU64,
     request: Histogram,
     first_token: Histogram,
     chunk: Histogram,
@@ -50,6 +54,8 @@ impl ScenarioHandles {
         let added = |stage: &str| m.proxy_added_seconds.with_label_values(&[scenario, stage]);
         let s = [scenario];
         ScenarioHandles {
+            name: scenario.to_string(),
+            joined: AtomicU64::new(0),
             request: added("request"),
             first_token: added("first_token"),
             chunk: added("chunk"),
@@ -122,6 +128,7 @@ pub struct Tracker {
     untagged: ScenarioHandles,
     untagged_warned: AtomicBool,
     overhead_header: Option<(reqwest::header::HeaderName, f64)>,
+    stats: ProxyStats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +167,38 @@ impl Tracker {
             untagged: ScenarioHandles::new(metrics, UNTAGGED),
             untagged_warned: AtomicBool::new(false),
             overhead_header: None,
+            stats: ProxyStats::default(),
+        }
+    }
+
+    /// The two-sided measures so far, for `/status`, the progress line and the summary.
+    pub fn report(&self, upstream: &str) -> ProxyReport {
+        let scenario = |h: &ScenarioHandles| ProxyScenario {
+            name: h.name.clone(),
+            upstream_requests: h.upstream_requests.get(),
+            retries: h.retries.get(),
+            joined: h.joined.load(Ordering::Relaxed),
+            buffered_streams: h.buffered.get(),
+            coalesced_chunks: h.coalesced.get(),
+            orphans_now: h.orphans.get(),
+            orphans_total: h.orphans_total.get(),
+        };
+        ProxyReport {
+            upstream: upstream.to_string(),
+            tracked: self.tracked(),
+            added: Added {
+                request: self.stats.percentiles(Stage::Request),
+                first_token: self.stats.percentiles(Stage::FirstToken),
+                chunk: self.stats.percentiles(Stage::Chunk),
+            },
+            cancel_propagation: self.stats.percentiles(Stage::CancelPropagation),
+            reported_overhead: self.stats.percentiles(Stage::ReportedOverhead),
+            scenarios: self
+                .handles
+                .iter()
+                .chain(std::iter::once(&self.untagged))
+                .map(scenario)
+                .collect(),
         }
     }
 
@@ -250,6 +289,8 @@ impl Tracker {
         let h = self.handles(link.scenario);
         if let Some(secs) = stamps.reported_overhead {
             h.reported_overhead.observe(secs);
+            self.stats
+                .record(Stage::ReportedOverhead, Duration::from_secs_f64(secs));
         }
         let client = ClientSide {
             send: link.send,
@@ -273,11 +314,14 @@ impl Tracker {
         st.joined = true;
         let m = measure::join(c, u);
         let h = self.handles(link.scenario);
+        h.joined.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = m.first_token {
             h.first_token.observe(d.as_secs_f64());
+            self.stats.record(Stage::FirstToken, d);
         }
         for d in &m.chunks {
             h.chunk.observe(d.as_secs_f64());
+            self.stats.record(Stage::Chunk, *d);
         }
         h.coalesced.inc_by(u64::from(m.coalesced));
         if m.buffered {
@@ -285,6 +329,7 @@ impl Tracker {
         }
         if let Some(d) = m.cancel_propagation {
             h.cancel_propagation.observe(d.as_secs_f64());
+            self.stats.record(Stage::CancelPropagation, d);
         }
         lock(self.shard(id)).links.remove(&id);
     }
@@ -321,8 +366,9 @@ impl Tap for TrackerTap {
         let h = t.handles(link.scenario);
         h.upstream_requests.inc();
         if link.attempts.fetch_add(1, Ordering::Relaxed) == 0 {
-            h.request
-                .observe(entry.saturating_duration_since(link.send).as_secs_f64());
+            let added = entry.saturating_duration_since(link.send);
+            h.request.observe(added.as_secs_f64());
+            t.stats.record(Stage::Request, added);
         } else {
             h.retries.inc();
         }
