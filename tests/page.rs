@@ -221,7 +221,10 @@ fn live_page_and_report_in_headless_chromium() {
         &live,
         "document.querySelectorAll('#table-thresholds tbody tr').length",
     );
-    assert_eq!(rows, 2, "p99_ttft and error_ratio");
+    assert_eq!(
+        rows, 6,
+        "p99_ttft, error_ratio, the default dropped, and the target's three leak verdicts"
+    );
     for url in b.requests(&live) {
         assert!(
             url.starts_with(&format!("http://{admin}/")),
@@ -232,7 +235,16 @@ fn live_page_and_report_in_headless_chromium() {
     assert_no_console_errors(&b, &live, "live page");
 
     let (st, summary) = run.finish(T);
-    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    // The mock leaks, so the run fails on its RSS leak verdict, and the report says so.
+    assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
+    let failed: Vec<&str> = summary["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "fail")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"leak:target:rss"), "{failed:?}");
     assert!(report.is_file(), "no report at {}", report.display());
     let data = report_data(&std::fs::read_to_string(&report).unwrap());
     // The plan: 30/s for 24 s, 90/s in the bursts at 3–6 s, 13–16 s and 23–24 s (7 s in all):
@@ -274,7 +286,7 @@ fn live_page_and_report_in_headless_chromium() {
         "the report loads nothing else"
     );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
-    assert_eq!(verdict, "pass");
+    assert_eq!(verdict, "fail");
 
     // Each window's drawn RSS line has the summary's slope (within 1 %) and span.
     let target = summary["monitor"]["processes"]

@@ -262,7 +262,8 @@ fn ttft_on_text_skips_reasoning_and_tool_calls_and_any_does_not() {
         assert_eq!(chunks, 9 * streams);
         assert_eq!(count(s, &["latency", "ttft", "count"]), streams);
         let gap = p50(s, "chunk_gap");
-        assert!((0.020..0.040).contains(&gap), "gap p50 {gap}");
+        // The mock keeps a fixed schedule: gaps scatter around 20 ms, both ways.
+        assert!((0.015..0.040).contains(&gap), "gap p50 {gap}");
     }
     // Tool-call answers: any delta times the first argument chunk; text-only has no sample.
     let t = p50(tool_any, "ttft");
@@ -312,9 +313,11 @@ fn mock_faults_are_classified_per_api() {
     for a in streamed.iter().chain(&["openai-embeddings"]) {
         scenarios.push_str(&scenario(&format!("{a}-unary"), a, "stream = false"));
     }
-    let mut run = Run::start(
+    // About a third of the requests fail on purpose: judge classification, not thresholds.
+    let mut run = Run::start_env(
         &config(&mock.url(), 150.0, &scenarios),
         &["--duration", "3s"],
+        &[("SOAKD__THRESHOLDS__DEFAULTS", "false")],
     );
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
