@@ -86,7 +86,7 @@ def dashboard(uid, title, desc, d, with_scenario, with_process, annotations=()):
         "annotations": {"list": ann},
         "templating": {"list": variables(with_scenario, with_process)},
         "links": [{"title": t, "type": "link", "url": f"/d/{u}", "keepTime": True, "includeVars": True}
-                  for u, t in (("soakd-overview", "Overview"), ("soakd-leak", "Leaks"), ("soakd-streaming", "Streaming")) if u != uid],
+                  for u, t in (("soakd-overview", "Overview"), ("soakd-leak", "Leaks"), ("soakd-streaming", "Streaming"), ("soakd-proxy", "Proxy")) if u != uid],
         "panels": d.panels,
     }
 
@@ -225,7 +225,48 @@ d.add("timeseries", "Response bytes", "Bps", [
 ], options=TS, w=8)
 streaming = dashboard("soakd-streaming", "soakd streaming", "Time to first token, chunk gaps, stream results and throughput of a soakd run.", d, True, False, [BURST_ANN])
 
-for name, dash in (("soakd-overview", overview), ("soakd-leak", leak), ("soakd-streaming", streaming)):
+# ------------------------------------------------------------------ proxy (two-sided soak)
+d = Dash()
+d.text("What this shows", "Only while soakd also serves the proxy's upstream (`[upstream] listen`): what the proxy itself "
+       "adds, holds back, retries and orphans, measured from both ends on one clock. Calibrate by pointing "
+       "`target.url` at the upstream itself: what remains is soakd's own loopback noise.", h=3)
+for stage, title in (("request", "Added time: request (send to upstream receive)"),
+                     ("first_token", "Added time: first token (client TTFT minus the upstream's own)"),
+                     ("chunk", "Added time: per chunk (upstream send to client receive)")):
+    d.add("timeseries", title, "s", [
+        (f'histogram_quantile({q}, sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="{stage}"}}[{RI}])))', f"p{int(q*100)}")
+        for q in (0.5, 0.99)
+    ], options=TS, w=8)
+d.add("timeseries", "Buffered streams (share of completed)", "percentunit", [
+    (f'sum by (scenario) (rate(soakd_proxy_buffered_streams_total{{{SSEL}}}[{RI}])) / sum by (scenario) (rate(soakd_streams_finished_total{{{SSEL}, result="completed"}}[{RI}]))', "{{scenario}}"),
+], desc="Streams whose chunks the proxy held back and released in bunches. Alert SoakdProxyBuffering at 50%.", options=TS, w=8)
+d.add("timeseries", "Coalesced chunks (share of chunks)", "percentunit", [
+    (f'sum by (scenario) (rate(soakd_proxy_coalesced_chunks_total{{{SSEL}}}[{RI}])) / sum by (scenario) (rate(soakd_stream_chunks_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
+], desc="Chunks that reached the client within 1 ms of the previous one although sent at least 10 ms apart.", options=TS, w=8)
+d.add("timeseries", "Retry ratio (upstream requests beyond the first)", "percentunit", [
+    (f'sum by (scenario) (rate(soakd_proxy_retries_total{{{SSEL}}}[{RI}])) / sum by (scenario) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
+], desc="Alert SoakdProxyRetryAmplification at 10%.", options=TS, w=8)
+d.add("timeseries", "Upstream requests", "reqps", [
+    (f"sum by (scenario) (rate(soakd_upstream_requests_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+], desc="Requests soakd's upstream received; scenario untagged (shown under All): no soakd id found (a proxy that strips it, or traffic that is not soakd's).", options=TS, w=8)
+d.add("timeseries", "Orphaned upstream streams", "short", [
+    (f"sum by (scenario) (soakd_proxy_orphaned_streams{{{SSEL}}})", "open {{scenario}}"),
+    (f"sum by (scenario) (increase(soakd_proxy_orphaned_streams_total{{{SSEL}}}[{RI}]))", "new {{scenario}}"),
+], desc="Upstream streams still generating orphan_after after their client gave up: paid for, never read. Alert SoakdProxyOrphanedStreams.", options=TS, w=8)
+d.add("timeseries", "Cancel propagation", "s", [
+    (f"histogram_quantile({q}, sum by (le) (rate(soakd_proxy_cancel_propagation_seconds_bucket{{{SSEL}}}[{RI}])))", f"p{int(q*100)}")
+    for q in (0.5, 0.99)
+], desc="Client cancel or timeout to the upstream seeing the disconnect (resolution: the upstream's chunk spacing).", options=TS, w=8)
+d.add("timeseries", "The proxy's claim vs soakd's measure", "s", [
+    (f"histogram_quantile(0.5, sum by (le) (rate(soakd_proxy_reported_overhead_seconds_bucket{{{SSEL}}}[{RI}])))", "claimed p50 (overhead header)"),
+    (f'histogram_quantile(0.5, sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="first_token"}}[{RI}])))', "measured p50 (first token)"),
+], desc="What the proxy reports in its overhead header ([upstream] overhead_header) next to what soakd measured.", options=TS, w=12)
+d.add("heatmap", "Added time per chunk", "s", [
+    (f'sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="chunk"}}[{RI}]))', "{{le}}"),
+], w=12)
+proxy = dashboard("soakd-proxy", "soakd proxy", "What the proxy itself adds, holds back, retries and orphans (two-sided soak).", d, True, False, [BURST_ANN])
+
+for name, dash in (("soakd-overview", overview), ("soakd-leak", leak), ("soakd-streaming", streaming), ("soakd-proxy", proxy)):
     with open(f"{OUT}/{name}.json", "w") as f:
         json.dump(dash, f, indent=2, ensure_ascii=False)
         f.write("\n")

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use soakd::metrics::{Kind, Metrics, CATALOG};
 
-const UIDS: [&str; 3] = ["soakd-leak", "soakd-overview", "soakd-streaming"];
+const UIDS: [&str; 4] = ["soakd-leak", "soakd-overview", "soakd-proxy", "soakd-streaming"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -201,6 +201,13 @@ fn exported_families() -> BTreeSet<String> {
     );
     let _dropped = soakd::engine::DropCounters::new(&m, "s");
     let _process = soakd::monitor::ProcessMetrics::new(&m, "p");
+    let _two_sided = soakd::upstream::Tracker::new(
+        &m,
+        &["s".to_string()],
+        16,
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(5),
+    );
     for g in [
         &m.process_resident_memory_bytes,
         &m.process_open_fds,
