@@ -684,6 +684,61 @@ fn otlp_component_opens_egress_and_sets_the_endpoint() {
     assert!(endpoint.ends_with(":4317"), "{endpoint}");
 }
 
+/// The upstream component on top of the job overlay: the listen address, the container port,
+/// the Service and the NetworkPolicy's ingress from the proxy agree on one port.
+#[test]
+fn upstream_component_serves_the_proxy_on_one_port() {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("k8s-upstream");
+    std::fs::create_dir_all(&tmp).expect("scratch dir");
+    let rel = tmp
+        .strip_prefix(root())
+        .expect("target dir inside the repository");
+    let up = "../".repeat(rel.components().count());
+    std::fs::write(
+        tmp.join("kustomization.yaml"),
+        format!("resources: [{up}k8s/overlays/job]\ncomponents: [{up}k8s/components/upstream]\n"),
+    )
+    .expect("write kustomization");
+    let docs = kustomize(&tmp);
+    let job = one(&docs, "Job", "soakd");
+    let c = soakd_container(&job["spec"]["template"]["spec"]).expect("soakd container");
+    let listen = env_value(c, "SOAKD__UPSTREAM__LISTEN").expect("listen env")["value"]
+        .as_str()
+        .expect("string")
+        .to_string();
+    let port: u64 = listen.rsplit(':').next().unwrap().parse().expect("a port");
+    let container_port = c["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "upstream")
+        .expect("an upstream container port");
+    assert_eq!(container_port["containerPort"].as_u64(), Some(port));
+    let svc = one(&docs, "Service", "soakd-upstream");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "upstream");
+    assert_eq!(svc["spec"]["ports"][0]["port"].as_u64(), Some(port));
+    // The Service selects the soakd pod.
+    let labels = &job["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in svc["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(&labels[k], v, "selector {k}");
+    }
+    let np = one(&docs, "NetworkPolicy", "soakd");
+    let opened = np["spec"]["ingress"]
+        .as_array()
+        .expect("ingress")
+        .iter()
+        .any(|r| {
+            !r["from"].is_null()
+                && r["ports"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["port"].as_u64() == Some(port)))
+        });
+    assert!(opened, "ingress to {port} from the proxy's pods: {}", np["spec"]);
+    // The config agrees: soakd serves the upstream only with a target (the proxy).
+    let cfg = read("config/kubernetes.toml");
+    assert!(cfg.contains("[target]") && cfg.contains("url"), "config/kubernetes.toml names the proxy");
+}
+
 #[test]
 fn no_secret_values_in_any_output() {
     for (overlay, docs) in all_rendered() {
