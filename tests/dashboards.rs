@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use soakd::metrics::{Kind, Metrics, CATALOG};
 
-const UIDS: [&str; 4] = ["soakd-leak", "soakd-overview", "soakd-proxy", "soakd-streaming"];
+const UIDS: [&str; 4] = [
+    "soakd-leak",
+    "soakd-overview",
+    "soakd-proxy",
+    "soakd-streaming",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,9 @@
 //!
 //! Each has its own `soakd run` (50 rps Poisson, a 3× burst of 6 s every 30 s, an OpenAI and an
 //! Anthropic streaming scenario and a non-stream one) that watches its mock by pid as
-//! `process="target"`. Both soakd admin ports are targets of the job `soakd` (told apart by
+//! `process="target"`. A third, light soak (10 rps, no bursts) is two-sided: soakd → a real
+//! nginx → soakd's own upstream, a fifth of its chat streams cancelled and nginx reporting
+//! `$upstream_header_time` in a header, so every panel of the proxy dashboard has data. Both soakd admin ports are targets of the job `soakd` (told apart by
 //! `instance`), both mocks' `/metrics` of the job `proxy`, exactly the job names of
 //! `prometheus/prometheus.yml`. Every address is 127.0.0.1; Prometheus and Alertmanager get
 //! ports picked by binding 127.0.0.1:0 and releasing just before the launch.
@@ -60,7 +62,7 @@
 //! fd windows would judge the pool's churn, not a leak.
 //!
 //! # What it asserts
-//! (a) every target of every panel and annotation of the three dashboards returns at least one
+//! (a) every target of every panel and annotation of the four dashboards returns at least one
 //! finite value over the last 40 s (annotations: over the whole observation) from
 //! `/api/v1/query_range`, with the dashboard variables set to the values their own
 //! `label_values(...)` queries return (and those values checked: job `soakd`, both soakd
@@ -94,6 +96,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::nginx::{Location, Nginx, NginxConfig, Server, Upstream};
 use common::*;
 use serde_json::Value;
 
@@ -790,6 +793,68 @@ impl Soak {
     }
 }
 
+/// The two-sided soak: soakd → nginx → soakd's own upstream, for the proxy dashboard. Same
+/// scenarios as the other soaks (the dashboards' `$scenario` values), a fifth of the chat
+/// streams cancelled (cancel propagation), nginx reporting `$upstream_header_time` in a header
+/// (the proxy's "claim"). It watches the nginx master as `target` (flat: no leak alert).
+struct ProxiedSoak {
+    nginx: Nginx,
+    run: Run,
+    admin: SocketAddr,
+}
+
+impl ProxiedSoak {
+    fn start(seed: u64) -> ProxiedSoak {
+        let up = common::nginx::free_port();
+        let nginx = Nginx::start(
+            &NginxConfig::new()
+                .upstream(
+                    Upstream::new("soakd_upstream")
+                        .server_with(format!("127.0.0.1:{up}"), "max_fails=0")
+                        .directive("keepalive 16"),
+                )
+                .server(
+                    Server::plain().location(
+                        Location::proxy("/v1/", "http://soakd_upstream")
+                            .directive("proxy_http_version 1.1")
+                            .directive("proxy_set_header Connection \"\"")
+                            .directive("proxy_buffering off")
+                            .directive(
+                                "add_header x-proxy-upstream-header-time $upstream_header_time",
+                            ),
+                    ),
+                ),
+        );
+        let base = soak_config(&nginx.url(0), nginx.pid(), seed);
+        // Light, and without bursts: it must not load the machine the leak soaks share.
+        let base = replace_n(&base, "rate = 50.0", "rate = 10.0", 1, "soak_config");
+        let base = replace_n(
+            &base,
+            "multiplier = 3.0",
+            "multiplier = 1.0",
+            1,
+            "soak_config",
+        );
+        let base = replace_n(
+            &base,
+            "weight = 2\nmax_tokens = 16\n",
+            "weight = 2\nmax_tokens = 16\ncancel = { fraction = 0.2, after = \"100ms\" }\n",
+            1,
+            "soak_config",
+        );
+        let cfg = format!(
+            "{base}\n[upstream]\nlisten = \"127.0.0.1:{up}\"\noverhead_header = \"x-proxy-upstream-header-time\"\noverhead_header_unit = \"s\"\n\n[mock]\nttft = \"50ms\"\nchunk_delay = \"20ms\"\nchunks = 8\n"
+        );
+        let mut run = Run::start(&cfg, &[]);
+        let admin = run.admin_addr();
+        ProxiedSoak { nginx, run, admin }
+    }
+
+    fn instance(&self) -> String {
+        self.admin.to_string()
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Dashboards
 // ------------------------------------------------------------------------------------------
@@ -802,7 +867,7 @@ fn dashboards() -> Vec<Value> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3, "expected the three dashboards: {files:?}");
+    assert_eq!(files.len(), 4, "expected the four dashboards: {files:?}");
     files
         .iter()
         .map(|p| serde_json::from_str(&read(p)).expect("dashboard JSON"))
@@ -885,10 +950,10 @@ fn dashboard_variables(prom: &Prom, d: &Value) -> BTreeMap<String, (BTreeSet<Str
 }
 
 /// Checks assertion (a); returns the number of targets checked.
-fn check_dashboards(prom: &Prom, soaks: &[&Soak], run_start: f64) -> usize {
+fn check_dashboards(prom: &Prom, instances: &[String], run_start: f64) -> usize {
     let end = unix_now();
     let start = end - PANEL_RANGE_SECS;
-    let instances: BTreeSet<String> = soaks.iter().map(|s| s.instance()).collect();
+    let instances: BTreeSet<String> = instances.iter().cloned().collect();
     let mut checked = 0;
     let mut empty = Vec::new();
     let mut exempt_seen = BTreeSet::new();
@@ -1062,9 +1127,10 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         .arg("--cluster.listen-address=");
     let am = Proc::spawn("alertmanager", cmd);
 
-    // The two soaks, side by side.
+    // The soaks, side by side.
     let leaky = Soak::start(&["--leak-bytes-per-request", LEAK_BYTES_PER_REQUEST], 11);
     let clean = Soak::start(&[], 12);
+    let proxied = ProxiedSoak::start(13);
     let soak_start = Instant::now();
 
     // Prometheus with the test copies, after the warm-up.
@@ -1072,7 +1138,7 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         "prometheus.yml",
         &prometheus_yml(
             am_addr,
-            &[leaky.admin, clean.admin],
+            &[leaky.admin, clean.admin, proxied.admin],
             &[leaky.mock.addr, clean.mock.addr],
         ),
     );
@@ -1110,16 +1176,16 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     );
     let prom = Prom(prom_addr);
 
-    // All four scrape targets up.
+    // All five scrape targets up (three soakd, two mocks).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let up = prom.query("up == 1");
-        if up.len() == 4 {
+        if up.len() == 5 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not all 4 targets up: {up:?}\n{}",
+            "not all 5 targets up: {up:?}\n{}",
             get_json(prom_addr, "/api/v1/targets")
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -1206,7 +1272,11 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
     assert!(clean_slope.abs() < 0.15e6, "clean slope {clean_slope} B/s");
 
     // (a) every dashboard query has data.
-    let checked = check_dashboards(&prom, &[&leaky, &clean], run_start);
+    let checked = check_dashboards(
+        &prom,
+        &[leaky.instance(), clean.instance(), proxied.instance()],
+        run_start,
+    );
 
     let all_firing: BTreeSet<String> = prom
         .alerts()
@@ -1222,10 +1292,34 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
         })
         .collect();
 
-    // SIGTERM: both soaks end with a summary; the clean one passes (exit 0), the leaky one
-    // fails on its leak verdict (exit 1).
-    for s in [&leaky, &clean] {
-        s.run.proc.signal(libc::SIGTERM);
+    // SIGTERM: the soaks end with a summary; the clean one passes (exit 0), the leaky one
+    // fails on its leak verdict (exit 1), the proxied one passes with both sides joined.
+    for s in [&leaky.run, &clean.run, &proxied.run] {
+        s.proc.signal(libc::SIGTERM);
+    }
+    {
+        let mut p = proxied;
+        let (st, summary) = p.run.finish(Duration::from_secs(30));
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "proxied soakd exit\n{}",
+            tail(&p.run.proc.stderr_text(), 30)
+        );
+        let proxy = &summary["proxy"];
+        let joined: u64 = proxy["scenarios"]
+            .as_array()
+            .expect("a proxy block")
+            .iter()
+            .map(|s| count(s, &["joined"]))
+            .sum();
+        assert!(joined > 300, "{proxy}");
+        assert!(
+            count(proxy, &["cancel_propagation", "count"]) > 0,
+            "{proxy}"
+        );
+        assert!(count(proxy, &["reported_overhead", "count"]) > 0, "{proxy}");
+        assert!(!p.nginx.access_log().is_empty());
     }
     for (name, mut s, want) in [("leaky", leaky, 1), ("clean", clean, 0)] {
         let (st, summary) = s.run.finish(Duration::from_secs(30));

@@ -733,10 +733,17 @@ fn upstream_component_serves_the_proxy_on_one_port() {
                     .as_array()
                     .is_some_and(|ps| ps.iter().any(|p| p["port"].as_u64() == Some(port)))
         });
-    assert!(opened, "ingress to {port} from the proxy's pods: {}", np["spec"]);
+    assert!(
+        opened,
+        "ingress to {port} from the proxy's pods: {}",
+        np["spec"]
+    );
     // The config agrees: soakd serves the upstream only with a target (the proxy).
     let cfg = read("config/kubernetes.toml");
-    assert!(cfg.contains("[target]") && cfg.contains("url"), "config/kubernetes.toml names the proxy");
+    assert!(
+        cfg.contains("[target]") && cfg.contains("url"),
+        "config/kubernetes.toml names the proxy"
+    );
 }
 
 #[test]
