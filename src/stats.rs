@@ -129,7 +129,13 @@ impl Stats {
 
     /// Percentiles over everything recorded so far.
     pub fn percentiles(&self, series: Series) -> Percentiles {
-        let h = self.series[series.index()].merged();
+        Percentiles::of_micros(&self.series[series.index()].merged())
+    }
+}
+
+impl Percentiles {
+    /// Percentiles, in seconds, of a histogram of microseconds; all zero when it is empty.
+    pub fn of_micros(h: &Histogram<u64>) -> Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }

@@ -7,26 +7,17 @@
 //!   chunk with `choices: []`).
 //! - Non-stream body: a JSON object with a `choices` array and no `error` object.
 //!
-//! Chunks are read into structs that keep only string lengths, so parsing allocates nothing.
+//! The stream is the chat parser's ([`DoneStream`]) with this API's choices; chunks are read
+//! into structs that keep only string lengths, so parsing allocates nothing.
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use super::sse::SseEvent;
-use super::stream::{DeltaKind, DeltaLens, HasLen, IsArray, Step, SumLen, TextLen};
+use super::openai::{parse_choices_body, ChoiceKind, DoneStream};
+use super::stream::{DeltaKind, DeltaLens, HasLen, TextLen};
 
+/// A legacy completions choice (`text`).
 #[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    choices: Option<SumLen<Choice>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
+pub struct Choice {
     #[serde(default)]
     text: Option<TextLen>,
 }
@@ -37,90 +28,24 @@ impl HasLen for Choice {
     }
 }
 
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Body {
-    #[serde(default)]
-    choices: Option<IsArray>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<IgnoredAny>,
+impl ChoiceKind for Choice {
+    const BAD_CHUNK: &'static str = "invalid JSON in a completions stream chunk";
+    const BAD_BODY: &'static str = "response body is not a completions JSON object";
 }
 
 /// Parser state of one legacy completions stream.
-#[derive(Debug, Default)]
-pub struct CompletionsStream {
-    tokens: Option<u64>,
-    done: bool,
-}
-
-impl CompletionsStream {
-    /// Classifies one event.
-    pub fn on_event(&mut self, ev: SseEvent<'_>) -> Step {
-        if self.done {
-            return Step::Ignore;
-        }
-        if ev.event == "error" {
-            return Step::ErrorEvent;
-        }
-        let data = ev.data.trim_ascii();
-        if data == "[DONE]" {
-            self.done = true;
-            return Step::Done;
-        }
-        if data.is_empty() {
-            return Step::Ignore;
-        }
-        // serde would also read a struct from a JSON array; a chunk is an object.
-        if !data.starts_with('{') {
-            return Step::Protocol("a stream chunk that is not a JSON object");
-        }
-        let chunk: Chunk = match serde_json::from_str(data) {
-            Ok(c) => c,
-            Err(_) => return Step::Protocol("invalid JSON in a completions stream chunk"),
-        };
-        if chunk.error.is_some() {
-            return Step::ErrorEvent;
-        }
-        if let Some(n) = chunk.usage.and_then(|u| u.completion_tokens) {
-            self.tokens = Some(n);
-        }
-        chunk.choices.map_or(Step::Ignore, |c| c.0.step())
-    }
-
-    /// `usage.completion_tokens`, when the target sent it.
-    pub fn output_tokens(&self) -> Option<u64> {
-        self.tokens
-    }
-
-    /// Whether `[DONE]` was seen.
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-}
+pub type CompletionsStream = DoneStream<Choice>;
 
 /// Checks a non-stream response body; returns its completion tokens when present.
 pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
-    let b: Body = serde_json::from_slice(body)
-        .map_err(|_| "response body is not a completions JSON object")?;
-    if b.error.is_some() {
-        return Err("error object in a 2xx response");
-    }
-    if b.choices.is_none() {
-        return Err("response body has no choices array");
-    }
-    Ok(b.usage.and_then(|u| u.completion_tokens))
+    parse_choices_body::<Choice>(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::sse::SseEvent;
+    use crate::client::stream::Step;
 
     fn feed(p: &mut CompletionsStream, data: &str) -> Step {
         p.on_event(SseEvent { event: "", data })

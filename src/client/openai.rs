@@ -21,18 +21,29 @@ use serde::Deserialize;
 use super::sse::SseEvent;
 use super::stream::{DeltaKind, DeltaLens, HasLen, IsArray, Step, SumLen, TextLen};
 
+/// One chunk of an OpenAI-style stream whose choices are `C`.
 #[derive(Deserialize)]
-struct Chunk {
+#[serde(bound = "C: serde::de::DeserializeOwned + HasLen")]
+struct Chunk<C> {
     #[serde(default)]
-    choices: Option<SumLen<Choice>>,
+    choices: Option<SumLen<C>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<IgnoredAny>,
 }
 
+/// The choice of one OpenAI-style API: what its chunks carry, and its name in messages.
+pub trait ChoiceKind: serde::de::DeserializeOwned + HasLen {
+    /// Why a chunk that is not valid JSON is a protocol error.
+    const BAD_CHUNK: &'static str;
+    /// Why a non-stream body that is not a JSON object is a protocol error.
+    const BAD_BODY: &'static str;
+}
+
+/// A chat completions choice (`delta.content`, reasoning, tool-call arguments).
 #[derive(Deserialize)]
-struct Choice {
+pub struct Choice {
     #[serde(default)]
     delta: Option<Delta>,
 }
@@ -105,14 +116,41 @@ fn len(s: Option<TextLen>) -> usize {
     s.map_or(0, |t| t.0)
 }
 
-/// Parser state of one OpenAI stream.
-#[derive(Debug, Default)]
-pub struct OpenAiStream {
-    tokens: Option<u64>,
-    done: bool,
+impl ChoiceKind for Choice {
+    const BAD_CHUNK: &'static str = "invalid JSON in an OpenAI stream chunk";
+    const BAD_BODY: &'static str = "response body is not an OpenAI JSON object";
 }
 
-impl OpenAiStream {
+/// Parser state of one OpenAI-style stream (`data: {chunk}` … `data: [DONE]`) of choices `C`.
+pub struct DoneStream<C> {
+    tokens: Option<u64>,
+    done: bool,
+    choice: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for DoneStream<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoneStream")
+            .field("tokens", &self.tokens)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<C> Default for DoneStream<C> {
+    fn default() -> Self {
+        DoneStream {
+            tokens: None,
+            done: false,
+            choice: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Parser state of one chat completions stream.
+pub type OpenAiStream = DoneStream<Choice>;
+
+impl<C: ChoiceKind> DoneStream<C> {
     /// Classifies one event.
     pub fn on_event(&mut self, ev: SseEvent<'_>) -> Step {
         if self.done {
@@ -133,9 +171,9 @@ impl OpenAiStream {
         if !data.starts_with('{') {
             return Step::Protocol("a stream chunk that is not a JSON object");
         }
-        let chunk: Chunk = match serde_json::from_str(data) {
+        let chunk: Chunk<C> = match serde_json::from_str(data) {
             Ok(c) => c,
-            Err(_) => return Step::Protocol("invalid JSON in an OpenAI stream chunk"),
+            Err(_) => return Step::Protocol(C::BAD_CHUNK),
         };
         if chunk.error.is_some() {
             return Step::ErrorEvent;
@@ -157,10 +195,15 @@ impl OpenAiStream {
     }
 }
 
-/// Checks a non-stream response body; returns its completion tokens when present.
+/// Checks a non-stream chat completions body; returns its completion tokens when present.
 pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
-    let b: Body =
-        serde_json::from_slice(body).map_err(|_| "response body is not an OpenAI JSON object")?;
+    parse_choices_body::<Choice>(body)
+}
+
+/// Checks a non-stream OpenAI-style body (a `choices` array, no `error` object); returns its
+/// completion tokens when present.
+pub fn parse_choices_body<C: ChoiceKind>(body: &[u8]) -> Result<Option<u64>, &'static str> {
+    let b: Body = serde_json::from_slice(body).map_err(|_| C::BAD_BODY)?;
     if b.error.is_some() {
         return Err("error object in a 2xx response");
     }

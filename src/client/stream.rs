@@ -81,7 +81,7 @@ pub enum Step {
 
 /// Generated output of one event, summed per kind (lengths only, nothing copied).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct DeltaLens {
+pub struct DeltaLens {
     pub text: usize,
     pub tool: usize,
     pub reasoning: usize,
@@ -89,7 +89,7 @@ pub(crate) struct DeltaLens {
 
 impl DeltaLens {
     /// Lengths of one kind.
-    pub(crate) fn of(kind: DeltaKind, n: usize) -> DeltaLens {
+    pub fn of(kind: DeltaKind, n: usize) -> DeltaLens {
         let mut d = DeltaLens::default();
         match kind {
             DeltaKind::Text => d.text = n,
@@ -100,7 +100,7 @@ impl DeltaLens {
     }
 
     /// The step for an event carrying these lengths: content when any is non-empty.
-    pub(crate) fn step(self) -> Step {
+    pub fn step(self) -> Step {
         let bytes = self.text + self.tool + self.reasoning;
         let kind = if self.text > 0 {
             DeltaKind::Text
@@ -226,7 +226,7 @@ impl<'de> serde::Deserialize<'de> for TextLen {
 pub(crate) struct SumLen<T>(pub DeltaLens, std::marker::PhantomData<T>);
 
 /// An element of a [`SumLen`] array.
-pub(crate) trait HasLen {
+pub trait HasLen {
     fn lens(&self) -> DeltaLens;
 }
 

@@ -61,19 +61,7 @@ impl ProxyStats {
         let h = self.h[stage as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        let s = |v: u64| v as f64 / 1e6;
-        Percentiles {
-            count: h.len(),
-            mean: h.mean() / 1e6,
-            p50: s(h.value_at_quantile(0.50)),
-            p90: s(h.value_at_quantile(0.90)),
-            p99: s(h.value_at_quantile(0.99)),
-            p999: s(h.value_at_quantile(0.999)),
-            max: s(h.max()),
-        }
+        Percentiles::of_micros(&h)
     }
 }
 

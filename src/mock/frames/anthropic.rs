@@ -176,20 +176,12 @@ mod tests {
     use serde_json::Value;
 
     use super::super::chunk_text;
-    use super::super::test_util::{frames, meta, parse, played};
+    use super::super::test_util::{meta, parse, played, typed_events};
     use super::*;
     use crate::client::{ApiKind, DeltaKind};
 
     fn events(b: &[u8]) -> Vec<(String, Value)> {
-        frames(b)
-            .into_iter()
-            .map(|(e, d)| {
-                let e = e.expect("every frame names its event");
-                let v: Value = serde_json::from_str(&d).unwrap();
-                assert_eq!(v["type"], e.as_str());
-                (e, v)
-            })
-            .collect()
+        typed_events(b)
     }
 
     #[test]

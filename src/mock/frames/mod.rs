@@ -369,24 +369,46 @@ pub(crate) mod test_util {
         }
     }
 
-    /// Splits SSE bytes into (event, data) pairs, checking each frame's framing.
+    /// Splits SSE bytes into (event, data) pairs with soakd's own SSE reader, checking that
+    /// they end on a frame boundary and hold nothing but SSE fields.
     pub(crate) fn frames(b: &[u8]) -> Vec<(Option<String>, String)> {
-        let s = std::str::from_utf8(b).unwrap();
-        assert!(s.is_empty() || s.ends_with("\n\n"), "{s:?}");
-        s.split_terminator("\n\n")
-            .map(|f| {
-                let mut event = None;
-                let mut data = None;
-                for line in f.lines() {
-                    if let Some(e) = line.strip_prefix("event: ") {
-                        event = Some(e.to_string());
-                    } else if let Some(d) = line.strip_prefix("data: ") {
-                        data = Some(d.to_string());
-                    } else {
-                        panic!("unexpected line {line:?}");
-                    }
-                }
-                (event, data.expect("data line"))
+        use crate::client::sse::{SseReader, Tail};
+        let mut reader = SseReader::default();
+        let mut out = Vec::new();
+        let flow = reader
+            .push(b, |ev| {
+                let event = (!ev.event.is_empty()).then(|| ev.event.to_string());
+                out.push((event, ev.data.to_string()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("valid SSE");
+        assert!(flow.is_continue());
+        assert_eq!(
+            reader.finish(),
+            Tail::Clean,
+            "{:?}",
+            String::from_utf8_lossy(b)
+        );
+        assert_eq!(
+            reader.foreign_lines(),
+            0,
+            "{:?}",
+            String::from_utf8_lossy(b)
+        );
+        out
+    }
+
+    /// (event name, JSON) of every frame of an API that names its events; each name must be
+    /// the JSON's `type`.
+    pub(crate) fn typed_events(b: &[u8]) -> Vec<(String, serde_json::Value)> {
+        frames(b)
+            .into_iter()
+            .map(|(e, d)| {
+                let e = e.expect("every frame names its event");
+                let v: serde_json::Value =
+                    serde_json::from_str(&d).unwrap_or_else(|err| panic!("{err}: {d}"));
+                assert_eq!(v["type"], e.as_str());
+                (e, v)
             })
             .collect()
     }
