@@ -347,7 +347,8 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
 }
 
 /// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
-/// threads, slopes per window, post-burst retention and the verdict.
+/// threads, slopes per window, RSS growth per request by scenario, post-burst retention and
+/// the verdict.
 pub fn monitor_text(m: &MonitorReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -383,6 +384,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
                 opt(w.rss_bytes_per_request, &fmt_bytes),
             );
         }
+        out.push_str(&crate::monitor::attribution::text_table(p));
         if let Some(r) = p.retained_after_burst_bytes {
             let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
         }

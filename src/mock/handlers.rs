@@ -251,7 +251,7 @@ async fn answer(s: &Shared, api: Api, raw: &[u8]) -> Response {
     }
     let stream = req.stream.unwrap_or(false);
     if s.leaks.active() {
-        s.leaks.on_request(stream);
+        s.leaks.on_request(stream, api == Api::Anthropic);
     }
     let fault = s.dice.roll();
     s.metrics.count(api, fault);

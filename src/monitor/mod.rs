@@ -86,7 +86,14 @@
 //! `soakd_process_rss_retained_after_burst_bytes`. The burst signal is read at sample times,
 //! so a burst shorter than the interval can go unseen; a burst that starts before the
 //! previous one settled abandons that measurement.
+//!
+//! # Attribution by scenario
+//! Per window, RSS growth per request of each scenario, from the bucket minima against each
+//! scenario's cumulative finished requests while the engine varies the mix: see
+//! [`attribution`] for the fit and the exact rule for publishing a value. The per-open-stream
+//! growth divides by `LoadSignals::streams_open`, which the client's stream guard keeps.
 
+pub mod attribution;
 pub mod estimate;
 pub mod expo;
 pub mod report;
@@ -181,11 +188,15 @@ pub enum Verdict {
 
 /// The load signals read once per tick.
 #[derive(Debug, Clone, Copy)]
-struct Tick {
+struct Tick<'a> {
     t: f64,
     requests: u64,
     streams: f64,
     burst: bool,
+    /// Finished requests per scenario, the mix epoch and whether it varies (attribution).
+    by_scenario: &'a [u64],
+    epoch: u64,
+    mix_varies: bool,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +225,8 @@ struct ProcState {
     cpu_total: f64,
     cpu_prev: Option<f64>,
     windows: Vec<WindowBuf>,
+    /// Attribution by scenario, one per window ([`attribution`]).
+    attribution: Vec<attribution::AttributionBuf>,
     verdicts: [Verdict; N_RES],
     burst: BurstTrack,
     retained: Option<f64>,
@@ -304,6 +317,7 @@ impl Monitor {
                         .iter()
                         .map(|w| WindowBuf::new(w.duration.as_secs_f64(), interval))
                         .collect(),
+                    attribution: attribution::bufs(&settings, signals.mix.names.len()),
                     verdicts: [Verdict::Unknown; N_RES],
                     burst: BurstTrack::default(),
                     retained: None,
@@ -345,16 +359,22 @@ impl Monitor {
 
     /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
     pub async fn sample_once(&self) {
+        let mut by_scenario = Vec::new();
+        self.signals.finished_by_scenario(&mut by_scenario);
+        let mix = &self.signals.mix;
         let tick = Tick {
             t: self.start.elapsed().as_secs_f64(),
             requests: self.signals.requests_finished(),
             streams: self.signals.streams_open() as f64,
             burst: self.signals.burst_active(),
+            by_scenario: &by_scenario,
+            epoch: mix.epoch.load(std::sync::atomic::Ordering::Relaxed),
+            mix_varies: mix.varies.load(std::sync::atomic::Ordering::Relaxed),
         };
         join_all(self.procs.iter().map(|p| self.sample_process(p, tick))).await;
     }
 
-    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick) {
+    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick<'_>) {
         let (source, resolved) = {
             let st = lock(cell);
             (st.source.clone(), st.resolved)
@@ -385,7 +405,7 @@ impl Monitor {
         }
     }
 
-    fn apply(&self, st: &mut ProcState, r: Reading, tick: Tick) {
+    fn apply(&self, st: &mut ProcState, r: Reading, tick: Tick<'_>) {
         if matches!(st.source, Source::Match { .. }) {
             st.resolved = r.identity.pid;
         }
@@ -475,6 +495,17 @@ impl Monitor {
         if refit {
             self.update_verdicts(st);
         }
+        if let Some(rss) = r.rss {
+            let (counts, epoch, mix_varies) = (tick.by_scenario, tick.epoch, tick.mix_varies);
+            let s = attribution::Sample {
+                t: tick.t,
+                rss,
+                counts,
+                epoch,
+                mix_varies,
+            };
+            self.push_attribution(st, &s);
+        }
     }
 
     fn apply_error(&self, st: &mut ProcState, e: SampleError) {
@@ -521,6 +552,7 @@ impl Monitor {
                 .process_rss_growth_per_request
                 .remove_label_values(&pw);
         }
+        self.remove_attribution_gauges(st);
     }
 
     fn remove_gauges(&self, st: &ProcState) {
@@ -534,6 +566,7 @@ impl Monitor {
         for w in &mut st.windows {
             w.clear();
         }
+        st.attribution.iter_mut().for_each(|a| a.clear());
         st.fit_from = t;
         st.baseline_rss = None;
         st.burst = BurstTrack::default();
@@ -627,7 +660,7 @@ impl Monitor {
         }
     }
 
-    fn track_burst(&self, st: &mut ProcState, rss: Option<f64>, tick: Tick) {
+    fn track_burst(&self, st: &mut ProcState, rss: Option<f64>, tick: Tick<'_>) {
         let b = &mut st.burst;
         if tick.burst && !b.was_active {
             b.frozen = b.pre_rss;
