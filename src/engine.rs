@@ -12,10 +12,8 @@
 //!
 //! Closed model: `users` tasks, started over the ramp-up, each looping request → think time.
 //!
-//! Both models pick each request's scenario from the [`Mix`] of the moment (the configured
-//! weights, or weights varied every `mix_variation` period), publish the mix epoch and each
-//! scenario's finished requests in [`LoadSignals`], and let the client keep the open-stream
-//! signal, for the monitor.
+//! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
+//! publishes the mix epoch and each scenario's finished requests in [`LoadSignals`].
 //!
 //! Stopping: cancelling `stop` ends scheduling (arrivals already due but not yet sent are
 //! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
@@ -242,11 +240,8 @@ impl Engine {
                 scenario: s,
             });
         }
-        let mix = Mix::new(
-            scenarios.iter().map(|s| s.scenario.weight),
-            p.mix_variation,
-            p.seed,
-        );
+        let weights = scenarios.iter().map(|s| s.scenario.weight);
+        let mix = Mix::new(weights, p.mix_variation, p.seed);
         p.signals.mix.varies.store(mix.varies(), Ordering::Relaxed);
         if let Some(why) = mix.fixed_reason() {
             tracing::info!("{why}");
@@ -409,11 +404,7 @@ async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: Canc
         shared.metrics.target_rate.set(rate);
         shared.metrics.burst_active.set(i64::from(burst));
         shared.signals.burst_active.store(burst, Ordering::Relaxed);
-        shared
-            .signals
-            .mix
-            .epoch
-            .store(shared.mix.epoch(t), Ordering::Relaxed);
+        shared.signals.mix.set_epoch(shared.mix.epoch(t));
         shared.state.set_phase(RunPhase::from_plan(phase));
         tokio::select! {
             _ = tick.tick() => {}

@@ -376,12 +376,16 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "    window {:>5}: rss {}  fds {}  threads {}  per request {}",
+                "    window {:>5}: rss {}  fds {}  threads {}  per request {}  per open stream {}",
                 w.window,
                 slope(&w.rss, &fmt_bytes),
                 slope(&w.fds, &|v| format!("{v:+.1}")),
                 slope(&w.threads, &|v| format!("{v:+.1}")),
                 opt(w.rss_bytes_per_request, &fmt_bytes),
+                opt(w.rss_bytes_per_sec_per_open_stream, &|v| format!(
+                    "{}/s",
+                    fmt_bytes(v)
+                )),
             );
         }
         out.push_str(&crate::monitor::attribution::text_table(p));

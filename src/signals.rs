@@ -39,6 +39,13 @@ pub struct MixSignals {
     pub epoch: AtomicU64,
 }
 
+impl MixSignals {
+    /// Publishes the mix's current epoch.
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+}
+
 impl LoadSignals {
     /// Signals for the scenarios `names` (configuration order).
     pub fn for_scenarios(names: Vec<String>) -> Self {
@@ -83,5 +90,31 @@ impl LoadSignals {
     pub fn add_planned(&self, requests: f64) {
         let micros = (requests.max(0.0) * 1e6).round() as u64;
         self.planned_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_counts_the_total_and_the_scenario() {
+        let s = LoadSignals::for_scenarios(vec!["a".into(), "b".into()]);
+        s.finish(1);
+        s.finish(1);
+        s.finish(0);
+        s.finish(7); // an index without a scenario counts in the total only
+        assert_eq!(s.requests_finished(), 4);
+        let mut out = vec![99];
+        s.finished_by_scenario(&mut out);
+        assert_eq!(out, [1, 2]);
+        assert_eq!(s.mix.names, ["a", "b"]);
+        s.mix.set_epoch(3);
+        assert_eq!(s.mix.epoch.load(Ordering::Relaxed), 3);
+        let d = LoadSignals::default();
+        d.finish(0);
+        d.finished_by_scenario(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(d.requests_finished(), 1);
     }
 }

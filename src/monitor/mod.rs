@@ -86,12 +86,8 @@
 //! `soakd_process_rss_retained_after_burst_bytes`. The burst signal is read at sample times,
 //! so a burst shorter than the interval can go unseen; a burst that starts before the
 //! previous one settled abandons that measurement.
-//!
-//! # Attribution by scenario
-//! Per window, RSS growth per request of each scenario, from the bucket minima against each
-//! scenario's cumulative finished requests while the engine varies the mix: see
-//! [`attribution`] for the fit and the exact rule for publishing a value. The per-open-stream
-//! growth divides by `LoadSignals::streams_open`, which the client's stream guard keeps.
+//! The open streams are `LoadSignals::streams_open`, kept by the client's stream guard.
+//! Growth per request of each scenario, and the rule for publishing it: [`attribution`].
 
 pub mod attribution;
 pub mod estimate;
@@ -193,10 +189,7 @@ struct Tick<'a> {
     requests: u64,
     streams: f64,
     burst: bool,
-    /// Finished requests per scenario, the mix epoch and whether it varies (attribution).
-    by_scenario: &'a [u64],
-    epoch: u64,
-    mix_varies: bool,
+    mix: attribution::MixTick<'a>,
 }
 
 #[derive(Debug, Default)]
@@ -225,7 +218,7 @@ struct ProcState {
     cpu_total: f64,
     cpu_prev: Option<f64>,
     windows: Vec<WindowBuf>,
-    /// Attribution by scenario, one per window ([`attribution`]).
+    /// Attribution by scenario, one per window.
     attribution: Vec<attribution::AttributionBuf>,
     verdicts: [Verdict; N_RES],
     burst: BurstTrack,
@@ -359,17 +352,13 @@ impl Monitor {
 
     /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
     pub async fn sample_once(&self) {
-        let mut by_scenario = Vec::new();
-        self.signals.finished_by_scenario(&mut by_scenario);
-        let mix = &self.signals.mix;
+        let mut counts = Vec::new();
         let tick = Tick {
             t: self.start.elapsed().as_secs_f64(),
             requests: self.signals.requests_finished(),
             streams: self.signals.streams_open() as f64,
             burst: self.signals.burst_active(),
-            by_scenario: &by_scenario,
-            epoch: mix.epoch.load(std::sync::atomic::Ordering::Relaxed),
-            mix_varies: mix.varies.load(std::sync::atomic::Ordering::Relaxed),
+            mix: attribution::MixTick::read(&self.signals, &mut counts),
         };
         join_all(self.procs.iter().map(|p| self.sample_process(p, tick))).await;
     }
@@ -496,15 +485,7 @@ impl Monitor {
             self.update_verdicts(st);
         }
         if let Some(rss) = r.rss {
-            let (counts, epoch, mix_varies) = (tick.by_scenario, tick.epoch, tick.mix_varies);
-            let s = attribution::Sample {
-                t: tick.t,
-                rss,
-                counts,
-                epoch,
-                mix_varies,
-            };
-            self.push_attribution(st, &s);
+            self.push_attribution(st, tick.t, rss, tick.mix);
         }
     }
 

@@ -48,9 +48,11 @@ fn tick(t: f64) -> Tick<'static> {
         requests: (t * 100.0) as u64,
         streams: 10.0,
         burst: false,
-        by_scenario: &[],
-        epoch: 0,
-        mix_varies: false,
+        mix: attribution::MixTick {
+            counts: &[],
+            epoch: 0,
+            varies: false,
+        },
     }
 }
 

@@ -3,11 +3,14 @@
 //! published values, removed otherwise), the report in `/status` and the summary JSON, and
 //! the summary's text table.
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 
 use super::{Attribution, AttributionBuf, Sample, ScenarioAttribution, Withheld};
 use crate::monitor::report::ProcessReport;
 use crate::monitor::{Monitor, MonitorSettings, ProcState};
+use crate::signals::LoadSignals;
 use crate::units::fmt_bytes;
 
 /// A window's attribution as `/status` and the summary show it.
@@ -53,6 +56,29 @@ impl AttributionReport {
     }
 }
 
+/// The mix signals as one monitor tick reads them (the same for every process).
+#[derive(Debug, Clone, Copy)]
+pub struct MixTick<'a> {
+    /// Finished requests per scenario, configuration order.
+    pub counts: &'a [u64],
+    /// The mix epoch.
+    pub epoch: u64,
+    /// Whether the engine varies the mix.
+    pub varies: bool,
+}
+
+impl<'a> MixTick<'a> {
+    /// Reads the signals now, the counts into `counts`.
+    pub fn read(s: &LoadSignals, counts: &'a mut Vec<u64>) -> Self {
+        s.finished_by_scenario(counts);
+        MixTick {
+            counts,
+            epoch: s.mix.epoch.load(Ordering::Relaxed),
+            varies: s.mix.varies.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Attribution buffers for one process: one per window of `settings`.
 pub(in crate::monitor) fn bufs(
     settings: &MonitorSettings,
@@ -67,10 +93,24 @@ pub(in crate::monitor) fn bufs(
 }
 
 impl Monitor {
-    /// Feeds one fitted sample to every window of `st` and exports the windows that refit.
-    pub(in crate::monitor) fn push_attribution(&self, st: &mut ProcState, s: &Sample<'_>) {
+    /// Feeds one sample (past the warm-up) to every window of `st` and exports the windows
+    /// that refit.
+    pub(in crate::monitor) fn push_attribution(
+        &self,
+        st: &mut ProcState,
+        t: f64,
+        rss: f64,
+        mix: MixTick<'_>,
+    ) {
+        let s = Sample {
+            t,
+            rss,
+            counts: mix.counts,
+            epoch: mix.epoch,
+            mix_varies: mix.varies,
+        };
         for wi in 0..st.attribution.len() {
-            if st.attribution[wi].push(s) {
+            if st.attribution[wi].push(&s) {
                 self.export_attribution(st, wi);
             }
         }

@@ -62,7 +62,7 @@ use super::settings::MIN_POINTS;
 use fit::{quantile_nnls, FitScratch, MIN_BELOW, TAU};
 
 pub(super) use export::bufs;
-pub use export::{text_table, AttributionReport, ScenarioReport};
+pub use export::{text_table, AttributionReport, MixTick, ScenarioReport};
 
 /// Most buckets a window holds.
 pub const MAX_BUCKETS: usize = 120;

@@ -313,6 +313,7 @@ mod through_the_monitor {
     use std::sync::Arc;
 
     use crate::metrics::Metrics;
+    use crate::monitor::attribution::MixTick;
     use crate::monitor::source::{Identity, Reading};
     use crate::monitor::{lock, Monitor, RawMonitor, RawProcess, Tick};
     use crate::signals::LoadSignals;
@@ -382,9 +383,11 @@ mod through_the_monitor {
                 requests: counts[0] + counts[1],
                 streams: 0.0,
                 burst: false,
-                by_scenario: &counts,
-                epoch,
-                mix_varies: true,
+                mix: MixTick {
+                    counts: &counts,
+                    epoch,
+                    varies: true,
+                },
             };
             let rss = 100.0 * 1024.0 * KIB + 64.0 * KIB * counts[0] as f64;
             let mut st = lock(&m.procs[1]);
@@ -410,9 +413,11 @@ mod through_the_monitor {
             requests: 0,
             streams: 0.0,
             burst: false,
-            by_scenario: &counts,
-            epoch: 15,
-            mix_varies: true,
+            mix: MixTick {
+                counts: &counts,
+                epoch: 15,
+                varies: true,
+            },
         };
         let mut st = lock(&m.procs[1]);
         m.apply(&mut st, reading(8, 1.0), t);
