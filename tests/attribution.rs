@@ -100,7 +100,15 @@ fn a_stream_only_leak_is_attributed_to_the_streaming_scenario() {
     let admin = run.admin_addr();
     std::thread::sleep(Duration::from_secs(30));
     let (_, metrics) = http_get(admin, "/metrics");
+    let (_, status) = http_get(admin, "/status");
     let (st, s) = run.finish(T);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let live = &window(process(&status, "target"), "25s")["rss_bytes_per_request_by_scenario"];
+    let live_stream = scenario(live, "chat_stream")["bytes_per_request"].as_f64();
+    assert!(
+        live_stream.is_some_and(|v| (v / n - 1.0).abs() < 0.20),
+        "/status: {live}"
+    );
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
 
     let a = &window(process(&s, "target"), "25s")["rss_bytes_per_request_by_scenario"];

@@ -13,10 +13,12 @@
 //! absolute residual), and the best iterate by check loss is kept. On exact data the
 //! coefficients come out within 1e-6 relative of the truth.
 //!
-//! Standard errors are those of least squares on the same design with a robust residual
-//! scale: `se_s = σ̂ · √[(X̃ᵀX̃)⁻¹]_ss`, `X̃` the centred count matrix, `σ̂` = 1.4826 × the
-//! median absolute deviation of the final residuals. They treat residuals as independent, so
-//! they are a yardstick for the publishing rule, not a confidence interval.
+//! Standard errors are the textbook ones of quantile regression with independent errors:
+//! `se_s = σ̂ · √[(X̃ᵀX̃)⁻¹]_ss`, `X̃` the centred count matrix, `σ̂ = √(τ(1−τ)) · ŝ` with the
+//! sparsity `ŝ = (q(τ + h) − q(τ)) / h` estimated from the final residuals' quantiles
+//! (`h` = [`SPARSITY_H`]; one-sided, so low outliers under the surface do not inflate it).
+//! Residuals of a sawtooth are not independent, so these are a yardstick for the publishing
+//! rule, not a confidence interval.
 
 use super::nnls::{cholesky, cholesky_solve, nnls_gram, Workspace};
 
@@ -208,8 +210,8 @@ fn weighted_nnls(y: &[f64], x: &[f64], k: usize, s: &mut FitScratch, b: &mut [f6
     a
 }
 
-/// `σ̂ · √[(X̃ᵀX̃)⁻¹]_jj` per column, from the residuals in `s.r`; `None` when a changing
-/// column is (nearly) a combination of the others, or when a column never changes.
+/// `σ̂ · √[(X̃ᵀX̃)⁻¹]_jj` per column, from the residuals in `s.r` (see the module docs);
+/// `None` when a column is (nearly) a combination of the others, or never changes.
 fn std_errors(x: &[f64], k: usize, tau: f64, s: &mut FitScratch) -> Option<Vec<f64>> {
     let n = s.r.len();
     s.tmp.clear();
