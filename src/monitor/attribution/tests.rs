@@ -430,3 +430,39 @@ mod through_the_monitor {
         assert_eq!(gauge(&metrics, "unary"), None);
     }
 }
+
+/// Cost of one refit (120 buckets) with 2 and 16 scenarios:
+/// `cargo test --release --lib monitor::attribution -- --ignored --nocapture bench_refit`.
+#[test]
+#[ignore]
+fn bench_refit_cost() {
+    for k in [2usize, 16] {
+        let mut w = AttributionBuf::new(120.0, 1.0, k);
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut counts = vec![0u64; k];
+        for i in 0..400u64 {
+            for c in counts.iter_mut() {
+                *c += rng.random_range(0..20);
+            }
+            let rss = counts.iter().sum::<u64>() as f64 * 1000.0 + rng.random_range(0.0..1e5);
+            w.push(&Sample {
+                t: i as f64,
+                rss,
+                counts: &counts,
+                epoch: i / 5,
+                mix_varies: true,
+            });
+        }
+        let reps = 50;
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            w.result = w.refit();
+        }
+        let per = start.elapsed().as_secs_f64() / f64::from(reps);
+        eprintln!(
+            "{k} scenarios: {:.0} µs per refit ({:?})",
+            per * 1e6,
+            w.result().withheld
+        );
+    }
+}
