@@ -59,6 +59,7 @@ fn report(i: u64) -> MonitorReport {
                     rss_bytes_per_request: Some(1.0),
                     avg_open_streams: Some(10.0),
                     rss_bytes_per_sec_per_open_stream: Some(10.0),
+                    rss_bytes_per_request_by_scenario: Default::default(),
                 })
                 .collect(),
             retained_after_burst_bytes: None,

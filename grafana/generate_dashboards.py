@@ -36,7 +36,7 @@ class Dash:
     def __init__(self):
         self.panels, self.x, self.y, self.rowh, self.id = [], 0, 0, 0, 0
 
-    def add(self, ptype, title, unit, targets, w=12, h=8, desc="", extra_defaults=None, options=None, field_custom=None):
+    def add(self, ptype, title, unit, targets, w=12, h=8, desc="", extra_defaults=None, options=None, field_custom=None, transformations=None):
         if self.x + w > 24:
             self.x, self.y = 0, self.y + self.rowh
             self.rowh = 0
@@ -56,6 +56,8 @@ class Dash:
              "gridPos": {"x": self.x, "y": self.y, "w": w, "h": h},
              "fieldConfig": {"defaults": defaults, "overrides": []},
              "options": options or {}, "targets": tg}
+        if transformations:
+            p["transformations"] = transformations
         if ptype == "heatmap":
             p["options"] = {"calculate": False, "yAxis": {"unit": unit, "axisPlacement": "left"},
                             "cellGap": 1, "color": {"mode": "scheme", "scheme": "Spectral", "steps": 64},
@@ -192,6 +194,18 @@ d.add("stat", "Process up", "bool_yes_no", [
     (f"soakd_process_up{{{PSEL}}}", "{{process}}"),
 ], w=8, options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
    extra_defaults={"thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}]}})
+d.add("table", "RSS growth per request by scenario", "bytes", [
+    (f"soakd_process_rss_growth_bytes_per_request_by_scenario{{{PSEL}}}", "{{process}} {{scenario}} {{window}}",
+     {"format": "table", "instant": True, "range": False}),
+], w=24, desc="Which traffic leaks: bytes of RSS growth per request of each scenario, from a regression of RSS on "
+   "per-scenario request counts while soakd varies the scenario mix ([load] mix_variation). A row appears only "
+   "when the window makes it identifiable (see the runbook). One scenario far above the others: its requests leak. "
+   "All about equal: the growth follows time or total load, not a kind of request.",
+   options={"showHeader": True, "cellHeight": "sm", "sortBy": [{"displayName": "bytes per request", "desc": True}]},
+   transformations=[{"id": "organize", "options": {
+       "excludeByName": {"Time": True, "__name__": True, "job": True},
+       "indexByName": {"instance": 0, "process": 1, "window": 2, "scenario": 3, "Value": 4},
+       "renameByName": {"Value": "bytes per request"}}}])
 leak = dashboard("soakd-leak", "soakd leaks", "Resident memory, fds and threads of the monitored processes, their slopes and soakd's leak verdicts.", d, False, True, [BURST_ANN])
 
 # ------------------------------------------------------------------ streaming

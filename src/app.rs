@@ -198,7 +198,9 @@ impl App {
             }
         };
         let stats = Arc::new(Stats::new());
-        let signals = Arc::new(LoadSignals::default());
+        let signals = Arc::new(LoadSignals::for_scenarios(
+            config.scenarios.iter().map(|s| s.name.clone()).collect(),
+        ));
         let engine = Engine::build(EngineParts {
             client,
             settings: config.client.clone(),
@@ -212,6 +214,7 @@ impl App {
             plan: config.plan.clone(),
             duration: config.run.duration,
             max_in_flight: config.max_in_flight.get() as usize,
+            mix_variation: config.mix_variation.period(),
             seed: config.run.seed,
             trace_requests: config.otlp.is_some(),
             metrics: metrics.clone(),

@@ -12,6 +12,9 @@
 //!
 //! Closed model: `users` tasks, started over the ramp-up, each looping request → think time.
 //!
+//! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
+//! publishes the mix epoch and each scenario's finished requests in [`LoadSignals`].
+//!
 //! Stopping: cancelling `stop` ends scheduling (arrivals already due but not yet sent are
 //! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
 //! to finish before `abort` cancels them, which records them as `cancelled`.
@@ -35,7 +38,7 @@ use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Phase, Plan};
 use crate::signals::LoadSignals;
 use crate::stats::{Series, Stats};
 use crate::upstream::{marker, Tracker};
-use crate::workload::{cancel_for, BodyTemplate, Picker, Scenario};
+use crate::workload::{cancel_for, BodyTemplate, Mix, MixCursor, Scenario};
 
 label_enum! {
     /// Why a scheduled request was never sent (`reason` label).
@@ -168,7 +171,7 @@ struct Shared {
     client: reqwest::Client,
     settings: ClientSettings,
     scenarios: Vec<ScenarioRuntime>,
-    picker: Picker,
+    mix: Mix,
     metrics: Arc<Metrics>,
     stats: Arc<Stats>,
     signals: Arc<LoadSignals>,
@@ -207,6 +210,8 @@ pub struct EngineParts {
     pub plan: Plan,
     pub duration: Option<Duration>,
     pub max_in_flight: usize,
+    /// `load.mix_variation`'s period (`None`: fixed weights).
+    pub mix_variation: Option<Duration>,
     pub seed: u64,
     /// Wrap each request in a root tracing span (for OTLP export).
     pub trace_requests: bool,
@@ -240,13 +245,18 @@ impl Engine {
                 scenario: s,
             });
         }
-        let picker = Picker::new(scenarios.iter().map(|s| s.scenario.weight));
+        let weights = scenarios.iter().map(|s| s.scenario.weight);
+        let mix = Mix::new(weights, p.mix_variation, p.seed);
+        p.signals.mix.varies.store(mix.varies(), Ordering::Relaxed);
+        if let Some(why) = mix.fixed_reason() {
+            tracing::info!("{why}");
+        }
         Ok(Engine {
             shared: Arc::new(Shared {
                 client: p.client,
                 settings: p.settings,
                 scenarios,
-                picker,
+                mix,
                 metrics: p.metrics,
                 stats: p.stats,
                 signals: p.signals,
@@ -400,6 +410,7 @@ async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: Canc
         shared.metrics.target_rate.set(rate);
         shared.metrics.burst_active.set(i64::from(burst));
         shared.signals.burst_active.store(burst, Ordering::Relaxed);
+        shared.signals.mix.set_epoch(shared.mix.epoch(t));
         shared.state.set_phase(RunPhase::from_plan(phase));
         tokio::select! {
             _ = tick.tick() => {}
@@ -430,6 +441,7 @@ impl Pacer {
         use std::sync::mpsc::RecvTimeoutError;
         let mut arrivals = Arrivals::new(self.plan.clone(), self.seed);
         let mut rng = SmallRng::seed_from_u64(self.seed.rotate_left(17) ^ 0x5eed);
+        let mut mix = self.shared.mix.cursor();
         let start = self.start.into_std();
         let mut batch = Vec::with_capacity(64);
         loop {
@@ -460,25 +472,38 @@ impl Pacer {
                 match wake.recv_timeout((intended - now).max(MIN_WAKE)) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => {
-                        self.drop_backlog(&mut arrivals, &mut rng, offset);
+                        self.drop_backlog(&mut arrivals, &mut rng, &mut mix, offset);
                         return;
                     }
                 }
             } else if wake.try_recv().is_ok() {
                 self.flush(&mut batch);
-                self.drop_backlog(&mut arrivals, &mut rng, offset);
+                self.drop_backlog(&mut arrivals, &mut rng, &mut mix, offset);
                 return;
             }
-            self.prepare(&mut rng, Instant::from_std(intended), at.phase, &mut batch);
+            let i = mix.pick(&mut rng, offset);
+            self.prepare(
+                &mut rng,
+                i,
+                Instant::from_std(intended),
+                at.phase,
+                &mut batch,
+            );
         }
     }
 
     /// Counts arrivals that were due at the stop but never sent (`reason="shutdown"`).
-    fn drop_backlog(&self, arrivals: &mut Arrivals, rng: &mut SmallRng, first: Duration) {
+    fn drop_backlog(
+        &self,
+        arrivals: &mut Arrivals,
+        rng: &mut SmallRng,
+        mix: &mut MixCursor<'_>,
+        first: Duration,
+    ) {
         let now = self.start.elapsed();
         let mut offset = first;
         while offset <= now {
-            let i = self.shared.picker.pick(rng);
+            let i = mix.pick(rng, offset);
             self.shared.scenarios[i]
                 .dropped
                 .get(DropReason::Shutdown)
@@ -490,10 +515,16 @@ impl Pacer {
         }
     }
 
-    /// Takes a permit and builds the request; a request over the cap is dropped here.
-    fn prepare(&self, rng: &mut SmallRng, intended: Instant, phase: Phase, batch: &mut Vec<Due>) {
+    /// Takes a permit and builds a request of scenario `i`; one over the cap is dropped here.
+    fn prepare(
+        &self,
+        rng: &mut SmallRng,
+        i: usize,
+        intended: Instant,
+        phase: Phase,
+        batch: &mut Vec<Due>,
+    ) {
         let shared = &self.shared;
-        let i = shared.picker.pick(rng);
         let sc = &shared.scenarios[i];
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             sc.dropped.get(DropReason::InFlightCap).inc();
@@ -631,6 +662,7 @@ async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
         settings: &shared.settings,
         metrics: &sc.metrics,
         tracker: shared.two_sided.as_deref(),
+        open_streams: Some(&shared.signals.streams_open),
     };
     let span = if shared.trace_requests {
         tracing::info_span!(
@@ -650,10 +682,7 @@ async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
     )
     .await;
     span.record("outcome", report.outcome.as_str());
-    shared
-        .signals
-        .requests_finished
-        .fetch_add(1, Ordering::Relaxed);
+    shared.signals.finish(i);
 }
 
 /// One closed-model user: request → think time, until stopped.
@@ -667,13 +696,14 @@ async fn closed_user(
     abort: CancellationToken,
 ) {
     let mut rng = SmallRng::seed_from_u64(seed);
+    let mut mix = shared.mix.cursor();
     let begin = start + plan.start_of(user);
     tokio::select! {
         _ = tokio::time::sleep_until(begin) => {}
         _ = stop.cancelled() => return,
     }
     while !stop.is_cancelled() {
-        let i = shared.picker.pick(&mut rng);
+        let i = mix.pick(&mut rng, start.elapsed());
         let sc = &shared.scenarios[i];
         let (body, tag) = shared.body(i, &mut rng);
         let cancel = cancel_for(sc.scenario.cancel.as_ref(), &mut rng);

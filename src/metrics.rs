@@ -177,6 +177,8 @@ catalog! {
         "Coefficient of determination of the growth fit.";
     process_rss_growth_per_request: GaugeVec = "soakd_process_rss_growth_bytes_per_request", ["process", "window"],
         "RSS slope divided by the request rate over the same window.";
+    process_rss_growth_per_request_by_scenario: GaugeVec = "soakd_process_rss_growth_bytes_per_request_by_scenario", ["process", "scenario", "window"],
+        "RSS growth per request of each scenario, from a regression of RSS on per-scenario request counts under a varied mix; present only when identifiable.";
     process_rss_retained_after_burst: GaugeVec = "soakd_process_rss_retained_after_burst_bytes", ["process"],
         "RSS after the last burst settled minus RSS just before it.";
     leak_suspected: IntGaugeVec = "soakd_leak_suspected", ["process", "resource"],
@@ -390,6 +392,9 @@ mod tests {
             .set(0.9);
         m.process_rss_growth_per_request
             .with_label_values(&["target", "5m"])
+            .set(10.0);
+        m.process_rss_growth_per_request_by_scenario
+            .with_label_values(&["target", "chat", "5m"])
             .set(10.0);
         m.threshold_passing.with_label_values(&["p99_ttft"]).set(1);
         m.proxy_added_seconds

@@ -409,7 +409,8 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
 }
 
 /// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
-/// threads, slopes per window, post-burst retention and the verdict.
+/// threads, slopes per window, RSS growth per request by scenario, post-burst retention and
+/// the verdict.
 pub fn monitor_text(m: &MonitorReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -437,14 +438,19 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "    window {:>5}: rss {}  fds {}  threads {}  per request {}",
+                "    window {:>5}: rss {}  fds {}  threads {}  per request {}  per open stream {}",
                 w.window,
                 slope(&w.rss, &fmt_bytes),
                 slope(&w.fds, &|v| format!("{v:+.1}")),
                 slope(&w.threads, &|v| format!("{v:+.1}")),
                 opt(w.rss_bytes_per_request, &fmt_bytes),
+                opt(w.rss_bytes_per_sec_per_open_stream, &|v| format!(
+                    "{}/s",
+                    fmt_bytes(v)
+                )),
             );
         }
+        out.push_str(&crate::monitor::attribution::text_table(p));
         if let Some(r) = p.retained_after_burst_bytes {
             let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
         }
@@ -671,6 +677,7 @@ mod tests {
             rss_bytes_per_request: None,
             avg_open_streams: None,
             rss_bytes_per_sec_per_open_stream: None,
+            rss_bytes_per_request_by_scenario: Default::default(),
         };
         ProcessReport {
             name: name.into(),

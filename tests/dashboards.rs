@@ -233,6 +233,9 @@ fn exported_families() -> BTreeSet<String> {
     m.process_rss_growth_per_request
         .with_label_values(&["p", "5m"])
         .set(1.0);
+    m.process_rss_growth_per_request_by_scenario
+        .with_label_values(&["p", "s", "5m"])
+        .set(1.0);
     m.threshold_passing.with_label_values(&["t"]).set(1);
     m.encode()
         .lines()

@@ -708,6 +708,9 @@ url = "{url}"
 rate = 50.0
 arrivals = "poisson"
 max_in_flight = 2000
+# New scenario weights every 4 s: the 20 s window sees enough mix changes for the attribution
+# table (soakd_process_rss_growth_bytes_per_request_by_scenario) to have rows.
+mix_variation = "4s"
 
 # A burst in every dashboard range: the burst timeline/annotation and the post-burst
 # retention (settled 3 s after each burst) have data.

@@ -480,6 +480,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
                     rss_bytes_per_request: Some(22.0),
                     avg_open_streams: Some(10.0),
                     rss_bytes_per_sec_per_open_stream: Some(110.0),
+                    rss_bytes_per_request_by_scenario: Default::default(),
                 })
                 .collect(),
             retained_after_burst_bytes: Some(2.0 * mib),

@@ -24,12 +24,14 @@
 //! `abort` token (the end of the grace period) is recorded here too, as `cancelled`, with
 //! what it had received by then: there is one recording path for every way a request ends.
 //!
-//! `streams_active` / `streams_finished_total` count *opened* streams: a 2xx
+//! `streams_active`, `streams_finished_total` and the run's open-stream signal
+//! ([`Exchange::open_streams`], which the monitor divides growth by) count *opened* streams: a 2xx
 //! `text/event-stream` response head. A stream request that fails before that (status,
 //! connect error, head timeout) only shows in `requests_total`. A protocol error inside an
 //! opened stream finishes it as `truncated` (it did not reach its terminator).
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -74,6 +76,9 @@ pub struct Exchange<'a> {
     pub settings: &'a ClientSettings,
     /// The scenario's metric handles (Prometheus and HDR).
     pub metrics: &'a ScenarioMetrics,
+    /// Streams open now over all scenarios (`LoadSignals::streams_open`), kept by the same
+    /// guard as `streams_active`.
+    pub open_streams: Option<&'a AtomicI64>,
     /// The two-sided soak's tracker, while `[upstream]` is on.
     pub tracker: Option<&'a Tracker>,
 }
@@ -126,19 +131,26 @@ struct Progress {
     two_sided: Option<TwoSided>,
 }
 
-/// Decrements `streams_active` when the stream ends, however it ends.
-struct ActiveStream<'a>(&'a IntGauge);
+/// Counts an opened stream in `streams_active` (and the run's open-stream total, when
+/// given) and takes it out again when the stream ends, however it ends.
+struct ActiveStream<'a>(&'a IntGauge, Option<&'a AtomicI64>);
 
 impl<'a> ActiveStream<'a> {
-    fn open(g: &'a IntGauge) -> Self {
+    fn open(g: &'a IntGauge, total: Option<&'a AtomicI64>) -> Self {
         g.inc();
-        ActiveStream(g)
+        if let Some(t) = total {
+            t.fetch_add(1, Ordering::Relaxed);
+        }
+        ActiveStream(g, total)
     }
 }
 
 impl Drop for ActiveStream<'_> {
     fn drop(&mut self) {
         self.0.dec();
+        if let Some(t) = self.1 {
+            t.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -345,7 +357,7 @@ impl Exchange<'_> {
             return (Outcome::ProtocolError, None);
         }
         let m = self.metrics;
-        let _active = ActiveStream::open(&m.streams_active);
+        let _active = ActiveStream::open(&m.streams_active, self.open_streams);
         prog.stream_opened = true;
         if chunk_cancel == Some(0) {
             return (Outcome::Cancelled, None);

@@ -163,6 +163,8 @@ struct Harness {
     settings: ClientSettings,
     client: reqwest::Client,
     abort: CancellationToken,
+    /// The run's open-stream signal the exchange keeps.
+    open: std::sync::atomic::AtomicI64,
 }
 
 impl Harness {
@@ -178,6 +180,7 @@ impl Harness {
             settings,
             client,
             abort: CancellationToken::new(),
+            open: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -192,6 +195,7 @@ impl Harness {
             settings: &self.settings,
             metrics: &self.sm,
             tracker: None,
+            open_streams: Some(&self.open),
         };
         let body = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
         timeout(
@@ -238,6 +242,7 @@ impl Harness {
         }
         assert_eq!(self.stats.percentiles(Series::Duration).count, 1);
         assert_eq!(self.active(), 0, "streams_active back to 0");
+        assert_eq!(self.open(), 0, "open-stream signal back to 0");
     }
 
     fn finished(&self, r: StreamResult) -> u64 {
@@ -261,6 +266,10 @@ impl Harness {
 
     fn active(&self) -> i64 {
         self.metrics.streams_active.with_label_values(&["t"]).get()
+    }
+
+    fn open(&self) -> i64 {
+        self.open.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn counter(&self, v: &prometheus::IntCounterVec) -> u64 {
@@ -703,9 +712,11 @@ async fn dropping_execute_still_decrements_streams_active() {
     })
     .await
     .expect("stream never opened");
+    assert_eq!(h.open(), 1, "the open-stream signal counts the open stream");
     task.abort();
     assert!(timeout(T, task).await.expect("abort").is_err());
     assert_eq!(h.active(), 0);
+    assert_eq!(h.open(), 0);
     server.handle.abort();
 }
 

@@ -34,7 +34,7 @@ pub use load::{load, Overrides, DEFAULT_API, DEFAULT_MODEL, PLAIN_TOML};
 use crate::client::{is_secret_header, ClientSettings, RawTarget, TargetSettings};
 use crate::mock::MockArgs;
 use crate::monitor::{MonitorSettings, RawMonitor};
-use crate::plan::{Plan, RawLoad};
+use crate::plan::{MixVariation, Plan, RawLoad};
 use crate::telemetry::{LogSettings, OtlpSettings, RawLog, RawOtlp};
 use crate::units;
 use crate::upstream::{RawUpstream, UpstreamSettings};
@@ -150,6 +150,8 @@ pub struct Config {
     pub plan: Plan,
     /// Open model only: the in-flight cap.
     pub max_in_flight: NonZeroU32,
+    /// How the scenario mix varies (`load.mix_variation`).
+    pub mix_variation: MixVariation,
     pub scenarios: Vec<Scenario>,
     pub monitor: MonitorSettings,
     pub thresholds: Thresholds,
@@ -178,6 +180,8 @@ impl RawConfig {
         let (plan, max_in_flight) = self.load.validate(run.shards)?;
         let scenarios = crate::workload::validate_scenarios(&self.scenarios)?;
         let monitor = self.monitor.validate()?;
+        let mix_variation = self.load.mix_variation()?;
+        check_mix_against_sampling(mix_variation, monitor.sample_interval)?;
         let thresholds = self.thresholds.validate()?;
         if target.url.is_none() {
             self.mock.validate()?;
@@ -199,6 +203,7 @@ impl RawConfig {
             client,
             plan,
             max_in_flight,
+            mix_variation,
             scenarios,
             monitor,
             thresholds,
@@ -302,6 +307,22 @@ impl RawConfig {
             }
         }
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+}
+
+/// `load.mix_variation` spans two sections: a mix period shorter than two monitor samples
+/// would change the mix between samples, and no bucket could tell one mix from the next.
+fn check_mix_against_sampling(mix: MixVariation, sample: Duration) -> Result<(), ConfigError> {
+    match mix.period() {
+        Some(p) if p < 2 * sample => Err(ConfigError::invalid(
+            "load.mix_variation",
+            units::fmt_duration(p),
+            format!(
+                "must be at least twice monitor.sample_interval ({}), or \"off\"",
+                units::fmt_duration(sample)
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

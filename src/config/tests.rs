@@ -193,6 +193,21 @@ fn invalid_values_name_field_value_and_reason() {
             "0 or more",
         ),
         (
+            "[load]\nmix_variation = \"sometimes\"",
+            "load.mix_variation",
+            "\"off\"",
+        ),
+        (
+            "[load]\nmix_variation = \"0s\"",
+            "load.mix_variation",
+            "greater than 0",
+        ),
+        (
+            "[load]\nmix_variation = \"9s\"\n[monitor]\nsample_interval = \"5s\"",
+            "load.mix_variation",
+            "twice monitor.sample_interval (5s)",
+        ),
+        (
             "[[scenarios]]\napi = \"gemini\"",
             "scenarios[0].api",
             "unknown API kind",

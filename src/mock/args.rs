@@ -14,8 +14,55 @@ pub const MAX_ANSWER_BYTES: u64 = 256 << 20;
 pub const SAWTOOTH_BLOCK: u64 = 1 << 20;
 /// Per-request growth of `plateau_bytes` when `leak_bytes_per_request` is 0.
 pub const PLATEAU_DEFAULT_STEP: u64 = 64 << 10;
-/// Largest `leak_bytes_per_request` accepted.
+/// Largest `leak_bytes_per_request` (and `leak_bytes_per_stream_second`) accepted.
 pub const MAX_LEAK_PER_REQUEST: u64 = 1 << 30;
+
+/// A class of requests a per-request leak can be limited to (`--leak-on`, `leak_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeakOn {
+    /// Requests with `"stream": true`.
+    Stream,
+    /// Requests without `"stream": true`.
+    Unary,
+    /// Every OpenAI endpoint (chat, Responses, completions, embeddings).
+    Openai,
+    /// Anthropic `/v1/messages`.
+    Anthropic,
+}
+
+impl<'de> serde::Deserialize<'de> for LeakOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        <LeakOn as clap::ValueEnum>::from_str(&v, false).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown request class {v:?}: must be stream, unary, openai or anthropic"
+            ))
+        })
+    }
+}
+
+impl LeakOn {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeakOn::Stream => "stream",
+            LeakOn::Unary => "unary",
+            LeakOn::Openai => "openai",
+            LeakOn::Anthropic => "anthropic",
+        }
+    }
+
+    /// Whether a request of this kind is in the class.
+    pub fn matches(self, stream: bool, anthropic: bool) -> bool {
+        match self {
+            LeakOn::Stream => stream,
+            LeakOn::Unary => !stream,
+            LeakOn::Openai => !anthropic,
+            LeakOn::Anthropic => anthropic,
+        }
+    }
+}
 
 /// Every knob of the mock AI proxy.
 ///
@@ -103,6 +150,20 @@ pub struct MockArgs {
     #[serde(with = "units::serde_size")]
     pub leak_bytes_per_request: u64,
 
+    /// Limit the per-request byte leak (`leak_bytes_per_request`, and `plateau_bytes`'s
+    /// growth) to one class of requests: `stream`, `unary`, `openai` or `anthropic` (unset =
+    /// every request). fd and thread leaks are not affected.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leak_on: Option<LeakOn>,
+
+    /// Bytes leaked per second for every open stream (0 = none): while streams are open the
+    /// mock keeps `N × open streams` more bytes each second, forever, so RSS grows with the
+    /// number of open streams and not with requests; a size such as `256KiB`.
+    #[arg(long, default_value = "0", value_parser = units::size_arg)]
+    #[serde(with = "units::serde_size")]
+    pub leak_bytes_per_stream_second: u64,
+
     /// Open `/dev/null` and keep it open every N requests (unset = never).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -171,6 +232,8 @@ impl Default for MockArgs {
             stall_rate: 0.0,
             garbage_rate: 0.0,
             leak_bytes_per_request: 0,
+            leak_on: None,
+            leak_bytes_per_stream_second: 0,
             leak_fd_every: None,
             leak_thread_every: None,
             sawtooth_bytes: None,
@@ -251,12 +314,20 @@ impl MockArgs {
                 "must be an HTTP error status in 400..=599",
             ));
         }
-        if self.leak_bytes_per_request > MAX_LEAK_PER_REQUEST {
-            return Err(ConfigError::invalid(
-                "mock.leak_bytes_per_request",
-                self.leak_bytes_per_request,
-                format!("must be at most {MAX_LEAK_PER_REQUEST}"),
-            ));
+        for (name, v) in [
+            ("leak_bytes_per_request", self.leak_bytes_per_request),
+            (
+                "leak_bytes_per_stream_second",
+                self.leak_bytes_per_stream_second,
+            ),
+        ] {
+            if v > MAX_LEAK_PER_REQUEST {
+                return Err(ConfigError::invalid(
+                    format!("mock.{name}"),
+                    v,
+                    format!("must be at most {MAX_LEAK_PER_REQUEST}"),
+                ));
+            }
         }
         for (name, every) in [
             ("leak_fd_every", self.leak_fd_every),
@@ -353,6 +424,13 @@ impl MockArgs {
             "leak-bytes-per-request",
             self.leak_bytes_per_request.to_string(),
         );
+        if let Some(c) = self.leak_on {
+            push("leak-on", c.as_str().to_string());
+        }
+        push(
+            "leak-bytes-per-stream-second",
+            self.leak_bytes_per_stream_second.to_string(),
+        );
         if let Some(n) = self.leak_fd_every {
             push("leak-fd-every", n.to_string());
         }
@@ -412,6 +490,8 @@ mod tests {
             stall_rate: 0.001,
             garbage_rate: 0.3,
             leak_bytes_per_request: 65536,
+            leak_on: Some(LeakOn::Anthropic),
+            leak_bytes_per_stream_second: 1 << 18,
             leak_fd_every: Some(7),
             leak_thread_every: Some(3),
             sawtooth_bytes: Some(64 << 20),
@@ -486,6 +566,34 @@ mod tests {
         // Unset keys keep their defaults.
         assert_eq!(a.chunk_bytes, 8);
         assert_eq!(a.response_delay, None);
+    }
+
+    #[test]
+    fn leak_on_accepts_the_four_classes_and_names_them_when_wrong() {
+        for c in ["stream", "unary", "openai", "anthropic"] {
+            let a = parse(&["--leak-on".to_string(), c.to_string()]);
+            assert_eq!(a.leak_on.map(LeakOn::as_str), Some(c));
+            let t = from_toml(&format!("leak_on = \"{c}\"")).expect("toml");
+            assert_eq!(t.leak_on, a.leak_on);
+        }
+        let e = Cli::try_parse_from(["soakd-mock", "--leak-on", "grpc"]).expect_err("unknown");
+        let e = e.to_string();
+        assert!(e.contains("--leak-on") && e.contains("grpc"), "{e}");
+        assert!(e.contains("stream, unary, openai, anthropic"), "{e}");
+        let e = from_toml("leak_on = \"grpc\"").expect_err("unknown class");
+        let e = e.to_string();
+        assert!(e.contains("leak_on") && e.contains("grpc"), "{e}");
+        assert!(e.contains("stream, unary, openai or anthropic"), "{e}");
+    }
+
+    #[test]
+    fn leak_on_classes() {
+        use LeakOn::*;
+        // (stream, anthropic) → in the class?
+        assert!(Stream.matches(true, false) && !Stream.matches(false, true));
+        assert!(Unary.matches(false, true) && !Unary.matches(true, false));
+        assert!(Openai.matches(true, false) && !Openai.matches(false, true));
+        assert!(Anthropic.matches(false, true) && !Anthropic.matches(true, false));
     }
 
     #[test]
@@ -668,6 +776,13 @@ mod tests {
                     ..Default::default()
                 },
                 "mock.leak_bytes_per_request",
+            ),
+            (
+                MockArgs {
+                    leak_bytes_per_stream_second: MAX_LEAK_PER_REQUEST + 1,
+                    ..Default::default()
+                },
+                "mock.leak_bytes_per_stream_second",
             ),
         ];
         for (args, field) in cases {

@@ -308,7 +308,7 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
     }
     let stream = req.stream.unwrap_or(false);
     if s.leaks.active() {
-        s.leaks.on_request(stream);
+        s.leaks.on_request(stream, api == Api::Anthropic);
     }
     let fault = s.dice.roll();
     s.metrics.count(api, fault);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use prometheus::IntGauge;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{MockArgs, PLATEAU_DEFAULT_STEP, SAWTOOTH_BLOCK};
+use super::args::{LeakOn, MockArgs, PLATEAU_DEFAULT_STEP, SAWTOOTH_BLOCK};
 
 /// Most threads one mock leaks; more would risk the machine rather than prove a point.
 pub(crate) const THREAD_CAP: u64 = 10_000;
@@ -62,6 +62,8 @@ pub(crate) struct LeakStore {
     step: u64,
     /// Stop growing once this many bytes are held.
     cap: Option<u64>,
+    /// The class of requests the byte leak applies to (all when unset).
+    leak_on: Option<LeakOn>,
     fd_every: Option<u64>,
     thread_every: Option<u64>,
     page: usize,
@@ -87,6 +89,7 @@ impl LeakStore {
         LeakStore {
             step,
             cap: args.plateau_bytes,
+            leak_on: args.leak_on,
             fd_every: args.leak_fd_every,
             thread_every: args.leak_thread_every,
             page: page_size(),
@@ -107,9 +110,10 @@ impl LeakStore {
         self.step > 0 || self.fd_every.is_some() || self.thread_every.is_some()
     }
 
-    /// Applies the per-request leaks for one AI request.
-    pub(crate) fn on_request(&self, stream: bool) {
-        if self.step > 0 {
+    /// Applies the per-request leaks for one AI request (`stream`: it asked for a stream;
+    /// `anthropic`: it is an Anthropic request); the byte leak only when `leak_on` admits it.
+    pub(crate) fn on_request(&self, stream: bool, anthropic: bool) {
+        if self.step > 0 && self.leak_on.is_none_or(|c| c.matches(stream, anthropic)) {
             self.leak_bytes();
         }
         if let Some(every) = self.fd_every {
@@ -151,6 +155,17 @@ impl LeakStore {
         blocks.push(block);
         drop(blocks);
         self.gauges.bytes.add(grant as i64);
+    }
+
+    /// Allocates `n` bytes, makes them resident and keeps them forever.
+    fn hold(&self, n: u64) {
+        let mut block = vec![0u8; n as usize].into_boxed_slice();
+        touch_pages(&mut block, self.page);
+        self.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(block);
+        self.gauges.bytes.add(n as i64);
     }
 
     fn leak_fd(&self) {
@@ -196,6 +211,39 @@ impl LeakStore {
                     tracing::warn!(error = %e, "mock thread leak: spawn failed (logged once)");
                 }
             }
+        }
+    }
+}
+
+/// How often the per-open-stream leak runs.
+const STREAM_LEAK_TICK: Duration = Duration::from_millis(100);
+
+/// Leaks `per_stream_second` bytes per second for every open stream until `stop`: every
+/// [`STREAM_LEAK_TICK`] it adds `per_stream_second × open streams × elapsed` to what is due
+/// and keeps the whole pages of it (the remainder carries over).
+pub(crate) async fn run_stream_leak(
+    shared: std::sync::Arc<super::state::Shared>,
+    per_stream_second: u64,
+    stop: CancellationToken,
+) {
+    let page = shared.leaks.page as f64;
+    let mut interval = tokio::time::interval(STREAM_LEAK_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = tokio::time::Instant::now();
+    let mut due = 0.0_f64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        let open = shared.metrics.streams_active.get().max(0) as f64;
+        due += per_stream_second as f64 * open * (now - last).as_secs_f64();
+        last = now;
+        if due >= page {
+            let n = (due / page).floor() * page;
+            due -= n;
+            shared.leaks.hold(n as u64);
         }
     }
 }
@@ -357,7 +405,7 @@ mod tests {
         let store = LeakStore::new(&args, g.clone());
         assert!(store.active());
         for _ in 0..5 {
-            store.on_request(false);
+            store.on_request(false, false);
         }
         // 64 KiB + the remaining 34,464 bytes, then nothing.
         assert_eq!(g.bytes.get(), 100_000);
@@ -379,11 +427,11 @@ mod tests {
         let g = gauges();
         let store = LeakStore::new(&args, g.clone());
         for _ in 0..3 {
-            store.on_request(false);
+            store.on_request(false, false);
         }
         assert_eq!(g.bytes.get(), 9_000);
-        store.on_request(false);
-        store.on_request(false);
+        store.on_request(false, false);
+        store.on_request(false, false);
         assert_eq!(g.bytes.get(), 10_000);
     }
 
@@ -397,16 +445,45 @@ mod tests {
         let g = gauges();
         let store = LeakStore::new(&args, g.clone());
         for _ in 0..7 {
-            store.on_request(false);
+            store.on_request(false, false);
         }
         assert_eq!(g.fds.get(), 2);
         assert_eq!(g.threads.get(), 0, "non-stream requests leak no threads");
         for _ in 0..4 {
-            store.on_request(true);
+            store.on_request(true, false);
         }
         assert_eq!(g.threads.get(), 2);
         assert_eq!(store.files.lock().unwrap().len(), 3);
         assert_eq!(g.bytes.get(), 0);
+    }
+
+    #[test]
+    fn leak_on_limits_the_byte_leak_to_its_class() {
+        let args = MockArgs {
+            leak_bytes_per_request: 1000,
+            leak_on: Some(LeakOn::Stream),
+            leak_fd_every: Some(1),
+            ..Default::default()
+        };
+        let g = gauges();
+        let store = LeakStore::new(&args, g.clone());
+        store.on_request(false, false);
+        store.on_request(false, true);
+        assert_eq!(g.bytes.get(), 0, "unary requests leak no bytes");
+        assert_eq!(g.fds.get(), 2, "the fd leak ignores leak_on");
+        store.on_request(true, true);
+        store.on_request(true, false);
+        assert_eq!(g.bytes.get(), 2000);
+        let anthropic = LeakStore::new(
+            &MockArgs {
+                leak_on: Some(LeakOn::Anthropic),
+                ..args
+            },
+            g.clone(),
+        );
+        anthropic.on_request(true, false);
+        anthropic.on_request(false, true);
+        assert_eq!(g.bytes.get(), 3000);
     }
 
     #[test]

@@ -55,9 +55,15 @@
 //! shutdown); garbage (HTTP 200, a body that is neither SSE nor JSON).
 //!
 //! # Leaks
-//! `leak_bytes_per_request`, `plateau_bytes`, `leak_fd_every`, `leak_thread_every` and the
-//! `sawtooth_*` pair really move RSS, `/proc/self/fd` and the thread count (memory is touched page by page;
-//! the sawtooth maps its own 1 MiB blocks so freeing them returns RSS to the OS).
+//! `leak_bytes_per_request`, `plateau_bytes`, `leak_fd_every`, `leak_thread_every`,
+//! `leak_bytes_per_stream_second` and the `sawtooth_*` pair really move RSS, `/proc/self/fd`
+//! and the thread count (memory is touched page by page; the sawtooth maps its own 1 MiB
+//! blocks so freeing them returns RSS to the OS). `leak_on` limits the per-request byte leak
+//! to one class of requests (`stream`, `unary`, `openai`, `anthropic`): a known truth for
+//! attribution by scenario. `leak_bytes_per_stream_second` leaks only while streams are open:
+//! every 100 ms it keeps `N × open streams × elapsed` bytes (open streams read from
+//! `soakd_mock_streams_active`, which counts stalled bodies too), a known truth for growth
+//! per open stream.
 //!
 //! # Design
 //! axum over HTTP/1.1 (keep-alive, `TCP_NODELAY`). A streamed body is a hand-written state
@@ -86,7 +92,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use args::MockArgs;
+pub use args::{LeakOn, MockArgs};
 pub use tap::{Probe, Tap};
 
 use crate::units::ConfigError;
@@ -169,6 +175,8 @@ pub async fn serve_with_tap(
         stall_rate = args.stall_rate,
         garbage_rate = args.garbage_rate,
         leak_bytes_per_request = args.leak_bytes_per_request,
+        leak_on = ?args.leak_on.map(LeakOn::as_str),
+        leak_bytes_per_stream_second = args.leak_bytes_per_stream_second,
         leak_fd_every = ?args.leak_fd_every,
         leak_thread_every = ?args.leak_thread_every,
         sawtooth_bytes = ?args.sawtooth_bytes,
@@ -184,6 +192,13 @@ pub async fn serve_with_tap(
         tasks.spawn(leak::run_sawtooth(
             plan,
             shared.metrics.leaks.sawtooth.clone(),
+            stop.clone(),
+        ));
+    }
+    if args.leak_bytes_per_stream_second > 0 {
+        tasks.spawn(leak::run_stream_leak(
+            shared.clone(),
+            args.leak_bytes_per_stream_second,
             stop.clone(),
         ));
     }

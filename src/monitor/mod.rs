@@ -86,7 +86,10 @@
 //! `soakd_process_rss_retained_after_burst_bytes`. The burst signal is read at sample times,
 //! so a burst shorter than the interval can go unseen; a burst that starts before the
 //! previous one settled abandons that measurement.
+//! The open streams are `LoadSignals::streams_open`, kept by the client's stream guard.
+//! Growth per request of each scenario, and the rule for publishing it: [`attribution`].
 
+pub mod attribution;
 pub mod estimate;
 pub mod expo;
 pub mod report;
@@ -181,11 +184,12 @@ pub enum Verdict {
 
 /// The load signals read once per tick.
 #[derive(Debug, Clone, Copy)]
-struct Tick {
+struct Tick<'a> {
     t: f64,
     requests: u64,
     streams: f64,
     burst: bool,
+    mix: attribution::MixTick<'a>,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +218,8 @@ struct ProcState {
     cpu_total: f64,
     cpu_prev: Option<f64>,
     windows: Vec<WindowBuf>,
+    /// Attribution by scenario, one per window.
+    attribution: Vec<attribution::AttributionBuf>,
     verdicts: [Verdict; N_RES],
     burst: BurstTrack,
     retained: Option<f64>,
@@ -305,6 +311,7 @@ impl Monitor {
                         .iter()
                         .map(|w| WindowBuf::new(w.duration.as_secs_f64(), interval))
                         .collect(),
+                    attribution: attribution::bufs(&settings, signals.mix.names.len()),
                     verdicts: [Verdict::Unknown; N_RES],
                     burst: BurstTrack::default(),
                     retained: None,
@@ -346,16 +353,18 @@ impl Monitor {
 
     /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
     pub async fn sample_once(&self) {
+        let mut counts = Vec::new();
         let tick = Tick {
             t: self.start.elapsed().as_secs_f64(),
             requests: self.signals.requests_finished(),
             streams: self.signals.streams_open() as f64,
             burst: self.signals.burst_active(),
+            mix: attribution::MixTick::read(&self.signals, &mut counts),
         };
         join_all(self.procs.iter().map(|p| self.sample_process(p, tick))).await;
     }
 
-    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick) {
+    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick<'_>) {
         let (source, resolved) = {
             let st = lock(cell);
             (st.source.clone(), st.resolved)
@@ -386,7 +395,7 @@ impl Monitor {
         }
     }
 
-    fn apply(&self, st: &mut ProcState, r: Reading, tick: Tick) {
+    fn apply(&self, st: &mut ProcState, r: Reading, tick: Tick<'_>) {
         if matches!(st.source, Source::Match { .. }) {
             st.resolved = r.identity.pid;
         }
@@ -476,6 +485,9 @@ impl Monitor {
         if refit {
             self.update_verdicts(st);
         }
+        if let Some(rss) = r.rss {
+            self.push_attribution(st, tick.t, rss, tick.mix);
+        }
     }
 
     fn apply_error(&self, st: &mut ProcState, e: SampleError) {
@@ -522,6 +534,7 @@ impl Monitor {
                 .process_rss_growth_per_request
                 .remove_label_values(&pw);
         }
+        self.remove_attribution_gauges(st);
     }
 
     fn remove_gauges(&self, st: &ProcState) {
@@ -535,6 +548,7 @@ impl Monitor {
         for w in &mut st.windows {
             w.clear();
         }
+        st.attribution.iter_mut().for_each(|a| a.clear());
         st.fit_from = t;
         st.baseline_rss = None;
         st.burst = BurstTrack::default();
@@ -628,7 +642,7 @@ impl Monitor {
         }
     }
 
-    fn track_burst(&self, st: &mut ProcState, rss: Option<f64>, tick: Tick) {
+    fn track_burst(&self, st: &mut ProcState, rss: Option<f64>, tick: Tick<'_>) {
         let b = &mut st.burst;
         if tick.burst && !b.was_active {
             b.frozen = b.pre_rss;

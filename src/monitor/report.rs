@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::attribution::AttributionReport;
 use super::estimate::WindowBuf;
 use super::{lock, Monitor, ProcState, Resource, Verdict};
 use crate::units::fmt_bytes;
@@ -88,6 +89,9 @@ pub struct WindowReport {
     pub avg_open_streams: Option<f64>,
     /// RSS slope ÷ mean open streams, bytes per second per open stream.
     pub rss_bytes_per_sec_per_open_stream: Option<f64>,
+    /// RSS growth per request of each scenario, or why it is withheld
+    /// ([`super::attribution`]).
+    pub rss_bytes_per_request_by_scenario: AttributionReport,
 }
 
 /// A fitted line: `value(t) = intercept + slope_per_sec × t`, with `t` in seconds since the
@@ -145,7 +149,8 @@ impl Monitor {
             .windows
             .iter()
             .zip(&st.windows)
-            .map(|(w, buf)| {
+            .enumerate()
+            .map(|(wi, (w, buf))| {
                 let load = buf.load();
                 let rss = buf.fit(Resource::Rss.index());
                 WindowReport {
@@ -160,6 +165,7 @@ impl Monitor {
                         (Some(f), Some(l)) if l.avg_streams > 0.0 => Some(f.slope / l.avg_streams),
                         _ => None,
                     },
+                    rss_bytes_per_request_by_scenario: self.attribution_report(st, wi),
                 }
             })
             .collect();

@@ -42,12 +42,17 @@ fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
     }
 }
 
-fn tick(t: f64) -> Tick {
+fn tick(t: f64) -> Tick<'static> {
     Tick {
         t,
         requests: (t * 100.0) as u64,
         streams: 10.0,
         burst: false,
+        mix: attribution::MixTick {
+            counts: &[],
+            epoch: 0,
+            varies: false,
+        },
     }
 }
 

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 mod display;
 pub mod settings;
 
-pub use settings::{RawBurst, RawLoad, RawStage};
+pub use settings::{MixVariation, RawBurst, RawLoad, RawStage};
 
 use crate::metrics::label_enum;
 

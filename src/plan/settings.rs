@@ -1,5 +1,7 @@
-//! The `[load]` section: raw structs mirroring the file, validated into one [`Plan`] and the
-//! in-flight cap.
+//! The `[load]` section: raw structs mirroring the file, validated into one [`Plan`], the
+//! in-flight cap and the scenario mix's variation ([`MixVariation`]: `"off"` or a period
+//! greater than 0; that it is at least twice `monitor.sample_interval` is checked where both
+//! sections meet, in the config composer).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -43,6 +45,29 @@ pub struct RawLoad {
         skip_serializing_if = "Option::is_none"
     )]
     pub ramp_up: Option<Duration>,
+    /// Both models: how often the scenario mix changes — each period every scenario's weight
+    /// is multiplied by a random factor between ½ and 2, so that RSS growth can be attributed
+    /// to scenarios — or "off" to keep the configured weights (default "1m").
+    pub mix_variation: String,
+}
+
+/// How the scenario mix varies over time (`load.mix_variation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixVariation {
+    /// The configured weights, always.
+    Off,
+    /// New weights around the configured ones every period.
+    Every(Duration),
+}
+
+impl MixVariation {
+    /// The period, when the mix varies.
+    pub fn period(self) -> Option<Duration> {
+        match self {
+            MixVariation::Off => None,
+            MixVariation::Every(p) => Some(p),
+        }
+    }
 }
 
 impl Default for RawLoad {
@@ -59,6 +84,7 @@ impl Default for RawLoad {
             users: None,
             think_time: None,
             ramp_up: None,
+            mix_variation: "1m".into(),
         }
     }
 }
@@ -129,6 +155,23 @@ impl RawLoad {
             }
         };
         Ok((plan, max_in_flight))
+    }
+
+    /// Validates `load.mix_variation`: `"off"` or a duration greater than 0.
+    pub fn mix_variation(&self) -> Result<MixVariation, ConfigError> {
+        let v = self.mix_variation.trim();
+        if v == "off" {
+            return Ok(MixVariation::Off);
+        }
+        units::positive_duration("load.mix_variation", v)
+            .map(MixVariation::Every)
+            .map_err(|_| {
+                ConfigError::invalid(
+                    "load.mix_variation",
+                    v,
+                    "must be a duration greater than 0 (\"1m\", \"10s\") or \"off\"",
+                )
+            })
     }
 
     fn open(&self) -> Result<OpenPlan, ConfigError> {

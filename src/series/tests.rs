@@ -54,6 +54,7 @@ fn process(name: &str, up: bool, rss: f64, windows: &[&str]) -> ProcessReport {
                 rss_bytes_per_request: Some(100.0),
                 avg_open_streams: Some(5.0),
                 rss_bytes_per_sec_per_open_stream: Some(200.0),
+                rss_bytes_per_request_by_scenario: Default::default(),
             })
             .collect(),
         retained_after_burst_bytes: None,

@@ -7,7 +7,8 @@
 //! - [`body`]: request bodies per API, from a template serialised once per scenario (the JSON
 //!   before and after the prompt is fixed, so a request costs one prompt slice and one copy);
 //! - [`prompts`]: prompts read from a JSONL file (strings, `{"prompt": …}` or multi-turn
-//!   `{"messages": […]}`), converted once to the scenario API's wire form.
+//!   `{"messages": […]}`), converted once to the scenario API's wire form;
+//! - [`mix`]: which scenario each request is, over time (fixed weights or a slowly varied mix).
 //!
 //! Synthetic prompts are slices of a fixed word corpus at a random offset, sized by a clamped
 //! normal distribution of token counts (about 4 characters per token, as OpenAI's tokenizers
@@ -15,6 +16,7 @@
 //! uniformly.
 
 pub mod body;
+pub mod mix;
 pub mod prompts;
 pub mod settings;
 
@@ -26,6 +28,7 @@ use serde_json::{Map, Value};
 use crate::client::{ApiKind, CancelAt, TtftOn};
 
 pub use body::BodyTemplate;
+pub use mix::{Mix, MixCursor};
 pub use prompts::{load_prompts, FilePrompt, LoadedPrompts, MAX_PROMPTS_FILE_BYTES};
 pub use settings::{validate_scenarios, RawCancel, RawPrompt, RawScenario};
 
