@@ -89,8 +89,14 @@
 
 pub mod estimate;
 pub mod expo;
+pub mod judge;
+pub mod mann_kendall;
+pub mod period;
+pub mod replay;
 pub mod settings;
 pub mod source;
+pub mod synth;
+pub mod trend;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
