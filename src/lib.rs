@@ -14,8 +14,10 @@
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`verdict`]: pass/fail thresholds.
 //! - [`report`]: the end-of-run summary.
+//! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
 
 pub mod admin;
+pub mod analyze;
 pub mod app;
 pub mod client;
 pub mod config;
