@@ -285,12 +285,13 @@ fn matrix(o: &Opts) {
 fn extra(o: &Opts) {
     let cols = saw_columns();
     println!(
-        "\n### No-leak shapes: windows {}, thresholds of 1 MiB/h (0.5 MiB/h, 0.25 %/h)\n",
+        "\n### No-leak shapes: windows {}, thresholds of {} MiB/h (half its rate)\n",
         o.windows
             .iter()
             .map(|w| w.0.as_str())
             .collect::<Vec<_>>()
-            .join("/")
+            .join("/"),
+        o.extra_rules.max(1.0)
     );
     header(&cols);
     let rows: [(&str, SynthSpec); 3] = [

@@ -13,8 +13,9 @@
 //!   slope, or, when that half has too few points for a bounded interval (under about five),
 //!   its own slope exceeds `limit`. A window holding an old ramp and a recent plateau does
 //!   not call;
-//! - SUPPORTS a leak already called when its slope itself exceeds `limit` and its growth
-//!   `floor`;
+//! - SUPPORTS a leak already called when its slope itself exceeds `limit`, its growth
+//!   `floor`, and its newer half is not significantly below `limit` (the upper bound of the
+//!   newer half's slope is at least `limit`);
 //! - RESOLVES the threshold when its confidence interval is no wider than `limit`: only then
 //!   can it tell no growth from growth at the threshold on its own.
 //!
@@ -36,13 +37,10 @@
 //!
 //! Once `leak`, it STAYS while `L` and every shorter window that resolves the threshold
 //! support it; otherwise it FALLS to `ok`. Rising on confidence and falling on the estimate
-//! keeps a leak near the threshold from flapping; and a window too imprecise to resolve the
-//! threshold, evaluated every few seconds, would sooner or later hit its 2.5 % tail and drop
-//! a real leak — a stopped leak is seen by the windows that resolve the threshold, or by `L`
-//! once its slope falls.
-//! A window too imprecise to resolve the threshold (a 5-minute window under a slow sawtooth,
-//! or against 0.5 MiB/h) thus never calls or vetoes by chance, yet still vetoes a plateau it
-//! clearly shows; the measurements behind these rules are in BENCHMARKS.md.
+//! (or on a newer half confidently under the threshold: a plateau reached after the call)
+//! keeps a leak near the threshold from flapping. Windows that do not resolve the threshold
+//! are not asked again once the leak is called: evaluated every few seconds, sooner or later
+//! one would hit its 2.5 % tail and drop a real leak (measured: up to six re-rises in 3 h).
 //!
 //! # Hysteresis
 //! [`Hysteresis`] turns the raw verdict, evaluated at every sample, into the reported one: a
@@ -172,7 +170,9 @@ pub fn window_supports_leak(
     baseline: Option<f64>,
     rules: &LeakRules,
 ) -> bool {
-    fit.slope * 3600.0 > rules.rate_limit(r, baseline)
+    let limit = rules.rate_limit(r, baseline);
+    fit.slope * 3600.0 > limit
+        && fit.recent_hi * 3600.0 >= limit
         && fit.growth > rules.growth_floor(r, baseline)
 }
 
@@ -205,11 +205,10 @@ pub fn resource_verdict(
     };
     let mut leak = judge(r, long, baseline, rules);
     for f in shorter.iter().flatten() {
-        if !was_leak {
-            leak &= f.slope_hi >= long.slope_lo;
-        }
         if window_resolves(r, f, baseline, rules) {
             leak &= judge(r, f, baseline, rules);
+        } else if !was_leak {
+            leak &= f.slope_hi >= long.slope_lo;
         }
     }
     if leak {
