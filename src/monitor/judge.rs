@@ -40,7 +40,8 @@
 //! (or on a newer half confidently under the threshold: a plateau reached after the call)
 //! keeps a leak near the threshold from flapping. Windows that do not resolve the threshold
 //! are not asked again once the leak is called: evaluated every few seconds, sooner or later
-//! one would hit its 2.5 % tail and drop a real leak (measured: up to six re-rises in 3 h).
+//! one would hit its 2.5 % tail and drop a real leak (measured while tuning: up to six
+//! re-rises per matrix cell in 3 h).
 //!
 //! # Hysteresis
 //! [`Hysteresis`] turns the raw verdict, evaluated at every sample, into the reported one: a

@@ -1,6 +1,7 @@
-//! One resource's series through the estimator, the verdict and its hysteresis — the same
-//! code the live monitor runs, for recorded series (`soakd analyze`) and synthetic ones (tests
-//! and the detection-time matrix).
+//! One resource's series through the estimator ([`TrendSet`]), the verdict
+//! ([`resource_verdict`]) and its [`Hysteresis`] — the code the live monitor is to run too —
+//! for recorded series (`soakd analyze`) and synthetic ones (tests and the detection-time
+//! matrix).
 //!
 //! Times are rebased to the first sample. Samples within `warmup` of it are not fitted; the
 //! baseline (for the relative RSS thresholds) is the first fitted sample, as in the monitor.
