@@ -17,8 +17,10 @@
 //! - [`series`]: bounded, downsampled time series of the run for the live page and the report.
 //! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
 //! - [`compare`]: `soakd compare`, two runs' summaries side by side.
+//! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
 
 pub mod admin;
+pub mod analyze;
 pub mod app;
 pub mod client;
 pub mod compare;

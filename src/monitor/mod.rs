@@ -92,9 +92,15 @@
 pub mod attribution;
 pub mod estimate;
 pub mod expo;
+pub mod judge;
+pub mod mann_kendall;
+pub mod period;
+pub mod replay;
 pub mod report;
 pub mod settings;
 pub mod source;
+pub mod synth;
+pub mod trend;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

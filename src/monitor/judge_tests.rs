@@ -1,0 +1,344 @@
+//! Verdict rules and hysteresis: hand-built fits, then whole recorded series through
+//! [`Replay`](crate::monitor::replay::Replay).
+
+use super::*;
+use crate::monitor::replay::ReplayConfig;
+use crate::monitor::synth::{mib, run_scenario, Scenario, SynthSpec};
+
+/// A fit whose slope, lower bound (per hour) and growth are given.
+fn fit(slope_h: f64, lo_h: f64, growth: f64) -> TrendFit {
+    TrendFit {
+        slope: slope_h / 3600.0,
+        intercept: 0.0,
+        slope_lo: lo_h / 3600.0,
+        slope_hi: (2.0 * slope_h - lo_h) / 3600.0,
+        r2: 0.5,
+        points: 30,
+        mk_z: 3.0,
+        mk_p: 0.003,
+        var_factor: 1.0,
+        period: None,
+        trough_width: 60.0,
+        span: 3600.0,
+        growth,
+        recent_slope: slope_h / 3600.0,
+        recent_hi: (2.0 * slope_h - lo_h) / 3600.0,
+    }
+}
+
+#[test]
+fn rss_needs_both_rates_and_the_floor() {
+    let rules = LeakRules::default();
+    let r = Resource::Rss;
+    let f = fit(mib(80.0), mib(60.0), mib(20.0));
+    // 100 MiB baseline: limit max(50, 10) = 50 MiB/h < 60.
+    assert!(window_calls_leak(r, &f, Some(mib(100.0)), &rules));
+    // 1 GiB baseline: limit max(50, 102.4) MiB/h > 60.
+    assert!(!window_calls_leak(r, &f, Some(mib(1024.0)), &rules));
+    // No baseline: never.
+    assert!(!window_calls_leak(r, &f, None, &rules));
+    // The slope passes but its lower bound does not.
+    let unsure = fit(mib(200.0), mib(40.0), mib(50.0));
+    assert!(!window_calls_leak(r, &unsure, Some(mib(100.0)), &rules));
+    // Floor: 3 MiB < 4 MiB; with a 400 MiB baseline 6 MiB < 2 % = 8 MiB.
+    assert!(!window_calls_leak(
+        r,
+        &fit(mib(80.0), mib(60.0), mib(3.0)),
+        Some(mib(100.0)),
+        &rules
+    ));
+    assert!(!window_calls_leak(
+        r,
+        &fit(mib(80.0), mib(60.0), mib(6.0)),
+        Some(mib(400.0)),
+        &rules
+    ));
+    assert!(window_calls_leak(
+        r,
+        &fit(mib(80.0), mib(60.0), mib(9.0)),
+        Some(mib(400.0)),
+        &rules
+    ));
+    // An unbounded interval never calls.
+    let mut open = f;
+    open.slope_lo = f64::NEG_INFINITY;
+    assert!(!window_calls_leak(r, &open, Some(mib(100.0)), &rules));
+}
+
+#[test]
+fn fds_and_threads_use_their_rates_without_a_floor() {
+    let rules = LeakRules::default();
+    assert!(window_calls_leak(
+        Resource::Fds,
+        &fit(90.0, 61.0, 0.5),
+        None,
+        &rules
+    ));
+    assert!(!window_calls_leak(
+        Resource::Fds,
+        &fit(90.0, 59.0, 50.0),
+        None,
+        &rules
+    ));
+    assert!(window_calls_leak(
+        Resource::Threads,
+        &fit(40.0, 31.0, 1.0),
+        None,
+        &rules
+    ));
+    assert!(!window_calls_leak(
+        Resource::Threads,
+        &fit(40.0, 29.0, 9.0),
+        None,
+        &rules
+    ));
+    assert_eq!(rules.growth_floor(Resource::Fds, None), 0.0);
+}
+
+#[test]
+fn the_newer_half_must_keep_up() {
+    let rules = LeakRules::default();
+    let (r, b) = (Resource::Rss, Some(mib(100.0)));
+    let mut f = fit(mib(80.0), mib(60.0), mib(20.0));
+    assert!(window_calls_leak(r, &f, b, &rules));
+    // The newer half is significantly slower than the whole: an old ramp, a recent plateau.
+    f.recent_slope = mib(2.0) / 3600.0;
+    f.recent_hi = mib(30.0) / 3600.0;
+    assert!(!window_calls_leak(r, &f, b, &rules));
+    // Too few points for its interval: its own slope decides.
+    f.recent_hi = f64::INFINITY;
+    assert!(!window_calls_leak(r, &f, b, &rules));
+    f.recent_slope = mib(70.0) / 3600.0;
+    assert!(window_calls_leak(r, &f, b, &rules));
+    // Supporting an existing leak does not look at the halves.
+    f.recent_slope = 0.0;
+    assert!(window_supports_leak(r, &f, b, &rules));
+}
+
+#[test]
+fn resource_verdict_rules() {
+    let rules = LeakRules::default();
+    let b = Some(mib(100.0));
+    let r = Resource::Rss;
+    // Intervals: leak [60, 100] and flat [−5, 7] resolve the 50 MiB/h threshold (widths 40
+    // and 12); noisy [−60, 100] and low [−40, 40] do not (160 and 80).
+    let (leak_fit, noisy_fit) = (
+        fit(mib(80.0), mib(60.0), mib(20.0)),
+        fit(mib(20.0), mib(-60.0), mib(5.0)),
+    );
+    assert!(window_resolves(r, &leak_fit, b, &rules));
+    assert!(!window_resolves(r, &noisy_fit, b, &rules));
+    let (leak, noisy) = (Some(leak_fit), Some(noisy_fit));
+    let flat = Some(fit(mib(1.0), mib(-5.0), mib(0.2)));
+    let low = Some(fit(mib(0.0), mib(-40.0), 0.0));
+    let v = |fits: &[Option<TrendFit>]| resource_verdict(r, fits, b, &rules, false);
+    assert_eq!(v(&[]), Verdict::Unknown);
+    assert_eq!(
+        v(&[leak, None]),
+        Verdict::Unknown,
+        "the longest window has no fit"
+    );
+    assert_eq!(v(&[leak, leak]), Verdict::Leak);
+    assert_eq!(
+        v(&[leak, flat]),
+        Verdict::Ok,
+        "plateau: the long window is flat"
+    );
+    assert_eq!(
+        v(&[flat, leak]),
+        Verdict::Ok,
+        "stopped leak: the short window is flat"
+    );
+    assert_eq!(
+        v(&[leak, flat, leak]),
+        Verdict::Ok,
+        "a middle window vetoes too"
+    );
+    assert_eq!(v(&[None, None, leak]), Verdict::Leak, "the longest alone");
+    // A window that cannot resolve the threshold neither calls nor vetoes by its bound…
+    assert_eq!(v(&[noisy, leak]), Verdict::Leak);
+    assert_eq!(v(&[noisy, flat]), Verdict::Ok);
+    // …but must be consistent with the longest: upper bound 40 < its lower bound 60.
+    assert_eq!(v(&[low, leak]), Verdict::Ok);
+}
+
+#[test]
+fn a_called_leak_stays_while_the_estimates_support_it() {
+    let rules = LeakRules::default();
+    let b = Some(mib(100.0));
+    let r = Resource::Rss;
+    let sure = Some(fit(mib(80.0), mib(60.0), mib(20.0)));
+    // Slope above the 50 MiB/h threshold, lower bound below it; both resolve (width 50).
+    let unsure_fit = fit(mib(55.0), mib(30.0), mib(20.0));
+    let unsure = Some(unsure_fit);
+    let below = Some(fit(mib(45.0), mib(20.0), mib(20.0)));
+    let low = Some(fit(mib(0.0), mib(-40.0), 0.0));
+    assert_eq!(
+        resource_verdict(r, &[unsure, sure], b, &rules, false),
+        Verdict::Ok,
+        "no rise"
+    );
+    assert_eq!(
+        resource_verdict(r, &[unsure, sure], b, &rules, true),
+        Verdict::Leak,
+        "stays"
+    );
+    assert_eq!(
+        resource_verdict(r, &[below, sure], b, &rules, true),
+        Verdict::Ok,
+        "falls"
+    );
+    assert_eq!(
+        resource_verdict(r, &[sure, below], b, &rules, true),
+        Verdict::Ok,
+        "falls"
+    );
+    // An imprecise window's consistency is not re-tested once the leak is called.
+    assert_eq!(
+        resource_verdict(r, &[low, sure], b, &rules, true),
+        Verdict::Leak
+    );
+    // The floor holds both ways.
+    let small = Some(fit(mib(80.0), mib(60.0), mib(3.0)));
+    assert_eq!(
+        resource_verdict(r, &[small, sure], b, &rules, true),
+        Verdict::Ok
+    );
+    assert!(window_supports_leak(r, &unsure_fit, b, &rules));
+    assert!(!window_calls_leak(r, &unsure_fit, b, &rules));
+}
+
+#[test]
+fn rules_scale_and_map_from_thresholds() {
+    let d = LeakRules::default();
+    assert_eq!(d.rss_bytes_per_hour, mib(50.0));
+    assert_eq!(d.rss_fraction_per_hour, 0.10);
+    assert_eq!(d.min_growth_bytes, mib(4.0));
+    assert_eq!(d.min_growth_fraction, 0.02);
+    let s = d.scaled(0.5);
+    assert_eq!(s.rss_bytes_per_hour, mib(25.0));
+    assert_eq!(s.fds_per_hour, 30.0);
+    assert_eq!(s.min_growth_bytes, mib(2.0));
+    assert_eq!(d.rate_limit(Resource::Rss, Some(mib(1000.0))), mib(100.0));
+    assert_eq!(d.growth_floor(Resource::Rss, Some(mib(1000.0))), mib(20.0));
+    assert!(min_r2_deprecation(None).is_none());
+    let w = min_r2_deprecation(Some(0.8)).unwrap();
+    assert!(w.contains("min_r2 = 0.8") && w.contains("ignored"), "{w}");
+}
+
+#[test]
+fn hysteresis_rises_and_falls_only_after_confirm() {
+    use Verdict::*;
+    let mut h = Hysteresis::new(15.0);
+    assert_eq!(h.verdict(), Unknown);
+    // Unknown → Ok passes at once.
+    let tr = h.update(0.0, Ok).unwrap();
+    assert_eq!((tr.from, tr.to, tr.at), (Unknown, Ok, 0.0));
+    // A 10 s flicker of leak is ignored.
+    for t in [5.0, 10.0, 15.0] {
+        assert_eq!(h.update(t, Leak), None);
+    }
+    assert_eq!(h.update(16.0, Ok), None);
+    assert_eq!(h.verdict(), Ok);
+    // Held for 15 s: one rise, reported with when it began.
+    assert_eq!(h.update(20.0, Leak), None);
+    assert_eq!(h.update(30.0, Leak), None);
+    let tr = h.update(35.0, Leak).unwrap();
+    assert_eq!((tr.from, tr.to, tr.at, tr.since), (Ok, Leak, 35.0, 20.0));
+    assert_eq!(h.update(40.0, Leak), None, "reported once");
+    // Falling needs 15 s too; ok and unknown both count as absence.
+    assert_eq!(h.update(41.0, Ok), None);
+    assert_eq!(h.update(50.0, Unknown), None);
+    let tr = h.update(56.0, Ok).unwrap();
+    assert_eq!((tr.from, tr.to, tr.since), (Leak, Ok, 41.0));
+    assert_eq!(h.update(57.0, Unknown).unwrap().to, Unknown);
+    // Reset: straight back to unknown, nothing pending.
+    let mut h = Hysteresis::new(15.0);
+    h.update(0.0, Leak);
+    assert_eq!(h.update(15.0, Leak).unwrap().to, Leak);
+    assert_eq!(h.reset(16.0).unwrap().to, Unknown);
+    assert_eq!(h.reset(17.0), None);
+    // confirm = 0: immediate.
+    let mut h = Hysteresis::new(0.0);
+    assert_eq!(h.update(1.0, Leak).unwrap().to, Leak);
+}
+
+/// Replays `spec` for `hours` at 5 s (the monitor's default interval) with windows 5m/30m,
+/// the default thresholds and a 15 s confirm.
+fn recorded(spec: SynthSpec, seed: u64, hours: f64) -> crate::monitor::synth::Outcome {
+    let replay = ReplayConfig::new(vec![300.0, 1800.0], 5.0, Resource::Rss);
+    run_scenario(&Scenario {
+        spec,
+        seed,
+        duration: hours * 3600.0,
+        replay,
+    })
+}
+
+#[test]
+fn recorded_series_flat_step_and_sawtooth_never_rise() {
+    let noise = mib(0.5);
+    let cases = [
+        (
+            "flat",
+            SynthSpec {
+                noise_sd: noise,
+                ..SynthSpec::default()
+            },
+        ),
+        (
+            "warm-up step",
+            SynthSpec {
+                noise_sd: noise,
+                warmup_step: mib(60.0),
+                warmup_tau: 90.0,
+                ..SynthSpec::default()
+            },
+        ),
+        (
+            "sawtooth",
+            SynthSpec {
+                noise_sd: noise,
+                saw_amplitude: mib(64.0),
+                saw_period: 90.0,
+                saw_jitter: 0.15,
+                ..SynthSpec::default()
+            },
+        ),
+    ];
+    for (name, spec) in cases {
+        for seed in 0..1 {
+            let o = recorded(spec, seed, 1.0);
+            assert_eq!(o.leak_episodes, 0, "{name} seed {seed}: {o:?}");
+            assert_eq!(o.final_verdict, Verdict::Ok, "{name} seed {seed}");
+            // Judged once the 30 m window holds half its span.
+            let judged = o.first_judged.unwrap();
+            assert!((870.0..1000.0).contains(&judged), "{name}: {judged}");
+        }
+    }
+}
+
+#[test]
+fn recorded_leak_rises_once_after_confirm() {
+    let spec = SynthSpec {
+        noise_sd: mib(0.5),
+        leak_per_hour: mib(150.0),
+        saw_amplitude: mib(16.0),
+        saw_period: 40.0,
+        ..SynthSpec::default()
+    };
+    for seed in 0..2 {
+        let o = recorded(spec, seed, 1.0);
+        assert_eq!(o.leak_episodes, 1, "seed {seed}: {o:?}");
+        assert_eq!(o.final_verdict, Verdict::Leak);
+        let first = o.first_leak.unwrap();
+        // Not before the 30 m window has a fit (15 min) plus the confirm.
+        assert!((915.0..1200.0).contains(&first), "{first}");
+        let slope = o.slope_at_first_leak.unwrap();
+        assert!(
+            (slope / mib(150.0) - 1.0).abs() < 0.15,
+            "{}",
+            slope / mib(1.0)
+        );
+    }
+}
