@@ -6,6 +6,7 @@
 
 pub mod nginx;
 pub mod pki;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
