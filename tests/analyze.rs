@@ -8,6 +8,12 @@
 //! --prometheus` reads it back at `--step 15s` (one request) and at `--step 1s` (10,801 points
 //! per series: two requests).
 //!
+//! Live: a `soakd mock` leaking 64 KiB per request, soaked at 50 rps by a `soakd run` that
+//! watches it; Prometheus scrapes soakd and the mock every second. After 45 s of scrapes,
+//! `analyze --prometheus` with `--windows 10s,20s` over the last 40 s of
+//! `soakd_process_resident_memory_bytes{process="target"}` must say leak, with a slope within
+//! ±25 % of what the mock says it leaked (`soakd_mock_leaked_bytes`) over the same 40 s.
+//!
 //! Every process is bounded in time and killed on drop.
 
 mod common;
@@ -544,4 +550,122 @@ fn unreachable_prometheus_exits_2() {
         "{err}"
     );
     assert!(out.is_empty(), "{out}");
+}
+
+/// Leak of the live mock, bytes per request.
+const LIVE_LEAK_BYTES: &str = "65536";
+
+/// Seconds of 1 s scrapes the live check reads back.
+const LIVE_RANGE_SECS: u64 = 40;
+
+/// An instant query's single value at `time`.
+fn instant(prom: &Prometheus, query: &str, time: f64) -> Option<f64> {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", query)
+        .append_pair("time", &format!("{time:.3}"))
+        .finish();
+    let (status, body) = common::http_get(prom.addr, &format!("/api/v1/query?{q}"));
+    assert_eq!(status, 200, "{query}: {body}");
+    let v: Value = serde_json::from_str(&body).expect("query JSON");
+    let r = v["data"]["result"].as_array()?;
+    assert!(r.len() <= 1, "{query}: more than one series: {body}");
+    r.first()?["value"][1].as_str()?.parse().ok()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+#[test]
+fn prometheus_that_scraped_a_leaky_soak_gives_leak() {
+    let dir = TempDir::new("analyze-live");
+    let mock = common::Mock::start(&["--leak-bytes-per-request", LIVE_LEAK_BYTES]);
+    let pid = mock.proc.pid().to_string();
+    let mut run = common::Run::start_cli(
+        &[
+            "--target",
+            &mock.url(),
+            "--rate",
+            "50",
+            "--duration",
+            "5m", // killed long before
+            "--watch-pid",
+            &pid,
+            "--sample-interval",
+            "1s",
+        ],
+        &[],
+    );
+    let admin = run.admin_addr();
+    let prom = Prometheus::start(
+        dir.path(),
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
+             - job_name: soakd\n    static_configs:\n      - targets: ['{admin}']\n  \
+             - job_name: mock\n    static_configs:\n      - targets: ['{}']\n",
+            mock.addr
+        ),
+        &dir.path().join("tsdb"),
+    );
+    let rss = r#"soakd_process_resident_memory_bytes{process="target"}"#;
+    // Wait for LIVE_RANGE_SECS + 5 s of scrapes (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let want = (LIVE_RANGE_SECS + 5) as f64;
+    loop {
+        let n = instant(&prom, &format!("count_over_time({rss}[2m])"), unix_now());
+        if n.is_some_and(|n| n >= want) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus has {n:?} samples of {rss} after 120 s\nsoakd stderr:\n{}",
+            run.proc.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let end = unix_now().floor() - 1.0;
+    let start = end - LIVE_RANGE_SECS as f64;
+    let end_arg = format!("{end}");
+    let range = format!("{LIVE_RANGE_SECS}s");
+    let (code, j) = analyze_json(&[
+        "--prometheus",
+        &prom.url(),
+        "--query",
+        rss,
+        "--range",
+        &range,
+        "--end",
+        &end_arg,
+        "--step",
+        "1s",
+        "--windows",
+        "10s,20s",
+    ]);
+    assert_eq!(code, 1, "{j}");
+    assert_eq!(j["verdict"], "leak");
+    let s = &j["series"][0];
+    assert_eq!(s["labels"]["process"], "target", "{s}");
+    assert_eq!(s["labels"]["job"], "soakd", "{s}");
+    // The truth: what the mock says it leaked over the same range.
+    let leaked = |t| instant(&prom, "soakd_mock_leaked_bytes", t).expect("mock leak gauge");
+    let truth = (leaked(end) - leaked(start)) / LIVE_RANGE_SECS as f64 * 3600.0;
+    assert!(truth > mib(1024.0), "the mock leaked {truth} B/h");
+    let slope = f(&j["slope_per_hour"], "slope");
+    eprintln!(
+        "live: slope {:.0} MiB/h, mock truth {:.0} MiB/h",
+        slope / mib(1.0),
+        truth / mib(1.0)
+    );
+    assert_within(
+        slope,
+        truth,
+        0.25,
+        "live RSS slope against the mock's own leak",
+    );
+    drop(prom);
+    drop(run);
+    drop(mock);
 }
