@@ -5,8 +5,8 @@
 //! The backfilled TSDB holds 3 h at 15 s of two series: `instance="leaky"` grows 64 MiB/h under
 //! a 16 MiB, 120 s sawtooth, `instance="flat"` has the sawtooth only. Prometheus serves it from
 //! its data directory (retention 100 years, so the old blocks stay), and `soakd analyze
-//! --prometheus` reads it back at `--step 15s` (one request) and at `--step 1s` (10,801 points
-//! per series: two requests).
+//! --prometheus` reads it back at `--step 15s` (one request) and at `--step 500ms` (21,601
+//! points per series, more than the 11,000 Prometheus answers in one request: three requests).
 //!
 //! Live: a `soakd mock` leaking 64 KiB per request, soaked at 50 rps by a `soakd run` that
 //! watches it; Prometheus scrapes soakd and the mock every second. After 45 s of scrapes,
@@ -453,7 +453,7 @@ fn prometheus_history_is_read_in_chunks_and_judged() {
     let (prom, end) = backfilled(&dir);
     let url = prom.url();
     let end_arg = format!("{end}");
-    for step in ["15s", "1s"] {
+    for step in ["15s", "500ms"] {
         let (code, j) = analyze_json(&[
             "--prometheus",
             &url,
@@ -474,8 +474,8 @@ fn prometheus_history_is_read_in_chunks_and_judged() {
         for s in [leaky, flat] {
             assert_eq!(s["labels"]["__name__"], "soakd_test_rss", "{s}");
         }
-        // 3 h at `step`: every evaluation point, across one (15 s) or two (1 s) requests.
-        let points = if step == "1s" { 10_801 } else { 721 };
+        // 3 h at `step`: every evaluation point, across one (15 s) or three (500 ms) requests.
+        let points = if step == "500ms" { 21_601 } else { 721 };
         assert_eq!(leaky["points"], points, "step {step}");
         assert_eq!(f(&leaky["last_timestamp"], "last"), end);
         assert_eq!(leaky["verdict"], "leak", "step {step}: {leaky}");
