@@ -155,7 +155,8 @@ pub fn parse_end(v: &str) -> Result<f64, ConfigError> {
         )
     };
     // A trailing ±HH:MM offset after the time of day (humantime reads UTC only).
-    let (stamp, offset) = match t.len().checked_sub(6).map(|i| (i, &t[i..])) {
+    let tail_at = t.len().checked_sub(6).filter(|_| t.is_ascii());
+    let (stamp, offset) = match tail_at.map(|i| (i, &t[i..])) {
         Some((i, tail))
             if i > 10
                 && (tail.starts_with('+') || tail.starts_with('-'))

@@ -111,6 +111,8 @@ fn end_accepts_unix_seconds_and_rfc3339_with_offsets() {
         "2023-11-14T25:00:00Z",
         "-5",
         "2023-11-14T22:13:20+2x:00",
+        "2023-11-14T22:13:20ü00:00", // the offset position inside a character
+        "ü",
     ] {
         let e = parse_end(bad).unwrap_err().to_string();
         assert!(e.contains("--end"), "{bad}: {e}");
