@@ -116,7 +116,15 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad flag or flag value is bad configuration: 78, like a bad config file (clap's own
+    // default, 2, would read as a runtime failure, or as unreadable input to `analyze`).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::CONFIG } else { 0 });
+        }
+    };
     let code = match cli.command {
         Command::Run(args) => run(args),
         Command::Mock(args) => mock(args),

@@ -263,7 +263,7 @@ fn bad_mix_period_and_unknown_leak_class_are_clear_errors() {
         .args(["mock", "--leak-on", "grpc"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--leak-on") && err.contains("grpc"), "{err}");
     assert!(err.contains("stream, unary, openai, anthropic"), "{err}");

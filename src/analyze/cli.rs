@@ -18,9 +18,9 @@
 //!   soakd config — environment `SOAKD__*` included, unknown keys refused — and its
 //!   `[monitor]` validated as `soakd run` does; the other sections are not validated, so a
 //!   run config whose API-key variable is not set here still works). Without `--config`: the
-//!   monitor's defaults (windows 5m, 30m, 2h; 50 MiB/h and 10 %/h for RSS, 60 fds/h, 10
-//!   threads/h). `--windows 5m,30m,2h` replaces the windows either way.
-//! - The growth floor comes from [`growth_floor`] (one place, to follow `[monitor]`).
+//!   monitor's defaults (windows 5m, 30m, 2h; 50 MiB/h and 10 %/h for RSS, 60 fds/h, 30
+//!   threads/h; growth floor 4 MiB and 2 %). `--windows 5m,30m,2h` replaces the windows
+//!   either way.
 //! - `--warmup DUR` (default 0): seconds at the start of each series not fitted. Not taken
 //!   from the config's `monitor.warmup`: a recorded series is usually a slice of a long-lived
 //!   process's life, with no start-up transient in it; skipping its first minutes would only
@@ -43,11 +43,9 @@ use super::run::{analyze, Analysis, AnalyzeSettings};
 use super::{csv, text, InputError, Series};
 use crate::config::{self, Overrides};
 use crate::exit;
-use crate::monitor::judge::{
-    min_r2_deprecation, LeakRules, DEFAULT_MIN_GROWTH_BYTES, DEFAULT_MIN_GROWTH_FRACTION,
-};
+use crate::monitor::judge::{min_r2_deprecation, LeakRules};
 use crate::monitor::trend::DEFAULT_CONFIDENCE;
-use crate::monitor::{MonitorSettings, RawMonitor, Resource, Verdict, Window};
+use crate::monitor::{RawMonitor, Resource, Verdict, Window};
 use crate::units::{self, ConfigError};
 
 /// Timeout of each Prometheus request (connect, send, read the whole answer).
@@ -121,11 +119,6 @@ pub struct Command {
     pub json: bool,
     /// Warnings to print before the analysis (a deprecated config key).
     pub warnings: Vec<String>,
-}
-
-/// The growth floor `(min_growth_bytes, min_growth_fraction)` for `monitor`'s settings.
-pub fn growth_floor(_monitor: &MonitorSettings) -> (f64, f64) {
-    (DEFAULT_MIN_GROWTH_BYTES, DEFAULT_MIN_GROWTH_FRACTION)
 }
 
 /// The default `--step` for a range (module rules), seconds.
@@ -238,10 +231,9 @@ impl AnalyzeArgs {
             Some(w) => units::duration("--warmup", w)?.as_secs_f64(),
             None => 0.0,
         };
-        let (bytes, fraction) = growth_floor(&monitor);
         let settings = AnalyzeSettings {
             windows,
-            rules: LeakRules::from_thresholds(&monitor.thresholds, bytes, fraction),
+            rules: LeakRules::from_thresholds(&monitor.thresholds),
             resource,
             confidence: DEFAULT_CONFIDENCE,
             warmup,

@@ -218,7 +218,7 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
     std::fs::write(
         &good,
         "[monitor]\nwindows = [\"10m\", \"1h\"]\n[monitor.thresholds]\nrss_mib_per_hour = 8\n\
-         rss_percent_per_hour = 1\nfds_per_hour = 5\nmin_r2 = 0.5\n",
+         rss_percent_per_hour = 1\nfds_per_hour = 5\nmin_r2 = 0.5\nmin_growth_bytes = \"1MiB\"\n",
     )
     .unwrap();
     let c = cmd(&args(|a| {
@@ -236,7 +236,8 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
     assert_eq!(c.settings.rules.rss_bytes_per_hour, 8.0 * units::MIB);
     assert_eq!(c.settings.rules.rss_fraction_per_hour, 0.01);
     assert_eq!(c.settings.rules.fds_per_hour, 5.0);
-    assert_eq!(c.settings.rules.min_growth_bytes, DEFAULT_MIN_GROWTH_BYTES);
+    assert_eq!(c.settings.rules.min_growth_bytes, units::MIB);
+    assert_eq!(c.settings.rules.min_growth_fraction, 0.02, "the default");
     assert_eq!(c.warnings.len(), 1, "min_r2 is deprecated");
     assert!(c.warnings[0].contains("min_r2 = 0.5"), "{:?}", c.warnings);
     // --windows overrides the file's.

@@ -16,7 +16,9 @@
 //! drops (rules in [`super::period`]), again every 16 ring slots (1/32 of the ring). In a
 //! [`TrendSet`] a window that finds no period of its own borrows the one found by the
 //! shortest longer window that has one (a window shorter than two GC cycles cannot see the
-//! cycle; a longer window can). The fit points are then the minima of groups of `k`
+//! cycle; a longer window can), and an irregular period (rule 7) yields to a regular one of
+//! a shorter window with drops as large (the same GC seen through a coarser ring). The fit
+//! points are then the minima of groups of `k`
 //! consecutive buckets, `k = ⌈(P + slot) / w⌉` (one ring slot of margin for the slot
 //! quantisation of `P`); groups are aligned backwards from the newest closed bucket and an
 //! oldest group reaching before the first bucket held is dropped. A group at least one period
@@ -127,6 +129,8 @@ pub struct TrendFit {
     pub period: Option<f64>,
     /// Width of one trough group, seconds.
     pub trough_width: f64,
+    /// Time of the first point, seconds (the monitor's time base).
+    pub from: f64,
     /// Seconds between the first and the last point.
     pub span: f64,
     /// Fitted growth over `span`: slope × span.
@@ -423,6 +427,7 @@ impl TrendWindow {
             var_factor: st.var_factor,
             period,
             trough_width: group_width,
+            from: sc.t[0],
             span,
             growth: st.slope * span,
             recent_slope: recent.slope,
@@ -504,14 +509,30 @@ impl TrendSet {
             }
             let mut periods = [None; N_RES];
             for (r, slot) in periods.iter_mut().enumerate() {
-                *slot = self.windows[i..]
-                    .iter()
-                    .find_map(|w| w.own_period(r))
-                    .map(|p| p.seconds);
+                *slot = self.period_for(i, r);
             }
             self.windows[i].refit(periods, self.z, &mut self.scratch);
         }
         any
+    }
+
+    /// The period window `i` cuts its troughs of resource `r` by: its own, else that of the
+    /// nearest longer window that has one. An IRREGULAR period (rule 7 of [`super::period`]:
+    /// a few unevenly spaced drops) yields to a regular one found by a shorter window whose
+    /// drops are at least half as large: the same GC seen through a coarser ring (a 60 s
+    /// sawtooth sampled every 10 s reads as a few drops 30–90 min apart in a 2 h ring of 14 s
+    /// slots), not a larger cycle the shorter window cannot see.
+    fn period_for(&self, i: usize, r: usize) -> Option<f64> {
+        let found = self.windows[i..].iter().find_map(|w| w.own_period(r))?;
+        if found.regular {
+            return Some(found.seconds);
+        }
+        let finer = self.windows[..i]
+            .iter()
+            .rev()
+            .filter_map(|w| w.own_period(r))
+            .find(|q| q.regular && q.drop_size * 2.0 >= found.drop_size);
+        Some(finer.unwrap_or(found).seconds)
     }
 
     /// The windows, shortest first.

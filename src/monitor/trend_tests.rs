@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::monitor::estimate::WindowBuf;
-use crate::monitor::replay::ReplayConfig;
+use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::synth::{
     half_rate_rules, mib, run_scenario, Outcome, Scenario, Synth, SynthSpec,
 };
@@ -477,4 +477,50 @@ fn confidence_sets_the_interval_width() {
     };
     let (w80, w95, w99) = (width(0.80), width(0.95), width(0.99));
     assert!(w80 < w95 && w95 < w99, "{w80} {w95} {w99}");
+}
+
+#[test]
+fn a_coarse_ring_does_not_hide_a_fast_regular_sawtooth() {
+    // 16 and 32 MiB / 60 s sawtooths sampled every 10 s (a Prometheus scrape), 3 h, default
+    // windows.
+    // The 2 h ring (14 s slots) sees a few irregular "drops" tens of minutes apart; the 5 min
+    // ring sees the real 60 s cycle. The long window must cut its troughs by the real cycle:
+    // a 64 MiB/h leak is a leak and a flat series is ok, never unknown, for every seed.
+    for seed in 0..8 {
+        for (leak, amp, want) in [
+            (mib(64.0), mib(16.0), Verdict::Leak),
+            (0.0, mib(32.0), Verdict::Ok),
+        ] {
+            let spec = SynthSpec {
+                leak_per_hour: leak,
+                saw_amplitude: amp,
+                saw_period: 60.0,
+                noise_sd: mib(0.5),
+                ..SynthSpec::default()
+            };
+            let mut s = Synth::new(spec, seed);
+            let mut r = Replay::new(ReplayConfig::new(
+                vec![300.0, 1800.0, 7200.0],
+                10.0,
+                Resource::Rss,
+            ));
+            for i in 0..1080 {
+                let t = f64::from(i) * 10.0;
+                r.push(t, s.value(t));
+            }
+            assert_eq!(
+                r.raw_verdict(),
+                want,
+                "seed {seed}, leak {leak}: {:?}",
+                r.fits()
+            );
+            // Cut by the real cycle, or by none (its 60 s buckets already hold one trough
+            // each), never by a false long period that leaves too few troughs.
+            let long = r.fits()[2].unwrap();
+            assert!(
+                long.period.is_none_or(|p| p < 200.0) && long.points >= 60,
+                "seed {seed}: {long:?}"
+            );
+        }
+    }
 }
