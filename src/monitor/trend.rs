@@ -2,7 +2,7 @@
 //! and a trend test per resource. The verdict built on these fits is in [`super::judge`].
 //!
 //! # Buckets
-//! As in [`super::estimate::WindowBuf`], a [`TrendWindow`] of span `S` cuts time into equal
+//! A [`TrendWindow`] of span `S` cuts time into equal
 //! buckets of width `w = max(S / 120, sample interval)` and keeps at most `S/w + 2` of them;
 //! each bucket holds per resource its MINIMUM and when it was seen, and the load signals
 //! (requests finished at its first and last sample, sum of open streams and sample count), so
@@ -24,9 +24,9 @@
 //! oldest group reaching before the first bucket held is dropped. A group at least one period
 //! wide holds a sample within one sample interval after a drop, so its minimum is a trough; an
 //! estimate a little short of the true period still misses the trough by at most the
-//! amplitude × the relative error. With no period, `k = 1`: the points are today's bucket
-//! minima, and the fit matches today's estimator (same points; slopes within 3 % of each
-//! other on a noisy leak, `tests::without_a_sawtooth_it_matches_the_old_estimator`).
+//! amplitude × the relative error. With no period, `k = 1`: the points are the bucket minima,
+//! the same points the previous estimator fitted (its slopes agreed within 3 % on a noisy
+//! leak, checked before it was removed).
 //!
 //! The sampling phase sets a floor on trough precision: the lowest sample of a cycle lies up
 //! to one interval after the drop, so each trough carries up to `amplitude × interval /

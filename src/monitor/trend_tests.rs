@@ -1,10 +1,9 @@
 //! The estimator's unit tests: the goals of issue 13 §5 over several seeds (synthetic samples
 //! at a realistic interval through the monitor's own estimator, verdict and hysteresis, so no
-//! real time passes), the sawtooth table, parity with the old estimator without a sawtooth,
+//! real time passes), the sawtooth table,
 //! outliers, too few points, memory and load bookkeeping.
 
 use super::*;
-use crate::monitor::estimate::WindowBuf;
 use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::synth::{
     half_rate_rules, mib, run_scenario, Outcome, Scenario, Synth, SynthSpec,
@@ -267,41 +266,6 @@ fn sawtooth_table() {
     eprintln!("truth inside the 95 % interval in {covered} of {fits}");
     assert_eq!(fits, 30);
     assert!(covered >= 26, "{covered}");
-}
-
-#[test]
-fn without_a_sawtooth_it_matches_the_old_estimator() {
-    let truth = mib(40.0) / 3600.0;
-    for seed in 0..2 {
-        let spec = SynthSpec {
-            leak_per_hour: mib(40.0),
-            noise_sd: mib(0.5),
-            ..SynthSpec::default()
-        };
-        let mut s = Synth::new(spec, seed);
-        let mut set = TrendSet::new(&[1800.0], 1.0, DEFAULT_CONFIDENCE);
-        let mut old = WindowBuf::new(1800.0, 1.0);
-        for i in 0..2700 {
-            let t = f64::from(i);
-            let p = Point {
-                t,
-                values: [Some(s.value(t)), None, None],
-                requests: 0,
-                streams: 0.0,
-            };
-            set.push(&p);
-            old.push(&p);
-        }
-        let (new, old) = (set.fit(0, 0).unwrap(), old.fit(0).unwrap());
-        assert_eq!(new.period, None);
-        assert_eq!(new.points, old.points, "the same bucket minima");
-        assert!(
-            (new.slope - old.slope).abs() / truth < 0.03,
-            "{new:?} vs {old:?}"
-        );
-        assert!((new.slope - truth).abs() / truth < 0.03);
-        assert!(new.slope_lo < truth && truth < new.slope_hi, "{new:?}");
-    }
 }
 
 #[test]
