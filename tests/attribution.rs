@@ -12,24 +12,6 @@ use common::*;
 const T: Duration = Duration::from_secs(120);
 const KIB: f64 = 1024.0;
 
-fn process<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    summary["monitor"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {}", summary["monitor"]))
-}
-
-fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
-    p["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["window"] == w)
-        .unwrap_or_else(|| panic!("no window {w} in {p}"))
-}
-
 fn scenario<'a>(attribution: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     attribution["scenarios"]
         .as_array()

@@ -9,24 +9,6 @@ use common::*;
 
 const T: Duration = Duration::from_secs(300);
 
-fn process<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    summary["monitor"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {}", summary["monitor"]))
-}
-
-fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
-    p["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["window"] == w)
-        .unwrap_or_else(|| panic!("no window {w} in {p}"))
-}
-
 /// 64 KiB per request at 50 rps is 3,276,800 B/s; soakd must measure it within ±10% over a
 /// two-minute window, per request and per second, from /proc and from the mock's own
 /// `/metrics`, call it (and the fd leak beside it) a leak, and fail the run on it (exit 1,

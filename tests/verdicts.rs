@@ -23,15 +23,6 @@ fn threshold<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("no threshold {name} in {}", s["thresholds"]))
 }
 
-fn process<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    s["monitor"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {}", s["monitor"]))
-}
-
 /// A free loopback port nobody listens on: connections to it are refused.
 fn refused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
