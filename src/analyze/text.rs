@@ -203,23 +203,10 @@ mod tests {
     use super::*;
     use crate::analyze::run::analyze;
     use crate::analyze::Series;
-    use crate::monitor::judge::LeakRules;
     use crate::units::MIB;
 
     fn settings(resource: Resource) -> AnalyzeSettings {
-        AnalyzeSettings {
-            windows: [("2h", 7200), ("30m", 1800)]
-                .iter()
-                .map(|(l, s)| Window {
-                    label: (*l).into(),
-                    duration: Duration::from_secs(*s),
-                })
-                .collect(),
-            rules: LeakRules::default(),
-            resource,
-            confidence: 0.95,
-            warmup: 0.0,
-        }
+        super::super::run::tests::settings(&[("2h", 7200), ("30m", 1800)], resource)
     }
 
     /// A clean line: `per_hour` from `base`, every 10 s for `hours`.
