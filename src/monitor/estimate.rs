@@ -31,3 +31,54 @@ pub struct LoadOverWindow {
     /// Mean streams open.
     pub avg_streams: f64,
 }
+
+/// A fixed time grid of a window: buckets of `width` seconds counted from `origin` (the
+/// window's first sample), spanning `span` seconds, at most `cap` buckets. Shared by the growth
+/// windows ([`super::trend::TrendWindow`]) and the attribution windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Grid {
+    /// Bucket width, seconds.
+    pub width: f64,
+    /// Window span, seconds.
+    pub span: f64,
+    /// Most buckets held.
+    pub cap: usize,
+}
+
+impl Grid {
+    /// The grid of a window of `span` seconds sampled every `interval` seconds: at most
+    /// [`MAX_BUCKETS`] buckets of at least one interval, two more held while one closes.
+    pub fn new(span: f64, interval: f64) -> Self {
+        let width = (span / MAX_BUCKETS as f64).max(interval);
+        Grid {
+            width,
+            span,
+            cap: (span / width).ceil() as usize + 2,
+        }
+    }
+
+    /// The index of the bucket holding time `t`.
+    pub fn index(&self, origin: f64, t: f64) -> u64 {
+        ((t - origin).max(0.0) / self.width).floor() as u64
+    }
+
+    /// Drops the oldest buckets (index by `idx`) that start before `now − span` or exceed
+    /// the cap.
+    pub fn evict<B>(
+        &self,
+        buckets: &mut std::collections::VecDeque<B>,
+        idx: impl Fn(&B) -> u64,
+        origin: f64,
+        now: f64,
+    ) {
+        let oldest_allowed = now - self.span;
+        while let Some(front) = buckets.front() {
+            let start = origin + idx(front) as f64 * self.width;
+            if start < oldest_allowed || buckets.len() > self.cap {
+                buckets.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}

@@ -89,7 +89,7 @@
 
 use std::collections::VecDeque;
 
-use super::estimate::{LoadOverWindow, Point, MAX_BUCKETS, N_RES};
+use super::estimate::{Grid, LoadOverWindow, Point, MAX_BUCKETS, N_RES};
 use super::mann_kendall::{normal_quantile, trend_stats, StatScratch};
 use super::period::{Period, PeriodRing, PeriodScratch};
 
@@ -192,11 +192,9 @@ impl FitScratch {
 /// One growth window of one process (see the module docs).
 #[derive(Debug)]
 pub struct TrendWindow {
-    span: f64,
-    width: f64,
+    grid: Grid,
     origin: Option<f64>,
     buckets: VecDeque<Bucket>,
-    cap: usize,
     ring: PeriodRing,
     own: [Option<Period>; N_RES],
     /// Resources that had a value since the last clear (the others are skipped).
@@ -210,14 +208,11 @@ pub struct TrendWindow {
 impl TrendWindow {
     /// A window of `span` seconds sampled every `interval` seconds.
     pub fn new(span: f64, interval: f64) -> Self {
-        let width = (span / MAX_BUCKETS as f64).max(interval);
-        let cap = (span / width).ceil() as usize + 2;
+        let grid = Grid::new(span, interval);
         TrendWindow {
-            span,
-            width,
+            grid,
             origin: None,
-            buckets: VecDeque::with_capacity(cap),
-            cap,
+            buckets: VecDeque::with_capacity(grid.cap),
             ring: PeriodRing::new(span, interval),
             own: [None; N_RES],
             seen: [false; N_RES],
@@ -229,12 +224,12 @@ impl TrendWindow {
 
     /// Span, seconds.
     pub fn span(&self) -> f64 {
-        self.span
+        self.grid.span
     }
 
     /// Bucket width, seconds.
     pub fn bucket_width(&self) -> f64 {
-        self.width
+        self.grid.width
     }
 
     /// Buckets held now (closed and open).
@@ -249,7 +244,7 @@ impl TrendWindow {
 
     /// Most buckets this window can ever hold.
     pub fn capacity_bound(&self) -> usize {
-        self.cap
+        self.grid.cap
     }
 
     /// Heap bytes held by this window (buckets and ring); fixed after construction.
@@ -278,7 +273,7 @@ impl TrendWindow {
         }
         self.ring.push(p.t, &values);
         let origin = *self.origin.get_or_insert(p.t);
-        let idx = ((p.t - origin).max(0.0) / self.width).floor() as u64;
+        let idx = self.grid.index(origin, p.t);
         let mut closed = false;
         match self.buckets.back_mut() {
             Some(b) if b.idx >= idx => {
@@ -308,15 +303,7 @@ impl TrendWindow {
                 });
             }
         }
-        let oldest_allowed = p.t - self.span;
-        while let Some(front) = self.buckets.front() {
-            let start = origin + front.idx as f64 * self.width;
-            if start < oldest_allowed || self.buckets.len() > self.cap {
-                self.buckets.pop_front();
-            } else {
-                break;
-            }
-        }
+        self.grid.evict(&mut self.buckets, |b| b.idx, origin, p.t);
         closed
     }
 
@@ -369,9 +356,9 @@ impl TrendWindow {
             return None;
         }
         let k = match period {
-            Some(p) if p > 0.0 => {
-                ((p + self.ring.slot_width()) / self.width).ceil().max(1.0) as u64
-            }
+            Some(p) if p > 0.0 => ((p + self.ring.slot_width()) / self.grid.width)
+                .ceil()
+                .max(1.0) as u64,
             _ => 1,
         };
         let last_idx = self.buckets[closed - 1].idx;
@@ -405,11 +392,11 @@ impl TrendWindow {
         sc.t.reverse();
         sc.v.reverse();
         let n = sc.t.len();
-        let group_width = k as f64 * self.width;
+        let group_width = k as f64 * self.grid.width;
         // Enough data: the closed buckets cover half the span (this grows monotonically, so
         // a window at the edge does not flicker between fit and no fit as groups shift).
-        let held = (last_idx + 1 - first_idx) as f64 * self.width;
-        if n < MIN_FIT_POINTS || held < self.span * 0.5 {
+        let held = (last_idx + 1 - first_idx) as f64 * self.grid.width;
+        if n < MIN_FIT_POINTS || held < self.grid.span * 0.5 {
             return None;
         }
         let st = trend_stats(&sc.t, &sc.v, z, &mut sc.stats)?;
