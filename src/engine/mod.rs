@@ -1,24 +1,16 @@
 //! The engine: paces requests by the plan, caps what is in flight, dispatches to the client.
 //!
-//! Everything runs on the load runtime (tokio, one worker per core): requests, their
-//! connections and, in the open model, the pacers, so that an arrival is handed to its request
-//! without crossing threads or waking a parked one.
-//!
-//! Open model ([`pacer`]): one pacer task per [`pacer::RATE_PER_PACER`] requests/s of the
-//! plan's peak rate (at most one per core). Each walks its share of the plan's arrivals in
-//! virtual time ([`Arrivals::shard`](crate::plan::Arrivals::shard): with constant arrivals
-//! the pacers' arrivals interleave into exactly the whole plan's) and sleeps until each
-//! intended send instant on a `timerfd` registered in the runtime ([`timer::Timer`]:
-//! microsecond wake-ups, where a tokio timer rounds up to the next millisecond), at least
-//! 200 µs at a time so that at high rates one wake-up sends a batch of due requests. At that
-//! instant it takes a permit of the in-flight cap without waiting — no permit means the
-//! request is counted in `soakd_requests_dropped_total{reason="in_flight_cap"}` and forgotten,
-//! never queued — and spawns the request with its intended send time, from which latency is
+//! Open model ([`pacer`]): one pacer thread walks the plan's arrivals in virtual time and
+//! sleeps until each intended send instant, at least 200 µs at a time so that at high rates
+//! one wake-up hands a batch of due requests to the runtime. At that instant it takes a permit
+//! of the in-flight cap without waiting — no permit means the request is counted in
+//! `soakd_requests_dropped_total{reason="in_flight_cap"}` and forgotten, never queued — and
+//! spawns the request on the load runtime with its intended send time, from which latency is
 //! measured. A slow target therefore never slows the schedule (open loop) and never grows
-//! memory past `max_in_flight` requests. A pacer that is behind yields to the other tasks
-//! every [`pacer::YIELD_EVERY`] sends.
+//! memory past `max_in_flight` requests.
 //!
-//! Closed model: `users` tasks, started over the ramp-up, each looping request → think time.
+//! Closed model ([`request`]): `users` tasks, started over the ramp-up, each looping
+//! request → think time.
 //!
 //! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
 //! publishes the mix epoch and each scenario's finished requests in [`LoadSignals`].
@@ -29,7 +21,6 @@
 
 mod pacer;
 mod request;
-pub mod timer;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -49,8 +40,6 @@ use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::upstream::Tracker;
 use crate::workload::{BodyTemplate, Mix, Scenario};
-
-pub use pacer::RATE_PER_PACER;
 
 label_enum! {
     /// Why a scheduled request was never sent (`reason` label).
@@ -315,35 +304,53 @@ impl Engine {
             shared.clone(),
             stop.clone(),
         ));
-        let ctx = Ctx {
-            shared: shared.clone(),
-            start,
-            duration: self.duration,
-            permits: Arc::new(Semaphore::new(self.max_in_flight)),
-            tracker: tracker.clone(),
-            abort: abort.clone(),
-            seed: self.seed,
-        };
         match self.plan.clone() {
             Plan::Open(plan) => {
-                // Each pacer ends on its own at the end of the duration, or at a stop.
-                let n = pacer::count(&plan);
-                let pacers: Vec<_> = (0..n)
-                    .map(|k| {
-                        let (ctx, plan, stop) = (ctx.clone(), plan.clone(), stop.clone());
-                        tokio::spawn(async move { pacer::run(&ctx, k, n, plan, &stop).await })
-                    })
-                    .collect();
-                for p in pacers {
-                    if let Err(e) = p.await {
-                        tracing::error!(error = %e, "a pacer failed");
+                let pacer = pacer::Pacer {
+                    shared: shared.clone(),
+                    plan,
+                    start,
+                    duration: self.duration,
+                    permits: Arc::new(Semaphore::new(self.max_in_flight)),
+                    tracker: tracker.clone(),
+                    abort: abort.clone(),
+                    seed: self.seed,
+                    handle: tokio::runtime::Handle::current(),
+                };
+                let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
+                let thread = std::thread::Builder::new()
+                    .name("soakd-pacer".into())
+                    .spawn(move || pacer.run(wake_rx));
+                let thread = match thread {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the pacer thread");
                         stop.cancel();
+                        return Duration::ZERO;
+                    }
+                };
+                // The pacer ends on its own at the end of the duration; a stop wakes it early.
+                let done = tokio::task::spawn_blocking(move || thread.join());
+                tokio::pin!(done);
+                tokio::select! {
+                    _ = &mut done => {}
+                    _ = stop.cancelled() => {
+                        let _ = wake_tx.send(());
+                        let _ = done.await;
                     }
                 }
             }
             Plan::Closed(plan) => {
                 let users_stop = stop.child_token();
-                request::spawn_users(&ctx, plan, &users_stop);
+                request::spawn_users(
+                    &shared,
+                    plan,
+                    start,
+                    self.seed,
+                    &tracker,
+                    &users_stop,
+                    &abort,
+                );
                 match self.duration.map(|d| start + d) {
                     Some(end) => {
                         tokio::select! {
@@ -375,18 +382,6 @@ impl Engine {
         shared.state.set_phase(RunPhase::Done);
         sending
     }
-}
-
-/// What the pacers and the users share with the engine.
-#[derive(Clone)]
-struct Ctx {
-    shared: Arc<Shared>,
-    start: Instant,
-    duration: Option<Duration>,
-    permits: Arc<Semaphore>,
-    tracker: TaskTracker,
-    abort: CancellationToken,
-    seed: u64,
 }
 
 /// Keeps the target-rate and burst gauges, the burst signal, the planned-request total and

@@ -9,7 +9,9 @@ use rand::SeedableRng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, Shared};
+use tokio_util::task::TaskTracker;
+
+use super::Shared;
 use crate::client::{Exchange, Tag};
 use crate::plan::{ClosedPlan, Phase};
 use crate::upstream::marker;
@@ -115,17 +117,25 @@ async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
     shared.signals.finish(i);
 }
 
-/// Spawns the closed-model users; they end when `stop` is cancelled.
-pub(super) fn spawn_users(ctx: &Ctx, plan: ClosedPlan, stop: &CancellationToken) {
+/// Spawns the closed-model users on the current runtime; they end when `stop` is cancelled.
+pub(super) fn spawn_users(
+    shared: &Arc<Shared>,
+    plan: ClosedPlan,
+    start: Instant,
+    seed: u64,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+    abort: &CancellationToken,
+) {
     for user in plan.user_ids(0, 1) {
-        ctx.tracker.spawn(closed_user(
-            ctx.shared.clone(),
+        tracker.spawn(closed_user(
+            shared.clone(),
             plan,
             user,
-            ctx.start,
-            ctx.seed ^ u64::from(user).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            start,
+            seed ^ u64::from(user).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             stop.clone(),
-            ctx.abort.clone(),
+            abort.clone(),
         ));
     }
 }

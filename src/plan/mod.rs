@@ -211,21 +211,6 @@ impl OpenPlan {
         self.segment(t).3
     }
 
-    /// The highest rate the plan ever asks for: the base rate, any stage target, and a
-    /// burst on top of the highest of those.
-    pub fn peak_rate(&self) -> f64 {
-        let base = self
-            .stages
-            .iter()
-            .map(|s| s.target)
-            .fold(self.rate, f64::max);
-        match self.burst.as_ref().map(|b| b.rate) {
-            Some(BurstRate::Absolute(r)) => base.max(r),
-            Some(BurstRate::Multiplier(m)) => base.max(base * m),
-            None => base,
-        }
-    }
-
     /// Divides every rate by `shards`, for one shard of a sharded soak.
     pub fn sharded(mut self, shards: u32) -> Self {
         let n = f64::from(shards.max(1));
@@ -334,8 +319,6 @@ pub struct Arrivals {
     t: Duration,
     rng: SmallRng,
     started: bool,
-    /// Area under the rate curve before the first arrival (0: the first is at t = 0).
-    lead: f64,
 }
 
 impl Arrivals {
@@ -345,21 +328,7 @@ impl Arrivals {
             t: Duration::ZERO,
             rng: SmallRng::seed_from_u64(seed),
             started: false,
-            lead: 0.0,
         }
-    }
-
-    /// Arrivals of shard `index` of `shards` that share one plan between them: this shard
-    /// walks `plan.sharded(shards)` and its first arrival comes where the area under its rate
-    /// reaches `index / shards`. With constant arrivals the shards' arrivals then interleave
-    /// into exactly the arrivals of the whole plan (shard k sends the whole plan's arrivals
-    /// k, k + n, k + 2n, …), ramps and bursts included; with Poisson arrivals the shards draw
-    /// from their own seeds, and independent Poisson processes add up to one of the whole rate.
-    pub fn shard(plan: OpenPlan, seed: u64, index: u32, shards: u32) -> Self {
-        let shards = shards.max(1);
-        let mut a = Arrivals::new(plan.sharded(shards), seed);
-        a.lead = f64::from(index.min(shards - 1)) / f64::from(shards);
-        a
     }
 
     pub fn plan(&self) -> &OpenPlan {
@@ -374,22 +343,17 @@ impl Arrivals {
     /// (Poisson, by time rescaling). The integral is solved exactly on each linear segment,
     /// so ramps, burst edges and stage boundaries are honoured to the nanosecond.
     pub fn next_offset(&mut self) -> Option<(Duration, RateAt)> {
-        let mut need = if !self.started && self.lead > 0.0 {
+        if !self.started {
             self.started = true;
-            self.lead
-        } else {
-            if !self.started {
-                self.started = true;
-                let at = self.plan.at(Duration::ZERO);
-                if at.rate > 0.0 {
-                    return Some((Duration::ZERO, at));
-                }
+            let at = self.plan.at(Duration::ZERO);
+            if at.rate > 0.0 {
+                return Some((Duration::ZERO, at));
             }
-            match self.plan.arrivals {
-                ArrivalKind::Constant => 1.0,
-                // Inversion with U in (0, 1].
-                ArrivalKind::Poisson => -(1.0 - self.rng.random::<f64>()).ln(),
-            }
+        }
+        let mut need = match self.plan.arrivals {
+            ArrivalKind::Constant => 1.0,
+            // Inversion with U in (0, 1].
+            ArrivalKind::Poisson => -(1.0 - self.rng.random::<f64>()).ln(),
         };
         loop {
             let (a, b, end, _) = self.plan.segment(self.t);
@@ -656,76 +620,6 @@ mod tests {
         assert_eq!(plan.at(secs(5.5)).rate, 150.0);
         let two = count_until(OpenPlan::steady(100.0).sharded(2), secs(10.0), 1);
         assert_eq!(two, 500);
-    }
-
-    #[test]
-    fn constant_shards_interleave_into_the_whole_plan() {
-        // A ramp from 100 to 1000/s over 2 s, then a 3x burst: three shards' arrivals,
-        // merged, are the whole plan's arrivals (to the rounding of the integral).
-        let plan = OpenPlan {
-            stages: vec![Stage {
-                duration: secs(2.0),
-                target: 1000.0,
-            }],
-            burst: Some(Burst {
-                every: secs(10.0),
-                length: secs(0.5),
-                offset: secs(2.2),
-                rate: BurstRate::Multiplier(3.0),
-            }),
-            ..OpenPlan::steady(100.0)
-        };
-        let until = |mut a: Arrivals| {
-            let mut v = Vec::new();
-            while let Some((t, _)) = a.next_offset() {
-                if t >= secs(4.0) {
-                    break;
-                }
-                v.push(t);
-            }
-            v
-        };
-        let whole = until(Arrivals::new(plan.clone(), 1));
-        let mut merged: Vec<Duration> = (0..3)
-            .flat_map(|k| until(Arrivals::shard(plan.clone(), 1, k, 3)))
-            .collect();
-        merged.sort();
-        // 1100 on the ramp, 2000 at 1000/s, 1000 more in the burst.
-        assert!(whole.len().abs_diff(4100) <= 1, "{}", whole.len());
-        assert!(
-            merged.len().abs_diff(whole.len()) <= 1,
-            "{} vs {}",
-            merged.len(),
-            whole.len()
-        );
-        // Each arrival is rounded to the nanosecond, so the sums drift apart by a few µs over
-        // thousands of arrivals: far less than the 333 µs between arrivals at the peak.
-        for (a, b) in whole.iter().zip(&merged) {
-            assert!(a.abs_diff(*b) < Duration::from_micros(20), "{a:?} vs {b:?}");
-        }
-        // One shard alone is the whole plan.
-        assert_eq!(until(Arrivals::shard(plan, 1, 0, 1)), whole);
-    }
-
-    #[test]
-    fn peak_rate_covers_stages_and_bursts() {
-        let mut plan = OpenPlan {
-            stages: vec![Stage {
-                duration: secs(1.0),
-                target: 90.0,
-            }],
-            ..OpenPlan::steady(60.0)
-        };
-        assert_eq!(plan.peak_rate(), 90.0);
-        plan.burst = Some(Burst {
-            every: secs(10.0),
-            length: secs(1.0),
-            offset: secs(5.0),
-            rate: BurstRate::Multiplier(2.0),
-        });
-        assert_eq!(plan.peak_rate(), 180.0);
-        plan.burst.as_mut().unwrap().rate = BurstRate::Absolute(70.0);
-        assert_eq!(plan.peak_rate(), 90.0);
     }
 
     #[test]
