@@ -1,6 +1,6 @@
 //! The engine: paces requests by the plan, caps what is in flight, dispatches to the client.
 //!
-//! Open model ([`pacer`]): one pacer thread walks the plan's arrivals in virtual time and
+//! Open model (`pacer.rs`): one pacer thread walks the plan's arrivals in virtual time and
 //! sleeps until each intended send instant, at least 200 µs at a time so that at high rates
 //! one wake-up hands a batch of due requests to the runtime. At that instant it takes a permit
 //! of the in-flight cap without waiting — no permit means the request is counted in
@@ -9,7 +9,7 @@
 //! measured. A slow target therefore never slows the schedule (open loop) and never grows
 //! memory past `max_in_flight` requests.
 //!
-//! Closed model ([`request`]): `users` tasks, started over the ramp-up, each looping
+//! Closed model (`request.rs`): `users` tasks, started over the ramp-up, each looping
 //! request → think time.
 //!
 //! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
