@@ -26,6 +26,10 @@ fn fit() -> Option<FitReport> {
         intercept: 100.0 * MIB,
         from_secs: 10.0,
         to_secs: 3000.0,
+        slope_lower_per_hour: Some(300_000.0),
+        slope_upper_per_hour: Some(420_000.0),
+        trend_p: 0.001,
+        period_secs: None,
         r2: 0.95,
         points: 120,
     })

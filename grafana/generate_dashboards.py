@@ -167,7 +167,8 @@ d.add("timeseries", "CPU", "percentunit", [
 ], desc="CPU seconds per second (1 = one core).", options=TS, w=8)
 d.add("timeseries", "RSS slope per window", "Bps", [
     (f"soakd_process_rss_growth_bytes_per_second{{{PSEL}}}", "{{process}} {{window}}"),
-], desc="soakd's robust slope of RSS per configured window (alert SoakdMemoryGrowthSlope reads 2h).", options=TS, w=8)
+    (f"soakd_process_growth_lower_bound_per_second{{{PSEL}, resource=\"rss\"}}", "{{process}} {{window}} lower bound"),
+], desc="soakd's trough slope of RSS per configured window, and the lower bound of its 95 % confidence interval (alert SoakdMemoryGrowthSlope reads the 2h lower bound).", options=TS, w=8)
 d.add("timeseries", "fd slope per window", "short", [
     (f"soakd_process_fd_growth_per_second{{{PSEL}}} * 3600", "{{process}} {{window}}"),
 ], desc="Open fds per hour.", options=TS, w=8)
@@ -176,7 +177,7 @@ d.add("timeseries", "Thread slope per window", "short", [
 ], desc="Threads per hour.", options=TS, w=8)
 d.add("timeseries", "Growth fit R²", "none", [
     (f"soakd_process_growth_fit_r2{{{PSEL}}}", "{{process}} {{resource}} {{window}}"),
-], desc="Fit quality of each slope: near 1 is a steady trend, near 0 noise or sawtooth.", options=TS, w=8, extra_defaults={"min": 0, "max": 1})
+], desc="R² of each trough fit, a diagnostic only: under a slow GC sawtooth it is low even when the trend is certain (the verdict uses the slope's confidence bound).", options=TS, w=8, extra_defaults={"min": 0, "max": 1})
 d.add("timeseries", "RSS growth per request", "bytes", [
     (f"soakd_process_rss_growth_bytes_per_request{{{PSEL}}}", "{{process}} {{window}}"),
 ], desc="RSS slope divided by the request rate: a constant value points to a per-request leak.", options=TS, w=8)

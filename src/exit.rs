@@ -5,7 +5,7 @@
 //! | 0 | pass: every threshold passed (`run`), no regression (`compare`), no leak (`analyze`) |
 //! | 1 | fail: a threshold or leak verdict failed, a regression, a leak |
 //! | 2 | runtime failure: a port in use, the mock did not start, input that cannot be read |
-//! | 78 | bad config (`EX_CONFIG` from sysexits.h), reported before any port is bound |
+//! | 78 | bad config or a bad command-line flag (`EX_CONFIG` from sysexits.h), reported before any port is bound |
 //! | 130 | quit at once by a second SIGTERM/SIGINT |
 
 /// Success.

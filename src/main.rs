@@ -1,7 +1,7 @@
 //! The `soakd` binary: parse the command line, load and validate the config before anything
 //! binds a port, run, and map the result to an exit code (0 pass, 1 a threshold or leak
-//! verdict failed or `compare` found a regression, 2 runtime failure or a file that is not a
-//! summary, 78 bad config, 130 quit by a second signal).
+//! verdict failed, `compare` found a regression or `analyze` a leak, 2 runtime failure or a file
+//! that cannot be read, 78 bad config or arguments, 130 quit by a second signal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ enum Command {
     /// Compare two runs' summary JSON: exit 1 on a regression past the limits, 2 on a file
     /// that is not a summary.
     Compare(CompareArgs),
+    /// Leak analysis of recorded series (CSV files or a Prometheus range query): exit 1 on a
+    /// leak, 2 on input that cannot be read.
+    Analyze(soakd::analyze::cli::AnalyzeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,12 +116,21 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad flag or flag value is bad configuration: 78, like a bad config file (clap's own
+    // default, 2, would read as a runtime failure, or as unreadable input to `analyze`).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::CONFIG } else { 0 });
+        }
+    };
     let code = match cli.command {
         Command::Run(args) => run(args),
         Command::Mock(args) => mock(args),
         Command::CheckConfig { file } => check_config(&file),
         Command::Compare(args) => compare(&args),
+        Command::Analyze(args) => soakd::analyze::cli::run(&args),
     };
     ExitCode::from(code)
 }

@@ -174,7 +174,9 @@ catalog! {
     process_thread_growth: GaugeVec = "soakd_process_thread_growth_per_second", ["process", "window"],
         "Robust slope of the thread count over the window.";
     process_growth_fit_r2: GaugeVec = "soakd_process_growth_fit_r2", ["process", "resource", "window"],
-        "Coefficient of determination of the growth fit.";
+        "R² of the growth fit over the troughs: a diagnostic, it gates no verdict.";
+    process_growth_lower_bound: GaugeVec = "soakd_process_growth_lower_bound_per_second", ["process", "resource", "window"],
+        "Lower bound of the 95 % confidence interval of the growth slope, units per second; a window calls a leak when it exceeds the threshold.";
     process_rss_growth_per_request: GaugeVec = "soakd_process_rss_growth_bytes_per_request", ["process", "window"],
         "RSS slope divided by the request rate over the same window.";
     process_rss_growth_per_request_by_scenario: GaugeVec = "soakd_process_rss_growth_bytes_per_request_by_scenario", ["process", "scenario", "window"],
@@ -390,6 +392,9 @@ mod tests {
         m.process_growth_fit_r2
             .with_label_values(&["target", "rss", "5m"])
             .set(0.9);
+        m.process_growth_lower_bound
+            .with_label_values(&["target", "rss", "5m"])
+            .set(0.5);
         m.process_rss_growth_per_request
             .with_label_values(&["target", "5m"])
             .set(10.0);

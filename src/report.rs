@@ -662,6 +662,10 @@ mod tests {
             intercept: 0.0,
             from_secs: 0.0,
             to_secs: 90.0,
+            slope_lower_per_hour: None,
+            slope_upper_per_hour: None,
+            trend_p: 0.01,
+            period_secs: None,
             r2: 0.97,
             points: 40,
         })

@@ -12,24 +12,6 @@ use common::*;
 const T: Duration = Duration::from_secs(120);
 const KIB: f64 = 1024.0;
 
-fn process<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    summary["monitor"]["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no process {name} in {}", summary["monitor"]))
-}
-
-fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
-    p["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["window"] == w)
-        .unwrap_or_else(|| panic!("no window {w} in {p}"))
-}
-
 fn scenario<'a>(attribution: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     attribution["scenarios"]
         .as_array()
@@ -263,7 +245,7 @@ fn bad_mix_period_and_unknown_leak_class_are_clear_errors() {
         .args(["mock", "--leak-on", "grpc"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--leak-on") && err.contains("grpc"), "{err}");
     assert!(err.contains("stream, unary, openai, anthropic"), "{err}");

@@ -230,6 +230,9 @@ fn exported_families() -> BTreeSet<String> {
     m.process_growth_fit_r2
         .with_label_values(&["p", "rss", "5m"])
         .set(0.9);
+    m.process_growth_lower_bound
+        .with_label_values(&["p", "rss", "5m"])
+        .set(0.5);
     m.process_rss_growth_per_request
         .with_label_values(&["p", "5m"])
         .set(1.0);

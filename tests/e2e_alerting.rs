@@ -97,6 +97,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::nginx::{Location, Nginx, NginxConfig, Server, Upstream};
+use common::prometheus::{free_port, tool};
 use common::*;
 use serde_json::Value;
 
@@ -181,28 +182,6 @@ fn root() -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The absolute path of `name` on PATH; a missing tool fails the test naming its package.
-fn tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found: install the Debian package `{package}` \
-                 (apt-get install {package}; scripts/test.sh does it)"
-            )
-        })
-}
-
-/// A free loopback port: bound on 127.0.0.1:0, then released for a program that wants a port
-/// number rather than a listener.
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr")
 }
 
 fn unix_now() -> f64 {

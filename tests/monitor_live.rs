@@ -82,6 +82,8 @@ fn raw(processes: Vec<RawProcess>) -> RawMonitor {
         sample_interval: Some("200ms".into()),
         warmup: Some("0s".into()),
         windows: Some(vec!["5s".into(), "10s".into()]),
+        // Reported at once: the hysteresis has its own tests (monitor::judge).
+        confirm: Some("0s".into()),
         processes,
         ..RawMonitor::default()
     }

@@ -445,6 +445,10 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         intercept,
         from_secs: DAY as f64 - 7200.0,
         to_secs: DAY as f64 - 10.0,
+        slope_lower_per_hour: Some(slope * 3600.0 * 0.9),
+        slope_upper_per_hour: Some(slope * 3600.0 * 1.1),
+        trend_p: 0.001,
+        period_secs: None,
         r2: 0.97,
         points: 120,
     };

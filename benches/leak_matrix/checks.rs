@@ -1,7 +1,7 @@
-//! The goals of issue 13 §5, the old sawtooth table on both estimators, and the coverage of
+//! The goals of issue 13 §5, the old sawtooth table, and the coverage of
 //! the slope interval.
 
-use soakd::monitor::estimate::{Point, WindowBuf};
+use soakd::monitor::estimate::Point;
 use soakd::monitor::replay::ReplayConfig;
 use soakd::monitor::synth::{half_rate_rules, mib, run_scenario, Scenario, Synth, SynthSpec};
 use soakd::monitor::trend::{TrendSet, DEFAULT_CONFIDENCE};
@@ -133,12 +133,15 @@ pub fn goals(o: &Opts) {
     }
 }
 
-/// The old `sawtooth_table` on both estimators, same data: 20 MiB/h + a 30 MiB sawtooth +
-/// Gaussian noise of sd 1.15 MiB, 1 s samples, one window, seeds 0–4.
+/// The old `sawtooth_table` on the trough fit: 20 MiB/h + a 30 MiB sawtooth + Gaussian noise
+/// of sd 1.15 MiB, 1 s samples, one window, seeds 0–4. (The previous estimator's column in
+/// BENCHMARKS.md was measured with it before it was removed.)
 pub fn table() {
     println!("\n### Sawtooth table (20 MiB/h + 30 MiB sawtooth + noise sd 1.15 MiB, 1 s samples, seeds 0–4)\n");
-    println!("| period | window, run | old `WindowBuf` slope error (R²) | new slope error | new 95 % interval holds the truth | trough points |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| period | window, run | slope error | 95 % interval holds the truth | trough points |"
+    );
+    println!("|---|---|---|---|---|");
     let leak = mib(20.0) / 3600.0;
     let rows = [
         (7.0, 1800.0),
@@ -151,7 +154,7 @@ pub fn table() {
         (600.0, 7200.0),
     ];
     for (period, span) in rows {
-        let (mut old_e, mut old_r2, mut new_e) = (Vec::new(), Vec::new(), Vec::new());
+        let mut new_e = Vec::new();
         let (mut covered, mut fits, mut points) = (0, 0, Vec::new());
         for seed in 0..5 {
             let spec = SynthSpec {
@@ -162,7 +165,6 @@ pub fn table() {
                 ..SynthSpec::default()
             };
             let mut synth = Synth::new(spec, seed);
-            let mut old = WindowBuf::new(span, 1.0);
             let mut new = TrendSet::new(&[span], 1.0, DEFAULT_CONFIDENCE);
             for i in 0..(2.0 * span) as u64 {
                 let t = i as f64;
@@ -172,12 +174,7 @@ pub fn table() {
                     requests: 0,
                     streams: 0.0,
                 };
-                old.push(&p);
                 new.push(&p);
-            }
-            if let Some(f) = old.fit(0) {
-                old_e.push((f.slope - leak) / leak * 100.0);
-                old_r2.push(f.r2);
             }
             if let Some(f) = new.fit(0, 0) {
                 fits += 1;
@@ -197,12 +194,10 @@ pub fn table() {
                 });
             format!("{lo:+.1} … {hi:+.1} %")
         };
-        let r2 = old_r2.iter().sum::<f64>() / old_r2.len().max(1) as f64;
         println!(
-            "| {period:.0} s | {}, {} | {} (R² ≈ {r2:.2}) | {} | {} | {} |",
+            "| {period:.0} s | {}, {} | {} | {} | {} |",
             fmt_time(Some(span)),
             fmt_time(Some(2.0 * span)),
-            range(&old_e),
             range(&new_e),
             if fits > 0 {
                 format!("{covered}/{fits}")

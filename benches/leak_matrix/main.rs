@@ -340,6 +340,27 @@ fn extra(o: &Opts) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: one short cell as a smoke
+    // check that it still builds and runs, not the tables (minutes even optimised).
+    if !std::env::args().any(|a| a == "--bench") {
+        let mut o = parse_opts();
+        o.seeds = 1;
+        o.hours = 0.5;
+        o.windows = parse_windows("5m,15m");
+        let spec = SynthSpec {
+            leak_per_hour: mib(64.0),
+            ..base_spec(&o, 8.0, 30.0)
+        };
+        let cell = Cell::run(&o, spec, mib(64.0));
+        assert!(
+            cell.outcomes[0].first_leak.is_some(),
+            "a 64 MiB/h leak is found"
+        );
+        println!(
+            "leak_matrix: smoke check ok (run `cargo bench --bench leak_matrix` for the tables)"
+        );
+        return;
+    }
     let o = parse_opts();
     let run = |what: &str| o.only.as_deref().is_none_or(|x| x == what);
     let start = Instant::now();

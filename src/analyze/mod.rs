@@ -1,18 +1,27 @@
-//! Building blocks of `soakd analyze`: post-hoc leak analysis of a series recorded anywhere.
+//! `soakd analyze`: post-hoc leak analysis of a series recorded anywhere — a CSV file, or a
+//! Prometheus that scraped the proxy for weeks — with the live monitor's own estimator and
+//! verdict, so a recorded series gets the verdict `soakd run` would have given at its end.
 //!
+//! - [`cli`]: the command — arguments, their validation (exit 78), reading the input (exit 2),
+//!   the exit code (1 on `leak`, else 0).
 //! - [`csv`]: a `timestamp_seconds,value` CSV file.
 //! - [`prometheus`]: a Prometheus `query_range`, fetched in chunks of at most
-//!   [`prometheus::MAX_POINTS_PER_REQUEST`] points per series.
+//!   [`prometheus::MAX_POINTS_PER_REQUEST`] points per series, merged by label set.
 //! - [`run`]: the monitor's own estimator and verdict ([`crate::monitor::replay`]) over each
-//!   series, for a set of windows and thresholds, giving a serialisable [`run::Analysis`].
+//!   series, for a set of windows and thresholds, giving a serialisable [`run::Analysis`]
+//!   (the `--json` output).
+//! - [`text`]: the default output, a table per series and the verdict line.
 //!
-//! Every input error names its source: the file and line for CSV, the URL for Prometheus.
-//! Inputs are capped ([`MAX_POINTS`] points in all, [`MAX_SERIES`] series) so a wrong query
-//! cannot exhaust memory.
+//! Every input error names its source: the file and line for CSV, the URL (and the query
+//! when it matched nothing) for Prometheus.
+//! Inputs are capped ([`MAX_POINTS`] points in all, [`MAX_SERIES`] series, a response body
+//! of [`prometheus::MAX_BODY_BYTES`]) so a wrong query cannot exhaust memory.
 
+pub mod cli;
 pub mod csv;
 pub mod prometheus;
 pub mod run;
+pub mod text;
 
 use std::collections::BTreeMap;
 
@@ -27,7 +36,7 @@ pub const MAX_SERIES: usize = 1_000;
 /// increasing time order, all finite.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
-    /// Label names and values (empty for a CSV file).
+    /// Label names and values (a CSV file's series gets `file` = its path, from [`cli`]).
     pub labels: BTreeMap<String, String>,
     /// `(timestamp_seconds, value)`.
     pub points: Vec<(f64, f64)>,

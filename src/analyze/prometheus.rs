@@ -194,14 +194,14 @@ async fn get(client: &reqwest::Client, url: Url) -> Result<Vec<u8>, String> {
         } else {
             "request failed"
         };
-        format!("{kind}: {}", e.without_url())
+        format!("{kind}: {}", chain(e))
     })?;
     let status = resp.status();
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| format!("reading the answer: {}", e.without_url()))?
+        .map_err(|e| format!("reading the answer: {}", chain(e)))?
     {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(format!(
@@ -222,6 +222,23 @@ async fn get(client: &reqwest::Client, url: Url) -> Result<Vec<u8>, String> {
         return Err(format!("HTTP {status}{detail}"));
     }
     Ok(body)
+}
+
+/// A reqwest error without its URL (the caller names the server), with its causes:
+/// "error sending request: client error (Connect): tcp connect error: Connection refused".
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The series of a `query_range` answer body.

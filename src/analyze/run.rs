@@ -195,13 +195,17 @@ fn window_report(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::monitor::synth::{mib, Synth, SynthSpec};
 
-    fn settings(windows: &[(&str, u64)], resource: Resource) -> AnalyzeSettings {
+    /// Default rules and 95 % intervals over `windows` (label, seconds).
+    pub(in crate::analyze) fn settings(
+        windows: &[(&str, u64)],
+        resource: Resource,
+    ) -> AnalyzeSettings {
         AnalyzeSettings {
             windows: windows
                 .iter()

@@ -17,7 +17,11 @@
 //!   `floor`, and its newer half is not significantly below `limit` (the upper bound of the
 //!   newer half's slope is at least `limit`);
 //! - RESOLVES the threshold when its confidence interval is no wider than `limit`: only then
-//!   can it tell no growth from growth at the threshold on its own.
+//!   can it tell no growth from growth at the threshold on its own;
+//! - REACHES the floor when growth at the threshold rate across its points would exceed the
+//!   floor: a shorter window that does not (5 min of a 1 GiB process: 50 MiB/h × 5 min is
+//!   4.2 MiB, under its 20 MiB floor) cannot call a leak near the threshold, so it is treated
+//!   as one that does not resolve it.
 //!
 //! Using the lower bound makes the call a one-sided test at (1 − confidence)/2 = 2.5 %: the
 //! window is 97.5 % sure the growth is above the threshold. Under big noise or a slow
@@ -32,8 +36,8 @@
 //! - every shorter window with a fit is CONSISTENT with `L`: its upper bound is at least `L`'s
 //!   lower bound (the recent growth is not significantly slower than the long-term one — a
 //!   plateau, a stopped leak, a warm-up step long past);
-//! - and every shorter window that resolves the threshold calls it too — in particular the
-//!   shortest, when it can: "both the shortest and the longest window".
+//! - and every shorter window that resolves the threshold and reaches the floor calls it too
+//!   — in particular the shortest, when it can: "both the shortest and the longest window".
 //!
 //! Once `leak`, it STAYS while `L` and every shorter window that resolves the threshold
 //! support it; otherwise it FALLS to `ok`. Rising on confidence and falling on the estimate
@@ -85,29 +89,21 @@ pub struct LeakRules {
 
 impl Default for LeakRules {
     fn default() -> Self {
-        LeakRules::from_thresholds(
-            &LeakThresholds::default(),
-            DEFAULT_MIN_GROWTH_BYTES,
-            DEFAULT_MIN_GROWTH_FRACTION,
-        )
+        LeakRules::from_thresholds(&LeakThresholds::default())
     }
 }
 
 impl LeakRules {
-    /// Rules from the validated `[monitor.thresholds]` and the growth floor (its `min_r2` is
-    /// ignored, see the module docs).
-    pub fn from_thresholds(
-        th: &LeakThresholds,
-        min_growth_bytes: f64,
-        min_growth_fraction: f64,
-    ) -> Self {
+    /// Rules from the validated `[monitor.thresholds]`, growth floor included (its `min_r2`
+    /// is ignored, see the module docs).
+    pub fn from_thresholds(th: &LeakThresholds) -> Self {
         LeakRules {
             rss_bytes_per_hour: th.rss_bytes_per_hour,
             rss_fraction_per_hour: th.rss_fraction_per_hour,
             fds_per_hour: th.fds_per_hour,
             threads_per_hour: th.threads_per_hour,
-            min_growth_bytes,
-            min_growth_fraction,
+            min_growth_bytes: th.min_growth_bytes,
+            min_growth_fraction: th.min_growth_fraction,
         }
     }
 
@@ -187,6 +183,18 @@ pub fn window_resolves(
     (fit.slope_hi - fit.slope_lo) * 3600.0 <= rules.rate_limit(r, baseline)
 }
 
+/// Whether growth at the threshold rate across the window's points would pass the growth
+/// floor: a window too short for that (a 5 min window of a 1 GiB process: 50 MiB/h × 5 min =
+/// 4.2 MiB under a 20 MiB floor) cannot call a leak near the threshold, so it is not asked to.
+pub fn window_reaches_floor(
+    r: Resource,
+    fit: &TrendFit,
+    baseline: Option<f64>,
+    rules: &LeakRules,
+) -> bool {
+    rules.rate_limit(r, baseline) / 3600.0 * fit.span >= rules.growth_floor(r, baseline)
+}
+
 /// A resource's raw verdict from its window fits (shortest window first) and whether the
 /// previous raw verdict was `leak` (module rules).
 pub fn resource_verdict(
@@ -206,7 +214,7 @@ pub fn resource_verdict(
     };
     let mut leak = judge(r, long, baseline, rules);
     for f in shorter.iter().flatten() {
-        if window_resolves(r, f, baseline, rules) {
+        if window_resolves(r, f, baseline, rules) && window_reaches_floor(r, f, baseline, rules) {
             leak &= judge(r, f, baseline, rules);
         } else if !was_leak {
             leak &= f.slope_hi >= long.slope_lo;

@@ -19,6 +19,7 @@ fn fit(slope_h: f64, lo_h: f64, growth: f64) -> TrendFit {
         var_factor: 1.0,
         period: None,
         trough_width: 60.0,
+        from: 0.0,
         span: 3600.0,
         growth,
         recent_slope: slope_h / 3600.0,

@@ -19,63 +19,35 @@
 //! stays unknown.
 //!
 //! # Estimation
-//! Per process and window, samples are aggregated into at most [`estimate::MAX_BUCKETS`] (120)
-//! equal time buckets (width = window / 120, at least one sample interval). Each bucket keeps
-//! per resource its MINIMUM and when it was seen, plus the load signals. A fit over the closed
-//! buckets is Theil–Sen restricted to pairs at least a quarter of the span apart
-//! ([`estimate::MIN_SEPARATION`]), followed by two lower-envelope refits
-//! ([`estimate::ENVELOPE_ITERATIONS`]: keep the points on or under the line, fit again). R²
-//! is computed against the final envelope points and clamped to [0, 1]; `points` is the
-//! number of buckets fitted. Memory per window is fixed (121 buckets and preallocated scratch);
-//! a fit costs O(120²) and runs only when a bucket closes, so the cost per sample does not
-//! grow with the run length.
-//!
-//! Why the minimum: a garbage-collected or arena-caching process shows a sawtooth whose peaks
-//! are garbage and whose troughs are what it retains — and a leak is what moves the retained
-//! floor. When the sawtooth period is shorter than a bucket, the bucket minimum is the trough
-//! and the points lie on the lower envelope. When the period is longer than a bucket, the
-//! minima follow the saw itself: plain Theil–Sen is then biased upwards, because pairs inside
-//! one ramp all carry the ramp's slope. Dropping close pairs removes most of them and the
-//! envelope refits keep the troughs. A per-bucket mean or median would carry the sawtooth's
-//! phase into every point and track the middle of the saw rather than the floor.
-//!
-//! Measured (`estimate::tests::sawtooth_table`, seeds 0–4: 20 MiB/h leak + 30 MiB sawtooth +
-//! ±2 MiB uniform noise, 30 min window = 15 s buckets, 1 s samples, slope error / R²):
-//!
-//! | sawtooth period | plain Theil–Sen | chosen fit (sep. 0.25 + 2 envelope refits) |
-//! |---|---|---|
-//! | 7 s (< bucket) | −3.2 … +6.2 % (R² ≈ 0.9) | −0.9 … +1.0 % (R² 1.00) |
-//! | 30 s (2 buckets) | −2.1 … +2.1 % (R² ≈ 0) | −9.0 … +4.9 % (R² ≈ 0.97) |
-//! | 60 s | +0.1 … +3.8 % | −6.2 … +9.7 % (R² ≈ 0.94) |
-//! | 120 s (8 buckets) | +10 … +15 % | −0.8 … +1.1 % (R² ≈ 0.68) |
-//! | 300 s (20 buckets) | +68 … +71 % | −2.7 … +9.9 % (R² ≈ 0.67) |
-//! | 600 s (3 periods per window) | +155 … +159 % | +9 … +25 % (R² ≈ 0.71) |
-//!
-//! The chosen fit trades a few percent of scatter at periods of 2–4 buckets (fewer envelope
-//! points) for removing the large bias at long periods; a flat 40 MiB sawtooth reads under
-//! 5 MiB/h at every period tested, and three 90–500 MiB outliers move the slope by under 5 %.
-//! A sawtooth spanning only a few periods of the window still reads high, with R² well under
-//! the default `min_r2` 0.8, so no verdict is made from it; the longer windows (larger
-//! buckets) see such a process correctly. On a real child leaking 20 MiB/s
-//! (`tests/monitor_live.rs`, 200 ms samples) both windows read within 0.5 % with R² 1.00.
-//!
-//! A window reports a slope only when it holds at least [`settings::MIN_POINTS`] closed
-//! buckets spanning at least half the window; otherwise its gauges are absent. Samples
-//! within `warmup` of the start of an incarnation are not fitted.
+//! Per process, one [`trend::TrendSet`]: per window, samples go into at most
+//! [`estimate::MAX_BUCKETS`] (120) equal time buckets holding each resource's MINIMUM, and a
+//! ring of slot minima from which the dominant GC sawtooth period is detected
+//! ([`period`]). The fit points are the minima of groups of buckets at least one period wide
+//! — one trough per GC cycle; without a sawtooth, the bucket minima — fitted by Sen's slope
+//! with a Mann–Kendall trend test, Hamed–Rao corrected for autocorrelation, that gives the
+//! slope's 95 % confidence interval ([`mann_kendall`]). Why the minimum: a garbage-collected
+//! or arena-caching process shows a sawtooth whose peaks are garbage and whose troughs are
+//! what it retains, and a leak is what moves the retained floor. R² is kept as a diagnostic
+//! only (`soakd_process_growth_fit_r2`); under a slow sawtooth it is low even when the trend
+//! is certain. Rules, measured accuracy and cost: [`trend`]; the detection-time matrix:
+//! BENCHMARKS.md. A window has a fit only when its closed buckets cover half its span and
+//! give at least [`trend::MIN_FIT_POINTS`] troughs; otherwise its gauges are absent. Samples
+//! within `warmup` of the start of an incarnation are not fitted. Memory per process is fixed
+//! from the first sample; a refit runs only when a bucket closes.
 //!
 //! # Verdict
-//! A window calls a leak when its R² ≥ `min_r2` and its slope per hour exceeds the resource's
-//! threshold: RSS — both `rss_mib_per_hour` (default 50 MiB/h: 1.2 GiB a day, which no
-//! healthy proxy at steady load accumulates) AND `rss_percent_per_hour` of the baseline
-//! (default 10 %/h: a multi-GiB proxy's slow drift stays below it). Requiring both keeps a
-//! small process's allocator noise (soakd itself, at 30 MiB, grows by kilobytes while pools
-//! fill: over 10 %/h on a two-minute window, far under 50 MiB/h) from being a leak; fds — 60/h (one a minute: a healthy pool is flat after warm-up); threads —
-//! 30/h (thread pools are bounded; steady thread growth is a leak or runaway spawning).
-//! `min_r2` 0.8 rejects noisy or step-shaped series. A resource's verdict is `leak` only when
-//! BOTH the shortest and the longest configured window call a leak (a plateau makes the long
-//! window disagree; a stopped leak makes the short one disagree); `unknown` until the longest
-//! window holds enough data (until then a plateau cannot be told from a leak), else `ok`. `soakd_leak_suspected` is 1 for `leak`,
-//! else 0, and a log line marks each change.
+//! [`judge`] has the rules. In short: a window CALLS a leak when the LOWER confidence bound
+//! of its slope exceeds the resource's threshold — RSS: the larger of `rss_mib_per_hour`
+//! (default 50 MiB/h) and `rss_percent_per_hour` of the baseline (default 10 %/h); fds 60/h;
+//! threads 30/h — its fitted growth across the window exceeds the floor (RSS:
+//! `min_growth_bytes`, default 4 MiB, and `min_growth_percent` of the baseline, default 2 %)
+//! and its newer half keeps up. A resource is `leak` when the longest window calls it and
+//! the shorter windows agree (see [`judge`]); `unknown` until the longest window has a fit.
+//! The raw verdict is re-judged at every refit; the reported one (`soakd_leak_suspected`,
+//! `/status`, the summary) changes into or out of `leak` only after the raw verdict held the
+//! new side for `[monitor] confirm` (default 15 s), and each such change is logged once.
+//! `min_r2` is deprecated and ignored (a warning says so). The lower bound of every window's
+//! slope is exported as `soakd_process_growth_lower_bound_per_second`.
 //!
 //! # Load normalisation
 //! Each bucket also records `requests_finished` and `streams_open`, so a window knows its
@@ -114,7 +86,8 @@ use crate::metrics::{label_enum, Counter, Metrics};
 use crate::signals::LoadSignals;
 use crate::telemetry::WarnLimiter;
 
-use estimate::{Point, WindowBuf, N_RES};
+use estimate::{Point, N_RES};
+use judge::{Hysteresis, LeakRules, Transition};
 use report::per_request;
 pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
 pub use settings::{
@@ -122,6 +95,7 @@ pub use settings::{
     RawScrapeMetrics, ScrapeNames, Source, Window,
 };
 use source::{Reading, SampleError};
+use trend::TrendSet;
 
 /// A process that stays unreadable is warned about at most once a minute per cause.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -223,10 +197,14 @@ struct ProcState {
     last: [Option<f64>; N_RES],
     cpu_total: f64,
     cpu_prev: Option<f64>,
-    windows: Vec<WindowBuf>,
+    /// The growth windows, shortest first.
+    trend: TrendSet,
     /// Attribution by scenario, one per window.
     attribution: Vec<attribution::AttributionBuf>,
-    verdicts: [Verdict; N_RES],
+    /// Raw verdict per resource, re-judged at every refit.
+    raw: [Verdict; N_RES],
+    /// The reported verdict per resource: the raw one through `[monitor] confirm`.
+    shown: [Hysteresis; N_RES],
     burst: BurstTrack,
     retained: Option<f64>,
     /// Unreadable-process warnings, one budget per [`SampleError`] kind.
@@ -235,10 +213,18 @@ struct ProcState {
     partial_warn: WarnLimiter,
 }
 
+impl ProcState {
+    /// The reported verdict of `r`.
+    fn verdict(&self, r: Resource) -> Verdict {
+        self.shown[r.index()].verdict()
+    }
+}
+
 /// Samples the watched processes and judges their growth. Build with [`Monitor::new`], run
 /// with [`Monitor::run`], read with [`Monitor::snapshot`].
 pub struct Monitor {
     settings: MonitorSettings,
+    rules: LeakRules,
     metrics: Arc<Metrics>,
     signals: Arc<LoadSignals>,
     client: Option<reqwest::Client>,
@@ -281,6 +267,15 @@ impl Monitor {
         })
         .chain(settings.processes.iter().cloned());
         let interval = settings.sample_interval.as_secs_f64();
+        let spans: Vec<f64> = settings
+            .windows
+            .iter()
+            .map(|w| w.duration.as_secs_f64())
+            .collect();
+        let confirm = settings.confirm.as_secs_f64();
+        if let Some(w) = judge::min_r2_deprecation(settings.thresholds.min_r2) {
+            tracing::warn!("{w}");
+        }
         let procs = specs
             .map(|spec| {
                 let handles = ProcessMetrics::new(&metrics, &spec.name);
@@ -312,13 +307,10 @@ impl Monitor {
                     last: [None; N_RES],
                     cpu_total: 0.0,
                     cpu_prev: None,
-                    windows: settings
-                        .windows
-                        .iter()
-                        .map(|w| WindowBuf::new(w.duration.as_secs_f64(), interval))
-                        .collect(),
+                    trend: TrendSet::new(&spans, interval, trend::DEFAULT_CONFIDENCE),
                     attribution: attribution::bufs(&settings, signals.mix.names.len()),
-                    verdicts: [Verdict::Unknown; N_RES],
+                    raw: [Verdict::Unknown; N_RES],
+                    shown: std::array::from_fn(|_| Hysteresis::new(confirm)),
                     burst: BurstTrack::default(),
                     retained: None,
                     warn: WarnLimiter::new(SampleError::KINDS, WARN_EVERY),
@@ -327,6 +319,7 @@ impl Monitor {
             })
             .collect();
         Ok(Monitor {
+            rules: LeakRules::from_thresholds(&settings.thresholds),
             settings,
             metrics,
             signals,
@@ -481,16 +474,13 @@ impl Monitor {
             requests: tick.requests,
             streams: tick.streams,
         };
-        let mut refit = false;
-        for wi in 0..st.windows.len() {
-            if st.windows[wi].push(&point) {
-                refit = true;
+        if st.trend.push(&point) {
+            for wi in 0..self.settings.windows.len() {
                 self.export_window(st, wi);
             }
+            self.judge_raw(st);
         }
-        if refit {
-            self.update_verdicts(st);
-        }
+        self.report_verdicts(st, tick.t);
         if let Some(rss) = r.rss {
             self.push_attribution(st, tick.t, rss, tick.mix);
         }
@@ -535,6 +525,12 @@ impl Monitor {
                     &w.label,
                 ]);
             }
+            for r in Resource::ALL {
+                let _ = self
+                    .metrics
+                    .process_growth_lower_bound
+                    .remove_label_values(&[&st.name, r.as_str(), &w.label]);
+            }
             let _ = self
                 .metrics
                 .process_rss_growth_per_request
@@ -551,43 +547,49 @@ impl Monitor {
     }
 
     fn reset_fit(&self, st: &mut ProcState, t: f64) {
-        for w in &mut st.windows {
-            w.clear();
-        }
+        st.trend.clear();
         st.attribution.iter_mut().for_each(|a| a.clear());
         st.fit_from = t;
         st.baseline_rss = None;
         st.burst = BurstTrack::default();
         self.remove_growth_gauges(st);
-        self.update_verdicts(st);
+        st.raw = [Verdict::Unknown; N_RES];
+        for r in Resource::ALL {
+            if let Some(tr) = st.shown[r.index()].reset(t) {
+                self.log_transition(st, *r, tr);
+            }
+        }
     }
 
     fn export_window(&self, st: &ProcState, wi: usize) {
         let label = self.settings.windows[wi].label.as_str();
-        let w = &st.windows[wi];
+        let w = &st.trend.windows()[wi];
         let pw = [st.name.as_str(), label];
         for r in Resource::ALL {
-            let r2_labels = [st.name.as_str(), r.as_str(), label];
+            let prw = [st.name.as_str(), r.as_str(), label];
+            let (r2, lower) = (
+                &self.metrics.process_growth_fit_r2,
+                &self.metrics.process_growth_lower_bound,
+            );
             match w.fit(r.index()) {
                 Some(fit) => {
                     self.growth_gauge(*r).with_label_values(&pw).set(fit.slope);
-                    self.metrics
-                        .process_growth_fit_r2
-                        .with_label_values(&r2_labels)
-                        .set(fit.r2);
+                    r2.with_label_values(&prw).set(fit.r2);
+                    // An unbounded interval (too few troughs for it) has no lower bound.
+                    match fit.slope_lo.is_finite() {
+                        true => lower.with_label_values(&prw).set(fit.slope_lo),
+                        false => drop(lower.remove_label_values(&prw)),
+                    }
                 }
                 None => {
                     let _ = self.growth_gauge(*r).remove_label_values(&pw);
-                    let _ = self
-                        .metrics
-                        .process_growth_fit_r2
-                        .remove_label_values(&r2_labels);
+                    let _ = r2.remove_label_values(&prw);
+                    let _ = lower.remove_label_values(&prw);
                 }
             }
         }
-        let per_request = per_request(w);
         let g = &self.metrics.process_rss_growth_per_request;
-        match per_request {
+        match per_request(w) {
             Some(v) => g.with_label_values(&pw).set(v),
             None => {
                 let _ = g.remove_label_values(&pw);
@@ -595,56 +597,50 @@ impl Monitor {
         }
     }
 
-    fn window_leaks(&self, st: &ProcState, fit: estimate::Fit, r: Resource) -> bool {
-        let th = &self.settings.thresholds;
-        let per_hour = fit.slope * 3600.0;
-        let limit = match r {
-            Resource::Rss => {
-                let relative = st
-                    .baseline_rss
-                    .map_or(f64::INFINITY, |b| b * th.rss_fraction_per_hour);
-                // Both limits must be passed: the absolute one keeps small processes (soakd
-                // itself, a 20 MiB proxy) from being called leaky over allocator noise, the
-                // relative one keeps a multi-GiB proxy's normal drift from it.
-                th.rss_bytes_per_hour.max(relative)
-            }
-            Resource::Fds => th.fds_per_hour,
-            Resource::Threads => th.threads_per_hour,
-        };
-        fit.r2 >= th.min_r2 && per_hour > limit
+    /// Re-judges the raw verdict of every resource from the current fits ([`judge`]).
+    fn judge_raw(&self, st: &mut ProcState) {
+        for r in Resource::ALL {
+            let fits: Vec<Option<trend::TrendFit>> = (0..st.trend.windows().len())
+                .map(|wi| st.trend.fit(wi, r.index()))
+                .collect();
+            let was_leak = st.raw[r.index()] == Verdict::Leak;
+            st.raw[r.index()] =
+                judge::resource_verdict(*r, &fits, st.baseline_rss, &self.rules, was_leak);
+        }
     }
 
-    fn update_verdicts(&self, st: &mut ProcState) {
+    /// Feeds the raw verdicts through the hysteresis; reports and logs each change once.
+    fn report_verdicts(&self, st: &mut ProcState, t: f64) {
         for r in Resource::ALL {
-            let ready: Vec<estimate::Fit> =
-                st.windows.iter().filter_map(|w| w.fit(r.index())).collect();
-            // The longest window must have its fit: a plateau looks like a leak in every
-            // window shorter than the time since it began.
-            let long_ready = st
-                .windows
-                .last()
-                .is_some_and(|w| w.fit(r.index()).is_some());
-            let verdict = match (ready.first(), ready.last()) {
-                (Some(short), Some(long)) if long_ready => {
-                    if self.window_leaks(st, *short, *r) && self.window_leaks(st, *long, *r) {
-                        Verdict::Leak
-                    } else {
-                        Verdict::Ok
-                    }
-                }
-                _ => Verdict::Unknown,
-            };
-            let old = std::mem::replace(&mut st.verdicts[r.index()], verdict);
-            let (was, is) = (old == Verdict::Leak, verdict == Verdict::Leak);
-            if was != is {
-                st.handles.leak(*r).set(i64::from(is));
-                let slope_h = ready.last().map(|f| f.slope * 3600.0);
-                if is {
-                    tracing::warn!(process = %st.name, resource = r.as_str(), slope_per_hour = ?slope_h, "leak suspected");
-                } else {
-                    tracing::info!(process = %st.name, resource = r.as_str(), verdict = ?verdict, "leak no longer suspected");
-                }
+            let i = r.index();
+            if let Some(tr) = st.shown[i].update(t, st.raw[i]) {
+                self.log_transition(st, *r, tr);
             }
+        }
+    }
+
+    fn log_transition(&self, st: &ProcState, r: Resource, tr: Transition) {
+        let (was, is) = (tr.from == Verdict::Leak, tr.to == Verdict::Leak);
+        if was == is {
+            return;
+        }
+        st.handles.leak(r).set(i64::from(is));
+        let long = st.trend.windows().len().checked_sub(1);
+        let fit = long.and_then(|wi| st.trend.fit(wi, r.index()));
+        let window = self.settings.windows.last().map(|w| w.label.as_str());
+        let held = tr.at - tr.since;
+        if is {
+            tracing::warn!(
+                process = %st.name,
+                resource = r.as_str(),
+                window,
+                slope_per_hour = fit.map(|f| f.per_hour()),
+                lower_bound_per_hour = fit.map(|f| f.slope_lo * 3600.0),
+                held_secs = held,
+                "leak suspected"
+            );
+        } else {
+            tracing::info!(process = %st.name, resource = r.as_str(), verdict = ?tr.to, held_secs = held, "leak no longer suspected");
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::attribution::AttributionReport;
-use super::estimate::WindowBuf;
+use super::trend::{TrendFit, TrendWindow};
 use super::{lock, Monitor, ProcState, Resource, Verdict};
 use crate::units::fmt_bytes;
 
@@ -108,10 +108,39 @@ pub struct FitReport {
     pub from_secs: f64,
     /// Time of the last fitted point, seconds since the monitor started.
     pub to_secs: f64,
-    /// R² of the fit.
+    /// Lower bound of the slope's 95 % confidence interval, units per hour (absent when the
+    /// interval is unbounded: too few troughs).
+    pub slope_lower_per_hour: Option<f64>,
+    /// Upper bound of that interval, units per hour.
+    pub slope_upper_per_hour: Option<f64>,
+    /// Two-sided Mann–Kendall p-value of the trend (autocorrelation-corrected).
+    pub trend_p: f64,
+    /// The GC sawtooth period the troughs were cut by, seconds (absent: no sawtooth).
+    pub period_secs: Option<f64>,
+    /// R² of the line over the troughs (a diagnostic; it gates nothing).
     pub r2: f64,
-    /// Points fitted.
+    /// Trough points fitted.
     pub points: usize,
+}
+
+impl FitReport {
+    /// The report of a window's fit.
+    pub fn of(f: &TrendFit) -> Self {
+        let per_hour = |v: f64| v.is_finite().then_some(v * 3600.0);
+        FitReport {
+            slope_per_sec: f.slope,
+            slope_per_hour: f.per_hour(),
+            intercept: f.intercept,
+            from_secs: f.from,
+            to_secs: f.from + f.span,
+            slope_lower_per_hour: per_hour(f.slope_lo),
+            slope_upper_per_hour: per_hour(f.slope_hi),
+            trend_p: f.mk_p,
+            period_secs: f.period,
+            r2: f.r2,
+            points: f.points,
+        }
+    }
 }
 
 impl Monitor {
@@ -131,24 +160,13 @@ impl Monitor {
     }
 
     fn report(&self, st: &ProcState) -> ProcessReport {
-        let fit_report = |buf: &WindowBuf, r: Resource| {
-            let f = buf.fit(r.index())?;
-            let (from_secs, to_secs) = buf.fit_span(r.index())?;
-            Some(FitReport {
-                slope_per_sec: f.slope,
-                slope_per_hour: f.slope * 3600.0,
-                intercept: f.intercept,
-                from_secs,
-                to_secs,
-                r2: f.r2,
-                points: f.points,
-            })
-        };
+        let fit_report =
+            |buf: &TrendWindow, r: Resource| buf.fit(r.index()).map(|f| FitReport::of(&f));
         let windows = self
             .settings
             .windows
             .iter()
-            .zip(&st.windows)
+            .zip(st.trend.windows())
             .enumerate()
             .map(|(wi, (w, buf))| {
                 let load = buf.load();
@@ -185,9 +203,9 @@ impl Monitor {
             windows,
             retained_after_burst_bytes: st.retained,
             verdict: ResourceVerdicts {
-                rss: st.verdicts[Resource::Rss.index()],
-                fds: st.verdicts[Resource::Fds.index()],
-                threads: st.verdicts[Resource::Threads.index()],
+                rss: st.verdict(Resource::Rss),
+                fds: st.verdict(Resource::Fds),
+                threads: st.verdict(Resource::Threads),
             },
             // soakd itself is not among the configured processes: false.
             fail_on_leak: self
@@ -222,7 +240,7 @@ impl Monitor {
                     .settings
                     .windows
                     .iter()
-                    .zip(&st.windows)
+                    .zip(st.trend.windows())
                     .rev()
                     .find_map(|(w, b)| b.fit(Resource::Rss.index()).map(|f| (w, f)));
                 match longest {
@@ -238,11 +256,14 @@ impl Monitor {
                 }
                 let leaking: Vec<&str> = Resource::ALL
                     .iter()
-                    .filter(|r| st.verdicts[r.index()] == Verdict::Leak)
+                    .filter(|r| st.verdict(**r) == Verdict::Leak)
                     .map(|r| r.as_str())
                     .collect();
                 if leaking.is_empty() {
-                    if st.verdicts.iter().all(|v| *v == Verdict::Unknown) {
+                    if Resource::ALL
+                        .iter()
+                        .all(|r| st.verdict(*r) == Verdict::Unknown)
+                    {
                         s.push_str(" leak:?");
                     } else {
                         s.push_str(" leak:none");
@@ -258,7 +279,7 @@ impl Monitor {
 }
 
 /// RSS slope ÷ request rate over the window, when both are known.
-pub(super) fn per_request(w: &WindowBuf) -> Option<f64> {
+pub(super) fn per_request(w: &TrendWindow) -> Option<f64> {
     let fit = w.fit(Resource::Rss.index())?;
     let load = w.load()?;
     (load.request_rate > 0.0).then(|| fit.slope / load.request_rate)

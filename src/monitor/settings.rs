@@ -31,6 +31,9 @@ pub struct RawMonitor {
     pub windows: Option<Vec<String>>,
     /// How long after a burst ends the retained RSS is measured (default "30s").
     pub burst_settle: Option<String>,
+    /// How long a change into or out of `leak` must hold before it is reported (default
+    /// "15s"): the hysteresis of `soakd_leak_suspected`.
+    pub confirm: Option<String>,
     /// When growth counts as a leak.
     pub thresholds: RawLeakThresholds,
     /// The processes to watch besides soakd itself.
@@ -47,8 +50,15 @@ pub struct RawLeakThresholds {
     /// RSS growth per hour, as a percentage of the post-warm-up baseline RSS, above which a
     /// window may call a leak (default 10); the growth must also pass `rss_mib_per_hour`.
     pub rss_percent_per_hour: Option<f64>,
-    /// Least R² of the fit for a window to call a leak (default 0.8).
+    /// Deprecated and ignored (still validated, 0–1): a window now calls a leak on the lower
+    /// confidence bound of its slope, which needs no R² gate. A warning is logged when set.
     pub min_r2: Option<f64>,
+    /// Least RSS growth fitted across a window for it to call a leak, bytes or a size such
+    /// as "4MiB" (default 4 MiB); the growth must also pass `min_growth_percent`.
+    #[serde(with = "units::serde_opt_size", default)]
+    pub min_growth_bytes: Option<u64>,
+    /// Least RSS growth fitted across a window, as a percentage of the baseline (default 2).
+    pub min_growth_percent: Option<f64>,
     /// Open file descriptors gained per hour that count as a leak (default 60).
     pub fds_per_hour: Option<f64>,
     /// Threads gained per hour that count as a leak (default 30).
@@ -109,6 +119,8 @@ pub struct MonitorSettings {
     pub burst_settle: Duration,
     /// Leak thresholds.
     pub thresholds: LeakThresholds,
+    /// Hysteresis of the reported leak verdict.
+    pub confirm: Duration,
     /// Watched processes (soakd itself is added by the monitor).
     pub processes: Vec<ProcessSpec>,
 }
@@ -129,8 +141,12 @@ pub struct LeakThresholds {
     pub rss_bytes_per_hour: f64,
     /// Relative RSS growth per hour, as a fraction of the baseline (0.10 = 10 %/h).
     pub rss_fraction_per_hour: f64,
-    /// Least R² of a leaking fit.
-    pub min_r2: f64,
+    /// The deprecated `min_r2` as written (ignored; logged once as deprecated).
+    pub min_r2: Option<f64>,
+    /// Least RSS growth across a window, bytes.
+    pub min_growth_bytes: f64,
+    /// Least RSS growth across a window, fraction of the baseline (0.02 = 2 %).
+    pub min_growth_fraction: f64,
     /// File descriptors per hour.
     pub fds_per_hour: f64,
     /// Threads per hour.
@@ -142,7 +158,9 @@ impl Default for LeakThresholds {
         LeakThresholds {
             rss_bytes_per_hour: 50.0 * MIB,
             rss_fraction_per_hour: 0.10,
-            min_r2: 0.8,
+            min_r2: None,
+            min_growth_bytes: super::judge::DEFAULT_MIN_GROWTH_BYTES,
+            min_growth_fraction: super::judge::DEFAULT_MIN_GROWTH_FRACTION,
             fds_per_hour: 60.0,
             threads_per_hour: 30.0,
         }
@@ -230,7 +248,10 @@ fn positive(field: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigErro
 impl RawLeakThresholds {
     fn validate(&self) -> Result<LeakThresholds, ConfigError> {
         let d = LeakThresholds::default();
-        let min_r2 = units::fraction("monitor.thresholds.min_r2", self.min_r2.unwrap_or(d.min_r2))?;
+        let min_r2 = self
+            .min_r2
+            .map(|v| units::fraction("monitor.thresholds.min_r2", v))
+            .transpose()?;
         Ok(LeakThresholds {
             rss_bytes_per_hour: positive(
                 "monitor.thresholds.rss_mib_per_hour",
@@ -243,6 +264,14 @@ impl RawLeakThresholds {
                 d.rss_fraction_per_hour * 100.0,
             )? / 100.0,
             min_r2,
+            min_growth_bytes: self
+                .min_growth_bytes
+                .map_or(d.min_growth_bytes, |b| b as f64),
+            min_growth_fraction: units::non_negative(
+                "monitor.thresholds.min_growth_percent",
+                self.min_growth_percent
+                    .unwrap_or(d.min_growth_fraction * 100.0),
+            )? / 100.0,
             fds_per_hour: positive(
                 "monitor.thresholds.fds_per_hour",
                 self.fds_per_hour,
@@ -450,6 +479,7 @@ impl RawMonitor {
         }
         windows.sort_by_key(|w| w.duration);
         let thresholds = self.thresholds.validate()?;
+        let confirm = units::duration("monitor.confirm", self.confirm.as_deref().unwrap_or("15s"))?;
         let mut processes: Vec<ProcessSpec> = Vec::with_capacity(self.processes.len());
         for (i, p) in self.processes.iter().enumerate() {
             let field = format!("monitor.processes[{i}]");
@@ -469,6 +499,7 @@ impl RawMonitor {
             windows,
             burst_settle,
             thresholds,
+            confirm,
             processes,
         })
     }

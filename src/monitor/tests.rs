@@ -68,7 +68,7 @@ fn feed(m: &Monitor, from: f64, to: f64, dt: f64, f: impl Fn(f64) -> f64) {
 }
 
 fn verdict(m: &Monitor, r: Resource) -> Verdict {
-    lock(&m.procs[1]).verdicts[r.index()]
+    lock(&m.procs[1]).verdict(r)
 }
 
 fn leak_gauge(m: &Monitor, r: Resource) -> i64 {
@@ -107,11 +107,11 @@ fn short_growth_after_a_long_plateau_needs_the_long_window() {
     let f = |t: f64| 300.0 * MIB + (t - 7200.0).clamp(0.0, 300.0) / 300.0 * 100.0 * MIB;
     feed(&m, 0.0, 7200.0 + 290.0, 5.0, f);
     let st = lock(&m.procs[1]);
-    let short = st.windows[0].fit(0).unwrap();
-    let long = st.windows[1].fit(0).unwrap();
+    let short = st.trend.fit(0, 0).unwrap();
+    let long = st.trend.fit(1, 0).unwrap();
     assert!(short.slope * 3600.0 > 1000.0 * MIB, "{}", short.slope);
     assert!(long.slope * 3600.0 < 1.0 * MIB, "{}", long.slope);
-    assert_eq!(st.verdicts[0], Verdict::Ok);
+    assert_eq!(st.verdict(Resource::Rss), Verdict::Ok);
 }
 
 #[test]
@@ -122,8 +122,8 @@ fn only_the_short_window_ready_is_unknown_not_a_leak() {
     feed(&m, 0.0, 600.0, 5.0, |t| {
         200.0 * MIB + t * 1024.0 * MIB / 3600.0
     });
-    assert!(lock(&m.procs[1]).windows[0].fit(0).is_some());
-    assert!(lock(&m.procs[1]).windows[1].fit(0).is_none());
+    assert!(lock(&m.procs[1]).trend.fit(0, 0).is_some());
+    assert!(lock(&m.procs[1]).trend.fit(1, 0).is_none());
     assert_eq!(verdict(&m, Resource::Rss), Verdict::Unknown);
     assert_eq!(leak_gauge(&m, Resource::Rss), 0);
 }
@@ -186,8 +186,8 @@ fn restart_clears_the_fit_and_counts() {
         let mut st = lock(&m.procs[1]);
         m.apply(&mut st, reading(200, 50.0 * MIB, 20.0), tick(2000.0));
         assert_eq!(st.restarts, 1);
-        assert!(st.windows.iter().all(|w| w.len() <= 1));
-        assert_eq!(st.verdicts[0], Verdict::Unknown);
+        assert!(st.trend.windows().iter().all(|w| w.len() <= 1));
+        assert_eq!(st.verdict(Resource::Rss), Verdict::Unknown);
         assert_eq!(st.baseline_rss, Some(50.0 * MIB));
     }
     assert_eq!(leak_gauge(&m, Resource::Rss), 0);

@@ -2,7 +2,7 @@
 //! and a trend test per resource. The verdict built on these fits is in [`super::judge`].
 //!
 //! # Buckets
-//! As in [`super::estimate::WindowBuf`], a [`TrendWindow`] of span `S` cuts time into equal
+//! A [`TrendWindow`] of span `S` cuts time into equal
 //! buckets of width `w = max(S / 120, sample interval)` and keeps at most `S/w + 2` of them;
 //! each bucket holds per resource its MINIMUM and when it was seen, and the load signals
 //! (requests finished at its first and last sample, sum of open streams and sample count), so
@@ -16,15 +16,17 @@
 //! drops (rules in [`super::period`]), again every 16 ring slots (1/32 of the ring). In a
 //! [`TrendSet`] a window that finds no period of its own borrows the one found by the
 //! shortest longer window that has one (a window shorter than two GC cycles cannot see the
-//! cycle; a longer window can). The fit points are then the minima of groups of `k`
+//! cycle; a longer window can), and an irregular period (rule 7) yields to a regular one of
+//! a shorter window with drops as large (the same GC seen through a coarser ring). The fit
+//! points are then the minima of groups of `k`
 //! consecutive buckets, `k = ⌈(P + slot) / w⌉` (one ring slot of margin for the slot
 //! quantisation of `P`); groups are aligned backwards from the newest closed bucket and an
 //! oldest group reaching before the first bucket held is dropped. A group at least one period
 //! wide holds a sample within one sample interval after a drop, so its minimum is a trough; an
 //! estimate a little short of the true period still misses the trough by at most the
-//! amplitude × the relative error. With no period, `k = 1`: the points are today's bucket
-//! minima, and the fit matches today's estimator (same points; slopes within 3 % of each
-//! other on a noisy leak, `tests::without_a_sawtooth_it_matches_the_old_estimator`).
+//! amplitude × the relative error. With no period, `k = 1`: the points are the bucket minima,
+//! the same points the previous estimator fitted (its slopes agreed within 3 % on a noisy
+//! leak, checked before it was removed).
 //!
 //! The sampling phase sets a floor on trough precision: the lowest sample of a cycle lies up
 //! to one interval after the drop, so each trough carries up to `amplitude × interval /
@@ -87,7 +89,7 @@
 
 use std::collections::VecDeque;
 
-use super::estimate::{LoadOverWindow, Point, MAX_BUCKETS, N_RES};
+use super::estimate::{Grid, LoadOverWindow, Point, MAX_BUCKETS, N_RES};
 use super::mann_kendall::{normal_quantile, trend_stats, StatScratch};
 use super::period::{Period, PeriodRing, PeriodScratch};
 
@@ -127,6 +129,8 @@ pub struct TrendFit {
     pub period: Option<f64>,
     /// Width of one trough group, seconds.
     pub trough_width: f64,
+    /// Time of the first point, seconds (the monitor's time base).
+    pub from: f64,
     /// Seconds between the first and the last point.
     pub span: f64,
     /// Fitted growth over `span`: slope × span.
@@ -188,11 +192,9 @@ impl FitScratch {
 /// One growth window of one process (see the module docs).
 #[derive(Debug)]
 pub struct TrendWindow {
-    span: f64,
-    width: f64,
+    grid: Grid,
     origin: Option<f64>,
     buckets: VecDeque<Bucket>,
-    cap: usize,
     ring: PeriodRing,
     own: [Option<Period>; N_RES],
     /// Resources that had a value since the last clear (the others are skipped).
@@ -206,14 +208,11 @@ pub struct TrendWindow {
 impl TrendWindow {
     /// A window of `span` seconds sampled every `interval` seconds.
     pub fn new(span: f64, interval: f64) -> Self {
-        let width = (span / MAX_BUCKETS as f64).max(interval);
-        let cap = (span / width).ceil() as usize + 2;
+        let grid = Grid::new(span, interval);
         TrendWindow {
-            span,
-            width,
+            grid,
             origin: None,
-            buckets: VecDeque::with_capacity(cap),
-            cap,
+            buckets: VecDeque::with_capacity(grid.cap),
             ring: PeriodRing::new(span, interval),
             own: [None; N_RES],
             seen: [false; N_RES],
@@ -225,12 +224,12 @@ impl TrendWindow {
 
     /// Span, seconds.
     pub fn span(&self) -> f64 {
-        self.span
+        self.grid.span
     }
 
     /// Bucket width, seconds.
     pub fn bucket_width(&self) -> f64 {
-        self.width
+        self.grid.width
     }
 
     /// Buckets held now (closed and open).
@@ -245,7 +244,7 @@ impl TrendWindow {
 
     /// Most buckets this window can ever hold.
     pub fn capacity_bound(&self) -> usize {
-        self.cap
+        self.grid.cap
     }
 
     /// Heap bytes held by this window (buckets and ring); fixed after construction.
@@ -274,7 +273,7 @@ impl TrendWindow {
         }
         self.ring.push(p.t, &values);
         let origin = *self.origin.get_or_insert(p.t);
-        let idx = ((p.t - origin).max(0.0) / self.width).floor() as u64;
+        let idx = self.grid.index(origin, p.t);
         let mut closed = false;
         match self.buckets.back_mut() {
             Some(b) if b.idx >= idx => {
@@ -304,15 +303,7 @@ impl TrendWindow {
                 });
             }
         }
-        let oldest_allowed = p.t - self.span;
-        while let Some(front) = self.buckets.front() {
-            let start = origin + front.idx as f64 * self.width;
-            if start < oldest_allowed || self.buckets.len() > self.cap {
-                self.buckets.pop_front();
-            } else {
-                break;
-            }
-        }
+        self.grid.evict(&mut self.buckets, |b| b.idx, origin, p.t);
         closed
     }
 
@@ -365,9 +356,9 @@ impl TrendWindow {
             return None;
         }
         let k = match period {
-            Some(p) if p > 0.0 => {
-                ((p + self.ring.slot_width()) / self.width).ceil().max(1.0) as u64
-            }
+            Some(p) if p > 0.0 => ((p + self.ring.slot_width()) / self.grid.width)
+                .ceil()
+                .max(1.0) as u64,
             _ => 1,
         };
         let last_idx = self.buckets[closed - 1].idx;
@@ -401,11 +392,11 @@ impl TrendWindow {
         sc.t.reverse();
         sc.v.reverse();
         let n = sc.t.len();
-        let group_width = k as f64 * self.width;
+        let group_width = k as f64 * self.grid.width;
         // Enough data: the closed buckets cover half the span (this grows monotonically, so
         // a window at the edge does not flicker between fit and no fit as groups shift).
-        let held = (last_idx + 1 - first_idx) as f64 * self.width;
-        if n < MIN_FIT_POINTS || held < self.span * 0.5 {
+        let held = (last_idx + 1 - first_idx) as f64 * self.grid.width;
+        if n < MIN_FIT_POINTS || held < self.grid.span * 0.5 {
             return None;
         }
         let st = trend_stats(&sc.t, &sc.v, z, &mut sc.stats)?;
@@ -423,6 +414,7 @@ impl TrendWindow {
             var_factor: st.var_factor,
             period,
             trough_width: group_width,
+            from: sc.t[0],
             span,
             growth: st.slope * span,
             recent_slope: recent.slope,
@@ -504,14 +496,30 @@ impl TrendSet {
             }
             let mut periods = [None; N_RES];
             for (r, slot) in periods.iter_mut().enumerate() {
-                *slot = self.windows[i..]
-                    .iter()
-                    .find_map(|w| w.own_period(r))
-                    .map(|p| p.seconds);
+                *slot = self.period_for(i, r);
             }
             self.windows[i].refit(periods, self.z, &mut self.scratch);
         }
         any
+    }
+
+    /// The period window `i` cuts its troughs of resource `r` by: its own, else that of the
+    /// nearest longer window that has one. An IRREGULAR period (rule 7 of [`super::period`]:
+    /// a few unevenly spaced drops) yields to a regular one found by a shorter window whose
+    /// drops are at least half as large: the same GC seen through a coarser ring (a 60 s
+    /// sawtooth sampled every 10 s reads as a few drops 30–90 min apart in a 2 h ring of 14 s
+    /// slots), not a larger cycle the shorter window cannot see.
+    fn period_for(&self, i: usize, r: usize) -> Option<f64> {
+        let found = self.windows[i..].iter().find_map(|w| w.own_period(r))?;
+        if found.regular {
+            return Some(found.seconds);
+        }
+        let finer = self.windows[..i]
+            .iter()
+            .rev()
+            .filter_map(|w| w.own_period(r))
+            .find(|q| q.regular && q.drop_size * 2.0 >= found.drop_size);
+        Some(finer.unwrap_or(found).seconds)
     }
 
     /// The windows, shortest first.

@@ -1,11 +1,10 @@
 //! The estimator's unit tests: the goals of issue 13 §5 over several seeds (synthetic samples
 //! at a realistic interval through the monitor's own estimator, verdict and hysteresis, so no
-//! real time passes), the sawtooth table, parity with the old estimator without a sawtooth,
+//! real time passes), the sawtooth table,
 //! outliers, too few points, memory and load bookkeeping.
 
 use super::*;
-use crate::monitor::estimate::WindowBuf;
-use crate::monitor::replay::ReplayConfig;
+use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::synth::{
     half_rate_rules, mib, run_scenario, Outcome, Scenario, Synth, SynthSpec,
 };
@@ -270,41 +269,6 @@ fn sawtooth_table() {
 }
 
 #[test]
-fn without_a_sawtooth_it_matches_the_old_estimator() {
-    let truth = mib(40.0) / 3600.0;
-    for seed in 0..2 {
-        let spec = SynthSpec {
-            leak_per_hour: mib(40.0),
-            noise_sd: mib(0.5),
-            ..SynthSpec::default()
-        };
-        let mut s = Synth::new(spec, seed);
-        let mut set = TrendSet::new(&[1800.0], 1.0, DEFAULT_CONFIDENCE);
-        let mut old = WindowBuf::new(1800.0, 1.0);
-        for i in 0..2700 {
-            let t = f64::from(i);
-            let p = Point {
-                t,
-                values: [Some(s.value(t)), None, None],
-                requests: 0,
-                streams: 0.0,
-            };
-            set.push(&p);
-            old.push(&p);
-        }
-        let (new, old) = (set.fit(0, 0).unwrap(), old.fit(0).unwrap());
-        assert_eq!(new.period, None);
-        assert_eq!(new.points, old.points, "the same bucket minima");
-        assert!(
-            (new.slope - old.slope).abs() / truth < 0.03,
-            "{new:?} vs {old:?}"
-        );
-        assert!((new.slope - truth).abs() / truth < 0.03);
-        assert!(new.slope_lo < truth && truth < new.slope_hi, "{new:?}");
-    }
-}
-
-#[test]
 fn outliers_do_not_move_the_slope() {
     let leak = mib(10.0) / 3600.0;
     let clean = fit_of(600.0, 2.0, 900.0, |t| mib(100.0) + leak * t).unwrap();
@@ -477,4 +441,50 @@ fn confidence_sets_the_interval_width() {
     };
     let (w80, w95, w99) = (width(0.80), width(0.95), width(0.99));
     assert!(w80 < w95 && w95 < w99, "{w80} {w95} {w99}");
+}
+
+#[test]
+fn a_coarse_ring_does_not_hide_a_fast_regular_sawtooth() {
+    // 16 and 32 MiB / 60 s sawtooths sampled every 10 s (a Prometheus scrape), 3 h, default
+    // windows.
+    // The 2 h ring (14 s slots) sees a few irregular "drops" tens of minutes apart; the 5 min
+    // ring sees the real 60 s cycle. The long window must cut its troughs by the real cycle:
+    // a 64 MiB/h leak is a leak and a flat series is ok, never unknown, for every seed.
+    for seed in 0..8 {
+        for (leak, amp, want) in [
+            (mib(64.0), mib(16.0), Verdict::Leak),
+            (0.0, mib(32.0), Verdict::Ok),
+        ] {
+            let spec = SynthSpec {
+                leak_per_hour: leak,
+                saw_amplitude: amp,
+                saw_period: 60.0,
+                noise_sd: mib(0.5),
+                ..SynthSpec::default()
+            };
+            let mut s = Synth::new(spec, seed);
+            let mut r = Replay::new(ReplayConfig::new(
+                vec![300.0, 1800.0, 7200.0],
+                10.0,
+                Resource::Rss,
+            ));
+            for i in 0..1080 {
+                let t = f64::from(i) * 10.0;
+                r.push(t, s.value(t));
+            }
+            assert_eq!(
+                r.raw_verdict(),
+                want,
+                "seed {seed}, leak {leak}: {:?}",
+                r.fits()
+            );
+            // Cut by the real cycle, or by none (its 60 s buckets already hold one trough
+            // each), never by a false long period that leaves too few troughs.
+            let long = r.fits()[2].unwrap();
+            assert!(
+                long.period.is_none_or(|p| p < 200.0) && long.points >= 60,
+                "seed {seed}: {long:?}"
+            );
+        }
+    }
 }

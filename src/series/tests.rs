@@ -23,6 +23,10 @@ fn fit(slope: f64, intercept: f64, from: f64, to: f64) -> FitReport {
         intercept,
         from_secs: from,
         to_secs: to,
+        slope_lower_per_hour: None,
+        slope_upper_per_hour: None,
+        trend_p: 0.01,
+        period_secs: None,
         r2: 0.99,
         points: 100,
     }

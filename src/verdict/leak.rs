@@ -30,7 +30,8 @@ pub enum LeakState {
     Leak,
     /// Enough data, no leak.
     Ok,
-    /// The longest window never filled: no verdict.
+    /// The longest window has no fit (too little data, or too few sawtooth cycles): no
+    /// verdict.
     Unknown,
 }
 
@@ -109,7 +110,7 @@ pub(super) fn judge(l: &LeakInput, final_: bool) -> ThresholdResult {
             true,
             ThresholdStatus::Pending,
             format!(
-                "pending: process {} {}: the longest growth window has not filled yet",
+                "pending: process {} {}: the longest growth window has no fit yet",
                 l.process, l.resource
             ),
         ),
@@ -117,8 +118,10 @@ pub(super) fn judge(l: &LeakInput, final_: bool) -> ThresholdResult {
             true,
             ThresholdStatus::NotJudged,
             format!(
-                "not judged: process {} {}: the longest growth window never filled (run \
-                 longer than half of it after the warm-up, or shorten [monitor] windows)",
+                "not judged: process {} {}: the longest growth window has no fit: it needs \
+                 samples over half its span after the warm-up and at least 6 troughs, one per \
+                 cycle when the series is a sawtooth (GC or bursts); run longer, or use \
+                 [monitor] windows spanning 6 cycles",
                 l.process, l.resource
             ),
         ),

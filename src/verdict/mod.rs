@@ -27,7 +27,7 @@
 //! - `leak` fails (live too, so `abort_on_fail` stops on it); the message names the process,
 //!   the resource, the slope per hour and the window it was fitted over;
 //! - `ok` passes;
-//! - `unknown` (the longest window never filled) is pending during the run and **not judged**
+//! - `unknown` (the longest window has no fit) is pending during the run and **not judged**
 //!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure.
 //!
 //! Two kinds of process have no leak threshold: soakd itself (`process="soakd"`), whose leak

@@ -6,6 +6,7 @@
 
 pub mod nginx;
 pub mod pki;
+pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -336,4 +337,24 @@ pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
     }
     cur.as_f64()
         .unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
+}
+
+/// The monitor's report of process `name` in a run summary.
+pub fn process<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["monitor"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no process {name} in {}", summary["monitor"]))
+}
+
+/// Window `w` (its label) of a process report.
+pub fn window<'a>(p: &'a serde_json::Value, w: &str) -> &'a serde_json::Value {
+    p["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["window"] == w)
+        .unwrap_or_else(|| panic!("no window {w} in {p}"))
 }

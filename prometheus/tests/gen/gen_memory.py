@@ -32,20 +32,22 @@ verdict = {p: ([0] * 60 + [1] * 240) if p in ("leak", "soakd") else [0] * N for 
 def leak_verdict(p, t):
     return 1 if p != "soakd" and verdict[p][t] == 1 else None
 
-# soakd's own 2h slope and R² as soakd would export them for each input.
+# soakd's own 2h slope and the lower bound of its 95 % confidence interval, as soakd would
+# export them for each input. R² gates nothing any more: "sawleak" fits with R² ≈ 0.6 (a
+# slow sawtooth over a leak) yet its lower bound is far above the threshold.
 slope = {
-    "flat": ([0] * N, [0] * N),
-    # a sawtooth: soakd's slope swings with the phase, but the fit is poor
-    "saw": ([(5000 if (i // 5) % 2 == 0 else -5000) for i in range(N)], [0.2] * N),
-    # warm-up: a steep slope while it grows, then 0
-    "plateau": ([20000] * 20 + [0] * 280, [0.95] * 20 + [0] * 280),
-    "leak": ([0] * 60 + [17476] * 240, [0] * 60 + [0.99] * 240),
-    "sawleak": ([0] * 60 + [17000] * 240, [0] * 60 + [0.85] * 240),
-    "soakd": ([17476] * N, [0.99] * N),
+    "flat": ([0] * N, [-800] * N),
+    # a sawtooth: the trough fit is flat and the interval straddles 0
+    "saw": ([(500 if (i // 5) % 2 == 0 else -500) for i in range(N)], [-4000] * N),
+    # warm-up: a steep, certain slope while it grows (20 min, shorter than `for`), then 0
+    "plateau": ([20000] * 20 + [0] * 280, [15000] * 20 + [-600] * 280),
+    "leak": ([0] * 60 + [17476] * 240, [0] * 60 + [16900] * 240),
+    "sawleak": ([0] * 60 + [17000] * 240, [0] * 60 + [12000] * 240),
+    "soakd": ([17476] * N, [16900] * N),
 }
 def slope_alert(p, t):
-    s, r2 = slope[p][0][t], slope[p][1][t]
-    return s if p != "soakd" and s > THR and r2 >= 0.8 else None
+    lo = slope[p][1][t]
+    return lo if p != "soakd" and lo > THR else None
 
 alerts = [
     Alert("SoakdMemoryLeakSuspected", "warning", 10, list(rss), leak_verdict,
@@ -53,9 +55,9 @@ alerts = [
           lambda p: f"soakd suspects a memory leak in {p}",
           lambda p, v: f"soakd's leak verdict for the resident memory of {p} has been positive for 10 minutes."),
     Alert("SoakdMemoryGrowthSlope", "warning", 30, list(rss), slope_alert,
-          lambda p: {**L, "process": p, "window": "2h"},
+          lambda p: {**L, "process": p, "resource": "rss", "window": "2h"},
           lambda p: f"Resident memory of {p} grows steadily",
-          lambda p, v: f"soakd's 2h slope of {p}'s RSS is {h1024(v)}B/s with R² ≥ 0.8 for 30 minutes."),
+          lambda p, v: f"soakd is 95 % sure {p}'s RSS grows by at least {h1024(v)}B/s over its 2h window, for 30 minutes."),
     Alert("SoakdMemoryGrowing", "warning", 60, list(rss), growing,
           lambda p: {**L, "process": p},
           lambda p: f"Resident memory of {p} keeps growing",
@@ -85,10 +87,10 @@ for p, v in rss.items():
     t += series("soakd_process_resident_memory_bytes", {**L, "process": p}, v)
     t += series("soakd_leak_suspected", {**L, "process": p, "resource": "rss"}, verdict[p])
     t += series("soakd_process_rss_growth_bytes_per_second", {**L, "process": p, "window": "2h"}, slope[p][0])
-    t += series("soakd_process_growth_fit_r2", {**L, "process": p, "resource": "rss", "window": "2h"}, slope[p][1])
-    # a short window with a steep, well-fitting slope must not matter: the alert reads 2h only
+    t += series("soakd_process_growth_lower_bound_per_second", {**L, "process": p, "resource": "rss", "window": "2h"}, slope[p][1])
+    # a short window with a steep, certain slope must not matter: the alert reads 2h only
     t += series("soakd_process_rss_growth_bytes_per_second", {**L, "process": p, "window": "5m"}, [50000] * N)
-    t += series("soakd_process_growth_fit_r2", {**L, "process": p, "resource": "rss", "window": "5m"}, [0.99] * N)
+    t += series("soakd_process_growth_lower_bound_per_second", {**L, "process": p, "resource": "rss", "window": "5m"}, [45000] * N)
 for p in TARGETS:
     t += f"      - series: 'soakd:memory_limit_bytes{{process=\"{p}\"}}'\n        values: '{LIMIT}x{N-1}'\n"
 body, fired = render_tests(alerts, N, extra_times=range(0, N, 30))

@@ -12,7 +12,7 @@
 //! # Data
 //! [`AttributionBuf`] is fed plain samples: time, RSS, each scenario's cumulative finished
 //! requests, and the mix epoch. Like the slope windows it cuts its window into at most
-//! [`MAX_BUCKETS`] equal time buckets (width = window / 120, at least one sample interval)
+//! [`super::estimate::MAX_BUCKETS`] equal time buckets (width = window / 120, at least one sample interval)
 //! and keeps per bucket the sample with the LOWEST RSS, with the counts and epoch read at that
 //! sample. Memory per window is fixed: 122 buckets of [`MAX_SCENARIOS`] counts. The fit runs
 //! only when a bucket closes; one costs 0.27 ms with 2 scenarios and 8.7 ms with 16 (release
@@ -93,14 +93,13 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::estimate::Grid;
 use super::settings::MIN_POINTS;
 use fit::{quantile_nnls, FitScratch, MIN_BELOW, TAU};
 
 pub(super) use export::bufs;
 pub use export::{text_table, AttributionReport, MixTick, ScenarioReport};
 
-/// Most buckets a window holds.
-pub const MAX_BUCKETS: usize = 120;
 /// Most scenarios attributed; with more configured, nothing is.
 pub const MAX_SCENARIOS: usize = 16;
 /// Fewest mix changes inside the fitted span (with two or more scenarios).
@@ -226,11 +225,9 @@ struct Bucket {
 /// One attribution window of one process.
 #[derive(Debug)]
 pub struct AttributionBuf {
-    span: f64,
-    width: f64,
+    grid: Grid,
     origin: Option<f64>,
     buckets: VecDeque<Bucket>,
-    cap: usize,
     k: usize,
     mix_varies: bool,
     result: Attribution,
@@ -244,15 +241,12 @@ impl AttributionBuf {
     /// A window of `span` seconds sampled every `interval` seconds, for `scenarios`
     /// scenarios.
     pub fn new(span: f64, interval: f64, scenarios: usize) -> Self {
-        let width = (span / MAX_BUCKETS as f64).max(interval);
-        let cap = (span / width).ceil() as usize + 2;
+        let grid = Grid::new(span, interval);
         let k = scenarios.min(MAX_SCENARIOS);
         AttributionBuf {
-            span,
-            width,
+            grid,
             origin: None,
-            buckets: VecDeque::with_capacity(cap),
-            cap,
+            buckets: VecDeque::with_capacity(grid.cap),
             k: scenarios,
             mix_varies: false,
             result: Attribution::withheld(
@@ -264,9 +258,9 @@ impl AttributionBuf {
                 },
             ),
             cols: Vec::with_capacity(k),
-            y: Vec::with_capacity(cap),
-            x: Vec::with_capacity(cap * k),
-            scratch: FitScratch::with_capacity(cap, k),
+            y: Vec::with_capacity(grid.cap),
+            x: Vec::with_capacity(grid.cap * k),
+            scratch: FitScratch::with_capacity(grid.cap, k),
         }
     }
 
@@ -302,7 +296,7 @@ impl AttributionBuf {
         self.mix_varies = p.mix_varies;
         let (t, rss, epoch) = (p.t, p.rss, p.epoch);
         let origin = *self.origin.get_or_insert(t);
-        let idx = ((t - origin).max(0.0) / self.width).floor() as u64;
+        let idx = self.grid.index(origin, t);
         let mut sample = Bucket {
             idx,
             t,
@@ -325,15 +319,7 @@ impl AttributionBuf {
                 self.buckets.push_back(sample);
             }
         }
-        let oldest_allowed = t - self.span;
-        while let Some(front) = self.buckets.front() {
-            let start = origin + front.idx as f64 * self.width;
-            if start < oldest_allowed || self.buckets.len() > self.cap {
-                self.buckets.pop_front();
-            } else {
-                break;
-            }
-        }
+        self.grid.evict(&mut self.buckets, |b| b.idx, origin, t);
         if closed {
             self.result = self.refit();
         }
@@ -348,7 +334,7 @@ impl AttributionBuf {
             return Attribution::withheld(k, Withheld::NotEnoughData);
         };
         let (first, last) = (*first, *last);
-        if n < MIN_POINTS || last.t - first.t < self.span * 0.5 - self.width {
+        if n < MIN_POINTS || last.t - first.t < self.grid.span * 0.5 - self.grid.width {
             return Attribution::withheld(k, Withheld::NotEnoughData);
         }
         let mut out = Attribution::withheld(k, Withheld::NoRequests);

@@ -250,7 +250,10 @@ fn memory_is_bounded_and_clear_forgets() {
         });
         max_len = max_len.max(w.len());
     }
-    assert!(max_len <= MAX_BUCKETS + 2, "{max_len}");
+    assert!(
+        max_len <= crate::monitor::estimate::MAX_BUCKETS + 2,
+        "{max_len}"
+    );
     w.clear();
     assert!(w.is_empty());
     assert_eq!(w.result().withheld, Some(Withheld::NotEnoughData));
