@@ -596,6 +596,26 @@ def table(headers, rows):
         print(line(r))
 
 
+def write_json(path, result):
+    """Writes a benchmark's results for scripts/bench/run.sh's summary (nothing if no path)."""
+    if path:
+        result = {**result, "loadavg_end": loadavg()}
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+def scrape_metrics(admin, timeout=10):
+    """One GET of soakd's /metrics on a new connection: (seconds from connect to last byte,
+    body bytes), or (None, 0) on failure."""
+    t = time.monotonic()
+    try:
+        with urllib.request.urlopen(admin + "/metrics", timeout=timeout) as r:
+            n = len(r.read())
+    except OSError:
+        return None, 0
+    return time.monotonic() - t, n
+
+
 def ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.3f}"
 

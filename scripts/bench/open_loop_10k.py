@@ -41,6 +41,9 @@ def main():
     ap.add_argument("--rate", type=float, default=10000)
     ap.add_argument("--duration", type=int, default=30, help="seconds per tool")
     ap.add_argument("--wrk", action="store_true", help="also run wrk for max throughput")
+    ap.add_argument("--scrape-every", type=float, default=1.0,
+                    help="seconds between /metrics scrapes of soakd in its steady window (0: none)")
+    ap.add_argument("--json", help="write the results here as JSON (for run.sh)")
     args = ap.parse_args()
     rate, dur = args.rate, args.duration
 
@@ -61,7 +64,12 @@ def main():
         # Steady window: from 3 s in to 1 s before the end, measured at the target too.
         time.sleep(3)
         n0, ng0, t0, th0 = b.nginx_requests(url), nginx.cpu_now(), time.monotonic(), b.thread_stats(s.proc.pid)
-        time.sleep(max(1, dur - 4))
+        # /metrics scrapes while the load runs (a Prometheus server would do this every 15 s).
+        scrapes, steady_end = [], t0 + max(1, dur - 4)
+        while args.scrape_every > 0 and time.monotonic() + args.scrape_every < steady_end:
+            time.sleep(args.scrape_every)
+            scrapes.append(b.scrape_metrics(s.admin))
+        time.sleep(max(0.0, steady_end - time.monotonic()))
         n1, ng1, t1, th1 = b.nginx_requests(url), nginx.cpu_now(), time.monotonic(), b.thread_stats(s.proc.pid)
         soakd_threads = b.thread_delta(th0, th1, rate * (t1 - t0), t1 - t0)
         s.wait(dur + 60)
@@ -145,7 +153,18 @@ def main():
     print()
     if wrk:
         print(f"wrk -t1 -c50 max throughput: {wrk['rps']:.0f} rps, {b.us(wrk['cpu_per_req'])} CPU µs/req")
+    ok_scrapes = sorted(t for t, _ in scrapes if t is not None)
+    if scrapes:
+        sz = max(n for _, n in scrapes)
+        print(f"/metrics scrapes during the load: {len(ok_scrapes)}/{len(scrapes)} ok, p50 "
+              f"{b.ms(ok_scrapes[len(ok_scrapes) // 2] if ok_scrapes else None)} ms, max "
+              f"{b.ms(ok_scrapes[-1] if ok_scrapes else None)} ms, {sz} bytes (goal < 100 ms)")
     print(f"loadavg at end: {b.loadavg()}")
+    b.write_json(args.json, {
+        "bench": "open_loop", "rate": rate, "duration": dur, "soakd": soakd, "oha": oha, "wrk": wrk,
+        "soakd_threads": soakd_threads, "oha_threads": oha_threads,
+        "scrapes": [t for t, _ in scrapes], "scrape_bytes": max([n for _, n in scrapes] or [0]),
+    })
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
+pub use frames::sample_stream;
 pub use tap::{Probe, Tap};
 
 use crate::units::ConfigError;

@@ -351,6 +351,46 @@ pub(crate) fn chunk_text(len: usize) -> String {
     WORDS.chars().cycle().take(len).collect()
 }
 
+/// The network writes of one streamed answer as the mock sends it with no delay: the head,
+/// each content chunk (a run's lead joined to its first chunk), then the tail. For benchmarks
+/// of the client's parser (`benches/client.rs`): `chunks` text deltas of `chunk_bytes`
+/// characters each, usage included where the API makes it optional.
+pub fn sample_stream(api: crate::client::ApiKind, chunks: u32, chunk_bytes: usize) -> Vec<Bytes> {
+    use crate::client::ApiKind;
+    let text = chunk_text(chunk_bytes);
+    let meta = Meta {
+        seq: 1,
+        created: 1_700_000_000,
+        model: "gpt-4o-mini",
+        prompt_tokens: 11,
+        chunks,
+        reasoning: 0,
+        tool_call: false,
+        capped: false,
+        text: &text,
+    };
+    let f = match api {
+        ApiKind::OpenAiChat => chat::stream(&meta, true),
+        ApiKind::OpenAiCompletions => completions::stream(&meta, true),
+        ApiKind::OpenAiResponses => responses::stream(&meta),
+        ApiKind::AnthropicMessages | ApiKind::OpenAiEmbeddings => anthropic::stream(&meta),
+    };
+    let mut out = vec![f.head];
+    for r in &f.runs {
+        for i in 0..r.count {
+            if i == 0 && !r.lead.is_empty() {
+                let mut joined = r.lead.to_vec();
+                joined.extend_from_slice(&r.chunk);
+                out.push(Bytes::from(joined));
+            } else {
+                out.push(r.chunk.clone());
+            }
+        }
+    }
+    out.push(f.tail);
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;

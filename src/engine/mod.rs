@@ -1,16 +1,16 @@
 //! The engine: paces requests by the plan, caps what is in flight, dispatches to the client.
 //!
-//! Open model: one pacer thread walks the plan's arrivals in virtual time and sleeps until
-//! each intended send instant (an OS-thread sleep wakes within tens of microseconds, where a
-//! tokio timer rounds up to the next millisecond), at least 200 µs at a time so that at high
-//! rates one wake-up hands a batch of due requests to the runtime. At that instant it takes a permit of the
-//! in-flight cap without waiting — no permit means the request is counted in
+//! Open model (`pacer.rs`): one pacer thread walks the plan's arrivals in virtual time and
+//! sleeps until each intended send instant, at least 200 µs at a time so that at high rates
+//! one wake-up hands a batch of due requests to the runtime. At that instant it takes a permit
+//! of the in-flight cap without waiting — no permit means the request is counted in
 //! `soakd_requests_dropped_total{reason="in_flight_cap"}` and forgotten, never queued — and
 //! spawns the request on the load runtime with its intended send time, from which latency is
 //! measured. A slow target therefore never slows the schedule (open loop) and never grows
 //! memory past `max_in_flight` requests.
 //!
-//! Closed model: `users` tasks, started over the ramp-up, each looping request → think time.
+//! Closed model (`request.rs`): `users` tasks, started over the ramp-up, each looping
+//! request → think time.
 //!
 //! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
 //! publishes the mix epoch and each scenario's finished requests in [`LoadSignals`].
@@ -19,12 +19,13 @@
 //! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
 //! to finish before `abort` cancels them, which records them as `cancelled`.
 
+mod pacer;
+mod request;
+
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::SeedableRng;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -32,13 +33,13 @@ use tokio_util::task::TaskTracker;
 
 use prometheus::IntCounter;
 
-use crate::client::{ClientSettings, Exchange, RequestSpec, ScenarioMetrics, Tag};
+use crate::client::{ClientSettings, RequestSpec, ScenarioMetrics};
 use crate::metrics::{label_enum, Metrics};
-use crate::plan::{Arrivals, ClosedPlan, OpenPlan, Phase, Plan};
+use crate::plan::{Phase, Plan};
 use crate::signals::LoadSignals;
-use crate::stats::{Series, Stats};
-use crate::upstream::{marker, Tracker};
-use crate::workload::{cancel_for, BodyTemplate, Mix, MixCursor, Scenario};
+use crate::stats::Stats;
+use crate::upstream::Tracker;
+use crate::workload::{BodyTemplate, Mix, Scenario};
 
 label_enum! {
     /// Why a scheduled request was never sent (`reason` label).
@@ -305,7 +306,7 @@ impl Engine {
         ));
         match self.plan.clone() {
             Plan::Open(plan) => {
-                let pacer = Pacer {
+                let pacer = pacer::Pacer {
                     shared: shared.clone(),
                     plan,
                     start,
@@ -340,20 +341,17 @@ impl Engine {
                 }
             }
             Plan::Closed(plan) => {
-                let end = self.duration.map(|d| start + d);
                 let users_stop = stop.child_token();
-                for user in plan.user_ids(0, 1) {
-                    tracker.spawn(closed_user(
-                        shared.clone(),
-                        plan,
-                        user,
-                        start,
-                        self.seed ^ u64::from(user).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                        users_stop.clone(),
-                        abort.clone(),
-                    ));
-                }
-                match end {
+                request::spawn_users(
+                    &shared,
+                    plan,
+                    start,
+                    self.seed,
+                    &tracker,
+                    &users_stop,
+                    &abort,
+                );
+                match self.duration.map(|d| start + d) {
                     Some(end) => {
                         tokio::select! {
                             _ = tokio::time::sleep_until(end) => {}
@@ -421,313 +419,6 @@ async fn plan_gauges(plan: Plan, start: Instant, shared: Arc<Shared>, stop: Canc
         .signals
         .add_planned(last_rate * start.elapsed().saturating_sub(last_t).as_secs_f64());
     shared.signals.burst_active.store(false, Ordering::Relaxed);
-}
-
-struct Pacer {
-    shared: Arc<Shared>,
-    plan: OpenPlan,
-    start: Instant,
-    duration: Option<Duration>,
-    permits: Arc<Semaphore>,
-    tracker: TaskTracker,
-    abort: CancellationToken,
-    seed: u64,
-    handle: tokio::runtime::Handle,
-}
-
-impl Pacer {
-    /// Walks the arrivals until the duration ends or `wake` says stop.
-    fn run(self, wake: std::sync::mpsc::Receiver<()>) {
-        use std::sync::mpsc::RecvTimeoutError;
-        let mut arrivals = Arrivals::new(self.plan.clone(), self.seed);
-        let mut rng = SmallRng::seed_from_u64(self.seed.rotate_left(17) ^ 0x5eed);
-        let mut mix = self.shared.mix.cursor();
-        let start = self.start.into_std();
-        let mut batch = Vec::with_capacity(64);
-        loop {
-            let Some((offset, at)) = arrivals.next_offset() else {
-                self.flush(&mut batch);
-                // The plan sends nothing more; wait for the end or a stop.
-                match self.duration {
-                    Some(d) => {
-                        let _ = wake.recv_timeout(d.saturating_sub(start.elapsed()));
-                    }
-                    None => {
-                        let _ = wake.recv();
-                    }
-                }
-                return;
-            };
-            if self.duration.is_some_and(|d| offset >= d) {
-                self.flush(&mut batch);
-                return;
-            }
-            let intended = start + offset;
-            let now = std::time::Instant::now();
-            if intended > now {
-                // Hand over what is due, then sleep until the next arrival — but at least
-                // MIN_WAKE, so that at high rates one wake-up (and one hand-over to the
-                // runtime) serves several arrivals instead of one each.
-                self.flush(&mut batch);
-                match wake.recv_timeout((intended - now).max(MIN_WAKE)) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => {
-                        self.drop_backlog(&mut arrivals, &mut rng, &mut mix, offset);
-                        return;
-                    }
-                }
-            } else if wake.try_recv().is_ok() {
-                self.flush(&mut batch);
-                self.drop_backlog(&mut arrivals, &mut rng, &mut mix, offset);
-                return;
-            }
-            let i = mix.pick(&mut rng, offset);
-            self.prepare(
-                &mut rng,
-                i,
-                Instant::from_std(intended),
-                at.phase,
-                &mut batch,
-            );
-        }
-    }
-
-    /// Counts arrivals that were due at the stop but never sent (`reason="shutdown"`).
-    fn drop_backlog(
-        &self,
-        arrivals: &mut Arrivals,
-        rng: &mut SmallRng,
-        mix: &mut MixCursor<'_>,
-        first: Duration,
-    ) {
-        let now = self.start.elapsed();
-        let mut offset = first;
-        while offset <= now {
-            let i = mix.pick(rng, offset);
-            self.shared.scenarios[i]
-                .dropped
-                .get(DropReason::Shutdown)
-                .inc();
-            match arrivals.next_offset() {
-                Some((o, _)) => offset = o,
-                None => break,
-            }
-        }
-    }
-
-    /// Takes a permit and builds a request of scenario `i`; one over the cap is dropped here.
-    fn prepare(
-        &self,
-        rng: &mut SmallRng,
-        i: usize,
-        intended: Instant,
-        phase: Phase,
-        batch: &mut Vec<Due>,
-    ) {
-        let shared = &self.shared;
-        let sc = &shared.scenarios[i];
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            sc.dropped.get(DropReason::InFlightCap).inc();
-            return;
-        };
-        let lag = Instant::now().saturating_duration_since(intended);
-        shared
-            .metrics
-            .schedule_lag_seconds
-            .observe(lag.as_secs_f64());
-        shared.stats.record(Series::ScheduleLag, lag);
-        shared.metrics.in_flight_requests.inc();
-        shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
-        let (body, tag) = shared.body(i, rng);
-        batch.push(Due {
-            permit,
-            scenario: i,
-            body,
-            tag,
-            cancel: cancel_for(sc.scenario.cancel.as_ref(), rng),
-            intended,
-            phase,
-        });
-    }
-
-    /// Spawns the due requests on the load runtime: one hand-over for the whole batch, whose
-    /// task then spawns each request from inside the runtime.
-    fn flush(&self, batch: &mut Vec<Due>) {
-        match batch.len() {
-            0 => {}
-            1 => {
-                let due = batch.pop().expect("one request");
-                self.tracker.spawn_on(
-                    request_task(self.shared.clone(), due, self.abort.clone()),
-                    &self.handle,
-                );
-            }
-            _ => {
-                let dues = std::mem::replace(batch, Vec::with_capacity(64));
-                let (shared, abort, tracker) = (
-                    self.shared.clone(),
-                    self.abort.clone(),
-                    self.tracker.clone(),
-                );
-                self.tracker.spawn_on(
-                    async move {
-                        for due in dues {
-                            tracker.spawn(request_task(shared.clone(), due, abort.clone()));
-                        }
-                    },
-                    &self.handle,
-                );
-            }
-        }
-    }
-}
-
-/// Shortest pacer sleep: arrivals closer than this to the previous wake-up wait for the next
-/// one, which bounds wake-ups at 5,000 a second and adds at most 200 µs of schedule lag.
-const MIN_WAKE: Duration = Duration::from_micros(200);
-
-/// A request whose send time has come, with its in-flight permit.
-struct Due {
-    permit: tokio::sync::OwnedSemaphorePermit,
-    scenario: usize,
-    body: bytes::Bytes,
-    tag: Option<Tag>,
-    cancel: Option<crate::client::CancelAt>,
-    intended: Instant,
-    phase: Phase,
-}
-
-async fn request_task(shared: Arc<Shared>, due: Due, abort: CancellationToken) {
-    let Due {
-        permit,
-        scenario,
-        body,
-        tag,
-        cancel,
-        intended,
-        phase,
-    } = due;
-    let request = Request {
-        scenario,
-        body,
-        tag,
-        intended,
-        phase,
-        cancel,
-    };
-    send(&shared, request, &abort).await;
-    shared.metrics.in_flight_requests.dec();
-    drop(permit);
-}
-
-/// One request, ready to send.
-struct Request {
-    scenario: usize,
-    body: bytes::Bytes,
-    tag: Option<Tag>,
-    intended: Instant,
-    phase: Phase,
-    cancel: Option<crate::client::CancelAt>,
-}
-
-impl Shared {
-    /// A body for scenario `i`, carrying a new soakd id while the two-sided soak is on.
-    fn body(&self, i: usize, rng: &mut SmallRng) -> (bytes::Bytes, Option<Tag>) {
-        let template = &self.scenarios[i].template;
-        match &self.two_sided {
-            Some(t) => {
-                let id = t.next_id();
-                let body = template.body_tagged(rng, Some(&marker::id_tag(id)));
-                (body, Some(Tag { id, scenario: i }))
-            }
-            None => (template.body(rng), None),
-        }
-    }
-}
-
-/// Sends one request; the exchange records it, an abort included (as cancelled).
-async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
-    let Request {
-        scenario: i,
-        body,
-        tag,
-        intended,
-        phase,
-        cancel,
-    } = r;
-    let sc = &shared.scenarios[i];
-    let exchange = Exchange {
-        client: &shared.client,
-        spec: &sc.spec,
-        settings: &shared.settings,
-        metrics: &sc.metrics,
-        tracker: shared.two_sided.as_deref(),
-        open_streams: Some(&shared.signals.streams_open),
-    };
-    let span = if shared.trace_requests {
-        tracing::info_span!(
-            parent: None,
-            "request",
-            scenario = %sc.scenario.name,
-            api = sc.scenario.api.as_str(),
-            phase = phase.as_str(),
-            outcome = tracing::field::Empty,
-        )
-    } else {
-        tracing::Span::none()
-    };
-    let report = tracing::Instrument::instrument(
-        exchange.execute(body, intended, phase, cancel, abort, tag),
-        span.clone(),
-    )
-    .await;
-    span.record("outcome", report.outcome.as_str());
-    shared.signals.finish(i);
-}
-
-/// One closed-model user: request → think time, until stopped.
-async fn closed_user(
-    shared: Arc<Shared>,
-    plan: ClosedPlan,
-    user: u32,
-    start: Instant,
-    seed: u64,
-    stop: CancellationToken,
-    abort: CancellationToken,
-) {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut mix = shared.mix.cursor();
-    let begin = start + plan.start_of(user);
-    tokio::select! {
-        _ = tokio::time::sleep_until(begin) => {}
-        _ = stop.cancelled() => return,
-    }
-    while !stop.is_cancelled() {
-        let i = mix.pick(&mut rng, start.elapsed());
-        let sc = &shared.scenarios[i];
-        let (body, tag) = shared.body(i, &mut rng);
-        let cancel = cancel_for(sc.scenario.cancel.as_ref(), &mut rng);
-        let phase = plan.phase_at(start.elapsed());
-        let intended = Instant::now();
-        shared.metrics.in_flight_requests.inc();
-        shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
-        let request = Request {
-            scenario: i,
-            body,
-            tag,
-            intended,
-            phase,
-            cancel,
-        };
-        send(&shared, request, &abort).await;
-        shared.metrics.in_flight_requests.dec();
-        if !plan.think_time.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(plan.think_time) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
 }
 
 /// Joins a scenario path to the target URL, keeping any path prefix of the target
