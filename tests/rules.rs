@@ -459,7 +459,7 @@ fn rules_and_tests_name_only_catalog_metrics() {
     for must in [
         "soakd_leak_suspected",
         "soakd_process_rss_growth_bytes_per_second",
-        "soakd_process_growth_fit_r2",
+        "soakd_process_growth_lower_bound_per_second",
         "soakd_process_resident_memory_bytes",
         "soakd_process_open_fds",
         "soakd_process_threads",
