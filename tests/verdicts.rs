@@ -291,7 +291,7 @@ fn the_clean_demo_exits_0_and_logs_no_leak_suspicion() {
     let mut judged = 0;
     for r in ["rss", "fds", "threads"] {
         let status = &threshold(&s, &format!("leak:target:{r}"))["status"];
-        assert!(status == "pass" || status == "not judged", "{r}: {status}");
+        assert!(status == "pass" || status == "not_judged", "{r}: {status}");
         judged += usize::from(status == "pass");
     }
     assert!(judged >= 1, "{}", s["thresholds"]);
