@@ -576,9 +576,10 @@ impl Monitor {
                     self.growth_gauge(*r).with_label_values(&pw).set(fit.slope);
                     r2.with_label_values(&prw).set(fit.r2);
                     // An unbounded interval (too few troughs for it) has no lower bound.
-                    match fit.slope_lo.is_finite() {
-                        true => lower.with_label_values(&prw).set(fit.slope_lo),
-                        false => drop(lower.remove_label_values(&prw)),
+                    if fit.slope_lo.is_finite() {
+                        lower.with_label_values(&prw).set(fit.slope_lo);
+                    } else {
+                        let _ = lower.remove_label_values(&prw);
                     }
                 }
                 None => {
