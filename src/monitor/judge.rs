@@ -12,7 +12,10 @@
 //!   than the whole: the upper bound of the newer half's slope is at least the window's
 //!   slope, or, when that half has too few points for a bounded interval (under about five),
 //!   its own slope exceeds `limit`. A window holding an old ramp and a recent plateau does
-//!   not call;
+//!   not call. A newer half that is significantly but not materially slower still calls when
+//!   it proves a leak on its own (its lower bound exceeds `limit`) at no less than half the
+//!   window's slope: on a clean, fast leak the intervals are so narrow that a 0.1 % dip in the
+//!   request rate would otherwise veto it;
 //! - SUPPORTS a leak already called when its slope itself exceeds `limit`, its growth
 //!   `floor`, and its newer half is not significantly below `limit` (the upper bound of the
 //!   newer half's slope is at least `limit`);
@@ -154,6 +157,7 @@ pub fn window_calls_leak(
     let limit = rules.rate_limit(r, baseline);
     let recent_keeps_up = if fit.recent_hi.is_finite() {
         fit.recent_hi >= fit.slope
+            || (fit.recent_lo * 3600.0 > limit && fit.recent_slope >= 0.5 * fit.slope)
     } else {
         fit.recent_slope * 3600.0 > limit
     };

@@ -23,6 +23,7 @@ fn fit(slope_h: f64, lo_h: f64, growth: f64) -> TrendFit {
         span: 3600.0,
         growth,
         recent_slope: slope_h / 3600.0,
+        recent_lo: lo_h / 3600.0,
         recent_hi: (2.0 * slope_h - lo_h) / 3600.0,
     }
 }
@@ -111,6 +112,18 @@ fn the_newer_half_must_keep_up() {
     assert!(!window_calls_leak(r, &f, b, &rules));
     f.recent_slope = mib(70.0) / 3600.0;
     assert!(window_calls_leak(r, &f, b, &rules));
+    // A clean, fast leak: both intervals are narrow, and the newer half is 0.1 % slower than
+    // the whole — significant, not material. It proves the leak on its own: a call.
+    let mut f = fit(mib(1000.0), mib(999.0), mib(1000.0));
+    f.recent_slope = mib(999.0) / 3600.0;
+    f.recent_lo = mib(998.5) / 3600.0;
+    f.recent_hi = mib(999.5) / 3600.0;
+    assert!(window_calls_leak(r, &f, b, &rules));
+    // Significantly above the limit but at under half the window's slope: decelerating.
+    f.recent_slope = mib(400.0) / 3600.0;
+    f.recent_lo = mib(399.0) / 3600.0;
+    f.recent_hi = mib(401.0) / 3600.0;
+    assert!(!window_calls_leak(r, &f, b, &rules));
     // Supporting an existing leak does not look at the halves.
     f.recent_slope = 0.0;
     assert!(window_supports_leak(r, &f, b, &rules));

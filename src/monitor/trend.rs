@@ -137,6 +137,8 @@ pub struct TrendFit {
     pub growth: f64,
     /// Sen's slope of the newer half of the points (the newest ⌈n/2⌉).
     pub recent_slope: f64,
+    /// Lower confidence bound of that slope (−∞ when unbounded).
+    pub recent_lo: f64,
     /// Upper confidence bound of that slope (+∞ when unbounded).
     pub recent_hi: f64,
 }
@@ -418,6 +420,7 @@ impl TrendWindow {
             span,
             growth: st.slope * span,
             recent_slope: recent.slope,
+            recent_lo: recent.slope_lo,
             recent_hi: recent.slope_hi,
         })
     }
