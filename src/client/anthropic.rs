@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{DeltaLens, IsArray, Step, TextLen};
+use super::stream::{checked_body, DeltaLens, IsArray, Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -152,13 +152,12 @@ impl AnthropicStream {
 pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
     let b: Body<'_> = serde_json::from_slice(body)
         .map_err(|_| "response body is not an Anthropic JSON object")?;
-    if b.kind.as_deref() == Some("error") {
-        return Err("error object in a 2xx response");
-    }
-    if b.content.is_none() {
-        return Err("response body has no content array");
-    }
-    Ok(b.usage.and_then(|u| u.output_tokens))
+    checked_body(
+        b.kind.as_deref() == Some("error"),
+        b.content.is_some(),
+        "response body has no content array",
+        b.usage.and_then(|u| u.output_tokens),
+    )
 }
 
 #[cfg(test)]
@@ -233,36 +232,33 @@ mod tests {
     #[test]
     fn tool_use_and_thinking_deltas_are_content_of_their_kind() {
         let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"loc"}}"#
+        for (index, delta, want) in [
+            (
+                1,
+                r#"{"type":"input_json_delta","partial_json":"{\"loc"}"#,
+                Step::Content {
+                    bytes: 5,
+                    kind: DeltaKind::ToolCall,
+                },
             ),
-            Step::Content {
-                bytes: 5,
-                kind: DeltaKind::ToolCall
-            }
-        );
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
+            (
+                0,
+                r#"{"type":"thinking_delta","thinking":"hmm"}"#,
+                Step::Content {
+                    bytes: 3,
+                    kind: DeltaKind::Reasoning,
+                },
             ),
-            Step::Content {
-                bytes: 3,
-                kind: DeltaKind::Reasoning
-            }
-        );
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#
+            (
+                0,
+                r#"{"type":"signature_delta","signature":"EqQB"}"#,
+                Step::Ignore,
             ),
-            Step::Ignore
-        );
+        ] {
+            let data =
+                format!(r#"{{"type":"content_block_delta","index":{index},"delta":{delta}}}"#);
+            assert_eq!(feed(&mut p, "content_block_delta", &data), want, "{delta}");
+        }
     }
 
     #[test]
@@ -286,24 +282,16 @@ mod tests {
 
     #[test]
     fn error_events() {
-        let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
+        for (event, data) in [
+            (
                 "error",
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
             ),
-            Step::ErrorEvent
-        );
-        let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
-                "",
-                r#"{"type":"error","error":{"type":"api_error"}}"#
-            ),
-            Step::ErrorEvent
-        );
+            ("", r#"{"type":"error","error":{"type":"api_error"}}"#),
+        ] {
+            let mut p = AnthropicStream::default();
+            assert_eq!(feed(&mut p, event, data), Step::ErrorEvent, "{data}");
+        }
     }
 
     #[test]
