@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    lay_out_runs, openai_head, openai_stream_end, openai_usage, push_args, push_full_args,
-    push_repeated, Layout, Meta, Piece, StreamFrames, TOOL_NAME,
+    lay_out_runs, openai_body_end, openai_head, openai_stream_end, openai_usage, push_args,
+    push_full_args, push_repeated, Layout, Meta, Piece, StreamFrames, TOOL_NAME,
 };
 
 /// The mid-stream error frame.
@@ -130,14 +130,8 @@ pub(crate) fn body(m: &Meta<'_>) -> bytes::Bytes {
         push_full_args(&mut out, m);
         out.push_str("}}]");
     }
-    let _ = write!(
-        out,
-        ",\"refusal\":null}},\"logprobs\":null,\"finish_reason\":\"{}\"}}],",
-        finish_reason(m)
-    );
-    usage(&mut out, m);
-    out.push('}');
-    bytes::Bytes::from(out)
+    out.push_str(",\"refusal\":null},");
+    openai_body_end(out, finish_reason(m), |o| usage(o, m))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    chat, lay_out_runs, openai_head, openai_stream_end, openai_usage, push_repeated, Layout, Meta,
-    Piece, StreamFrames,
+    chat, lay_out_runs, openai_body_end, openai_head, openai_stream_end, openai_usage,
+    push_repeated, Layout, Meta, Piece, StreamFrames,
 };
 
 fn prefix(out: &mut String, m: &Meta<'_>) {
@@ -64,14 +64,8 @@ pub(crate) fn body(m: &Meta<'_>) -> bytes::Bytes {
     prefix(&mut out, m);
     out.push_str(",\"choices\":[{\"text\":\"");
     push_repeated(&mut out, m.text, m.chunks);
-    let _ = write!(
-        out,
-        "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"{}\"}}],",
-        finish_reason(m)
-    );
-    usage(&mut out, m);
-    out.push('}');
-    bytes::Bytes::from(out)
+    out.push_str("\",\"index\":0,");
+    openai_body_end(out, finish_reason(m), |o| usage(o, m))
 }
 
 #[cfg(test)]

@@ -344,6 +344,22 @@ pub(crate) fn openai_stream_end(
     out.push_str("data: [DONE]\n\n");
 }
 
+/// Ends an OpenAI Chat or Completions body after its choice's own fields: the choice's
+/// `logprobs` and `finish_reason`, then `usage` (written by `usage`).
+pub(crate) fn openai_body_end(
+    mut out: String,
+    finish_reason: &str,
+    usage: impl FnOnce(&mut String),
+) -> Bytes {
+    let _ = write!(
+        out,
+        "\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}],"
+    );
+    usage(&mut out);
+    out.push('}');
+    Bytes::from(out)
+}
+
 /// A body that is neither SSE nor JSON: invalid UTF-8, control bytes, an HTML fragment.
 pub(crate) const GARBAGE: &[u8] =
     b"\xff\xfe\x00\x01<html><body>502 Bad Gateway</body></html>\n\x1b[0m{{{ not json \xc3\x28\n";
