@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{checked_body, DeltaLens, IsArray, Step, TextLen};
+use super::stream::{checked_body, DeltaLens, IsArray, OutputUsage, Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -28,7 +28,7 @@ struct Event<'a> {
     #[serde(default)]
     delta: Option<Delta>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
     #[serde(default)]
     message: Option<Message>,
 }
@@ -46,13 +46,7 @@ struct Delta {
 #[derive(Deserialize)]
 struct Message {
     #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    output_tokens: Option<u64>,
+    usage: Option<OutputUsage>,
 }
 
 /// A whole (non-stream) response body.
@@ -63,7 +57,7 @@ struct Body<'a> {
     #[serde(default)]
     content: Option<IsArray>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
 }
 
 fn len(s: Option<TextLen>) -> usize {

@@ -280,6 +280,13 @@ impl<'de> serde::Deserialize<'de> for IsArray {
     }
 }
 
+/// A `usage` object read for its `output_tokens` alone (Responses and Anthropic).
+#[derive(serde::Deserialize)]
+pub(crate) struct OutputUsage {
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+}
+
 /// The last checks of a non-stream 2xx body, the same for every API that has them: an error
 /// object fails it, then a missing content array (`missing` names it); else its output tokens.
 pub(crate) fn checked_body(
