@@ -29,17 +29,20 @@ fn err(a: &AnalyzeArgs) -> String {
     cmd(a).unwrap_err().to_string()
 }
 
+/// The labels of the command's windows, in order.
+fn labels(c: &Command) -> Vec<&str> {
+    c.settings
+        .windows
+        .iter()
+        .map(|w| w.label.as_str())
+        .collect()
+}
+
 #[test]
 fn csv_files_with_the_monitor_defaults() {
     let c = cmd(&args(|a| a.files = vec!["a.csv".into(), "b.csv".into()])).unwrap();
     assert_eq!(c.input, Input::Csv(vec!["a.csv".into(), "b.csv".into()]));
-    let labels: Vec<&str> = c
-        .settings
-        .windows
-        .iter()
-        .map(|w| w.label.as_str())
-        .collect();
-    assert_eq!(labels, ["5m", "30m", "2h"]);
+    assert_eq!(labels(&c), ["5m", "30m", "2h"]);
     assert_eq!(c.settings.rules, LeakRules::default());
     assert_eq!(c.settings.resource, Resource::Rss);
     assert_eq!(
@@ -239,13 +242,7 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
         a.config = Some(good.clone());
     }))
     .unwrap();
-    let labels: Vec<&str> = c
-        .settings
-        .windows
-        .iter()
-        .map(|w| w.label.as_str())
-        .collect();
-    assert_eq!(labels, ["10m", "1h"]);
+    assert_eq!(labels(&c), ["10m", "1h"]);
     assert_eq!(c.settings.rules.rss_bytes_per_hour, 8.0 * units::MIB);
     assert_eq!(c.settings.rules.rss_fraction_per_hour, 0.01);
     assert_eq!(c.settings.rules.fds_per_hour, 5.0);
