@@ -799,27 +799,11 @@ mod tests {
     #[test]
     fn summary_rates_count_drops_as_scheduled() {
         let snap = Snapshot {
-            run_id: "r".into(),
-            shard: 0,
-            shards: 1,
-            target: "t".into(),
-            phase: "done",
-            elapsed_seconds: 10.0,
-            target_rate: 0.0,
-            achieved_rate: 0.0,
-            in_flight: 0,
-            streams_active: 0,
             requests_sent: 90,
             requests_finished: 90,
             outcomes: [("ok", 80), ("http_5xx", 5), ("cancelled", 5)].into(),
             dropped: [("in_flight_cap", 10)].into(),
-            streams: BTreeMap::new(),
-            output_tokens: 0,
-            latency: Latencies::default(),
-            scenarios: vec![],
-            monitor: None,
-            proxy: None,
-            thresholds: vec![],
+            ..snapshot(None)
         };
         assert_eq!(snap.errors(), 5, "cancelled is not an error");
         let s = Summary::new(snap, Duration::from_secs(10), "pass", 0);

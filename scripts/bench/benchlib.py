@@ -207,13 +207,8 @@ class Proc:
         """Waits up to `timeout` s for the exit (then SIGTERM, SIGKILL); returns the exit code."""
         if self.rc is not None:
             return self.rc
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status, ru = self._wait4(os.WNOHANG)
-            if pid:
-                return self._reaped(status, ru)
-            time.sleep(0.05)
-        self.stop()
+        if self._reap_within(timeout) is None:
+            self.stop()
         return self.rc
 
     def stop(self, sig=signal.SIGTERM, grace=10.0):
@@ -224,18 +219,25 @@ class Proc:
             os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            pid, status, ru = self._wait4(os.WNOHANG)
-            if pid:
-                return self._reaped(status, ru)
-            time.sleep(0.05)
+        if self._reap_within(grace) is not None:
+            return self.rc
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         _, status, ru = self._wait4(0)
         return self._reaped(status, ru)
+
+    def _reap_within(self, timeout):
+        """Polls every 50 ms, up to `timeout` s, for the exit; returns the exit code once reaped,
+        None while the process still runs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status, ru = self._wait4(os.WNOHANG)
+            if pid:
+                return self._reaped(status, ru)
+            time.sleep(0.05)
+        return None
 
     def running(self):
         """True while the process runs; reaps it (keeping its rusage) once it has exited."""
@@ -350,6 +352,16 @@ def capture_mock_answer(cleanup, mock_args, request_body):
     return ctype.split(";")[0], body
 
 
+def nginx_with_mock_answer(cleanup, request, chunks=16):
+    """nginx (one process) serving as a static body `soakd mock`'s answer to `request`: `chunks`
+    chunks of 8 bytes, no delays; returns (Proc, base URL, content-type, body)."""
+    ctype, body = capture_mock_answer(
+        cleanup, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", str(chunks), "--chunk-bytes", "8"],
+        request)
+    nginx, url = start_nginx(cleanup, ctype, body)
+    return nginx, url, ctype, body
+
+
 def nginx_escape(body):
     text = body.decode()
     if "$" in text:
@@ -358,38 +370,17 @@ def nginx_escape(body):
             .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
 
 
-def start_nginx(cleanup, ctype, body, workers=1):
-    """nginx, `workers` worker(s) (1: a single process, master_process off), answering any
-    POST /v1/chat/completions with the static `body`; returns (Proc, base URL)."""
-    root = os.path.join(cleanup.tmp, "nginx")
+def run_nginx(cleanup, name, servers, workers=1):
+    """Starts nginx from a config under cleanup.tmp/`name`: `workers` worker(s) (1: a single
+    process, master_process off), keep-alive tuned for load, temp files under its root, and
+    `servers(root, port)`'s text (upstream and server blocks) inside `http`. Waits for the
+    port; returns (Proc, port)."""
+    root = os.path.join(cleanup.tmp, name)
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
     port = free_port()
-    single = workers == 1
-    escaped = nginx_escape(body)
-    if len(escaped) < 3500:
-        # Small bodies: `return` from memory.
-        location = f"""        location = /v1/chat/completions {{
-            default_type {ctype};
-            return 200 '{escaped}';
-        }}"""
-    else:
-        # Larger bodies do not fit one nginx config token (4 KiB): serve a file. The static
-        # handler answers POST with 405, which `error_page 405 =200 $uri` turns into the file
-        # (an internal redirect as GET).
-        www = os.path.join(root, "www")
-        os.makedirs(os.path.join(www, "v1", "chat"), exist_ok=True)
-        with open(os.path.join(www, "v1", "chat", "completions"), "wb") as f:
-            f.write(body)
-        location = f"""        location = /v1/chat/completions {{
-            root {www};
-            types {{ }}
-            default_type {ctype};
-            etag off;
-            error_page 405 =200 $uri;
-        }}"""
     conf = f"""
 worker_processes {workers};
-master_process {'off' if single else 'on'};
+master_process {'off' if workers == 1 else 'on'};
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/logs/error.log warn;
@@ -404,18 +395,51 @@ http {{
     fastcgi_temp_path {root}/ft;
     uwsgi_temp_path {root}/ut;
     scgi_temp_path {root}/st;
-    server {{
-        listen 127.0.0.1:{port} backlog=8192 reuseport;
-{location}
-        location = /nginx_status {{ stub_status; }}
-    }}
+{servers(root, port)}
 }}
 """
     path = os.path.join(root, "nginx.conf")
     with open(path, "w") as f:
         f.write(conf)
-    p = cleanup.add(Proc([tool("nginx"), "-p", root, "-c", path], "nginx"))
+    p = cleanup.add(Proc([tool("nginx"), "-p", root, "-c", path], name))
     wait_port(port)
+    return p, port
+
+
+def start_nginx(cleanup, ctype, body, workers=1):
+    """nginx, `workers` worker(s) (1: a single process, master_process off), answering any
+    POST /v1/chat/completions with the static `body`; returns (Proc, base URL)."""
+    escaped = nginx_escape(body)
+
+    def servers(root, port):
+        if len(escaped) < 3500:
+            # Small bodies: `return` from memory.
+            location = f"""        location = /v1/chat/completions {{
+            default_type {ctype};
+            return 200 '{escaped}';
+        }}"""
+        else:
+            # Larger bodies do not fit one nginx config token (4 KiB): serve a file. The static
+            # handler answers POST with 405, which `error_page 405 =200 $uri` turns into the
+            # file (an internal redirect as GET).
+            www = os.path.join(root, "www")
+            os.makedirs(os.path.join(www, "v1", "chat"), exist_ok=True)
+            with open(os.path.join(www, "v1", "chat", "completions"), "wb") as f:
+                f.write(body)
+            location = f"""        location = /v1/chat/completions {{
+            root {www};
+            types {{ }}
+            default_type {ctype};
+            etag off;
+            error_page 405 =200 $uri;
+        }}"""
+        return f"""    server {{
+        listen 127.0.0.1:{port} backlog=8192 reuseport;
+{location}
+        location = /nginx_status {{ stub_status; }}
+    }}"""
+
+    p, port = run_nginx(cleanup, "nginx", servers, workers)
     url = f"http://127.0.0.1:{port}"
     status, got_ctype, got = fetch(url + "/v1/chat/completions", "{}")
     if status != 200 or got != body:

@@ -85,10 +85,7 @@ def main():
     load = [b.loadavg()]
     runs = []
     with b.Cleanup() as c:
-        ctype, body = b.capture_mock_answer(
-            c, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", "16", "--chunk-bytes", "8"],
-            REQUEST)
-        nginx, url = b.start_nginx(c, ctype, body)
+        nginx, url, ctype, body = b.nginx_with_mock_answer(c, REQUEST)
         target = url + "/v1/chat/completions"
         print(f"target: nginx 1 process at {target}, static {len(body)}-byte {ctype} body")
         for i in range(args.repeat):

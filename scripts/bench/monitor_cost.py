@@ -43,9 +43,7 @@ def main():
     b.print_machine()
     rows = []
     with b.Cleanup() as c:
-        ctype, body = b.capture_mock_answer(
-            c, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", "16", "--chunk-bytes", "8"], REQUEST)
-        nginx, url = b.start_nginx(c, ctype, body)
+        nginx, url, ctype, body = b.nginx_with_mock_answer(c, REQUEST)
         sleepers = [c.add(b.Proc(["sleep", str(args.duration * args.repeat + 300)], f"sleep{i}"))
                     for i in range(args.processes)]
         procs = "".join(f'\n[[monitor.processes]]\nname = "p{i}"\npid = {p.pid}\n'

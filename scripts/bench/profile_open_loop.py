@@ -33,9 +33,7 @@ def main():
     request = b.chat_request(stream, 64 if stream else 16)
     chunks = "64" if stream else "16"
     with b.Cleanup() as c:
-        ctype, body = b.capture_mock_answer(
-            c, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", chunks, "--chunk-bytes", "8"], request)
-        nginx, url = b.start_nginx(c, ctype, body)
+        nginx, url, ctype, body = b.nginx_with_mock_answer(c, request, chunks=chunks)
         dur = args.seconds + 5
         sc = {"stream": stream, "max_tokens": 64 if stream else 16}
         if stream:

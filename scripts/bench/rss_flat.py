@@ -34,10 +34,7 @@ def main():
 
     b.print_machine()
     with b.Cleanup() as c:
-        ctype, body = b.capture_mock_answer(
-            c, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", "16", "--chunk-bytes", "8"],
-            REQUEST)
-        nginx, url = b.start_nginx(c, ctype, body)
+        nginx, url, ctype, body = b.nginx_with_mock_answer(c, REQUEST)
         target = url + "/v1/chat/completions"
         cfg = b.soakd_config(url, rate, f"{total}s", "@SUMMARY@",
                              {"stream": False, "max_tokens": 16}, max_in_flight=10000)

@@ -41,11 +41,8 @@ def main():
     b.print_machine()
     rows, oha_rows = [], []
     with b.Cleanup() as c:
-        ctype, body = b.capture_mock_answer(
-            c, ["--ttft", "0ms", "--chunk-delay", "0ms", "--chunks", "64", "--chunk-bytes", "8"],
-            REQUEST)
+        nginx, url, ctype, body = b.nginx_with_mock_answer(c, REQUEST, chunks=64)
         frames = body.count(b"data: ")
-        nginx, url = b.start_nginx(c, ctype, body)
         target = url + "/v1/chat/completions"
         print(f"target: nginx 1 process, static {len(body)}-byte {ctype} body, {frames} SSE frames")
         for i, rate in enumerate(rates):

@@ -29,27 +29,8 @@ import benchlib as b  # noqa: E402
 
 
 def nginx_proxy(cleanup, upstream_port, name):
-    root = os.path.join(cleanup.tmp, name)
-    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-    port = b.free_port()
-    conf = f"""
-worker_processes 1;
-master_process off;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log warn;
-worker_rlimit_nofile 65536;
-events {{ worker_connections 32768; multi_accept on; }}
-http {{
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {root}/cbt;
-    proxy_temp_path {root}/pt;
-    fastcgi_temp_path {root}/ft;
-    uwsgi_temp_path {root}/ut;
-    scgi_temp_path {root}/st;
-    upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 512; }}
+    def servers(root, port):
+        return f"""    upstream up {{ server 127.0.0.1:{upstream_port}; keepalive 512; }}
     server {{
         listen 127.0.0.1:{port} backlog=8192 reuseport;
         location /v1/ {{
@@ -58,14 +39,9 @@ http {{
             proxy_set_header Connection "";
             proxy_buffering off;
         }}
-    }}
-}}
-"""
-    path = os.path.join(root, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    p = cleanup.add(b.Proc([b.tool("nginx"), "-p", root, "-c", path], name))
-    b.wait_port(port)
+    }}"""
+
+    p, port = b.run_nginx(cleanup, name, servers)
     return p, f"http://127.0.0.1:{port}"
 
 

@@ -29,17 +29,20 @@ fn err(a: &AnalyzeArgs) -> String {
     cmd(a).unwrap_err().to_string()
 }
 
+/// The labels of the command's windows, in order.
+fn labels(c: &Command) -> Vec<&str> {
+    c.settings
+        .windows
+        .iter()
+        .map(|w| w.label.as_str())
+        .collect()
+}
+
 #[test]
 fn csv_files_with_the_monitor_defaults() {
     let c = cmd(&args(|a| a.files = vec!["a.csv".into(), "b.csv".into()])).unwrap();
     assert_eq!(c.input, Input::Csv(vec!["a.csv".into(), "b.csv".into()]));
-    let labels: Vec<&str> = c
-        .settings
-        .windows
-        .iter()
-        .map(|w| w.label.as_str())
-        .collect();
-    assert_eq!(labels, ["5m", "30m", "2h"]);
+    assert_eq!(labels(&c), ["5m", "30m", "2h"]);
     assert_eq!(c.settings.rules, LeakRules::default());
     assert_eq!(c.settings.resource, Resource::Rss);
     assert_eq!(
@@ -119,53 +122,66 @@ fn end_accepts_unix_seconds_and_rfc3339_with_offsets() {
     }
 }
 
-#[test]
-fn contradictory_or_missing_arguments_are_named() {
-    let e = err(&args(|_| {}));
-    assert!(e.contains("give CSV files"), "{e}");
-    let e = err(&args(|a| {
-        prom(a);
-        a.files = vec!["mem.csv".into()];
-    }));
-    assert!(
-        e.contains("--prometheus") && e.contains("cannot be combined with CSV files (mem.csv)"),
-        "{e}"
-    );
-    let e = err(&args(|a| {
-        prom(a);
-        a.query = None;
-    }));
-    assert!(e.contains("needs --query"), "{e}");
-    let e = err(&args(|a| {
-        prom(a);
-        a.query = Some("  ".into());
-    }));
-    assert!(
-        e.contains("--query") && e.contains("must not be empty"),
-        "{e}"
-    );
-    let e = err(&args(|a| {
-        prom(a);
-        a.range = None;
-    }));
-    assert!(e.contains("needs --range"), "{e}");
-    let e = err(&args(|a| {
-        a.files = vec!["mem.csv".into()];
-        a.query = Some("up".into());
-    }));
-    assert!(
-        e.contains("--query") && e.contains("applies only with --prometheus"),
-        "{e}"
-    );
-    let e = err(&args(|a| {
-        a.files = vec!["mem.csv".into()];
-        a.step = Some("15s".into());
-    }));
-    assert!(e.contains("--step"), "{e}");
-}
-
 /// A change to valid Prometheus arguments.
 type Edit = fn(&mut AnalyzeArgs);
+
+#[test]
+fn contradictory_or_missing_arguments_are_named() {
+    let cases: [(Edit, &[&str]); 7] = [
+        (|_| {}, &["give CSV files"]),
+        (
+            |a| {
+                prom(a);
+                a.files = vec!["mem.csv".into()];
+            },
+            &[
+                "--prometheus",
+                "cannot be combined with CSV files (mem.csv)",
+            ],
+        ),
+        (
+            |a| {
+                prom(a);
+                a.query = None;
+            },
+            &["needs --query"],
+        ),
+        (
+            |a| {
+                prom(a);
+                a.query = Some("  ".into());
+            },
+            &["--query", "must not be empty"],
+        ),
+        (
+            |a| {
+                prom(a);
+                a.range = None;
+            },
+            &["needs --range"],
+        ),
+        (
+            |a| {
+                a.files = vec!["mem.csv".into()];
+                a.query = Some("up".into());
+            },
+            &["--query", "applies only with --prometheus"],
+        ),
+        (
+            |a| {
+                a.files = vec!["mem.csv".into()];
+                a.step = Some("15s".into());
+            },
+            &["--step"],
+        ),
+    ];
+    for (edit, wants) in cases {
+        let e = err(&args(edit));
+        for want in wants {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+}
 
 #[test]
 fn bad_values_are_named() {
@@ -226,13 +242,7 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
         a.config = Some(good.clone());
     }))
     .unwrap();
-    let labels: Vec<&str> = c
-        .settings
-        .windows
-        .iter()
-        .map(|w| w.label.as_str())
-        .collect();
-    assert_eq!(labels, ["10m", "1h"]);
+    assert_eq!(labels(&c), ["10m", "1h"]);
     assert_eq!(c.settings.rules.rss_bytes_per_hour, 8.0 * units::MIB);
     assert_eq!(c.settings.rules.rss_fraction_per_hour, 0.01);
     assert_eq!(c.settings.rules.fds_per_hour, 5.0);

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::monitor::judge::{window_calls_leak, LeakRules, DEFAULT_CONFIRM_SECS};
+use crate::monitor::judge::{LeakRules, DEFAULT_CONFIRM_SECS};
 use crate::monitor::mann_kendall::quantile;
 use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::settings::Window;
@@ -190,7 +190,7 @@ fn window_report(
         mk_p: f.map(|f| f.mk_p),
         period_seconds: f.and_then(|f| f.period),
         growth: f.map(|f| f.growth),
-        leak: f.is_some_and(|f| window_calls_leak(r, f, baseline, rules)),
+        leak: f.is_some_and(|f| rules.window_limits(r, baseline).calls_leak(f)),
     }
 }
 

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{DeltaLens, IsArray, Step, TextLen};
+use super::stream::{checked_body, DeltaLens, IsArray, OutputUsage, Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -28,7 +28,7 @@ struct Event<'a> {
     #[serde(default)]
     delta: Option<Delta>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
     #[serde(default)]
     message: Option<Message>,
 }
@@ -46,13 +46,7 @@ struct Delta {
 #[derive(Deserialize)]
 struct Message {
     #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    output_tokens: Option<u64>,
+    usage: Option<OutputUsage>,
 }
 
 /// A whole (non-stream) response body.
@@ -63,7 +57,7 @@ struct Body<'a> {
     #[serde(default)]
     content: Option<IsArray>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
 }
 
 fn len(s: Option<TextLen>) -> usize {
@@ -152,13 +146,12 @@ impl AnthropicStream {
 pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
     let b: Body<'_> = serde_json::from_slice(body)
         .map_err(|_| "response body is not an Anthropic JSON object")?;
-    if b.kind.as_deref() == Some("error") {
-        return Err("error object in a 2xx response");
-    }
-    if b.content.is_none() {
-        return Err("response body has no content array");
-    }
-    Ok(b.usage.and_then(|u| u.output_tokens))
+    checked_body(
+        b.kind.as_deref() == Some("error"),
+        b.content.is_some(),
+        "response body has no content array",
+        b.usage.and_then(|u| u.output_tokens),
+    )
 }
 
 #[cfg(test)]
@@ -233,36 +226,33 @@ mod tests {
     #[test]
     fn tool_use_and_thinking_deltas_are_content_of_their_kind() {
         let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"loc"}}"#
+        for (index, delta, want) in [
+            (
+                1,
+                r#"{"type":"input_json_delta","partial_json":"{\"loc"}"#,
+                Step::Content {
+                    bytes: 5,
+                    kind: DeltaKind::ToolCall,
+                },
             ),
-            Step::Content {
-                bytes: 5,
-                kind: DeltaKind::ToolCall
-            }
-        );
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
+            (
+                0,
+                r#"{"type":"thinking_delta","thinking":"hmm"}"#,
+                Step::Content {
+                    bytes: 3,
+                    kind: DeltaKind::Reasoning,
+                },
             ),
-            Step::Content {
-                bytes: 3,
-                kind: DeltaKind::Reasoning
-            }
-        );
-        assert_eq!(
-            feed(
-                &mut p,
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#
+            (
+                0,
+                r#"{"type":"signature_delta","signature":"EqQB"}"#,
+                Step::Ignore,
             ),
-            Step::Ignore
-        );
+        ] {
+            let data =
+                format!(r#"{{"type":"content_block_delta","index":{index},"delta":{delta}}}"#);
+            assert_eq!(feed(&mut p, "content_block_delta", &data), want, "{delta}");
+        }
     }
 
     #[test]
@@ -286,24 +276,16 @@ mod tests {
 
     #[test]
     fn error_events() {
-        let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
+        for (event, data) in [
+            (
                 "error",
-                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
             ),
-            Step::ErrorEvent
-        );
-        let mut p = AnthropicStream::default();
-        assert_eq!(
-            feed(
-                &mut p,
-                "",
-                r#"{"type":"error","error":{"type":"api_error"}}"#
-            ),
-            Step::ErrorEvent
-        );
+            ("", r#"{"type":"error","error":{"type":"api_error"}}"#),
+        ] {
+            let mut p = AnthropicStream::default();
+            assert_eq!(feed(&mut p, event, data), Step::ErrorEvent, "{data}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{DeltaKind, DeltaLens, HasLen, IsArray, Step, SumLen, TextLen};
+use super::stream::{checked_body, DeltaKind, DeltaLens, HasLen, IsArray, Step, SumLen, TextLen};
 
 /// One chunk of an OpenAI-style stream whose choices are `C`.
 #[derive(Deserialize)]
@@ -204,13 +204,12 @@ pub fn parse_body(body: &[u8]) -> Result<Option<u64>, &'static str> {
 /// completion tokens when present.
 pub fn parse_choices_body<C: ChoiceKind>(body: &[u8]) -> Result<Option<u64>, &'static str> {
     let b: Body = serde_json::from_slice(body).map_err(|_| C::BAD_BODY)?;
-    if b.error.is_some() {
-        return Err("error object in a 2xx response");
-    }
-    if b.choices.is_none() {
-        return Err("response body has no choices array");
-    }
-    Ok(b.usage.and_then(|u| u.completion_tokens))
+    checked_body(
+        b.error.is_some(),
+        b.choices.is_some(),
+        "response body has no choices array",
+        b.usage.and_then(|u| u.completion_tokens),
+    )
 }
 
 #[cfg(test)]

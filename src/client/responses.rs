@@ -34,7 +34,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::SseEvent;
-use super::stream::{DeltaKind, DeltaLens, IsArray, Step, TextLen};
+use super::stream::{DeltaKind, DeltaLens, IsArray, OutputUsage, Step, TextLen};
 
 #[derive(Deserialize)]
 struct Event<'a> {
@@ -56,7 +56,7 @@ struct TypeOnly<'a> {
 #[derive(Deserialize)]
 struct Response<'a> {
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
     #[serde(default, borrow)]
     incomplete_details: Option<Incomplete<'a>>,
 }
@@ -65,12 +65,6 @@ struct Response<'a> {
 struct Incomplete<'a> {
     #[serde(default, borrow)]
     reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -84,7 +78,7 @@ struct Body<'a> {
     #[serde(default, borrow)]
     incomplete_details: Option<Incomplete<'a>>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<OutputUsage>,
 }
 
 /// The token budget reason of `response.incomplete`, which still counts as a full answer.

@@ -280,6 +280,30 @@ impl<'de> serde::Deserialize<'de> for IsArray {
     }
 }
 
+/// A `usage` object read for its `output_tokens` alone (Responses and Anthropic).
+#[derive(serde::Deserialize)]
+pub(crate) struct OutputUsage {
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+}
+
+/// The last checks of a non-stream 2xx body, the same for every API that has them: an error
+/// object fails it, then a missing content array (`missing` names it); else its output tokens.
+pub(crate) fn checked_body(
+    is_error: bool,
+    has_content: bool,
+    missing: &'static str,
+    tokens: Option<u64>,
+) -> Result<Option<u64>, &'static str> {
+    if is_error {
+        return Err("error object in a 2xx response");
+    }
+    if !has_content {
+        return Err(missing);
+    }
+    Ok(tokens)
+}
+
 /// Checks a whole non-stream 2xx body: valid JSON of the API's shape and not an error object.
 /// `inputs` is the number of inputs sent (embeddings must answer one embedding per input).
 /// Returns the output tokens from its usage when present.

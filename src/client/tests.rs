@@ -535,6 +535,23 @@ async fn stream_failures_are_classified_and_recorded_once() {
     }
 }
 
+/// Runs one request on its own task, so the test can act while it is in flight.
+fn spawn_run(h: &std::sync::Arc<Harness>, spec: RequestSpec) -> JoinHandle<RequestReport> {
+    let (h, spec) = (h.clone(), spec);
+    tokio::spawn(async move { h.run(&spec, None).await })
+}
+
+/// Polls `done` every 10 ms until it holds; fails with `what` after [`T`].
+async fn wait_until(done: impl Fn() -> bool, what: &str) {
+    timeout(T, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 #[tokio::test]
 async fn an_abort_is_recorded_once_as_cancelled_with_what_had_arrived() {
     let server = Server::start(vec![vec![
@@ -546,18 +563,12 @@ async fn an_abort_is_recorded_once_as_cancelled_with_what_had_arrived() {
     ]])
     .await;
     let h = std::sync::Arc::new(Harness::quick());
-    let spec = std::sync::Arc::new(openai_spec(&server));
-    let task = {
-        let (h, spec) = (h.clone(), spec.clone());
-        tokio::spawn(async move { h.run(&spec, None).await })
-    };
-    timeout(T, async {
-        while h.counter(&h.metrics.stream_chunks_total) < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("chunks never arrived");
+    let task = spawn_run(&h, openai_spec(&server));
+    wait_until(
+        || h.counter(&h.metrics.stream_chunks_total) >= 2,
+        "chunks never arrived",
+    )
+    .await;
     h.abort.cancel();
     let r = timeout(T, task).await.expect("abort").expect("task");
     assert_eq!(r.outcome, Outcome::Cancelled);
@@ -597,21 +608,6 @@ async fn status_429_and_503_are_classified_and_their_bodies_drained() {
 }
 
 #[tokio::test]
-async fn silent_server_is_a_timeout() {
-    let server = Server::start(vec![vec![Act::Read, Act::Hang]]).await;
-    let h = Harness::new(ClientSettings {
-        request_timeout: Duration::from_millis(300),
-        ..ClientSettings::default()
-    });
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::Timeout);
-    h.assert_only(Outcome::Timeout);
-    h.assert_stream(None);
-    assert!(r.duration >= Duration::from_millis(300));
-    server.handle.abort();
-}
-
-#[tokio::test]
 async fn refused_port_is_a_connect_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -632,86 +628,124 @@ async fn refused_port_is_a_connect_error() {
 }
 
 #[tokio::test]
-async fn endless_stream_hits_the_stream_timeout() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD),
-        w(&oai("first")),
-        Act::Repeat(b": ping\n\n".to_vec(), Duration::from_millis(30)),
-    ]])
-    .await;
-    let h = Harness::new(ClientSettings {
-        stream_timeout: Duration::from_millis(500),
-        ..ClientSettings::default()
-    });
-    let r = h.run(&openai_spec(&server), None).await;
-    assert_eq!(r.outcome, Outcome::Timeout);
-    h.assert_only(Outcome::Timeout);
-    h.assert_stream(Some(StreamResult::Timeout));
-    assert_eq!(r.chunks, 1);
-    assert!(r.duration >= Duration::from_millis(500));
-    server.join().await;
-}
-
-#[tokio::test]
-async fn cancel_after_chunks_drops_the_stream() {
-    let mut script = vec![Act::Read, w(SSE_HEAD), w(ROLE)];
-    for i in 0..6 {
-        script.push(w(&oai(&format!("t{i}"))));
-        script.push(Act::Sleep(Duration::from_millis(30)));
+async fn a_request_ends_at_its_timeout_or_cancel_point() {
+    struct Case {
+        name: &'static str,
+        script: Vec<Act>,
+        settings: ClientSettings,
+        cancel: Option<CancelAt>,
+        outcome: Outcome,
+        stream: Option<StreamResult>,
+        /// The chunks the report and `stream_chunks_total` hold, at least and at most.
+        chunks: (u64, u64),
+        /// The request lasted at least this long.
+        at_least: Duration,
+        /// The script ends by itself once the client goes (else it hangs and is aborted).
+        server_ends: bool,
     }
-    script.push(w(DONE));
-    let server = Server::start(vec![script]).await;
-    let h = Harness::quick();
-    let r = h
-        .run(&openai_spec(&server), Some(CancelAt::AfterChunks(2)))
-        .await;
-    assert_eq!(r.outcome, Outcome::Cancelled);
-    h.assert_only(Outcome::Cancelled);
-    h.assert_stream(Some(StreamResult::Cancelled));
-    assert_eq!(r.chunks, 2);
-    assert_eq!(h.counter(&h.metrics.stream_chunks_total), 2);
-    server.join().await;
-}
-
-#[tokio::test]
-async fn cancel_after_time_drops_a_slow_stream() {
-    let server = Server::start(vec![vec![
-        Act::Read,
-        w(SSE_HEAD),
-        w(&oai("a")),
-        Act::Repeat(oai("slow").into_bytes(), Duration::from_millis(100)),
-    ]])
-    .await;
-    let h = Harness::quick();
-    let cancel = Duration::from_millis(350);
-    let r = h
-        .run(&openai_spec(&server), Some(CancelAt::AfterTime(cancel)))
-        .await;
-    assert_eq!(r.outcome, Outcome::Cancelled);
-    h.assert_only(Outcome::Cancelled);
-    h.assert_stream(Some(StreamResult::Cancelled));
-    assert!(r.chunks >= 1);
-    assert!(r.duration >= cancel);
-    server.join().await;
+    let mut six_chunks = vec![Act::Read, w(SSE_HEAD), w(ROLE)];
+    for i in 0..6 {
+        six_chunks.push(w(&oai(&format!("t{i}"))));
+        six_chunks.push(Act::Sleep(Duration::from_millis(30)));
+    }
+    six_chunks.push(w(DONE));
+    let cases = [
+        Case {
+            name: "silent server: request_timeout",
+            script: vec![Act::Read, Act::Hang],
+            settings: ClientSettings {
+                request_timeout: Duration::from_millis(300),
+                ..ClientSettings::default()
+            },
+            cancel: None,
+            outcome: Outcome::Timeout,
+            stream: None,
+            chunks: (0, 0),
+            at_least: Duration::from_millis(300),
+            server_ends: false,
+        },
+        Case {
+            name: "endless stream: stream_timeout",
+            script: vec![
+                Act::Read,
+                w(SSE_HEAD),
+                w(&oai("first")),
+                Act::Repeat(b": ping\n\n".to_vec(), Duration::from_millis(30)),
+            ],
+            settings: ClientSettings {
+                stream_timeout: Duration::from_millis(500),
+                ..ClientSettings::default()
+            },
+            cancel: None,
+            outcome: Outcome::Timeout,
+            stream: Some(StreamResult::Timeout),
+            chunks: (1, 1),
+            at_least: Duration::from_millis(500),
+            server_ends: true,
+        },
+        Case {
+            name: "cancel after 2 chunks",
+            script: six_chunks,
+            settings: quick_settings(),
+            cancel: Some(CancelAt::AfterChunks(2)),
+            outcome: Outcome::Cancelled,
+            stream: Some(StreamResult::Cancelled),
+            chunks: (2, 2),
+            at_least: Duration::ZERO,
+            server_ends: true,
+        },
+        Case {
+            name: "cancel after 350 ms of a slow stream",
+            script: vec![
+                Act::Read,
+                w(SSE_HEAD),
+                w(&oai("a")),
+                Act::Repeat(oai("slow").into_bytes(), Duration::from_millis(100)),
+            ],
+            settings: quick_settings(),
+            cancel: Some(CancelAt::AfterTime(Duration::from_millis(350))),
+            outcome: Outcome::Cancelled,
+            stream: Some(StreamResult::Cancelled),
+            chunks: (1, u64::MAX),
+            at_least: Duration::from_millis(350),
+            server_ends: true,
+        },
+    ];
+    for c in cases {
+        let server = Server::start(vec![c.script]).await;
+        let h = Harness::new(c.settings);
+        let r = h.run(&openai_spec(&server), c.cancel).await;
+        assert_eq!(r.outcome, c.outcome, "{}", c.name);
+        h.assert_only(c.outcome);
+        h.assert_stream(c.stream);
+        let (lo, hi) = c.chunks;
+        assert!(
+            (lo..=hi).contains(&r.chunks),
+            "{}: {} chunks",
+            c.name,
+            r.chunks
+        );
+        let counted = h.counter(&h.metrics.stream_chunks_total);
+        assert!(
+            (lo..=hi).contains(&counted),
+            "{}: {counted} counted",
+            c.name
+        );
+        assert!(r.duration >= c.at_least, "{}: {:?}", c.name, r.duration);
+        if c.server_ends {
+            server.join().await;
+        } else {
+            server.handle.abort();
+        }
+    }
 }
 
 #[tokio::test]
 async fn dropping_execute_still_decrements_streams_active() {
     let server = Server::start(vec![vec![Act::Read, w(SSE_HEAD), w(&oai("a")), Act::Hang]]).await;
     let h = std::sync::Arc::new(Harness::quick());
-    let spec = std::sync::Arc::new(openai_spec(&server));
-    let task = {
-        let (h, spec) = (h.clone(), spec.clone());
-        tokio::spawn(async move { h.run(&spec, None).await })
-    };
-    timeout(T, async {
-        while h.active() != 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("stream never opened");
+    let task = spawn_run(&h, openai_spec(&server));
+    wait_until(|| h.active() == 1, "stream never opened").await;
     assert_eq!(h.open(), 1, "the open-stream signal counts the open stream");
     task.abort();
     assert!(timeout(T, task).await.expect("abort").is_err());

@@ -40,22 +40,23 @@ impl Row {
         }
     }
 
-    fn change_text(&self) -> String {
-        let unit = if self.unit == RowUnit::Percent {
+    /// The unit of `change` and `limit`: percentage points for a ratio row, else %.
+    fn change_unit(&self) -> &'static str {
+        if self.unit == RowUnit::Percent {
             "pp"
         } else {
             "%"
-        };
-        self.change.map_or("-".into(), |c| signed(c, unit))
+        }
+    }
+
+    fn change_text(&self) -> String {
+        self.change
+            .map_or("-".into(), |c| signed(c, self.change_unit()))
     }
 
     fn limit_text(&self) -> String {
-        let unit = if self.unit == RowUnit::Percent {
-            "pp"
-        } else {
-            "%"
-        };
-        self.limit.map_or("-".into(), |l| signed(l, unit))
+        self.limit
+            .map_or("-".into(), |l| signed(l, self.change_unit()))
     }
 }
 

@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Extension;
 use axum::Router;
 
@@ -21,11 +21,11 @@ use super::tap::{stamp_entry, Entry, ProbeGuard};
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let tapped = shared.tap.is_some();
     let r = Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/responses", post(responses_api))
-        .route("/v1/completions", post(completions_api))
-        .route("/v1/embeddings", post(embeddings_api))
-        .route("/v1/messages", post(messages))
+        .route("/v1/chat/completions", api_route(Api::Chat))
+        .route("/v1/responses", api_route(Api::Responses))
+        .route("/v1/completions", api_route(Api::Completions))
+        .route("/v1/embeddings", api_route(Api::Embeddings))
+        .route("/v1/messages", api_route(Api::Anthropic))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -143,49 +143,16 @@ impl<'de> serde::Deserialize<'de> for InputCount {
     }
 }
 
-async fn chat_completions(
-    State(s): State<Arc<Shared>>,
-    entry: Option<Extension<Entry>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, Api::Chat, &body, Arrival { entry, headers }).await
-}
-
-async fn responses_api(
-    State(s): State<Arc<Shared>>,
-    entry: Option<Extension<Entry>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, Api::Responses, &body, Arrival { entry, headers }).await
-}
-
-async fn completions_api(
-    State(s): State<Arc<Shared>>,
-    entry: Option<Extension<Entry>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, Api::Completions, &body, Arrival { entry, headers }).await
-}
-
-async fn embeddings_api(
-    State(s): State<Arc<Shared>>,
-    entry: Option<Extension<Entry>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, Api::Embeddings, &body, Arrival { entry, headers }).await
-}
-
-async fn messages(
-    State(s): State<Arc<Shared>>,
-    entry: Option<Extension<Entry>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, Api::Anthropic, &body, Arrival { entry, headers }).await
+/// The `POST` route of one API's endpoint: every endpoint answers through [`answer`].
+fn api_route(api: Api) -> MethodRouter<Arc<Shared>> {
+    post(
+        move |State(s): State<Arc<Shared>>,
+              entry: Option<Extension<Entry>>,
+              headers: HeaderMap,
+              body: Bytes| async move {
+            answer(&s, api, &body, Arrival { entry, headers }).await
+        },
+    )
 }
 
 async fn healthz() -> &'static str {

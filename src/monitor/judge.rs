@@ -147,56 +147,57 @@ impl LeakRules {
     }
 }
 
-/// Whether one window's fit calls a leak (module rules).
-pub fn window_calls_leak(
-    r: Resource,
-    fit: &TrendFit,
-    baseline: Option<f64>,
-    rules: &LeakRules,
-) -> bool {
-    let limit = rules.rate_limit(r, baseline);
-    let recent_keeps_up = if fit.recent_hi.is_finite() {
-        fit.recent_hi >= fit.slope
-            || (fit.recent_lo * 3600.0 > limit && fit.recent_slope >= 0.5 * fit.slope)
-    } else {
-        fit.recent_slope * 3600.0 > limit
-    };
-    fit.slope_lo * 3600.0 > limit && fit.growth > rules.growth_floor(r, baseline) && recent_keeps_up
+/// The two thresholds one window of a resource is judged against (module rules).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowLimits {
+    /// `limit`: the rate per hour (∞ for RSS without a baseline).
+    pub limit: f64,
+    /// `floor`: the growth the fit must exceed.
+    pub floor: f64,
 }
 
-/// Whether one window's fit still supports a leak already called (module rules).
-pub fn window_supports_leak(
-    r: Resource,
-    fit: &TrendFit,
-    baseline: Option<f64>,
-    rules: &LeakRules,
-) -> bool {
-    let limit = rules.rate_limit(r, baseline);
-    fit.slope * 3600.0 > limit
-        && fit.recent_hi * 3600.0 >= limit
-        && fit.growth > rules.growth_floor(r, baseline)
+impl LeakRules {
+    /// The limits for resource `r` with this baseline.
+    pub fn window_limits(&self, r: Resource, baseline: Option<f64>) -> WindowLimits {
+        WindowLimits {
+            limit: self.rate_limit(r, baseline),
+            floor: self.growth_floor(r, baseline),
+        }
+    }
 }
 
-/// Whether a window's confidence interval is no wider than the threshold (module rules).
-pub fn window_resolves(
-    r: Resource,
-    fit: &TrendFit,
-    baseline: Option<f64>,
-    rules: &LeakRules,
-) -> bool {
-    (fit.slope_hi - fit.slope_lo) * 3600.0 <= rules.rate_limit(r, baseline)
-}
+impl WindowLimits {
+    /// Whether one window's fit calls a leak (module rules).
+    pub fn calls_leak(&self, fit: &TrendFit) -> bool {
+        let limit = self.limit;
+        let recent_keeps_up = if fit.recent_hi.is_finite() {
+            fit.recent_hi >= fit.slope
+                || (fit.recent_lo * 3600.0 > limit && fit.recent_slope >= 0.5 * fit.slope)
+        } else {
+            fit.recent_slope * 3600.0 > limit
+        };
+        fit.slope_lo * 3600.0 > limit && fit.growth > self.floor && recent_keeps_up
+    }
 
-/// Whether growth at the threshold rate across the window's points would pass the growth
-/// floor: a window too short for that (a 5 min window of a 1 GiB process: 50 MiB/h × 5 min =
-/// 4.2 MiB under a 20 MiB floor) cannot call a leak near the threshold, so it is not asked to.
-pub fn window_reaches_floor(
-    r: Resource,
-    fit: &TrendFit,
-    baseline: Option<f64>,
-    rules: &LeakRules,
-) -> bool {
-    rules.rate_limit(r, baseline) / 3600.0 * fit.span >= rules.growth_floor(r, baseline)
+    /// Whether one window's fit still supports a leak already called (module rules).
+    pub fn supports_leak(&self, fit: &TrendFit) -> bool {
+        fit.slope * 3600.0 > self.limit
+            && fit.recent_hi * 3600.0 >= self.limit
+            && fit.growth > self.floor
+    }
+
+    /// Whether a window's confidence interval is no wider than the threshold (module rules).
+    pub fn resolves(&self, fit: &TrendFit) -> bool {
+        (fit.slope_hi - fit.slope_lo) * 3600.0 <= self.limit
+    }
+
+    /// Whether growth at the threshold rate across the window's points would pass the growth
+    /// floor: a window too short for that (a 5 min window of a 1 GiB process: 50 MiB/h × 5 min
+    /// = 4.2 MiB under a 20 MiB floor) cannot call a leak near the threshold, so it is not
+    /// asked to.
+    pub fn reaches_floor(&self, fit: &TrendFit) -> bool {
+        self.limit / 3600.0 * fit.span >= self.floor
+    }
 }
 
 /// A resource's raw verdict from its window fits (shortest window first) and whether the
@@ -211,15 +212,16 @@ pub fn resource_verdict(
     let Some((Some(long), shorter)) = fits.split_last() else {
         return Verdict::Unknown;
     };
+    let limits = rules.window_limits(r, baseline);
     let judge = if was_leak {
-        window_supports_leak
+        WindowLimits::supports_leak
     } else {
-        window_calls_leak
+        WindowLimits::calls_leak
     };
-    let mut leak = judge(r, long, baseline, rules);
+    let mut leak = judge(&limits, long);
     for f in shorter.iter().flatten() {
-        if window_resolves(r, f, baseline, rules) && window_reaches_floor(r, f, baseline, rules) {
-            leak &= judge(r, f, baseline, rules);
+        if limits.resolves(f) && limits.reaches_floor(f) {
+            leak &= judge(&limits, f);
         } else if !was_leak {
             leak &= f.slope_hi >= long.slope_lo;
         }

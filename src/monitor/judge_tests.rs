@@ -34,66 +34,51 @@ fn rss_needs_both_rates_and_the_floor() {
     let r = Resource::Rss;
     let f = fit(mib(80.0), mib(60.0), mib(20.0));
     // 100 MiB baseline: limit max(50, 10) = 50 MiB/h < 60.
-    assert!(window_calls_leak(r, &f, Some(mib(100.0)), &rules));
+    assert!(rules.window_limits(r, Some(mib(100.0))).calls_leak(&f));
     // 1 GiB baseline: limit max(50, 102.4) MiB/h > 60.
-    assert!(!window_calls_leak(r, &f, Some(mib(1024.0)), &rules));
+    assert!(!rules.window_limits(r, Some(mib(1024.0))).calls_leak(&f));
     // No baseline: never.
-    assert!(!window_calls_leak(r, &f, None, &rules));
+    assert!(!rules.window_limits(r, None).calls_leak(&f));
     // The slope passes but its lower bound does not.
     let unsure = fit(mib(200.0), mib(40.0), mib(50.0));
-    assert!(!window_calls_leak(r, &unsure, Some(mib(100.0)), &rules));
+    assert!(!rules.window_limits(r, Some(mib(100.0))).calls_leak(&unsure));
     // Floor: 3 MiB < 4 MiB; with a 400 MiB baseline 6 MiB < 2 % = 8 MiB.
-    assert!(!window_calls_leak(
-        r,
-        &fit(mib(80.0), mib(60.0), mib(3.0)),
-        Some(mib(100.0)),
-        &rules
-    ));
-    assert!(!window_calls_leak(
-        r,
-        &fit(mib(80.0), mib(60.0), mib(6.0)),
-        Some(mib(400.0)),
-        &rules
-    ));
-    assert!(window_calls_leak(
-        r,
-        &fit(mib(80.0), mib(60.0), mib(9.0)),
-        Some(mib(400.0)),
-        &rules
-    ));
+    assert!(!rules.window_limits(r, Some(mib(100.0))).calls_leak(&fit(
+        mib(80.0),
+        mib(60.0),
+        mib(3.0)
+    )));
+    assert!(!rules.window_limits(r, Some(mib(400.0))).calls_leak(&fit(
+        mib(80.0),
+        mib(60.0),
+        mib(6.0)
+    )));
+    assert!(rules.window_limits(r, Some(mib(400.0))).calls_leak(&fit(
+        mib(80.0),
+        mib(60.0),
+        mib(9.0)
+    )));
     // An unbounded interval never calls.
     let mut open = f;
     open.slope_lo = f64::NEG_INFINITY;
-    assert!(!window_calls_leak(r, &open, Some(mib(100.0)), &rules));
+    assert!(!rules.window_limits(r, Some(mib(100.0))).calls_leak(&open));
 }
 
 #[test]
 fn fds_and_threads_use_their_rates_without_a_floor() {
     let rules = LeakRules::default();
-    assert!(window_calls_leak(
-        Resource::Fds,
-        &fit(90.0, 61.0, 0.5),
-        None,
-        &rules
-    ));
-    assert!(!window_calls_leak(
-        Resource::Fds,
-        &fit(90.0, 59.0, 50.0),
-        None,
-        &rules
-    ));
-    assert!(window_calls_leak(
-        Resource::Threads,
-        &fit(40.0, 31.0, 1.0),
-        None,
-        &rules
-    ));
-    assert!(!window_calls_leak(
-        Resource::Threads,
-        &fit(40.0, 29.0, 9.0),
-        None,
-        &rules
-    ));
+    assert!(rules
+        .window_limits(Resource::Fds, None)
+        .calls_leak(&fit(90.0, 61.0, 0.5)));
+    assert!(!rules
+        .window_limits(Resource::Fds, None)
+        .calls_leak(&fit(90.0, 59.0, 50.0)));
+    assert!(rules
+        .window_limits(Resource::Threads, None)
+        .calls_leak(&fit(40.0, 31.0, 1.0)));
+    assert!(!rules
+        .window_limits(Resource::Threads, None)
+        .calls_leak(&fit(40.0, 29.0, 9.0)));
     assert_eq!(rules.growth_floor(Resource::Fds, None), 0.0);
 }
 
@@ -102,31 +87,31 @@ fn the_newer_half_must_keep_up() {
     let rules = LeakRules::default();
     let (r, b) = (Resource::Rss, Some(mib(100.0)));
     let mut f = fit(mib(80.0), mib(60.0), mib(20.0));
-    assert!(window_calls_leak(r, &f, b, &rules));
+    assert!(rules.window_limits(r, b).calls_leak(&f));
     // The newer half is significantly slower than the whole: an old ramp, a recent plateau.
     f.recent_slope = mib(2.0) / 3600.0;
     f.recent_hi = mib(30.0) / 3600.0;
-    assert!(!window_calls_leak(r, &f, b, &rules));
+    assert!(!rules.window_limits(r, b).calls_leak(&f));
     // Too few points for its interval: its own slope decides.
     f.recent_hi = f64::INFINITY;
-    assert!(!window_calls_leak(r, &f, b, &rules));
+    assert!(!rules.window_limits(r, b).calls_leak(&f));
     f.recent_slope = mib(70.0) / 3600.0;
-    assert!(window_calls_leak(r, &f, b, &rules));
+    assert!(rules.window_limits(r, b).calls_leak(&f));
     // A clean, fast leak: both intervals are narrow, and the newer half is 0.1 % slower than
     // the whole — significant, not material. It proves the leak on its own: a call.
     let mut f = fit(mib(1000.0), mib(999.0), mib(1000.0));
     f.recent_slope = mib(999.0) / 3600.0;
     f.recent_lo = mib(998.5) / 3600.0;
     f.recent_hi = mib(999.5) / 3600.0;
-    assert!(window_calls_leak(r, &f, b, &rules));
+    assert!(rules.window_limits(r, b).calls_leak(&f));
     // Significantly above the limit but at under half the window's slope: decelerating.
     f.recent_slope = mib(400.0) / 3600.0;
     f.recent_lo = mib(399.0) / 3600.0;
     f.recent_hi = mib(401.0) / 3600.0;
-    assert!(!window_calls_leak(r, &f, b, &rules));
+    assert!(!rules.window_limits(r, b).calls_leak(&f));
     // Supporting an existing leak does not look at the halves.
     f.recent_slope = 0.0;
-    assert!(window_supports_leak(r, &f, b, &rules));
+    assert!(rules.window_limits(r, b).supports_leak(&f));
 }
 
 #[test]
@@ -140,8 +125,8 @@ fn resource_verdict_rules() {
         fit(mib(80.0), mib(60.0), mib(20.0)),
         fit(mib(20.0), mib(-60.0), mib(5.0)),
     );
-    assert!(window_resolves(r, &leak_fit, b, &rules));
-    assert!(!window_resolves(r, &noisy_fit, b, &rules));
+    assert!(rules.window_limits(r, b).resolves(&leak_fit));
+    assert!(!rules.window_limits(r, b).resolves(&noisy_fit));
     let (leak, noisy) = (Some(leak_fit), Some(noisy_fit));
     let flat = Some(fit(mib(1.0), mib(-5.0), mib(0.2)));
     let low = Some(fit(mib(0.0), mib(-40.0), 0.0));
@@ -218,8 +203,8 @@ fn a_called_leak_stays_while_the_estimates_support_it() {
         resource_verdict(r, &[small, sure], b, &rules, true),
         Verdict::Ok
     );
-    assert!(window_supports_leak(r, &unsure_fit, b, &rules));
-    assert!(!window_calls_leak(r, &unsure_fit, b, &rules));
+    assert!(rules.window_limits(r, b).supports_leak(&unsure_fit));
+    assert!(!rules.window_limits(r, b).calls_leak(&unsure_fit));
 }
 
 #[test]

@@ -6,18 +6,25 @@ use super::*;
 
 use crate::units::MIB;
 
-fn monitor(windows: &[&str], interval: &str) -> Monitor {
-    let raw = RawMonitor {
+/// A monitor section watching one process, "target" (pid 1), with no warm-up.
+pub(super) fn raw_target(windows: &[&str], interval: &str) -> RawMonitor {
+    RawMonitor {
         sample_interval: Some(interval.into()),
         warmup: Some("0s".into()),
         windows: Some(windows.iter().map(|s| s.to_string()).collect()),
-        burst_settle: Some("30s".into()),
         processes: vec![RawProcess {
             name: "target".into(),
             pid: Some(1),
             ..RawProcess::default()
         }],
         ..RawMonitor::default()
+    }
+}
+
+fn monitor(windows: &[&str], interval: &str) -> Monitor {
+    let raw = RawMonitor {
+        burst_settle: Some("30s".into()),
+        ..raw_target(windows, interval)
     };
     let metrics = Arc::new(Metrics::new("t", "0").unwrap());
     Monitor::new(

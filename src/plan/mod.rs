@@ -174,25 +174,18 @@ impl OpenPlan {
     fn segment(&self, t: Duration) -> (f64, f64, Option<Duration>, RateAt) {
         let (base, slope, base_end) = self.base_segment(t);
         let ramping = slope.abs() > f64::EPSILON;
+        let base_at = RateAt {
+            rate: base,
+            phase: if ramping { Phase::Ramp } else { Phase::Steady },
+            burst: false,
+        };
         let Some(b) = &self.burst else {
-            let phase = if ramping { Phase::Ramp } else { Phase::Steady };
-            let at = RateAt {
-                rate: base,
-                phase,
-                burst: false,
-            };
-            return (base, slope, base_end, at);
+            return (base, slope, base_end, base_at);
         };
         let (active, burst_end) = Self::burst_segment(b, t);
         let end = Some(base_end.map_or(burst_end, |e| e.min(burst_end)));
         if !active {
-            let phase = if ramping { Phase::Ramp } else { Phase::Steady };
-            let at = RateAt {
-                rate: base,
-                phase,
-                burst: false,
-            };
-            return (base, slope, end, at);
+            return (base, slope, end, base_at);
         }
         let (rate, slope) = match b.rate {
             BurstRate::Absolute(r) => (r, 0.0),

@@ -270,20 +270,12 @@ impl Series {
             *d = now.saturating_sub(before);
         }
         if let Some(cur) = input.latency.take() {
-            let (recent, run) = (&mut self.recent.open, &mut self.run.open);
-            each_new_value(&cur, self.prev.latency.as_ref(), |v, n| {
-                recent.record_latency(v, n);
-                run.record_latency(v, n);
-            });
-            self.prev.latency = Some(cur);
+            let opens = [&mut self.recent.open, &mut self.run.open];
+            record_new(cur, &mut self.prev.latency, opens, Open::record_latency);
         }
         if let Some(cur) = input.ttft.take() {
-            let (recent, run) = (&mut self.recent.open, &mut self.run.open);
-            each_new_value(&cur, self.prev.ttft.as_ref(), |v, n| {
-                recent.record_ttft(v, n);
-                run.record_ttft(v, n);
-            });
-            self.prev.ttft = Some(cur);
+            let opens = [&mut self.recent.open, &mut self.run.open];
+            record_new(cur, &mut self.prev.ttft, opens, Open::record_ttft);
         }
         if let Some(report) = input.monitor.take() {
             self.read_processes(&report);
@@ -352,6 +344,22 @@ impl Series {
             + self.slots.capacity() * std::mem::size_of::<[Option<f64>; 3]>()
             + monitor
     }
+}
+
+/// Records the values `cur` holds beyond `prev` into both open points with `record`, then
+/// keeps `cur` as `prev`.
+fn record_new(
+    cur: Histogram<u64>,
+    prev: &mut Option<Histogram<u64>>,
+    opens: [&mut Open; 2],
+    record: fn(&mut Open, u64, u64),
+) {
+    let [recent, run] = opens;
+    each_new_value(&cur, prev.as_ref(), |v, n| {
+        record(recent, v, n);
+        record(run, v, n);
+    });
+    *prev = Some(cur);
 }
 
 /// Calls `f(value, count)` for every value recorded in `cur` and not in `prev` (bin by bin;

@@ -254,19 +254,25 @@ fn merge_rules_per_kind() {
         q(5, 1.0, 2.0, 3.0)
     );
 
-    let mut a = Point::empty(0.0);
-    a.end = 10.0;
-    a.ticks = 10;
-    a.sent = 100;
-    a.planned = 100.0;
-    a.burst_ticks = 0;
-    a.outcomes[Outcome::Ok.index()] = 90;
-    a.streams = Gauge {
-        sum: 50.0,
-        n: 10,
-        min: 2.0,
-        max: 9.0,
+    // A 10 s point from `start`: `sent` requests, all planned, `ok` of them ok.
+    let point = |start: f64, sent: u64, ok: u64, burst_ticks: u32, streams: Gauge| {
+        let mut p = Point::empty(start);
+        p.end = start + 10.0;
+        p.ticks = 10;
+        p.sent = sent;
+        p.planned = sent as f64;
+        p.burst_ticks = burst_ticks;
+        p.outcomes[Outcome::Ok.index()] = ok;
+        p.streams = streams;
+        p
     };
+    let gauge = |sum: f64, min: f64, max: f64| Gauge {
+        sum,
+        n: 10,
+        min,
+        max,
+    };
+    let mut a = point(0.0, 100, 90, 0, gauge(50.0, 2.0, 9.0));
     let mut rss = Gauge::default();
     rss.add(10.0);
     rss.add(30.0);
@@ -274,20 +280,8 @@ fn merge_rules_per_kind() {
         rss,
         ..ProcPoint::default()
     }];
-    let mut b = Point::empty(10.0);
-    b.end = 20.0;
-    b.ticks = 10;
-    b.sent = 300;
-    b.planned = 300.0;
-    b.burst_ticks = 4;
-    b.outcomes[Outcome::Ok.index()] = 280;
+    let mut b = point(10.0, 300, 280, 4, gauge(150.0, 1.0, 20.0));
     b.outcomes[Outcome::Timeout.index()] = 5;
-    b.streams = Gauge {
-        sum: 150.0,
-        n: 10,
-        min: 1.0,
-        max: 20.0,
-    };
     // The second point has a second process, and no RSS for the first.
     b.procs = vec![ProcPoint::default(), ProcPoint::default()];
     b.procs[1].fds.add(7.0);

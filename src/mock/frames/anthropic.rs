@@ -123,13 +123,7 @@ pub(crate) fn stream(m: &Meta<'_>) -> StreamFrames {
     );
     out.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
     let tail = tail_start..out.len();
-    Layout {
-        head,
-        runs,
-        tail,
-        error: None,
-    }
-    .split(out, ERROR_FRAME)
+    Layout::new(head, runs, tail).split(out, ERROR_FRAME)
 }
 
 /// The complete non-stream answer.
@@ -180,17 +174,13 @@ mod tests {
     use super::*;
     use crate::client::{ApiKind, DeltaKind};
 
-    fn events(b: &[u8]) -> Vec<(String, Value)> {
-        typed_events(b)
-    }
-
     #[test]
     fn a_text_answer_has_event_names_matching_types() {
         let text = chunk_text(4);
         let m = meta("claude", &text);
         let f = stream(&m);
         let all = played(&f, &f.tail);
-        let ev = events(&all);
+        let ev = typed_events(&all);
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -214,7 +204,7 @@ mod tests {
             parse(ApiKind::AnthropicMessages, &all),
             (vec![DeltaKind::Text; 3], true, Some(3), 0)
         );
-        assert_eq!(events(&f.error)[0].0, "error");
+        assert_eq!(typed_events(&f.error)[0].0, "error");
     }
 
     #[test]
@@ -238,7 +228,7 @@ mod tests {
                 0
             )
         );
-        let ev = events(&all);
+        let ev = typed_events(&all);
         assert_eq!(ev[1].1["content_block"]["type"], "thinking");
         let start = ev
             .iter()

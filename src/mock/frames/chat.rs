@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    json_str, lay_out_runs, push_args, push_full_args, push_repeated, Layout, Meta, Piece,
-    StreamFrames, TOOL_NAME,
+    lay_out_runs, openai_body_end, openai_head, openai_stream_end, openai_usage, push_args,
+    push_full_args, push_repeated, Layout, Meta, Piece, StreamFrames, TOOL_NAME,
 };
 
 /// The mid-stream error frame.
@@ -19,13 +19,14 @@ pub(crate) const ERROR_FRAME: &[u8] = b"data: {\"error\":{\"message\":\"soakd mo
 
 const CHOICE_END: &str = "},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
 
+/// A chunk object up to its model.
+fn chunk_head(out: &mut String, m: &Meta<'_>) {
+    openai_head(out, m, "chatcmpl-mock", "chat.completion.chunk");
+}
+
 fn prefix(out: &mut String, m: &Meta<'_>) {
-    let _ = write!(
-        out,
-        "data: {{\"id\":\"chatcmpl-mock{:x}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
-        m.seq, m.created
-    );
-    json_str(out, m.model);
+    out.push_str("data: ");
+    chunk_head(out, m);
     out.push_str(",\"choices\":[{\"index\":0,\"delta\":");
 }
 
@@ -40,15 +41,7 @@ fn finish_reason(m: &Meta<'_>) -> &'static str {
 }
 
 fn usage(out: &mut String, m: &Meta<'_>) {
-    let completion = m.output_tokens();
-    let _ = write!(
-        out,
-        "\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{},\"completion_tokens_details\":{{\"reasoning_tokens\":{}}}}}",
-        m.prompt_tokens,
-        completion,
-        m.prompt_tokens + completion,
-        m.reasoning
-    );
+    openai_usage(out, m.prompt_tokens, m.output_tokens(), Some(m.reasoning));
 }
 
 /// Frames of a streamed answer.
@@ -100,38 +93,21 @@ pub(crate) fn stream(m: &Meta<'_>, include_usage: bool) -> StreamFrames {
         "{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]}}\n\n",
         finish_reason(m)
     );
-    if include_usage {
-        let _ = write!(
-            out,
-            "data: {{\"id\":\"chatcmpl-mock{:x}\",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
-            m.seq, m.created
-        );
-        json_str(&mut out, m.model);
-        out.push_str(",\"choices\":[],");
-        usage(&mut out, m);
-        out.push_str("}\n\n");
-    }
-    out.push_str("data: [DONE]\n\n");
+    openai_stream_end(
+        &mut out,
+        include_usage,
+        |o| chunk_head(o, m),
+        |o| usage(o, m),
+    );
     let tail = tail_start..out.len();
-    Layout {
-        head,
-        runs,
-        tail,
-        error: None,
-    }
-    .split(out, ERROR_FRAME)
+    Layout::new(head, runs, tail).split(out, ERROR_FRAME)
 }
 
 /// The complete non-stream answer.
 pub(crate) fn body(m: &Meta<'_>) -> bytes::Bytes {
     let content_len = m.text.len() * (m.chunks + m.reasoning) as usize;
     let mut out = String::with_capacity(500 + m.model.len() * 4 + content_len);
-    let _ = write!(
-        out,
-        "{{\"id\":\"chatcmpl-mock{:x}\",\"object\":\"chat.completion\",\"created\":{},\"model\":",
-        m.seq, m.created
-    );
-    json_str(&mut out, m.model);
+    openai_head(&mut out, m, "chatcmpl-mock", "chat.completion");
     out.push_str(",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     if m.tool_call {
         out.push_str("null");
@@ -154,14 +130,8 @@ pub(crate) fn body(m: &Meta<'_>) -> bytes::Bytes {
         push_full_args(&mut out, m);
         out.push_str("}}]");
     }
-    let _ = write!(
-        out,
-        ",\"refusal\":null}},\"logprobs\":null,\"finish_reason\":\"{}\"}}],",
-        finish_reason(m)
-    );
-    usage(&mut out, m);
-    out.push('}');
-    bytes::Bytes::from(out)
+    out.push_str(",\"refusal\":null},");
+    openai_body_end(out, finish_reason(m), |o| usage(o, m))
 }
 
 #[cfg(test)]

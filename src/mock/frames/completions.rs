@@ -7,15 +7,13 @@
 
 use std::fmt::Write as _;
 
-use super::{chat, json_str, lay_out_runs, push_repeated, Layout, Meta, Piece, StreamFrames};
+use super::{
+    chat, lay_out_runs, openai_body_end, openai_head, openai_stream_end, openai_usage,
+    push_repeated, Layout, Meta, Piece, StreamFrames,
+};
 
 fn prefix(out: &mut String, m: &Meta<'_>) {
-    let _ = write!(
-        out,
-        "{{\"id\":\"cmpl-mock{:x}\",\"object\":\"text_completion\",\"created\":{},\"model\":",
-        m.seq, m.created
-    );
-    json_str(out, m.model);
+    openai_head(out, m, "cmpl-mock", "text_completion");
 }
 
 fn finish_reason(m: &Meta<'_>) -> &'static str {
@@ -27,13 +25,7 @@ fn finish_reason(m: &Meta<'_>) -> &'static str {
 }
 
 fn usage(out: &mut String, m: &Meta<'_>) {
-    let c = u64::from(m.chunks);
-    let _ = write!(
-        out,
-        "\"usage\":{{\"prompt_tokens\":{},\"completion_tokens\":{c},\"total_tokens\":{}}}",
-        m.prompt_tokens,
-        m.prompt_tokens + c
-    );
+    openai_usage(out, m.prompt_tokens, u64::from(m.chunks), None);
 }
 
 /// Frames of a streamed answer (`m.reasoning` and `m.tool_call` do not apply).
@@ -61,22 +53,9 @@ pub(crate) fn stream(m: &Meta<'_>, include_usage: bool) -> StreamFrames {
         ",\"choices\":[{{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"{}\"}}]}}\n\n",
         finish_reason(m)
     );
-    if include_usage {
-        out.push_str("data: ");
-        prefix(&mut out, m);
-        out.push_str(",\"choices\":[],");
-        usage(&mut out, m);
-        out.push_str("}\n\n");
-    }
-    out.push_str("data: [DONE]\n\n");
+    openai_stream_end(&mut out, include_usage, |o| prefix(o, m), |o| usage(o, m));
     let tail = tail_start..out.len();
-    Layout {
-        head: 0..0,
-        runs,
-        tail,
-        error: None,
-    }
-    .split(out, chat::ERROR_FRAME)
+    Layout::new(0..0, runs, tail).split(out, chat::ERROR_FRAME)
 }
 
 /// The complete non-stream answer.
@@ -85,14 +64,8 @@ pub(crate) fn body(m: &Meta<'_>) -> bytes::Bytes {
     prefix(&mut out, m);
     out.push_str(",\"choices\":[{\"text\":\"");
     push_repeated(&mut out, m.text, m.chunks);
-    let _ = write!(
-        out,
-        "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"{}\"}}],",
-        finish_reason(m)
-    );
-    usage(&mut out, m);
-    out.push('}');
-    bytes::Bytes::from(out)
+    out.push_str("\",\"index\":0,");
+    openai_body_end(out, finish_reason(m), |o| usage(o, m))
 }
 
 #[cfg(test)]

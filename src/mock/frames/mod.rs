@@ -156,6 +156,20 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// The layout of an answer whose error frame is a static one.
+    pub(crate) fn new(
+        head: Range<usize>,
+        runs: [(Range<usize>, Range<usize>, u32); MAX_RUNS],
+        tail: Range<usize>,
+    ) -> Layout {
+        Layout {
+            head,
+            runs,
+            tail,
+            error: None,
+        }
+    }
+
     /// Cuts `out` into the frames.
     pub(crate) fn split(self, out: String, static_error: &'static [u8]) -> StreamFrames {
         let buf = Bytes::from(out);
@@ -282,6 +296,68 @@ pub(crate) fn push_repeated(out: &mut String, text: &str, n: u32) {
     for _ in 0..n {
         out.push_str(text);
     }
+}
+
+/// Writes the start of an OpenAI Chat or Completions object up to its model:
+/// `{"id":"<id><seq in hex>","object":"<object>","created":<unix>,"model":<model>`.
+pub(crate) fn openai_head(out: &mut String, m: &Meta<'_>, id: &str, object: &str) {
+    let _ = write!(
+        out,
+        "{{\"id\":\"{id}{:x}\",\"object\":\"{object}\",\"created\":{},\"model\":",
+        m.seq, m.created
+    );
+    json_str(out, m.model);
+}
+
+/// Writes an OpenAI `usage` member: prompt, completion and total tokens, and
+/// `completion_tokens_details.reasoning_tokens` when `reasoning` is given.
+pub(crate) fn openai_usage(out: &mut String, prompt: u64, completion: u64, reasoning: Option<u32>) {
+    let _ = write!(
+        out,
+        "\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}",
+        prompt + completion
+    );
+    if let Some(r) = reasoning {
+        let _ = write!(
+            out,
+            ",\"completion_tokens_details\":{{\"reasoning_tokens\":{r}}}"
+        );
+    }
+    out.push('}');
+}
+
+/// Writes the end of an OpenAI Chat or Completions stream: with `include_usage`, a usage chunk
+/// (`head`, then `choices: []` and `usage`), then `data: [DONE]`.
+pub(crate) fn openai_stream_end(
+    out: &mut String,
+    include_usage: bool,
+    head: impl FnOnce(&mut String),
+    usage: impl FnOnce(&mut String),
+) {
+    if include_usage {
+        out.push_str("data: ");
+        head(out);
+        out.push_str(",\"choices\":[],");
+        usage(out);
+        out.push_str("}\n\n");
+    }
+    out.push_str("data: [DONE]\n\n");
+}
+
+/// Ends an OpenAI Chat or Completions body after its choice's own fields: the choice's
+/// `logprobs` and `finish_reason`, then `usage` (written by `usage`).
+pub(crate) fn openai_body_end(
+    mut out: String,
+    finish_reason: &str,
+    usage: impl FnOnce(&mut String),
+) -> Bytes {
+    let _ = write!(
+        out,
+        "\"logprobs\":null,\"finish_reason\":\"{finish_reason}\"}}],"
+    );
+    usage(&mut out);
+    out.push('}');
+    Bytes::from(out)
 }
 
 /// A body that is neither SSE nor JSON: invalid UTF-8, control bytes, an HTML fragment.

@@ -309,10 +309,6 @@ mod tests {
     use super::*;
     use crate::client::{ApiKind, DeltaKind};
 
-    fn events(b: &[u8]) -> Vec<(String, Value)> {
-        typed_events(b)
-    }
-
     #[test]
     fn a_text_answer() {
         let text = chunk_text(5);
@@ -323,7 +319,7 @@ mod tests {
             parse(ApiKind::OpenAiResponses, &all),
             (vec![DeltaKind::Text; 3], true, Some(3), 0)
         );
-        let ev = events(&all);
+        let ev = typed_events(&all);
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -347,7 +343,7 @@ mod tests {
         assert_eq!(done["status"], "completed");
         assert_eq!(done["output"][0]["content"][0]["text"], "lorem".repeat(3));
         assert_eq!(done["usage"]["output_tokens"], 3);
-        let err = events(&f.error);
+        let err = typed_events(&f.error);
         assert_eq!(
             err.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             ["error", "response.failed"]
@@ -375,7 +371,7 @@ mod tests {
                 0
             )
         );
-        let ev = events(&all);
+        let ev = typed_events(&all);
         let args: String = ev
             .iter()
             .filter(|(n, _)| n == "response.function_call_arguments.delta")

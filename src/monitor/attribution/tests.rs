@@ -318,7 +318,7 @@ mod through_the_monitor {
     use crate::metrics::Metrics;
     use crate::monitor::attribution::MixTick;
     use crate::monitor::source::{Identity, Reading};
-    use crate::monitor::{lock, Monitor, RawMonitor, RawProcess, Tick};
+    use crate::monitor::{lock, Monitor, Tick};
     use crate::signals::LoadSignals;
 
     const KIB: f64 = 1024.0;
@@ -357,17 +357,7 @@ mod through_the_monitor {
     /// 64 KiB for "stream" and 0 for "unary"; a restart withdraws both.
     #[test]
     fn gauges_follow_the_attribution_and_a_restart_withdraws_them() {
-        let raw = RawMonitor {
-            sample_interval: Some("1s".into()),
-            warmup: Some("0s".into()),
-            windows: Some(vec!["2m".into()]),
-            processes: vec![RawProcess {
-                name: "target".into(),
-                pid: Some(1),
-                ..RawProcess::default()
-            }],
-            ..RawMonitor::default()
-        };
+        let raw = crate::monitor::tests::raw_target(&["2m"], "1s");
         let metrics = Arc::new(Metrics::new("t", "0").unwrap());
         let signals = Arc::new(LoadSignals::for_scenarios(vec![
             "stream".into(),
