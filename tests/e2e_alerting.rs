@@ -1321,13 +1321,7 @@ fn leak_alert_reaches_alertmanager_and_every_dashboard_panel_has_data() {
             "{name} soakd exit\n{}",
             tail(&s.run.proc.stderr_text(), 30)
         );
-        let failed: Vec<&str> = summary["thresholds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["status"] == "fail")
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
+        let failed: Vec<&str> = failed_thresholds(&summary);
         if want == 1 {
             assert!(failed.contains(&"leak:target:rss"), "{name}: {failed:?}");
         } else {

@@ -27,41 +27,16 @@ fn a_64k_per_request_leak_is_measured_within_10_percent() {
         "--leak-fd-every",
         "10",
     ]);
-    let cfg = format!(
-        r#"
-[run]
-grace = "5s"
-
-[target]
-url = "{url}"
-
-[load]
-rate = 50.0
-arrivals = "constant"
-
-[[scenarios]]
-name = "chat"
-api = "openai"
-max_tokens = 4
-
-[monitor]
-sample_interval = "1s"
+    let mut cfg = watch_mock_toml(
+        &mock,
+        50.0,
+        r#"sample_interval = "1s"
 warmup = "5s"
-windows = ["30s", "2m"]
-
-[[monitor.processes]]
-name = "target"
-pid = {pid}
-
-[[monitor.processes]]
-name = "target_scraped"
-scrape_url = "{url}/metrics"
-
-[log]
-progress_interval = "30s"
-"#,
-        url = mock.url(),
-        pid = mock.proc.pid()
+windows = ["30s", "2m"]"#,
+    );
+    cfg += &format!(
+        "\n[[monitor.processes]]\nname = \"target_scraped\"\nscrape_url = \"{}/metrics\"\n",
+        mock.url()
     );
     let mut run = Run::start(&cfg, &["--duration", "135s"]);
     let admin = run.admin_addr();
@@ -72,13 +47,7 @@ progress_interval = "30s"
     // The leak verdicts fail the run (on by default).
     assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
     assert_eq!(s["verdict"], "fail");
-    let failed: Vec<&str> = s["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["status"] == "fail")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed: Vec<&str> = failed_thresholds(&s);
     for name in [
         "leak:target:rss",
         "leak:target:fds",
@@ -166,28 +135,12 @@ progress_interval = "30s"
 #[test]
 fn a_clean_mock_is_not_called_a_leak() {
     let mock = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"]);
-    let cfg = format!(
-        r#"
-[run]
-grace = "5s"
-
-[target]
-url = "{url}"
-
-[load]
-rate = 50.0
-
-[monitor]
-sample_interval = "1s"
+    let cfg = watch_mock_toml(
+        &mock,
+        50.0,
+        r#"sample_interval = "1s"
 warmup = "10s"
-windows = ["20s", "50s"]
-
-[[monitor.processes]]
-name = "target"
-pid = {pid}
-"#,
-        url = mock.url(),
-        pid = mock.proc.pid()
+windows = ["20s", "50s"]"#,
     );
     let mut run = Run::start(&cfg, &["--duration", "70s"]);
     let (st, s) = run.finish(T);
@@ -281,42 +234,17 @@ pid_file = "{pid_file}"
 /// A soak of `mock` at 20 rps with 250 ms samples and 30 s / 60 s windows: time-compressed
 /// hours, for a mock whose RSS is a 4 s, 16 MiB GC-like sawtooth.
 fn sawtooth_soak(mock: &Mock) -> Run {
-    let cfg = format!(
-        r#"
-[run]
-grace = "3s"
-
-[target]
-url = "{url}"
-
-[load]
-rate = 20.0
-arrivals = "constant"
-
-[[scenarios]]
-name = "chat"
-api = "openai"
-max_tokens = 4
-
-[monitor]
-sample_interval = "250ms"
+    let cfg = watch_mock_toml(
+        mock,
+        20.0,
+        r#"sample_interval = "250ms"
 warmup = "3s"
 windows = ["30s", "60s"]
 confirm = "2s"
 
 [monitor.thresholds]
 fds_per_hour = 1000000.0
-threads_per_hour = 1000000.0
-
-[[monitor.processes]]
-name = "target"
-pid = {pid}
-
-[log]
-progress_interval = "off"
-"#,
-        url = mock.url(),
-        pid = mock.proc.pid()
+threads_per_hour = 1000000.0"#,
     );
     Run::start(&cfg, &["--duration", "75s"])
 }

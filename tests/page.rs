@@ -237,13 +237,7 @@ fn live_page_and_report_in_headless_chromium() {
     let (st, summary) = run.finish(T);
     // The mock leaks, so the run fails on its RSS leak verdict, and the report says so.
     assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
-    let failed: Vec<&str> = summary["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["status"] == "fail")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed: Vec<&str> = failed_thresholds(&summary);
     assert!(failed.contains(&"leak:target:rss"), "{failed:?}");
     assert!(report.is_file(), "no report at {}", report.display());
     let data = report_data(&std::fs::read_to_string(&report).unwrap());

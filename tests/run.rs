@@ -153,13 +153,7 @@ api = "anthropic"
     let (st, s) = run.finish(T);
     // 70 % of the requests fail: the default error_ratio (5 %) fails the run, and says so.
     assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
-    let failed: Vec<&str> = s["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["status"] == "fail")
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let failed: Vec<&str> = failed_thresholds(&s);
     assert_eq!(failed, ["error_ratio"], "{}", s["thresholds"]);
     assert!(run
         .proc

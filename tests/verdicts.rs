@@ -117,26 +117,10 @@ fn scenario_flags_with_a_config_exit_78() {
 /// their limits are out of reach, so the connection pool growing under CPU contention is not
 /// judged as an fd leak of either mock.
 fn short_soak(mock: &Mock) -> Run {
-    let cfg = format!(
-        r#"
-[run]
-grace = "2s"
-seed = 3
-
-[target]
-url = "{url}"
-
-[load]
-rate = 50.0
-arrivals = "constant"
-
-[[scenarios]]
-name = "chat"
-api = "openai"
-max_tokens = 4
-
-[monitor]
-sample_interval = "100ms"
+    let cfg = watch_mock_toml(
+        mock,
+        50.0,
+        r#"sample_interval = "100ms"
 warmup = "1s"
 windows = ["3s", "6s"]
 confirm = "500ms"
@@ -144,17 +128,7 @@ confirm = "500ms"
 [monitor.thresholds]
 rss_mib_per_hour = 1024.0
 fds_per_hour = 1000000.0
-threads_per_hour = 1000000.0
-
-[[monitor.processes]]
-name = "target"
-pid = {pid}
-
-[log]
-progress_interval = "off"
-"#,
-        url = mock.url(),
-        pid = mock.proc.pid()
+threads_per_hour = 1000000.0"#,
     );
     Run::start(&cfg, &["--duration", "9s"])
 }

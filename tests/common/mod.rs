@@ -192,6 +192,43 @@ impl Mock {
     }
 }
 
+/// A soak config that drives `mock` at `rate` rps of 4-token chat completions (constant
+/// arrivals) and watches it by pid as process `target`; `monitor` is the body of the
+/// `[monitor]` section (its windows, sample interval, thresholds). Text appended after it
+/// can add tables such as another `[[monitor.processes]]` entry.
+pub fn watch_mock_toml(mock: &Mock, rate: f64, monitor: &str) -> String {
+    format!(
+        r#"
+[run]
+grace = "3s"
+
+[target]
+url = "{url}"
+
+[load]
+rate = {rate:?}
+arrivals = "constant"
+
+[[scenarios]]
+name = "chat"
+api = "openai"
+max_tokens = 4
+
+[log]
+progress_interval = "off"
+
+[monitor]
+{monitor}
+
+[[monitor.processes]]
+name = "target"
+pid = {pid}
+"#,
+        url = mock.url(),
+        pid = mock.proc.pid()
+    )
+}
+
 /// `soakd run` with a config file written from `toml`.
 pub struct Run {
     pub proc: Proc,
@@ -337,6 +374,17 @@ pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
     }
     cur.as_f64()
         .unwrap_or_else(|| panic!("{path:?} is not a number: {cur}"))
+}
+
+/// The names of the thresholds a run summary reports as failed.
+pub fn failed_thresholds(summary: &serde_json::Value) -> Vec<&str> {
+    summary["thresholds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no thresholds in summary: {summary}"))
+        .iter()
+        .filter(|t| t["status"] == "fail")
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
 }
 
 /// The monitor's report of process `name` in a run summary.
