@@ -38,7 +38,9 @@
 //! - `L` calls it;
 //! - every shorter window with a fit is CONSISTENT with `L`: its upper bound is at least `L`'s
 //!   lower bound (the recent growth is not significantly slower than the long-term one — a
-//!   plateau, a stopped leak, a warm-up step long past);
+//!   plateau, a stopped leak, a warm-up step long past), or it proves growth past `limit` on
+//!   its own at no less than half `L`'s slope (a clean, fast leak whose intervals are so
+//!   narrow that a 0.1 % dip in the request rate is "significant");
 //! - and every shorter window that resolves the threshold and reaches the floor calls it too
 //!   — in particular the shortest, when it can: "both the shortest and the longest window".
 //!
@@ -186,6 +188,14 @@ impl WindowLimits {
             && fit.growth > self.floor
     }
 
+    /// Whether a shorter window's fit is consistent with the longest window's `long`
+    /// (module rules): its upper bound reaches `long`'s lower bound, or it proves growth past
+    /// the threshold on its own at no less than half `long`'s slope.
+    pub fn consistent(&self, fit: &TrendFit, long: &TrendFit) -> bool {
+        fit.slope_hi >= long.slope_lo
+            || (fit.slope_lo * 3600.0 > self.limit && fit.slope >= 0.5 * long.slope)
+    }
+
     /// Whether a window's confidence interval is no wider than the threshold (module rules).
     pub fn resolves(&self, fit: &TrendFit) -> bool {
         (fit.slope_hi - fit.slope_lo) * 3600.0 <= self.limit
@@ -223,7 +233,7 @@ pub fn resource_verdict(
         if limits.resolves(f) && limits.reaches_floor(f) {
             leak &= judge(&limits, f);
         } else if !was_leak {
-            leak &= f.slope_hi >= long.slope_lo;
+            leak &= limits.consistent(f, long);
         }
     }
     if leak {

@@ -159,6 +159,17 @@ fn resource_verdict_rules() {
     assert_eq!(v(&[noisy, flat]), Verdict::Ok);
     // …but must be consistent with the longest: upper bound 40 < its lower bound 60.
     assert_eq!(v(&[low, leak]), Verdict::Ok);
+    // A clean, fast leak: a short window too short for the floor, 0.1 % slower than the long
+    // one with intervals narrower than that. It proves growth past the threshold on its own at
+    // nearly the long window's slope: consistent. At under half the slope it is not.
+    let fast = |slope: f64, lo: f64, span: f64| {
+        let mut f = fit(mib(slope), mib(lo), mib(slope) * span / 3600.0);
+        f.span = span;
+        Some(f)
+    };
+    let long = fast(1000.0, 999.9, 120.0);
+    assert_eq!(v(&[fast(999.0, 998.9, 30.0), long]), Verdict::Leak);
+    assert_eq!(v(&[fast(400.0, 399.9, 30.0), long]), Verdict::Ok);
 }
 
 #[test]
