@@ -173,6 +173,19 @@ async fn thread_leak_moves_thread_count() {
         m.request(true).await;
     }
     assert_eq!(m.gauge("soakd_mock_leaked_threads").await, 10);
+    // A new thread names itself once it runs, so the last one can still be unnamed right after
+    // the gauge moved: wait (bounded) for its name.
+    let named = tokio::time::timeout(T, async {
+        while leaked_threads() - before < 10 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        named.is_ok(),
+        "{} leaked threads named",
+        leaked_threads() - before
+    );
     assert_eq!(leaked_threads() - before, 10);
     assert!(status_field("Threads:") >= threads_before + 10);
     m.stop().await;
