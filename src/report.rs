@@ -101,6 +101,17 @@ impl Snapshot {
         self.dropped.values().sum()
     }
 
+    /// Arrivals dropped because the generator could not send them (every reason but
+    /// `shutdown`: an arrival due after the stop is the end of the run, not saturation). What
+    /// `max_dropped` judges, like the `SoakdRequestsDropped` alert.
+    pub fn dropped_saturated(&self) -> u64 {
+        self.dropped
+            .iter()
+            .filter(|(r, _)| **r != DropReason::Shutdown.as_str())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn streams_total(&self) -> u64 {
         self.streams.values().sum()
     }
@@ -117,7 +128,7 @@ impl Snapshot {
                 .get(StreamResult::Truncated.as_str())
                 .copied()
                 .unwrap_or(0),
-            dropped: self.dropped_total(),
+            dropped: self.dropped_saturated(),
             p99_ttft: p99(&self.latency.ttft),
             p99_duration: p99(&self.latency.duration),
             rss_growth_per_hour: self
@@ -736,6 +747,18 @@ mod tests {
             proxy: None,
             thresholds: vec![],
         }
+    }
+
+    /// `max_dropped` judges saturation drops only: arrivals due after the stop are reported
+    /// but not judged (the same rule as the `SoakdRequestsDropped` alert).
+    #[test]
+    fn shutdown_drops_are_reported_not_judged() {
+        let mut s = snapshot(None);
+        s.dropped = [("shutdown", 3), ("in_flight_cap", 2)].into();
+        assert_eq!(s.dropped_total(), 5);
+        assert_eq!(s.verdict_inputs().dropped, 2);
+        s.dropped = [("shutdown", 1)].into();
+        assert_eq!(s.verdict_inputs().dropped, 0);
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub struct VerdictInputs {
     pub streams: u64,
     /// Finished streams whose result is truncated.
     pub streams_truncated: u64,
-    /// Requests scheduled but never sent.
+    /// Requests scheduled but never sent because the generator was saturated (the in-flight
+    /// cap); arrivals due after the stop (`reason="shutdown"`) do not count.
     pub dropped: u64,
     /// p99 time to first token; `None` when there is no sample.
     pub p99_ttft: Option<Duration>,
