@@ -62,14 +62,7 @@ pub fn connect_failure_detail(e: &reqwest::Error) -> &'static str {
         }
         src = match s.downcast_ref::<std::io::Error>() {
             Some(io) => {
-                io_detail = io_detail.or(match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => {
-                        Some("connect failed: connection refused")
-                    }
-                    std::io::ErrorKind::ConnectionReset => Some("connect failed: connection reset"),
-                    std::io::ErrorKind::TimedOut => Some("connect failed: timed out"),
-                    _ => None,
-                });
+                io_detail = io_detail.or(io_connect_detail(io));
                 // io::Error::source() skips the error it wraps (often another io::Error
                 // around the rustls one); step into it instead.
                 match io.get_ref() {
@@ -84,6 +77,17 @@ pub fn connect_failure_detail(e: &reqwest::Error) -> &'static str {
         Some(d) => d,
         None if e.is_timeout() => "connect failed: timed out",
         None => "connect failed",
+    }
+}
+
+/// Why a connect failed, from the I/O error's kind alone: refused, reset or timed out;
+/// `None` for any other kind.
+pub fn io_connect_detail(io: &std::io::Error) -> Option<&'static str> {
+    match io.kind() {
+        std::io::ErrorKind::ConnectionRefused => Some("connect failed: connection refused"),
+        std::io::ErrorKind::ConnectionReset => Some("connect failed: connection reset"),
+        std::io::ErrorKind::TimedOut => Some("connect failed: timed out"),
+        _ => None,
     }
 }
 

@@ -15,6 +15,11 @@
 //!   the pool; anything else (cancel, protocol error, timeout) drops the response, which
 //!   closes the connection.
 //!
+//! Two clients: the HTTP/1.1 fast path ([`super::http1`], when the run uses it: `fast` is
+//! set) or reqwest; both behind [`Resp`], with the same outcomes and details. On the fast
+//! path a connection goes back to its pool only when its body was read to the end (a complete
+//! body, a clean stream end followed by a drain to the end, or a drained error status).
+//!
 //! Metrics recorded per request, through [`ScenarioMetrics`] (Prometheus and HDR together):
 //! `requests_total{phase,outcome}`, the duration from the *intended* send time, and for
 //! streams TTFT (from the intended send; none when no delta qualified, e.g. a tool-call-only
@@ -35,16 +40,17 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use hyper::header::{HeaderName, HeaderValue};
 use prometheus::IntGauge;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::classify::{
-    classify_send_error, classify_status, connect_failure_detail, is_event_stream, is_parse_error,
-};
+use super::classify::{classify_status, is_event_stream};
 use super::drive::{StreamDriver, Verdict};
+use super::http1::{H1Head, Http1Pool};
 use super::outcome::Outcome;
 use super::record::{Finished, ScenarioMetrics};
+use super::response::{reqwest_send_failure, Resp};
 use super::stream::{parse_body, DeltaKind};
 use super::{ClientSettings, RequestSpec};
 use crate::plan::Phase;
@@ -70,6 +76,9 @@ pub enum CancelAt {
 pub struct Exchange<'a> {
     /// The shared HTTP client.
     pub client: &'a reqwest::Client,
+    /// The plain-HTTP/1.1 fast path and this scenario's request head, when the run uses it
+    /// (see [`super::http1`]); `None`: every request goes through `client`.
+    pub fast: Option<(&'a Http1Pool, &'a H1Head)>,
     /// The scenario's URL and headers.
     pub spec: &'a RequestSpec,
     /// Timeouts and limits.
@@ -154,9 +163,9 @@ impl Drop for ActiveStream<'_> {
     }
 }
 
-type Leftover = Option<reqwest::Response>;
+type Leftover<'r> = Option<Resp<'r>>;
 
-impl Exchange<'_> {
+impl<'a> Exchange<'a> {
     /// Sends one request with `body`, reads and checks the response, records its metrics,
     /// and returns the report. `intended` is when the plan wanted it sent (durations and TTFT
     /// are measured from it); `phase` labels `requests_total`; `cancel` is the workload's
@@ -252,28 +261,42 @@ impl Exchange<'_> {
         start: Instant,
         chunk_cancel: Option<u64>,
         prog: &mut Progress,
-    ) -> (Outcome, Leftover) {
+    ) -> (Outcome, Leftover<'a>) {
         let head_deadline = start + self.settings.request_timeout;
-        let mut req = self
-            .client
-            .post(self.spec.url.clone())
-            .headers(self.spec.headers.clone());
-        if let Some(two) = &prog.two_sided {
-            req = req.header(marker::ID_HEADER, &marker::hex16(two.tag.id)[..]);
-        }
-        let send = req.body(body).send();
-        let resp = match timeout_at(head_deadline, send).await {
+        let id = prog.two_sided.as_ref().map(|two| marker::hex16(two.tag.id));
+        let sent = match self.fast {
+            Some((pool, head)) => {
+                let mark = id.as_ref().and_then(|id| {
+                    Some((
+                        HeaderName::from_static(marker::ID_HEADER),
+                        HeaderValue::from_bytes(&id[..]).ok()?,
+                    ))
+                });
+                timeout_at(head_deadline, pool.send(head, body, mark))
+                    .await
+                    .map(|r| r.map(Resp::Http1))
+            }
+            None => {
+                let mut req = self
+                    .client
+                    .post(self.spec.url.clone())
+                    .headers(self.spec.headers.clone());
+                if let Some(id) = &id {
+                    req = req.header(marker::ID_HEADER, &id[..]);
+                }
+                timeout_at(head_deadline, req.body(body).send())
+                    .await
+                    .map(|r| r.map(Resp::Reqwest).map_err(|e| reqwest_send_failure(&e)))
+            }
+        };
+        let resp = match sent {
             Err(_) => {
                 prog.detail = "no response head within the request timeout";
                 return (Outcome::Timeout, None);
             }
-            Ok(Err(e)) => {
-                prog.detail = if e.is_connect() {
-                    connect_failure_detail(&e)
-                } else {
-                    "connection failed before the response head"
-                };
-                return (classify_send_error(&e), None);
+            Ok(Err(f)) => {
+                prog.detail = f.detail;
+                return (f.outcome, None);
             }
             Ok(Ok(r)) => r,
         };
@@ -301,7 +324,7 @@ impl Exchange<'_> {
 
     async fn read_body(
         &self,
-        mut resp: reqwest::Response,
+        mut resp: Resp<'a>,
         deadline: Instant,
         prog: &mut Progress,
     ) -> Outcome {
@@ -346,12 +369,12 @@ impl Exchange<'_> {
 
     async fn read_stream(
         &self,
-        mut resp: reqwest::Response,
+        mut resp: Resp<'a>,
         intended: Instant,
         start: Instant,
         chunk_cancel: Option<u64>,
         prog: &mut Progress,
-    ) -> (Outcome, Leftover) {
+    ) -> (Outcome, Leftover<'a>) {
         if !is_event_stream(resp.headers()) {
             prog.detail = "stream response is not text/event-stream";
             return (Outcome::ProtocolError, None);
@@ -373,7 +396,7 @@ impl Exchange<'_> {
                     )
                 }
                 Ok(Err(e)) => {
-                    if is_parse_error(&e) {
+                    if e.parse {
                         break Verdict::drop(Outcome::ProtocolError, "malformed HTTP body framing");
                     }
                     break Verdict::drop(Outcome::StreamTruncated, "connection lost mid-stream");
@@ -423,7 +446,7 @@ impl Exchange<'_> {
     }
 
     /// Reads what is left of a response, bounded, so its connection can be reused.
-    async fn drain(&self, mut resp: reqwest::Response) -> u64 {
+    async fn drain(&self, mut resp: Resp<'_>) -> u64 {
         let deadline = Instant::now() + DRAIN_TIME;
         let mut n = 0u64;
         while let Ok(Ok(Some(chunk))) = timeout_at(deadline, resp.chunk()).await {

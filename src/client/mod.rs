@@ -8,6 +8,10 @@
 //!   frame, usage); [`embeddings`] checks the one API that never streams.
 //! - [`drive`]: one stream's reader and parser together, deciding its outcome.
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
+//! - [`http1`]: the plain-HTTP/1.1 fast path (hyper's connection API and a small pool), used
+//!   instead of reqwest for `http://` targets when nothing asks for reqwest (proxy variables,
+//!   HTTP/2, `SOAKD_HTTP_CLIENT=reqwest`); [`response`] puts either client's response behind
+//!   one interface.
 //! - [`exchange`]: [`Exchange::execute`] sends one request, reads the response as it arrives
 //!   (a stream is never accumulated: its memory is the SSE reader's buffer), and records the
 //!   request's metrics through [`record::ScenarioMetrics`] (Prometheus and HDR together).
@@ -22,14 +26,18 @@ pub mod completions;
 pub mod drive;
 pub mod embeddings;
 pub mod exchange;
+pub mod http1;
 pub mod openai;
 pub mod outcome;
 pub mod record;
+pub mod response;
 pub mod responses;
 pub mod settings;
 pub mod sse;
 pub mod stream;
 
+#[cfg(test)]
+mod http1_tests;
 #[cfg(test)]
 mod split_tests;
 #[cfg(test)]
@@ -41,6 +49,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 
 pub use classify::RequestWarnings;
 pub use exchange::{CancelAt, Exchange, RequestReport, Tag};
+pub use http1::{H1Head, Http1Pool};
 pub use outcome::{Outcome, StreamResult};
 pub use record::{Finished, ScenarioMetrics};
 pub use settings::{ClientSettings, HttpVersion, RawTarget, Secret, TargetSettings, TlsSettings};

@@ -23,6 +23,12 @@ use crate::stats::{Series, Stats};
 
 const T: Duration = Duration::from_secs(20);
 
+thread_local! {
+    /// Whether a [`Harness`] made on this thread sends through the HTTP/1.1 fast path (set by
+    /// the `fast` module's wrappers, which run a test's body again on this thread).
+    static FAST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// One step of a connection's script.
 #[derive(Clone)]
 enum Act {
@@ -162,6 +168,8 @@ struct Harness {
     stats: std::sync::Arc<Stats>,
     settings: ClientSettings,
     client: reqwest::Client,
+    /// The fast path's pool, made for the first request's target when [`FAST`] is on.
+    fast: Option<std::sync::OnceLock<http1::Http1Pool>>,
     abort: CancellationToken,
     /// The run's open-stream signal the exchange keeps.
     open: std::sync::atomic::AtomicI64,
@@ -179,6 +187,7 @@ impl Harness {
             stats,
             settings,
             client,
+            fast: FAST.with(|f| f.get()).then(std::sync::OnceLock::new),
             abort: CancellationToken::new(),
             open: std::sync::atomic::AtomicI64::new(0),
         }
@@ -189,8 +198,17 @@ impl Harness {
     }
 
     async fn run(&self, spec: &RequestSpec, cancel: Option<CancelAt>) -> RequestReport {
+        let head = H1Head::new(spec, &self.settings.user_agent).expect("head");
+        let fast = self.fast.as_ref().map(|p| {
+            let pool = p.get_or_init(|| {
+                http1::Http1Pool::for_target_with_env(&spec.url, &self.settings, 64, &|_| None)
+                    .expect("fast path applies")
+            });
+            (pool, &head)
+        });
         let ex = Exchange {
             client: &self.client,
+            fast,
             spec,
             settings: &self.settings,
             metrics: &self.sm,
@@ -451,6 +469,28 @@ async fn stream_failures_are_classified_and_recorded_once() {
                 chunked(&oai("partial")),
                 Act::Sleep(Duration::from_millis(50)),
                 Act::Reset,
+            ],
+            settings: quick_settings(),
+            outcome: Outcome::StreamTruncated,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            // hyper reports a bad chunk size as a body I/O error, not a parse error, so both
+            // clients call it a stream broken off.
+            name: "malformed chunk size",
+            script: vec![Act::Read, w(SSE_HEAD_CHUNKED), chunked(&oai("a")), w("zz\r\n")],
+            settings: quick_settings(),
+            outcome: Outcome::StreamTruncated,
+            stream: Some(StreamResult::Truncated),
+            chunks: Some(1),
+        },
+        Case {
+            name: "closed short of its content-length",
+            script: vec![
+                Act::Read,
+                w("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 4096\r\n\r\n"),
+                w(&oai("a")),
             ],
             settings: quick_settings(),
             outcome: Outcome::StreamTruncated,
@@ -1072,4 +1112,36 @@ fn every_api_kind_has_a_name_a_path_and_openai_auth_where_due() {
     );
     assert!(!ApiKind::OpenAiEmbeddings.streams());
     assert!(!ApiKind::OpenAiEmbeddings.has_text_deltas());
+}
+
+/// Every exchange test above again, on the HTTP/1.1 fast path.
+mod fast {
+    macro_rules! on_the_fast_path {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    super::FAST.with(|f| f.set(true));
+                    super::$name();
+                }
+            )*
+        };
+    }
+
+    on_the_fast_path!(
+        openai_stream_ok_with_delayed_first_token_and_usage,
+        anthropic_stream_ok_takes_the_last_cumulative_usage,
+        stream_failures_are_classified_and_recorded_once,
+        an_abort_is_recorded_once_as_cancelled_with_what_had_arrived,
+        status_429_and_503_are_classified_and_their_bodies_drained,
+        refused_port_is_a_connect_error,
+        a_request_ends_at_its_timeout_or_cancel_point,
+        dropping_execute_still_decrements_streams_active,
+        keep_alive_connection_is_reused_after_a_complete_stream,
+        non_stream_ok_oversize_and_invalid_json,
+        ttft_on_text_waits_for_the_first_text_delta,
+        a_tool_call_only_stream_has_no_text_ttft,
+        responses_stream_ok_and_an_error_before_failed_is_one_outcome,
+        embeddings_answers_must_hold_one_embedding_per_input,
+    );
 }

@@ -15,6 +15,11 @@
 //! Both models pick scenarios from the [`Mix`] of the moment; for the monitor the engine
 //! publishes the mix epoch and each scenario's finished requests in [`LoadSignals`].
 //!
+//! The client: [`crate::client::Http1Pool`] (the plain-HTTP/1.1 fast path, one pool for the
+//! target, its idle connections capped by the run's concurrency: `max_in_flight`, or the
+//! closed model's users) when the target allows it, else the shared reqwest client; the
+//! choice is logged once at build.
+//!
 //! Stopping: cancelling `stop` ends scheduling (arrivals already due but not yet sent are
 //! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
 //! to finish before `abort` cancels them, which records them as `cancelled`.
@@ -33,7 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use prometheus::IntCounter;
 
-use crate::client::{ClientSettings, RequestSpec, ScenarioMetrics};
+use crate::client::{ClientSettings, H1Head, Http1Pool, RequestSpec, ScenarioMetrics};
 use crate::metrics::{label_enum, Metrics};
 use crate::plan::{Phase, Plan};
 use crate::signals::LoadSignals;
@@ -161,6 +166,8 @@ impl EngineState {
 /// One scenario, ready to send.
 struct ScenarioRuntime {
     spec: RequestSpec,
+    /// The request head on the HTTP/1.1 fast path, when the run uses it.
+    head: Option<H1Head>,
     template: BodyTemplate,
     metrics: ScenarioMetrics,
     dropped: DropCounters,
@@ -170,6 +177,8 @@ struct ScenarioRuntime {
 /// Everything a request task needs, shared.
 struct Shared {
     client: reqwest::Client,
+    /// The plain-HTTP/1.1 fast path (`client::http1`), when the target allows it.
+    fast: Option<Http1Pool>,
     settings: ClientSettings,
     scenarios: Vec<ScenarioRuntime>,
     mix: Mix,
@@ -226,6 +235,18 @@ pub struct EngineParts {
 impl Engine {
     /// Prepares every scenario's request spec, body template and metric handles.
     pub fn build(p: EngineParts) -> Result<Engine, EngineError> {
+        let concurrent = match &p.plan {
+            Plan::Open(_) => p.max_in_flight,
+            Plan::Closed(c) => c.users as usize,
+        };
+        let fast = Http1Pool::for_target(&p.target, &p.settings, concurrent.max(1));
+        match &fast {
+            Some(pool) => tracing::info!(
+                idle_cap = pool.cap(),
+                "load client: HTTP/1.1 fast path (SOAKD_HTTP_CLIENT=reqwest turns it off)"
+            ),
+            None => tracing::info!("load client: reqwest"),
+        }
         let mut scenarios = Vec::with_capacity(p.scenarios.len());
         for s in p.scenarios {
             let url = join_path(&p.target, &s.path);
@@ -238,8 +259,12 @@ impl Engine {
                 .with_ttft_on(s.ttft_on)
                 .with_inputs(s.inputs)
                 .with_scenario(&s.name);
+            let head = fast
+                .as_ref()
+                .and_then(|_| H1Head::new(&spec, &p.settings.user_agent));
             scenarios.push(ScenarioRuntime {
                 spec,
+                head,
                 template: BodyTemplate::new(&s),
                 metrics: ScenarioMetrics::new(&p.metrics, &s.name, p.stats.clone()),
                 dropped: DropCounters::new(&p.metrics, &s.name),
@@ -255,6 +280,7 @@ impl Engine {
         Ok(Engine {
             shared: Arc::new(Shared {
                 client: p.client,
+                fast,
                 settings: p.settings,
                 scenarios,
                 mix,

@@ -90,6 +90,7 @@ async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
     let sc = &shared.scenarios[i];
     let exchange = Exchange {
         client: &shared.client,
+        fast: shared.fast.as_ref().zip(sc.head.as_ref()),
         spec: &sc.spec,
         settings: &shared.settings,
         metrics: &sc.metrics,
