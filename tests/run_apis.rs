@@ -155,13 +155,7 @@ fn every_api_streamed_and_not_completes_with_its_tokens() {
     }
     run.proc.signal(libc::SIGTERM);
     let (st, s) = run.finish(T);
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "{}\n{}",
-        run.proc.stdout_text(),
-        run.proc.stderr_text()
-    );
+    assert_eq!(st.code(), Some(0), "{}", run.output());
     let sent = count(&s, &["requests_sent"]);
     assert!(sent >= 250, "{sent}");
     assert_eq!(count(&s, &["outcomes", "ok"]), sent, "{s}");
@@ -326,13 +320,7 @@ fn mock_faults_are_classified_per_api() {
         &[("SOAKD__THRESHOLDS__DEFAULTS", "false")],
     );
     let (st, s) = run.finish(T);
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "{}\n{}",
-        run.proc.stdout_text(),
-        run.proc.stderr_text()
-    );
+    assert_eq!(st.code(), Some(0), "{}", run.output());
     let sent = count(&s, &["requests_sent"]);
     let total: u64 = s["scenarios"]
         .as_array()

@@ -367,6 +367,41 @@ fn exchange<'a>(
     }
 }
 
+/// One request of a fresh chat scenario to `addr` on the fast path with `cancel`; its report
+/// and the connections left idle in its pool afterwards.
+async fn execute_once(
+    addr: std::net::SocketAddr,
+    cancel: Option<CancelAt>,
+) -> (RequestReport, usize) {
+    let s = settings();
+    let metrics = crate::metrics::Metrics::new("test", "0").expect("metrics");
+    let sm = ScenarioMetrics::new(
+        &metrics,
+        "t",
+        std::sync::Arc::new(crate::stats::Stats::new()),
+    );
+    let spec = spec(addr, "/v1/chat/completions").with_scenario("t");
+    let pool = pool_for(&spec.url, &s, 4);
+    let head = H1Head::new(&spec, "soakd/test").expect("head");
+    let client = build_http_client(&s).expect("client");
+    let ex = exchange(&pool, &head, &spec, &client, &s, &sm);
+    let abort = tokio_util::sync::CancellationToken::new();
+    let r = timeout(
+        T,
+        ex.execute(
+            Bytes::from_static(b"{}"),
+            tokio::time::Instant::now(),
+            crate::plan::Phase::Steady,
+            cancel,
+            &abort,
+            None,
+        ),
+    )
+    .await
+    .expect("execute");
+    (r, pool.idle())
+}
+
 #[tokio::test]
 async fn a_cancelled_stream_closes_its_connection_and_failures_mid_body_are_classified() {
     let sse_chunked =
@@ -388,37 +423,12 @@ async fn a_cancelled_stream_closes_its_connection_and_failures_mid_body_are_clas
             Outcome::StreamTruncated,
         ),
     ];
-    let client = build_http_client(&settings()).expect("client");
     for (name, prefix, cancel, outcome) in cases {
         let (addr, server) = watching_server(prefix).await;
-        let s = settings();
-        let metrics = crate::metrics::Metrics::new("test", "0").expect("metrics");
-        let sm = ScenarioMetrics::new(
-            &metrics,
-            "t",
-            std::sync::Arc::new(crate::stats::Stats::new()),
-        );
-        let spec = spec(addr, "/v1/chat/completions").with_scenario("t");
-        let pool = pool_for(&spec.url, &s, 4);
-        let head = H1Head::new(&spec, "soakd/test").expect("head");
-        let ex = exchange(&pool, &head, &spec, &client, &s, &sm);
-        let abort = tokio_util::sync::CancellationToken::new();
-        let r = timeout(
-            T,
-            ex.execute(
-                Bytes::from_static(b"{}"),
-                tokio::time::Instant::now(),
-                crate::plan::Phase::Steady,
-                cancel,
-                &abort,
-                None,
-            ),
-        )
-        .await
-        .expect("execute");
+        let (r, idle) = execute_once(addr, cancel).await;
         assert_eq!(r.outcome, outcome, "{name}");
         assert_eq!(r.chunks, 1, "{name}");
-        assert_eq!(pool.idle(), 0, "{name}: the connection is not kept");
+        assert_eq!(idle, 0, "{name}: the connection is not kept");
         assert!(
             timeout(T, server).await.unwrap().unwrap(),
             "{name}: the connection was not closed"
@@ -441,34 +451,9 @@ async fn a_body_cut_short_of_its_length_is_truncated_and_not_reused() {
             .expect("write");
         let _ = sock.shutdown().await;
     });
-    let s = settings();
-    let metrics = crate::metrics::Metrics::new("test", "0").expect("metrics");
-    let sm = ScenarioMetrics::new(
-        &metrics,
-        "t",
-        std::sync::Arc::new(crate::stats::Stats::new()),
-    );
-    let spec = spec(addr, "/v1/chat/completions").with_scenario("t");
-    let pool = pool_for(&spec.url, &s, 4);
-    let head = H1Head::new(&spec, "soakd/test").expect("head");
-    let client = build_http_client(&s).expect("client");
-    let ex = exchange(&pool, &head, &spec, &client, &s, &sm);
-    let abort = tokio_util::sync::CancellationToken::new();
-    let r = timeout(
-        T,
-        ex.execute(
-            Bytes::from_static(b"{}"),
-            tokio::time::Instant::now(),
-            crate::plan::Phase::Steady,
-            None,
-            &abort,
-            None,
-        ),
-    )
-    .await
-    .expect("execute");
+    let (r, idle) = execute_once(addr, None).await;
     assert_eq!(r.outcome, Outcome::StreamTruncated);
     assert_eq!(r.chunks, 1);
-    assert_eq!(pool.idle(), 0);
+    assert_eq!(idle, 0);
     timeout(T, server).await.unwrap().unwrap();
 }

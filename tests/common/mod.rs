@@ -278,6 +278,12 @@ impl Run {
     }
 
     /// Waits for the admin server and returns its address.
+    /// Everything the run printed, stdout (the summary) then stderr (the log), for a
+    /// failure message.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.proc.stdout_text(), self.proc.stderr_text())
+    }
+
     pub fn admin_addr(&mut self) -> SocketAddr {
         let line = self
             .proc
