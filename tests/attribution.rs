@@ -67,19 +67,13 @@ progress_interval = "10s"
     )
 }
 
-fn leaky_mock(extra: &[&str]) -> Mock {
-    let mut args = vec!["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"];
-    args.extend_from_slice(extra);
-    Mock::start(&args)
-}
-
 /// The mock keeps 64 KiB per streaming request and nothing per unary one. With the mix varied
 /// every 5 s, the 25 s window attributes 64 KiB ± 20 % to the streaming scenario and about 0
 /// (under 5 % of that) to the unary one — in the summary JSON, its text table and the gauge.
 #[test]
 fn a_stream_only_leak_is_attributed_to_the_streaming_scenario() {
     let n = 64.0 * KIB;
-    let mock = leaky_mock(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
+    let mock = Mock::quick(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
     let cfg = mixed_config(&mock.url(), mock.proc.pid(), "5s");
     let mut run = Run::start(&cfg, &["--duration", "32s"]);
     let admin = run.admin_addr();
@@ -133,7 +127,7 @@ fn a_stream_only_leak_is_attributed_to_the_streaming_scenario() {
 /// window says why, and the reason is logged exactly once.
 #[test]
 fn a_fixed_mix_publishes_no_attribution_and_logs_why_once() {
-    let mock = leaky_mock(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
+    let mock = Mock::quick(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
     let cfg = mixed_config(&mock.url(), mock.proc.pid(), "off");
     let mut run = Run::start(&cfg, &["--duration", "20s"]);
     let admin = run.admin_addr();

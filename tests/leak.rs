@@ -15,18 +15,7 @@ const T: Duration = Duration::from_secs(300);
 /// `leak:target:rss` named in the summary).
 #[test]
 fn a_64k_per_request_leak_is_measured_within_10_percent() {
-    let mock = Mock::start(&[
-        "--ttft",
-        "2ms",
-        "--chunk-delay",
-        "1ms",
-        "--chunks",
-        "4",
-        "--leak-bytes-per-request",
-        "65536",
-        "--leak-fd-every",
-        "10",
-    ]);
+    let mock = Mock::quick(&["--leak-bytes-per-request", "65536", "--leak-fd-every", "10"]);
     let mut cfg = watch_mock_toml(
         &mock,
         50.0,
@@ -134,7 +123,7 @@ windows = ["30s", "2m"]"#,
 /// The same soak against a clean mock gives no verdict.
 #[test]
 fn a_clean_mock_is_not_called_a_leak() {
-    let mock = Mock::start(&["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"]);
+    let mock = Mock::quick(&[]);
     let cfg = watch_mock_toml(
         &mock,
         50.0,
@@ -255,22 +244,11 @@ threads_per_hour = 1000000.0"#,
 /// no leak. Both soaks run at once.
 #[test]
 fn a_leak_under_a_gc_sawtooth_is_found_from_its_troughs() {
-    let base = [
-        "--ttft",
-        "2ms",
-        "--chunk-delay",
-        "1ms",
-        "--chunks",
-        "4",
-        "--sawtooth-bytes",
-        "16MiB",
-        "--sawtooth-period",
-        "4s",
-    ];
-    let clean_mock = Mock::start(&base);
-    let mut leaky_args = base.to_vec();
+    let sawtooth = ["--sawtooth-bytes", "16MiB", "--sawtooth-period", "4s"];
+    let clean_mock = Mock::quick(&sawtooth);
+    let mut leaky_args = sawtooth.to_vec();
     leaky_args.extend(["--leak-bytes-per-request", "32768"]);
-    let leaky_mock = Mock::start(&leaky_args);
+    let leaky_mock = Mock::quick(&leaky_args);
     let mut clean = sawtooth_soak(&clean_mock);
     let mut leaky = sawtooth_soak(&leaky_mock);
     let (leaky_st, leaky_s) = leaky.finish(T);

@@ -190,6 +190,14 @@ impl Mock {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// A mock that answers in a few milliseconds (first token at 2 ms, 4 chunks 1 ms apart),
+    /// with `extra` flags (leaks, sawtooth…) on top.
+    pub fn quick(extra: &[&str]) -> Mock {
+        let mut args = vec!["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"];
+        args.extend_from_slice(extra);
+        Mock::start(&args)
+    }
 }
 
 /// A soak config that drives `mock` at `rate` rps of 4-token chat completions (constant
