@@ -183,18 +183,9 @@ fn parse_windows(values: &[String]) -> Result<Vec<Window>, ConfigError> {
             "needs at least one window",
         ));
     }
-    let mut windows: Vec<Window> = Vec::with_capacity(values.len());
-    for (i, v) in values.iter().enumerate() {
-        let field = format!("--windows[{i}]");
-        let label = v.trim().to_string();
-        let duration = units::positive_duration(&field, &label)?;
-        if windows.iter().any(|w| w.duration == duration) {
-            return Err(ConfigError::invalid(&field, v, "duplicate window length"));
-        }
-        windows.push(Window { label, duration });
-    }
-    windows.sort_by_key(|w| w.duration);
-    Ok(windows)
+    Window::parse_list("--windows", values, |field, v| {
+        units::positive_duration(field, v.trim())
+    })
 }
 
 fn parse_resource(v: &str) -> Result<Resource, ConfigError> {

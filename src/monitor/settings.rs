@@ -134,6 +134,32 @@ pub struct Window {
     pub duration: Duration,
 }
 
+impl Window {
+    /// The windows of list `field` (each item named `field[i]`), shortest first: each value is
+    /// trimmed into its label and its length comes from `parse(item field, value as written)`;
+    /// no two may have the same length. Whether an empty list is allowed is the caller's rule.
+    pub fn parse_list(
+        field: &str,
+        values: &[String],
+        parse: impl Fn(&str, &str) -> Result<Duration, ConfigError>,
+    ) -> Result<Vec<Window>, ConfigError> {
+        let mut windows: Vec<Window> = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            let item = format!("{field}[{i}]");
+            let duration = parse(&item, v)?;
+            if windows.iter().any(|w| w.duration == duration) {
+                return Err(ConfigError::invalid(&item, v, "duplicate window length"));
+            }
+            windows.push(Window {
+                label: v.trim().to_string(),
+                duration,
+            });
+        }
+        windows.sort_by_key(|w| w.duration);
+        Ok(windows)
+    }
+}
+
 /// Validated leak thresholds, in per-hour units.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LeakThresholds {
@@ -455,15 +481,12 @@ impl RawMonitor {
                 "needs at least one window",
             ));
         }
-        let mut windows: Vec<Window> = Vec::with_capacity(raw_windows.len());
-        for (i, w) in raw_windows.iter().enumerate() {
-            let field = format!("monitor.windows[{i}]");
-            let label = w.trim().to_string();
-            let duration = units::duration(&field, &label)?;
+        let windows = Window::parse_list("monitor.windows", &raw_windows, |field, w| {
+            let duration = units::duration(field, w.trim())?;
             let need = sample_interval * (2 * MIN_POINTS as u32);
             if duration < need {
                 return Err(ConfigError::invalid(
-                    &field,
+                    field,
                     w,
                     format!(
                         "too short for sample_interval {si}: a window needs half its span to \
@@ -472,12 +495,8 @@ impl RawMonitor {
                     ),
                 ));
             }
-            if windows.iter().any(|o| o.duration == duration) {
-                return Err(ConfigError::invalid(&field, w, "duplicate window length"));
-            }
-            windows.push(Window { label, duration });
-        }
-        windows.sort_by_key(|w| w.duration);
+            Ok(duration)
+        })?;
         let thresholds = self.thresholds.validate()?;
         let confirm = units::duration("monitor.confirm", self.confirm.as_deref().unwrap_or("15s"))?;
         let mut processes: Vec<ProcessSpec> = Vec::with_capacity(self.processes.len());
