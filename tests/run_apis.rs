@@ -314,9 +314,11 @@ fn mock_faults_are_classified_per_api() {
         scenarios.push_str(&scenario(&format!("{a}-unary"), a, "stream = false"));
     }
     // About a third of the requests fail on purpose: judge classification, not thresholds.
+    // 5 s at 150 rps is about 80 requests per scenario, so each 10 % fault shows up in every
+    // scenario but with a chance of about 2e-4 (3 s, about 50 each, failed once in ~20 runs).
     let mut run = Run::start_env(
         &config(&mock.url(), 150.0, &scenarios),
-        &["--duration", "3s"],
+        &["--duration", "5s"],
         &[("SOAKD__THRESHOLDS__DEFAULTS", "false")],
     );
     let (st, s) = run.finish(T);
