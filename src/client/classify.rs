@@ -137,9 +137,24 @@ pub fn tls_failure_detail(e: &rustls::Error) -> &'static str {
     }
 }
 
-/// Whether a body read error was a malformed message rather than a lost connection.
+/// Whether a body read error was a malformed message rather than a lost connection: hyper's
+/// parse error, or the invalid-input I/O error its chunked decoder reports (a bad chunk size
+/// line or chunk end), so both clients call malformed framing a protocol error.
 pub fn is_parse_error(e: &reqwest::Error) -> bool {
-    hyper_error(e).is_some_and(|h| h.is_parse())
+    if hyper_error(e).is_some_and(|h| h.is_parse()) {
+        return true;
+    }
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        src = s.source();
+    }
+    false
 }
 
 fn hyper_error(e: &reqwest::Error) -> Option<&hyper::Error> {

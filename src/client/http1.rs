@@ -1,10 +1,13 @@
-//! The plain-HTTP/1.1 fast path: the load's requests sent on hyper's connection API
-//! (`hyper::client::conn::http1`), with a small pool of our own, instead of through reqwest.
+//! The plain-HTTP/1.1 fast path: the load's requests written and their responses read by the
+//! request's own task on a pooled connection (the wire format is [`super::wire`]), instead of
+//! through reqwest.
 //!
 //! Why: reqwest (hyper-util's pooled client) parses the URL, clones the header map and boxes
-//! futures on every request and hands each response from the connection task to the request
-//! task through a pool checkout and a oneshot; the fast path builds each scenario's request
-//! head once ([`H1Head`]) and shares the body `Bytes`.
+//! futures on every request, and hyper runs a task per connection that hands each response to
+//! the request's task through a channel. Here each scenario's request head is serialised once
+//! ([`H1Head`]), a request is one `writev` of that head, its `content-length` (and marker) and
+//! the shared body `Bytes`, and the request's task reads the response itself: no task per
+//! connection, no channel, no header map per request.
 //!
 //! When it is used ([`Http1Pool::for_target`]): **all** of
 //! - the target URL's scheme is `http` (TLS, ALPN and HTTP/2 stay with reqwest),
@@ -26,8 +29,8 @@
 //!
 //! Connections:
 //! - Connect: `host:port` resolved and connected by tokio within `target.connect_timeout`,
-//!   `TCP_NODELAY` on, one spawned task per connection driving hyper's `Connection` (it ends
-//!   when the connection closes or every handle to it is dropped).
+//!   `TCP_NODELAY` on. A connection is owned by one request at a time (or by the pool while
+//!   idle); dropping it closes the socket.
 //! - Pool: idle connections of the one target, at most `cap` (the smaller of
 //!   `pool_max_idle_per_host` and the run's most concurrent requests; 0 keeps none), last in
 //!   first out; an idle connection older than `pool_idle_timeout` is closed at the next
@@ -35,37 +38,38 @@
 //!   complete body, or a drain that reached the end); anything else — a cancelled or aborted
 //!   request, a timeout, a protocol error, a drain cut off at its cap — drops it, which closes
 //!   the connection (the client-abort behaviour soakd measures).
-//! - Checkout: an idle connection whose task has not yet taken up the next request is awaited
-//!   (`SendRequest::ready`); one that closed meanwhile is dropped and the next is tried, then a
-//!   new connection. A request that hyper could not even start on a reused connection (the
-//!   server closed it as it was handed out, `is_canceled`) is retried once on a new one, as
-//!   hyper-util's client does.
-//! - Buffers: hyper's HTTP/1 defaults (an 8 KiB read buffer that grows only for large reads,
-//!   headers written from an 8 KiB buffer).
+//! - Checkout: the newest idle connection is tested with a non-blocking read: one the server
+//!   closed (end of file, a reset) or that holds unexpected bytes is dropped and the next is
+//!   tried, then a new connection. A request whose write fails on a reused connection (the
+//!   server closed it as it was handed out) is retried once on a new one; once the request is
+//!   written it is never sent again (a proxy that drops it is measured, not hidden).
+//! - Buffers: one read buffer per connection, [`READ_BUF`] bytes, grown only while a response
+//!   head is larger (up to [`super::wire::MAX_HEAD_BYTES`]); body pieces are handed out as
+//!   `Bytes` split off it, without a copy. The request is written from the scenario's head,
+//!   a small per-request tail and the body, with no write buffer.
 //!
 //! Errors map to the same outcomes and `detail` strings as reqwest's: a failed connect is
-//! `connect_error` with [`super::classify::io_connect_detail`]'s reason; a hyper error before
-//! the response head is `protocol_error` when the head did not parse, else `connect_error`.
+//! `connect_error` with [`super::classify::io_connect_detail`]'s reason; a response head that
+//! does not parse (or is over its limits) is `protocol_error`; a connection lost before the
+//! head is `connect_error`. In a body, malformed chunked framing is a parse error
+//! (`protocol_error`), a connection lost or closed short of the body's length is not.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::pin::Pin;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{Builder, SendRequest};
+use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, HOST, USER_AGENT};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::classify::io_connect_detail;
 use super::outcome::Outcome;
+use super::response::BodyError;
+use super::wire::{self, ChunkedDecoder, Decoded, Framing, HeadError, ResponseHead};
 use super::{ClientSettings, HttpVersion, RequestSpec};
 
 /// The environment variable that turns the fast path off: `SOAKD_HTTP_CLIENT=reqwest`.
@@ -73,6 +77,12 @@ pub const CLIENT_ENV: &str = "SOAKD_HTTP_CLIENT";
 
 /// Proxy variables that reqwest applies to an `http://` target.
 const PROXY_ENV: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+
+/// A connection's read buffer, and how much is reserved whenever it runs low.
+pub const READ_BUF: usize = 4096;
+
+/// The detail of a connection lost before the response head (the same as reqwest's).
+const LOST_BEFORE_HEAD: &str = "connection failed before the response head";
 
 /// A request that failed before its response head: the outcome and the warning's detail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,47 +99,24 @@ impl SendFailure {
         }
     }
 
-    /// A hyper error before the response head (the connection was up).
-    fn from_hyper(e: &hyper::Error) -> Self {
+    fn head(e: HeadError) -> Self {
         SendFailure {
-            outcome: if e.is_parse() || e.is_parse_status() {
-                Outcome::ProtocolError
-            } else {
-                Outcome::ConnectError
+            outcome: Outcome::ProtocolError,
+            detail: match e {
+                HeadError::Malformed => "malformed response head",
+                HeadError::TooLarge => "response head over 64 KiB",
+                HeadError::BadLength => "invalid content-length in the response head",
+                HeadError::Upgrade => "unexpected 101 Switching Protocols",
             },
-            detail: "connection failed before the response head",
         }
     }
 }
 
-/// The request body: one shared `Bytes`, sent with its exact length.
-pub struct ReqBody(Option<Bytes>);
-
-impl Body for ReqBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.as_ref().is_none_or(|b| b.is_empty())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
-    }
-}
-
-/// A scenario's request head, built once: path and query, and every header but the marker.
+/// A scenario's request head, serialised once: request line and every header but the
+/// per-request `content-length` and marker.
 #[derive(Debug, Clone)]
 pub struct H1Head {
-    uri: Uri,
-    headers: HeaderMap,
+    prefix: Bytes,
 }
 
 impl H1Head {
@@ -141,51 +128,103 @@ impl H1Head {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let uri: Uri = match url.query() {
+        let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
+        };
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return None;
         }
-        .parse()
-        .ok()?;
-        let mut headers = spec.headers.clone();
+        let mut headers = HeaderMap::with_capacity(spec.headers.len() + 3);
+        headers.insert(HOST, HeaderValue::from_str(&host).ok()?);
         if let Ok(ua) = HeaderValue::from_str(user_agent) {
-            headers.entry(USER_AGENT).or_insert(ua);
+            headers.insert(USER_AGENT, ua);
         }
-        headers
-            .entry(ACCEPT)
-            .or_insert(HeaderValue::from_static("*/*"));
-        headers
-            .entry(HOST)
-            .or_insert(HeaderValue::from_str(&host).ok()?);
-        Some(H1Head { uri, headers })
-    }
-
-    fn request(&self, body: Bytes, marker: Option<(HeaderName, HeaderValue)>) -> Request<ReqBody> {
-        let mut req = Request::new(ReqBody(Some(body)));
-        *req.method_mut() = Method::POST;
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        if let Some((n, v)) = marker {
-            req.headers_mut().insert(n, v);
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        for name in spec.headers.keys() {
+            headers.remove(name);
         }
-        req
+        for (name, value) in &spec.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        Some(H1Head {
+            prefix: wire::request_prefix(&path, &headers),
+        })
     }
 }
 
-struct Idle {
-    tx: SendRequest<ReqBody>,
+/// One connection: the socket and its read buffer.
+struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+    /// When it went idle (only meaningful in the pool).
     since: Instant,
+}
+
+impl Conn {
+    /// Reads what the socket has into the buffer; `Ok(0)` at the end of file.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < READ_BUF / 4 {
+            self.buf.reserve(READ_BUF);
+        }
+        self.io.read_buf(&mut self.buf).await
+    }
+
+    /// Whether an idle connection is still open and quiet (a non-blocking read would block).
+    fn usable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        self.buf.is_empty()
+            && matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes the request: the scenario's head, this request's tail, the body.
+    async fn write_request(&mut self, parts: [&[u8]; 3]) -> std::io::Result<()> {
+        let mut done = [0usize; 3];
+        loop {
+            let slices = [
+                IoSlice::new(&parts[0][done[0]..]),
+                IoSlice::new(&parts[1][done[1]..]),
+                IoSlice::new(&parts[2][done[2]..]),
+            ];
+            if slices.iter().all(|s| s.is_empty()) {
+                return Ok(());
+            }
+            let mut n = self.io.write_vectored(&slices).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            for (d, p) in done.iter_mut().zip(parts) {
+                let step = n.min(p.len() - *d);
+                *d += step;
+                n -= step;
+            }
+        }
+    }
+
+    /// Reads up to the final response head.
+    async fn read_head(&mut self) -> Result<ResponseHead, SendFailure> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(head) = wire::parse_head(&mut self.buf).map_err(SendFailure::head)? {
+                    return Ok(head);
+                }
+            }
+            match self.fill().await {
+                Ok(0) | Err(_) => return Err(SendFailure::connect(LOST_BEFORE_HEAD)),
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// The fast path's connections to one `http://` target.
 pub struct Http1Pool {
     /// `host:port` to connect to.
     addr: String,
-    idle: Mutex<VecDeque<Idle>>,
+    idle: Mutex<VecDeque<Conn>>,
     cap: usize,
     idle_timeout: Duration,
     connect_timeout: Duration,
-    builder: Builder,
     connects: AtomicU64,
 }
 
@@ -236,7 +275,6 @@ impl Http1Pool {
             cap: s.pool_max_idle_per_host.min(max_concurrent),
             idle_timeout: s.pool_idle_timeout,
             connect_timeout: s.connect_timeout,
-            builder: Builder::new(),
             connects: AtomicU64::new(0),
         })
     }
@@ -256,7 +294,7 @@ impl Http1Pool {
         self.cap
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Conn>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -268,77 +306,75 @@ impl Http1Pool {
         body: Bytes,
         marker: Option<(HeaderName, HeaderValue)>,
     ) -> Result<H1Response<'_>, SendFailure> {
-        let req = head.request(body, marker);
-        let (mut tx, reused) = match self.checkout().await {
-            Some(tx) => (tx, true),
-            None => (self.connect().await?, false),
-        };
-        let resp = match tx.try_send_request(req).await {
-            Ok(r) => r,
-            Err(mut e) => match e.take_message() {
-                // Never started on a connection the server closed as it was handed out.
-                Some(req) if reused && e.error().is_canceled() => {
-                    tx = self.connect().await?;
-                    tx.send_request(req)
-                        .await
-                        .map_err(|e| SendFailure::from_hyper(&e))?
-                }
-                _ => return Err(SendFailure::from_hyper(e.error())),
+        let mut tail = Vec::with_capacity(64);
+        wire::request_suffix(
+            &mut tail,
+            body.len(),
+            marker
+                .as_ref()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+        );
+        let parts = [&head.prefix[..], &tail[..], &body[..]];
+        let mut conn = match self.checkout() {
+            Some(mut conn) => match conn.write_request(parts).await {
+                Ok(()) => conn,
+                // Closed as it was handed out: the request never reached the server whole.
+                Err(_) => self.connect_and_write(parts).await?,
             },
+            None => self.connect_and_write(parts).await?,
         };
-        let (parts, body) = resp.into_parts();
+        let head = conn.read_head().await?;
+        let body = match head.framing {
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
+            Framing::Close => BodyState::Close,
+        };
         Ok(H1Response {
-            head: parts,
+            head,
             body,
-            conn: Some(tx),
+            conn: Some(conn),
             pool: self,
         })
     }
 
-    /// An idle connection ready for a request, if any.
-    async fn checkout(&self) -> Option<SendRequest<ReqBody>> {
-        loop {
-            let mut tx = {
-                let mut idle = self.lock();
-                let now = Instant::now();
-                while idle
-                    .front()
-                    .is_some_and(|i| now.saturating_duration_since(i.since) > self.idle_timeout)
-                {
-                    idle.pop_front();
-                }
-                idle.pop_back()?.tx
-            };
-            if tx.is_ready() {
-                return Some(tx);
-            }
-            if tx.is_closed() {
-                continue;
-            }
-            // Its task has not yet picked up the end of the last response.
-            if tx.ready().await.is_ok() {
-                return Some(tx);
+    /// The newest idle connection that is still usable, if any.
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.lock();
+        let now = Instant::now();
+        while idle
+            .front()
+            .is_some_and(|c| now.saturating_duration_since(c.since) > self.idle_timeout)
+        {
+            idle.pop_front();
+        }
+        while let Some(conn) = idle.pop_back() {
+            if conn.usable() {
+                return Some(conn);
             }
         }
+        None
     }
 
     /// Gives a connection whose last response was read to its end back to the pool.
-    fn put_back(&self, tx: SendRequest<ReqBody>) {
-        if tx.is_closed() {
-            return;
-        }
+    fn put_back(&self, mut conn: Conn) {
         let mut idle = self.lock();
         if idle.len() < self.cap {
-            idle.push_back(Idle {
-                tx,
-                since: Instant::now(),
-            });
+            conn.since = Instant::now();
+            idle.push_back(conn);
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<ReqBody>, SendFailure> {
+    async fn connect_and_write(&self, parts: [&[u8]; 3]) -> Result<Conn, SendFailure> {
+        let mut conn = self.connect().await?;
+        conn.write_request(parts)
+            .await
+            .map_err(|_| SendFailure::connect(LOST_BEFORE_HEAD))?;
+        Ok(conn)
+    }
+
+    async fn connect(&self) -> Result<Conn, SendFailure> {
         self.connects.fetch_add(1, Ordering::Relaxed);
-        let stream = match tokio::time::timeout(
+        let io = match tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(self.addr.as_str()),
         )
@@ -352,24 +388,32 @@ impl Http1Pool {
             }
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
-        let (tx, conn) = self
-            .builder
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| SendFailure::connect("connect failed"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(tx)
+        let _ = io.set_nodelay(true);
+        Ok(Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_BUF),
+            since: Instant::now(),
+        })
     }
+}
+
+/// Where a response body stands.
+#[derive(Debug)]
+enum BodyState {
+    /// This many bytes left.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Up to the close.
+    Close,
+    /// Read to its end, or failed.
+    Done,
 }
 
 /// A fast-path response: its head, its body, and its connection until the body ends.
 pub struct H1Response<'a> {
-    head: hyper::http::response::Parts,
-    body: Incoming,
-    conn: Option<SendRequest<ReqBody>>,
+    head: ResponseHead,
+    body: BodyState,
+    conn: Option<Conn>,
     pool: &'a Http1Pool,
 }
 
@@ -384,32 +428,67 @@ impl H1Response<'_> {
 
     /// The body's length when the head declared it.
     pub fn content_length(&self) -> Option<u64> {
-        self.body.size_hint().exact()
+        match self.head.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
     }
 
     /// The next piece of the body (`None` at its end, which gives the connection back).
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, hyper::Error> {
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
         loop {
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await;
-            match frame {
-                None => {
-                    if let Some(tx) = self.conn.take() {
-                        self.pool.put_back(tx);
-                    }
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(None);
+            };
+            match &mut self.body {
+                BodyState::Done => return Ok(None),
+                BodyState::Length(0) => return Ok(self.finish()),
+                BodyState::Length(left) if !conn.buf.is_empty() => {
+                    let n = conn
+                        .buf
+                        .len()
+                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    *left -= n as u64;
+                    return Ok(Some(conn.buf.split_to(n).freeze()));
+                }
+                BodyState::Chunked(dec) => match dec.decode(&mut conn.buf) {
+                    Ok(Decoded::Data(b)) => return Ok(Some(b)),
+                    Ok(Decoded::End) => return Ok(self.finish()),
+                    Ok(Decoded::NeedMore) => {}
+                    Err(_) => return Err(self.fail(true)),
+                },
+                BodyState::Close if !conn.buf.is_empty() => {
+                    return Ok(Some(conn.buf.split().freeze()));
+                }
+                BodyState::Length(_) | BodyState::Close => {}
+            }
+            match conn.fill().await {
+                Ok(0) if matches!(self.body, BodyState::Close) => {
+                    self.body = BodyState::Done;
+                    self.conn = None;
                     return Ok(None);
                 }
-                Some(Err(e)) => {
-                    self.conn = None;
-                    return Err(e);
-                }
-                Some(Ok(f)) => {
-                    if let Ok(data) = f.into_data() {
-                        if !data.is_empty() {
-                            return Ok(Some(data));
-                        }
-                    }
-                }
+                Ok(0) | Err(_) => return Err(self.fail(false)),
+                Ok(_) => {}
             }
         }
+    }
+
+    /// The body ended: the connection goes back when it may carry another request.
+    fn finish(&mut self) -> Option<Bytes> {
+        self.body = BodyState::Done;
+        if let Some(conn) = self.conn.take() {
+            if self.head.keep_alive && conn.buf.is_empty() {
+                self.pool.put_back(conn);
+            }
+        }
+        None
+    }
+
+    /// The body failed: the connection is closed.
+    fn fail(&mut self, parse: bool) -> BodyError {
+        self.body = BodyState::Done;
+        self.conn = None;
+        BodyError { parse }
     }
 }

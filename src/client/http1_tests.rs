@@ -416,11 +416,11 @@ async fn a_cancelled_stream_closes_its_connection_and_failures_mid_body_are_clas
             Outcome::Cancelled,
         ),
         (
-            // A body I/O error in hyper, as with reqwest: a stream broken off.
+            // Malformed framing: a protocol error, as with reqwest.
             "malformed chunk size",
             format!("{sse_chunked}{}zz\r\n", frame(delta)),
             None,
-            Outcome::StreamTruncated,
+            Outcome::ProtocolError,
         ),
     ];
     for (name, prefix, cancel, outcome) in cases {

@@ -8,10 +8,10 @@
 //!   frame, usage); [`embeddings`] checks the one API that never streams.
 //! - [`drive`]: one stream's reader and parser together, deciding its outcome.
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
-//! - [`http1`]: the plain-HTTP/1.1 fast path (hyper's connection API and a small pool), used
-//!   instead of reqwest for `http://` targets when nothing asks for reqwest (proxy variables,
-//!   HTTP/2, `SOAKD_HTTP_CLIENT=reqwest`); [`response`] puts either client's response behind
-//!   one interface.
+//! - [`http1`] and [`wire`]: the plain-HTTP/1.1 fast path (soakd's own HTTP/1.1 client and a
+//!   small pool), used instead of reqwest for `http://` targets when nothing asks for reqwest
+//!   (proxy variables, HTTP/2, `SOAKD_HTTP_CLIENT=reqwest`); [`response`] puts either client's
+//!   response behind one interface.
 //! - [`exchange`]: [`Exchange::execute`] sends one request, reads the response as it arrives
 //!   (a stream is never accumulated: its memory is the SSE reader's buffer), and records the
 //!   request's metrics through [`record::ScenarioMetrics`] (Prometheus and HDR together).
@@ -35,6 +35,7 @@ pub mod responses;
 pub mod settings;
 pub mod sse;
 pub mod stream;
+pub mod wire;
 
 #[cfg(test)]
 mod http1_tests;

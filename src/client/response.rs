@@ -2,8 +2,9 @@
 //! ([`super::http1`]), behind the few calls [`super::Exchange`] needs (status, headers,
 //! declared length, next body chunk) and the same error classes for both.
 //!
-//! A body read error is [`BodyError`]: `parse` when the body's framing was malformed (hyper's
-//! parse error, e.g. a bad chunk size), else the connection was lost mid-body. A send error
+//! A body read error is [`BodyError`]: `parse` when the body's framing was malformed (a bad
+//! chunk size or chunk end: the fast path's decoder, or hyper's under reqwest), else the
+//! connection was lost mid-body. A send error
 //! is [`SendFailure`]: reqwest's is classified by [`classify_send_error`] and
 //! [`connect_failure_detail`] exactly as before.
 
@@ -57,9 +58,7 @@ impl Resp<'_> {
             Resp::Reqwest(r) => r.chunk().await.map_err(|e| BodyError {
                 parse: is_parse_error(&e),
             }),
-            Resp::Http1(r) => r.chunk().await.map_err(|e| BodyError {
-                parse: e.is_parse(),
-            }),
+            Resp::Http1(r) => r.chunk().await,
         }
     }
 }

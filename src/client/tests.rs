@@ -476,12 +476,13 @@ async fn stream_failures_are_classified_and_recorded_once() {
             chunks: Some(1),
         },
         Case {
-            // hyper reports a bad chunk size as a body I/O error, not a parse error, so both
-            // clients call it a stream broken off.
+            // Malformed framing, not a lost connection: a protocol error on both clients
+            // (hyper reports it as an invalid-input body error, the fast path's decoder as a
+            // parse error).
             name: "malformed chunk size",
             script: vec![Act::Read, w(SSE_HEAD_CHUNKED), chunked(&oai("a")), w("zz\r\n")],
             settings: quick_settings(),
-            outcome: Outcome::StreamTruncated,
+            outcome: Outcome::ProtocolError,
             stream: Some(StreamResult::Truncated),
             chunks: Some(1),
         },
