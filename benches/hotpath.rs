@@ -193,6 +193,7 @@ fn pacer(c: &mut Criterion<ThreadCpu>) {
             rate: BurstRate::Multiplier(3.0),
         }),
         arrivals: ArrivalKind::Poisson,
+        batch_window: soakd::plan::DEFAULT_BATCH_WINDOW,
     };
     let poisson = OpenPlan {
         arrivals: ArrivalKind::Poisson,

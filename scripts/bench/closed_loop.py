@@ -12,7 +12,8 @@ Steps, one after the other against the same nginx, each for --duration s:
 
 Reported: requests per second over the whole run (soakd: requests_sent / sending_seconds from
 its summary; oha: its requestsPerSec; wrk: its Requests/sec), CPU µs per request (wait4 rusage
-at exit / requests), and soakd's rps as a ratio of oha's and wrk's. --repeat N runs the three N
+at exit / requests), nginx's CPU µs per request while each tool ran (/proc/<pid>/stat before
+and after), and soakd's rps as a ratio of oha's and wrk's. --repeat N runs the three N
 times, interleaved, and prints each run and the range.
 
     python3 scripts/bench/closed_loop.py [--connections 64] [--duration 15] [--repeat 1] [--json OUT]
@@ -88,11 +89,19 @@ def main():
         nginx, url, ctype, body = b.nginx_with_mock_answer(c, REQUEST)
         target = url + "/v1/chat/completions"
         print(f"target: nginx 1 process at {target}, static {len(body)}-byte {ctype} body")
+        def nginx_cpu(run):
+            # nginx's CPU per request while this tool ran: the shared target's cost of its traffic.
+            before = b.cpu_seconds(nginx.pid)
+            t = run()
+            after = b.cpu_seconds(nginx.pid)
+            t["nginx_cpu_per_req"] = (after - before) / t["requests"] if t["requests"] else None
+            return t
+
         for i in range(args.repeat):
-            r = {"soakd": run_soakd(c, url, conns, dur, f"soakd-{i}")}
-            r["oha"] = run_oha(c, target, conns, dur, f"oha-{i}")
+            r = {"soakd": nginx_cpu(lambda: run_soakd(c, url, conns, dur, f"soakd-{i}"))}
+            r["oha"] = nginx_cpu(lambda: run_oha(c, target, conns, dur, f"oha-{i}"))
             if not args.no_wrk:
-                r["wrk"] = run_wrk(c, target, conns, dur, f"wrk-{i}")
+                r["wrk"] = nginx_cpu(lambda: run_wrk(c, target, conns, dur, f"wrk-{i}"))
             r["loadavg"] = b.loadavg()
             runs.append(r)
             print(f"  run {i + 1}: soakd {r['soakd']['rps']:.0f} rps, oha {r['oha']['rps']:.0f}"
@@ -109,8 +118,10 @@ def main():
             if tool in r:
                 t = r[tool]
                 rows.append([i + 1, tool, t["requests"], t["ok"], f"{t['rps']:.0f}",
-                             b.us(t["cpu_per_req"]), b.mib(t["rss"])])
-    b.table(["run", "tool", "requests", "ok", "rps", "CPU µs/req", "peak RSS MiB"], rows)
+                             b.us(t["cpu_per_req"]), b.us(t["nginx_cpu_per_req"]),
+                             b.mib(t["rss"])])
+    b.table(["run", "tool", "requests", "ok", "rps", "CPU µs/req", "nginx CPU µs/req",
+             "peak RSS MiB"], rows)
     print()
     vs_oha = [r["soakd"]["rps"] / r["oha"]["rps"] for r in runs]
     print(f"soakd/oha rps: {', '.join(f'{x:.3f}' for x in vs_oha)} (goal >= 1.0)")

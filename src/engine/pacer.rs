@@ -1,8 +1,12 @@
 //! The open model's pacer: one OS thread (`soakd-pacer`) that walks the plan's arrivals.
 //!
 //! It sleeps until each intended send instant (an OS-thread sleep wakes within tens of
-//! microseconds, where a tokio timer rounds up to the next millisecond), at least [`MIN_WAKE`]
-//! at a time so that at high rates one wake-up hands a batch of due requests to the runtime.
+//! microseconds, where a tokio timer rounds up to the next millisecond), at least the plan's
+//! `batch_window` (`[load] batch_window`, default 500 µs) at a time, so that at high rates one
+//! wake-up hands a batch of due requests to the runtime. The window trades CPU for send
+//! precision: at 10k rps on 2 cores, 200 µs cost 1.1–1.2× oha's CPU per request with a
+//! schedule-lag p50 of 0.16 ms, 500 µs 0.92–0.97× at 0.35 ms, 1 ms 0.78–0.83× at 0.6 ms
+//! (BENCHMARKS.md, issue 11); below 1/window requests per second it changes nothing.
 //! A due arrival takes a permit of the in-flight cap without waiting — no permit means the
 //! request is counted in `soakd_requests_dropped_total{reason="in_flight_cap"}` and forgotten,
 //! never queued — and the batch is spawned on the load runtime in one hand-over, each request
@@ -74,10 +78,10 @@ impl Pacer {
             let now = std::time::Instant::now();
             if intended > now {
                 // Hand over what is due, then sleep until the next arrival — but at least
-                // MIN_WAKE, so that at high rates one wake-up (and one hand-over to the
-                // runtime) serves several arrivals instead of one each.
+                // the batch window, so that at high rates one wake-up (and one hand-over to
+                // the runtime) serves several arrivals instead of one each.
                 self.flush(&mut batch);
-                match wake.recv_timeout((intended - now).max(MIN_WAKE)) {
+                match wake.recv_timeout((intended - now).max(self.plan.batch_window)) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => {
                         self.drop_backlog(&mut arrivals, &mut rng, &mut mix, offset);
@@ -193,7 +197,3 @@ impl Pacer {
         }
     }
 }
-
-/// Shortest pacer sleep: arrivals closer than this to the previous wake-up wait for the next
-/// one, which bounds wake-ups at 5,000 a second and adds at most 200 µs of schedule lag.
-const MIN_WAKE: Duration = Duration::from_micros(200);

@@ -93,7 +93,12 @@ pub struct OpenPlan {
     pub loop_stages: bool,
     pub burst: Option<Burst>,
     pub arrivals: ArrivalKind,
+    /// The pacer's shortest sleep: arrivals due within it are handed over in one wake-up.
+    pub batch_window: Duration,
 }
+
+/// The default `load.batch_window`.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_micros(500);
 
 /// What the plan asks for at one instant.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,6 +117,7 @@ impl OpenPlan {
             loop_stages: false,
             burst: None,
             arrivals: ArrivalKind::Constant,
+            batch_window: DEFAULT_BATCH_WINDOW,
         }
     }
 
