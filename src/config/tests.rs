@@ -4,38 +4,11 @@ use std::path::Path;
 use super::*;
 use crate::client::{ApiKind, CancelAt};
 use crate::plan::{ArrivalKind, BurstRate, ClosedPlan};
+use crate::scratch::ScratchFile;
 use crate::workload::Cancellation;
 
-fn file(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::TempPath::with(text)
-}
-
-/// A file under the system temp dir, removed on drop.
-mod tempfile_path {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub struct TempPath(PathBuf);
-    impl TempPath {
-        pub fn with(text: &str) -> TempPath {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "soakd-config-test-{}-{}.toml",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&p, text).unwrap();
-            TempPath(p)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+fn file(text: &str) -> ScratchFile {
+    ScratchFile::with("config-test", "soakd.toml", text)
 }
 
 fn no_env(_: &str) -> Option<String> {
