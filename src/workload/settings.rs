@@ -222,17 +222,11 @@ fn validate_one(s: &RawScenario, f: &dyn Fn(&str) -> String) -> Result<Scenario,
                     "TTFT is measured on streaming scenarios only",
                 ));
             }
-            match v {
-                "any" => TtftOn::Any,
-                "text" => TtftOn::Text,
-                other => {
-                    return Err(ConfigError::invalid(
-                        f("ttft_on"),
-                        other,
-                        "must be \"any\" or \"text\"",
-                    ))
-                }
-            }
+            units::one_of(
+                f("ttft_on"),
+                v,
+                &[("any", TtftOn::Any), ("text", TtftOn::Text)],
+            )?
         }
     };
     let inputs = match s.inputs_per_request {
