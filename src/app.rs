@@ -281,48 +281,40 @@ impl App {
 
     /// Runs until the end of the duration or until `stop` is cancelled; returns the summary.
     pub async fn run(self, stop: CancellationToken) -> Result<Summary, AppError> {
-        let App {
-            config,
-            metrics,
-            view,
-            engine,
-            monitor,
-            series,
-            admin,
-            mock,
-            upstream,
-        } = self;
         let side_stop = CancellationToken::new();
-        if let Ok(addr) = admin.local_addr() {
+        if let Ok(addr) = self.admin.local_addr() {
             tracing::info!(%addr, "admin server listening on http://{addr}");
         }
         let side = spawn_side_thread(SideParts {
-            admin,
-            view: view.clone(),
-            monitor,
-            series: series.clone(),
-            thresholds: config.thresholds.clone(),
-            metrics: metrics.clone(),
-            progress: config.log.progress_interval,
+            admin: self.admin,
+            view: self.view.clone(),
+            monitor: self.monitor,
+            series: self.series.clone(),
+            thresholds: self.config.thresholds.clone(),
+            metrics: self.metrics.clone(),
+            progress: self.config.log.progress_interval,
             stop_run: stop.clone(),
             shutdown: side_stop.clone(),
         })?;
         tracing::info!(
-            run_id = %config.run.run_id,
-            shard = config.run.shard_index,
-            shards = config.run.shards.get(),
-            target = %view.target,
-            duration = %config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
-            plan = %config.plan,
-            scenarios = %ScenarioList(&config.scenarios),
+            run_id = %self.config.run.run_id,
+            shard = self.config.run.shard_index,
+            shards = self.config.run.shards.get(),
+            target = %self.view.target,
+            duration = %self.config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            plan = %self.config.plan,
+            scenarios = %ScenarioList(&self.config.scenarios),
             "soak started"
         );
-        let sending = engine.run(stop.clone(), config.run.grace).await;
+        let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
         tracing::info!("load finished; summarising");
-        let mut snapshot = view.snapshot();
-        let results = config.thresholds.evaluate(&snapshot.verdict_inputs(), true);
+        let mut snapshot = self.view.snapshot();
+        let results = self
+            .config
+            .thresholds
+            .evaluate(&snapshot.verdict_inputs(), true);
         for r in &results {
-            metrics
+            self.metrics
                 .threshold_passing
                 .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
@@ -336,9 +328,9 @@ impl App {
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
         side_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
-        if let Some(path) = &config.run.report_html {
-            series.finish(summary.snapshot.monitor.as_ref());
-            let html = crate::page::report::html(&series.to_json(), &summary);
+        if let Some(path) = &self.config.run.report_html {
+            self.series.finish(summary.snapshot.monitor.as_ref());
+            let html = crate::page::report::html(&self.series.to_json(), &summary);
             match crate::page::report::write(path, &html) {
                 Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
                 Err(e) => {
@@ -346,13 +338,13 @@ impl App {
                 }
             }
         }
-        if let Some(u) = upstream {
+        if let Some(u) = self.upstream {
             u.stop().await;
         }
-        if let Some(m) = mock {
+        if let Some(m) = self.mock {
             m.stop().await;
         }
-        if let Some(path) = &config.run.summary_json {
+        if let Some(path) = &self.config.run.summary_json {
             match serde_json::to_vec_pretty(&summary) {
                 Ok(json) => {
                     if let Err(e) = std::fs::write(path, json) {

@@ -33,6 +33,8 @@ pub mod monitor;
 pub mod page;
 pub mod plan;
 pub mod report;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod series;
 pub mod signals;
 pub mod stats;

@@ -10,6 +10,8 @@
 //!   is rejected while the file is read, with the key named by the `config` crate.
 //! - Sizes are bytes as an integer or a string with a unit (`"512KB"`, `"32MiB"`, `"1.5GiB"`):
 //!   [`parse_size`], and [`serde_size`] for raw structs and flags.
+//! - Keyword fields (`log.format`, `load.arrivals`, …) are read with [`one_of`], whose error
+//!   lists the accepted words: `must be "text" or "json"`.
 //! - [`fmt_bytes`] prints sizes in binary units, [`trim_num`] prints a number without trailing
 //!   zeros.
 
@@ -143,6 +145,28 @@ pub fn label_value(field: &str, v: &str) -> Result<(), ConfigError> {
             "must be 1-64 characters of letters, digits, '_' or '-'",
         ))
     }
+}
+
+/// A keyword field: the value paired with `v` in `choices`, or an error naming `field` that
+/// lists the choices in their order (`must be "a" or "b"`, `must be "a", "b" or "c"`).
+pub fn one_of<T: Copy>(
+    field: impl Into<String>,
+    v: &str,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    if let Some(&(_, value)) = choices.iter().find(|(name, _)| *name == v) {
+        return Ok(value);
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    let listed = match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(ConfigError::invalid(field, v, format!("must be {listed}")))
 }
 
 /// An `http://` or `https://` URL with a host.
@@ -356,6 +380,31 @@ mod tests {
         }
         for bad in ["", "MiB", "-5MiB", "5 parsecs", "1.2.3MB", "1e400"] {
             assert!(parse_size(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn one_of_picks_the_named_choice_or_lists_them_all() {
+        let two = [("text", 1), ("json", 2)];
+        assert_eq!(one_of("log.format", "json", &two).unwrap(), 2);
+        let three = [("ms", 1), ("s", 2), ("us", 3)];
+        assert_eq!(one_of("u", "s", &three).unwrap(), 2);
+        for (choices, want) in [
+            (&two[..], "must be \"text\" or \"json\""),
+            (&three[..], "must be \"ms\", \"s\" or \"us\""),
+            (&[("only", 1)][..], "must be \"only\""),
+        ] {
+            match one_of("log.format", "XML", choices) {
+                Err(ConfigError::Invalid {
+                    field,
+                    value,
+                    reason,
+                }) => assert_eq!(
+                    (field.as_str(), value.as_str(), reason.as_str()),
+                    ("log.format", "XML", want)
+                ),
+                other => panic!("{want}: {other:?}"),
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::scratch::ScratchDir;
 
 const NOW: f64 = 1_700_000_000.0;
 
@@ -228,15 +229,12 @@ fn bad_values_are_named() {
 
 #[test]
 fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
-    let dir = std::env::temp_dir().join(format!("soakd-analyze-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.toml");
-    std::fs::write(
-        &good,
+    let dir = ScratchDir::new("analyze-cli");
+    let good = dir.write(
+        "good.toml",
         "[monitor]\nwindows = [\"10m\", \"1h\"]\n[monitor.thresholds]\nrss_mib_per_hour = 8\n\
          rss_percent_per_hour = 1\nfds_per_hour = 5\nmin_r2 = 0.5\nmin_growth_bytes = \"1MiB\"\n",
-    )
-    .unwrap();
+    );
     let c = cmd(&args(|a| {
         a.files = vec!["a.csv".into()];
         a.config = Some(good.clone());
@@ -259,8 +257,7 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
     .unwrap();
     assert_eq!(c.settings.windows.len(), 1);
     // A bad [monitor], an unknown key, a missing file.
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[monitor]\nwindows = [\"5m\", \"banana\"]\n").unwrap();
+    let bad = dir.write("bad.toml", "[monitor]\nwindows = [\"5m\", \"banana\"]\n");
     let e = err(&args(|a| {
         a.files = vec!["a.csv".into()];
         a.config = Some(bad.clone());
@@ -280,7 +277,6 @@ fn config_monitor_section_applies_and_bad_ones_are_config_errors() {
         a.config = Some(dir.join("missing.toml"));
     }));
     assert!(e.contains("--config") && e.contains("cannot read"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -93,6 +93,7 @@ pub fn parse_csv(name: &str, reader: impl BufRead) -> Result<Series, InputError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::ScratchDir;
 
     fn parse(text: &str) -> Result<Series, InputError> {
         parse_csv("mem.csv", text.as_bytes())
@@ -160,14 +161,11 @@ mod tests {
 
     #[test]
     fn files_are_read_and_missing_files_named() {
-        let dir = std::env::temp_dir().join(format!("soakd-csv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("rss.csv");
-        std::fs::write(&path, "timestamp_seconds,value\n0,1\n5,2\n").unwrap();
+        let dir = ScratchDir::new("csv");
+        let path = dir.write("rss.csv", "timestamp_seconds,value\n0,1\n5,2\n");
         assert_eq!(read_csv(&path).unwrap().points.len(), 2);
         let missing = dir.join("nope.csv");
         let e = read_csv(&missing).unwrap_err().to_string();
         assert!(e.starts_with(&missing.display().to_string()), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -114,43 +114,38 @@ fn error_ratio_is_judged_in_percentage_points() {
 
 #[test]
 fn rss_per_request_needs_the_relative_limit_and_the_floor() {
-    // 500 B → 700 B is +40 % but only 200 B per request: under the 1 KiB floor.
-    let c = run(
-        &summary(0.04, 0.2, 0, 500.0, "ok"),
-        &summary(0.04, 0.2, 0, 700.0, "ok"),
-        &Limits::default(),
-    );
-    assert_eq!(
-        row(&c, "rss_per_request", Some("target")).status,
-        RowStatus::Ok
-    );
-    // 500 B → 64 KiB: a regression.
-    let c = run(
-        &summary(0.04, 0.2, 0, 500.0, "ok"),
-        &summary(0.04, 0.2, 0, 65536.0, "ok"),
-        &Limits::default(),
-    );
-    let r = row(&c, "rss_per_request", Some("target"));
-    assert_eq!(r.status, RowStatus::Regression);
-    // A shrinking base (negative slope) is judged on the floor alone.
-    let c = run(
-        &summary(0.04, 0.2, 0, -300.0, "ok"),
-        &summary(0.04, 0.2, 0, 600.0, "ok"),
-        &Limits::default(),
-    );
-    assert_eq!(
-        row(&c, "rss_per_request", Some("target")).status,
-        RowStatus::Ok
-    );
-    let c = run(
-        &summary(0.04, 0.2, 0, -300.0, "ok"),
-        &summary(0.04, 0.2, 0, 900.0, "ok"),
-        &Limits::default(),
-    );
-    assert_eq!(
-        row(&c, "rss_per_request", Some("target")).status,
-        RowStatus::Regression
-    );
+    // (base, new RSS bytes per request, status, why)
+    let cases = [
+        (
+            500.0,
+            700.0,
+            RowStatus::Ok,
+            "+40 % but only 200 B per request: under the 1 KiB floor",
+        ),
+        (500.0, 65536.0, RowStatus::Regression, "500 B → 64 KiB"),
+        // A shrinking base (negative slope) is judged on the floor alone.
+        (
+            -300.0,
+            600.0,
+            RowStatus::Ok,
+            "shrinking base, 900 B more: under the floor",
+        ),
+        (
+            -300.0,
+            900.0,
+            RowStatus::Regression,
+            "shrinking base, 1200 B more",
+        ),
+    ];
+    for (base, new, want, why) in cases {
+        let c = run(
+            &summary(0.04, 0.2, 0, base, "ok"),
+            &summary(0.04, 0.2, 0, new, "ok"),
+            &Limits::default(),
+        );
+        let got = row(&c, "rss_per_request", Some("target")).status;
+        assert_eq!(got, want, "{base} → {new}: {why}");
+    }
 }
 
 #[test]

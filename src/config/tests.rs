@@ -4,38 +4,11 @@ use std::path::Path;
 use super::*;
 use crate::client::{ApiKind, CancelAt};
 use crate::plan::{ArrivalKind, BurstRate, ClosedPlan};
+use crate::scratch::ScratchFile;
 use crate::workload::Cancellation;
 
-fn file(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::TempPath::with(text)
-}
-
-/// A file under the system temp dir, removed on drop.
-mod tempfile_path {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub struct TempPath(PathBuf);
-    impl TempPath {
-        pub fn with(text: &str) -> TempPath {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "soakd-config-test-{}-{}.toml",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&p, text).unwrap();
-            TempPath(p)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+fn file(text: &str) -> ScratchFile {
+    ScratchFile::with("config-test", "soakd.toml", text)
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -51,8 +24,13 @@ fn load_text(text: &str, env: &[(&str, &str)], o: &Overrides) -> Result<RawConfi
     load(Some(f.path()), &env, o)
 }
 
+/// The raw config of `text`, with no environment and no flags.
+fn raw_text(text: &str) -> Result<RawConfig, ConfigError> {
+    load_text(text, &[], &Overrides::default())
+}
+
 fn validate_text(text: &str) -> Result<Config, ConfigError> {
-    load_text(text, &[], &Overrides::default())?.validate_with(&no_env)
+    raw_text(text)?.validate_with(&no_env)
 }
 
 fn err_text(text: &str) -> String {
@@ -94,7 +72,7 @@ fn empty_file_gets_defaults() {
 #[test]
 fn precedence_file_then_env_then_flags() {
     let text = "[load]\nrate = 5\n[run]\nduration = \"1m\"\n";
-    let raw = load_text(text, &[], &Overrides::default()).unwrap();
+    let raw = raw_text(text).unwrap();
     assert_eq!(raw.load.rate, 5.0);
     let env = [("SOAKD__LOAD__RATE", "7.5"), ("SOAKD__RUN__DURATION", "3m")];
     let raw = load_text(text, &env, &Overrides::default()).unwrap();
@@ -120,27 +98,19 @@ fn precedence_file_then_env_then_flags() {
 
 #[test]
 fn unknown_keys_are_rejected_with_their_name() {
-    let e = load_text("[load]\nrat = 5\n", &[], &Overrides::default())
-        .unwrap_err()
-        .to_string();
+    let e = raw_text("[load]\nrat = 5\n").unwrap_err().to_string();
     assert!(e.contains("rat"), "{e}");
-    let e = load_text("[lod]\nrate = 5\n", &[], &Overrides::default())
+    let e = raw_text("[lod]\nrate = 5\n").unwrap_err().to_string();
+    assert!(e.contains("lod"), "{e}");
+    let e = raw_text("[[scenarios]]\nname = \"a\"\nmodle = \"x\"\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("lod"), "{e}");
-    let e = load_text(
-        "[[scenarios]]\nname = \"a\"\nmodle = \"x\"\n",
-        &[],
-        &Overrides::default(),
-    )
-    .unwrap_err()
-    .to_string();
     assert!(e.contains("modle"), "{e}");
 }
 
 #[test]
 fn syntax_errors_and_unreadable_files() {
-    let e = load_text("[load\nrate = 5\n", &[], &Overrides::default()).unwrap_err();
+    let e = raw_text("[load\nrate = 5\n").unwrap_err();
     assert!(matches!(e, ConfigError::Load(_)), "{e}");
     let missing = Path::new("/nonexistent/soakd.toml");
     let e = load(Some(missing), &HashMap::new(), &Overrides::default())
@@ -289,12 +259,7 @@ fn invalid_values_name_field_value_and_reason() {
 
 #[test]
 fn api_keys_only_by_reference() {
-    let raw = load_text(
-        "[target]\napi_key_env = \"SOAKD_TEST_KEY\"",
-        &[],
-        &Overrides::default(),
-    )
-    .unwrap();
+    let raw = raw_text("[target]\napi_key_env = \"SOAKD_TEST_KEY\"").unwrap();
     let e = raw.validate_with(&no_env).unwrap_err().to_string();
     assert!(
         e.contains("target.api_key_env") && e.contains("SOAKD_TEST_KEY") && e.contains("not set")
@@ -351,12 +316,7 @@ fn closed_model_presets_and_overrides() {
 
 #[test]
 fn shards_divide_the_plan_and_read_the_job_index() {
-    let raw = load_text(
-        "[run]\nshards = 4\n[load]\nrate = 100",
-        &[],
-        &Overrides::default(),
-    )
-    .unwrap();
+    let raw = raw_text("[run]\nshards = 4\n[load]\nrate = 100").unwrap();
     let c = raw
         .validate_with(&|k| (k == "JOB_COMPLETION_INDEX").then(|| "3".to_string()))
         .unwrap();
@@ -405,11 +365,7 @@ cancel = { fraction = 0.1, after = "2s" }
 
 #[test]
 fn redacted_toml_hides_credentials_and_round_trips() {
-    let raw = load_text(
-        "[target]\nurl = \"https://user:hunter2@proxy.test/\"\n[[scenarios]]\nheaders = { Authorization = \"Bearer sk-1\", x-tenant = \"a\" }\n",
-        &[],
-        &Overrides::default(),
-    )
+    let raw = raw_text("[target]\nurl = \"https://user:hunter2@proxy.test/\"\n[[scenarios]]\nheaders = { Authorization = \"Bearer sk-1\", x-tenant = \"a\" }\n")
     .unwrap();
     let text = raw.to_redacted_toml();
     assert!(
@@ -418,7 +374,7 @@ fn redacted_toml_hides_credentials_and_round_trips() {
     );
     assert!(text.contains("x-tenant"), "{text}");
     // The printed config is itself a valid config.
-    let again = load_text(&text, &[], &Overrides::default()).unwrap();
+    let again = raw_text(&text).unwrap();
     assert_eq!(again.load.rate, raw.load.rate);
 }
 

@@ -667,125 +667,60 @@ mod tests {
         .validate()
         .expect("sum of exactly 1 is valid");
 
-        let cases: Vec<(MockArgs, &str)> = vec![
+        // (what is set on the defaults, the field the error names)
+        type Change = fn(&mut MockArgs);
+        let cases: [(Change, &str); 16] = [
+            (|a| a.chunks = 0, "mock.chunks"),
+            (|a| a.chunk_bytes = 0, "mock.chunk_bytes"),
             (
-                MockArgs {
-                    chunks: 0,
-                    ..Default::default()
+                |a| {
+                    a.chunks = 1 << 20;
+                    a.chunk_bytes = 1 << 10;
                 },
                 "mock.chunks",
             ),
+            (|a| a.error_status = 200, "mock.error_status"),
+            (|a| a.tool_call_rate = 1.5, "mock.tool_call_rate"),
             (
-                MockArgs {
-                    chunk_bytes: 0,
-                    ..Default::default()
-                },
-                "mock.chunk_bytes",
-            ),
-            (
-                MockArgs {
-                    chunks: 1 << 20,
-                    chunk_bytes: 1 << 10,
-                    ..Default::default()
+                |a| {
+                    a.chunks = 1;
+                    a.reasoning_chunks = 1 << 20;
+                    a.chunk_bytes = 1 << 10;
                 },
                 "mock.chunks",
             ),
+            (|a| a.error_status = 600, "mock.error_status"),
+            (|a| a.leak_fd_every = Some(0), "mock.leak_fd_every"),
+            (|a| a.leak_thread_every = Some(0), "mock.leak_thread_every"),
             (
-                MockArgs {
-                    error_status: 200,
-                    ..Default::default()
-                },
-                "mock.error_status",
-            ),
-            (
-                MockArgs {
-                    tool_call_rate: 1.5,
-                    ..Default::default()
-                },
-                "mock.tool_call_rate",
-            ),
-            (
-                MockArgs {
-                    chunks: 1,
-                    reasoning_chunks: 1 << 20,
-                    chunk_bytes: 1 << 10,
-                    ..Default::default()
-                },
-                "mock.chunks",
-            ),
-            (
-                MockArgs {
-                    error_status: 600,
-                    ..Default::default()
-                },
-                "mock.error_status",
-            ),
-            (
-                MockArgs {
-                    leak_fd_every: Some(0),
-                    ..Default::default()
-                },
-                "mock.leak_fd_every",
-            ),
-            (
-                MockArgs {
-                    leak_thread_every: Some(0),
-                    ..Default::default()
-                },
-                "mock.leak_thread_every",
-            ),
-            (
-                MockArgs {
-                    sawtooth_bytes: Some(64 << 20),
-                    ..Default::default()
-                },
+                |a| a.sawtooth_bytes = Some(64 << 20),
                 "mock.sawtooth_period",
             ),
             (
-                MockArgs {
-                    sawtooth_period: Some(Duration::from_secs(60)),
-                    ..Default::default()
-                },
+                |a| a.sawtooth_period = Some(Duration::from_secs(60)),
                 "mock.sawtooth_bytes",
             ),
             (
-                MockArgs {
-                    sawtooth_bytes: Some(4096),
-                    sawtooth_period: Some(Duration::from_secs(60)),
-                    ..Default::default()
+                |a| {
+                    a.sawtooth_bytes = Some(4096);
+                    a.sawtooth_period = Some(Duration::from_secs(60));
                 },
                 "mock.sawtooth_bytes",
             ),
+            (|a| a.plateau_bytes = Some(0), "mock.plateau_bytes"),
+            (|a| a.exit_after = Some(Duration::ZERO), "mock.exit_after"),
             (
-                MockArgs {
-                    plateau_bytes: Some(0),
-                    ..Default::default()
-                },
-                "mock.plateau_bytes",
-            ),
-            (
-                MockArgs {
-                    exit_after: Some(Duration::ZERO),
-                    ..Default::default()
-                },
-                "mock.exit_after",
-            ),
-            (
-                MockArgs {
-                    leak_bytes_per_request: MAX_LEAK_PER_REQUEST + 1,
-                    ..Default::default()
-                },
+                |a| a.leak_bytes_per_request = MAX_LEAK_PER_REQUEST + 1,
                 "mock.leak_bytes_per_request",
             ),
             (
-                MockArgs {
-                    leak_bytes_per_stream_second: MAX_LEAK_PER_REQUEST + 1,
-                    ..Default::default()
-                },
+                |a| a.leak_bytes_per_stream_second = MAX_LEAK_PER_REQUEST + 1,
                 "mock.leak_bytes_per_stream_second",
             ),
         ];
-        for (args, field) in cases {
+        for (set, field) in cases {
+            let mut args = MockArgs::default();
+            set(&mut args);
             let (f, _, r) = invalid_field(&args);
             assert_eq!(f, field, "reason: {r}");
             assert!(!r.is_empty());

@@ -395,18 +395,27 @@ mod tests {
         }
     }
 
+    /// A store for `args` with fresh gauges, and the gauges to read it by.
+    fn new_store(args: &MockArgs) -> (LeakGauges, LeakStore) {
+        let g = gauges();
+        (g.clone(), LeakStore::new(args, g))
+    }
+
+    /// `n` requests of one class.
+    fn requests(store: &LeakStore, n: usize, stream: bool, anthropic: bool) {
+        for _ in 0..n {
+            store.on_request(stream, anthropic);
+        }
+    }
+
     #[test]
     fn plateau_stops_at_the_cap_exactly() {
-        let args = MockArgs {
+        let (g, store) = new_store(&MockArgs {
             plateau_bytes: Some(100_000),
             ..Default::default()
-        };
-        let g = gauges();
-        let store = LeakStore::new(&args, g.clone());
+        });
         assert!(store.active());
-        for _ in 0..5 {
-            store.on_request(false, false);
-        }
+        requests(&store, 5, false, false);
         // 64 KiB + the remaining 34,464 bytes, then nothing.
         assert_eq!(g.bytes.get(), 100_000);
         let blocks = store.blocks.lock().unwrap();
@@ -419,39 +428,28 @@ mod tests {
 
     #[test]
     fn plateau_uses_leak_bytes_per_request_as_step() {
-        let args = MockArgs {
+        let (g, store) = new_store(&MockArgs {
             plateau_bytes: Some(10_000),
             leak_bytes_per_request: 3_000,
             ..Default::default()
-        };
-        let g = gauges();
-        let store = LeakStore::new(&args, g.clone());
-        for _ in 0..3 {
-            store.on_request(false, false);
-        }
+        });
+        requests(&store, 3, false, false);
         assert_eq!(g.bytes.get(), 9_000);
-        store.on_request(false, false);
-        store.on_request(false, false);
+        requests(&store, 2, false, false);
         assert_eq!(g.bytes.get(), 10_000);
     }
 
     #[test]
     fn fd_and_thread_leaks_count_every_n() {
-        let args = MockArgs {
+        let (g, store) = new_store(&MockArgs {
             leak_fd_every: Some(3),
             leak_thread_every: Some(2),
             ..Default::default()
-        };
-        let g = gauges();
-        let store = LeakStore::new(&args, g.clone());
-        for _ in 0..7 {
-            store.on_request(false, false);
-        }
+        });
+        requests(&store, 7, false, false);
         assert_eq!(g.fds.get(), 2);
         assert_eq!(g.threads.get(), 0, "non-stream requests leak no threads");
-        for _ in 0..4 {
-            store.on_request(true, false);
-        }
+        requests(&store, 4, true, false);
         assert_eq!(g.threads.get(), 2);
         assert_eq!(store.files.lock().unwrap().len(), 3);
         assert_eq!(g.bytes.get(), 0);
@@ -465,8 +463,7 @@ mod tests {
             leak_fd_every: Some(1),
             ..Default::default()
         };
-        let g = gauges();
-        let store = LeakStore::new(&args, g.clone());
+        let (g, store) = new_store(&args);
         store.on_request(false, false);
         store.on_request(false, true);
         assert_eq!(g.bytes.get(), 0, "unary requests leak no bytes");

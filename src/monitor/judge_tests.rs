@@ -67,18 +67,23 @@ fn rss_needs_both_rates_and_the_floor() {
 #[test]
 fn fds_and_threads_use_their_rates_without_a_floor() {
     let rules = LeakRules::default();
-    assert!(rules
-        .window_limits(Resource::Fds, None)
-        .calls_leak(&fit(90.0, 61.0, 0.5)));
-    assert!(!rules
-        .window_limits(Resource::Fds, None)
-        .calls_leak(&fit(90.0, 59.0, 50.0)));
-    assert!(rules
-        .window_limits(Resource::Threads, None)
-        .calls_leak(&fit(40.0, 31.0, 1.0)));
-    assert!(!rules
-        .window_limits(Resource::Threads, None)
-        .calls_leak(&fit(40.0, 29.0, 9.0)));
+    // (resource, fit, called): the lower bound just above or below the rate (60 fds/h,
+    // 30 threads/h); a growth of half an fd passes, as there is no floor.
+    let cases = [
+        (Resource::Fds, fit(90.0, 61.0, 0.5), true),
+        (Resource::Fds, fit(90.0, 59.0, 50.0), false),
+        (Resource::Threads, fit(40.0, 31.0, 1.0), true),
+        (Resource::Threads, fit(40.0, 29.0, 9.0), false),
+    ];
+    for (r, f, called) in cases {
+        let got = rules.window_limits(r, None).calls_leak(&f);
+        assert_eq!(
+            got,
+            called,
+            "{r:?} with the lower bound at {} per hour",
+            f.slope_lo * 3600.0
+        );
+    }
     assert_eq!(rules.growth_floor(Resource::Fds, None), 0.0);
 }
 
@@ -183,37 +188,25 @@ fn a_called_leak_stays_while_the_estimates_support_it() {
     let unsure = Some(unsure_fit);
     let below = Some(fit(mib(45.0), mib(20.0), mib(20.0)));
     let low = Some(fit(mib(0.0), mib(-40.0), 0.0));
-    assert_eq!(
-        resource_verdict(r, &[unsure, sure], b, &rules, false),
-        Verdict::Ok,
-        "no rise"
-    );
-    assert_eq!(
-        resource_verdict(r, &[unsure, sure], b, &rules, true),
-        Verdict::Leak,
-        "stays"
-    );
-    assert_eq!(
-        resource_verdict(r, &[below, sure], b, &rules, true),
-        Verdict::Ok,
-        "falls"
-    );
-    assert_eq!(
-        resource_verdict(r, &[sure, below], b, &rules, true),
-        Verdict::Ok,
-        "falls"
-    );
-    // An imprecise window's consistency is not re-tested once the leak is called.
-    assert_eq!(
-        resource_verdict(r, &[low, sure], b, &rules, true),
-        Verdict::Leak
-    );
     // The floor holds both ways.
     let small = Some(fit(mib(80.0), mib(60.0), mib(3.0)));
-    assert_eq!(
-        resource_verdict(r, &[small, sure], b, &rules, true),
-        Verdict::Ok
-    );
+    // (windows, whether the leak was called before, verdict, what the case shows)
+    let cases = [
+        ([unsure, sure], false, Verdict::Ok, "no rise"),
+        ([unsure, sure], true, Verdict::Leak, "stays"),
+        ([below, sure], true, Verdict::Ok, "falls"),
+        ([sure, below], true, Verdict::Ok, "falls"),
+        // An imprecise window's consistency is not re-tested once the leak is called.
+        ([low, sure], true, Verdict::Leak, "imprecise window"),
+        ([small, sure], true, Verdict::Ok, "floor"),
+    ];
+    for (windows, called, want, what) in cases {
+        assert_eq!(
+            resource_verdict(r, &windows, b, &rules, called),
+            want,
+            "{what}"
+        );
+    }
     assert!(rules.window_limits(r, b).supports_leak(&unsure_fit));
     assert!(!rules.window_limits(r, b).calls_leak(&unsure_fit));
 }

@@ -356,6 +356,7 @@ pub fn is_local(source: &Source) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::ScratchDir;
 
     #[test]
     fn stat_with_odd_comm() {
@@ -401,16 +402,13 @@ mod tests {
 
     #[test]
     fn pid_file_errors() {
-        let dir = std::env::temp_dir().join(format!("soakd-pidfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("p.pid");
-        std::fs::write(&f, "  4321\n").unwrap();
+        let dir = ScratchDir::new("pidfile");
+        let f = dir.write("p.pid", "  4321\n");
         assert_eq!(read_pid_file(&f).unwrap(), 4321);
         std::fs::write(&f, "nope").unwrap();
         let e = read_pid_file(&f).unwrap_err().to_string();
         assert!(e.contains("does not hold a pid"), "{e}");
         assert!(read_pid_file(&dir.join("absent")).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -44,6 +44,72 @@ fn err(slope: Option<f64>, truth: f64) -> f64 {
     (slope.expect("a slope") - truth) / truth
 }
 
+/// A leak of `leak` MiB/h under a sawtooth of `amp` MiB every `period` s, with Gaussian
+/// noise of sd `noise` MiB; everything else at its default (no jitter).
+fn sawtooth(leak: f64, amp: f64, period: f64, noise: f64) -> SynthSpec {
+    SynthSpec {
+        leak_per_hour: mib(leak),
+        saw_amplitude: mib(amp),
+        saw_period: period,
+        noise_sd: mib(noise),
+        ..SynthSpec::default()
+    }
+}
+
+/// [`sawtooth`] with the GC period jittering by ±10 %.
+fn jittered(leak: f64, amp: f64, period: f64, noise: f64) -> SynthSpec {
+    SynthSpec {
+        saw_jitter: 0.1,
+        ..sawtooth(leak, amp, period, noise)
+    }
+}
+
+/// Runs a leak-finding goal for each seed: `spec`'s leak, with the half-rate thresholds of
+/// that leak, must be called by `deadline` s and its slope at the end of the run be within
+/// `tolerance` (relative) of the truth; with `at_detection`, its slope when first called too.
+/// Returns each seed's outcome for the goal's own checks.
+fn leak_goal(
+    spec: SynthSpec,
+    windows: &[f64],
+    interval: f64,
+    hours: f64,
+    deadline: f64,
+    tolerance: f64,
+    at_detection: bool,
+) -> Vec<(u64, Outcome)> {
+    let truth = spec.leak_per_hour;
+    let mut outcomes = Vec::new();
+    for seed in 0..SEEDS {
+        let o = scenario(spec, seed, windows, interval, hours, truth, 0.0);
+        let at = o
+            .first_leak
+            .unwrap_or_else(|| panic!("seed {seed}: not found: {o:?}"));
+        assert!(at <= deadline, "seed {seed}: {at}");
+        let mut slopes = vec![o.final_slope()];
+        if at_detection {
+            slopes.insert(0, o.slope_at_first_leak);
+        }
+        for slope in slopes {
+            assert!(err(slope, truth).abs() <= tolerance, "seed {seed}: {o:?}");
+        }
+        outcomes.push((seed, o));
+    }
+    outcomes
+}
+
+/// Pushes `f(t)` as RSS (no requests, no open streams) every `interval` s, `n` times.
+fn feed(set: &mut TrendSet, interval: f64, n: u64, mut f: impl FnMut(f64) -> f64) {
+    for i in 0..n {
+        let t = i as f64 * interval;
+        set.push(&Point {
+            t,
+            values: [Some(f(t)), None, None],
+            requests: 0,
+            streams: 0.0,
+        });
+    }
+}
+
 /// Goal: 1 MiB/h under a 32 MiB, 120 s sawtooth, found within 1 h with thresholds 0.5 MiB/h
 /// and 0.25 %/h over 200 MiB, slope within ±25 %. Windows 30m/1h, 1 s samples (at 5 s the
 /// sampling phase alone puts 1.3 MiB of jitter on each trough), noise sd 0.1 MiB, GC period
@@ -51,24 +117,8 @@ fn err(slope: Option<f64>, truth: f64) -> f64 {
 /// with half an hour of troughs) it scatters by up to +60 % (BENCHMARKS.md).
 #[test]
 fn goal_1_mib_per_hour_under_a_120s_sawtooth_within_an_hour() {
-    let spec = SynthSpec {
-        leak_per_hour: mib(1.0),
-        saw_amplitude: mib(32.0),
-        saw_period: 120.0,
-        saw_jitter: 0.1,
-        noise_sd: mib(0.1),
-        ..SynthSpec::default()
-    };
-    for seed in 0..SEEDS {
-        let o = scenario(spec, seed, &[1800.0, 3600.0], 1.0, 1.0, mib(1.0), 0.0);
-        let at = o
-            .first_leak
-            .unwrap_or_else(|| panic!("seed {seed}: not found: {o:?}"));
-        assert!(at <= 3600.0, "seed {seed}: {at}");
-        assert!(
-            err(o.final_slope(), mib(1.0)).abs() <= 0.25,
-            "seed {seed}: {o:?}"
-        );
+    let spec = jittered(1.0, 32.0, 120.0, 0.1);
+    for (seed, o) in leak_goal(spec, &[1800.0, 3600.0], 1.0, 1.0, 3600.0, 0.25, false) {
         assert_eq!(
             (o.leak_episodes, o.final_verdict),
             (1, Verdict::Leak),
@@ -86,28 +136,9 @@ fn goal_1_mib_per_hour_under_a_120s_sawtooth_within_an_hour() {
 /// at 3 h). Windows 1h/3h, 2 s samples, noise sd 0.25 MiB, jitter ±10 %.
 #[test]
 fn goal_4_mib_per_hour_under_a_600s_sawtooth_within_3_hours() {
-    let spec = SynthSpec {
-        leak_per_hour: mib(4.0),
-        saw_amplitude: mib(64.0),
-        saw_period: 600.0,
-        saw_jitter: 0.1,
-        noise_sd: mib(0.25),
-        ..SynthSpec::default()
-    };
-    for seed in 0..SEEDS {
-        let o = scenario(spec, seed, &[3600.0, 10800.0], 2.0, 3.0, mib(4.0), 0.0);
-        let at = o
-            .first_leak
-            .unwrap_or_else(|| panic!("seed {seed}: not found: {o:?}"));
-        assert!(at <= 3.0 * 3600.0, "seed {seed}: {at}");
-        assert!(
-            err(o.slope_at_first_leak, mib(4.0)).abs() <= 0.25,
-            "seed {seed}: {o:?}"
-        );
-        assert!(
-            err(o.final_slope(), mib(4.0)).abs() <= 0.25,
-            "seed {seed}: {o:?}"
-        );
+    let spec = jittered(4.0, 64.0, 600.0, 0.25);
+    let windows = [3600.0, 10800.0];
+    for (seed, o) in leak_goal(spec, &windows, 2.0, 3.0, 3.0 * 3600.0, 0.25, true) {
         assert_eq!(o.leak_episodes, 1, "seed {seed}");
     }
 }
@@ -116,25 +147,9 @@ fn goal_4_mib_per_hour_under_a_600s_sawtooth_within_3_hours() {
 /// Windows 5m/15m, 1 s samples, noise sd 0.1 MiB, thresholds 8 MiB/h and 4 %/h.
 #[test]
 fn goal_clean_16_mib_per_hour_within_15_minutes() {
-    let spec = SynthSpec {
-        leak_per_hour: mib(16.0),
-        noise_sd: mib(0.1),
-        ..SynthSpec::default()
-    };
-    for seed in 0..SEEDS {
-        let o = scenario(spec, seed, &[300.0, 900.0], 1.0, 0.25, mib(16.0), 0.0);
-        let at = o
-            .first_leak
-            .unwrap_or_else(|| panic!("seed {seed}: not found: {o:?}"));
-        assert!(at <= 900.0, "seed {seed}: {at}");
-        assert!(
-            err(o.slope_at_first_leak, mib(16.0)).abs() <= 0.05,
-            "seed {seed}: {o:?}"
-        );
-        assert!(
-            err(o.final_slope(), mib(16.0)).abs() <= 0.05,
-            "seed {seed}: {o:?}"
-        );
+    // No sawtooth (amplitude 0).
+    let spec = sawtooth(16.0, 0.0, 120.0, 0.1);
+    for (_, o) in leak_goal(spec, &[300.0, 900.0], 1.0, 0.25, 900.0, 0.05, true) {
         assert_eq!(
             o.final_fits[1].unwrap().period,
             None,
@@ -151,14 +166,7 @@ fn goal_clean_16_mib_per_hour_within_15_minutes() {
 /// still be called (BENCHMARKS.md).
 #[test]
 fn goal_no_false_leak_over_3_hours() {
-    let noise = mib(0.25);
-    let saw = |amp: f64, period: f64| SynthSpec {
-        saw_amplitude: mib(amp),
-        saw_period: period,
-        saw_jitter: 0.1,
-        noise_sd: noise,
-        ..SynthSpec::default()
-    };
+    let saw = |amp: f64, period: f64| jittered(0.0, amp, period, 0.25);
     let cases = [
         ("sawtooth 32 MiB / 120 s", saw(32.0, 120.0), 0.0),
         ("sawtooth 128 MiB / 600 s", saw(128.0, 600.0), 0.0),
@@ -190,23 +198,9 @@ fn goal_no_false_leak_over_3_hours() {
 }
 
 /// Feeds `f(t)` as RSS every `interval` s for `duration` s into one window of `span` s.
-fn fit_of(
-    span: f64,
-    interval: f64,
-    duration: f64,
-    mut f: impl FnMut(f64) -> f64,
-) -> Option<TrendFit> {
+fn fit_of(span: f64, interval: f64, duration: f64, f: impl FnMut(f64) -> f64) -> Option<TrendFit> {
     let mut set = TrendSet::new(&[span], interval, DEFAULT_CONFIDENCE);
-    let n = (duration / interval) as u64;
-    for i in 0..n {
-        let t = i as f64 * interval;
-        set.push(&Point {
-            t,
-            values: [Some(f(t)), None, None],
-            requests: 0,
-            streams: 0.0,
-        });
-    }
+    feed(&mut set, interval, (duration / interval) as u64, f);
     set.fit(0, 0)
 }
 
@@ -234,14 +228,7 @@ fn sawtooth_table() {
     for (period, span, bound) in rows {
         let mut row = Vec::new();
         for seed in 0..5 {
-            let spec = SynthSpec {
-                leak_per_hour: mib(20.0),
-                saw_amplitude: mib(30.0),
-                saw_period: period,
-                noise_sd: mib(1.15),
-                ..SynthSpec::default()
-            };
-            let mut s = Synth::new(spec, seed);
+            let mut s = Synth::new(sawtooth(20.0, 30.0, period, 1.15), seed);
             let f = fit_of(span, 1.0, 2.0 * span, |t| s.value(t));
             match (f, bound) {
                 (None, None) => row.push("no fit".to_string()),
@@ -293,38 +280,14 @@ fn outliers_do_not_move_the_slope() {
 fn too_few_points_give_no_fit() {
     // 100 s window at 1 s: 40 s is under half the span.
     let mut set = TrendSet::new(&[100.0], 1.0, DEFAULT_CONFIDENCE);
-    for i in 0..40 {
-        let t = f64::from(i);
-        set.push(&Point {
-            t,
-            values: [Some(t), None, None],
-            requests: 0,
-            streams: 0.0,
-        });
-    }
+    feed(&mut set, 1.0, 40, |t| t);
     assert!(set.fit(0, 0).is_none());
     assert!(set.fit(0, 1).is_none(), "never-present resource has no fit");
     // A window whose sawtooth leaves fewer than MIN_FIT_POINTS troughs has no fit either:
     // 10 min window, 150 s period → 4 troughs.
-    let mut s = Synth::new(
-        SynthSpec {
-            saw_amplitude: mib(32.0),
-            saw_period: 150.0,
-            leak_per_hour: mib(50.0),
-            ..SynthSpec::default()
-        },
-        1,
-    );
+    let mut s = Synth::new(sawtooth(50.0, 32.0, 150.0, 0.0), 1);
     let mut set = TrendSet::new(&[600.0, 3600.0], 1.0, DEFAULT_CONFIDENCE);
-    for i in 0..3000 {
-        let t = f64::from(i);
-        set.push(&Point {
-            t,
-            values: [Some(s.value(t)), None, None],
-            requests: 0,
-            streams: 0.0,
-        });
-    }
+    feed(&mut set, 1.0, 3000, |t| s.value(t));
     assert!(set.windows()[1].own_period(0).is_some());
     assert!(set.fit(0, 0).is_none(), "{:?}", set.fit(0, 0));
     assert!(set.fit(1, 0).is_some());
@@ -335,23 +298,10 @@ fn a_short_window_borrows_the_period_of_a_longer_one() {
     // 600 s sawtooth: the 5 min window's ring (512 s at 1 s) holds at most one drop, so it
     // finds no period of its own; it borrows the 2 h window's and then has too few troughs
     // for a fit, instead of bucket minima climbing the ramp (+180 MiB/h of "growth").
-    let spec = SynthSpec {
-        saw_amplitude: mib(30.0),
-        saw_period: 600.0,
-        noise_sd: mib(0.1),
-        ..SynthSpec::default()
-    };
+    let spec = sawtooth(0.0, 30.0, 600.0, 0.1);
     let mut s = Synth::new(spec, 2);
     let mut set = TrendSet::new(&[300.0, 7200.0], 1.0, DEFAULT_CONFIDENCE);
-    for i in 0..8000 {
-        let t = f64::from(i);
-        set.push(&Point {
-            t,
-            values: [Some(s.value(t)), None, None],
-            requests: 0,
-            streams: 0.0,
-        });
-    }
+    feed(&mut set, 1.0, 8000, |t| s.value(t));
     assert_eq!(set.windows()[0].own_period(0), None);
     let long = set.windows()[1].own_period(0).unwrap();
     assert!(
@@ -366,15 +316,7 @@ fn a_short_window_borrows_the_period_of_a_longer_one() {
     // windows should be several GC periods long (BENCHMARKS.md).
     let mut s = Synth::new(spec, 2);
     let mut lone = TrendSet::new(&[300.0], 1.0, DEFAULT_CONFIDENCE);
-    for i in 0..1000 {
-        let t = f64::from(i);
-        lone.push(&Point {
-            t,
-            values: [Some(s.value(t)), None, None],
-            requests: 0,
-            streams: 0.0,
-        });
-    }
+    feed(&mut lone, 1.0, 1000, |t| s.value(t));
     assert!(lone.fit(0, 0).is_some_and(|f| f.slope * 3600.0 > mib(50.0)));
 }
 
@@ -418,23 +360,12 @@ fn memory_is_fixed_however_long_the_run() {
 
 #[test]
 fn confidence_sets_the_interval_width() {
-    let spec = SynthSpec {
-        leak_per_hour: mib(30.0),
-        noise_sd: mib(1.0),
-        ..SynthSpec::default()
-    };
+    // No sawtooth (amplitude 0).
+    let spec = sawtooth(30.0, 0.0, 120.0, 1.0);
     let width = |conf: f64| {
         let mut s = Synth::new(spec, 4);
         let mut set = TrendSet::new(&[1800.0], 1.0, conf);
-        for i in 0..2000 {
-            let t = f64::from(i);
-            set.push(&Point {
-                t,
-                values: [Some(s.value(t)), None, None],
-                requests: 0,
-                streams: 0.0,
-            });
-        }
+        feed(&mut set, 1.0, 2000, |t| s.value(t));
         let f = set.fit(0, 0).unwrap();
         assert!(f.slope_lo < f.slope && f.slope < f.slope_hi);
         f.slope_hi - f.slope_lo
@@ -451,18 +382,8 @@ fn a_coarse_ring_does_not_hide_a_fast_regular_sawtooth() {
     // ring sees the real 60 s cycle. The long window must cut its troughs by the real cycle:
     // a 64 MiB/h leak is a leak and a flat series is ok, never unknown, for every seed.
     for seed in 0..8 {
-        for (leak, amp, want) in [
-            (mib(64.0), mib(16.0), Verdict::Leak),
-            (0.0, mib(32.0), Verdict::Ok),
-        ] {
-            let spec = SynthSpec {
-                leak_per_hour: leak,
-                saw_amplitude: amp,
-                saw_period: 60.0,
-                noise_sd: mib(0.5),
-                ..SynthSpec::default()
-            };
-            let mut s = Synth::new(spec, seed);
+        for (leak, amp, want) in [(64.0, 16.0, Verdict::Leak), (0.0, 32.0, Verdict::Ok)] {
+            let mut s = Synth::new(sawtooth(leak, amp, 60.0, 0.5), seed);
             let mut r = Replay::new(ReplayConfig::new(
                 vec![300.0, 1800.0, 7200.0],
                 10.0,
@@ -475,7 +396,7 @@ fn a_coarse_ring_does_not_hide_a_fast_regular_sawtooth() {
             assert_eq!(
                 r.raw_verdict(),
                 want,
-                "seed {seed}, leak {leak}: {:?}",
+                "seed {seed}, leak {leak} MiB/h: {:?}",
                 r.fits()
             );
             // Cut by the real cycle, or by none (its 60 s buckets already hold one trough

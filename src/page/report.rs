@@ -91,38 +91,31 @@ pub fn check_path(path: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scratch(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("soakd-report-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use crate::scratch::ScratchDir;
 
     #[test]
     fn a_writable_path_passes_and_leaves_nothing_behind() {
-        let d = scratch("ok");
+        let d = ScratchDir::new("report-ok");
         let p = d.join("report.html");
         check_path(&p).unwrap();
         assert!(!p.exists(), "the probe file is removed");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
         // An existing file passes and is left as it was.
         std::fs::write(&p, "old").unwrap();
         check_path(&p).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn unwritable_paths_are_refused_with_a_reason() {
-        let d = scratch("bad");
+        let d = ScratchDir::new("report-bad");
         let missing = d.join("no-such-dir").join("r.html");
         let e = check_path(&missing).unwrap_err();
         assert!(
             e.contains("no-such-dir") && e.contains("No such file"),
             "{e}"
         );
-        let e = check_path(&d).unwrap_err();
+        let e = check_path(d.path()).unwrap_err();
         assert_eq!(e, "is a directory");
         let file = d.join("plain");
         std::fs::write(&file, "x").unwrap();
@@ -131,20 +124,18 @@ mod tests {
         // /proc refuses new files even to root.
         let e = check_path(Path::new("/proc/soakd-report.html")).unwrap_err();
         assert!(e.contains("cannot be created"), "{e}");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn write_replaces_the_file_whole_and_leaves_no_temporary() {
-        let d = scratch("write");
+        let d = ScratchDir::new("report-write");
         let p = d.join("r.html");
         std::fs::write(&p, "old").unwrap();
         write(&p, "<html>new</html>").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "<html>new</html>");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         assert!(write(&d.join("gone").join("r.html"), "x").is_err());
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
-        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -160,16 +160,15 @@ impl RawLoad {
                 "must be at least 1",
             )
         })?;
-        let plan = match self.model.as_str() {
-            "open" => Plan::Open(self.open()?.sharded(shards.get())),
-            "closed" => Plan::Closed(self.closed()?),
-            other => {
-                return Err(ConfigError::invalid(
-                    "load.model",
-                    other,
-                    "must be \"open\" or \"closed\"",
-                ))
-            }
+        let closed = units::one_of(
+            "load.model",
+            &self.model,
+            &[("open", false), ("closed", true)],
+        )?;
+        let plan = if closed {
+            Plan::Closed(self.closed()?)
+        } else {
+            Plan::Open(self.open()?.sharded(shards.get()))
         };
         Ok((plan, max_in_flight))
     }
@@ -206,17 +205,14 @@ impl RawLoad {
                 ));
             }
         }
-        let arrivals = match self.arrivals.as_str() {
-            "constant" => ArrivalKind::Constant,
-            "poisson" => ArrivalKind::Poisson,
-            other => {
-                return Err(ConfigError::invalid(
-                    "load.arrivals",
-                    other,
-                    "must be \"constant\" or \"poisson\"",
-                ))
-            }
-        };
+        let arrivals = units::one_of(
+            "load.arrivals",
+            &self.arrivals,
+            &[
+                ("constant", ArrivalKind::Constant),
+                ("poisson", ArrivalKind::Poisson),
+            ],
+        )?;
         let rate = if self.stages.is_empty() {
             positive_rate("load.rate", self.rate)?
         } else {

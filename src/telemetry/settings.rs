@@ -79,17 +79,11 @@ pub struct OtlpSettings {
 impl RawLog {
     /// Validates `[log]`; errors name `log.<key>`.
     pub fn validate(&self) -> Result<LogSettings, ConfigError> {
-        let format = match self.format.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError::invalid(
-                    "log.format",
-                    other,
-                    "must be \"text\" or \"json\"",
-                ))
-            }
-        };
+        let format = units::one_of(
+            "log.format",
+            &self.format,
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )?;
         tracing_subscriber::EnvFilter::try_new(&self.level)
             .map_err(|e| ConfigError::invalid("log.level", &self.level, e.to_string()))?;
         let progress_interval = match self.progress_interval.as_str() {

@@ -148,6 +148,17 @@ mod tests {
         }
     }
 
+    /// A client that sent at `t0` and finished at its last chunk.
+    fn finished(t0: Instant, arrivals: Vec<(u32, Instant)>) -> ClientSide {
+        ClientSide {
+            send: t0,
+            first_content: Some(arrivals[0].1),
+            end: arrivals.last().expect("a chunk").1,
+            arrivals,
+            how: ClientEnd::Finished,
+        }
+    }
+
     #[test]
     fn a_pass_through_proxy_adds_little_and_buffers_nothing() {
         let t0 = Instant::now();
@@ -158,13 +169,7 @@ mod tests {
             .enumerate()
             .map(|(i, s)| (i as u32, *s + ms(3)))
             .collect();
-        let c = ClientSide {
-            send: t0,
-            first_content: Some(arrivals[0].1),
-            end: arrivals[9].1,
-            arrivals,
-            how: ClientEnd::Finished,
-        };
+        let c = finished(t0, arrivals);
         let m = join(&c, &u);
         // TTFT 25 ms from the send, the upstream's own 20 ms: 5 ms added (2 before, 3 after).
         assert_eq!(m.first_token, Some(ms(5)));
@@ -182,13 +187,7 @@ mod tests {
         let arrivals: Vec<(u32, Instant)> = (0..12)
             .map(|i| (i as u32, u.sends[(i / 4) * 4 + 3] + ms(1)))
             .collect();
-        let c = ClientSide {
-            send: t0,
-            first_content: Some(arrivals[0].1),
-            end: arrivals[11].1,
-            arrivals,
-            how: ClientEnd::Finished,
-        };
+        let c = finished(t0, arrivals);
         let m = join(&c, &u);
         assert_eq!((m.comparable, m.coalesced), (11, 9));
         assert!(m.buffered);

@@ -67,18 +67,11 @@ impl RawUpstream {
         })?;
         let max_tracked = units::at_least_one("upstream.max_tracked", self.max_tracked as u64)?;
         let orphan_after = units::nonzero_duration("upstream.orphan_after", self.orphan_after)?;
-        let scale = match self.overhead_header_unit.as_str() {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "us" => 1e-6,
-            other => {
-                return Err(ConfigError::invalid(
-                    "upstream.overhead_header_unit",
-                    other,
-                    "must be \"ms\", \"s\" or \"us\"",
-                ))
-            }
-        };
+        let scale = units::one_of(
+            "upstream.overhead_header_unit",
+            &self.overhead_header_unit,
+            &[("ms", 1e-3), ("s", 1.0), ("us", 1e-6)],
+        )?;
         let overhead_header = match &self.overhead_header {
             None => None,
             Some(h) => Some((

@@ -34,13 +34,34 @@ fn only(f: impl FnOnce(&mut RawThresholds)) -> Thresholds {
     r.validate().expect("valid")
 }
 
+/// `errors` of `requests` finished requests.
+fn errors(requests: u64, errors: u64) -> VerdictInputs {
+    VerdictInputs {
+        requests,
+        errors,
+        ..Default::default()
+    }
+}
+
+/// The p99 TTFT and p99 duration, nothing else.
+fn latency(p99_ttft: Option<Duration>, p99_duration: Option<Duration>) -> VerdictInputs {
+    VerdictInputs {
+        p99_ttft,
+        p99_duration,
+        ..Default::default()
+    }
+}
+
 fn one(t: &Thresholds, i: &VerdictInputs, final_: bool) -> ThresholdResult {
     let mut v = t.evaluate(i, final_);
     assert_eq!(v.len(), 1, "{v:?}");
     v.remove(0)
 }
 
-fn invalid_field(r: RawThresholds) -> (String, String, String) {
+/// The field, value and reason of the error of [`raw`] changed by `f`.
+fn invalid(f: impl FnOnce(&mut RawThresholds)) -> (String, String, String) {
+    let mut r = raw();
+    f(&mut r);
     match r.validate() {
         Err(ConfigError::Invalid {
             field,
@@ -96,10 +117,7 @@ fn names_follow_configuration_and_order() {
 
 #[test]
 fn validate_rejects_negative_ratio() {
-    let (f, v, reason) = invalid_field(RawThresholds {
-        error_ratio: Some(-0.1),
-        ..raw()
-    });
+    let (f, v, reason) = invalid(|r| r.error_ratio = Some(-0.1));
     assert_eq!(f, "thresholds.error_ratio");
     assert_eq!(v, "-0.1");
     assert!(reason.contains("between 0 and 1"), "{reason}");
@@ -107,18 +125,12 @@ fn validate_rejects_negative_ratio() {
 
 #[test]
 fn validate_rejects_ratio_above_one_and_nan() {
-    let (f, v, _) = invalid_field(RawThresholds {
-        truncated_ratio: Some(1.5),
-        ..raw()
-    });
+    let (f, v, _) = invalid(|r| r.truncated_ratio = Some(1.5));
     assert_eq!(
         (f.as_str(), v.as_str()),
         ("thresholds.truncated_ratio", "1.5")
     );
-    let (f, _, _) = invalid_field(RawThresholds {
-        error_ratio: Some(f64::NAN),
-        ..raw()
-    });
+    let (f, _, _) = invalid(|r| r.error_ratio = Some(f64::NAN));
     assert_eq!(f, "thresholds.error_ratio");
     // The bounds themselves are valid.
     assert!(RawThresholds {
@@ -132,17 +144,11 @@ fn validate_rejects_ratio_above_one_and_nan() {
 
 #[test]
 fn validate_rejects_bad_durations() {
-    let (f, v, reason) = invalid_field(RawThresholds {
-        p99_ttft: Some("two seconds".into()),
-        ..raw()
-    });
+    let (f, v, reason) = invalid(|r| r.p99_ttft = Some("two seconds".into()));
     assert_eq!(f, "thresholds.p99_ttft");
     assert_eq!(v, "two seconds");
     assert!(reason.contains("not a duration"), "{reason}");
-    let (f, _, reason) = invalid_field(RawThresholds {
-        p99_duration: Some("0s".into()),
-        ..raw()
-    });
+    let (f, _, reason) = invalid(|r| r.p99_duration = Some("0s".into()));
     assert_eq!(f, "thresholds.p99_duration");
     assert!(reason.contains("greater than 0"), "{reason}");
     let t = only(|r| r.p99_ttft = Some("1500ms".into()));
@@ -159,10 +165,7 @@ fn validate_rejects_bad_sizes() {
         "1.2.3MiB",
         "99999999999TiB",
     ] {
-        let (f, v, _) = invalid_field(RawThresholds {
-            rss_growth_per_hour: Some(bad.into()),
-            ..raw()
-        });
+        let (f, v, _) = invalid(|r| r.rss_growth_per_hour = Some(bad.into()));
         assert_eq!(f, "thresholds.rss_growth_per_hour", "{bad}");
         assert_eq!(v, bad);
     }
@@ -170,10 +173,7 @@ fn validate_rejects_bad_sizes() {
 
 #[test]
 fn validate_rejects_empty_rss_process() {
-    let (f, _, _) = invalid_field(RawThresholds {
-        rss_process: Some("  ".into()),
-        ..raw()
-    });
+    let (f, _, _) = invalid(|r| r.rss_process = Some("  ".into()));
     assert_eq!(f, "thresholds.rss_process");
     assert_eq!(
         only(|r| r.rss_process = Some("proxy".into())).rss_process,
@@ -197,10 +197,7 @@ fn raw_rejects_unknown_keys() {
 #[test]
 fn p99_ttft_pass_fail_pending_no_data() {
     let t = only(|r| r.p99_ttft = Some("2s".into()));
-    let mut i = VerdictInputs {
-        p99_ttft: Some(Duration::from_millis(1200)),
-        ..Default::default()
-    };
+    let mut i = latency(Some(Duration::from_millis(1200)), None);
     let r = one(&t, &i, false);
     assert_eq!(r.name, "p99_ttft");
     assert_eq!(r.status, ThresholdStatus::Pass);
@@ -238,10 +235,7 @@ fn p99_ttft_pass_fail_pending_no_data() {
 #[test]
 fn p99_duration_pass_fail_pending_no_data() {
     let t = only(|r| r.p99_duration = Some("30s".into()));
-    let mut i = VerdictInputs {
-        p99_duration: Some(Duration::from_secs(29)),
-        ..Default::default()
-    };
+    let mut i = latency(None, Some(Duration::from_secs(29)));
     assert_eq!(one(&t, &i, true).status, ThresholdStatus::Pass);
     i.p99_duration = Some(Duration::from_millis(45_500));
     let r = one(&t, &i, false);
@@ -260,11 +254,7 @@ fn p99_duration_pass_fail_pending_no_data() {
 #[test]
 fn error_ratio_pass_and_fail() {
     let t = only(|r| r.error_ratio = Some(0.01));
-    let i = VerdictInputs {
-        requests: 1000,
-        errors: 8,
-        ..Default::default()
-    };
+    let i = errors(1000, 8);
     let r = one(&t, &i, false);
     assert_eq!(r.name, "error_ratio");
     assert_eq!(r.status, ThresholdStatus::Pass);
@@ -272,11 +262,7 @@ fn error_ratio_pass_and_fail() {
     assert_eq!(r.observed, Some(0.008));
     assert_eq!(r.message, "passed: error_ratio 0.8% <= 1%");
 
-    let i = VerdictInputs {
-        requests: 1000,
-        errors: 25,
-        ..Default::default()
-    };
+    let i = errors(1000, 25);
     let r = one(&t, &i, true);
     assert_eq!(r.status, ThresholdStatus::Fail);
     assert_eq!(r.observed, Some(0.025));
@@ -292,11 +278,7 @@ fn error_ratio_below_min_requests_pending_live_judged_at_end() {
         r.error_ratio = Some(0.01);
         r.min_requests = Some(200);
     });
-    let i = VerdictInputs {
-        requests: 150,
-        errors: 30,
-        ..Default::default()
-    };
+    let i = errors(150, 30);
     let live = one(&t, &i, false);
     assert_eq!(live.status, ThresholdStatus::Pending);
     assert!(live.passed);
@@ -311,11 +293,7 @@ fn error_ratio_below_min_requests_pending_live_judged_at_end() {
     );
 
     // Once the denominator reaches min_requests the live evaluation judges.
-    let i = VerdictInputs {
-        requests: 200,
-        errors: 30,
-        ..Default::default()
-    };
+    let i = errors(200, 30);
     assert_eq!(one(&t, &i, false).status, ThresholdStatus::Fail);
 }
 
@@ -376,12 +354,7 @@ fn min_requests_zero_judges_immediately() {
         r.error_ratio = Some(0.5);
         r.min_requests = Some(0);
     });
-    let i = VerdictInputs {
-        requests: 1,
-        errors: 1,
-        ..Default::default()
-    };
-    assert_eq!(one(&t, &i, false).status, ThresholdStatus::Fail);
+    assert_eq!(one(&t, &errors(1, 1), false).status, ThresholdStatus::Fail);
 }
 
 // ---------- dropped ----------
@@ -619,11 +592,7 @@ fn defaults_false_turns_every_default_off_and_keys_still_apply() {
 fn a_broken_run_fails_on_the_defaults_and_says_they_are_defaults() {
     let t = RawThresholds::default().validate().unwrap();
     // Every request refused: 100 % errors.
-    let refused = VerdictInputs {
-        requests: 40,
-        errors: 40,
-        ..Default::default()
-    };
+    let refused = errors(40, 40);
     assert_eq!(failed_names(&t, &refused), ["error_ratio"]);
     let r = &t.evaluate(&refused, true)[0];
     assert_eq!(
@@ -647,11 +616,7 @@ fn a_broken_run_fails_on_the_defaults_and_says_they_are_defaults() {
     // No request at all finished: the default error ratio has no data and fails.
     assert_eq!(failed_names(&t, &VerdictInputs::default()), ["error_ratio"]);
     // A healthy run passes; an explicit threshold's failure carries no hint.
-    let healthy = VerdictInputs {
-        requests: 1000,
-        errors: 49,
-        ..Default::default()
-    };
+    let healthy = errors(1000, 49);
     assert!(failed_names(&t, &healthy).is_empty());
     let explicit = only(|r| r.error_ratio = Some(0.01));
     let r = &explicit.evaluate(&refused, true)[0];

@@ -223,32 +223,13 @@ fn tagged_conversation(msgs: &[Value], after: &str) -> FilePrompt {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Tmp(std::path::PathBuf);
-    impl Tmp {
-        fn new(text: &str) -> Tmp {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "soakd-prompts-{}-{}.jsonl",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&p, text).unwrap();
-            Tmp(p)
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+    use crate::scratch::ScratchFile;
 
     const F: &str = "scenarios[0].prompts_file";
 
     fn load(text: &str, api: ApiKind) -> Result<LoadedPrompts, String> {
-        let t = Tmp::new(text);
-        load_prompts(&t.0, F, api).map_err(|e| e.to_string())
+        let t = ScratchFile::with("prompts", "prompts.jsonl", text);
+        load_prompts(t.path(), F, api).map_err(|e| e.to_string())
     }
 
     #[test]

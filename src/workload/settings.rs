@@ -222,17 +222,11 @@ fn validate_one(s: &RawScenario, f: &dyn Fn(&str) -> String) -> Result<Scenario,
                     "TTFT is measured on streaming scenarios only",
                 ));
             }
-            match v {
-                "any" => TtftOn::Any,
-                "text" => TtftOn::Text,
-                other => {
-                    return Err(ConfigError::invalid(
-                        f("ttft_on"),
-                        other,
-                        "must be \"any\" or \"text\"",
-                    ))
-                }
-            }
+            units::one_of(
+                f("ttft_on"),
+                v,
+                &[("any", TtftOn::Any), ("text", TtftOn::Text)],
+            )?
         }
     };
     let inputs = match s.inputs_per_request {
@@ -375,6 +369,7 @@ fn prompt_lengths(p: &RawPrompt, f: &dyn Fn(&str) -> String) -> Result<PromptLen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::ScratchFile;
 
     /// Validates the `[[scenarios]]` tables of `toml`.
     fn validate(toml_text: &str) -> Result<Vec<Scenario>, String> {
@@ -417,14 +412,12 @@ mod tests {
 
     #[test]
     fn bad_scenarios_name_the_field() {
-        let conv =
-            std::env::temp_dir().join(format!("soakd-settings-{}.jsonl", std::process::id()));
-        std::fs::write(
-            &conv,
+        let conv = ScratchFile::with(
+            "settings",
+            "conversation.jsonl",
             "\"plain\"\n{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\"}]}\n",
-        )
-        .unwrap();
-        let conv_s = conv.display().to_string();
+        );
+        let conv_s = conv.path().display().to_string();
         let cases: Vec<(String, &str, &str)> = vec![
             (
                 "api = \"gemini\"".into(),
@@ -537,6 +530,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s[0].body_extra["tools"][0]["name"], "f");
-        std::fs::remove_file(&conv).unwrap();
     }
 }

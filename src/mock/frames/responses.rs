@@ -38,6 +38,20 @@ fn answer_index(m: &Meta<'_>) -> u32 {
     u32::from(m.reasoning > 0)
 }
 
+/// The reasoning summary's text part, `n` chunks of text long.
+fn summary_part(out: &mut String, m: &Meta<'_>, n: u32) {
+    out.push_str("{\"type\":\"summary_text\",\"text\":\"");
+    push_repeated(out, m.text, n);
+    out.push_str("\"}");
+}
+
+/// The message's output text part, `n` chunks of text long.
+fn output_part(out: &mut String, m: &Meta<'_>, n: u32) {
+    out.push_str("{\"type\":\"output_text\",\"text\":\"");
+    push_repeated(out, m.text, n);
+    out.push_str("\",\"annotations\":[]}");
+}
+
 fn reasoning_item(out: &mut String, m: &Meta<'_>, done: bool) {
     let _ = write!(
         out,
@@ -45,9 +59,7 @@ fn reasoning_item(out: &mut String, m: &Meta<'_>, done: bool) {
         m.seq
     );
     if done {
-        out.push_str("{\"type\":\"summary_text\",\"text\":\"");
-        push_repeated(out, m.text, m.reasoning);
-        out.push_str("\"}");
+        summary_part(out, m, m.reasoning);
     }
     out.push_str("]}");
 }
@@ -73,9 +85,7 @@ fn answer_item(out: &mut String, m: &Meta<'_>, done: bool) {
             m.seq
         );
         if done {
-            out.push_str("{\"type\":\"output_text\",\"text\":\"");
-            push_repeated(out, m.text, m.chunks);
-            out.push_str("\",\"annotations\":[]}");
+            output_part(out, m, m.chunks);
         }
         out.push_str("]}");
     }
@@ -131,33 +141,45 @@ fn item_event(out: &mut String, kind: &str, index: u32, item: impl FnOnce(&mut S
     end_event(out);
 }
 
-fn summary_event(out: &mut String, m: &Meta<'_>, kind: &str) {
+/// Starts an event about item `id` (`rs`, `msg` or `fc`, the prefix of its id) at
+/// `output_index`.
+fn part_event(out: &mut String, m: &Meta<'_>, kind: &str, id: &str, output_index: u32) {
     event(out, kind);
     let _ = write!(
         out,
-        ",\"item_id\":\"rs_mock{:x}\",\"output_index\":0,\"summary_index\":0",
+        ",\"item_id\":\"{id}_mock{:x}\",\"output_index\":{output_index}",
         m.seq
     );
 }
 
+fn summary_event(out: &mut String, m: &Meta<'_>, kind: &str) {
+    part_event(out, m, kind, "rs", 0);
+    out.push_str(",\"summary_index\":0");
+}
+
 fn text_event(out: &mut String, m: &Meta<'_>, kind: &str) {
-    event(out, kind);
-    let _ = write!(
-        out,
-        ",\"item_id\":\"msg_mock{:x}\",\"output_index\":{},\"content_index\":0",
-        m.seq,
-        answer_index(m)
-    );
+    part_event(out, m, kind, "msg", answer_index(m));
+    out.push_str(",\"content_index\":0");
+}
+
+/// A whole `…summary_part.added` (`n` = 0) or `.done` event.
+fn summary_part_event(out: &mut String, m: &Meta<'_>, kind: &str, n: u32) {
+    summary_event(out, m, kind);
+    out.push_str(",\"part\":");
+    summary_part(out, m, n);
+    end_event(out);
+}
+
+/// A whole `response.content_part.added` (`n` = 0) or `.done` event.
+fn output_part_event(out: &mut String, m: &Meta<'_>, kind: &str, n: u32) {
+    text_event(out, m, kind);
+    out.push_str(",\"part\":");
+    output_part(out, m, n);
+    end_event(out);
 }
 
 fn args_event(out: &mut String, m: &Meta<'_>, kind: &str) {
-    event(out, kind);
-    let _ = write!(
-        out,
-        ",\"item_id\":\"fc_mock{:x}\",\"output_index\":{}",
-        m.seq,
-        answer_index(m)
-    );
+    part_event(out, m, kind, "fc", answer_index(m));
 }
 
 /// Frames of a streamed answer.
@@ -176,9 +198,7 @@ pub(crate) fn stream(m: &Meta<'_>) -> StreamFrames {
             item_event(out, "response.output_item.added", 0, |o| {
                 reasoning_item(o, m, false)
             });
-            summary_event(out, m, "response.reasoning_summary_part.added");
-            out.push_str(",\"part\":{\"type\":\"summary_text\",\"text\":\"\"}");
-            end_event(out);
+            summary_part_event(out, m, "response.reasoning_summary_part.added", 0);
         }
         Piece::Reasoning => {
             summary_event(out, m, "response.reasoning_summary_text.delta");
@@ -192,11 +212,7 @@ pub(crate) fn stream(m: &Meta<'_>) -> StreamFrames {
                 push_repeated(out, m.text, m.reasoning);
                 out.push('"');
                 end_event(out);
-                summary_event(out, m, "response.reasoning_summary_part.done");
-                out.push_str(",\"part\":{\"type\":\"summary_text\",\"text\":\"");
-                push_repeated(out, m.text, m.reasoning);
-                out.push_str("\"}");
-                end_event(out);
+                summary_part_event(out, m, "response.reasoning_summary_part.done", m.reasoning);
                 item_event(out, "response.output_item.done", 0, |o| {
                     reasoning_item(o, m, true)
                 });
@@ -205,11 +221,7 @@ pub(crate) fn stream(m: &Meta<'_>) -> StreamFrames {
                 answer_item(o, m, false)
             });
             if !m.tool_call {
-                text_event(out, m, "response.content_part.added");
-                out.push_str(
-                    ",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}",
-                );
-                end_event(out);
+                output_part_event(out, m, "response.content_part.added", 0);
             }
         }
         Piece::Text => {
@@ -237,11 +249,7 @@ pub(crate) fn stream(m: &Meta<'_>) -> StreamFrames {
         push_repeated(&mut out, m.text, m.chunks);
         out.push('"');
         end_event(&mut out);
-        text_event(&mut out, m, "response.content_part.done");
-        out.push_str(",\"part\":{\"type\":\"output_text\",\"text\":\"");
-        push_repeated(&mut out, m.text, m.chunks);
-        out.push_str("\",\"annotations\":[]}");
-        end_event(&mut out);
+        output_part_event(&mut out, m, "response.content_part.done", m.chunks);
     }
     item_event(
         &mut out,

@@ -7,29 +7,17 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::{Attribution, AttributionBuf, Sample, ScenarioAttribution, Withheld};
+use super::{Attribution, AttributionBuf, Sample, ScenarioAttribution};
 use crate::monitor::report::ProcessReport;
 use crate::monitor::{Monitor, MonitorSettings, ProcState};
 use crate::signals::LoadSignals;
 use crate::units::fmt_bytes;
 
-/// A window's attribution as `/status` and the summary show it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AttributionReport {
-    /// Why nothing is published for the whole window (see [`super`] for the rule).
-    pub withheld: Option<Withheld>,
-    /// Buckets fitted.
-    pub points: usize,
-    /// Mix changes between the first and the last fitted bucket.
-    pub mix_changes: u64,
-    /// Fitted RSS growth per request over all scenarios, bytes.
-    pub growth_per_request: Option<f64>,
-    /// Per scenario, in configuration order.
-    pub scenarios: Vec<ScenarioReport>,
-}
+/// A window's attribution as `/status` and the summary show it: each scenario named.
+pub type AttributionReport = Attribution<ScenarioReport>;
 
 /// One scenario of an [`AttributionReport`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ScenarioReport {
     /// The `scenario` label.
     pub scenario: String,

@@ -146,7 +146,7 @@ impl Withheld {
 }
 
 /// One scenario's part of a window's attribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ScenarioAttribution {
     /// Requests of the scenario that finished between the first and last fitted bucket.
     pub requests: u64,
@@ -158,19 +158,21 @@ pub struct ScenarioAttribution {
     pub withheld: Option<Withheld>,
 }
 
-/// A window's attribution, scenarios in configuration order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Attribution {
-    /// Why nothing is published for the whole window.
+/// A window's attribution, scenarios in configuration order: each a [`ScenarioAttribution`]
+/// as the estimator gives it, or in `/status` and the summary an [`AttributionReport`], whose
+/// scenarios carry their names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Attribution<S = ScenarioAttribution> {
+    /// Why nothing is published for the whole window (see the module docs for the rule).
     pub withheld: Option<Withheld>,
     /// Buckets fitted.
     pub points: usize,
-    /// Mix changes between the first and last fitted bucket.
+    /// Mix changes between the first and the last fitted bucket.
     pub mix_changes: u64,
     /// Fitted RSS growth per request over all scenarios, bytes.
     pub growth_per_request: Option<f64>,
-    /// Per scenario.
-    pub scenarios: Vec<ScenarioAttribution>,
+    /// Per scenario, in configuration order.
+    pub scenarios: Vec<S>,
 }
 
 impl Attribution {

@@ -85,6 +85,29 @@ impl Sim {
         }
         w
     }
+
+    /// The attribution of a 30-minute window sampled every second, after `duration` s.
+    fn attribution(&self, duration: f64, seed: u64) -> Attribution {
+        self.run(1800.0, 1.0, duration, seed).result().clone()
+    }
+
+    /// Over five seeds, each scenario's value is within `tolerance` of its truth.
+    fn assert_told_apart(&self, tolerance: f64) {
+        for seed in 0..5 {
+            let a = self.attribution(2400.0, seed);
+            let e = errors(&a, &self.leak);
+            assert!(
+                e.iter().all(|e| e.abs() < tolerance),
+                "seed {seed}: {e:?} {a:?}"
+            );
+        }
+    }
+}
+
+/// Scenario `i`'s value is published and within 5 % of `truth`.
+fn assert_published(a: &Attribution, i: usize, truth: f64) {
+    let v = a.value(i).expect("published");
+    assert!((v / truth - 1.0).abs() < 0.05, "{a:?}");
 }
 
 /// Relative errors of the two scenarios' values against `truth` (for a 0 truth: the value
@@ -123,12 +146,7 @@ fn a_stream_only_leak_is_attributed_to_the_stream_scenario() {
 
 #[test]
 fn both_scenarios_leaking_differently_are_told_apart() {
-    let sim = Sim::two(16.0 * KIB, 48.0 * KIB);
-    for seed in 0..5 {
-        let a = sim.run(1800.0, 1.0, 2400.0, seed).result().clone();
-        let e = errors(&a, &sim.leak);
-        assert!(e.iter().all(|e| e.abs() < 0.05), "seed {seed}: {e:?}");
-    }
+    Sim::two(16.0 * KIB, 48.0 * KIB).assert_told_apart(0.05);
 }
 
 #[test]
@@ -137,11 +155,7 @@ fn a_slow_sawtooth_and_outliers_do_not_move_the_attribution() {
     let mut sim = Sim::two(64.0 * KIB, 0.0);
     sim.saw_period = 120.0;
     sim.outliers = true;
-    for seed in 0..5 {
-        let a = sim.run(1800.0, 1.0, 2400.0, seed).result().clone();
-        let e = errors(&a, &sim.leak);
-        assert!(e.iter().all(|e| e.abs() < 0.10), "seed {seed}: {e:?} {a:?}");
-    }
+    sim.assert_told_apart(0.10);
 }
 
 #[test]
@@ -151,7 +165,7 @@ fn growth_that_follows_time_spreads_equally() {
     sim.time_leak = MIB;
     let each = MIB / 20.0;
     for seed in 0..3 {
-        let a = sim.run(1800.0, 1.0, 2400.0, seed).result().clone();
+        let a = sim.attribution(2400.0, seed);
         let e = errors(&a, &[each, each]);
         assert!(e.iter().all(|e| e.abs() < 0.05), "seed {seed}: {e:?} {a:?}");
     }
@@ -187,17 +201,12 @@ fn one_scenario_needs_no_variation() {
         period: None,
         ..Sim::two(0.0, 0.0)
     };
-    let a = sim.run(1800.0, 1.0, 2400.0, 3).result().clone();
-    let v = a.value(0).expect("published");
-    assert!((v / (10.0 * KIB) - 1.0).abs() < 0.05, "{a:?}");
+    assert_published(&sim.attribution(2400.0, 3), 0, 10.0 * KIB);
 }
 
 #[test]
 fn no_growth_is_not_attributed() {
-    let a = Sim::two(0.0, 0.0)
-        .run(1800.0, 1.0, 2400.0, 4)
-        .result()
-        .clone();
+    let a = Sim::two(0.0, 0.0).attribution(2400.0, 4);
     assert!(
         a.scenarios.iter().all(|s| s.bytes_per_request.is_none()),
         "{a:?}"
@@ -218,19 +227,15 @@ fn a_scenario_without_requests_is_withheld_and_the_rest_published() {
         leak: vec![64.0 * KIB, 0.0, 0.0],
         ..Sim::two(0.0, 0.0)
     };
-    let a = sim.run(1800.0, 1.0, 2400.0, 5).result().clone();
+    let a = sim.attribution(2400.0, 5);
     assert_eq!(a.scenarios[1].withheld, Some(Withheld::NoRequests));
     assert_eq!(a.scenarios[1].requests, 0);
-    let v = a.value(0).expect("published");
-    assert!((v / (64.0 * KIB) - 1.0).abs() < 0.05, "{a:?}");
+    assert_published(&a, 0, 64.0 * KIB);
 }
 
 #[test]
 fn too_little_data_and_too_many_scenarios() {
-    let a = Sim::two(1.0, 1.0)
-        .run(1800.0, 1.0, 600.0, 1)
-        .result()
-        .clone();
+    let a = Sim::two(1.0, 1.0).attribution(600.0, 1);
     assert_eq!(a.withheld, Some(Withheld::NotEnoughData));
     let w = AttributionBuf::new(60.0, 1.0, MAX_SCENARIOS + 1);
     assert_eq!(w.result().withheld, Some(Withheld::TooManyScenarios));
