@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::request::{self, Due};
+use super::request::{self, Due, Request};
 use super::{DropReason, Shared};
 use crate::plan::{Arrivals, OpenPlan, Phase};
 use crate::stats::Series;
@@ -153,12 +153,14 @@ impl Pacer {
         let (body, tag) = shared.body(i, rng);
         batch.push(Due {
             permit,
-            scenario: i,
-            body,
-            tag,
-            cancel: cancel_for(sc.scenario.cancel.as_ref(), rng),
-            intended,
-            phase,
+            request: Request {
+                scenario: i,
+                body,
+                tag,
+                cancel: cancel_for(sc.scenario.cancel.as_ref(), rng),
+                intended,
+                phase,
+            },
         });
     }
 

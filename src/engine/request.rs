@@ -20,46 +20,25 @@ use crate::workload::cancel_for;
 /// A request whose send time has come, with its in-flight permit.
 pub(super) struct Due {
     pub permit: tokio::sync::OwnedSemaphorePermit,
-    pub scenario: usize,
-    pub body: bytes::Bytes,
-    pub tag: Option<Tag>,
-    pub cancel: Option<crate::client::CancelAt>,
-    pub intended: Instant,
-    pub phase: Phase,
+    pub request: Request,
 }
 
 /// An open-model request: sends it, then gives back its in-flight permit.
 pub(super) async fn open_request(shared: Arc<Shared>, due: Due, abort: CancellationToken) {
-    let Due {
-        permit,
-        scenario,
-        body,
-        tag,
-        cancel,
-        intended,
-        phase,
-    } = due;
-    let request = Request {
-        scenario,
-        body,
-        tag,
-        intended,
-        phase,
-        cancel,
-    };
+    let Due { permit, request } = due;
     send(&shared, request, &abort).await;
     shared.metrics.in_flight_requests.dec();
     drop(permit);
 }
 
 /// One request, ready to send.
-struct Request {
-    scenario: usize,
-    body: bytes::Bytes,
-    tag: Option<Tag>,
-    intended: Instant,
-    phase: Phase,
-    cancel: Option<crate::client::CancelAt>,
+pub(super) struct Request {
+    pub scenario: usize,
+    pub body: bytes::Bytes,
+    pub tag: Option<Tag>,
+    pub intended: Instant,
+    pub phase: Phase,
+    pub cancel: Option<crate::client::CancelAt>,
 }
 
 impl Shared {
@@ -79,14 +58,7 @@ impl Shared {
 
 /// Sends one request; the exchange records it, an abort included (as cancelled).
 async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
-    let Request {
-        scenario: i,
-        body,
-        tag,
-        intended,
-        phase,
-        cancel,
-    } = r;
+    let i = r.scenario;
     let sc = &shared.scenarios[i];
     let exchange = Exchange {
         client: &shared.client,
@@ -103,14 +75,14 @@ async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
             "request",
             scenario = %sc.scenario.name,
             api = sc.scenario.api.as_str(),
-            phase = phase.as_str(),
+            phase = r.phase.as_str(),
             outcome = tracing::field::Empty,
         )
     } else {
         tracing::Span::none()
     };
     let report = tracing::Instrument::instrument(
-        exchange.execute(body, intended, phase, cancel, abort, tag),
+        exchange.execute(r.body, r.intended, r.phase, r.cancel, abort, r.tag),
         span.clone(),
     )
     .await;
@@ -162,18 +134,15 @@ async fn closed_user(
         let i = mix.pick(&mut rng, start.elapsed());
         let sc = &shared.scenarios[i];
         let (body, tag) = shared.body(i, &mut rng);
-        let cancel = cancel_for(sc.scenario.cancel.as_ref(), &mut rng);
-        let phase = plan.phase_at(start.elapsed());
-        let intended = Instant::now();
         shared.metrics.in_flight_requests.inc();
         shared.signals.requests_sent.fetch_add(1, Ordering::Relaxed);
         let request = Request {
             scenario: i,
             body,
             tag,
-            intended,
-            phase,
-            cancel,
+            cancel: cancel_for(sc.scenario.cancel.as_ref(), &mut rng),
+            phase: plan.phase_at(start.elapsed()),
+            intended: Instant::now(),
         };
         send(&shared, request, &abort).await;
         shared.metrics.in_flight_requests.dec();
