@@ -104,6 +104,7 @@ impl SendFailure {
             outcome: Outcome::ProtocolError,
             detail: match e {
                 HeadError::Malformed => "malformed response head",
+                HeadError::TooManyHeaders => "response head with over 64 headers",
                 HeadError::TooLarge => "response head over 64 KiB",
                 HeadError::BadLength => "invalid content-length in the response head",
                 HeadError::Upgrade => "unexpected 101 Switching Protocols",

@@ -107,8 +107,10 @@ pub struct ResponseHead {
 /// Why a response head was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
-    /// Not HTTP/1.x, a bad status line or header, too many headers.
+    /// Not HTTP/1.x, a bad status line or header.
     Malformed,
+    /// Over [`MAX_HEADERS`] headers.
+    TooManyHeaders,
     /// Over [`MAX_HEAD_BYTES`].
     TooLarge,
     /// Conflicting or non-numeric `content-length`.
@@ -129,6 +131,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
                 return Err(HeadError::TooLarge)
             }
             Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(_) => return Err(HeadError::Malformed),
         };
         if len > MAX_HEAD_BYTES {
@@ -492,7 +495,7 @@ mod tests {
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
         assert_eq!(
             head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(),
-            HeadError::Malformed
+            HeadError::TooManyHeaders
         );
         let huge = format!("HTTP/1.1 200 OK\r\nx-big: {}", "a".repeat(MAX_HEAD_BYTES));
         assert_eq!(head(&huge).unwrap_err(), HeadError::TooLarge);
