@@ -1,4 +1,5 @@
-//! Scratch files for unit tests (compiled only with `cfg(test)`): a fresh directory under the
+//! Scratch files for tests (the library compiles it only with `cfg(test)`; `tests/common`
+//! includes the same source for the integration tests): a fresh directory under the
 //! system temp dir, named by a tag, the process id and a counter so that no two tests share
 //! one, and removed with everything in it when dropped (a failing test included).
 

@@ -10,9 +10,8 @@ pub mod prometheus;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,35 +20,11 @@ pub fn soakd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_soakd")
 }
 
-/// A scratch directory removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "soakd-it-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The library's scratch directory (`src/scratch.rs`, compiled into the tests from its source
+/// because the library builds it only for its own unit tests): fresh per test, removed on drop.
+#[path = "../../src/scratch.rs"]
+mod scratch;
+pub use scratch::ScratchDir as TempDir;
 
 /// A child process whose stdout and stderr lines are collected by reader threads.
 pub struct Proc {
