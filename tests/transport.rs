@@ -2,8 +2,9 @@
 //! nginx on loopback, which proxies `/v1/chat/completions` to a real `soakd mock`, so every
 //! response is a real SSE stream relayed by nginx.
 //!
-//! nginx serves three servers (see [`Stack`]): HTTPS with `http2` (ALPN offers h2 and
-//! http/1.1), plain HTTP/1.1, and plain h2c (prior knowledge). Protocol and connection facts
+//! nginx serves four servers (see [`Stack`]): HTTPS with `http2` (ALPN offers h2 and
+//! http/1.1), plain HTTP/1.1, plain h2c (prior knowledge), and plain HTTP/1.1 that closes a
+//! connection after three requests. Protocol and connection facts
 //! are read from nginx's own access log (`$server_protocol`, `$ssl_alpn_protocol`,
 //! `$connection`, `$connection_requests`), never from soakd, so they are proven server side.
 //!
@@ -52,6 +53,10 @@ const H1_CAP: u32 = 16;
 const HTTPS: usize = 0;
 const PLAIN_H1: usize = 1;
 const PLAIN_H2C: usize = 2;
+/// Plain HTTP/1.1 whose connections nginx closes after [`KEEPALIVE_REQUESTS`] requests (it says
+/// `Connection: close` on the last response).
+const PLAIN_H1_SHORT: usize = 3;
+const KEEPALIVE_REQUESTS: u64 = 3;
 
 /// A mock behind nginx, and the PKI nginx's certificate comes from.
 struct Stack {
@@ -81,7 +86,12 @@ impl Stack {
             )
             .server(Server::tls(&pki.cert, &pki.key).http2().location(route()))
             .server(Server::plain().location(route()))
-            .server(Server::plain().http2().location(route()));
+            .server(Server::plain().http2().location(route()))
+            .server(
+                Server::plain()
+                    .directive(&format!("keepalive_requests {KEEPALIVE_REQUESTS}"))
+                    .location(route()),
+            );
         let nginx = Nginx::start(&cfg);
         Stack {
             nginx,
@@ -317,6 +327,29 @@ fn plain_http1_and_auto_use_http11_with_keep_alive() {
         assert_entries(&entries, st.nginx.port(PLAIN_H1), "HTTP/1.1", "");
         assert_keep_alive(&entries, H1_CAP as usize);
     }
+}
+
+/// nginx ends a connection after `keepalive_requests`: `Connection: close` on its last
+/// response, then the close. soakd's HTTP/1.1 client leaves it (on the header, or at the
+/// latest when its checkout sees the close), so every request still succeeds, no connection
+/// carries more than the limit, and connections do reach the limit. (The header alone, with
+/// the socket left open, is `client::http1_tests`.)
+#[test]
+fn plain_http1_leaves_a_connection_the_server_closes_after_its_last_request() {
+    let st = Stack::start(SHORT_STREAMS);
+    let (s, _, entries) = st.soak(PLAIN_H1_SHORT, "", H1_CAP, true);
+    assert_all_ok(&s);
+    assert_entries(&entries, st.nginx.port(PLAIN_H1_SHORT), "HTTP/1.1", "");
+    assert_keep_alive(&entries, entries.len());
+    let per = requests_per_connection(&entries);
+    assert!(
+        per.values().all(|r| r.len() as u64 <= KEEPALIVE_REQUESTS),
+        "a connection carried more than {KEEPALIVE_REQUESTS} requests: {per:?}"
+    );
+    assert!(
+        per.values().any(|r| r.len() as u64 == KEEPALIVE_REQUESTS),
+        "no connection reached nginx's limit: {per:?}"
+    );
 }
 
 #[test]

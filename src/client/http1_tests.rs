@@ -307,6 +307,44 @@ async fn a_connection_the_server_closed_while_idle_is_replaced() {
     timeout(T, server).await.unwrap().unwrap();
 }
 
+/// A response that says `connection: close` (HTTP/1.1), or an HTTP/1.0 one without
+/// `keep-alive`, ends its connection's use even while the server keeps the socket open: the
+/// next request goes on a new connection (the server would never answer a second request).
+#[tokio::test]
+async fn a_response_that_ends_keep_alive_is_not_reused_while_the_socket_stays_open() {
+    for (name, head) in [
+        ("1.1 close", "HTTP/1.1 200 OK\r\nconnection: close"),
+        ("1.0", "HTTP/1.0 200 OK"),
+    ] {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let answer = format!(
+            "{head}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{OK_JSON}",
+            OK_JSON.len()
+        );
+        let server = tokio::spawn(async move {
+            let mut open = Vec::new();
+            for _ in 0..2 {
+                let (mut sock, _) = timeout(T, l.accept()).await.unwrap().expect("accept");
+                read_head(&mut sock).await.expect("request");
+                sock.write_all(answer.as_bytes()).await.expect("write");
+                // One answer per connection, and the socket left open.
+                open.push(sock);
+            }
+            open.len()
+        });
+        let s = settings();
+        let spec = spec(addr, "/v1/chat/completions");
+        let pool = pool_for(&spec.url, &s, 4);
+        let h = H1Head::new(&spec, "soakd/test").expect("head");
+        assert_eq!(send_ok(&pool, &h).await, OK_JSON.len() as u64, "{name}");
+        assert_eq!(pool.idle(), 0, "{name}: the connection was kept");
+        assert_eq!(send_ok(&pool, &h).await, OK_JSON.len() as u64, "{name}");
+        assert_eq!(pool.connections_opened(), 2, "{name}");
+        assert_eq!(timeout(T, server).await.unwrap().unwrap(), 2, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn a_refused_connect_names_the_reason() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
