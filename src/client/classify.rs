@@ -141,11 +141,13 @@ pub fn tls_failure_detail(e: &rustls::Error) -> &'static str {
 /// parse error, or the invalid-input I/O error its chunked decoder reports (a bad chunk size
 /// line or chunk end), so both clients call malformed framing a protocol error.
 pub fn is_parse_error(e: &reqwest::Error) -> bool {
-    if hyper_error(e).is_some_and(|h| h.is_parse()) {
-        return true;
-    }
     let mut src = e.source();
     while let Some(s) = src {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse())
+        {
+            return true;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),

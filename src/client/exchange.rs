@@ -40,7 +40,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderName, HeaderValue};
 use prometheus::IntGauge;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -265,17 +264,9 @@ impl<'a> Exchange<'a> {
         let head_deadline = start + self.settings.request_timeout;
         let id = prog.two_sided.as_ref().map(|two| marker::hex16(two.tag.id));
         let sent = match self.fast {
-            Some((pool, head)) => {
-                let mark = id.as_ref().and_then(|id| {
-                    Some((
-                        HeaderName::from_static(marker::ID_HEADER),
-                        HeaderValue::from_bytes(&id[..]).ok()?,
-                    ))
-                });
-                timeout_at(head_deadline, pool.send(head, body, mark))
-                    .await
-                    .map(|r| r.map(Resp::Http1))
-            }
+            Some((pool, head)) => timeout_at(head_deadline, pool.send(head, body, id.as_ref()))
+                .await
+                .map(|r| r.map(Resp::Http1)),
             None => {
                 let mut req = self
                     .client

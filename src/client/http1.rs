@@ -61,7 +61,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, HOST, USER_AGENT};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, HOST, USER_AGENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -299,23 +299,17 @@ impl Http1Pool {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends one request with `head`, `body` and the optional marker header; returns the
-    /// response head, whose body gives the connection back when read to its end.
+    /// Sends one request with `head`, `body` and, for the two-sided soak, the request's id in
+    /// the marker header; returns the response head, whose body gives the connection back
+    /// when read to its end.
     pub async fn send(
         &self,
         head: &H1Head,
         body: Bytes,
-        marker: Option<(HeaderName, HeaderValue)>,
+        id: Option<&[u8; 16]>,
     ) -> Result<H1Response<'_>, SendFailure> {
-        let mut tail = Vec::with_capacity(64);
-        wire::request_suffix(
-            &mut tail,
-            body.len(),
-            marker
-                .as_ref()
-                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
-        );
-        let parts = [&head.prefix[..], &tail[..], &body[..]];
+        let tail = wire::RequestTail::new(body.len(), id);
+        let parts = [&head.prefix[..], tail.as_bytes(), &body[..]];
         let mut conn = match self.checkout() {
             Some(mut conn) => match conn.write_request(parts).await {
                 Ok(()) => conn,

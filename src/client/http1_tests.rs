@@ -17,14 +17,7 @@ use super::*;
 
 const T: Duration = Duration::from_secs(20);
 
-fn settings() -> ClientSettings {
-    ClientSettings {
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(5),
-        stream_timeout: Duration::from_secs(10),
-        ..ClientSettings::default()
-    }
-}
+use super::tests::quick_settings as settings;
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -194,13 +187,13 @@ async fn the_request_head_carries_host_path_query_auth_and_the_marker() {
     let spec = spec(addr, "/gw/v1/chat/completions?tenant=a");
     let pool = pool_for(&spec.url, &s, 4);
     let head = H1Head::new(&spec, "soakd/test").expect("head");
-    let mark = (
-        hyper::header::HeaderName::from_static(crate::upstream::marker::ID_HEADER),
-        hyper::header::HeaderValue::from_static("00000000000000ff"),
-    );
     let mut resp = timeout(
         T,
-        pool.send(&head, Bytes::from_static(b"{\"a\":1}"), Some(mark)),
+        pool.send(
+            &head,
+            Bytes::from_static(b"{\"a\":1}"),
+            Some(b"00000000000000ff"),
+        ),
     )
     .await
     .expect("send")

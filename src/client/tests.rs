@@ -309,7 +309,7 @@ impl Harness {
     }
 }
 
-fn quick_settings() -> ClientSettings {
+pub(super) fn quick_settings() -> ClientSettings {
     ClientSettings {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),

@@ -26,6 +26,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::StatusCode;
 
+use crate::upstream::marker::ID_HEADER;
+
 /// The most headers a response head may carry.
 pub const MAX_HEADERS: usize = 64;
 /// The largest response head.
@@ -61,26 +63,56 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The per-request end of the head: `content-length`, the marker header, the blank line.
-pub fn request_suffix(out: &mut Vec<u8>, body_len: usize, marker: Option<(&[u8], &[u8])>) {
-    out.extend_from_slice(b"content-length: ");
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = body_len;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The longest [`RequestTail`]: `content-length: ` and 20 digits, the marker header with its
+/// 16 hex digits, three line ends.
+const TAIL_MAX: usize = 96;
+
+/// The per-request end of the head — `content-length`, the two-sided marker header
+/// (`x-soakd-request-id`) when the request carries an id, the blank line — built in place,
+/// without an allocation.
+pub struct RequestTail {
+    buf: [u8; TAIL_MAX],
+    len: usize,
+}
+
+impl RequestTail {
+    pub fn new(body_len: usize, id: Option<&[u8; 16]>) -> RequestTail {
+        let mut t = RequestTail {
+            buf: [0; TAIL_MAX],
+            len: 0,
+        };
+        t.push(b"content-length: ");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = body_len;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        t.push(&digits[at..]);
+        t.push(b"\r\n");
+        if let Some(id) = id {
+            t.push(ID_HEADER.as_bytes());
+            t.push(b": ");
+            t.push(id);
+            t.push(b"\r\n");
+        }
+        t.push(b"\r\n");
+        t
     }
-    out.extend_from_slice(&digits[at..]);
-    out.extend_from_slice(b"\r\n");
-    if let Some((name, value)) = marker {
-        push_header(out, name, value);
+
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
     }
-    out.extend_from_slice(b"\r\n");
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// How a response's body is delimited.
@@ -572,14 +604,23 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("Bearer k"));
         let prefix = request_prefix("/v1/chat?x=1", &h);
         let mut out = prefix.to_vec();
-        request_suffix(&mut out, 1234, Some((b"x-soakd-request-id", b"00ff")));
+        out.extend_from_slice(RequestTail::new(1234, Some(b"00000000000000ff")).as_bytes());
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /v1/chat?x=1 HTTP/1.1\r\ncontent-type: application/json\r\n\
-             authorization: Bearer k\r\ncontent-length: 1234\r\nx-soakd-request-id: 00ff\r\n\r\n"
+             authorization: Bearer k\r\ncontent-length: 1234\r\n\
+             x-soakd-request-id: 00000000000000ff\r\n\r\n"
         );
-        let mut zero = Vec::new();
-        request_suffix(&mut zero, 0, None);
-        assert_eq!(zero, b"content-length: 0\r\n\r\n");
+        let zero = RequestTail::new(0, None);
+        let longest = RequestTail::new(usize::MAX, Some(&[b'f'; 16]));
+        assert_eq!(
+            longest.as_bytes(),
+            format!(
+                "content-length: {}\r\n{ID_HEADER}: ffffffffffffffff\r\n\r\n",
+                usize::MAX
+            )
+            .as_bytes()
+        );
+        assert_eq!(zero.as_bytes(), b"content-length: 0\r\n\r\n");
     }
 }
