@@ -137,6 +137,10 @@ struct Progress {
     status: Option<u16>,
     detail: &'static str,
     two_sided: Option<TwoSided>,
+    /// When the client gave up on the response (cancel, abort, or a stream dropped on a
+    /// timeout or error), stamped before the connection is closed: the upstream may see the
+    /// close at once, and the propagation time is measured from this instant.
+    gave_up: Option<Instant>,
 }
 
 /// Counts an opened stream in `streams_active` (and the run's open-stream total, when
@@ -200,11 +204,23 @@ impl<'a> Exchange<'a> {
                 Some(CancelAt::AfterTime(after)) => sleep_until(start + after).await,
                 _ => std::future::pending().await,
             }
+            Instant::now()
         };
+        let aborting = async {
+            abort.cancelled().await;
+            Instant::now()
+        };
+        let mut gave_up = None;
         let (outcome, leftover, aborted) = tokio::select! {
             (o, left) = self.run(body, intended, start, chunk_cancel, &mut prog) => (o, left, false),
-            _ = cancel_timer => (Outcome::Cancelled, None, false),
-            _ = abort.cancelled() => (Outcome::Cancelled, None, true),
+            at = cancel_timer => {
+                gave_up = Some(at);
+                (Outcome::Cancelled, None, false)
+            }
+            at = aborting => {
+                gave_up = Some(at);
+                (Outcome::Cancelled, None, true)
+            }
         };
         if aborted {
             prog.detail = "aborted at the end of the grace period";
@@ -226,13 +242,12 @@ impl<'a> Exchange<'a> {
                 Outcome::Cancelled | Outcome::Timeout => ClientEnd::GaveUp,
                 _ => ClientEnd::Finished,
             };
-            t.client_done(
-                two.tag.id,
-                &link,
-                how,
-                Instant::now().into_std(),
-                two.stamps,
-            );
+            let gave_up = match how {
+                ClientEnd::GaveUp => gave_up.or(prog.gave_up),
+                ClientEnd::Finished => None,
+            };
+            let end = gave_up.unwrap_or_else(Instant::now);
+            t.client_done(two.tag.id, &link, how, end.into_std(), two.stamps);
         }
         if !outcome.is_success() {
             self.spec
@@ -374,6 +389,7 @@ impl<'a> Exchange<'a> {
         let _active = ActiveStream::open(&m.streams_active, self.open_streams);
         prog.stream_opened = true;
         if chunk_cancel == Some(0) {
+            prog.gave_up = Some(Instant::now());
             return (Outcome::Cancelled, None);
         }
         let deadline = start + self.settings.stream_timeout;
@@ -413,6 +429,10 @@ impl<'a> Exchange<'a> {
                 break v;
             }
         };
+        if !verdict.drain {
+            // The response (and with it the connection) is dropped on return.
+            prog.gave_up = Some(Instant::now());
+        }
         prog.tokens = driver.output_tokens();
         prog.unknown_events = driver.unknown_events();
         if !verdict.detail.is_empty() {
