@@ -35,6 +35,13 @@
 //!    instead of bucket minima that climb the sawtooth's ramps (+140 % on a 600 s sawtooth
 //!    in a lone 30 min window).
 //!
+//! 8. When the drops give no regular period, rules 2–6 run again on the RISES (the series
+//!    upside down): a resource that each burst of load pushes up at once and that decays over
+//!    the following seconds — fds and threads of the connections a burst opens — is a
+//!    sawtooth too, with its jumps where a GC sawtooth has its drops. Only a regular period
+//!    of rises counts (rules 5–6); otherwise the drops' answer of rule 7 stands. A group at
+//!    least one period wide still holds one trough per cycle (just before a jump).
+//!
 //! Otherwise there is no period (`None`): a flat, trending, stepped or merely noisy series,
 //! or a single drop.
 //! The cost of a detection is O([`RING_SLOTS`]) with three selections; no allocation once the
@@ -59,9 +66,9 @@ pub struct Period {
     pub seconds: f64,
     /// Median spacing, seconds.
     pub median: f64,
-    /// Drops seen in the ring.
+    /// Drops seen in the ring (rises, for a period found from them: rule 8).
     pub drops: usize,
-    /// Median size of those drops, in the resource's unit.
+    /// Median size of those drops (or rises), in the resource's unit.
     pub drop_size: f64,
     /// False when the drops were too few or too irregular for rules 5–6 and `seconds` is the
     /// longest spacing instead (rule 7).
@@ -205,18 +212,37 @@ impl PeriodRing {
         let level = quantile(&mut sc.tmp, 0.5);
         let threshold = (DROP_SIGMAS * sigma).max(1e-3 * level);
 
-        // Descents: runs of negative differences. A run's size telescopes to the difference
-        // of two slot minima, so noise alone reaches 6σ about as rarely as one difference.
+        // The falls first: a GC sawtooth climbs slowly and drops at once.
+        let falls = self.cycles(sc, threshold, -1.0);
+        if falls.is_some_and(|p| p.regular) {
+            return falls;
+        }
+        // Then the rises (rule 8): a resource that bursts of load push up at once and that
+        // decays slowly after each (fds and threads of connections opened in a burst) is the
+        // same sawtooth upside down; only a regular period counts, so that a few steps of a
+        // staircase do not make their spacing the bucket width.
+        self.cycles(sc, threshold, 1.0)
+            .filter(|p| p.regular)
+            .or(falls)
+    }
+
+    /// The period of the steps in direction `sign` (−1: falls, +1: rises) larger than
+    /// `threshold`, from the differences in `sc.d` (rules 2 and 4–7).
+    fn cycles(&self, sc: &mut PeriodScratch, threshold: f64, sign: f64) -> Option<Period> {
+        // Steps: runs of differences in the direction of `sign`. A run's
+        // size telescopes to the difference of two slot minima, so noise alone reaches 6σ
+        // about as rarely as one difference.
         sc.drops.clear();
-        // A descent undone by the very next difference (by more than 3/4 of it) is a dip —
-        // one bad read — not a GC drop, after which memory climbs back only gradually.
+        // A step undone by the very next difference (by more than 3/4 of it) is a dip (or a
+        // spike) — one bad read — not a GC drop, after which memory climbs back gradually.
         let mut run: Option<(f64, u64)> = None; // (size so far, slot of its end)
         for (i, &d) in sc.d.iter().enumerate() {
-            if d < 0.0 {
-                let size = run.map_or(0.0, |(s, _)| s) - d;
+            let d = sign * d;
+            if d > 0.0 {
+                let size = run.map_or(0.0, |(s, _)| s) + d;
                 run = Some((size, sc.at[i + 1]));
             } else if let Some((size, end)) = run.take() {
-                if d <= 0.75 * size {
+                if -d <= 0.75 * size {
                     sc.drops.push((end, size));
                 }
             }
@@ -363,6 +389,28 @@ mod tests {
                 assert!((p.drop_size - 8.0 * MIB).abs() < 2.0 * MIB, "{p:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_sawtooth_upside_down_is_found_from_its_rises() {
+        // Jumps of 8 MiB, then a linear decay: what bursts do to fds (rule 8).
+        for (period, seed) in [(30.0, 0), (120.0, 1), (45.0, 2)] {
+            let p = detect(saw(-8.0, period), seed, 1800.0, 1.0, 2000.0)
+                .unwrap_or_else(|| panic!("period {period}: none"));
+            assert!(
+                p.regular && (p.median - period).abs() <= 2.0,
+                "{period}: {p:?}"
+            );
+            assert!((p.drop_size - 8.0 * MIB).abs() < 2.0 * MIB, "{p:?}");
+        }
+        // A staircase of three steps up is no period (only regular rises count).
+        let mut ring = PeriodRing::new(1800.0, 1.0);
+        for i in 0..1800 {
+            let t = f64::from(i);
+            let v = 100.0 * MIB + (t / 500.0).floor() * 20.0 * MIB;
+            ring.push(t, &[Some(v), None, None]);
+        }
+        assert_eq!(ring.detect(0, &mut PeriodScratch::default()), None);
     }
 
     #[test]
