@@ -70,6 +70,9 @@ pub struct Snapshot {
     pub target_rate: f64,
     /// Requests sent per second over the last 10 s.
     pub achieved_rate: f64,
+    /// Requests the plan asked for per second over the same 10 s (bursts included), what
+    /// `achieved_rate` is to be read against.
+    pub planned_rate: f64,
     pub in_flight: i64,
     pub streams_active: i64,
     pub requests_sent: u64,
@@ -187,7 +190,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
 /// Sent-request counts sampled once a second, for the recent achieved rate.
 #[derive(Debug)]
 struct RateMeter {
-    samples: std::collections::VecDeque<(Instant, u64)>,
+    /// (when, requests sent, requests planned) at each tick.
+    samples: std::collections::VecDeque<(Instant, u64, f64)>,
 }
 
 impl RateMeter {
@@ -197,26 +201,29 @@ impl RateMeter {
         }
     }
 
-    fn sample(&mut self, now: Instant, sent: u64) {
+    fn sample(&mut self, now: Instant, sent: u64, planned: f64) {
         if self.samples.len() == METER_SLOTS {
             self.samples.pop_front();
         }
-        self.samples.push_back((now, sent));
+        self.samples.push_back((now, sent, planned));
     }
 
-    /// Rate over the newest samples spanning at most `RATE_WINDOW`.
-    fn rate(&self) -> f64 {
-        let Some(&(t1, n1)) = self.samples.back() else {
-            return 0.0;
+    /// Sent and planned rates over the newest samples spanning at most `RATE_WINDOW`.
+    fn rates(&self) -> (f64, f64) {
+        let Some(&(t1, n1, p1)) = self.samples.back() else {
+            return (0.0, 0.0);
         };
         let oldest = self
             .samples
             .iter()
-            .find(|(t, _)| t1.saturating_duration_since(*t) <= RATE_WINDOW)
+            .find(|(t, _, _)| t1.saturating_duration_since(*t) <= RATE_WINDOW)
             .copied();
         match oldest {
-            Some((t0, n0)) if t1 > t0 => (n1 - n0) as f64 / (t1 - t0).as_secs_f64(),
-            _ => 0.0,
+            Some((t0, n0, p0)) if t1 > t0 => {
+                let dt = (t1 - t0).as_secs_f64();
+                ((n1 - n0) as f64 / dt, (p1 - p0).max(0.0) / dt)
+            }
+            _ => (0.0, 0.0),
         }
     }
 }
@@ -287,7 +294,11 @@ impl RunView {
 
     /// Takes one sample for the recent-rate meter; call about once a second.
     pub fn tick(&self) {
-        lock(&self.meter).sample(Instant::now(), self.signals.requests_sent());
+        lock(&self.meter).sample(
+            Instant::now(),
+            self.signals.requests_sent(),
+            self.signals.requests_planned(),
+        );
     }
 
     /// Keeps the latest threshold results for status and summary.
@@ -341,6 +352,7 @@ impl RunView {
                 c
             })
             .collect();
+        let (achieved_rate, planned_rate) = lock(&self.meter).rates();
         Snapshot {
             run_id: self.run_id.clone(),
             shard: self.shard,
@@ -349,7 +361,8 @@ impl RunView {
             phase: self.state.phase().as_str(),
             elapsed_seconds: self.state.elapsed().as_secs_f64(),
             target_rate: self.metrics.target_rate.get(),
-            achieved_rate: lock(&self.meter).rate(),
+            achieved_rate,
+            planned_rate,
             in_flight: self.metrics.in_flight_requests.get(),
             streams_active,
             requests_sent: self.signals.requests_sent(),
@@ -378,7 +391,7 @@ impl RunView {
             fmt_elapsed(s.elapsed_seconds),
             s.phase,
             s.achieved_rate,
-            s.target_rate,
+            s.planned_rate,
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
             fmt_secs(s.latency.ttft.p50),
@@ -641,19 +654,21 @@ mod tests {
     fn rate_meter_uses_the_last_ten_seconds() {
         let mut m = RateMeter::new();
         let t0 = Instant::now();
-        assert_eq!(m.rate(), 0.0);
+        assert_eq!(m.rates(), (0.0, 0.0));
         for i in 0..30u64 {
-            // 10 rps for 20 s, then 50 rps.
+            // 10 rps for 20 s, then 50 rps; the plan asked for 12 rps throughout.
             let sent = if i <= 20 { i * 10 } else { 200 + (i - 20) * 50 };
-            m.sample(t0 + Duration::from_secs(i), sent);
+            m.sample(t0 + Duration::from_secs(i), sent, 12.0 * i as f64);
         }
         // Window 19 s..29 s: 1 s at 10 rps and 9 s at 50 rps.
-        assert!((m.rate() - 46.0).abs() < 1e-9, "{}", m.rate());
+        let (sent, planned) = m.rates();
+        assert!((sent - 46.0).abs() < 1e-9, "{sent}");
+        assert!((planned - 12.0).abs() < 1e-9, "{planned}");
         for i in 30..200u64 {
-            m.sample(t0 + Duration::from_secs(i), 700);
+            m.sample(t0 + Duration::from_secs(i), 700, 360.0);
         }
         assert_eq!(m.samples.len(), METER_SLOTS, "bounded");
-        assert_eq!(m.rate(), 0.0);
+        assert_eq!(m.rates(), (0.0, 0.0));
     }
 
     #[test]
@@ -733,6 +748,7 @@ mod tests {
             elapsed_seconds: 10.0,
             target_rate: 0.0,
             achieved_rate: 0.0,
+            planned_rate: 0.0,
             in_flight: 0,
             streams_active: 0,
             requests_sent: 10,

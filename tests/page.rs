@@ -529,6 +529,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         elapsed_seconds: DAY as f64,
         target_rate: 0.0,
         achieved_rate: 0.0,
+        planned_rate: 0.0,
         in_flight: 0,
         streams_active: 0,
         requests_sent: planned as u64,
