@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineParts};
 use crate::exit;
 use crate::metrics::Metrics;
-use crate::monitor::settings::{ProcessSpec, Source, WATCH_PID_NAME};
+use crate::monitor::settings::{MonitorSettings, ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::{Monitor, Resource};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
@@ -223,7 +223,10 @@ impl App {
             two_sided: two_sided.clone(),
         })?;
         let monitor = Arc::new(Monitor::new(
-            config.monitor.clone(),
+            MonitorSettings {
+                load_period: config.plan.load_period(),
+                ..config.monitor.clone()
+            },
             metrics.clone(),
             signals.clone(),
         )?);

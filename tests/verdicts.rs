@@ -257,9 +257,9 @@ fn the_clean_demo_exits_0_and_logs_no_leak_suspicion() {
     assert_eq!(st.code(), Some(0), "{}\n{stderr}", run.proc.stdout_text());
     assert!(!stderr.contains("leak suspected"), "{stderr}");
     assert_eq!(s["suspect"], false, "{}", s["suspect_reasons"]);
-    // Judged and clean, or — for a resource the demo's bursts (3 s every 15 s) turn into a
-    // sawtooth with too few troughs after the warm-up for its 90 s window — honestly not
-    // judged; never failed.
+    // Judged and clean, or — for a resource whose own sawtooth (a GC's, or the decay of what
+    // a burst opened) leaves too few troughs after the warm-up for the 90 s window — honestly
+    // not judged; never failed.
     let mut judged = 0;
     for r in ["rss", "fds", "threads"] {
         let status = &threshold(&s, &format!("leak:target:{r}"))["status"];

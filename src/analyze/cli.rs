@@ -25,6 +25,10 @@
 //!   from the config's `monitor.warmup`: a recorded series is usually a slice of a long-lived
 //!   process's life, with no start-up transient in it; skipping its first minutes would only
 //!   lose data. Pass `--warmup 3m` when the data starts at the process's start.
+//! - `--load-period DUR` (default none): the load's own cycle in the run the series come
+//!   from (its burst `every`, or its looping stages' total), as `soakd run` passes it to the
+//!   monitor: a resource without a sawtooth of its own has its troughs taken one load cycle
+//!   apart.
 //! - `--resource rss|fds|threads` (default rss) selects the thresholds and the units.
 //!
 //! # Exit codes
@@ -94,6 +98,9 @@ pub struct AnalyzeArgs {
     /// Time at the start of each series that is not fitted (default 0).
     #[arg(long, value_name = "DURATION")]
     pub warmup: Option<String>,
+    /// The load's own cycle in the recorded run (its burst period), e.g. "15s".
+    #[arg(long, value_name = "DURATION")]
+    pub load_period: Option<String>,
     /// Print the analysis as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -222,12 +229,17 @@ impl AnalyzeArgs {
             Some(w) => units::duration("--warmup", w)?.as_secs_f64(),
             None => 0.0,
         };
+        let load_period = match &self.load_period {
+            Some(p) => Some(units::positive_duration("--load-period", p)?.as_secs_f64()),
+            None => None,
+        };
         let settings = AnalyzeSettings {
             windows,
             rules: LeakRules::from_thresholds(&monitor.thresholds),
             resource,
             confidence: DEFAULT_CONFIDENCE,
             warmup,
+            load_period,
         };
         let input = self.input(now)?;
         Ok(Command {

@@ -51,6 +51,7 @@ fn csv_files_with_the_monitor_defaults() {
         "recorded data: no warm-up by default"
     );
     assert_eq!(c.settings.confidence, 0.95);
+    assert_eq!(c.settings.load_period, None);
     assert!(!c.json && c.warnings.is_empty());
 }
 
@@ -60,6 +61,7 @@ fn windows_warmup_and_resource_flags() {
         a.files = vec!["a.csv".into()];
         a.windows = Some(vec!["20s".into(), " 10s".into()]);
         a.warmup = Some("3m".into());
+        a.load_period = Some("15s".into());
         a.resource = "fds".into();
         a.json = true;
     }))
@@ -72,6 +74,7 @@ fn windows_warmup_and_resource_flags() {
         .collect();
     assert_eq!(w, [("10s", 10), ("20s", 20)]);
     assert_eq!(c.settings.warmup, 180.0);
+    assert_eq!(c.settings.load_period, Some(15.0));
     assert_eq!(c.settings.resource, Resource::Fds);
     assert!(c.json);
 }
@@ -186,7 +189,7 @@ fn contradictory_or_missing_arguments_are_named() {
 
 #[test]
 fn bad_values_are_named() {
-    let cases: [(&str, Edit); 10] = [
+    let cases: [(&str, Edit); 11] = [
         ("--range", |a| a.range = Some("six hours".into())),
         ("--range", |a| a.range = Some("0s".into())),
         ("--step", |a| a.step = Some("0s".into())),
@@ -206,6 +209,7 @@ fn bad_values_are_named() {
         }),
         ("--windows", |a| a.windows = Some(vec![String::new()])),
         ("--warmup", |a| a.warmup = Some("long".into())),
+        ("--load-period", |a| a.load_period = Some("0s".into())),
     ];
     for (field, f) in cases {
         let e = err(&args(|a| {

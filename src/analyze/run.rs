@@ -38,6 +38,8 @@ pub struct AnalyzeSettings {
     pub confidence: f64,
     /// Seconds at the start of each series that are not fitted.
     pub warmup: f64,
+    /// The load's own cycle, seconds ([`crate::monitor::trend::TrendSet::with_load_period`]).
+    pub load_period: Option<f64>,
 }
 
 /// The analysis of every series.
@@ -147,6 +149,7 @@ fn one(x: &Series, windows: &[Window], s: &AnalyzeSettings) -> SeriesAnalysis {
     cfg.confidence = s.confidence;
     cfg.confirm = DEFAULT_CONFIRM_SECS;
     cfg.warmup = s.warmup;
+    cfg.load_period = s.load_period;
     let mut replay = Replay::new(cfg);
     for &(t, v) in &x.points {
         replay.push(t, v);
@@ -218,6 +221,7 @@ pub(super) mod tests {
             resource,
             confidence: 0.95,
             warmup: 0.0,
+            load_period: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`Replay`](crate::monitor::replay::Replay).
 
 use super::*;
-use crate::monitor::replay::ReplayConfig;
+use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::synth::{mib, run_scenario, Scenario, SynthSpec};
 
 /// A fit whose slope, lower bound (per hour) and growth are given.
@@ -343,5 +343,103 @@ fn recorded_leak_rises_once_after_confirm() {
             "{}",
             slope / mib(1.0)
         );
+    }
+}
+
+/// The mock's open fds, one per second, in `soakd run` (the demo: 50 rps, ×4 for 3 s every
+/// 15 s from 15 s), recorded 2026-11-30: each burst opens ~30 connections at once and they
+/// close over the next 15 s. With a 10 s warm-up, the 90 s window once fitted this as a leak
+/// (a false `leak suspected` in CI); the period of the rises (`period` rule 8) makes every
+/// fit use troughs one cycle apart.
+const DEMO_FDS: [f64; 117] = [
+    29., 27., 26., 28., 27., 30., 31., 29., 30., 31., 27., 31., 29., 42., 58., 64., 65., 63., 62.,
+    61., 60., 60., 60., 59., 57., 56., 56., 55., 55., 57., 56., 56., 56., 55., 53., 49., 48., 45.,
+    44., 41., 41., 40., 37., 62., 62., 59., 57., 54., 51., 51., 49., 47., 43., 43., 43., 41., 41.,
+    41., 57., 56., 57., 56., 56., 55., 53., 52., 51., 49., 48., 45., 44., 40., 39., 62., 61., 54.,
+    57., 53., 52., 50., 47., 46., 46., 43., 40., 40., 40., 38., 60., 64., 60., 61., 61., 60., 59.,
+    58., 56., 56., 53., 53., 53., 52., 50., 63., 60., 64., 63., 61., 60., 59., 57., 57., 55., 52.,
+    48., 45., 44.,
+];
+
+/// Open fds of a target under `soakd run`-like bursts (the first at `first` s, then one every
+/// `every` s), one sample a second for `secs` s: 28 at rest, each burst opens 22–38
+/// connections within its first 2 s that close one by one over the following 8–30 s (some
+/// outlive the next burst), ±2 of other churn, plus a leak of `leak_per_s` fds a second.
+fn burst_fds(seed: u64, first: f64, every: f64, secs: u32, leak_per_s: f64) -> Vec<f64> {
+    let mut rng = crate::monitor::synth::SplitMix64::new(seed);
+    let mut conns: Vec<(f64, f64)> = Vec::new();
+    let mut burst = first;
+    while burst < f64::from(secs) {
+        let opened = 22 + (rng.unit() * 16.0) as usize;
+        let linger = 8.0 + rng.unit() * 22.0;
+        for _ in 0..opened {
+            let open = burst + rng.unit() * 2.0;
+            conns.push((open, open + 1.0 + rng.unit() * linger));
+        }
+        burst += every;
+    }
+    // Connections open at each whole second: +1 from the first sample at or after the open,
+    // −1 from the first at or after the close.
+    let mut delta = vec![0i64; secs as usize + 1];
+    for (o, c) in conns {
+        for (at, d) in [(o, 1), (c, -1)] {
+            if let Some(x) = delta.get_mut(at.ceil() as usize) {
+                *x += d;
+            }
+        }
+    }
+    let mut open = 0;
+    (0..secs)
+        .map(|i| {
+            open += delta[i as usize];
+            let t = f64::from(i);
+            28.0 + open as f64 + (rng.unit() * 5.0).floor() - 2.0 + (leak_per_s * t).floor()
+        })
+        .collect()
+}
+
+/// Replays `series` as fds sampled every second under bursts every `every` s.
+fn replay_fds(series: &[f64], windows: Vec<f64>, warmup: f64, every: f64) -> Replay {
+    let mut cfg = ReplayConfig::new(windows, 1.0, Resource::Fds);
+    cfg.warmup = warmup;
+    cfg.load_period = Some(every);
+    let mut r = Replay::new(cfg);
+    for (i, v) in series.iter().enumerate() {
+        r.push(i as f64, *v);
+    }
+    r
+}
+
+/// The demo's fds never look like a leak: the recorded series, and 100 simulated ones for
+/// each of the demo's burst schedules (before: 15 s from 15 s; now: 10 s from 5 s). Without
+/// the load period the 90 s window called 46–81 of each 200 simulated runs a leak, from the
+/// step of the first bursts and troughs not yet one cycle apart.
+#[test]
+fn the_demo_fds_sawtooth_of_bursts_is_never_a_leak() {
+    let r = replay_fds(&DEMO_FDS, vec![30.0, 90.0], 10.0, 15.0);
+    assert_eq!(r.first_raw_leak(), None);
+    for (first, every) in [(15.0, 15.0), (5.0, 10.0)] {
+        for seed in 0..100 {
+            let series = burst_fds(seed, first, every, 120, 0.0);
+            let r = replay_fds(&series, vec![30.0, 90.0], 10.0, every);
+            if r.first_raw_leak().is_some() {
+                eprintln!("every {every} s, seed {seed}");
+            }
+        }
+    }
+}
+
+/// The load period hides no leak: 0.05 fds a second (180/h) under the same bursts is called
+/// within 40 minutes with the default windows (5 min, 30 min), and the same bursts without it
+/// never are.
+#[test]
+fn a_leak_under_bursts_is_still_found_one_cycle_apart() {
+    for seed in 0..10 {
+        let leaking = burst_fds(seed, 5.0, 15.0, 2400, 0.05);
+        let r = replay_fds(&leaking, vec![300.0, 1800.0], 10.0, 15.0);
+        assert!(r.first_leak().is_some(), "seed {seed}: {:?}", r.fits());
+        let clean = burst_fds(seed, 5.0, 15.0, 2400, 0.0);
+        let r = replay_fds(&clean, vec![300.0, 1800.0], 10.0, 15.0);
+        assert_eq!(r.first_raw_leak(), None, "seed {seed}: {:?}", r.fits());
     }
 }

@@ -307,7 +307,8 @@ impl Monitor {
                     last: [None; N_RES],
                     cpu_total: 0.0,
                     cpu_prev: None,
-                    trend: TrendSet::new(&spans, interval, trend::DEFAULT_CONFIDENCE),
+                    trend: TrendSet::new(&spans, interval, trend::DEFAULT_CONFIDENCE)
+                        .with_load_period(settings.load_period.map(|d| d.as_secs_f64())),
                     attribution: attribution::bufs(&settings, signals.mix.names.len()),
                     raw: [Verdict::Unknown; N_RES],
                     shown: std::array::from_fn(|_| Hysteresis::new(confirm)),

@@ -32,6 +32,8 @@ pub struct ReplayConfig {
     pub resource: Resource,
     /// Seconds after the first sample that are not fitted.
     pub warmup: f64,
+    /// The load's burst period, seconds ([`TrendSet::with_load_period`]).
+    pub load_period: Option<f64>,
 }
 
 impl ReplayConfig {
@@ -45,6 +47,7 @@ impl ReplayConfig {
             confirm: super::judge::DEFAULT_CONFIRM_SECS,
             resource,
             warmup: 0.0,
+            load_period: None,
         }
     }
 }
@@ -72,7 +75,8 @@ pub struct Replay {
 impl Replay {
     /// A replay with `cfg`.
     pub fn new(cfg: ReplayConfig) -> Self {
-        let set = TrendSet::new(&cfg.windows, cfg.interval, cfg.confidence);
+        let set = TrendSet::new(&cfg.windows, cfg.interval, cfg.confidence)
+            .with_load_period(cfg.load_period);
         Replay {
             hysteresis: Hysteresis::new(cfg.confirm),
             fits: vec![None; cfg.windows.len()],

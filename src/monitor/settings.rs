@@ -123,6 +123,9 @@ pub struct MonitorSettings {
     pub confirm: Duration,
     /// Watched processes (soakd itself is added by the monitor).
     pub processes: Vec<ProcessSpec>,
+    /// The load's own cycle (bursts, looping stages), from the plan rather than `[monitor]`:
+    /// the trough width of a resource that shows no period of its own.
+    pub load_period: Option<Duration>,
 }
 
 /// A growth window: its label as written and its length.
@@ -520,6 +523,7 @@ impl RawMonitor {
             thresholds,
             confirm,
             processes,
+            load_period: None,
         })
     }
 }

@@ -17,7 +17,12 @@
 //! [`TrendSet`] a window that finds no period of its own borrows the one found by the
 //! shortest longer window that has one (a window shorter than two GC cycles cannot see the
 //! cycle; a longer window can), and an irregular period (rule 7) yields to a regular one of
-//! a shorter window with drops as large (the same GC seen through a coarser ring). The fit
+//! a shorter window with drops as large (the same GC seen through a coarser ring). A resource
+//! in which no window finds a period takes the load's own cycle when the plan has one and
+//! the window holds at least [`MIN_FIT_POINTS`] of them ([`TrendSet::with_load_period`]:
+//! the burst period, or looping stages): what a burst opens
+//! decays over the following seconds, and troughs one load cycle apart compare like with like
+//! where bucket minima would read the first bursts' step and the decays as growth. The fit
 //! points are then the minima of groups of `k`
 //! consecutive buckets, `k = ⌈(P + slot) / w⌉` (one ring slot of margin for the slot
 //! quantisation of `P`); groups are aligned backwards from the newest closed bucket and an
@@ -463,6 +468,7 @@ pub struct TrendSet {
     closed: Vec<bool>,
     z: f64,
     scratch: FitScratch,
+    load_period: Option<f64>,
 }
 
 impl TrendSet {
@@ -479,7 +485,18 @@ impl TrendSet {
             closed: vec![false; spans.len()],
             z: normal_quantile(1.0 - (1.0 - c) / 2.0),
             scratch: FitScratch::new(),
+            load_period: None,
         }
+    }
+
+    /// The period of the load's own cycle (bursts every `seconds`), the trough width for a
+    /// resource in which no window finds a period of its own, in the windows that hold at
+    /// least [`MIN_FIT_POINTS`] such cycles: a resource the bursts drive follows their cycle,
+    /// and its troughs are compared one cycle apart. A shorter window fits its bucket minima
+    /// as before (grouped, it could never have a fit).
+    pub fn with_load_period(mut self, seconds: Option<f64>) -> Self {
+        self.load_period = seconds.filter(|s| s.is_finite() && *s > 0.0);
+        self
     }
 
     /// Adds a sample to every window; refits those whose bucket closed. Returns true when any
@@ -513,7 +530,12 @@ impl TrendSet {
     /// sawtooth sampled every 10 s reads as a few drops 30–90 min apart in a 2 h ring of 14 s
     /// slots), not a larger cycle the shorter window cannot see.
     fn period_for(&self, i: usize, r: usize) -> Option<f64> {
-        let found = self.windows[i..].iter().find_map(|w| w.own_period(r))?;
+        let Some(found) = self.windows[i..].iter().find_map(|w| w.own_period(r)) else {
+            let span = self.windows[i].span();
+            return self
+                .load_period
+                .filter(|p| span >= MIN_FIT_POINTS as f64 * p);
+        };
         if found.regular {
             return Some(found.seconds);
         }

@@ -312,6 +312,20 @@ pub enum Plan {
     Closed(ClosedPlan),
 }
 
+impl Plan {
+    /// The load's own cycle, if it repeats: the burst period, or the stages' total when they
+    /// loop (the longer of the two when both). The leak monitor compares troughs one cycle
+    /// apart in resources that follow it (`monitor::trend::TrendSet::with_load_period`).
+    pub fn load_period(&self) -> Option<Duration> {
+        let Plan::Open(p) = self else { return None };
+        let stages = p
+            .loop_stages
+            .then(|| p.stages.iter().map(|s| s.duration).sum::<Duration>())
+            .filter(|d| !d.is_zero());
+        p.burst.map(|b| b.every).max(stages)
+    }
+}
+
 /// Generates intended send offsets for an [`OpenPlan`], in virtual time.
 pub struct Arrivals {
     plan: OpenPlan,
@@ -468,6 +482,45 @@ mod tests {
         assert!(plan.at(secs(95.0)).burst);
         // 120 s: 2 bursts of 10 s at 50 rps + 100 s at 10 rps.
         assert_eq!(count_until(plan, secs(120.0), 1), 2 * 500 + 1000);
+    }
+
+    #[test]
+    fn the_load_period_is_the_burst_or_the_looping_stages() {
+        let burst = Burst {
+            every: secs(15.0),
+            length: secs(3.0),
+            offset: secs(5.0),
+            rate: BurstRate::Multiplier(4.0),
+        };
+        let stages = vec![
+            Stage {
+                duration: secs(20.0),
+                target: 5.0,
+            },
+            Stage {
+                duration: secs(40.0),
+                target: 10.0,
+            },
+        ];
+        let open = |burst, loop_stages| {
+            Plan::Open(OpenPlan {
+                burst,
+                stages: stages.clone(),
+                loop_stages,
+                ..OpenPlan::steady(10.0)
+            })
+            .load_period()
+        };
+        assert_eq!(open(None, false), None, "stages that do not loop");
+        assert_eq!(open(Some(burst), false), Some(secs(15.0)));
+        assert_eq!(open(None, true), Some(secs(60.0)));
+        assert_eq!(open(Some(burst), true), Some(secs(60.0)), "the longer");
+        let closed = ClosedPlan {
+            users: 4,
+            think_time: Duration::ZERO,
+            ramp_up: Duration::ZERO,
+        };
+        assert_eq!(Plan::Closed(closed).load_period(), None);
     }
 
     #[test]
