@@ -225,6 +225,19 @@ fn live_page_and_report_in_headless_chromium() {
         rows, 6,
         "p99_ttft, error_ratio, the default dropped, and the target's three leak verdicts"
     );
+    // The planned rate is the plan's over the last ~10 s: 30 rps with 3 s of 90 rps in every
+    // 10 s is 48/s (43–50 over the 9–10 s the meter spans), neither 30 nor 90.
+    let planned = b.eval(
+        &live,
+        "Array.from(document.querySelectorAll('#tiles .tile')).filter(function (t) { \
+         return t.querySelector('.k').textContent === 'planned rate (10 s)'; }) \
+         .map(function (t) { return parseFloat(t.querySelector('.v').textContent); })[0]",
+    );
+    let planned = planned.as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (40.0..=55.0).contains(&planned),
+        "planned rate tile: {planned}"
+    );
     for url in b.requests(&live) {
         assert!(
             url.starts_with(&format!("http://{admin}/")),
