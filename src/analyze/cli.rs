@@ -27,8 +27,8 @@
 //!   lose data. Pass `--warmup 3m` when the data starts at the process's start.
 //! - `--load-period DUR` (default none): the load's own cycle in the run the series come
 //!   from (its burst `every`, or its looping stages' total), as `soakd run` passes it to the
-//!   monitor: a resource without a sawtooth of its own has its troughs taken one load cycle
-//!   apart.
+//!   monitor: with `--resource fds`, troughs at least one load cycle apart in windows holding
+//!   six cycles.
 //! - `--resource rss|fds|threads` (default rss) selects the thresholds and the units.
 //!
 //! # Exit codes

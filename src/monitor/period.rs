@@ -39,8 +39,11 @@
 //!    upside down): a resource that each burst of load pushes up at once and that decays over
 //!    the following seconds — fds and threads of the connections a burst opens — is a
 //!    sawtooth too, with its jumps where a GC sawtooth has its drops. Only a regular period
-//!    of rises counts (rules 5–6); otherwise the drops' answer of rule 7 stands. A group at
-//!    least one period wide still holds one trough per cycle (just before a jump).
+//!    of rises counts (rules 5–6); otherwise the drops' answer of rule 7 stands. A rise must
+//!    be a jump — one of its differences alone passes the threshold — and not the recovery
+//!    from a dip (undoing the difference before it by more than 3/4): a leak's slope that
+//!    noise cuts into runs of rises is no sawtooth. A group at least one period wide still
+//!    holds one trough per cycle (just before a jump).
 //!
 //! Otherwise there is no period (`None`): a flat, trending, stepped or merely noisy series,
 //! or a single drop.
@@ -73,6 +76,27 @@ pub struct Period {
     /// False when the drops were too few or too irregular for rules 5–6 and `seconds` is the
     /// longest spacing instead (rule 7).
     pub regular: bool,
+}
+
+/// A run of differences in one direction (a candidate drop or rise).
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    /// Sum of the run's differences.
+    size: f64,
+    /// Slot where the run ends.
+    end: u64,
+    /// Its largest single difference.
+    largest: f64,
+    /// The difference just before it (in the run's direction; negative: the other way).
+    before: f64,
+}
+
+impl Step {
+    /// A jump: one difference alone passes `threshold`, and it does not undo the difference
+    /// before it (the recovery from a dip).
+    fn is_jump(&self, threshold: f64) -> bool {
+        self.largest > threshold && -self.before <= 0.75 * self.size
+    }
 }
 
 /// Fixed-size ring of slot minima for period detection.
@@ -229,26 +253,39 @@ impl PeriodRing {
     /// The period of the steps in direction `sign` (−1: falls, +1: rises) larger than
     /// `threshold`, from the differences in `sc.d` (rules 2 and 4–7).
     fn cycles(&self, sc: &mut PeriodScratch, threshold: f64, sign: f64) -> Option<Period> {
-        // Steps: runs of differences in the direction of `sign`. A run's
-        // size telescopes to the difference of two slot minima, so noise alone reaches 6σ
-        // about as rarely as one difference.
+        // Steps: runs of differences in the direction of `sign`. A run's size telescopes to
+        // the difference of two slot minima, so noise alone reaches 6σ about as rarely as one
+        // difference does.
         sc.drops.clear();
         // A step undone by the very next difference (by more than 3/4 of it) is a dip (or a
         // spike) — one bad read — not a GC drop, after which memory climbs back gradually.
-        let mut run: Option<(f64, u64)> = None; // (size so far, slot of its end)
+        // A rise must moreover be a jump, not the slope of a trend that noise cut into runs:
+        // one of its differences alone passes the threshold; and it must not be the recovery
+        // from a dip (undoing the difference before it by more than 3/4).
+        let rises = sign > 0.0;
+        let mut run: Option<Step> = None;
+        let mut before = 0.0;
         for (i, &d) in sc.d.iter().enumerate() {
             let d = sign * d;
             if d > 0.0 {
-                let size = run.map_or(0.0, |(s, _)| s) + d;
-                run = Some((size, sc.at[i + 1]));
-            } else if let Some((size, end)) = run.take() {
-                if -d <= 0.75 * size {
-                    sc.drops.push((end, size));
+                let r = run.get_or_insert(Step {
+                    size: 0.0,
+                    end: 0,
+                    largest: 0.0,
+                    before,
+                });
+                r.size += d;
+                r.end = sc.at[i + 1];
+                r.largest = r.largest.max(d);
+            } else if let Some(r) = run.take() {
+                if -d <= 0.75 * r.size && (!rises || r.is_jump(threshold)) {
+                    sc.drops.push((r.end, r.size));
                 }
             }
+            before = d;
         }
-        if let Some((size, end)) = run {
-            sc.drops.push((end, size));
+        if let Some(r) = run.filter(|r| !rises || r.is_jump(threshold)) {
+            sc.drops.push((r.end, r.size));
         }
         sc.drops.retain(|&(_, size)| size > threshold);
         if sc.drops.len() < 2 {
@@ -402,6 +439,16 @@ mod tests {
                 "{period}: {p:?}"
             );
             assert!((p.drop_size - 8.0 * MIB).abs() < 2.0 * MIB, "{p:?}");
+        }
+        // A leak under noise, cut into runs of rises by the noise, has no jumps: no period
+        // (the 64 MiB/h row of the detection matrix, and its plateau, in a 2 h ring).
+        for seed in 0..3 {
+            let leak = SynthSpec {
+                leak_per_hour: 64.0 * MIB,
+                noise_sd: 0.25 * MIB,
+                ..SynthSpec::default()
+            };
+            assert_eq!(detect(leak, seed, 7200.0, 1.0, 7200.0), None, "seed {seed}");
         }
         // A staircase of three steps up is no period (only regular rises count).
         let mut ring = PeriodRing::new(1800.0, 1.0);

@@ -124,7 +124,7 @@ pub struct MonitorSettings {
     /// Watched processes (soakd itself is added by the monitor).
     pub processes: Vec<ProcessSpec>,
     /// The load's own cycle (bursts, looping stages), from the plan rather than `[monitor]`:
-    /// the trough width of a resource that shows no period of its own.
+    /// the least trough width of fds ([`super::trend::TrendSet::with_load_period`]).
     pub load_period: Option<Duration>,
 }
 

@@ -17,12 +17,12 @@
 //! [`TrendSet`] a window that finds no period of its own borrows the one found by the
 //! shortest longer window that has one (a window shorter than two GC cycles cannot see the
 //! cycle; a longer window can), and an irregular period (rule 7) yields to a regular one of
-//! a shorter window with drops as large (the same GC seen through a coarser ring). A resource
-//! in which no window finds a period takes the load's own cycle when the plan has one and
-//! the window holds at least [`MIN_FIT_POINTS`] of them ([`TrendSet::with_load_period`]:
-//! the burst period, or looping stages): what a burst opens
-//! decays over the following seconds, and troughs one load cycle apart compare like with like
-//! where bucket minima would read the first bursts' step and the decays as growth. The fit
+//! a shorter window with drops as large (the same GC seen through a coarser ring). Fds take
+//! at least the load's own cycle when the plan has one and the window holds at least
+//! [`MIN_FIT_POINTS`] of them ([`TrendSet::with_load_period`]: the burst period, or
+//! looping stages): what a burst opens closes over the following seconds, and troughs one
+//! load cycle apart compare like with like where bucket minima (or a short period the
+//! decays' steps suggest) would read the first bursts' step and the decays as growth. The fit
 //! points are then the minima of groups of `k`
 //! consecutive buckets, `k = ⌈(P + slot) / w⌉` (one ring slot of margin for the slot
 //! quantisation of `P`); groups are aligned backwards from the newest closed bucket and an
@@ -97,6 +97,7 @@ use std::collections::VecDeque;
 use super::estimate::{Grid, LoadOverWindow, Point, MAX_BUCKETS, N_RES};
 use super::mann_kendall::{normal_quantile, trend_stats, StatScratch};
 use super::period::{Period, PeriodRing, PeriodScratch};
+use super::Resource;
 
 /// Fewest trough points for a fit. With 6 points a 95 % interval is bounded (M1 ≈ 2.3 of 15
 /// slopes); with 4 it is not.
@@ -489,11 +490,14 @@ impl TrendSet {
         }
     }
 
-    /// The period of the load's own cycle (bursts every `seconds`), the trough width for a
-    /// resource in which no window finds a period of its own, in the windows that hold at
-    /// least [`MIN_FIT_POINTS`] such cycles: a resource the bursts drive follows their cycle,
-    /// and its troughs are compared one cycle apart. A shorter window fits its bucket minima
-    /// as before (grouped, it could never have a fit).
+    /// The period of the load's own cycle (bursts every `seconds`), the least trough width for
+    /// fds in the windows that hold at least [`MIN_FIT_POINTS`] such cycles (their own
+    /// period, when longer, still wins): open fds count connections one for one, follow the
+    /// bursts' cycle, and their troughs are compared one cycle apart. A shorter window fits
+    /// its bucket minima as before (grouped, it could never have a fit). RSS and threads keep
+    /// their own period or bucket minima: RSS has its growth floor (4 MiB, 2 %) against the
+    /// bursts' buffers, and threads follow connections only in a thread-per-connection
+    /// server, while a fixed pool (most proxies) would lose its fit for nothing.
     pub fn with_load_period(mut self, seconds: Option<f64>) -> Self {
         self.load_period = seconds.filter(|s| s.is_finite() && *s > 0.0);
         self
@@ -523,19 +527,30 @@ impl TrendSet {
         any
     }
 
-    /// The period window `i` cuts its troughs of resource `r` by: its own, else that of the
-    /// nearest longer window that has one. An IRREGULAR period (rule 7 of [`super::period`]:
-    /// a few unevenly spaced drops) yields to a regular one found by a shorter window whose
-    /// drops are at least half as large: the same GC seen through a coarser ring (a 60 s
-    /// sawtooth sampled every 10 s reads as a few drops 30–90 min apart in a 2 h ring of 14 s
-    /// slots), not a larger cycle the shorter window cannot see.
+    /// The period window `i` cuts its troughs of resource `r` by: the longer of the
+    /// resource's own ([`Self::own_period_for`]) and, for fds, the load's cycle
+    /// when the window holds [`MIN_FIT_POINTS`] of them ([`Self::with_load_period`]). A group
+    /// as wide as the longer holds a trough of both cycles.
     fn period_for(&self, i: usize, r: usize) -> Option<f64> {
-        let Some(found) = self.windows[i..].iter().find_map(|w| w.own_period(r)) else {
-            let span = self.windows[i].span();
-            return self
-                .load_period
-                .filter(|p| span >= MIN_FIT_POINTS as f64 * p);
-        };
+        let own = self.own_period_for(i, r);
+        let span = self.windows[i].span();
+        let load = self
+            .load_period
+            .filter(|p| r == Resource::Fds.index() && span >= MIN_FIT_POINTS as f64 * p);
+        match (own, load) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The resource's own period in window `i`: the window's, else that of the nearest
+    /// longer window that has one. An IRREGULAR period (rule 7 of [`super::period`]: a few
+    /// unevenly spaced drops) yields to a regular one found by a shorter window whose drops
+    /// are at least half as large: the same GC seen through a coarser ring (a 60 s sawtooth
+    /// sampled every 10 s reads as a few drops 30–90 min apart in a 2 h ring of 14 s slots),
+    /// not a larger cycle the shorter window cannot see.
+    fn own_period_for(&self, i: usize, r: usize) -> Option<f64> {
+        let found = self.windows[i..].iter().find_map(|w| w.own_period(r))?;
         if found.regular {
             return Some(found.seconds);
         }

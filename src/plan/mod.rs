@@ -314,8 +314,8 @@ pub enum Plan {
 
 impl Plan {
     /// The load's own cycle, if it repeats: the burst period, or the stages' total when they
-    /// loop (the longer of the two when both). The leak monitor compares troughs one cycle
-    /// apart in resources that follow it (`monitor::trend::TrendSet::with_load_period`).
+    /// loop (the longer of the two when both). The leak monitor compares the fds' troughs at
+    /// least one cycle apart (`monitor::trend::TrendSet::with_load_period`).
     pub fn load_period(&self) -> Option<Duration> {
         let Plan::Open(p) = self else { return None };
         let stages = p
