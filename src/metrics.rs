@@ -7,7 +7,7 @@
 //! Each metric is written once, in the `catalog!` list below: the macro generates [`CATALOG`],
 //! the [`Metrics`] struct with one field per family, and its registration.
 //!
-//! Label values come from closed enums defined with [`label_enum!`] by the room that owns the
+//! Label values come from closed enums defined with `label_enum!` by the room that owns the
 //! set (`client::Outcome`, `client::StreamResult`, `plan::Phase`, `engine::DropReason`,
 //! `monitor::Resource`) or from names in the config (`scenario`, `process`, `window`); never
 //! from URLs or error text. Each room resolves its label handles once (the client's

@@ -89,7 +89,7 @@ pub struct AnalyzeArgs {
     /// What the values are: rss (bytes), fds or threads.
     #[arg(long, value_name = "RESOURCE", default_value = "rss")]
     pub resource: String,
-    /// soakd config whose [monitor] windows and thresholds apply.
+    /// soakd config whose `[monitor]` windows and thresholds apply.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Growth windows, comma-separated, e.g. "5m,30m,2h" (overrides the config's).

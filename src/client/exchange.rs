@@ -7,7 +7,7 @@
 //! - Streams: each network chunk goes through the [`StreamDriver`] (the SSE reader and the
 //!   API's parser, which decide the outcome); the body is never accumulated. Arrival time is
 //!   taken once per network chunk, so TTFT and chunk gaps are when the bytes arrived.
-//! - TTFT is the first content delta the scenario's [`TtftOn`] accepts (any kind by default,
+//! - TTFT is the first content delta the scenario's [`TtftOn`](super::TtftOn) accepts (any kind by default,
 //!   text only with `ttft_on = "text"`); chunk counts and gaps count every content delta.
 //! - Non-stream bodies are collected up to `max_response_bytes` and checked as JSON.
 //! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes

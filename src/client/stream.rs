@@ -225,7 +225,7 @@ impl<'de> serde::Deserialize<'de> for TextLen {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SumLen<T>(pub DeltaLens, std::marker::PhantomData<T>);
 
-/// An element of a [`SumLen`] array.
+/// An element of a `SumLen` array (a JSON array whose output lengths are summed).
 pub trait HasLen {
     fn lens(&self) -> DeltaLens;
 }

@@ -1,7 +1,7 @@
 //! The `[upstream]` section: raw struct mirroring the file, validated into
 //! [`UpstreamSettings`]. Checks that involve other sections (a target is required, mock knobs
-//! that mean nothing in-process) are in [`UpstreamSettings::check_with`], called by the
-//! config composer.
+//! that mean nothing in-process) are in the config composer (`RawConfig::check_two_sided` in
+//! [`crate::config`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! Rules (see also the parent module's docs):
 //! - one [`LeakInput`] per monitored process and resource (`rss`, `fds`, `threads`), gathered
 //!   by the daemon from the monitor's report;
-//! - [`judge`]: `leak` fails, `ok` passes, `unknown` is pending during the run and
+//! - `judge`: `leak` fails, `ok` passes, `unknown` is pending during the run and
 //!   [`ThresholdStatus::NotJudged`] at the end (never a failure);
 //! - soakd's own process ([`LeakInput::is_self`]) and processes with `fail_on_leak = false`
 //!   get no threshold ([`LeakInput::judged`]);
