@@ -187,6 +187,17 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
     }
 }
 
+/// The progress line's rate: requests sent per second over the last 10 s, over those the
+/// plan asked for in the same 10 s; the sent rate alone when nothing was planned then and
+/// nothing is now (the closed model asks for users, not a rate; a drained run).
+fn fmt_rate(achieved: f64, planned: f64, target_now: f64) -> String {
+    if planned == 0.0 && target_now == 0.0 {
+        format!("{achieved:.1}")
+    } else {
+        format!("{achieved:.1}/{planned:.1}")
+    }
+}
+
 /// Sent-request counts sampled once a second, for the recent achieved rate.
 #[derive(Debug)]
 struct RateMeter {
@@ -387,11 +398,10 @@ impl RunView {
     /// The one-line progress log.
     pub fn progress_line(&self, s: &Snapshot) -> String {
         let mut line = format!(
-            "{} {} rate {:.1}/{:.1} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
+            "{} {} rate {} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
             fmt_elapsed(s.elapsed_seconds),
             s.phase,
-            s.achieved_rate,
-            s.planned_rate,
+            fmt_rate(s.achieved_rate, s.planned_rate, s.target_rate),
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
             fmt_secs(s.latency.ttft.p50),
@@ -649,6 +659,15 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_rate_is_sent_over_planned_unless_nothing_is_planned() {
+        assert_eq!(fmt_rate(81.24, 80.0, 50.0), "81.2/80.0");
+        // Open model between stages at 0 rps but about to rise: still "/planned".
+        assert_eq!(fmt_rate(0.0, 0.0, 5.0), "0.0/0.0");
+        // The closed model plans no rate (users), and a drained run none any more.
+        assert_eq!(fmt_rate(4012.6, 0.0, 0.0), "4012.6");
+    }
 
     #[test]
     fn rate_meter_uses_the_last_ten_seconds() {
