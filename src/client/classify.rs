@@ -141,8 +141,7 @@ pub fn tls_failure_detail(e: &rustls::Error) -> &'static str {
 /// parse error, or the invalid-input I/O error its chunked decoder reports (a bad chunk size
 /// line or chunk end), so both clients call malformed framing a protocol error.
 pub fn is_parse_error(e: &reqwest::Error) -> bool {
-    let mut src = e.source();
-    while let Some(s) = src {
+    for s in sources(e) {
         if s.downcast_ref::<hyper::Error>()
             .is_some_and(|h| h.is_parse())
         {
@@ -154,20 +153,19 @@ pub fn is_parse_error(e: &reqwest::Error) -> bool {
                 std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
             );
         }
-        src = s.source();
     }
     false
 }
 
 fn hyper_error(e: &reqwest::Error) -> Option<&hyper::Error> {
-    let mut src = e.source();
-    while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return Some(h);
-        }
-        src = s.source();
-    }
-    None
+    sources(e).find_map(|s| s.downcast_ref::<hyper::Error>())
+}
+
+/// The error's causes, outermost first.
+fn sources<'a>(
+    e: &'a reqwest::Error,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |&s| s.source())
 }
 
 /// Whether a response is an SSE stream: `text/event-stream`, any case, any parameters.
