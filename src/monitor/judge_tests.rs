@@ -347,10 +347,9 @@ fn recorded_leak_rises_once_after_confirm() {
 }
 
 /// The mock's open fds, one per second, in `soakd run` (the demo: 50 rps, ×4 for 3 s every
-/// 15 s from 15 s), recorded 2026-11-30: each burst opens ~30 connections at once and they
-/// close over the next 15 s. With a 10 s warm-up, the 90 s window once fitted this as a leak
-/// (a false `leak suspected` in CI); the period of the rises (`period` rule 8) makes every
-/// fit use troughs one cycle apart.
+/// 15 s from 15 s), recorded 2026-11-30 after such a demo failed in CI with a false fds
+/// `leak suspected`: each burst opens ~30 connections at once and they close over the next
+/// 15 s. This recording happens not to trip the old estimator; the simulation below does.
 const DEMO_FDS: [f64; 117] = [
     29., 27., 26., 28., 27., 30., 31., 29., 30., 31., 27., 31., 29., 42., 58., 64., 65., 63., 62.,
     61., 60., 60., 60., 59., 57., 56., 56., 55., 55., 57., 56., 56., 56., 55., 53., 49., 48., 45.,

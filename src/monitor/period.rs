@@ -236,15 +236,12 @@ impl PeriodRing {
         let level = quantile(&mut sc.tmp, 0.5);
         let threshold = (DROP_SIGMAS * sigma).max(1e-3 * level);
 
-        // The falls first: a GC sawtooth climbs slowly and drops at once.
+        // The falls first (a GC sawtooth), then the rises (rule 8: the same sawtooth upside
+        // down), of which only a regular period counts.
         let falls = self.cycles(sc, threshold, -1.0);
         if falls.is_some_and(|p| p.regular) {
             return falls;
         }
-        // Then the rises (rule 8): a resource that bursts of load push up at once and that
-        // decays slowly after each (fds and threads of connections opened in a burst) is the
-        // same sawtooth upside down; only a regular period counts, so that a few steps of a
-        // staircase do not make their spacing the bucket width.
         self.cycles(sc, threshold, 1.0)
             .filter(|p| p.regular)
             .or(falls)
@@ -259,9 +256,7 @@ impl PeriodRing {
         sc.drops.clear();
         // A step undone by the very next difference (by more than 3/4 of it) is a dip (or a
         // spike) — one bad read — not a GC drop, after which memory climbs back gradually.
-        // A rise must moreover be a jump, not the slope of a trend that noise cut into runs:
-        // one of its differences alone passes the threshold; and it must not be the recovery
-        // from a dip (undoing the difference before it by more than 3/4).
+        // A rise must moreover be a jump ([`Step::is_jump`], rule 8).
         let rises = sign > 0.0;
         let mut run: Option<Step> = None;
         let mut before = 0.0;
