@@ -169,16 +169,8 @@ fn run(args: RunArgs) -> u8 {
             return exit::CONFIG;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("soakd-load")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("soakd: cannot start the runtime: {e}");
-            return exit::RUNTIME;
-        }
+    let Some(rt) = runtime("soakd-load", "soakd") else {
+        return exit::RUNTIME;
     };
     rt.block_on(async move {
         let telemetry = match soakd::telemetry::init(&config.log, config.otlp.as_ref()) {
@@ -218,16 +210,8 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
         eprintln!("soakd mock: {e}");
         return exit::CONFIG;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("soakd-mock")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("soakd mock: cannot start the runtime: {e}");
-            return exit::RUNTIME;
-        }
+    let Some(rt) = runtime("soakd-mock", "soakd mock") else {
+        return exit::RUNTIME;
     };
     rt.block_on(async move {
         let _ = tracing_subscriber::fmt()
@@ -247,6 +231,17 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
             }
         }
     })
+}
+
+/// The multi-threaded runtime of `run` and `mock`, its threads named `thread_name`; `None`
+/// (after saying why on stderr, prefixed by `prog`) when the OS refuses it.
+fn runtime(thread_name: &str, prog: &str) -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(thread_name)
+        .build()
+        .map_err(|e| eprintln!("{prog}: cannot start the runtime: {e}"))
+        .ok()
 }
 
 fn check_config(file: &std::path::Path) -> u8 {

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::monitor::judge::{LeakRules, DEFAULT_CONFIRM_SECS};
 use crate::monitor::mann_kendall::quantile;
 use crate::monitor::replay::{Replay, ReplayConfig};
+use crate::monitor::report::FitReport;
 use crate::monitor::settings::Window;
 use crate::monitor::trend::TrendFit;
 use crate::monitor::Resource;
@@ -79,26 +80,17 @@ pub struct SeriesAnalysis {
     pub windows: Vec<WindowAnalysis>,
 }
 
-/// One window of one series at the end of the data. Rates are per hour in the resource's
-/// unit; the bounds are absent when unbounded, everything is absent without a fit.
+/// One window of one series at the end of the data: its fit in the fields `/status` and the
+/// summary use ([`FitReport`]: slopes in the resource's unit per second and per hour, the
+/// bounds absent when unbounded; times and the intercept's t = 0 are the series' first
+/// timestamp), flattened beside the window's label; all of them absent without a fit.
 #[derive(Debug, Clone, Serialize)]
 pub struct WindowAnalysis {
     /// The window's label, e.g. "30m".
     pub window: String,
-    /// Sen's slope of the troughs.
-    pub slope_per_hour: Option<f64>,
-    /// Lower confidence bound.
-    pub slope_lower_per_hour: Option<f64>,
-    /// Upper confidence bound.
-    pub slope_upper_per_hour: Option<f64>,
-    /// R² (diagnostic).
-    pub r2: Option<f64>,
-    /// Trough points fitted (0 without a fit).
-    pub points: usize,
-    /// Mann–Kendall two-sided p-value.
-    pub mk_p: Option<f64>,
-    /// Sawtooth period the troughs were cut by.
-    pub period_seconds: Option<f64>,
+    /// The fit of the troughs.
+    #[serde(flatten)]
+    pub fit: Option<FitReport>,
     /// Fitted growth across the window.
     pub growth: Option<f64>,
     /// Whether this window calls a leak.
@@ -112,7 +104,11 @@ pub fn analyze(series: &[Series], s: &AnalyzeSettings) -> Analysis {
     let results: Vec<SeriesAnalysis> = series.iter().map(|x| one(x, &windows, s)).collect();
     let verdict = results.iter().map(|r| r.verdict).fold(Verdict::Ok, worst);
     let slope_per_hour = match results.as_slice() {
-        [only] => only.windows.last().and_then(|w| w.slope_per_hour),
+        [only] => only
+            .windows
+            .last()
+            .and_then(|w| w.fit)
+            .map(|f| f.slope_per_hour),
         _ => None,
     };
     Analysis {
@@ -182,16 +178,9 @@ fn window_report(
     baseline: Option<f64>,
     rules: &LeakRules,
 ) -> WindowAnalysis {
-    let finite = |v: f64| v.is_finite().then_some(v);
     WindowAnalysis {
         window: w.label.clone(),
-        slope_per_hour: f.map(|f| f.slope * 3600.0),
-        slope_lower_per_hour: f.and_then(|f| finite(f.slope_lo * 3600.0)),
-        slope_upper_per_hour: f.and_then(|f| finite(f.slope_hi * 3600.0)),
-        r2: f.map(|f| f.r2),
-        points: f.map_or(0, |f| f.points),
-        mk_p: f.map(|f| f.mk_p),
-        period_seconds: f.and_then(|f| f.period),
+        fit: f.map(FitReport::of),
         growth: f.map(|f| f.growth),
         leak: f.is_some_and(|f| rules.window_limits(r, baseline).calls_leak(f)),
     }
@@ -277,19 +266,29 @@ pub(super) mod tests {
         assert!(s
             .windows
             .iter()
-            .all(|w| w.leak && w.slope_lower_per_hour.unwrap() > mib(50.0)));
+            .all(|w| w.leak && w.fit.unwrap().slope_lower_per_hour.unwrap() > mib(50.0)));
         let first = s.first_leak_timestamp.unwrap();
         assert!(
             (1.7e9 + 3000.0..1.7e9 + 4.0 * 3600.0).contains(&first),
             "{first}"
         );
-        // The JSON carries what the issue asks for.
+        // The JSON carries what the issue asks for, a window's fit in the fields of /status.
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["verdict"], "leak");
         assert_eq!(json["resource"], "rss");
         assert!(json["slope_per_hour"].is_f64());
-        assert!(json["series"][0]["windows"][1]["slope_lower_per_hour"].is_f64());
-        assert!(json["series"][0]["windows"][1]["r2"].is_f64());
+        let w = &json["series"][0]["windows"][1];
+        for key in [
+            "slope_lower_per_hour",
+            "r2",
+            "trend_p",
+            "slope_per_sec",
+            "intercept",
+        ] {
+            assert!(w[key].is_f64(), "{key}: {w}");
+        }
+        assert_eq!(w["window"], "2h");
+        assert_eq!(w["leak"], true);
     }
 
     #[test]
@@ -325,8 +324,12 @@ pub(super) mod tests {
             Verdict::Unknown,
             "30 min of data for a 2 h window"
         );
-        assert_eq!(a.series[1].windows[1].points, 0);
-        assert!(a.series[1].windows[1].slope_per_hour.is_none());
+        assert!(a.series[1].windows[1].fit.is_none());
+        let w = serde_json::to_value(&a.series[1].windows[1]).unwrap();
+        assert_eq!(
+            w,
+            serde_json::json!({"window": "2h", "growth": null, "leak": false})
+        );
         let a = analyze(&[flat, leak, short], &st);
         assert_eq!(a.verdict, Verdict::Leak);
         assert!(serde_json::to_value(&a)

@@ -67,7 +67,7 @@ fn p_value(p: f64) -> String {
 }
 
 fn window_row(r: Resource, w: &WindowAnalysis) -> [String; 8] {
-    let Some(slope) = w.slope_per_hour else {
+    let Some(f) = &w.fit else {
         return [
             w.window.clone(),
             "no fit".into(),
@@ -79,16 +79,16 @@ fn window_row(r: Resource, w: &WindowAnalysis) -> [String; 8] {
             "no".into(),
         ];
     };
-    let lo = w.slope_lower_per_hour.map_or("-inf".into(), |v| rate(r, v));
-    let hi = w.slope_upper_per_hour.map_or("+inf".into(), |v| rate(r, v));
+    let lo = f.slope_lower_per_hour.map_or("-inf".into(), |v| rate(r, v));
+    let hi = f.slope_upper_per_hour.map_or("+inf".into(), |v| rate(r, v));
     [
         w.window.clone(),
-        rate(r, slope),
+        rate(r, f.slope_per_hour),
         format!("{lo} .. {hi}"),
-        w.r2.map_or("-".into(), |v| format!("{v:.2}")),
-        w.points.to_string(),
-        w.mk_p.map_or("-".into(), p_value),
-        w.period_seconds.map_or("-".into(), secs),
+        format!("{:.2}", f.r2),
+        f.points.to_string(),
+        p_value(f.trend_p),
+        f.period_secs.map_or("-".into(), secs),
         if w.leak { "yes" } else { "no" }.into(),
     ]
 }
