@@ -1,23 +1,31 @@
 //! soakd: a soak-test daemon for AI proxies.
 //!
-//! Modules, one room each:
-//! - [`config`]: the TOML file + environment + flags, raw structs validated into typed settings.
+//! Modules, one room each (README "Architecture"); each room owns its config section, raw as
+//! written and validated into typed settings, and [`config`] composes them:
+//! - [`config`]: the TOML file + environment + flags; imported by no room.
+//! - [`units`]: the leaf every room uses: the config error, durations, sizes, fractions,
+//!   label values, byte formatting.
 //! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).
 //! - [`engine`]: pacing, in-flight cap, dispatch.
 //! - [`workload`]: scenarios, prompt generation, request bodies.
-//! - [`client`]: HTTP + SSE reading, OpenAI/Anthropic stream parsers, outcome classification.
+//! - [`client`]: HTTP + SSE reading, per-API stream parsers, outcome classification, the one
+//!   request recorder.
 //! - [`monitor`]: process sampling, remote scraping, slope estimation, leak verdict.
+//! - [`verdict`]: pass/fail thresholds and leak verdicts.
 //! - [`metrics`]: every metric defined once.
 //! - [`stats`]: bounded HDR histograms for percentiles in `/status` and the summary.
-//! - [`admin`]: the axum admin server.
-//! - [`telemetry`]: tracing and OTLP export.
-//! - [`mock`]: the built-in mock AI proxy.
-//! - [`verdict`]: pass/fail thresholds.
-//! - [`report`]: the end-of-run summary.
+//! - [`report`]: `/status`, the progress line, the end-of-run summary.
 //! - [`series`]: bounded, downsampled time series of the run for the live page and the report.
 //! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
 //! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 //! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
+//! - [`admin`]: the axum admin server.
+//! - [`telemetry`]: logs, OTLP traces, rate-limited warnings.
+//! - [`mock`]: the built-in mock AI proxy.
+//! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream).
+//! - [`signals`]: load signals shared by the engine and the monitor.
+//! - [`app`]: builds everything from the validated config and runs it.
+//! - [`exit`]: every exit code; [`sys`]: process plumbing shared by `run` and `mock`.
 
 pub mod admin;
 pub mod analyze;

@@ -60,10 +60,6 @@ struct Body<'a> {
     usage: Option<OutputUsage>,
 }
 
-fn len(s: Option<TextLen>) -> usize {
-    s.map_or(0, |t| t.0)
-}
-
 /// Parser state of one Anthropic stream.
 #[derive(Debug, Default)]
 pub struct AnthropicStream {
@@ -91,9 +87,9 @@ impl AnthropicStream {
         match kind {
             "content_block_delta" => e.delta.as_ref().map_or(Step::Ignore, |d| {
                 DeltaLens {
-                    text: len(d.text),
-                    tool: len(d.partial_json),
-                    reasoning: len(d.thinking),
+                    text: TextLen::of(d.text),
+                    tool: TextLen::of(d.partial_json),
+                    reasoning: TextLen::of(d.thinking),
                 }
                 .step()
             }),

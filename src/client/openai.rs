@@ -53,9 +53,9 @@ impl HasLen for Choice {
         self.delta
             .as_ref()
             .map_or(DeltaLens::default(), |d| DeltaLens {
-                text: len(d.content) + len(d.refusal),
+                text: TextLen::of(d.content) + TextLen::of(d.refusal),
                 tool: d.tool_calls.as_ref().map_or(0, |t| t.0.tool),
-                reasoning: len(d.reasoning_content) + len(d.reasoning),
+                reasoning: TextLen::of(d.reasoning_content) + TextLen::of(d.reasoning),
             })
     }
 }
@@ -84,7 +84,9 @@ impl HasLen for ToolCall {
     fn lens(&self) -> DeltaLens {
         DeltaLens::of(
             DeltaKind::ToolCall,
-            self.function.as_ref().map_or(0, |f| len(f.arguments)),
+            self.function
+                .as_ref()
+                .map_or(0, |f| TextLen::of(f.arguments)),
         )
     }
 }
@@ -110,10 +112,6 @@ struct Body {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<IgnoredAny>,
-}
-
-fn len(s: Option<TextLen>) -> usize {
-    s.map_or(0, |t| t.0)
 }
 
 impl ChoiceKind for Choice {

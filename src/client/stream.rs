@@ -204,6 +204,13 @@ impl StreamParser {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TextLen(pub usize);
 
+impl TextLen {
+    /// The length of an optional string field: 0 when absent or `null`.
+    pub fn of(s: Option<TextLen>) -> usize {
+        s.map_or(0, |t| t.0)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for TextLen {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
