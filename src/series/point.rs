@@ -14,6 +14,7 @@
 use hdrhistogram::Histogram;
 
 use crate::client::Outcome;
+use crate::stats::Percentiles;
 
 /// Number of outcomes, indexed by `Outcome::index()`.
 pub const N_OUT: usize = Outcome::ALL.len();
@@ -35,15 +36,12 @@ pub struct Quant {
 impl Quant {
     /// Percentiles of `h` (microseconds); all zero when empty.
     pub fn of(h: &Histogram<u64>) -> Quant {
-        if h.is_empty() {
-            return Quant::default();
-        }
-        let s = |v: u64| v as f64 / 1e6;
+        let p = Percentiles::of_micros(h);
         Quant {
-            count: h.len(),
-            p50: s(h.value_at_quantile(0.50)),
-            p99: s(h.value_at_quantile(0.99)),
-            max: s(h.max()),
+            count: p.count,
+            p50: p.p50,
+            p99: p.p99,
+            max: p.max,
         }
     }
 
