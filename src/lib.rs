@@ -2,7 +2,7 @@
 //!
 //! Modules, one room each (README "Architecture"); each room owns its config section, raw as
 //! written and validated into typed settings, and [`config`] composes them:
-//! - [`config`]: the TOML file + environment + flags; imported by no room.
+//! - [`config`]: the TOML file + environment + flags; no room's settings import it.
 //! - [`units`]: the leaf every room uses: the config error, durations, sizes, fractions,
 //!   label values, byte formatting.
 //! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).

@@ -16,8 +16,10 @@
 //! `[[scenarios]]` is [`crate::workload::settings`], `[mock]` is
 //! [`crate::mock::MockArgs`], `[log]`/`[otlp]` are [`crate::telemetry::settings`], `[upstream]`
 //! is [`crate::upstream::settings`]. This module
-//! imports them and composes them; no room imports this module. Units, checks and the error
-//! type live in the leaf [`crate::units`].
+//! imports them and composes them; no room's settings import this module back. Only the
+//! entry points that read a whole file use it: [`crate::app`] (`soakd run`) and
+//! [`crate::analyze::cli`] (`soakd analyze --config`, which reads `[monitor]`). Units, checks
+//! and the error type live in the leaf [`crate::units`].
 
 mod load;
 
