@@ -303,7 +303,7 @@ impl App {
             run_id = %self.config.run.run_id,
             shard = self.config.run.shard_index,
             shards = self.config.run.shards.get(),
-            target = %self.view.target,
+            target = %self.view.target(),
             duration = %self.config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
             plan = %self.config.plan,
             scenarios = %ScenarioList(&self.config.scenarios),

@@ -241,23 +241,12 @@ impl RateMeter {
 
 /// Reads the run's state for status, progress and summary.
 pub struct RunView {
-    pub run_id: String,
-    pub shard: u32,
-    pub shards: u32,
-    pub target: String,
-    metrics: Arc<Metrics>,
-    stats: Arc<Stats>,
-    state: Arc<EngineState>,
-    signals: Arc<LoadSignals>,
-    scenarios: Vec<ScenarioHandles>,
-    monitor: Option<Arc<Monitor>>,
-    /// The two-sided soak's tracker and the upstream's address.
-    proxy: Option<(Arc<Tracker>, String)>,
+    p: RunViewParts,
     meter: Mutex<RateMeter>,
     thresholds: Mutex<Vec<ThresholdResult>>,
 }
 
-/// Inputs of [`RunView::new`].
+/// What a [`RunView`] reads, given to [`RunView::new`].
 pub struct RunViewParts {
     pub run_id: String,
     pub shard: u32,
@@ -269,6 +258,7 @@ pub struct RunViewParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    /// The two-sided soak's tracker and the upstream's address.
     pub proxy: Option<(Arc<Tracker>, String)>,
 }
 
@@ -279,36 +269,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl RunView {
     pub fn new(p: RunViewParts) -> Self {
         RunView {
-            run_id: p.run_id,
-            shard: p.shard,
-            shards: p.shards,
-            target: p.target,
-            metrics: p.metrics,
-            stats: p.stats,
-            state: p.state,
-            signals: p.signals,
-            scenarios: p.scenarios,
-            monitor: p.monitor,
-            proxy: p.proxy,
+            p,
             meter: Mutex::new(RateMeter::new()),
             thresholds: Mutex::new(Vec::new()),
         }
     }
 
+    /// The target URL (the proxy under test).
+    pub fn target(&self) -> &str {
+        &self.p.target
+    }
+
     pub fn state(&self) -> &EngineState {
-        &self.state
+        &self.p.state
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.p.metrics
     }
 
     /// Takes one sample for the recent-rate meter; call about once a second.
     pub fn tick(&self) {
         lock(&self.meter).sample(
             Instant::now(),
-            self.signals.requests_sent(),
-            self.signals.requests_planned(),
+            self.p.signals.requests_sent(),
+            self.p.signals.requests_planned(),
         );
     }
 
@@ -324,6 +309,7 @@ impl RunView {
         let mut output_tokens = 0;
         let mut streams_active = 0;
         let scenarios = self
+            .p
             .scenarios
             .iter()
             .map(|h| {
@@ -365,32 +351,32 @@ impl RunView {
             .collect();
         let (achieved_rate, planned_rate) = lock(&self.meter).rates();
         Snapshot {
-            run_id: self.run_id.clone(),
-            shard: self.shard,
-            shards: self.shards,
-            target: self.target.clone(),
-            phase: self.state.phase().as_str(),
-            elapsed_seconds: self.state.elapsed().as_secs_f64(),
-            target_rate: self.metrics.target_rate.get(),
+            run_id: self.p.run_id.clone(),
+            shard: self.p.shard,
+            shards: self.p.shards,
+            target: self.p.target.clone(),
+            phase: self.p.state.phase().as_str(),
+            elapsed_seconds: self.p.state.elapsed().as_secs_f64(),
+            target_rate: self.p.metrics.target_rate.get(),
             achieved_rate,
             planned_rate,
-            in_flight: self.metrics.in_flight_requests.get(),
+            in_flight: self.p.metrics.in_flight_requests.get(),
             streams_active,
-            requests_sent: self.signals.requests_sent(),
+            requests_sent: self.p.signals.requests_sent(),
             requests_finished: outcomes.values().sum(),
             outcomes,
             dropped,
             streams,
             output_tokens,
             latency: Latencies {
-                duration: self.stats.percentiles(Series::Duration),
-                ttft: self.stats.percentiles(Series::Ttft),
-                chunk_gap: self.stats.percentiles(Series::ChunkGap),
-                schedule_lag: self.stats.percentiles(Series::ScheduleLag),
+                duration: self.p.stats.percentiles(Series::Duration),
+                ttft: self.p.stats.percentiles(Series::Ttft),
+                chunk_gap: self.p.stats.percentiles(Series::ChunkGap),
+                schedule_lag: self.p.stats.percentiles(Series::ScheduleLag),
             },
             scenarios,
-            monitor: self.monitor.as_ref().map(|m| m.snapshot()),
-            proxy: self.proxy.as_ref().map(|(t, addr)| t.report(addr)),
+            monitor: self.p.monitor.as_ref().map(|m| m.snapshot()),
+            proxy: self.p.proxy.as_ref().map(|(t, addr)| t.report(addr)),
             thresholds: lock(&self.thresholds).clone(),
         }
     }
@@ -411,7 +397,7 @@ impl RunView {
             s.errors(),
             s.dropped_total(),
         );
-        if let Some(m) = &self.monitor {
+        if let Some(m) = &self.p.monitor {
             let frag = m.progress_fragment();
             if !frag.is_empty() {
                 line.push_str(" | ");
