@@ -432,43 +432,11 @@ fn check_tool(bin: &Path, args: &[&str]) {
 
 /// Percent-encodes a query-string value.
 fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// An HTTP/1.0 GET (no chunked encoding, the server closes): (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "no header end"))?;
-    let head = String::from_utf8_lossy(&buf[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((
-        status,
-        String::from_utf8_lossy(&buf[split + 4..]).into_owned(),
-    ))
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Value {
-    let (status, body) = get(addr, path).unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"));
+    let (status, body) = http_get(addr, path);
     assert_eq!(status, 200, "GET {path} on {addr}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
 }
@@ -476,7 +444,7 @@ fn get_json(addr: SocketAddr, path: &str) -> Value {
 fn wait_ready(addr: SocketAddr, path: &str, what: &str, timeout: Duration, p: &Proc) {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok((200, _)) = get(addr, path) {
+        if let Ok((200, _)) = try_http_get(addr, path) {
             return;
         }
         assert!(

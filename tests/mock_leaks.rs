@@ -77,21 +77,17 @@ impl Mock {
     }
 }
 
-fn status_field(name: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status (Linux)");
-    s.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
+/// This process's own numbers, read by the library's `/proc` reader (what the monitor uses).
+fn own() -> soakd::monitor::source::Reading {
+    soakd::monitor::source::read_local(std::process::id()).expect("/proc/self (Linux)")
 }
 
 fn rss_bytes() -> u64 {
-    status_field("VmRSS:") * 1024
+    own().rss.expect("VmRSS") as u64
+}
+
+fn threads() -> u64 {
+    own().threads.expect("Threads") as u64
 }
 
 /// Open fds of this process that point at /dev/null.
@@ -165,7 +161,7 @@ async fn thread_leak_moves_thread_count() {
     })
     .await;
     let before = leaked_threads();
-    let threads_before = status_field("Threads:");
+    let threads_before = threads();
     for _ in 0..5 {
         m.request(false).await; // non-stream requests leak no threads
     }
@@ -187,7 +183,7 @@ async fn thread_leak_moves_thread_count() {
         leaked_threads() - before
     );
     assert_eq!(leaked_threads() - before, 10);
-    assert!(status_field("Threads:") >= threads_before + 10);
+    assert!(threads() >= threads_before + 10);
     m.stop().await;
 }
 

@@ -32,17 +32,10 @@ fn rss_bytes() -> u64 {
     unsafe {
         libc::malloc_trim(0);
     }
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    s.lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("VmRSS")
-        * 1024
+    soakd::monitor::source::read_local(std::process::id())
+        .expect("/proc/self (Linux)")
+        .rss
+        .expect("VmRSS") as u64
 }
 
 fn raise_nofile() {

@@ -293,10 +293,11 @@ impl Run {
     }
 }
 
-/// A GET over loopback with reqwest; returns (status, body), or the transport error.
+/// A GET over loopback with reqwest; returns (status, body), or the transport error. 20 s at
+/// most (a Prometheus range query on a loaded machine included).
 pub fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), reqwest::Error> {
     let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(20))
         .no_proxy()
         .build()?;
     let resp = client.get(format!("http://{addr}{path}")).send()?;
