@@ -63,56 +63,14 @@ struct RunArgs {
     /// embedded demo config against the built-in mock.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Target base URL (overrides target.url). Without --config: a plain steady soak —
-    /// constant arrivals at --rate, no bursts, no cancels, one scenario from --api/--model.
-    #[arg(long)]
-    target: Option<String>,
-    /// Rate in requests per second (overrides load.rate; 10 for a plain --target soak).
-    #[arg(long)]
-    rate: Option<f64>,
-    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration; "forever" for
-    /// a plain --target soak).
-    #[arg(long)]
-    duration: Option<String>,
-    /// API of the plain soak's scenario: openai or anthropic (default openai). Not with
-    /// --config.
-    #[arg(long)]
-    api: Option<String>,
-    /// Model of the plain soak's scenario (default gpt-4o-mini). Not with --config.
-    #[arg(long)]
-    model: Option<String>,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Stream the plain soak's responses (the default). Not with --config.
     #[arg(long, conflicts_with = "no_stream")]
     stream: bool,
     /// Ask the plain soak's scenario for non-streamed responses. Not with --config.
     #[arg(long)]
     no_stream: bool,
-    /// Environment variable holding the API key (overrides target.api_key_env).
-    #[arg(long)]
-    api_key_env: Option<String>,
-    /// Admin server address (overrides admin.listen).
-    #[arg(long)]
-    admin_listen: Option<String>,
-    /// Watch this local process as `process="target"`.
-    #[arg(long)]
-    watch_pid: Option<u32>,
-    /// Process sampling interval (overrides monitor.sample_interval).
-    #[arg(long)]
-    sample_interval: Option<String>,
-    /// Growth windows, comma-separated, e.g. "2m,30m" (overrides monitor.windows).
-    #[arg(long, value_delimiter = ',')]
-    growth_windows: Option<Vec<String>>,
-    /// Warm-up excluded from growth fits (overrides monitor.warmup).
-    #[arg(long)]
-    warmup: Option<String>,
-    /// Also serve the proxy's upstream here and measure the proxy from both sides (overrides
-    /// upstream.listen).
-    #[arg(long)]
-    upstream_listen: Option<String>,
-    /// Write the self-contained HTML report here at the end of the run (overrides
-    /// run.report_html).
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -137,24 +95,12 @@ fn main() -> ExitCode {
 
 fn load(args: &RunArgs) -> Result<config::Config, ConfigError> {
     let overrides = Overrides {
-        target: args.target.clone(),
-        rate: args.rate,
-        duration: args.duration.clone(),
-        admin_listen: args.admin_listen.clone(),
-        watch_pid: args.watch_pid,
-        sample_interval: args.sample_interval.clone(),
-        growth_windows: args.growth_windows.clone(),
-        warmup: args.warmup.clone(),
-        upstream_listen: args.upstream_listen.clone(),
-        report_html: args.report.clone(),
-        api: args.api.clone(),
-        model: args.model.clone(),
         stream: match (args.stream, args.no_stream) {
             (true, _) => Some(true),
             (_, true) => Some(false),
             _ => None,
         },
-        api_key_env: args.api_key_env.clone(),
+        ..args.overrides.clone()
     };
     let env = std::env::vars().collect();
     config::load(args.config.as_deref(), &env, &overrides)?.validate()

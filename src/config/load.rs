@@ -39,27 +39,59 @@ pub const DEFAULT_API: &str = "openai";
 /// `--model` when not given.
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 
-/// Command-line overrides of `soakd run`, applied above the environment.
-#[derive(Debug, Clone, Default)]
+/// Command-line overrides of `soakd run`, applied above the environment: the flags
+/// themselves (`soakd run` flattens this struct into its arguments, so each flag and its help
+/// are written once, here).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Overrides {
+    /// Target base URL (overrides target.url). Without --config: a plain steady soak —
+    /// constant arrivals at --rate, no bursts, no cancels, one scenario from --api/--model.
+    #[arg(long)]
     pub target: Option<String>,
+    /// Rate in requests per second (overrides load.rate; 10 for a plain --target soak).
+    #[arg(long)]
     pub rate: Option<f64>,
+    /// Run length such as "30m" or "6h", or "forever" (overrides run.duration; "forever" for
+    /// a plain --target soak).
+    #[arg(long)]
     pub duration: Option<String>,
-    pub admin_listen: Option<String>,
-    pub watch_pid: Option<u32>,
-    pub sample_interval: Option<String>,
-    pub growth_windows: Option<Vec<String>>,
-    pub warmup: Option<String>,
-    pub upstream_listen: Option<String>,
-    pub report_html: Option<std::path::PathBuf>,
-    /// `--api`: the API kind of the one scenario of the plain plan.
+    /// API of the plain soak's scenario: openai (the default), openai-responses,
+    /// openai-completions, openai-embeddings or anthropic. Not with --config.
+    #[arg(long)]
     pub api: Option<String>,
-    /// `--model`: the model of the one scenario of the plain plan.
+    /// Model of the plain soak's scenario (default gpt-4o-mini). Not with --config.
+    #[arg(long)]
     pub model: Option<String>,
-    /// `--stream` (`Some(true)`) or `--no-stream` (`Some(false)`).
+    /// `--stream` (`Some(true)`) or `--no-stream` (`Some(false)`); set by `soakd run` from its
+    /// two flags.
+    #[arg(skip)]
     pub stream: Option<bool>,
-    /// `--api-key-env`: overrides `target.api_key_env`.
+    /// Environment variable holding the API key (overrides target.api_key_env).
+    #[arg(long)]
     pub api_key_env: Option<String>,
+    /// Admin server address (overrides admin.listen).
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+    /// Watch this local process as `process="target"`.
+    #[arg(long)]
+    pub watch_pid: Option<u32>,
+    /// Process sampling interval (overrides monitor.sample_interval).
+    #[arg(long)]
+    pub sample_interval: Option<String>,
+    /// Growth windows, comma-separated, e.g. "2m,30m" (overrides monitor.windows).
+    #[arg(long, value_delimiter = ',')]
+    pub growth_windows: Option<Vec<String>>,
+    /// Warm-up excluded from growth fits (overrides monitor.warmup).
+    #[arg(long)]
+    pub warmup: Option<String>,
+    /// Also serve the proxy's upstream here and measure the proxy from both sides (overrides
+    /// upstream.listen).
+    #[arg(long)]
+    pub upstream_listen: Option<String>,
+    /// Write the self-contained HTML report here at the end of the run (overrides
+    /// run.report_html).
+    #[arg(long = "report", value_name = "FILE")]
+    pub report_html: Option<std::path::PathBuf>,
 }
 
 impl Overrides {
