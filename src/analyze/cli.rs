@@ -98,7 +98,8 @@ pub struct AnalyzeArgs {
     /// Time at the start of each series that is not fitted (default 0).
     #[arg(long, value_name = "DURATION")]
     pub warmup: Option<String>,
-    /// The load's own cycle in the recorded run (its burst period), e.g. "15s".
+    /// The load's own cycle in the recorded run (its burst period, or its looping stages'
+    /// total), e.g. "15s"; fds troughs are then taken at least one cycle apart.
     #[arg(long, value_name = "DURATION")]
     pub load_period: Option<String>,
     /// Print the analysis as JSON instead of a table.

@@ -32,8 +32,8 @@ pub struct ReplayConfig {
     pub resource: Resource,
     /// Seconds after the first sample that are not fitted.
     pub warmup: f64,
-    /// The load's burst period, seconds: the least trough width of fds
-    /// ([`TrendSet::with_load_period`]).
+    /// The load's own cycle, seconds (burst period or looping stages, as `soakd run` passes
+    /// it): the least trough width of fds ([`TrendSet::with_load_period`]).
     pub load_period: Option<f64>,
 }
 
