@@ -5,8 +5,9 @@
 //!
 //! Transport errors before a response: connect failures (refused, DNS, TLS, connect timeout)
 //! and connections closed or reset before the response head → `connect_error`; a response head
-//! that is not HTTP → `protocol_error`. Timeouts are applied by the caller and never reach
-//! here.
+//! that is refused → `protocol_error`. Both clients' failures before the head are described by
+//! [`SendFailure`] alone: the fast path's [`HeadError`] and hyper's parse error (under reqwest)
+//! map to the same detail, so the warnings of the two clients read the same.
 //!
 //! A connect failure's warning says why ([`connect_failure_detail`]): the error's source chain
 //! is searched for a rustls error (directly, or inside the `io::Error` that carries it out of
@@ -25,6 +26,7 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::StatusCode;
 
 use super::outcome::Outcome;
+use super::wire::HeadError;
 use crate::telemetry::WarnLimiter;
 
 /// The outcome a status decides on its own, or `None` for 2xx (the body decides).
@@ -38,15 +40,82 @@ pub fn classify_status(status: StatusCode) -> Option<Outcome> {
     }
 }
 
+/// A request that failed before its response head: the outcome and the warning's detail.
+/// Both clients' failures are built here, so their warnings read the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendFailure {
+    pub outcome: Outcome,
+    pub detail: &'static str,
+}
+
+impl SendFailure {
+    /// A failed connect, with why.
+    pub fn connect(detail: &'static str) -> Self {
+        SendFailure {
+            outcome: Outcome::ConnectError,
+            detail,
+        }
+    }
+
+    /// The connection was closed or reset before the response head.
+    pub fn lost_before_head() -> Self {
+        Self::connect("connection failed before the response head")
+    }
+
+    /// No response head by the request's deadline.
+    pub fn timed_out() -> Self {
+        SendFailure {
+            outcome: Outcome::Timeout,
+            detail: "no response head within the request timeout",
+        }
+    }
+
+    /// A response head that was refused.
+    pub fn head(e: HeadError) -> Self {
+        SendFailure {
+            outcome: Outcome::ProtocolError,
+            detail: match e {
+                HeadError::Malformed => "malformed response head",
+                HeadError::TooLarge => "response head too large (over 100 headers or 408 KiB)",
+                HeadError::BadLength => "invalid content-length in the response head",
+                HeadError::TransferEncodingOnHttp10 => "transfer-encoding in an HTTP/1.0 response",
+            },
+        }
+    }
+
+    /// reqwest's error from `send()` (before any response head): a connect failure, a head
+    /// hyper refused (read as [`HeadError`], so the detail is the fast path's), else a
+    /// connection lost before the head.
+    pub fn of_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_connect() {
+            return Self::connect(connect_failure_detail(e));
+        }
+        match hyper_error(e).and_then(head_error) {
+            Some(h) => Self::head(h),
+            None => Self::lost_before_head(),
+        }
+    }
+}
+
+/// The head error hyper's parse error stands for; `None` when it is not a parse error.
+fn head_error(h: &hyper::Error) -> Option<HeadError> {
+    if !(h.is_parse() || h.is_parse_status()) {
+        return None;
+    }
+    if h.is_parse_too_large() {
+        return Some(HeadError::TooLarge);
+    }
+    // hyper names its other parse errors in its message only.
+    Some(match h.to_string().as_str() {
+        "invalid content-length parsed" => HeadError::BadLength,
+        "unexpected transfer-encoding parsed" => HeadError::TransferEncodingOnHttp10,
+        _ => HeadError::Malformed,
+    })
+}
+
 /// The outcome of an error from `send()` (before any response head).
 pub fn classify_send_error(e: &reqwest::Error) -> Outcome {
-    if e.is_connect() {
-        return Outcome::ConnectError;
-    }
-    if hyper_error(e).is_some_and(|h| h.is_parse() || h.is_parse_status()) {
-        return Outcome::ProtocolError;
-    }
-    Outcome::ConnectError
+    SendFailure::of_reqwest(e).outcome
 }
 
 /// Why a connect failed, for the warning's `detail`: one of a fixed set of static strings

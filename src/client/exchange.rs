@@ -2,16 +2,19 @@
 //!
 //! [`Exchange::execute`] sends the request and reads the response as it arrives:
 //! - Time budget: the response head must arrive within `request_timeout` of the send; a
-//!   non-stream body too; a stream must end within `stream_timeout` of the send. Timeouts are
-//!   `tokio::time` deadlines around each await, so they cost nothing per chunk.
+//!   non-stream body too; a stream must end within `stream_timeout` of the send. Each is an
+//!   absolute deadline, checked before every read ([`Resp::chunk_by`]: one clock read per
+//!   chunk) and by a timer while a read waits, so a body whose bytes are always ready still
+//!   ends at its deadline.
 //! - Streams: each network chunk goes through the [`StreamDriver`] (the SSE reader and the
 //!   API's parser, which decide the outcome); the body is never accumulated. Arrival time is
 //!   taken once per network chunk, so TTFT and chunk gaps are when the bytes arrived.
 //! - TTFT is the first content delta the scenario's [`TtftOn`](super::TtftOn) accepts (any kind by default,
 //!   text only with `ttft_on = "text"`); chunk counts and gaps count every content delta.
 //! - Non-stream bodies are collected up to `max_response_bytes` and checked as JSON.
-//! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes
-//!   within [`DRAIN_TIME`]) after the metrics are recorded, so the connection can go back to
+//! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes,
+//!   raw bytes with their framing on the fast path, within [`DRAIN_TIME`]) after the metrics
+//!   are recorded, so the connection can go back to
 //!   the pool; anything else (cancel, protocol error, timeout) drops the response, which
 //!   closes the connection.
 //!
@@ -49,14 +52,15 @@ use super::drive::{StreamDriver, Verdict};
 use super::http1::{H1Head, Http1Pool};
 use super::outcome::Outcome;
 use super::record::{Finished, ScenarioMetrics};
-use super::response::{reqwest_send_failure, Resp};
+use super::response::{reqwest_send_failure, Resp, SendFailure};
 use super::stream::{parse_body, DeltaKind};
 use super::{ClientSettings, RequestSpec};
 use crate::plan::Phase;
 use crate::upstream::measure::ClientEnd;
 use crate::upstream::{marker, ClientStamps, Tracker};
 
-/// Most bytes read from a response after its outcome is known, to reuse the connection.
+/// Most bytes read from a response after its outcome is known, to reuse the connection (on
+/// the fast path counted on the wire, framing included).
 pub const DRAIN_CAP: usize = 64 * 1024;
 /// Longest time spent draining a response after its outcome is known.
 pub const DRAIN_TIME: Duration = Duration::from_secs(1);
@@ -279,9 +283,12 @@ impl<'a> Exchange<'a> {
         let head_deadline = start + self.settings.request_timeout;
         let id = prog.two_sided.as_ref().map(|two| marker::hex16(two.tag.id));
         let sent = match self.fast {
-            Some((pool, head)) => timeout_at(head_deadline, pool.send(head, body, id.as_ref()))
-                .await
-                .map(|r| r.map(Resp::Http1)),
+            Some((pool, head)) => timeout_at(
+                head_deadline,
+                pool.send(head, body, id.as_ref(), head_deadline),
+            )
+            .await
+            .map(|r| r.map(Resp::Http1)),
             None => {
                 let mut req = self
                     .client
@@ -297,8 +304,9 @@ impl<'a> Exchange<'a> {
         };
         let resp = match sent {
             Err(_) => {
-                prog.detail = "no response head within the request timeout";
-                return (Outcome::Timeout, None);
+                let f = SendFailure::timed_out();
+                prog.detail = f.detail;
+                return (f.outcome, None);
             }
             Ok(Err(f)) => {
                 prog.detail = f.detail;
@@ -341,7 +349,7 @@ impl<'a> Exchange<'a> {
         }
         let mut buf = BytesMut::new();
         loop {
-            match timeout_at(deadline, resp.chunk()).await {
+            match resp.chunk_by(deadline).await {
                 Err(_) => {
                     prog.detail = "response body not complete within the request timeout";
                     return Outcome::Timeout;
@@ -395,7 +403,7 @@ impl<'a> Exchange<'a> {
         let deadline = start + self.settings.stream_timeout;
         let mut driver = StreamDriver::new(self.spec.api, self.settings.max_event_bytes);
         let verdict = loop {
-            let chunk = match timeout_at(deadline, resp.chunk()).await {
+            let chunk = match resp.chunk_by(deadline).await {
                 Err(_) => {
                     break Verdict::drop(
                         Outcome::Timeout,
@@ -459,8 +467,9 @@ impl<'a> Exchange<'a> {
     /// Reads what is left of a response, bounded, so its connection can be reused.
     async fn drain(&self, mut resp: Resp<'_>) -> u64 {
         let deadline = Instant::now() + DRAIN_TIME;
+        resp.cap_wire(DRAIN_CAP as u64);
         let mut n = 0u64;
-        while let Ok(Ok(Some(chunk))) = timeout_at(deadline, resp.chunk()).await {
+        while let Ok(Ok(Some(chunk))) = resp.chunk_by(deadline).await {
             n += chunk.len() as u64;
             self.metrics.response_bytes.inc_by(chunk.len() as u64);
             if n > DRAIN_CAP as u64 {

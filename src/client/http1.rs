@@ -48,11 +48,19 @@
 //!   `Bytes` split off it, without a copy. The request is written from the scenario's head,
 //!   a small per-request tail and the body, with no write buffer.
 //!
-//! Errors map to the same outcomes and `detail` strings as reqwest's: a failed connect is
-//! `connect_error` with [`super::classify::io_connect_detail`]'s reason; a response head that
-//! does not parse (or is over its limits) is `protocol_error`; a connection lost before the
-//! head is `connect_error`. In a body, malformed chunked framing is a parse error
-//! (`protocol_error`), a connection lost or closed short of the body's length is not.
+//! Deadlines: the response head must arrive by the request's deadline and each body read by
+//! the caller's; both are checked explicitly before every read (`Instant::now() >= deadline`),
+//! and a read that waits is bounded by a timer as well. The explicit check is what holds the
+//! deadline while bytes are always ready: tokio's timeout polls the read first and its timer
+//! only once the read is pending, which a fast peer can postpone indefinitely.
+//!
+//! Errors map to the same outcomes and `detail` strings as reqwest's ([`SendFailure`], written
+//! in [`super::classify`] for both): a failed connect is `connect_error` with
+//! [`super::classify::io_connect_detail`]'s reason; a response head that does not parse (or is
+//! over its limits, see [`super::wire`]) is `protocol_error`; a connection lost before the
+//! head is `connect_error`. In a body, malformed chunked framing or a framing cap crossed is a
+//! parse error (`protocol_error`), a connection lost or closed short of the body's length is
+//! not.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -64,12 +72,12 @@ use bytes::{Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, HOST, USER_AGENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{timeout_at, Instant};
 
 use super::classify::io_connect_detail;
-use super::outcome::Outcome;
-use super::response::BodyError;
-use super::wire::{self, ChunkedDecoder, Decoded, Framing, HeadError, ResponseHead};
+pub use super::classify::SendFailure;
+use super::response::{BodyError, TimedOut};
+use super::wire::{self, BodyFault, BodyReader, BodyStep, Framing, ResponseHead};
 use super::{ClientSettings, HttpVersion, RequestSpec};
 
 /// The environment variable that turns the fast path off: `SOAKD_HTTP_CLIENT=reqwest`.
@@ -80,38 +88,6 @@ const PROXY_ENV: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_prox
 
 /// A connection's read buffer, and how much is reserved whenever it runs low.
 pub const READ_BUF: usize = 4096;
-
-/// The detail of a connection lost before the response head (the same as reqwest's).
-const LOST_BEFORE_HEAD: &str = "connection failed before the response head";
-
-/// A request that failed before its response head: the outcome and the warning's detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendFailure {
-    pub outcome: Outcome,
-    pub detail: &'static str,
-}
-
-impl SendFailure {
-    fn connect(detail: &'static str) -> Self {
-        SendFailure {
-            outcome: Outcome::ConnectError,
-            detail,
-        }
-    }
-
-    fn head(e: HeadError) -> Self {
-        SendFailure {
-            outcome: Outcome::ProtocolError,
-            detail: match e {
-                HeadError::Malformed => "malformed response head",
-                HeadError::TooManyHeaders => "response head with over 64 headers",
-                HeadError::TooLarge => "response head over 64 KiB",
-                HeadError::BadLength => "invalid content-length in the response head",
-                HeadError::Upgrade => "unexpected 101 Switching Protocols",
-            },
-        }
-    }
-}
 
 /// A scenario's request head, serialised once: request line and every header but the
 /// per-request `content-length` and marker.
@@ -202,17 +178,22 @@ impl Conn {
         }
     }
 
-    /// Reads up to the final response head.
-    async fn read_head(&mut self) -> Result<ResponseHead, SendFailure> {
+    /// Reads up to the final response head, by `deadline` (checked before every read, so
+    /// endless interim heads end there too).
+    async fn read_head(&mut self, deadline: Instant) -> Result<ResponseHead, SendFailure> {
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = wire::parse_head(&mut self.buf).map_err(SendFailure::head)? {
                     return Ok(head);
                 }
             }
-            match self.fill().await {
-                Ok(0) | Err(_) => return Err(SendFailure::connect(LOST_BEFORE_HEAD)),
-                Ok(_) => {}
+            if Instant::now() >= deadline {
+                return Err(SendFailure::timed_out());
+            }
+            match timeout_at(deadline, self.fill()).await {
+                Err(_) => return Err(SendFailure::timed_out()),
+                Ok(Ok(0) | Err(_)) => return Err(SendFailure::lost_before_head()),
+                Ok(Ok(_)) => {}
             }
         }
     }
@@ -300,13 +281,14 @@ impl Http1Pool {
     }
 
     /// Sends one request with `head`, `body` and, for the two-sided soak, the request's id in
-    /// the marker header; returns the response head, whose body gives the connection back
-    /// when read to its end.
+    /// the marker header; returns the response head (by `deadline`), whose body gives the
+    /// connection back when read to its end.
     pub async fn send(
         &self,
         head: &H1Head,
         body: Bytes,
         id: Option<&[u8; 16]>,
+        deadline: Instant,
     ) -> Result<H1Response<'_>, SendFailure> {
         let tail = wire::RequestTail::new(body.len(), id);
         let parts = [&head.prefix[..], tail.as_bytes(), &body[..]];
@@ -318,17 +300,13 @@ impl Http1Pool {
             },
             None => self.connect_and_write(parts).await?,
         };
-        let head = conn.read_head().await?;
-        let body = match head.framing {
-            Framing::Length(n) => BodyState::Length(n),
-            Framing::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
-            Framing::Close => BodyState::Close,
-        };
+        let head = conn.read_head(deadline).await?;
         Ok(H1Response {
+            body: BodyReader::new(head.framing),
             head,
-            body,
             conn: Some(conn),
             pool: self,
+            wire_cap: u64::MAX,
         })
     }
 
@@ -363,7 +341,7 @@ impl Http1Pool {
         let mut conn = self.connect().await?;
         conn.write_request(parts)
             .await
-            .map_err(|_| SendFailure::connect(LOST_BEFORE_HEAD))?;
+            .map_err(|_| SendFailure::lost_before_head())?;
         Ok(conn)
     }
 
@@ -392,24 +370,14 @@ impl Http1Pool {
     }
 }
 
-/// Where a response body stands.
-#[derive(Debug)]
-enum BodyState {
-    /// This many bytes left.
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    /// Up to the close.
-    Close,
-    /// Read to its end, or failed.
-    Done,
-}
-
 /// A fast-path response: its head, its body, and its connection until the body ends.
 pub struct H1Response<'a> {
     head: ResponseHead,
-    body: BodyState,
+    body: BodyReader,
     conn: Option<Conn>,
     pool: &'a Http1Pool,
+    /// The most raw body bytes to read ([`H1Response::cap_wire`]).
+    wire_cap: u64,
 }
 
 impl H1Response<'_> {
@@ -429,51 +397,55 @@ impl H1Response<'_> {
         }
     }
 
-    /// The next piece of the body (`None` at its end, which gives the connection back).
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+    /// At most `bytes` more raw body bytes from now on (see [`super::response::Resp::cap_wire`]).
+    pub fn cap_wire(&mut self, bytes: u64) {
+        self.wire_cap = self.body.wire_bytes().saturating_add(bytes);
+    }
+
+    /// The next piece of the body (`None` at its end, which gives the connection back), by
+    /// `deadline`: checked before every step, so bytes that are always ready cannot hold it
+    /// off (tokio's timeout polls its timer only once the read is pending).
+    pub async fn chunk(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Result<Option<Bytes>, BodyError>, TimedOut> {
         loop {
             let Some(conn) = self.conn.as_mut() else {
-                return Ok(None);
+                return Ok(Ok(None));
             };
-            match &mut self.body {
-                BodyState::Done => return Ok(None),
-                BodyState::Length(0) => return Ok(self.finish()),
-                BodyState::Length(left) if !conn.buf.is_empty() => {
-                    let n = conn
-                        .buf
-                        .len()
-                        .min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    *left -= n as u64;
-                    return Ok(Some(conn.buf.split_to(n).freeze()));
-                }
-                BodyState::Chunked(dec) => match dec.decode(&mut conn.buf) {
-                    Ok(Decoded::Data(b)) => return Ok(Some(b)),
-                    Ok(Decoded::End) => return Ok(self.finish()),
-                    Ok(Decoded::NeedMore) => {}
-                    Err(_) => return Err(self.fail(true)),
-                },
-                BodyState::Close if !conn.buf.is_empty() => {
-                    return Ok(Some(conn.buf.split().freeze()));
-                }
-                BodyState::Length(_) | BodyState::Close => {}
+            if Instant::now() >= deadline {
+                return Err(TimedOut);
             }
-            match conn.fill().await {
-                Ok(0) if matches!(self.body, BodyState::Close) => {
-                    self.body = BodyState::Done;
-                    self.conn = None;
-                    return Ok(None);
-                }
-                Ok(0) | Err(_) => return Err(self.fail(false)),
-                Ok(_) => {}
+            if self.body.wire_bytes() > self.wire_cap {
+                return Ok(Err(self.fail(BodyFault::Malformed)));
+            }
+            let eof = match self.body.step(&mut conn.buf) {
+                Ok(BodyStep::Data(b)) => return Ok(Ok(Some(b))),
+                Ok(BodyStep::End) => return Ok(Ok(self.finish())),
+                Err(f) => return Ok(Err(self.fail(f))),
+                Ok(BodyStep::NeedMore) => match timeout_at(deadline, conn.fill()).await {
+                    Err(_) => return Err(TimedOut),
+                    Ok(Ok(0)) => true,
+                    Ok(Err(_)) => return Ok(Err(self.fail(BodyFault::Lost))),
+                    Ok(Ok(_)) => false,
+                },
+            };
+            if eof {
+                return Ok(match self.body.at_eof() {
+                    Ok(_) => {
+                        self.conn = None;
+                        Ok(None)
+                    }
+                    Err(f) => Err(self.fail(f)),
+                });
             }
         }
     }
 
     /// The body ended: the connection goes back when it may carry another request.
     fn finish(&mut self) -> Option<Bytes> {
-        self.body = BodyState::Done;
         if let Some(conn) = self.conn.take() {
-            if self.head.keep_alive && conn.buf.is_empty() {
+            if wire::reusable(&self.head, &conn.buf) {
                 self.pool.put_back(conn);
             }
         }
@@ -481,9 +453,10 @@ impl H1Response<'_> {
     }
 
     /// The body failed: the connection is closed.
-    fn fail(&mut self, parse: bool) -> BodyError {
-        self.body = BodyState::Done;
+    fn fail(&mut self, f: BodyFault) -> BodyError {
         self.conn = None;
-        BodyError { parse }
+        BodyError {
+            parse: f == BodyFault::Malformed,
+        }
     }
 }

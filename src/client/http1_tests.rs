@@ -19,6 +19,11 @@ const T: Duration = Duration::from_secs(20);
 
 use super::tests::quick_settings as settings;
 
+/// A deadline the tests' requests never reach.
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + T
+}
+
 fn no_env(_: &str) -> Option<String> {
     None
 }
@@ -109,17 +114,16 @@ async fn counting_server(
 }
 
 async fn send_ok(pool: &Http1Pool, head: &H1Head) -> u64 {
-    let mut resp = timeout(T, pool.send(head, Bytes::from_static(b"{}"), None))
-        .await
-        .expect("send did not end")
-        .expect("send");
+    let mut resp = timeout(
+        T,
+        pool.send(head, Bytes::from_static(b"{}"), None, deadline()),
+    )
+    .await
+    .expect("send did not end")
+    .expect("send");
     assert_eq!(resp.status(), 200);
     let mut n = 0;
-    while let Some(c) = timeout(T, resp.chunk())
-        .await
-        .expect("body")
-        .expect("chunk")
-    {
+    while let Some(c) = resp.chunk(deadline()).await.expect("body").expect("chunk") {
         n += c.len() as u64;
     }
     n
@@ -193,12 +197,13 @@ async fn the_request_head_carries_host_path_query_auth_and_the_marker() {
             &head,
             Bytes::from_static(b"{\"a\":1}"),
             Some(b"00000000000000ff"),
+            deadline(),
         ),
     )
     .await
     .expect("send")
     .expect("ok");
-    while timeout(T, resp.chunk()).await.unwrap().unwrap().is_some() {}
+    while resp.chunk(deadline()).await.unwrap().unwrap().is_some() {}
     let got = timeout(T, server).await.unwrap().unwrap();
     assert!(
         got.starts_with("post /gw/v1/chat/completions?tenant=a http/1.1\r\n"),
@@ -347,7 +352,7 @@ async fn a_refused_connect_names_the_reason() {
     let spec = spec(addr, "/v1/chat/completions");
     let pool = pool_for(&spec.url, &s, 4);
     let head = H1Head::new(&spec, "soakd/test").expect("head");
-    let err = timeout(T, pool.send(&head, Bytes::new(), None))
+    let err = timeout(T, pool.send(&head, Bytes::new(), None, deadline()))
         .await
         .expect("send did not end")
         .err()

@@ -21,6 +21,7 @@
 //! the one list of secret headers ([`is_secret_header`]).
 
 pub mod anthropic;
+pub mod chunked;
 pub mod classify;
 pub mod completions;
 pub mod drive;
@@ -37,6 +38,8 @@ pub mod sse;
 pub mod stream;
 pub mod wire;
 
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod http1_tests;
 #[cfg(test)]

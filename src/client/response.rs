@@ -1,20 +1,21 @@
 //! One response, from either client: reqwest's, or the HTTP/1.1 fast path's
 //! ([`super::http1`]), behind the few calls [`super::Exchange`] needs (status, headers,
-//! declared length, next body chunk) and the same error classes for both.
+//! declared length, next body chunk by a deadline) and the same error classes for both.
 //!
-//! A body read error is [`BodyError`]: `parse` when the body's framing was malformed (a bad
-//! chunk size or chunk end: the fast path's decoder, or hyper's under reqwest), else the
-//! connection was lost mid-body. A send error
-//! is [`SendFailure`]: reqwest's is classified by [`classify_send_error`] and
-//! [`connect_failure_detail`] exactly as before.
+//! A body read error is [`BodyError`]: `parse` when the body's framing was malformed or a
+//! framing cap was crossed (the fast path's decoder, or hyper's under reqwest), else the
+//! connection was lost mid-body. [`Resp::chunk_by`] checks its deadline itself before every
+//! read, so a body whose bytes are always ready still ends at its deadline. A send error is
+//! [`SendFailure`] ([`super::classify`] writes every one of them, for both clients).
 
 use bytes::Bytes;
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
+use tokio::time::{timeout_at, Instant};
 
-use super::classify::{classify_send_error, connect_failure_detail, is_parse_error};
+use super::classify::is_parse_error;
+pub use super::classify::SendFailure;
 use super::http1::H1Response;
-pub use super::http1::SendFailure;
 
 /// A response head with its unread body.
 pub enum Resp<'a> {
@@ -25,9 +26,13 @@ pub enum Resp<'a> {
 /// A body that could not be read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyError {
-    /// The framing was malformed (else the connection was lost).
+    /// The framing was malformed or over a cap (else the connection was lost).
     pub parse: bool,
 }
+
+/// The deadline passed before the next piece of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
 
 impl Resp<'_> {
     pub fn status(&self) -> StatusCode {
@@ -52,25 +57,38 @@ impl Resp<'_> {
         }
     }
 
-    /// The next piece of the body, `None` at its end.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+    /// The next piece of the body (`None` at its end), unless `deadline` passes first.
+    pub async fn chunk_by(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Result<Option<Bytes>, BodyError>, TimedOut> {
         match self {
-            Resp::Reqwest(r) => r.chunk().await.map_err(|e| BodyError {
-                parse: is_parse_error(&e),
-            }),
-            Resp::Http1(r) => r.chunk().await,
+            Resp::Reqwest(r) => {
+                if Instant::now() >= deadline {
+                    return Err(TimedOut);
+                }
+                let chunk = timeout_at(deadline, r.chunk())
+                    .await
+                    .map_err(|_| TimedOut)?;
+                Ok(chunk.map_err(|e| BodyError {
+                    parse: is_parse_error(&e),
+                }))
+            }
+            Resp::Http1(r) => r.chunk(deadline).await,
+        }
+    }
+
+    /// From now on, at most `bytes` more raw bytes of the body are read (framing included);
+    /// past them the body fails as malformed and its connection is closed. The fast path
+    /// only: under reqwest, hyper caps its own framing and only data is counted.
+    pub fn cap_wire(&mut self, bytes: u64) {
+        if let Resp::Http1(r) = self {
+            r.cap_wire(bytes);
         }
     }
 }
 
 /// The outcome and detail of a reqwest send error (before any response head).
 pub fn reqwest_send_failure(e: &reqwest::Error) -> SendFailure {
-    SendFailure {
-        outcome: classify_send_error(e),
-        detail: if e.is_connect() {
-            connect_failure_detail(e)
-        } else {
-            "connection failed before the response head"
-        },
-    }
+    SendFailure::of_reqwest(e)
 }

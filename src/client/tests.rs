@@ -162,8 +162,8 @@ const ROLE: &str =
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
 const DONE: &str = "data: [DONE]\n\n";
 
-struct Harness {
-    metrics: Metrics,
+pub(super) struct Harness {
+    pub(super) metrics: Metrics,
     sm: ScenarioMetrics,
     stats: std::sync::Arc<Stats>,
     settings: ClientSettings,
@@ -177,6 +177,11 @@ struct Harness {
 
 impl Harness {
     fn new(settings: ClientSettings) -> Harness {
+        Harness::with_fast(settings, FAST.with(|f| f.get()))
+    }
+
+    /// A harness on the fast path (`fast`) or on reqwest, whatever [`FAST`] says.
+    pub(super) fn with_fast(settings: ClientSettings, fast: bool) -> Harness {
         let metrics = Metrics::new("test", "0").expect("metrics");
         let stats = std::sync::Arc::new(Stats::new());
         let sm = ScenarioMetrics::new(&metrics, "t", stats.clone());
@@ -187,7 +192,7 @@ impl Harness {
             stats,
             settings,
             client,
-            fast: FAST.with(|f| f.get()).then(std::sync::OnceLock::new),
+            fast: fast.then(std::sync::OnceLock::new),
             abort: CancellationToken::new(),
             open: std::sync::atomic::AtomicI64::new(0),
         }
@@ -197,7 +202,7 @@ impl Harness {
         Harness::new(quick_settings())
     }
 
-    async fn run(&self, spec: &RequestSpec, cancel: Option<CancelAt>) -> RequestReport {
+    pub(super) async fn run(&self, spec: &RequestSpec, cancel: Option<CancelAt>) -> RequestReport {
         let head = H1Head::new(spec, &self.settings.user_agent).expect("head");
         let fast = self.fast.as_ref().map(|p| {
             let pool = p.get_or_init(|| {
@@ -231,7 +236,7 @@ impl Harness {
         .expect("execute did not finish")
     }
 
-    fn requests(&self, o: Outcome) -> u64 {
+    pub(super) fn requests(&self, o: Outcome) -> u64 {
         self.metrics
             .requests_total
             .with_label_values(&["t", "steady", o.as_str()])

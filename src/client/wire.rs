@@ -1,39 +1,52 @@
 //! HTTP/1.1 on the wire for the fast path ([`super::http1`]): the request head written once per
 //! scenario, the response head parsed (with `httparse`) into status, headers and framing, and
-//! the chunked body decoder. No I/O here: [`super::http1`] owns the socket and its buffer.
+//! the body read by [`BodyReader`] (the chunked coding by [`super::chunked`]). No I/O here:
+//! [`super::http1`] owns the socket and its buffer, so the differential fuzzing and the property
+//! tests run exactly this code against hyper's.
 //!
-//! Rules, after RFC 9112:
+//! Every decision a response's bytes lead to is hyper's (the client under reqwest), so both
+//! clients give the same outcome, the same body and the same connection reuse for any bytes;
+//! where RFC 9112 leaves a choice, hyper's choice is the rule here:
 //! - **Request:** `POST <path?query> HTTP/1.1`, then the scenario's headers in the order given,
 //!   less any `content-length`, `transfer-encoding` or `connection` a scenario set (soakd frames
 //!   the body itself); per request `content-length: N`, the optional marker header, the blank
 //!   line and the body.
-//! - **Response head:** at most [`MAX_HEADERS`] headers and [`MAX_HEAD_BYTES`] bytes, else a
-//!   protocol error. `1xx` interim heads (`100 Continue`, `103 Early Hints`) are skipped;
-//!   `101 Switching Protocols` is a protocol error (soakd never asks to upgrade).
-//! - **Framing, in order:** a `204` or `304` has no body; a `transfer-encoding` whose last coding
-//!   is `chunked` is chunked (any `content-length` is ignored); any other `transfer-encoding`
-//!   runs to the close; else `content-length` (repeated values must agree, and only digits) is
-//!   the length; else the body runs to the close.
-//! - **Keep-alive:** an HTTP/1.1 response keeps the connection unless `connection: close`; an
-//!   HTTP/1.0 response only with `connection: keep-alive`; a body that runs to the close never.
-//! - **Chunked body:** a hexadecimal size (at most 15 digits) with optional `;extensions`, a
-//!   line end (CRLF, or a bare LF as RFC 9112 §2.2 lets a recipient accept), the data, CRLF; a
-//!   zero size ends the data and trailer lines follow up to an empty line (their content is
-//!   ignored). A size line or trailer section longer than [`MAX_LINE_BYTES`], a non-hex size or
-//!   data not followed by CRLF is malformed framing.
+//! - **Response head:** at most [`MAX_HEADERS`] headers (hyper's default) and [`MAX_HEAD_BYTES`]
+//!   bytes (hyper's read buffer limit), else [`HeadError::TooLarge`]. Leading empty lines are
+//!   skipped (`httparse`). Interim `1xx` heads (`100 Continue`, `103 Early Hints`) are skipped
+//!   and not counted against the limit (as in hyper: the request deadline bounds them);
+//!   `101 Switching Protocols` is a final head without a body that ends the connection (the
+//!   status is then a protocol error).
+//! - **Framing, in order (RFC 9112 §6.3):** a `101`, `204` or `304` has no body. With a
+//!   `transfer-encoding` header: an HTTP/1.0 response is refused (§6.1: a client MUST treat it
+//!   as faulty; [`HeadError::TransferEncodingOnHttp10`]); if the last coding of the last such
+//!   header is `chunked` the body is chunked (any `content-length` is ignored, even an invalid
+//!   one), else it runs to the close. Without one: `content-length` is the length (every value
+//!   of every such header must be digits, any number of leading zeros, and all equal; else
+//!   [`HeadError::BadLength`]); else the body runs to the close.
+//! - **Keep-alive:** an HTTP/1.1 response keeps the connection unless a `connection` header
+//!   holds `close` (a later `keep-alive` does not undo it); an HTTP/1.0 response only with
+//!   `keep-alive`; a header value with bytes outside visible ASCII holds no token (as hyper
+//!   reads it). A body that runs to the close, or a `101`, never keeps it. The connection is
+//!   reused only when the body was read to its end and no byte follows it.
+//! - **Caps, every framing byte counted:** the head as above; the chunked coding's extensions
+//!   and trailer section ([`super::chunked`]); [`BodyReader::wire_bytes`] counts the body's
+//!   raw bytes, which the drain caps. Crossing a cap is a protocol error and closes the
+//!   connection.
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::StatusCode;
 
+pub use super::chunked::{ChunkError, ChunkedDecoder, Decoded};
 use crate::upstream::marker::ID_HEADER;
 
-/// The most headers a response head may carry.
-pub const MAX_HEADERS: usize = 64;
-/// The largest response head.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// The longest chunk-size line or trailer section.
-pub const MAX_LINE_BYTES: usize = 4096;
+/// The most headers a response head may carry (hyper's default).
+pub const MAX_HEADERS: usize = 100;
+/// The largest response head (hyper's default read buffer limit, 408 KiB).
+pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
+/// The largest `content-length` (hyper's; larger is [`HeadError::TooLarge`]).
+pub const MAX_LENGTH: u64 = u64::MAX - 2;
 
 /// Builds a scenario's request head up to (not including) the per-request `content-length`.
 pub fn request_prefix<'a>(
@@ -136,19 +149,17 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Why a response head was refused.
+/// Why a response head was refused (the warning texts: [`super::classify::SendFailure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     /// Not HTTP/1.x, a bad status line or header.
     Malformed,
-    /// Over [`MAX_HEADERS`] headers.
-    TooManyHeaders,
-    /// Over [`MAX_HEAD_BYTES`].
+    /// Over [`MAX_HEADERS`] headers or [`MAX_HEAD_BYTES`] (or a length over [`MAX_LENGTH`]).
     TooLarge,
     /// Conflicting or non-numeric `content-length`.
     BadLength,
-    /// `101 Switching Protocols`.
-    Upgrade,
+    /// `transfer-encoding` in an HTTP/1.0 response.
+    TransferEncodingOnHttp10,
 }
 
 /// Parses the first complete, final response head at the front of `buf`, consuming it (and
@@ -158,27 +169,24 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut slots);
         let len = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES => {
+                return Err(HeadError::TooLarge)
+            }
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                 return Err(HeadError::TooLarge)
             }
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
             Err(_) => return Err(HeadError::Malformed),
         };
-        if len > MAX_HEAD_BYTES {
-            return Err(HeadError::TooLarge);
-        }
         let code = resp.code.ok_or(HeadError::Malformed)?;
         let status = StatusCode::from_u16(code).map_err(|_| HeadError::Malformed)?;
-        if code == 101 {
-            return Err(HeadError::Upgrade);
-        }
-        if (100..200).contains(&code) {
+        if code == 100 || (102..200).contains(&code) {
             buf.advance(len);
             continue;
         }
-        let http10 = resp.version == Some(0);
+        let http10 = resp.version != Some(1);
         // Where each header's name and value sit in the head, so both can be read again
         // (the values sharing its bytes) once the head is split off the buffer.
         let base = buf.as_ptr() as usize;
@@ -194,36 +202,23 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
         }
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(count);
-        let mut framing = None;
-        let mut length: Option<u64> = None;
+        let mut te = None;
+        let mut length = Length::Absent;
+        let mut keep_alive = !http10;
         let mut close = false;
-        let mut keep = false;
         for &(name_at, name_len, at, n) in &spans[..count] {
             let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
                 .map_err(|_| HeadError::Malformed)?;
             let raw = &head[at..at + n];
             match name.as_str() {
-                "transfer-encoding" => {
-                    let last = raw.rsplit(|&b| b == b',').next().unwrap_or(b"");
-                    framing = Some(if trim(last).eq_ignore_ascii_case(b"chunked") {
-                        Framing::Chunked
-                    } else {
-                        Framing::Close
-                    });
-                }
-                "content-length" => {
-                    for part in raw.split(|&b| b == b',') {
-                        let v = parse_length(trim(part)).ok_or(HeadError::BadLength)?;
-                        if length.is_some_and(|l| l != v) {
-                            return Err(HeadError::BadLength);
-                        }
-                        length = Some(v);
-                    }
-                }
+                "transfer-encoding" => te = Some(last_coding_is_chunked(raw)),
+                "content-length" => length = length.and(raw),
                 "connection" => {
-                    for token in raw.split(|&b| b == b',').map(trim) {
-                        close |= token.eq_ignore_ascii_case(b"close");
-                        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                    if close || has_token(raw, b"close") {
+                        close = true;
+                        keep_alive = false;
+                    } else if !keep_alive {
+                        keep_alive = has_token(raw, b"keep-alive");
                     }
                 }
                 _ => {}
@@ -232,15 +227,17 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
                 .map_err(|_| HeadError::Malformed)?;
             headers.append(name, value);
         }
-        let framing = if code == 204 || code == 304 {
-            Framing::Length(0)
-        } else {
-            framing.unwrap_or(match length {
-                Some(n) => Framing::Length(n),
-                None => Framing::Close,
-            })
+        let framing = match (code, te, length) {
+            (101 | 204 | 304, _, _) => Framing::Length(0),
+            (_, Some(_), _) if http10 => return Err(HeadError::TransferEncodingOnHttp10),
+            (_, Some(true), _) => Framing::Chunked,
+            (_, Some(false), _) => Framing::Close,
+            (_, None, Length::Absent) => Framing::Close,
+            (_, None, Length::Invalid) => return Err(HeadError::BadLength),
+            (_, None, Length::Is(n)) if n > MAX_LENGTH => return Err(HeadError::TooLarge),
+            (_, None, Length::Is(n)) => Framing::Length(n),
         };
-        let keep_alive = framing != Framing::Close && !close && (!http10 || keep);
+        let keep_alive = keep_alive && code != 101 && framing != Framing::Close;
         return Ok(Some(ResponseHead {
             status,
             headers,
@@ -248,6 +245,54 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
             keep_alive,
         }));
     }
+}
+
+/// The `content-length` headers read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Length {
+    Absent,
+    Is(u64),
+    Invalid,
+}
+
+impl Length {
+    /// With one more header value: each comma-separated part must be digits, all equal.
+    fn and(self, raw: &[u8]) -> Length {
+        if self == Length::Invalid || !visible_ascii(raw) {
+            return Length::Invalid;
+        }
+        let mut now = self;
+        for part in raw.split(|&b| b == b',') {
+            now = match (now, digits(trim(part))) {
+                (_, None) => return Length::Invalid,
+                (Length::Is(a), Some(b)) if a != b => return Length::Invalid,
+                (_, Some(b)) => Length::Is(b),
+            };
+        }
+        now
+    }
+}
+
+/// Whether a header value reads as text (hyper's `to_str`): tab or visible ASCII and space.
+fn visible_ascii(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+}
+
+/// Whether the last coding of a `transfer-encoding` value is `chunked`.
+fn last_coding_is_chunked(raw: &[u8]) -> bool {
+    visible_ascii(raw)
+        && raw
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|c| trim(c).eq_ignore_ascii_case(b"chunked"))
+}
+
+/// Whether a comma-separated header value holds `token` (any case).
+fn has_token(raw: &[u8], token: &[u8]) -> bool {
+    visible_ascii(raw)
+        && raw
+            .split(|&b| b == b',')
+            .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -262,135 +307,121 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-fn parse_length(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+/// A decimal number: one or more digits, any leading zeros, at most `u64::MAX`.
+fn digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    s.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
-/// Malformed chunked framing.
+/// Why a body could not be read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkError;
+pub enum BodyFault {
+    /// Malformed chunked framing, or a framing cap crossed.
+    Malformed,
+    /// The connection ended short of the body's end.
+    Lost,
+}
 
-/// What [`ChunkedDecoder::decode`] found at the front of the buffer.
+/// What [`BodyReader::step`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded {
+pub enum BodyStep {
     /// Body bytes (never empty).
     Data(Bytes),
-    /// The buffer holds no whole step: read more.
+    /// Read more.
     NeedMore,
-    /// The body and its trailers are complete.
+    /// The body is complete.
     End,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    /// At a size line.
-    Size,
-    /// Inside a chunk's data, this much left.
-    Data(u64),
-    /// After a chunk's data: its CRLF.
-    DataEnd,
-    /// After the last chunk: trailer lines up to an empty one.
-    Trailers,
+#[derive(Debug)]
+enum Body {
+    /// This many bytes left.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Up to the close.
+    Close,
+    /// Read to its end.
     Done,
 }
 
-/// The chunked transfer coding's decoder (module doc: the rules).
+/// One response body read from the connection's buffer, with the raw bytes it took.
 #[derive(Debug)]
-pub struct ChunkedDecoder {
-    state: ChunkState,
+pub struct BodyReader {
+    body: Body,
+    wire: u64,
 }
 
-impl Default for ChunkedDecoder {
-    fn default() -> Self {
-        ChunkedDecoder {
-            state: ChunkState::Size,
+impl BodyReader {
+    pub fn new(framing: Framing) -> BodyReader {
+        BodyReader {
+            body: match framing {
+                Framing::Length(0) => Body::Done,
+                Framing::Length(n) => Body::Length(n),
+                Framing::Chunked => Body::Chunked(ChunkedDecoder::default()),
+                Framing::Close => Body::Close,
+            },
+            wire: 0,
         }
     }
-}
 
-impl ChunkedDecoder {
-    /// Decodes from the front of `buf`, consuming what it used.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
-        loop {
-            match self.state {
-                ChunkState::Done => return Ok(Decoded::End),
-                ChunkState::Size => {
-                    let Some(line) = take_line(buf)? else {
-                        return Ok(Decoded::NeedMore);
-                    };
-                    let size = line[..].split(|&b| b == b';').next().unwrap_or(b"");
-                    let size = trim(size);
-                    if size.is_empty() || size.len() > 15 {
-                        return Err(ChunkError);
-                    }
-                    let mut n = 0u64;
-                    for &b in size {
-                        let d = (b as char).to_digit(16).ok_or(ChunkError)?;
-                        n = n * 16 + u64::from(d);
-                    }
-                    self.state = if n == 0 {
-                        ChunkState::Trailers
-                    } else {
-                        ChunkState::Data(n)
-                    };
+    /// Reads from the front of `buf`, consuming what it used.
+    pub fn step(&mut self, buf: &mut BytesMut) -> Result<BodyStep, BodyFault> {
+        let before = buf.len();
+        let step = match &mut self.body {
+            Body::Done => Ok(BodyStep::End),
+            Body::Length(_) | Body::Close if buf.is_empty() => Ok(BodyStep::NeedMore),
+            Body::Length(left) => {
+                let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= n as u64;
+                if *left == 0 {
+                    self.body = Body::Done;
                 }
-                ChunkState::Data(left) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::NeedMore);
-                    }
-                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let rest = left - n as u64;
-                    self.state = if rest == 0 {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(rest)
-                    };
-                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
-                }
-                ChunkState::DataEnd => {
-                    if buf.len() < 2 {
-                        if buf.first().is_some_and(|&b| b != b'\r') {
-                            return Err(ChunkError);
-                        }
-                        return Ok(Decoded::NeedMore);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(ChunkError);
-                    }
-                    buf.advance(2);
-                    self.state = ChunkState::Size;
-                }
-                ChunkState::Trailers => {
-                    let Some(line) = take_line(buf)? else {
-                        return Ok(Decoded::NeedMore);
-                    };
-                    if line.is_empty() {
-                        self.state = ChunkState::Done;
-                    }
-                }
+                Ok(BodyStep::Data(buf.split_to(n).freeze()))
             }
+            Body::Close => Ok(BodyStep::Data(buf.split().freeze())),
+            Body::Chunked(dec) => match dec.decode(buf) {
+                Ok(Decoded::Data(b)) => Ok(BodyStep::Data(b)),
+                Ok(Decoded::NeedMore) => Ok(BodyStep::NeedMore),
+                Ok(Decoded::End) => {
+                    self.body = Body::Done;
+                    Ok(BodyStep::End)
+                }
+                Err(ChunkError) => Err(BodyFault::Malformed),
+            },
+        };
+        self.wire += (before - buf.len()) as u64;
+        step
+    }
+
+    /// The connection ended (after [`BodyStep::NeedMore`]): the end of a body that runs to the
+    /// close, else the body was cut short.
+    pub fn at_eof(&mut self) -> Result<BodyStep, BodyFault> {
+        match self.body {
+            Body::Close | Body::Done => {
+                self.body = Body::Done;
+                Ok(BodyStep::End)
+            }
+            _ => Err(BodyFault::Lost),
         }
+    }
+
+    /// Raw bytes of the body taken from the connection so far, framing included.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire
     }
 }
 
-/// Takes one line (without its CRLF or LF) from the front of `buf`; `None` while incomplete.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ChunkError> {
-    match buf.iter().position(|&b| b == b'\n') {
-        Some(i) if i > MAX_LINE_BYTES => Err(ChunkError),
-        Some(i) => {
-            let mut line = buf.split_to(i + 1);
-            line.truncate(i);
-            if line.last() == Some(&b'\r') {
-                line.truncate(i - 1);
-            }
-            Ok(Some(line))
-        }
-        None if buf.len() > MAX_LINE_BYTES => Err(ChunkError),
-        None => Ok(None),
-    }
+/// Whether the connection may carry another request once `head`'s body was read to its end
+/// and `buf` holds what followed it.
+pub fn reusable(head: &ResponseHead, buf: &BytesMut) -> bool {
+    head.keep_alive && buf.is_empty()
 }
 
 #[cfg(test)]
@@ -470,6 +501,49 @@ mod tests {
                 Framing::Length(1),
                 true,
             ),
+            (
+                "close is not undone by a later keep-alive",
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\
+                 connection: keep-alive\r\n\r\n",
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "a close token in a non-text value is not read",
+                "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close, \u{e9}\r\n\r\n",
+                Framing::Length(1),
+                true,
+            ),
+            (
+                "leading zeros in the length",
+                "HTTP/1.1 200 OK\r\ncontent-length: 000000000000000000000000000007\r\n\r\n",
+                Framing::Length(7),
+                true,
+            ),
+            (
+                "chunked ignores an invalid length",
+                "HTTP/1.1 200 OK\r\ncontent-length: x\r\ntransfer-encoding: chunked\r\n\r\n",
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "the last transfer-encoding header decides",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: gzip\r\n\r\n",
+                Framing::Close,
+                false,
+            ),
+            (
+                "1.0 204 with transfer-encoding has no body",
+                "HTTP/1.0 204 No Content\r\ntransfer-encoding: chunked\r\n\r\n",
+                Framing::Length(0),
+                false,
+            ),
+            (
+                "101 has no body and ends the connection",
+                "HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n",
+                Framing::Length(0),
+                false,
+            ),
         ];
         for (name, text, framing, keep) in cases {
             let h = head(text)
@@ -517,39 +591,61 @@ mod tests {
                 HeadError::BadLength,
             ),
             (
-                "HTTP/1.1 101 Switching Protocols\r\n\r\n",
-                HeadError::Upgrade,
+                "HTTP/1.1 200 OK\r\ncontent-length: 1,\r\n\r\n",
+                HeadError::BadLength,
             ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551616\r\n\r\n",
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 18446744073709551614\r\n\r\n",
+                HeadError::TooLarge,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+                HeadError::TransferEncodingOnHttp10,
+            ),
+            ("HTTP/1.1 099 Low\r\n\r\n", HeadError::Malformed),
         ];
         for (text, err) in refused {
             assert_eq!(head(text).unwrap_err(), *err, "{text:?}");
         }
-        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: v\r\n")).collect();
+        let fields = |n: usize| -> String { (0..n).map(|i| format!("x-{i}: v\r\n")).collect() };
+        let with = |f: String| format!("HTTP/1.1 200 OK\r\n{f}content-length: 0\r\n\r\n");
         assert_eq!(
-            head(&format!("HTTP/1.1 200 OK\r\n{many}\r\n")).unwrap_err(),
-            HeadError::TooManyHeaders
+            head(&with(fields(MAX_HEADERS))).unwrap_err(),
+            HeadError::TooLarge
+        );
+        let most = head(&with(fields(MAX_HEADERS - 1))).unwrap().unwrap();
+        assert_eq!(most.headers.len(), MAX_HEADERS);
+        let big = format!("x-big: {}\r\n", "a".repeat(300 * 1024));
+        assert!(
+            head(&with(big)).unwrap().is_some(),
+            "a 300 KiB head is fine"
         );
         let huge = format!("HTTP/1.1 200 OK\r\nx-big: {}", "a".repeat(MAX_HEAD_BYTES));
         assert_eq!(head(&huge).unwrap_err(), HeadError::TooLarge);
     }
 
-    /// Decodes `wire` fed in pieces of `step` bytes; the data, or the error.
-    fn decode_in_steps(wire: &[u8], step: usize) -> Result<(Vec<u8>, usize), ChunkError> {
-        let mut dec = ChunkedDecoder::default();
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        let mut fed = 0;
+    /// Reads a body of `framing` from `wire` fed in pieces of `step`, then the end of file:
+    /// the data, the raw bytes taken and what was left, or the fault.
+    fn read_body(
+        framing: Framing,
+        wire: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, u64, usize), BodyFault> {
+        let mut r = BodyReader::new(framing);
+        let (mut buf, mut fed, mut out) = (BytesMut::new(), 0, Vec::new());
         loop {
-            match dec.decode(&mut buf)? {
-                Decoded::Data(b) => {
-                    assert!(!b.is_empty());
-                    out.extend_from_slice(&b);
-                }
-                Decoded::End => return Ok((out, buf.len())),
-                Decoded::NeedMore => {
-                    if fed == wire.len() {
-                        return Err(ChunkError);
-                    }
+            let s = match r.step(&mut buf)? {
+                BodyStep::NeedMore if fed == wire.len() => r.at_eof()?,
+                s => s,
+            };
+            match s {
+                BodyStep::Data(b) => out.extend_from_slice(&b),
+                BodyStep::End => return Ok((out, r.wire_bytes(), buf.len() + wire.len() - fed)),
+                BodyStep::NeedMore => {
                     let n = step.min(wire.len() - fed);
                     buf.extend_from_slice(&wire[fed..fed + n]);
                     fed += n;
@@ -559,40 +655,36 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies_decode_at_every_split() {
-        let wire = b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: t\r\n\r\nNEXT";
-        for step in 1..=wire.len() {
-            let (data, left) = decode_in_steps(wire, step).expect("decodes");
-            assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
-            let fed_past_end = left;
-            assert!(
-                fed_past_end <= 4,
-                "step {step}: the decoder stops at the end"
+    fn the_body_reader_counts_raw_bytes_and_knows_where_bodies_end() {
+        let chunked = b"3;x\r\nabc\r\n0\r\nt: 1\r\n\r\nNEXT";
+        for step in [1, 4, 100] {
+            assert_eq!(
+                read_body(Framing::Chunked, chunked, step),
+                Ok((b"abc".to_vec(), chunked.len() as u64 - 4, 4)),
+                "step {step}"
+            );
+            assert_eq!(
+                read_body(Framing::Length(3), b"abcNEXT", step),
+                Ok((b"abc".to_vec(), 3, 4))
+            );
+            assert_eq!(
+                read_body(Framing::Close, b"abc", step),
+                Ok((b"abc".to_vec(), 3, 0))
+            );
+            assert_eq!(
+                read_body(Framing::Length(4), b"abc", step),
+                Err(BodyFault::Lost)
+            );
+            assert_eq!(
+                read_body(Framing::Chunked, b"3\r\nabc", step),
+                Err(BodyFault::Lost)
+            );
+            assert_eq!(
+                read_body(Framing::Chunked, b"3\nabc", step),
+                Err(BodyFault::Malformed)
             );
         }
-        let bare_lf = b"3\nabc\r\n0\n\n";
-        assert_eq!(decode_in_steps(bare_lf, 2).unwrap().0, b"abc");
-    }
-
-    #[test]
-    fn malformed_chunked_framing_is_an_error() {
-        let bad: &[&[u8]] = &[
-            b"zz\r\nabc\r\n",
-            b"\r\nabc\r\n",
-            b"3\r\nabcX\r\n0\r\n\r\n",
-            b"1000000000000000\r\n",
-        ];
-        for wire in bad {
-            for step in [1, 3, wire.len()] {
-                assert_eq!(
-                    decode_in_steps(wire, step),
-                    Err(ChunkError),
-                    "{wire:?} / {step}"
-                );
-            }
-        }
-        let long_line = vec![b'1'; MAX_LINE_BYTES + 2];
-        assert_eq!(decode_in_steps(&long_line, 512), Err(ChunkError));
+        assert_eq!(read_body(Framing::Length(0), b"", 1), Ok((vec![], 0, 0)));
     }
 
     #[test]
