@@ -35,6 +35,9 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;

@@ -90,7 +90,7 @@ impl SendFailure {
         if e.is_connect() {
             return Self::connect(connect_failure_detail(e));
         }
-        match hyper_error(e).and_then(head_error) {
+        match hyper_error(e).and_then(head_error_of_hyper) {
             Some(h) => Self::head(h),
             None => Self::lost_before_head(),
         }
@@ -98,7 +98,7 @@ impl SendFailure {
 }
 
 /// The head error hyper's parse error stands for; `None` when it is not a parse error.
-fn head_error(h: &hyper::Error) -> Option<HeadError> {
+pub fn head_error_of_hyper(h: &hyper::Error) -> Option<HeadError> {
     if !(h.is_parse() || h.is_parse_status()) {
         return None;
     }
@@ -207,10 +207,20 @@ pub fn tls_failure_detail(e: &rustls::Error) -> &'static str {
 }
 
 /// Whether a body read error was a malformed message rather than a lost connection: hyper's
-/// parse error, or the invalid-input I/O error its chunked decoder reports (a bad chunk size
-/// line or chunk end), so both clients call malformed framing a protocol error.
+/// parse error, or the invalid-input or invalid-data I/O error its chunked decoder reports (a
+/// bad chunk size line or chunk end, a framing cap crossed), so both clients call malformed
+/// framing a protocol error.
 pub fn is_parse_error(e: &reqwest::Error) -> bool {
-    for s in sources(e) {
+    chain_is_parse(e.source())
+}
+
+/// [`is_parse_error`] for hyper's own body error.
+pub fn body_error_is_parse(e: &hyper::Error) -> bool {
+    chain_is_parse(Some(e))
+}
+
+fn chain_is_parse(first: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    for s in std::iter::successors(first, |&s| s.source()) {
         if s.downcast_ref::<hyper::Error>()
             .is_some_and(|h| h.is_parse())
         {

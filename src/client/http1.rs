@@ -181,11 +181,10 @@ impl Conn {
     /// Reads up to the final response head, by `deadline` (checked before every read, so
     /// endless interim heads end there too).
     async fn read_head(&mut self, deadline: Instant) -> Result<ResponseHead, SendFailure> {
+        let mut reader = wire::HeadReader::default();
         loop {
-            if !self.buf.is_empty() {
-                if let Some(head) = wire::parse_head(&mut self.buf).map_err(SendFailure::head)? {
-                    return Ok(head);
-                }
+            if let Some(head) = reader.read(&mut self.buf).map_err(SendFailure::head)? {
+                return Ok(head);
             }
             if Instant::now() >= deadline {
                 return Err(SendFailure::timed_out());

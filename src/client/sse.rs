@@ -11,8 +11,11 @@
 //! Lines that are complete inside a chunk are parsed straight from the chunk without copying
 //! them; only field values are copied into the event buffers, which are reused across events,
 //! so a stream costs no allocation after its first event. Everything is bounded by
-//! `max_event_bytes`: a line or an event that grows past it is an [`SseError::EventTooLarge`],
-//! never unbounded growth.
+//! `max_event_bytes`: a line longer than it (line end excluded; whether the line arrived whole
+//! or in pieces) or an event whose data and type grow past it is an
+//! [`SseError::EventTooLarge`], never unbounded growth. The fuzzing harness
+//! (`crate::fuzzing::sse_ref`) checks the reader against a whole-body reference reader at any
+//! split.
 //!
 //! UTF-8 is validated per dispatched event, so code points split across reads are fine and
 //! invalid bytes are an [`SseError::InvalidUtf8`]. `id:` and `retry:` fields and comments are
@@ -143,6 +146,9 @@ impl SseReader {
                 end + 1
             };
             let flow = if self.line.is_empty() {
+                if end > self.max {
+                    return Err(SseError::EventTooLarge { max: self.max });
+                }
                 self.line_done(&rest[..end], &mut on_event)?
             } else {
                 if self.line.len() + end > self.max {
@@ -161,6 +167,12 @@ impl SseReader {
             }
         }
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Bytes held now: the unfinished line, and the current event's data and type.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.line.len(), self.data.len() + self.event.len())
     }
 
     /// Where the body ended, to call once the body is done.
@@ -481,6 +493,24 @@ event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
         let (events, err, _) = assert_split_invariant(b"data: 1234567890123456\n\n", 22);
         assert_eq!(err, None);
         assert_eq!(events, vec![ev("", "1234567890123456")]);
+    }
+
+    #[test]
+    fn a_line_over_the_bound_is_too_large_whole_or_in_pieces() {
+        // Found by the differential fuzzing: a long complete line inside one chunk slipped
+        // past the bound (and a data line just under the event bound was kept).
+        let max = 8;
+        for s in [
+            &b": a comment of 21 b\n\n"[..],
+            b"foo: longer than 8\n\n",
+            b"data:{\"a\":1}\n\n",
+        ] {
+            for i in 0..=s.len() {
+                let (events, err, _) = run(&[&s[..i], &s[i..]], max);
+                assert!(events.is_empty());
+                assert_eq!(err, Some(SseError::EventTooLarge { max }), "{s:?} at {i}");
+            }
+        }
     }
 
     #[test]

@@ -162,6 +162,50 @@ pub enum HeadError {
     TransferEncodingOnHttp10,
 }
 
+/// Reads one response's head from the front of a connection's buffer as bytes arrive, judging
+/// it when hyper would: on the first read, and later only once the bytes since the last try
+/// hold the end of a head (hyper's `is_complete_fast`). A head that is malformed but never
+/// complete before the peer closes is then "lost before the head" in both clients, not
+/// "malformed" in one of them.
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    /// The buffer's length at the last try that found the head partial.
+    partial: Option<usize>,
+}
+
+impl HeadReader {
+    /// Tries the buffer after a read: the head when complete (consumed, with any interim heads
+    /// before it), `Ok(None)` when more bytes are needed.
+    pub fn read(&mut self, buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
+        if buf.is_empty() {
+            self.partial = None;
+            return Ok(None);
+        }
+        let judge = self.partial.is_none_or(|prev| holds_head_end(buf, prev));
+        if judge {
+            if let Some(head) = parse_head(buf)? {
+                self.partial = None;
+                return Ok(Some(head));
+            }
+        }
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        self.partial = (!buf.is_empty()).then_some(buf.len());
+        Ok(None)
+    }
+}
+
+/// Whether the bytes from `prev - 3` on hold a head's end (CRLFCRLF, LFLF or LFCRLF).
+fn holds_head_end(buf: &[u8], prev: usize) -> bool {
+    let b = &buf[prev.saturating_sub(3).min(buf.len())..];
+    (0..b.len()).any(|i| match b[i] {
+        b'\r' => b[i + 1..].starts_with(b"\n\r\n"),
+        b'\n' => b[i + 1..].starts_with(b"\n") || b[i + 1..].starts_with(b"\r\n"),
+        _ => false,
+    })
+}
+
 /// Parses the first complete, final response head at the front of `buf`, consuming it (and
 /// any interim `1xx` heads before it). `Ok(None)`: more bytes are needed.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {

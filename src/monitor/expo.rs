@@ -1,8 +1,11 @@
 //! A small parser for the Prometheus text exposition format, enough to read a process's
 //! `process_*` samples.
 //!
-//! Lines are `name{label="value",...} value [timestamp]`; `#` lines are comments (HELP,
-//! TYPE or free text); blank lines are skipped. Values accept Go float syntax as Prometheus
+//! Lines are `name{label="value",...} value [timestamp]`, split at `\n` (a `\r` before it
+//! dropped), their parts separated by blanks (spaces and tabs, as in the format; other
+//! whitespace is not a separator); `#` lines are comments (HELP, TYPE or free text); blank
+//! lines are skipped. The fuzzing harness (`crate::fuzzing::expo_ref`) checks the parser
+//! against a reference written from the grammar. Values accept Go float syntax as Prometheus
 //! writes it: decimals, exponents, `NaN`, `+Inf`, `-Inf`. Label values may hold escaped
 //! quotes, backslashes and newlines, and `}` or `,` inside quotes.
 //!
@@ -32,9 +35,12 @@ pub struct ParseError {
     pub reason: &'static str,
 }
 
+/// The separators of the format.
+const BLANKS: [char; 2] = [' ', '\t'];
+
 /// Parses one non-comment, non-blank line.
 pub fn parse_line(line: &str) -> Result<Sample<'_>, &'static str> {
-    let line = line.trim();
+    let line = line.trim_matches(BLANKS);
     let name_end = line
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
         .unwrap_or(line.len());
@@ -52,7 +58,7 @@ pub fn parse_line(line: &str) -> Result<Sample<'_>, &'static str> {
     if !rest.starts_with([' ', '\t']) {
         return Err("missing value");
     }
-    let mut parts = rest.split_whitespace();
+    let mut parts = rest.split(BLANKS).filter(|p| !p.is_empty());
     let value = parts.next().ok_or("missing value")?;
     let value = parse_value(value).ok_or("value is not a number")?;
     if let Some(ts) = parts.next() {
@@ -107,8 +113,9 @@ fn parse_value(s: &str) -> Option<f64> {
 
 /// Parses a whole exposition, calling `f` for each sample.
 pub fn parse<'a>(text: &'a str, mut f: impl FnMut(Sample<'a>)) -> Result<(), ParseError> {
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let trimmed = line.trim_matches(BLANKS);
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
@@ -202,6 +209,16 @@ tiny 1.5E-3
         assert_eq!(s.name, "http_requests_total");
         assert_eq!(s.labels, r#"method="post",path="/a}b,c=\"d\"""#);
         assert_eq!(s.value, 1027.0);
+    }
+
+    #[test]
+    fn only_spaces_and_tabs_separate() {
+        // Found by the differential fuzzing: Unicode whitespace was read as a separator.
+        for bad in ["\u{3000}up 1", "up\u{a0}1", "up 1\u{2003}2"] {
+            assert!(find_first(bad, ["up"]).is_err(), "{bad:?}");
+        }
+        assert_eq!(find_first("\tup \t 1 \t\r\n", ["up"]).unwrap(), [Some(1.0)]);
+        assert_eq!(find_first("up 2\r", ["up"]).unwrap(), [Some(2.0)]);
     }
 
     #[test]
