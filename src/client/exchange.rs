@@ -126,6 +126,8 @@ pub struct RequestReport {
     pub bytes: u64,
     /// Stream events of a type the parser does not know (tolerated and ignored).
     pub unknown_events: u64,
+    /// Why it failed, as the warning says (empty for `ok`).
+    pub detail: &'static str,
 }
 
 /// Mutable per-request progress, filled while reading.
@@ -269,6 +271,7 @@ impl<'a> Exchange<'a> {
             output_tokens,
             bytes: prog.bytes,
             unknown_events: prog.unknown_events,
+            detail: prog.detail,
         }
     }
 

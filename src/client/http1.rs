@@ -35,9 +35,11 @@
 //!   `pool_max_idle_per_host` and the run's most concurrent requests; 0 keeps none), last in
 //!   first out; an idle connection older than `pool_idle_timeout` is closed at the next
 //!   checkout. A connection goes back only once its response body was read to its end (a
-//!   complete body, or a drain that reached the end); anything else — a cancelled or aborted
-//!   request, a timeout, a protocol error, a drain cut off at its cap — drops it, which closes
-//!   the connection (the client-abort behaviour soakd measures).
+//!   complete body, or a drain that reached the end) with no byte after it; anything else — a
+//!   cancelled or aborted request, a timeout, a protocol error, a drain cut off at its cap —
+//!   drops it, which closes the connection (the client-abort behaviour soakd measures). As in
+//!   hyper, a response dropped early gets one more step over what is already buffered: when
+//!   that ends its body (the rest had arrived with it), the connection goes back.
 //! - Checkout: the newest idle connection is tested with a non-blocking read: one the server
 //!   closed (end of file, a reset) or that holds unexpected bytes is dropped and the next is
 //!   tried, then a new connection. A request whose write fails on a reused connection (the
@@ -377,6 +379,26 @@ pub struct H1Response<'a> {
     pool: &'a Http1Pool,
     /// The most raw body bytes to read ([`H1Response::cap_wire`]).
     wire_cap: u64,
+}
+
+/// A response dropped before its body's end (a cancel, a timeout, a refused stream) closes
+/// its connection, unless one more step over what is already buffered ends the body: as hyper
+/// drains one frame of a dropped body, so both clients keep the same connections.
+impl Drop for H1Response<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        match self.body.step(&mut conn.buf) {
+            Ok(BodyStep::End) => {
+                self.finish();
+            }
+            Ok(BodyStep::Data(_)) if self.body.is_done() => {
+                self.finish();
+            }
+            _ => {}
+        }
+    }
 }
 
 impl H1Response<'_> {

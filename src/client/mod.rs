@@ -39,6 +39,8 @@ pub mod stream;
 pub mod wire;
 
 #[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
 mod http1_tests;

@@ -182,10 +182,19 @@ impl Harness {
 
     /// A harness on the fast path (`fast`) or on reqwest, whatever [`FAST`] says.
     pub(super) fn with_fast(settings: ClientSettings, fast: bool) -> Harness {
+        let client = build_http_client(&settings).expect("client");
+        Harness::with_client(settings, fast, client)
+    }
+
+    /// [`Harness::with_fast`] with a reqwest client built once for many harnesses.
+    pub(super) fn with_client(
+        settings: ClientSettings,
+        fast: bool,
+        client: reqwest::Client,
+    ) -> Harness {
         let metrics = Metrics::new("test", "0").expect("metrics");
         let stats = std::sync::Arc::new(Stats::new());
         let sm = ScenarioMetrics::new(&metrics, "t", stats.clone());
-        let client = build_http_client(&settings).expect("client");
         Harness {
             metrics,
             sm,

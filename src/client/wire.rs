@@ -456,6 +456,11 @@ impl BodyReader {
         }
     }
 
+    /// Whether the body was read to its end.
+    pub fn is_done(&self) -> bool {
+        matches!(self.body, Body::Done)
+    }
+
     /// Raw bytes of the body taken from the connection so far, framing included.
     pub fn wire_bytes(&self) -> u64 {
         self.wire
