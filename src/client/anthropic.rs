@@ -8,8 +8,10 @@
 //!   parser. `signature_delta` and `citations_delta` carry no output.
 //! - Completion: `message_stop`.
 //! - Errors: an `error` event.
-//! - Usage: `usage.output_tokens` of `message_start` and `message_delta`. It is cumulative, so
-//!   the last value is the total (never the sum).
+//! - Usage: `usage.output_tokens` of `message_delta`. It is cumulative, so the last value is
+//!   the total (never the sum). `message_start`'s usage is a placeholder (1, or 0 through
+//!   LiteLLM) and is not read: a stream that ends before any `message_delta` (a cancel) counts
+//!   its content deltas, as every other API's stream does.
 //! - `ping` and `content_block_start/stop` are ignored; unknown types are ignored and counted
 //!   ([`AnthropicStream::unknown_events`]).
 //! - Non-stream body: a `message` object with a `content` array (not `"type": "error"`).
@@ -29,8 +31,6 @@ struct Event<'a> {
     delta: Option<Delta>,
     #[serde(default)]
     usage: Option<OutputUsage>,
-    #[serde(default)]
-    message: Option<Message>,
 }
 
 #[derive(Deserialize)]
@@ -41,12 +41,6 @@ struct Delta {
     partial_json: Option<TextLen>,
     #[serde(default)]
     thinking: Option<TextLen>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    usage: Option<OutputUsage>,
 }
 
 /// A whole (non-stream) response body.
@@ -93,16 +87,9 @@ impl AnthropicStream {
                 }
                 .step()
             }),
-            "message_start" => {
-                if let Some(n) = e
-                    .message
-                    .and_then(|m| m.usage)
-                    .and_then(|u| u.output_tokens)
-                {
-                    self.tokens = Some(n);
-                }
-                Step::Ignore
-            }
+            // Its usage is a placeholder (often 1, 0 through LiteLLM), not a count: a stream
+            // cancelled before message_delta counts its content deltas instead.
+            "message_start" => Step::Ignore,
             "message_delta" => {
                 if let Some(n) = e.usage.and_then(|u| u.output_tokens) {
                     self.tokens = Some(n);
@@ -165,7 +152,11 @@ mod tests {
     fn complete_stream_with_cumulative_tokens_and_ping() {
         let mut p = AnthropicStream::default();
         assert_eq!(feed(&mut p, "message_start", START), Step::Ignore);
-        assert_eq!(p.output_tokens(), Some(1));
+        assert_eq!(
+            p.output_tokens(),
+            None,
+            "message_start's usage is a placeholder"
+        );
         assert_eq!(
             feed(
                 &mut p,

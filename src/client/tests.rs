@@ -437,6 +437,46 @@ async fn anthropic_stream_ok_takes_the_last_cumulative_usage() {
     server.join().await;
 }
 
+#[tokio::test]
+async fn a_cancelled_anthropic_stream_counts_the_deltas_it_received() {
+    // message_start's usage is a placeholder (1 here; 0 through LiteLLM): a stream cancelled
+    // before message_delta counts its content deltas, as every other API's does.
+    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+    let delta = ev(
+        "content_block_delta",
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tok"}}"#,
+    );
+    for placeholder in [0, 1] {
+        let mut script = vec![
+            Act::Read,
+            w(SSE_HEAD),
+            w(&ev(
+                "message_start",
+                &format!(
+                    r#"{{"type":"message_start","message":{{"usage":{{"input_tokens":5,"output_tokens":{placeholder}}}}}}}"#
+                ),
+            )),
+        ];
+        script.extend((0..6).map(|_| w(&delta)));
+        script.push(Act::Hang);
+        let server = Server::start(vec![script]).await;
+        let spec = RequestSpec::new(
+            ApiKind::AnthropicMessages,
+            server.url("/v1/messages"),
+            Some("key"),
+            &[],
+        )
+        .expect("spec");
+        let h = Harness::quick();
+        let r = h.run(&spec, Some(CancelAt::AfterChunks(4))).await;
+        assert_eq!(r.outcome, Outcome::Cancelled);
+        assert_eq!(r.chunks, 4);
+        assert_eq!(r.output_tokens, 4, "placeholder {placeholder}");
+        assert_eq!(h.counter(&h.metrics.output_tokens_total), 4);
+        server.handle.abort();
+    }
+}
+
 /// One failure mode of an OpenAI stream: the server's script, the client's limits, and what
 /// must be recorded.
 struct Case {
@@ -1146,6 +1186,7 @@ mod fast {
     on_the_fast_path!(
         openai_stream_ok_with_delayed_first_token_and_usage,
         anthropic_stream_ok_takes_the_last_cumulative_usage,
+        a_cancelled_anthropic_stream_counts_the_deltas_it_received,
         stream_failures_are_classified_and_recorded_once,
         an_abort_is_recorded_once_as_cancelled_with_what_had_arrived,
         status_429_and_503_are_classified_and_their_bodies_drained,
