@@ -20,7 +20,8 @@
   var OUTCOME_COLORS = {
     ok: '#18794e', cancelled: '#8a94a6', http_4xx: '#d97706', http_429: '#b45309',
     http_5xx: '#c9252d', timeout: '#7c3aed', connect_error: '#db2777',
-    stream_truncated: '#0891b2', stream_error_event: '#4f46e5', protocol_error: '#65a30d'
+    stream_truncated: '#0891b2', stream_error_event: '#4f46e5', protocol_error: '#65a30d',
+    aborted: '#475467'
   };
 
   var state = { mode: 'live', view: 'run', charts: {}, updates: 0, updated: null, error: null };
@@ -439,7 +440,8 @@
     if (!status) return;
     var errors = 0;
     Object.keys(status.outcomes || {}).forEach(function (k) {
-      if (k !== 'ok' && k !== 'cancelled') errors += status.outcomes[k];
+      // As the summary counts errors: not ok, cancelled (the workload's own) or aborted.
+      if (k !== 'ok' && k !== 'cancelled' && k !== 'aborted') errors += status.outcomes[k];
     });
     var items = [
       ['phase', status.phase],

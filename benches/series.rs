@@ -88,7 +88,7 @@ fn main() {
     let mut s = Series::new(T0, 1.0);
     // The configuration of soakd's own HDR histograms (1 µs to 1 h, 3 digits).
     let mut lat = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-    let mut outcomes = [0u64; 10];
+    let mut outcomes = [0u64; soakd::client::Outcome::ALL.len()];
     let mut tick_time = std::time::Duration::ZERO;
     for i in 1..=ticks {
         // 100 requests a second, latencies spread over 5–150 ms.

@@ -113,8 +113,8 @@ d.add("timeseries", "Outcomes", "reqps", [
     (f"sum by (outcome) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))", "{{outcome}}"),
 ], desc="Finished requests per second by outcome, stacked.", options=TS, field_custom=STACK)
 d.add("timeseries", "Error ratio", "percentunit", [
-    (f'sum by (scenario) (rate(soakd_requests_total{{{SSEL}, outcome!~"ok|cancelled"}}[{RI}])) / sum by (scenario) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
-], desc="Share of requests with an outcome other than ok and cancelled (alert SoakdErrorRatioHigh at 5%).", options=TS, w=8)
+    (f'sum by (scenario) (rate(soakd_requests_total{{{SSEL}, outcome!~"ok|cancelled|aborted"}}[{RI}])) / sum by (scenario) (rate(soakd_requests_total{{{SSEL}}}[{RI}]))', "{{scenario}}"),
+], desc="Share of requests with an outcome other than ok, cancelled and aborted (alert SoakdErrorRatioHigh at 5%; aborted requests, stopped by soakd at the end of a run, show in the outcomes panel).", options=TS, w=8)
 d.add("timeseries", "Request duration quantiles (ok)", "s", q3("soakd_request_duration_seconds", SSEL, extra=', result="ok"'), options=TS, w=8,
       desc="End-to-end duration of successful requests, timed from the intended send time.")
 d.add("timeseries", "Time to first token quantiles", "s", q3("soakd_time_to_first_token_seconds", SSEL), options=TS, w=8)

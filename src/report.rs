@@ -92,11 +92,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Finished requests that failed: every outcome but ok, cancelled and aborted
+    /// ([`Outcome::is_error`]).
     pub fn errors(&self) -> u64 {
-        self.outcomes
+        self.count_where(Outcome::is_error)
+    }
+
+    /// Requests soakd stopped at the end of the grace period (`aborted`): not successes and
+    /// not errors, counted on their own.
+    pub fn aborted(&self) -> u64 {
+        self.count_where(|o| o == Outcome::Aborted)
+    }
+
+    fn count_where(&self, f: impl Fn(Outcome) -> bool) -> u64 {
+        Outcome::ALL
             .iter()
-            .filter(|(k, _)| **k != Outcome::Ok.as_str() && **k != Outcome::Cancelled.as_str())
-            .map(|(_, v)| v)
+            .filter(|&&o| f(o))
+            .filter_map(|o| self.outcomes.get(o.as_str()))
             .sum()
     }
 
@@ -125,6 +137,7 @@ impl Snapshot {
         VerdictInputs {
             requests: self.requests_finished,
             errors: self.errors(),
+            aborted: self.aborted(),
             streams: self.streams_total(),
             streams_truncated: self
                 .streams
@@ -523,9 +536,12 @@ pub struct Summary {
     pub achieved_rate_avg: f64,
     pub verdict: &'static str,
     pub exit_code: i32,
-    /// Finished requests whose outcome is neither ok nor cancelled (the `error_ratio`
-    /// numerator; its denominator is `requests_finished`).
+    /// Finished requests whose outcome is neither ok, cancelled nor aborted (the
+    /// `error_ratio` numerator; its denominator is `requests_finished`).
     pub errors: u64,
+    /// Requests soakd stopped at the end of the grace period (outcome `aborted`): not
+    /// successes, not errors; `[thresholds] max_aborted` judges them.
+    pub aborted: u64,
     /// soakd's own process leaked during the run: its measurements may be skewed. Never
     /// changes the verdict.
     pub suspect: bool,
@@ -553,6 +569,7 @@ impl Summary {
             verdict,
             exit_code,
             errors: snapshot.errors(),
+            aborted: snapshot.aborted(),
             suspect: !suspect_reasons.is_empty(),
             suspect_reasons,
             snapshot,
@@ -588,6 +605,14 @@ impl Summary {
             }
         };
         let _ = writeln!(out, "  outcomes: {}", join(&s.outcomes));
+        if self.aborted > 0 {
+            let _ = writeln!(
+                out,
+                "  aborted:  {} requests still running at the end of the grace period (not \
+                 successes; [thresholds] max_aborted judges them)",
+                self.aborted
+            );
+        }
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
@@ -850,6 +875,20 @@ mod tests {
             ..snapshot(None)
         };
         assert_eq!(snap.errors(), 5, "cancelled is not an error");
+        let ended = Snapshot {
+            outcomes: [("ok", 80), ("timeout", 2), ("cancelled", 5), ("aborted", 3)].into(),
+            ..snapshot(None)
+        };
+        assert_eq!((ended.errors(), ended.aborted()), (2, 3));
+        let ended = Summary::new(ended, Duration::from_secs(10), "pass", 0);
+        assert_eq!(serde_json::to_value(&ended).unwrap()["aborted"], 3);
+        assert!(
+            ended
+                .to_text()
+                .contains("  aborted:  3 requests still running at the end"),
+            "{}",
+            ended.to_text()
+        );
         let s = Summary::new(snap, Duration::from_secs(10), "pass", 0);
         assert_eq!(s.target_rate_avg, 10.0);
         assert_eq!(s.achieved_rate_avg, 9.0);

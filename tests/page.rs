@@ -504,7 +504,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
     };
     let mut s = Series::new(T0, 1.0);
     let mut lat = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-    let mut outcomes = [0u64; 10];
+    let mut outcomes = [0u64; soakd::client::Outcome::ALL.len()];
     let mut planned = 0.0;
     for i in 1..=DAY {
         // A 2 min burst every 30 min, at 10–12 min past each half hour.

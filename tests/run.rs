@@ -226,7 +226,7 @@ api = "openai"
     );
     let (st, s) = run.finish(T);
     // A saturated generator makes the soak invalid: the default max_dropped 0 fails it. The
-    // ten cancelled requests are not errors.
+    // ten requests soakd stopped at the end of the grace period are aborted: not errors.
     assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
     let dropped = s["thresholds"]
         .as_array()
@@ -244,8 +244,10 @@ api = "openai"
     // 200 scheduled: 10 sent and held until the grace ran out, 190 dropped.
     assert_eq!(count(&s, &["requests_sent"]), 10);
     assert_eq!(count(&s, &["dropped", "in_flight_cap"]), 190);
-    assert_eq!(count(&s, &["outcomes", "cancelled"]), 10);
-    assert_eq!(count(&s, &["streams", "cancelled"]), 10);
+    assert_eq!(count(&s, &["outcomes", "aborted"]), 10);
+    assert_eq!(count(&s, &["streams", "aborted"]), 10);
+    assert_eq!(count(&s, &["aborted"]), 10);
+    assert_eq!(count(&s, &["errors"]), 0);
     assert_eq!(num(&s, &["target_rate_avg"]).round(), 50.0);
 }
 

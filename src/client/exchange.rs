@@ -28,9 +28,10 @@
 //! streams TTFT (from the intended send; none when no delta qualified, e.g. a tool-call-only
 //! answer under `ttft_on = "text"`), content chunk gaps, `streams_active` (a drop guard, so a
 //! cancelled future still decrements), `streams_finished`, chunks, response bytes, output
-//! tokens (usage when sent, else the content chunk count). A request cancelled by the caller's
-//! `abort` token (the end of the grace period) is recorded here too, as `cancelled`, with
-//! what it had received by then: there is one recording path for every way a request ends.
+//! tokens (usage when sent, else the content chunk count). A request stopped by the caller's
+//! `abort` token (the end of the grace period) is recorded here too, as `aborted` (not a
+//! success, and not `cancelled`, which is the workload's own cancel alone), with what it had
+//! received by then: there is one recording path for every way a request ends.
 //!
 //! `streams_active`, `streams_finished_total` and the run's open-stream signal
 //! ([`Exchange::open_streams`], which the monitor divides growth by) count *opened* streams: a 2xx
@@ -178,8 +179,8 @@ impl<'a> Exchange<'a> {
     /// Sends one request with `body`, reads and checks the response, records its metrics,
     /// and returns the report. `intended` is when the plan wanted it sent (durations and TTFT
     /// are measured from it); `phase` labels `requests_total`; `cancel` is the workload's
-    /// client-side cancellation; `abort` ends the request at once (the run's grace period is
-    /// over). Both record the request as `cancelled`.
+    /// client-side cancellation, recorded as `cancelled`; `abort` ends the request at once (the
+    /// run's grace period is over), recorded as `aborted`.
     pub async fn execute(
         &self,
         body: Bytes,
@@ -225,7 +226,7 @@ impl<'a> Exchange<'a> {
             }
             at = aborting => {
                 gave_up = Some(at);
-                (Outcome::Cancelled, None, true)
+                (Outcome::Aborted, None, true)
             }
         };
         if aborted {
@@ -245,7 +246,7 @@ impl<'a> Exchange<'a> {
         });
         if let (Some(t), Some(link), Some(two)) = (self.tracker, link, prog.two_sided.take()) {
             let how = match outcome {
-                Outcome::Cancelled | Outcome::Timeout => ClientEnd::GaveUp,
+                Outcome::Cancelled | Outcome::Timeout | Outcome::Aborted => ClientEnd::GaveUp,
                 _ => ClientEnd::Finished,
             };
             let gave_up = match how {

@@ -16,14 +16,23 @@ label_enum! {
         StreamErrorEvent => "stream_error_event",
         ProtocolError => "protocol_error",
         Cancelled => "cancelled",
+        Aborted => "aborted",
     }
 }
 
 impl Outcome {
-    /// The `result` label of the duration histogram. A client-side cancellation is the
-    /// workload doing what it was told, so it counts as ok.
+    /// The `result` label of the duration histogram. A client-side cancellation (the soak's
+    /// cancel injection) is the workload doing what it was told, so it counts as ok; a request
+    /// soakd stopped at the end of its grace period (`aborted`) never finished, so it does not.
     pub fn is_success(self) -> bool {
         matches!(self, Outcome::Ok | Outcome::Cancelled)
+    }
+
+    /// Whether the request counts as an error (`errors`, `error_ratio`, the error-ratio rule):
+    /// neither a success nor `aborted`, which soakd's own stop causes and which is counted on
+    /// its own (`[thresholds] max_aborted`).
+    pub fn is_error(self) -> bool {
+        !self.is_success() && self != Outcome::Aborted
     }
 }
 
@@ -35,18 +44,21 @@ label_enum! {
         ErrorEvent => "error_event",
         Cancelled => "cancelled",
         Timeout => "timeout",
+        Aborted => "aborted",
     }
 }
 
 impl StreamResult {
     /// The result of an opened stream whose request ended with `o`. Every failure that is
-    /// not an error event, a cancel or a timeout left the stream without its terminator.
+    /// not an error event, a cancel, a timeout or an abort left the stream without its
+    /// terminator.
     pub fn of(o: Outcome) -> StreamResult {
         match o {
             Outcome::Ok => StreamResult::Completed,
             Outcome::StreamErrorEvent => StreamResult::ErrorEvent,
             Outcome::Cancelled => StreamResult::Cancelled,
             Outcome::Timeout => StreamResult::Timeout,
+            Outcome::Aborted => StreamResult::Aborted,
             _ => StreamResult::Truncated,
         }
     }

@@ -648,7 +648,7 @@ async fn wait_until(done: impl Fn() -> bool, what: &str) {
 }
 
 #[tokio::test]
-async fn an_abort_is_recorded_once_as_cancelled_with_what_had_arrived() {
+async fn an_abort_is_recorded_once_as_aborted_with_what_had_arrived() {
     let server = Server::start(vec![vec![
         Act::Read,
         w(SSE_HEAD),
@@ -666,9 +666,11 @@ async fn an_abort_is_recorded_once_as_cancelled_with_what_had_arrived() {
     .await;
     h.abort.cancel();
     let r = timeout(T, task).await.expect("abort").expect("task");
-    assert_eq!(r.outcome, Outcome::Cancelled);
-    h.assert_only(Outcome::Cancelled);
-    h.assert_stream(Some(StreamResult::Cancelled));
+    // Not the workload's cancel, and not a success.
+    assert_eq!(r.outcome, Outcome::Aborted);
+    assert_eq!(r.detail, "aborted at the end of the grace period");
+    h.assert_only(Outcome::Aborted);
+    h.assert_stream(Some(StreamResult::Aborted));
     assert_eq!(r.chunks, 2);
     assert_eq!(h.counter(&h.metrics.output_tokens_total), 2);
     server.handle.abort();
@@ -1188,7 +1190,7 @@ mod fast {
         anthropic_stream_ok_takes_the_last_cumulative_usage,
         a_cancelled_anthropic_stream_counts_the_deltas_it_received,
         stream_failures_are_classified_and_recorded_once,
-        an_abort_is_recorded_once_as_cancelled_with_what_had_arrived,
+        an_abort_is_recorded_once_as_aborted_with_what_had_arrived,
         status_429_and_503_are_classified_and_their_bodies_drained,
         refused_port_is_a_connect_error,
         a_request_ends_at_its_timeout_or_cancel_point,

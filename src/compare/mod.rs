@@ -24,6 +24,10 @@
 //! below zero (a shrinking process) is judged on the floor alone. A row without data on either
 //! side is "not compared", never a regression.
 //!
+//! **Aborted** requests (stopped by soakd at the end of the grace period) are shown in a row
+//! of their own when either run had any, for information: `[thresholds] max_aborted` judges
+//! them in the run itself.
+//!
 //! A **leak verdict** (`rss`, `fds` or `threads`) that is `leak` in NEW and not in BASE is a
 //! regression whatever the limits; a leak in both is shown and is not a new regression. soakd's
 //! own process (`soakd`) is shown for information only: its growth never fails a comparison,
@@ -219,6 +223,9 @@ pub struct RunSummary {
     pub exit_code: i32,
     pub requests_finished: u64,
     pub errors: u64,
+    /// Requests soakd stopped at the end of the grace period (absent before it was counted).
+    #[serde(default)]
+    pub aborted: u64,
     #[serde(default)]
     pub suspect: bool,
     pub latency: Latency,
@@ -366,6 +373,8 @@ pub enum RowUnit {
     Bytes,
     /// A leak verdict: no values.
     Verdict,
+    /// A count of requests.
+    Requests,
 }
 
 /// One line of the comparison.
@@ -502,6 +511,21 @@ pub fn compare(
         ));
     }
     rows.push(error_ratio_row(base, new, limits));
+    if base.aborted > 0 || new.aborted > 0 {
+        rows.push(Row {
+            key: "aborted",
+            subject: None,
+            base: Some(base.aborted as f64),
+            new: Some(new.aborted as f64),
+            unit: RowUnit::Requests,
+            change: None,
+            limit: None,
+            status: RowStatus::Info,
+            detail: "still running at the end of the grace period: not successes; \
+                     [thresholds] max_aborted judges them"
+                .to_owned(),
+        });
+    }
     for p in new.processes() {
         let b = base.process(&p.name);
         let n_rpr = p.rss_per_request();

@@ -24,6 +24,7 @@ fn value(unit: RowUnit, v: Option<f64>) -> String {
         (RowUnit::Seconds, Some(v)) => fmt_secs(v),
         (RowUnit::Percent, Some(v)) => format!("{}%", trim_num(v, 3)),
         (RowUnit::Bytes, Some(v)) => fmt_bytes(v),
+        (RowUnit::Requests, Some(v)) => format!("{v:.0}"),
     }
 }
 

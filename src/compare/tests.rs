@@ -113,6 +113,35 @@ fn error_ratio_is_judged_in_percentage_points() {
 }
 
 #[test]
+fn aborted_requests_are_shown_never_judged_and_only_when_there_are_some() {
+    let base = summary(1.0, 2.0, 0, 10.0, "ok");
+    let c = run(&base, &base, &Limits::default());
+    assert!(
+        c.rows.iter().all(|r| r.key != "aborted"),
+        "none in either run"
+    );
+    let mut v: serde_json::Value = serde_json::from_str(&base).unwrap();
+    v["aborted"] = json!(7);
+    let new = v.to_string();
+    let c = run(&base, &new, &Limits::default());
+    let r = row(&c, "aborted", None);
+    assert_eq!(
+        (r.base, r.new, r.status),
+        (Some(0.0), Some(7.0), RowStatus::Info)
+    );
+    assert_eq!(c.regressions, 0);
+    let text = c.to_text();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("aborted"))
+        .unwrap();
+    assert!(
+        line.contains(" 0 ") && line.contains(" 7 ") && line.contains("info"),
+        "{line}"
+    );
+}
+
+#[test]
 fn rss_per_request_needs_the_relative_limit_and_the_floor() {
     // (base, new RSS bytes per request, status, why)
     let cases = [

@@ -80,7 +80,8 @@ pub struct RawConfig {
 pub struct RawRun {
     /// How long to send load ("30m", "6h"), or "forever" to run until SIGTERM/SIGINT.
     pub duration: String,
-    /// How long in-flight requests may finish after the end before they are cancelled.
+    /// How long in-flight requests may finish after the end before they are stopped (and
+    /// counted `aborted`).
     #[serde(with = "units::serde_duration")]
     pub grace: Duration,
     /// Run id for `soakd_run_info`; a random one when unset.

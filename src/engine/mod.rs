@@ -22,7 +22,7 @@
 //!
 //! Stopping: cancelling `stop` ends scheduling (arrivals already due but not yet sent are
 //! counted as dropped with reason `shutdown`); in-flight requests then have the grace period
-//! to finish before `abort` cancels them, which records them as `cancelled`.
+//! to finish before `abort` stops them, which records them as `aborted`.
 
 mod pacer;
 mod request;

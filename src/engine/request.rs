@@ -56,7 +56,7 @@ impl Shared {
     }
 }
 
-/// Sends one request; the exchange records it, an abort included (as cancelled).
+/// Sends one request; the exchange records it, an abort included (as aborted).
 async fn send(shared: &Shared, r: Request, abort: &CancellationToken) {
     let i = r.scenario;
     let sc = &shared.scenarios[i];

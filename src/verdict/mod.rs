@@ -59,7 +59,7 @@
 //! - `rss_growth` with not enough data to fit a slope **fails** too: a soak too short to judge
 //!   memory growth is not a pass. Run longer, or drop `rss_growth_per_hour`.
 //!
-//! `dropped` always has data (a count of zero is data) and is never pending.
+//! `dropped` and `aborted` always have data (a count of zero is data) and are never pending.
 //!
 //! # Exit codes
 //! [`ExitVerdict::exit_code`] maps the verdict to [`crate::exit::PASS`] or [`crate::exit::FAIL`];
@@ -84,8 +84,10 @@ pub use settings::{
 pub struct VerdictInputs {
     /// Finished requests, every outcome included.
     pub requests: u64,
-    /// Finished requests whose outcome is neither ok nor cancelled.
+    /// Finished requests whose outcome is neither ok, cancelled nor aborted.
     pub errors: u64,
+    /// Requests soakd stopped at the end of the grace period (outcome `aborted`).
+    pub aborted: u64,
     /// Finished streams, every result included.
     pub streams: u64,
     /// Finished streams whose result is truncated.
@@ -134,7 +136,8 @@ impl ThresholdStatus {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdResult {
     /// Threshold name: `p99_ttft`, `p99_duration`, `error_ratio`, `truncated_ratio`,
-    /// `dropped`, `rss_growth`, or `leak:PROCESS:RESOURCE`. Also the `threshold` label.
+    /// `dropped`, `aborted`, `rss_growth`, or `leak:PROCESS:RESOURCE`. Also the `threshold`
+    /// label.
     pub name: String,
     /// `false` only when the threshold failed; a pending or not-judged threshold counts as
     /// passing.
@@ -303,6 +306,7 @@ impl Thresholds {
             ("error_ratio", self.error_ratio.is_some()),
             ("truncated_ratio", self.truncated_ratio.is_some()),
             ("dropped", self.max_dropped.is_some()),
+            ("aborted", self.max_aborted.is_some()),
             ("rss_growth", self.rss_growth_per_hour.is_some()),
         ]
         .into_iter()
@@ -360,6 +364,14 @@ impl Thresholds {
                 "dropped",
                 Unit::Requests,
                 i.dropped as f64,
+                limit as f64,
+            ));
+        }
+        if let Some(limit) = self.max_aborted {
+            out.push(ThresholdResult::judged(
+                "aborted",
+                Unit::Requests,
+                i.aborted as f64,
                 limit as f64,
             ));
         }

@@ -30,13 +30,16 @@ pub struct RawThresholds {
     pub p99_ttft: Option<String>,
     /// p99 end-to-end request duration must stay at or below this duration, e.g. `"30s"`.
     pub p99_duration: Option<String>,
-    /// Maximum fraction (0..=1) of finished requests whose outcome is neither ok nor cancelled
-    /// (default 0.05).
+    /// Maximum fraction (0..=1) of finished requests whose outcome is neither ok, cancelled
+    /// nor aborted (default 0.05).
     pub error_ratio: Option<f64>,
     /// Maximum fraction (0..=1) of finished streams that were truncated.
     pub truncated_ratio: Option<f64>,
     /// Scheduled-but-never-sent requests allowed (`0` = none, the default).
     pub max_dropped: Option<u64>,
+    /// Requests still running at the end of the grace period (outcome `aborted`) allowed; no
+    /// default (unset: not judged).
+    pub max_aborted: Option<u64>,
     /// Maximum RSS growth per hour of `rss_process`, as a size such as `"50MiB"`; judged on the
     /// robust slope over the longest window that has data.
     pub rss_growth_per_hour: Option<String>,
@@ -114,6 +117,7 @@ impl RawThresholds {
             error_ratio,
             truncated_ratio,
             max_dropped,
+            max_aborted: self.max_aborted,
             leak_verdicts,
             defaulted,
             rss_growth_per_hour,
@@ -138,6 +142,8 @@ pub struct Thresholds {
     pub truncated_ratio: Option<f64>,
     /// Limit on dropped (scheduled but never sent) requests.
     pub max_dropped: Option<u64>,
+    /// Limit on requests still running at the end of the grace period (`aborted`).
+    pub max_aborted: Option<u64>,
     /// Every monitored process's leak verdict is judged (except soakd's own and processes
     /// with `fail_on_leak = false`).
     pub leak_verdicts: bool,

@@ -20,6 +20,7 @@ fn all() -> Thresholds {
         error_ratio: Some(0.01),
         truncated_ratio: Some(0.005),
         max_dropped: Some(0),
+        max_aborted: Some(5),
         rss_growth_per_hour: Some("50MiB".into()),
         rss_process: None,
         min_requests: None,
@@ -102,6 +103,7 @@ fn names_follow_configuration_and_order() {
             "error_ratio",
             "truncated_ratio",
             "dropped",
+            "aborted",
             "rss_growth"
         ]
     );
@@ -381,6 +383,35 @@ fn dropped_pass_fail_never_pending() {
     assert_eq!(r.message, "dropped 17 > 10 (exceeded by 7)");
 }
 
+#[test]
+fn aborted_is_judged_only_when_set_and_never_pending() {
+    assert!(!raw().validate().unwrap().names().contains(&"aborted"));
+    let defaults = RawThresholds::default().validate().unwrap();
+    assert!(!defaults.names().contains(&"aborted"), "no default");
+    let t = only(|r| r.max_aborted = Some(2));
+    for (aborted, final_, status, message) in [
+        (0, false, ThresholdStatus::Pass, "passed: aborted 0 <= 2"),
+        (2, true, ThresholdStatus::Pass, "passed: aborted 2 <= 2"),
+        (
+            3,
+            true,
+            ThresholdStatus::Fail,
+            "aborted 3 > 2 (exceeded by 1)",
+        ),
+    ] {
+        let i = VerdictInputs {
+            aborted,
+            ..Default::default()
+        };
+        let r = one(&t, &i, final_);
+        assert_eq!(r.name, "aborted");
+        assert_eq!((r.status, r.message.as_str()), (status, message));
+        assert_eq!(r.unit, "requests");
+    }
+    let t: RawThresholds = toml::from_str("max_aborted = 0").unwrap();
+    assert_eq!(t.validate().unwrap().max_aborted, Some(0));
+}
+
 // ---------- rss growth ----------
 
 fn rss(proc_: &str, v: Option<f64>) -> VerdictInputs {
@@ -457,6 +488,7 @@ fn evaluate_all_and_exit_verdict() {
         streams: 8000,
         streams_truncated: 2,
         dropped: 0,
+        aborted: 5,
         p99_ttft: Some(Duration::from_millis(900)),
         p99_duration: Some(Duration::from_secs(12)),
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),

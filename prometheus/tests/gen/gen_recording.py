@@ -23,8 +23,10 @@ def pq(qq, buckets):
 # per-minute increments (multiples of 60 keep every rate an exact binary fraction)
 req = {("chat", "steady", "ok"): 180, ("chat", "steady", "cancelled"): 60,
        ("chat", "steady", "http_5xx"): 30, ("chat", "steady", "timeout"): 30,
+       ("chat", "steady", "aborted"): 180,
        ("embed", "steady", "ok"): 120, ("embed", "burst", "ok"): 60, ("embed", "burst", "http_429"): 0}
-streams = {("chat", "completed"): 180, ("chat", "truncated"): 60, ("chat", "cancelled"): 0}
+streams = {("chat", "completed"): 120, ("chat", "truncated"): 60, ("chat", "cancelled"): 0,
+           ("chat", "aborted"): 60}
 tokens = {"chat": 600}
 # duration buckets (cumulative per-minute counts) for chat, result ok / error
 dur = {"ok": [(0.25, 3000), (0.5, 4500), (1, 5700), (2, 6000), (float("inf"), 6000)],
@@ -64,11 +66,11 @@ t_("soakd:requests:rate5m", "10m", [({**L, "scenario": s, "outcome": o}, v) for 
 t_("soakd:requests_achieved:rate1m", "10m", [(L, sum(req.values()) / 60)])
 def err(s):
     tot = sum(r(v) for (sc, _, _), v in req.items() if sc == s)
-    e = sum(r(v) for (sc, _, o), v in req.items() if sc == s and o not in ("ok", "cancelled"))
+    e = sum(r(v) for (sc, _, o), v in req.items() if sc == s and o not in ("ok", "cancelled", "aborted"))
     return e / tot
 t_("soakd:requests_errors:ratio_rate5m", "10m", [({**L, "scenario": s}, err(s)) for s in ("chat", "embed")])
 t_("soakd:streams_truncated:ratio_rate5m", "10m",
-   [({**L, "scenario": "chat"}, r(60) / (r(180) + r(60) + r(0)))])
+   [({**L, "scenario": "chat"}, r(60) / sum(r(v) for (sc, _), v in streams.items() if sc == "chat"))])
 t_("soakd:output_tokens:rate5m", "10m", [({**L, "scenario": "chat"}, r(600))])
 for qn, qq in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
     t_(f"soakd:request_duration_seconds:{qn}_rate5m", "10m",
@@ -89,10 +91,12 @@ out = """# promtool unit tests for the recording rules, with exact expected valu
 #
 # Counters grow linearly (per-minute increments are multiples of 60, so every 5m rate is an
 # exact binary fraction):
-#   chat  steady: 180 ok, 60 cancelled, 30 http_5xx, 30 timeout per minute
-#         → 3 + 1 + 0.5 + 0.5 req/s, error ratio (0.5 + 0.5) / 5 = 0.2 (cancelled is no error)
+#   chat  steady: 180 ok, 60 cancelled, 30 http_5xx, 30 timeout, 180 aborted per minute
+#         → 3 + 1 + 0.5 + 0.5 + 3 req/s, error ratio (0.5 + 0.5) / 8 = 0.125 (cancelled and
+#         aborted are no errors: the workload's own cancel, soakd's own stop at the end)
 #   embed steady: 120 ok; burst: 60 ok, 0 http_429 → 3 req/s summed over phases, ratio 0
-#   chat streams: 180 completed, 60 truncated → truncated ratio 0.25; 600 tokens/min → 10/s
+#   chat streams: 120 completed, 60 truncated, 60 aborted → truncated ratio 0.25 (an aborted
+#         stream is not truncated); 600 tokens/min → 10/s
 # Histograms get 6000 observations per minute (100/s), so the quantile ranks (50, 90, 99) and
 # bucket differences are exact and the expected values are the textbook interpolations:
 #   chat duration (ok), cumulative rates: le 0.25: 50/s, 0.5: 75/s, 1: 95/s, 2: 100/s
