@@ -210,9 +210,13 @@ fn holds_head_end(buf: &[u8], prev: usize) -> bool {
 /// any interim `1xx` heads before it). `Ok(None)`: more bytes are needed.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut slots);
-        let len = match resp.parse(buf) {
+        // Uninitialised slots: a head parse writes only the headers it finds.
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+        let len = match parsed {
             Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES => {
                 return Err(HeadError::TooLarge)
             }
@@ -234,14 +238,15 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
         // Where each header's name and value sit in the head, so both can be read again
         // (the values sharing its bytes) once the head is split off the buffer.
         let base = buf.as_ptr() as usize;
-        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        // (u32: a head is at most MAX_HEAD_BYTES.)
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
         let count = resp.headers.len();
         for (slot, h) in spans.iter_mut().zip(resp.headers.iter()) {
             *slot = (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
+                (h.name.as_ptr() as usize - base) as u32,
+                h.name.len() as u32,
+                (h.value.as_ptr() as usize - base) as u32,
+                h.value.len() as u32,
             );
         }
         let head = buf.split_to(len).freeze();
@@ -251,6 +256,8 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, HeadError>
         let mut keep_alive = !http10;
         let mut close = false;
         for &(name_at, name_len, at, n) in &spans[..count] {
+            let (name_at, name_len, at, n) =
+                (name_at as usize, name_len as usize, at as usize, n as usize);
             let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
                 .map_err(|_| HeadError::Malformed)?;
             let raw = &head[at..at + n];
