@@ -209,9 +209,9 @@ fn invalid_values_name_field_value_and_reason() {
             "exactly one",
         ),
         (
-            "[[scenarios]]\nstream = false\ncancel = { fraction = 0.5, after = \"1s\" }",
-            "scenarios[0].cancel",
-            "streaming",
+            "[[scenarios]]\nstream = false\ncancel = { fraction = 0.5, after_chunks = 3 }",
+            "scenarios[0].cancel.after_chunks",
+            "use cancel.after for a non-streaming scenario",
         ),
         (
             "[[scenarios]]\nprompts_file = \"/nonexistent/p.jsonl\"",
@@ -359,6 +359,18 @@ cancel = { fraction = 0.1, after = "2s" }
         Some(Cancellation {
             fraction: 0.1,
             at: CancelAt::AfterTime(Duration::from_secs(2))
+        })
+    );
+    // A unary scenario is cancelled `after` a time too.
+    let c = validate_text(
+        "[[scenarios]]\nstream = false\ncancel = { fraction = 1.0, after = \"200ms\" }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.scenarios[0].cancel,
+        Some(Cancellation {
+            fraction: 1.0,
+            at: CancelAt::AfterTime(Duration::from_millis(200))
         })
     );
 }
