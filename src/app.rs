@@ -124,6 +124,8 @@ pub struct App {
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    tracker: Option<Arc<Tracker>>,
 }
 
 impl App {
@@ -274,6 +276,7 @@ impl App {
             admin,
             mock,
             upstream,
+            tracker: two_sided,
         })
     }
 
@@ -310,6 +313,9 @@ impl App {
             "soak started"
         );
         let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
+        if let Some(t) = &self.tracker {
+            settle_upstream_sides(t).await;
+        }
         tracing::info!("load finished; summarising");
         let mut snapshot = self.view.snapshot();
         let results = self
@@ -358,6 +364,23 @@ impl App {
             }
         }
         Ok(summary)
+    }
+}
+
+/// After the load, before the summary: the run ends when both sides have. Waits until every
+/// upstream side of a finished client request has ended or has its fate (at most
+/// `orphan_after`, at once when nothing is pending), so `joined` counts every request the
+/// upstream received and every give-up has a fate.
+async fn settle_upstream_sides(tracker: &Tracker) {
+    let (waited, left) = tracker.settle().await;
+    if left > 0 {
+        tracing::info!(
+            waited = ?waited,
+            open = left,
+            "upstream answers still open after orphan_after; summarising without them"
+        );
+    } else {
+        tracing::debug!(waited = ?waited, "every upstream side ended");
     }
 }
 

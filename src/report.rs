@@ -140,6 +140,7 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            proxy: self.proxy.as_ref().map(ProxyReport::verdict_inputs),
         }
     }
 }

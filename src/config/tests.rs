@@ -376,6 +376,29 @@ cancel = { fraction = 0.1, after = "2s" }
 }
 
 #[test]
+fn give_up_thresholds_need_the_two_sided_soak() {
+    for key in [
+        "max_orphans = 0",
+        "max_not_propagated_ratio = 0.1",
+        "max_wasted_output_tokens = 100",
+    ] {
+        let e = err_text(&format!("[thresholds]\n{key}\n"));
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            e.contains(&format!("thresholds.{name}")) && e.contains("[upstream] listen"),
+            "{e}"
+        );
+    }
+    let e = err_text("[thresholds]\nmax_not_propagated_ratio = 1.5\n");
+    assert!(e.contains("thresholds.max_not_propagated_ratio"), "{e}");
+    let ok = validate_text(
+        "[target]\nurl = \"http://127.0.0.1:9\"\n[upstream]\nlisten = \"127.0.0.1:0\"\n[thresholds]\nmax_orphans = 0\n",
+    )
+    .unwrap();
+    assert_eq!(ok.thresholds.names().last(), Some(&"max_orphans"));
+}
+
+#[test]
 fn redacted_toml_hides_credentials_and_round_trips() {
     let raw = raw_text("[target]\nurl = \"https://user:hunter2@proxy.test/\"\n[[scenarios]]\nheaders = { Authorization = \"Bearer sk-1\", x-tenant = \"a\" }\n")
     .unwrap();

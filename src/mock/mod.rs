@@ -94,7 +94,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use frames::sample_stream;
-pub use tap::{Probe, Tap};
+pub use tap::{Answer, Probe, Tap};
 
 use crate::units::ConfigError;
 

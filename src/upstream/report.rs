@@ -3,7 +3,8 @@
 //!
 //! The Prometheus histograms carry the distributions for dashboards and rules; for the run's
 //! own report the tracker also keeps small HDR histograms (1 µs to 1 h, two significant digits,
-//! about 28 KiB each, five in all), so percentiles are exact to 1 % whatever the run's length.
+//! about 28 KiB each, seven in all), so percentiles are exact to 1 % whatever the run's length.
+//! Stages with no sample print no row.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::fate::GiveUps;
+use super::origin::{ErrorOrigins, NEVER_REACHED};
 use crate::report::fmt_secs;
 use crate::stats::Percentiles;
 
@@ -23,11 +26,17 @@ pub enum Stage {
     Request,
     FirstToken,
     Chunk,
+    Response,
     CancelPropagation,
+    /// How long a not-propagated answer ran on after its client gave up.
+    RunOn,
     ReportedOverhead,
 }
 
-const STAGES: usize = 5;
+const STAGES: usize = 7;
+
+/// The stages of `soakd_proxy_added_seconds` (its `stage` label values), in pipeline order.
+pub const ADDED_STAGES: [&str; 4] = ["request", "first_token", "chunk", "response"];
 
 /// HDR histograms of the two-sided measures.
 pub struct ProxyStats {
@@ -71,6 +80,8 @@ pub struct Added {
     pub request: Percentiles,
     pub first_token: Percentiles,
     pub chunk: Percentiles,
+    /// Upstream's last byte sent → client's last byte received (answers read whole).
+    pub response: Percentiles,
 }
 
 /// Counts of one scenario (or of `untagged`).
@@ -85,6 +96,8 @@ pub struct ProxyScenario {
     pub coalesced_chunks: u64,
     pub orphans_now: i64,
     pub orphans_total: u64,
+    pub give_ups: GiveUps,
+    pub errors: ErrorOrigins,
 }
 
 /// The two-sided soak in `/status` and the summary.
@@ -92,12 +105,21 @@ pub struct ProxyScenario {
 pub struct ProxyReport {
     /// Where the upstream listens.
     pub upstream: String,
+    /// Requests soakd sent with an id.
+    pub sent: u64,
     /// Requests tracked for a join right now.
     pub tracked: usize,
     pub added: Added,
+    /// Give-ups whose fate is `propagated`: the give-up → the upstream seeing the disconnect.
     pub cancel_propagation: Percentiles,
+    /// Give-ups whose fate is `not_propagated`: how long the upstream ran on.
+    pub run_on: Percentiles,
     /// The proxy's own overhead claim, when `overhead_header` is set and sent.
     pub reported_overhead: Percentiles,
+    /// Every give-up (cancel, timeout, abort) by its fate, over the scenarios.
+    pub give_ups: GiveUps,
+    /// Client-visible errors by origin, over the scenarios.
+    pub errors: ErrorOrigins,
     /// Per scenario, then `untagged`.
     pub scenarios: Vec<ProxyScenario>,
 }
@@ -114,18 +136,19 @@ impl ProxyReport {
             .map_or(0, |s| s.upstream_requests)
     }
 
-    /// The progress-line fragment, e.g.
-    /// `proxy +0.4ms req +1.2ms ttft +0.3ms chunk (p50) buffered 0/118 retries 0 orphans 0`.
+    /// The progress-line fragment, e.g. `proxy +0.4ms req +1.2ms ttft +0.3ms chunk (p50)
+    /// buffered 0/118 retries 0 orphans open 0, total 0`.
     pub fn progress_fragment(&self) -> String {
         let joined = self.total(|s| s.joined);
         let orphans: i64 = self.scenarios.iter().map(|s| s.orphans_now).sum();
         let mut s = format!(
-            "proxy +{} req +{} ttft +{} chunk (p50) buffered {}/{joined} retries {} orphans {orphans}",
+            "proxy +{} req +{} ttft +{} chunk (p50) buffered {}/{joined} retries {} orphans open {orphans}, total {}",
             fmt_secs(self.added.request.p50),
             fmt_secs(self.added.first_token.p50),
             fmt_secs(self.added.chunk.p50),
             self.total(|s| s.buffered_streams),
             self.total(|s| s.retries),
+            self.total(|s| s.orphans_total),
         );
         let untagged = self.untagged();
         if untagged > 0 {
@@ -154,27 +177,107 @@ impl ProxyReport {
                 fmt_secs(p.max)
             )
         };
+        let upstream_requests = self.total(|s| s.upstream_requests);
         let _ = writeln!(
             out,
-            "  proxy (two-sided, upstream {}): upstream requests {} (untagged {}), retries {}, \
-             joined {joined}, buffered {buffered} ({pct:.1}%), coalesced chunks {}, orphans {} \
-             (now {})",
+            "  proxy (two-sided, upstream {}): upstream requests {upstream_requests} (untagged {}), \
+             retries {}, joined {joined}, buffered {buffered} ({pct:.1}%), coalesced chunks {}, \
+             orphans {} (open {})",
             self.upstream,
-            self.total(|s| s.upstream_requests),
             self.untagged(),
             self.total(|s| s.retries),
             self.total(|s| s.coalesced_chunks),
             self.total(|s| s.orphans_total),
             self.scenarios.iter().map(|s| s.orphans_now).sum::<i64>(),
         );
-        out.push_str(&row("added: request", &self.added.request));
-        out.push_str(&row("added: first token", &self.added.first_token));
-        out.push_str(&row("added: chunk", &self.added.chunk));
-        out.push_str(&row("cancel propagation", &self.cancel_propagation));
-        if self.reported_overhead.count > 0 {
-            out.push_str(&row("reported overhead", &self.reported_overhead));
+        let _ = writeln!(out, "    {}", give_ups_line(&self.give_ups));
+        if self.errors.total() > 0 {
+            let _ = writeln!(out, "    {}", errors_line(&self.errors));
+        }
+        if upstream_requests == 0 && self.sent > 0 {
+            let _ = writeln!(out, "    {NEVER_REACHED}");
+        }
+        for (name, p) in [
+            ("added: request", &self.added.request),
+            ("added: first token", &self.added.first_token),
+            ("added: chunk", &self.added.chunk),
+            ("added: response", &self.added.response),
+            ("cancel propagation", &self.cancel_propagation),
+            ("give-up run-on", &self.run_on),
+            ("reported overhead", &self.reported_overhead),
+        ] {
+            if p.count > 0 {
+                out.push_str(&row(name, p));
+            }
         }
         out
+    }
+}
+
+/// `give-ups 64: propagated 0, not propagated 64 (tokens generated after give-up: 1,280),
+/// orphaned 0`, with `upstream finished` and `unknown` (and its reasons) when there are any.
+pub fn give_ups_line(g: &GiveUps) -> String {
+    let mut s = format!("give-ups {}: propagated {}", g.total(), g.propagated);
+    if g.upstream_finished > 0 {
+        let _ = write!(s, ", upstream finished {}", g.upstream_finished);
+    }
+    let _ = write!(s, ", not propagated {}", g.not_propagated);
+    let after = g.wasted_output_tokens - g.wasted_by_orphans;
+    if g.not_propagated > 0 || after > 0 {
+        let _ = write!(s, " (tokens generated after give-up: {})", thousands(after));
+    }
+    let _ = write!(s, ", orphaned {}", g.orphaned);
+    if g.wasted_by_orphans > 0 {
+        let _ = write!(
+            s,
+            " (tokens generated after give-up: {})",
+            thousands(g.wasted_by_orphans)
+        );
+    }
+    if g.unknown > 0 {
+        let why: Vec<String> = g
+            .unknown_reasons
+            .iter()
+            .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+            .collect();
+        let _ = write!(s, ", unknown {} ({})", g.unknown, why.join(", "));
+    }
+    s
+}
+
+/// `errors by origin: upstream 12, proxy 3 (never reached the upstream 3)`.
+pub fn errors_line(e: &ErrorOrigins) -> String {
+    let mut s = format!(
+        "errors by origin: upstream {}, proxy {}",
+        e.upstream, e.proxy
+    );
+    if e.never_reached > 0 {
+        let _ = write!(s, " (never reached the upstream {})", e.never_reached);
+    }
+    s
+}
+
+/// `1280` → `1,280`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl ProxyReport {
+    /// What `[thresholds]` judges of the two-sided soak.
+    pub fn verdict_inputs(&self) -> crate::verdict::ProxyInputs {
+        crate::verdict::ProxyInputs {
+            orphans: self.give_ups.orphaned,
+            not_propagated_ratio: self.give_ups.not_propagated_ratio(),
+            wasted_output_tokens: self.give_ups.wasted_output_tokens,
+        }
     }
 }
 
