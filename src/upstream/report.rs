@@ -35,7 +35,8 @@ pub enum Stage {
 
 const STAGES: usize = 7;
 
-/// The stages of `soakd_proxy_added_seconds` (its `stage` label values), in pipeline order.
+/// The stages of `soakd_proxy_added_seconds` (its `stage` label values), in pipeline order:
+/// the one list the handles, the summary rows and anything judged per stage are built from.
 pub const ADDED_STAGES: [&str; 4] = ["request", "first_token", "chunk", "response"];
 
 /// HDR histograms of the two-sided measures.
@@ -82,6 +83,19 @@ pub struct Added {
     pub chunk: Percentiles,
     /// Upstream's last byte sent → client's last byte received (answers read whole).
     pub response: Percentiles,
+}
+
+impl Added {
+    /// `(stage, percentiles)` in the order of [`ADDED_STAGES`].
+    pub fn stages(&self) -> [(&'static str, &Percentiles); 4] {
+        let [request, first_token, chunk, response] = ADDED_STAGES;
+        [
+            (request, &self.request),
+            (first_token, &self.first_token),
+            (chunk, &self.chunk),
+            (response, &self.response),
+        ]
+    }
 }
 
 /// Counts of one scenario (or of `untagged`).
@@ -197,17 +211,19 @@ impl ProxyReport {
         if upstream_requests == 0 && self.sent > 0 {
             let _ = writeln!(out, "    {NEVER_REACHED}");
         }
-        for (name, p) in [
-            ("added: request", &self.added.request),
-            ("added: first token", &self.added.first_token),
-            ("added: chunk", &self.added.chunk),
-            ("added: response", &self.added.response),
+        let added = self
+            .added
+            .stages()
+            .map(|(stage, p)| (format!("added: {}", stage.replace('_', " ")), p));
+        let others = [
             ("cancel propagation", &self.cancel_propagation),
             ("give-up run-on", &self.run_on),
             ("reported overhead", &self.reported_overhead),
-        ] {
+        ]
+        .map(|(name, p)| (name.to_string(), p));
+        for (name, p) in added.into_iter().chain(others) {
             if p.count > 0 {
-                out.push_str(&row(name, p));
+                out.push_str(&row(&name, p));
             }
         }
         out
@@ -322,10 +338,52 @@ mod tests {
         assert!(t.contains("upstream requests 13 (untagged 3)"), "{t}");
         assert!(t.contains("buffered 2 (25.0%)"), "{t}");
         assert!(t.contains("added: chunk"), "{t}");
+        // Stages with no sample print no row.
+        for empty in [
+            "added: request",
+            "added: first token",
+            "added: response",
+            "cancel",
+        ] {
+            assert!(!t.contains(empty), "{empty}: {t}");
+        }
         let f = r.progress_fragment();
         assert!(
             f.contains("buffered 2/8") && f.contains("untagged 3"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn the_give_ups_line_reads_as_the_issue_wrote_it() {
+        let g = GiveUps {
+            not_propagated: 64,
+            wasted_output_tokens: 1280,
+            ..GiveUps::default()
+        };
+        assert_eq!(
+            give_ups_line(&g),
+            "give-ups 64: propagated 0, not propagated 64 (tokens generated after give-up: \
+             1,280), orphaned 0"
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let e = ErrorOrigins {
+            upstream: 12,
+            proxy: 3,
+            never_reached: 3,
+        };
+        assert_eq!(
+            errors_line(&e),
+            "errors by origin: upstream 12, proxy 3 (never reached the upstream 3)"
+        );
+        // Nothing received at all: one line says so.
+        let r = ProxyReport {
+            sent: 5,
+            errors: e,
+            ..ProxyReport::default()
+        };
+        assert_eq!(r.text().matches(NEVER_REACHED).count(), 1);
     }
 }

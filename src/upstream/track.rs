@@ -27,7 +27,7 @@ use super::fate::{FateHandles, FateState, Fates};
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
 use super::origin::OriginHandles;
-use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES};
 use crate::metrics::Metrics;
 use crate::mock::{Answer, Probe, Tap};
 
@@ -56,15 +56,16 @@ struct ScenarioHandles {
 
 impl ScenarioHandles {
     fn new(m: &Metrics, scenario: &str) -> Self {
-        let added = |stage: &str| m.proxy_added_seconds.with_label_values(&[scenario, stage]);
+        let [request, first_token, chunk, response] =
+            ADDED_STAGES.map(|stage| m.proxy_added_seconds.with_label_values(&[scenario, stage]));
         let s = [scenario];
         ScenarioHandles {
             name: scenario.to_string(),
             joined: AtomicU64::new(0),
-            request: added("request"),
-            first_token: added("first_token"),
-            chunk: added("chunk"),
-            response: added("response"),
+            request,
+            first_token,
+            chunk,
+            response,
             buffered: m.proxy_buffered_streams_total.with_label_values(&s),
             coalesced: m.proxy_coalesced_chunks_total.with_label_values(&s),
             upstream_requests: m.upstream_requests_total.with_label_values(&s),
