@@ -20,7 +20,7 @@ use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource,
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::fmt_bytes;
+use crate::units::{fmt_bytes, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
 use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
 
@@ -497,19 +497,6 @@ pub fn fmt_elapsed(secs: f64) -> String {
     }
 }
 
-/// A latency in the unit that reads best.
-pub fn fmt_secs(s: f64) -> String {
-    if s == 0.0 {
-        "-".into()
-    } else if s < 0.001 {
-        format!("{:.0}µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1}ms", s * 1e3)
-    } else {
-        format!("{s:.2}s")
-    }
-}
-
 /// The end-of-run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -680,10 +667,6 @@ mod tests {
     fn formatting() {
         assert_eq!(fmt_elapsed(3723.0), "1h02m03s");
         assert_eq!(fmt_elapsed(65.0), "1m05s");
-        assert_eq!(fmt_secs(0.0), "-");
-        assert_eq!(fmt_secs(0.000_25), "250µs");
-        assert_eq!(fmt_secs(0.0421), "42.1ms");
-        assert_eq!(fmt_secs(2.5), "2.50s");
     }
 
     fn fit(slope_per_hour: f64) -> Option<FitReport> {

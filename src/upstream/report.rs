@@ -12,8 +12,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
+use crate::units::fmt_secs;
 
 const MAX_MICROS: u64 = 3_600_000_000;
 
