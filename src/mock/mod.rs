@@ -93,7 +93,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
-pub use frames::sample_stream;
+pub use frames::text_stream_writes;
 pub use tap::{Probe, Tap};
 
 use crate::units::ConfigError;
