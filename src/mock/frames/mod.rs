@@ -564,8 +564,9 @@ pub(crate) mod test_util {
         api: crate::client::ApiKind,
         body: &[u8],
     ) -> (Vec<crate::client::DeltaKind>, bool, Option<u64>, u64) {
+        use crate::client::parser::StreamParser;
         use crate::client::sse::SseReader;
-        use crate::client::stream::{Step, StreamParser};
+        use crate::client::stream::Step;
         let mut r = SseReader::default();
         let mut p = StreamParser::new(api);
         let mut kinds = Vec::new();
@@ -616,7 +617,7 @@ mod tests {
             }
             let kind = client_kind(api);
             assert!(
-                crate::client::stream::parse_body(kind, 1, &b).is_err(),
+                crate::client::parser::parse_body(kind, 1, &b).is_err(),
                 "{api:?}"
             );
         }
