@@ -470,7 +470,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
                 )),
             );
         }
-        out.push_str(&crate::monitor::attribution::text_table(p));
+        out.push_str(&crate::monitor::report::attribution_table(p));
         if let Some(r) = p.retained_after_burst_bytes {
             let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
         }
