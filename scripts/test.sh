@@ -53,6 +53,9 @@ if ! command -v kubernetes-validate >/dev/null; then
 fi
 command -v kubernetes-validate >/dev/null || die "kubernetes-validate not on PATH after pip install"
 
+log "import graph (no cycle between modules)"
+python3 scripts/import-graph.py --self-test
+python3 scripts/import-graph.py
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
