@@ -4,7 +4,7 @@
 //! written and validated into typed settings, and [`config`] composes them:
 //! - [`config`]: the TOML file + environment + flags; no room's settings import it.
 //! - [`units`]: the leaf every room uses: the config error, durations, sizes, fractions,
-//!   label values, byte formatting.
+//!   label values, formatting of sizes and latencies.
 //! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).
 //! - [`engine`]: pacing, in-flight cap, dispatch.
 //! - [`workload`]: scenarios, prompt generation, request bodies.

@@ -20,9 +20,9 @@ use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource,
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::fmt_bytes;
+use crate::units::{fmt_bytes, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -140,7 +140,11 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
-            proxy: self.proxy.as_ref().map(ProxyReport::verdict_inputs),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
         }
     }
 }
@@ -471,7 +475,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
                 )),
             );
         }
-        out.push_str(&crate::monitor::attribution::text_table(p));
+        out.push_str(&crate::monitor::report::attribution_table(p));
         if let Some(r) = p.retained_after_burst_bytes {
             let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
         }
@@ -495,19 +499,6 @@ pub fn fmt_elapsed(secs: f64) -> String {
         format!("{h}h{m:02}m{s:02}s")
     } else {
         format!("{m}m{s:02}s")
-    }
-}
-
-/// A latency in the unit that reads best.
-pub fn fmt_secs(s: f64) -> String {
-    if s == 0.0 {
-        "-".into()
-    } else if s < 0.001 {
-        format!("{:.0}µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1}ms", s * 1e3)
-    } else {
-        format!("{s:.2}s")
     }
 }
 
@@ -681,10 +672,6 @@ mod tests {
     fn formatting() {
         assert_eq!(fmt_elapsed(3723.0), "1h02m03s");
         assert_eq!(fmt_elapsed(65.0), "1m05s");
-        assert_eq!(fmt_secs(0.0), "-");
-        assert_eq!(fmt_secs(0.000_25), "250µs");
-        assert_eq!(fmt_secs(0.0421), "42.1ms");
-        assert_eq!(fmt_secs(2.5), "2.50s");
     }
 
     fn fit(slope_per_hour: f64) -> Option<FitReport> {

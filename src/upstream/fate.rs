@@ -29,24 +29,22 @@
 //!
 //! The decision is made from the stamps, never from when it is looked at: at the give-up when
 //! the upstream side has already ended, when an attempt ends, or by the sweep
-//! ([`Tracker::sweep`], every [`sweep_interval`] on the upstream's runtime) once
+//! ([`super::Tracker::sweep`], every [`sweep_interval`] on the upstream's runtime) once
 //! `G + orphan_after` has passed. Waiting give-ups sit in a queue ordered by that deadline,
-//! bounded by `max_tracked`. After the load, [`Tracker::settle`] waits until every upstream
+//! bounded by `max_tracked`. After the load, [`super::Tracker::settle`] waits until every upstream
 //! side of a finished client request has ended or has its fate — at most `orphan_after`, at
 //! once when nothing is pending — so the summary sees both sides of the run.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, IntCounter, IntGauge};
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
+use super::attempts::Attempts;
 use super::measure::UpstreamSide;
-use super::report::{ProxyStats, Stage};
-use super::track::{Link, LinkState, Tracker};
+use super::report::{GiveUps, ProxyStats, Stage};
 use crate::metrics::{label_enum, Metrics};
 
 label_enum! {
@@ -168,7 +166,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The fate counters of one scenario, resolved once.
-pub(super) struct FateHandles {
+pub struct FateHandles {
     give_ups: [IntCounter; 5],
     wasted: IntCounter,
     /// Of `wasted`, the tokens of orphans (the summary shows them apart; not a metric).
@@ -230,69 +228,48 @@ impl FateHandles {
     }
 }
 
-/// Give-ups by fate (`proxy.give_ups` in `/status` and the summary JSON, and per scenario).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct GiveUps {
-    pub propagated: u64,
-    pub upstream_finished: u64,
-    pub not_propagated: u64,
-    pub orphaned: u64,
-    pub unknown: u64,
-    /// Output tokens the upstream generated after the client gave up (not propagated and
-    /// orphaned answers).
-    pub wasted_output_tokens: u64,
-    /// Of those, the orphans' (shown apart in the summary text).
-    #[serde(skip)]
-    pub wasted_by_orphans: u64,
-    /// Why fates are unknown, with a count each (only reasons that occurred).
-    pub unknown_reasons: BTreeMap<&'static str, u64>,
+/// The parts of one request's state its fate is decided on, borrowed from its link under
+/// the link's lock.
+pub struct Side<'a> {
+    pub fate: &'a mut FateState,
+    pub attempts: &'a mut Attempts,
+    /// The latest attempt that ended.
+    pub last: Option<&'a UpstreamSide>,
+    /// The id left the tracking table.
+    pub evicted: bool,
 }
 
-impl GiveUps {
-    pub fn total(&self) -> u64 {
-        self.propagated
-            + self.upstream_finished
-            + self.not_propagated
-            + self.orphaned
-            + self.unknown
-    }
-
-    /// Give-ups whose cancel did not reach the upstream in time, of those that had something
-    /// to cancel and a known fate: (not propagated + orphaned) / (those + propagated).
-    pub fn not_propagated_ratio(&self) -> Option<f64> {
-        let bad = self.not_propagated + self.orphaned;
-        let den = bad + self.propagated;
-        (den > 0).then(|| bad as f64 / den as f64)
-    }
-
-    pub fn add(&mut self, o: &GiveUps) {
-        self.propagated += o.propagated;
-        self.upstream_finished += o.upstream_finished;
-        self.not_propagated += o.not_propagated;
-        self.orphaned += o.orphaned;
-        self.unknown += o.unknown;
-        self.wasted_output_tokens += o.wasted_output_tokens;
-        self.wasted_by_orphans += o.wasted_by_orphans;
-        for (k, v) in &o.unknown_reasons {
-            *self.unknown_reasons.entry(k).or_default() += v;
+impl Side<'_> {
+    fn view(&self) -> View {
+        View {
+            open: self.attempts.open,
+            evicted: self.evicted,
+            last_end: self.last.map(|u| (u.end, u.completed)),
         }
     }
+
+    /// Tokens the latest ended attempt generated after `g`.
+    fn generated_after(&self, g: Instant) -> u64 {
+        self.last.map_or(0, |u| generated_after(u, g))
+    }
 }
 
-/// The give-ups waiting for their fate, and the count of what is still open.
-pub(super) struct Fates {
+/// The give-ups waiting for their fate (each with its request's handle `L`, in give-up
+/// order), and the count of what is still open.
+pub struct Fates<L> {
     orphan_after: Duration,
     cap: usize,
-    /// `(G + orphan_after, link)`, in give-up order.
-    queue: Mutex<VecDeque<(Instant, Arc<Link>)>>,
+    /// `(G + orphan_after, request)`.
+    queue: Mutex<VecDeque<(Instant, L)>>,
     /// Give-ups without a fate.
     undecided: AtomicI64,
     /// Upstream attempts still open whose request is not an orphan.
     unsettled: AtomicI64,
 }
 
-impl Fates {
-    pub(super) fn new(orphan_after: Duration, cap: usize) -> Self {
+impl<L: Clone> Fates<L> {
+    /// Waiting give-ups beyond `cap` are decided at the next sweep (`unknown`, `overflow`).
+    pub fn new(orphan_after: Duration, cap: usize) -> Self {
         Fates {
             orphan_after,
             cap: cap.max(1),
@@ -302,65 +279,53 @@ impl Fates {
         }
     }
 
-    fn view(link: &Link, st: &LinkState) -> View {
-        View {
-            open: st.attempts.open,
-            evicted: link.evicted(),
-            last_end: st.upstream.as_ref().map(|u| (u.end, u.completed)),
-        }
+    pub fn orphan_after(&self) -> Duration {
+        self.orphan_after
     }
 
-    /// The client side of `link` gave up at `at`.
+    /// The client side of `request` gave up at `at`.
     pub(super) fn gave_up(
         &self,
-        link: &Arc<Link>,
-        st: &mut LinkState,
+        request: &L,
+        s: Side<'_>,
         at: Instant,
         h: &FateHandles,
         stats: &ProxyStats,
     ) {
-        if st.fate != FateState::None {
+        if *s.fate != FateState::None {
             return;
         }
-        st.fate = FateState::Pending(at);
+        *s.fate = FateState::Pending(at);
         self.undecided.fetch_add(1, Ordering::Relaxed);
-        match decide(at, &Self::view(link, st), at, self.orphan_after) {
-            Some(v) => self.settle(st, at, v, h, stats),
-            None => lock(&self.queue).push_back((at + self.orphan_after, link.clone())),
+        match decide(at, &s.view(), at, self.orphan_after) {
+            Some(v) => self.settle(s, at, v, h, stats),
+            None => lock(&self.queue).push_back((at + self.orphan_after, request.clone())),
         }
     }
 
     /// An attempt for the request reached the upstream.
-    pub(super) fn began(&self, st: &mut LinkState) {
-        st.attempts.began();
-        if !matches!(st.fate, FateState::Orphaned(_)) {
+    pub fn began(&self, s: Side<'_>) {
+        s.attempts.began();
+        if !matches!(s.fate, FateState::Orphaned(_)) {
             self.unsettled.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// An attempt ended at `at`; `st.upstream` already holds it when it is the latest.
-    pub(super) fn ended(
-        &self,
-        link: &Link,
-        st: &mut LinkState,
-        at: Instant,
-        h: &FateHandles,
-        stats: &ProxyStats,
-    ) {
-        st.attempts.ended();
-        match st.fate {
+    /// An attempt ended at `at`; `s.last` already holds it when it is the latest.
+    pub(super) fn ended(&self, s: Side<'_>, at: Instant, h: &FateHandles, stats: &ProxyStats) {
+        s.attempts.ended();
+        match *s.fate {
             FateState::Orphaned(g) => {
-                let tokens = st.upstream.as_ref().map_or(0, |u| generated_after(u, g));
-                h.waste(tokens, true);
-                if st.attempts.open == 0 {
+                h.waste(s.generated_after(g), true);
+                if s.attempts.open == 0 {
                     h.orphans.dec();
-                    st.fate = FateState::Settled;
+                    *s.fate = FateState::Settled;
                 }
             }
             FateState::Pending(g) => {
                 self.unsettled.fetch_sub(1, Ordering::Relaxed);
-                if let Some(v) = decide(g, &Self::view(link, st), at, self.orphan_after) {
-                    self.settle(st, g, v, h, stats);
+                if let Some(v) = decide(g, &s.view(), at, self.orphan_after) {
+                    self.settle(s, g, v, h, stats);
                 }
             }
             FateState::None | FateState::Settled => {
@@ -370,18 +335,10 @@ impl Fates {
     }
 
     /// Records the fate `v` of the give-up at `g`.
-    fn settle(
-        &self,
-        st: &mut LinkState,
-        g: Instant,
-        v: Verdict,
-        h: &FateHandles,
-        stats: &ProxyStats,
-    ) {
+    fn settle(&self, s: Side<'_>, g: Instant, v: Verdict, h: &FateHandles, stats: &ProxyStats) {
         self.undecided.fetch_sub(1, Ordering::Relaxed);
         h.give_ups[v.fate().index()].inc();
-        st.fate = FateState::Settled;
-        let generated = || st.upstream.as_ref().map_or(0, |u| generated_after(u, g));
+        *s.fate = FateState::Settled;
         match v {
             Verdict::Propagated(d) => {
                 h.cancel_propagation.observe(d.as_secs_f64());
@@ -389,17 +346,17 @@ impl Fates {
             }
             Verdict::NotPropagated(d) => {
                 stats.record(Stage::RunOn, d);
-                h.waste(generated(), false);
+                h.waste(s.generated_after(g), false);
             }
             Verdict::Orphaned => {
                 h.orphans_total.inc();
-                let open = st.attempts.open;
+                let open = s.attempts.open;
                 if open > 0 {
                     h.orphans.inc();
                     self.unsettled.fetch_sub(i64::from(open), Ordering::Relaxed);
-                    st.fate = FateState::Orphaned(g);
+                    *s.fate = FateState::Orphaned(g);
                 } else {
-                    h.waste(generated(), true);
+                    h.waste(s.generated_after(g), true);
                 }
             }
             Verdict::Unknown(r) => {
@@ -409,92 +366,51 @@ impl Fates {
         }
     }
 
-    /// Give-ups without a fate, plus upstream answers still open that are not orphans.
-    fn pending(&self) -> i64 {
-        self.undecided.load(Ordering::Relaxed) + self.unsettled.load(Ordering::Relaxed)
-    }
-}
-
-impl Tracker {
-    /// Decides every waiting give-up whose `orphan_after` has passed by `now`, and the oldest
-    /// ones beyond `max_tracked` (`unknown`, `overflow`).
-    pub fn sweep(&self, now: Instant) {
-        self.sweep_with(now, false);
-    }
-
-    /// As [`Tracker::sweep`]; with `last`, every give-up still waiting is decided now
-    /// (`unknown`, `run_ended`, unless its stamps already tell).
-    fn sweep_with(&self, now: Instant, last: bool) {
-        let f = &self.fates;
-        let due: Vec<(Arc<Link>, bool)> = {
-            let mut q = lock(&f.queue);
-            let mut due = Vec::new();
-            while q.len() > f.cap {
-                if let Some((_, l)) = q.pop_front() {
-                    due.push((l, true));
-                }
+    /// Takes the waiting give-ups whose `orphan_after` has passed by `now` (every one with
+    /// `last`), and the oldest beyond the cap (marked `true`).
+    pub fn due(&self, now: Instant, last: bool) -> Vec<(L, bool)> {
+        let mut q = lock(&self.queue);
+        let mut due = Vec::new();
+        while q.len() > self.cap {
+            if let Some((_, l)) = q.pop_front() {
+                due.push((l, true));
             }
-            while q.front().is_some_and(|(d, _)| last || *d <= now) {
-                if let Some((_, l)) = q.pop_front() {
-                    due.push((l, false));
-                }
+        }
+        while q.front().is_some_and(|(d, _)| last || *d <= now) {
+            if let Some((_, l)) = q.pop_front() {
+                due.push((l, false));
             }
-            due
+        }
+        due
+    }
+
+    /// Decides a give-up [`Fates::due`] handed out (a no-op when it already has its fate):
+    /// from its stamps, else `unknown` (`overflow` beyond the cap, `run_ended` when the run
+    /// ends first).
+    pub(super) fn decide_due(
+        &self,
+        s: Side<'_>,
+        now: Instant,
+        overflow: bool,
+        h: &FateHandles,
+        stats: &ProxyStats,
+    ) {
+        let FateState::Pending(g) = *s.fate else {
+            return;
         };
-        for (link, overflow) in due {
-            let h = self.fates_of(&link);
-            let mut st = lock(&link.state);
-            let FateState::Pending(g) = st.fate else {
-                continue;
-            };
-            let v = decide(g, &Fates::view(&link, &st), now, f.orphan_after).unwrap_or(
-                Verdict::Unknown(if overflow {
-                    UnknownReason::Overflow
-                } else {
-                    UnknownReason::RunEnded
-                }),
-            );
-            f.settle(&mut st, g, v, h, &self.stats);
-        }
+        let why = if overflow {
+            UnknownReason::Overflow
+        } else {
+            UnknownReason::RunEnded
+        };
+        let v = decide(g, &s.view(), now, self.orphan_after).unwrap_or(Verdict::Unknown(why));
+        self.settle(s, g, v, h, stats);
     }
 
-    /// Give-ups without a fate yet, plus upstream answers still open that are not orphans
-    /// (after the load: the upstream sides the summary would miss).
+    /// Give-ups without a fate, plus upstream answers still open that are not orphans.
     pub fn pending(&self) -> u64 {
-        u64::try_from(self.fates.pending()).unwrap_or(0)
-    }
-
-    /// After the load: waits until every upstream side of a finished client request has
-    /// ended or has its fate — at most `orphan_after`, at once when nothing is pending — then
-    /// decides whatever give-up is still waiting. Returns how long it waited and what was
-    /// still pending at the end of the wait.
-    pub async fn settle(&self) -> (Duration, u64) {
-        let start = Instant::now();
-        let step = sweep_interval(self.fates.orphan_after);
-        let deadline = start + self.fates.orphan_after + step;
-        loop {
-            let now = Instant::now();
-            self.sweep(now);
-            if self.pending() == 0 || now >= deadline {
-                break;
-            }
-            tokio::time::sleep(step.min(Duration::from_millis(10))).await;
-        }
-        let left = self.pending();
-        self.sweep_with(Instant::now(), true);
-        (start.elapsed(), left)
-    }
-
-    /// Sweeps every [`sweep_interval`] until `stop`.
-    pub async fn sweep_every(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(sweep_interval(self.fates.orphan_after));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.sweep(Instant::now()),
-                _ = stop.cancelled() => return,
-            }
-        }
+        let n = self.undecided.load(Ordering::Relaxed) + self.unsettled.load(Ordering::Relaxed);
+        u64::try_from(n).unwrap_or(0)
     }
 }
 

@@ -41,9 +41,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use fate::{Fate, GiveUps};
-pub use origin::{ErrorOrigins, Origin};
-pub use report::ProxyReport;
+pub use fate::Fate;
+pub use origin::Origin;
+pub use report::{ErrorOrigins, GiveUps, ProxyReport};
 pub use settings::{RawUpstream, UpstreamSettings};
 pub use track::{ClientStamps, Link, Tracker, TrackerTap};
 

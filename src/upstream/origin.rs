@@ -11,18 +11,15 @@
 //!
 //! `soakd_proxy_error_origin_total{scenario,origin}` counts them; the summary and the JSON
 //! (`proxy.errors`) show both and the never-reached count. A run in which the upstream received
-//! nothing at all ends its proxy block with [`NEVER_REACHED`].
+//! nothing at all ends its proxy block with [`super::report::NEVER_REACHED`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::IntCounter;
-use serde::Serialize;
 
 use super::attempts::Attempts;
+use super::report::ErrorOrigins;
 use crate::metrics::{label_enum, Metrics};
-
-/// The summary's line for a run whose upstream received nothing at all.
-pub const NEVER_REACHED: &str = "the proxy never reached the upstream: check its provider address";
 
 label_enum! {
     /// The `origin` label of `soakd_proxy_error_origin_total`.
@@ -72,29 +69,6 @@ impl OriginHandles {
             proxy: self.by_origin[Origin::Proxy.index()].get(),
             never_reached: self.never_reached.load(Ordering::Relaxed),
         }
-    }
-}
-
-/// Client-visible errors by origin (`proxy.errors` in `/status` and the summary JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ErrorOrigins {
-    /// The proxy passed an upstream failure through.
-    pub upstream: u64,
-    /// The upstream answered 2xx, or was never reached.
-    pub proxy: u64,
-    /// Of `proxy`: the upstream never received the request.
-    pub never_reached: u64,
-}
-
-impl ErrorOrigins {
-    pub fn add(&mut self, o: &ErrorOrigins) {
-        self.upstream += o.upstream;
-        self.proxy += o.proxy;
-        self.never_reached += o.never_reached;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.upstream + self.proxy
     }
 }
 

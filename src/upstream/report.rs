@@ -6,6 +6,7 @@
 //! about 28 KiB each, seven in all), so percentiles are exact to 1 % whatever the run's length.
 //! Stages with no sample print no row.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,10 +14,11 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::fate::GiveUps;
-use super::origin::{ErrorOrigins, NEVER_REACHED};
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
+use crate::units::fmt_secs;
+
+/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
+pub const UNTAGGED: &str = "untagged";
 
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -72,6 +74,81 @@ impl ProxyStats {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         Percentiles::of_micros(&h)
+    }
+}
+
+/// The summary's line for a run whose upstream received nothing at all.
+pub const NEVER_REACHED: &str = "the proxy never reached the upstream: check its provider address";
+
+/// Give-ups by fate (`proxy.give_ups` in `/status` and the summary JSON, and per scenario).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GiveUps {
+    pub propagated: u64,
+    pub upstream_finished: u64,
+    pub not_propagated: u64,
+    pub orphaned: u64,
+    pub unknown: u64,
+    /// Output tokens the upstream generated after the client gave up (not propagated and
+    /// orphaned answers).
+    pub wasted_output_tokens: u64,
+    /// Of those, the orphans' (shown apart in the summary text).
+    #[serde(skip)]
+    pub wasted_by_orphans: u64,
+    /// Why fates are unknown, with a count each (only reasons that occurred).
+    pub unknown_reasons: BTreeMap<&'static str, u64>,
+}
+
+impl GiveUps {
+    pub fn total(&self) -> u64 {
+        self.propagated
+            + self.upstream_finished
+            + self.not_propagated
+            + self.orphaned
+            + self.unknown
+    }
+
+    /// Give-ups whose cancel did not reach the upstream in time, of those that had something
+    /// to cancel and a known fate: (not propagated + orphaned) / (those + propagated).
+    pub fn not_propagated_ratio(&self) -> Option<f64> {
+        let bad = self.not_propagated + self.orphaned;
+        let den = bad + self.propagated;
+        (den > 0).then(|| bad as f64 / den as f64)
+    }
+
+    pub fn add(&mut self, o: &GiveUps) {
+        self.propagated += o.propagated;
+        self.upstream_finished += o.upstream_finished;
+        self.not_propagated += o.not_propagated;
+        self.orphaned += o.orphaned;
+        self.unknown += o.unknown;
+        self.wasted_output_tokens += o.wasted_output_tokens;
+        self.wasted_by_orphans += o.wasted_by_orphans;
+        for (k, v) in &o.unknown_reasons {
+            *self.unknown_reasons.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Client-visible errors by origin (`proxy.errors` in `/status` and the summary JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorOrigins {
+    /// The proxy passed an upstream failure through.
+    pub upstream: u64,
+    /// The upstream answered 2xx, or was never reached.
+    pub proxy: u64,
+    /// Of `proxy`: the upstream never received the request.
+    pub never_reached: u64,
+}
+
+impl ErrorOrigins {
+    pub fn add(&mut self, o: &ErrorOrigins) {
+        self.upstream += o.upstream;
+        self.proxy += o.proxy;
+        self.never_reached += o.never_reached;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.upstream + self.proxy
     }
 }
 
@@ -146,7 +223,7 @@ impl ProxyReport {
     fn untagged(&self) -> u64 {
         self.scenarios
             .iter()
-            .find(|s| s.name == super::track::UNTAGGED)
+            .find(|s| s.name == UNTAGGED)
             .map_or(0, |s| s.upstream_requests)
     }
 
@@ -284,17 +361,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-impl ProxyReport {
-    /// What `[thresholds]` judges of the two-sided soak.
-    pub fn verdict_inputs(&self) -> crate::verdict::ProxyInputs {
-        crate::verdict::ProxyInputs {
-            orphans: self.give_ups.orphaned,
-            not_propagated_ratio: self.give_ups.not_propagated_ratio(),
-            wasted_output_tokens: self.give_ups.wasted_output_tokens,
-        }
-    }
 }
 
 #[cfg(test)]

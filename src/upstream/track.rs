@@ -23,16 +23,13 @@ use std::time::{Duration, Instant};
 use prometheus::{Histogram, IntCounter};
 
 use super::attempts::{Attempts, Output};
-use super::fate::{FateHandles, FateState, Fates};
+use super::fate::{self, FateHandles, FateState, Fates, Side};
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
 use super::origin::OriginHandles;
-use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES};
+use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES, UNTAGGED};
 use crate::metrics::Metrics;
 use crate::mock::{Answer, Probe, Tap};
-
-/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
-pub const UNTAGGED: &str = "untagged";
 
 const SHARDS: usize = 16;
 
@@ -84,24 +81,30 @@ pub struct Link {
     attempts: AtomicU32,
     /// The table forgot the id (a later attempt for it cannot be matched).
     evicted: AtomicBool,
-    pub(super) state: Mutex<LinkState>,
-}
-
-impl Link {
-    pub(super) fn evicted(&self) -> bool {
-        self.evicted.load(Ordering::Relaxed)
-    }
+    state: Mutex<LinkState>,
 }
 
 #[derive(Default)]
-pub(super) struct LinkState {
+struct LinkState {
     client: Option<ClientSide>,
     /// The attempt with the latest entry that has ended.
-    pub(super) upstream: Option<UpstreamSide>,
+    upstream: Option<UpstreamSide>,
     joined: bool,
     /// Every attempt's record, for fates and error origins.
-    pub(super) attempts: Attempts,
-    pub(super) fate: FateState,
+    attempts: Attempts,
+    fate: FateState,
+}
+
+impl LinkState {
+    /// What `link`'s fate is decided on.
+    fn side(&mut self, link: &Link) -> Side<'_> {
+        Side {
+            fate: &mut self.fate,
+            attempts: &mut self.attempts,
+            last: self.upstream.as_ref(),
+            evicted: link.evicted.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Shard {
@@ -142,8 +145,8 @@ pub struct Tracker {
     untagged: ScenarioHandles,
     untagged_warned: AtomicBool,
     overhead_header: Option<(reqwest::header::HeaderName, f64)>,
-    pub(super) stats: ProxyStats,
-    pub(super) fates: Fates,
+    stats: ProxyStats,
+    fates: Fates<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -300,11 +303,6 @@ impl Tracker {
         self.handles.get(scenario).unwrap_or(&self.untagged)
     }
 
-    /// The fate counters of `link`'s scenario.
-    pub(super) fn fates_of(&self, link: &Link) -> &FateHandles {
-        &self.handles(link.scenario).fates
-    }
-
     /// The client side of `link` ended at `end`, `how`, with its `stamps`.
     pub fn client_done(
         &self,
@@ -331,9 +329,10 @@ impl Tracker {
         let mut st = lock(&link.state);
         st.client = Some(client);
         match how {
-            ClientEnd::GaveUp => self
-                .fates
-                .gave_up(link, &mut st, end, &h.fates, &self.stats),
+            ClientEnd::GaveUp => {
+                let side = st.side(link);
+                self.fates.gave_up(link, side, end, &h.fates, &self.stats);
+            }
             ClientEnd::Failed => h.origins.record(&st.attempts),
             ClientEnd::Finished => {}
         }
@@ -368,6 +367,61 @@ impl Tracker {
             self.stats.record(Stage::Response, d);
         }
         lock(self.shard(id)).links.remove(&id);
+    }
+
+    /// Decides every waiting give-up whose `orphan_after` has passed by `now`, and the oldest
+    /// ones beyond `max_tracked` (see [`super::fate`]).
+    pub fn sweep(&self, now: Instant) {
+        self.sweep_with(now, false);
+    }
+
+    /// As [`Tracker::sweep`]; with `last`, every give-up still waiting is decided now.
+    fn sweep_with(&self, now: Instant, last: bool) {
+        for (link, overflow) in self.fates.due(now, last) {
+            let h = &self.handles(link.scenario).fates;
+            let mut st = lock(&link.state);
+            self.fates
+                .decide_due(st.side(&link), now, overflow, h, &self.stats);
+        }
+    }
+
+    /// Give-ups without a fate yet, plus upstream answers still open that are not orphans
+    /// (after the load: the upstream sides the summary would miss).
+    pub fn pending(&self) -> u64 {
+        self.fates.pending()
+    }
+
+    /// After the load: waits until every upstream side of a finished client request has
+    /// ended or has its fate — at most `orphan_after`, at once when nothing is pending — then
+    /// decides whatever give-up is still waiting. Returns how long it waited and what was
+    /// still pending at the end of the wait.
+    pub async fn settle(&self) -> (Duration, u64) {
+        let start = Instant::now();
+        let step = fate::sweep_interval(self.fates.orphan_after());
+        let deadline = start + self.fates.orphan_after() + step;
+        loop {
+            let now = Instant::now();
+            self.sweep(now);
+            if self.pending() == 0 || now >= deadline {
+                break;
+            }
+            tokio::time::sleep(step.min(Duration::from_millis(10))).await;
+        }
+        let left = self.pending();
+        self.sweep_with(Instant::now(), true);
+        (start.elapsed(), left)
+    }
+
+    /// Sweeps every [`fate::sweep_interval`] until `stop`.
+    pub async fn sweep_every(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(fate::sweep_interval(self.fates.orphan_after()));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.sweep(Instant::now()),
+                _ = stop.cancelled() => return,
+            }
+        }
     }
 
     fn find(&self, id: u64) -> Option<Arc<Link>> {
@@ -408,7 +462,7 @@ impl Tap for TrackerTap {
         } else {
             h.retries.inc();
         }
-        t.fates.began(&mut lock(&link.state));
+        t.fates.began(lock(&link.state).side(&link));
         Some(Box::new(UpstreamProbe {
             tracker: t.clone(),
             id,
@@ -470,7 +524,7 @@ impl Probe for UpstreamProbe {
             st.upstream = Some(up);
         }
         let h = &t.handles(self.link.scenario).fates;
-        t.fates.ended(&self.link, &mut st, at, h, &t.stats);
+        t.fates.ended(st.side(&self.link), at, h, &t.stats);
         t.try_join(self.id, &self.link, &mut st);
     }
 }

@@ -400,7 +400,7 @@ mod through_the_monitor {
         assert_eq!(a.scenarios[0].scenario, "stream");
         assert_eq!(a.withheld, None);
         assert!(a.mix_changes >= 11, "{a:?}");
-        let table = crate::monitor::attribution::text_table(&snap.processes[1]);
+        let table = crate::monitor::report::attribution_table(&snap.processes[1]);
         assert!(
             table.contains("stream") && table.contains("64KiB"),
             "{table}"
