@@ -325,11 +325,18 @@ defaults = false
         "[target]\nrequest_timeout = \"1s\"\nurl",
         1,
     );
-    let mut run = Run::start(&cfg, &["--duration", "2s"]);
+    // Through reqwest (the other runs use soakd's own HTTP/1.1 client): a timeout gives up at
+    // its deadline on either client.
+    let mut run = Run::start_env(
+        &cfg,
+        &["--duration", "2s"],
+        &[("SOAKD_HTTP_CLIENT", "reqwest")],
+    );
     let (st, s) = run.finish(T);
     let out = run.output();
     println!("{}", run.proc.stdout_text());
     assert_eq!(st.code(), Some(0), "{out}");
+    assert!(out.contains("load client: reqwest"), "{out}");
     // Every give-up has exactly one fate.
     let p = &s["proxy"];
     assert_eq!(
