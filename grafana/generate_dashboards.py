@@ -139,6 +139,10 @@ d.add("timeseries", "Schedule lag", "s", [
 d.add("state-timeline", "Bursts", "bool_on_off", [
     (f"max by (instance) (soakd_burst_active{{{SEL}}})", "{{instance}}"),
 ], w=8, options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "legend": {"showLegend": False}})
+d.add("state-timeline", "Run state", "bool_on_off", [
+    (f"max by (state) (soakd_run_state{{{SEL}}})", "{{state}}"),
+], desc="The run's state: idle (sampling before the load), load, drain, cooldown (sampling after it) and linger (the final state kept for scrapers).",
+   w=8, options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8, "legend": {"showLegend": False}})
 d.add("stat", "Thresholds passing", "bool_yes_no", [
     (f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
 ], w=8, options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
