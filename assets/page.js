@@ -548,8 +548,10 @@
     if (!p) return;
     var g = p.give_ups || {};
     var total = FATES.reduce(function (n, f) { return n + (g[f] || 0); }, 0);
-    var sum = function (k) {
-      return (p.scenarios || []).reduce(function (n, s) { return n + (s[k] || 0); }, 0);
+    var sum = function (k, tagged) {
+      return (p.scenarios || []).reduce(function (n, s) {
+        return tagged && s.name === 'untagged' ? n : n + (s[k] || 0);
+      }, 0);
     };
     var reasons = Object.keys(g.unknown_reasons || {}).map(function (k) {
       return k.replace(/_/g, ' ') + ' ' + g.unknown_reasons[k];
@@ -571,7 +573,7 @@
         (e.never_reached ? ' (never reached the upstream ' + e.never_reached + ')' : '')],
       ['upstream requests', sum('upstream_requests') + ' (joined ' + sum('joined') + ', retries ' + sum('retries') + ')']
     ];
-    if (p.sent > 0 && sum('upstream_requests') === 0) {
+    if (p.sent > 0 && sum('upstream_requests', true) === 0) {
       pairs.push(['', 'the proxy never reached the upstream: check its provider address']);
     }
     var added = p.added || {};

@@ -13,7 +13,9 @@
 //!   proxy_buffering on; proxy_ignore_client_abort on`): nginx stops the upstream only when a
 //!   buffer flush to the gone client fails, 2–3.5 s after it left, so a 1.5 s stream ends first.
 //!
-//! Assertions are on counts, fates and their sums; timings only as generous bounds.
+//! Assertions are on counts, fates and their sums; timings only as generous bounds. A give-up
+//! whose request the loaded proxy had not passed on yet is `unknown` (`never_reached`), which
+//! the assertions allow for a quarter of a scenario's give-ups.
 
 mod common;
 
@@ -117,6 +119,20 @@ fn outcome(s: &serde_json::Value, name: &str, outcome: &str) -> u64 {
         .sum()
 }
 
+/// Asserts that the `n` give-ups of scenario `x` all got fate number `fate` (in the order of
+/// [`fates`]), but for those whose request the proxy had not passed on yet when the client gave
+/// up (on a loaded machine a request can wait longer than the cancel): `unknown`, reason
+/// `never_reached`, a quarter at most. Returns how many got `fate`.
+fn assert_fate(x: &serde_json::Value, fate: usize, n: u64) -> u64 {
+    let never = count(x, &["give_ups", "unknown_reasons", "never_reached"]);
+    let mut want = [0; 5];
+    want[fate] = n.saturating_sub(never);
+    want[4] = never;
+    assert_eq!(fates(x), want, "{x}");
+    assert!(never * 4 <= n, "most give-ups reached the upstream: {x}");
+    want[fate]
+}
+
 fn fates(p: &serde_json::Value) -> [u64; 5] {
     [
         "propagated",
@@ -141,7 +157,7 @@ rate = 12.0
 ttft = "50ms"
 chunk_delay = "100ms"
 chunks = 15
-response_delay = "3s"
+response_delay = "4500ms"
 
 [thresholds]
 defaults = false
@@ -171,10 +187,12 @@ max_wasted_output_tokens = 1
             "cancel = { fraction = 0.5, after = \"300ms\" }"
         ),
     );
-    let cfg = config(&nginx.url(0), up, "2s", &extra);
+    // orphan_after 3 s: above the Portkey shape's run-on (1.15 s, plus however long a loaded
+    // nginx takes to pass the request on), below the abort-ignoring route's (4.3 s).
+    let cfg = config(&nginx.url(0), up, "3s", &extra);
     let mut run = Run::start(&cfg, &["--duration", "3s"]);
     // The thresholds are live in soakd_threshold_passing: max_orphans fails once the first
-    // unary call behind the abort-ignoring route is orphaned (2 s after its cancel).
+    // unary call behind the abort-ignoring route is orphaned (3 s after its cancel).
     let admin = run.admin_addr();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -201,7 +219,7 @@ max_wasted_output_tokens = 1
         let x = sc(&s, name);
         let cancelled = outcome(&s, name, "cancelled");
         assert!(cancelled >= 3, "{name}: {cancelled} cancels\n{out}");
-        assert_eq!(fates(x), [cancelled, 0, 0, 0, 0], "{name}: {x}");
+        assert_fate(x, 0, cancelled);
         assert_eq!(count(x, &["give_ups", "wasted_output_tokens"]), 0, "{x}");
         assert_eq!(count(x, &["orphans_total"]), 0, "{x}");
         // Both sides of every request ended before the summary.
@@ -211,18 +229,18 @@ max_wasted_output_tokens = 1
             "{x}"
         );
     }
-    assert!(num(p, &["cancel_propagation", "max"]) < 2.0, "{p}");
+    assert!(num(p, &["cancel_propagation", "max"]) < 3.0, "{p}");
 
-    // proxy_ignore_client_abort on, unary, 3 s answers, cancels after 200 ms: every one
-    // orphaned (its answer had not ended 2 s later); the answers that ended before the
+    // proxy_ignore_client_abort on, unary, 4.5 s answers, cancels after 200 ms: every one
+    // orphaned (its answer had not ended 3 s later); the answers that ended before the
     // summary count their 15 tokens each as wasted.
     let x = sc(&s, "ignore-unary");
     let cancelled = outcome(&s, "ignore-unary", "cancelled");
     assert!(cancelled >= 3, "{cancelled}\n{out}");
-    assert_eq!(fates(x), [0, 0, 0, cancelled, 0], "{x}");
-    assert_eq!(count(x, &["orphans_total"]), cancelled);
+    let orphaned = assert_fate(x, 3, cancelled);
+    assert_eq!(count(x, &["orphans_total"]), orphaned);
     let wasted = count(x, &["give_ups", "wasted_output_tokens"]);
-    let ended = cancelled - count(x, &["orphans_now"]);
+    let ended = orphaned - count(x, &["orphans_now"]);
     assert!(ended > 0, "some orphans' answers ended during the run: {x}");
     assert_eq!(wasted, 15 * ended, "{x}");
 
@@ -232,16 +250,16 @@ max_wasted_output_tokens = 1
     let x = sc(&s, "portkey");
     let cancelled = outcome(&s, "portkey", "cancelled");
     assert!(cancelled >= 3, "{cancelled}\n{out}");
-    assert_eq!(fates(x), [0, 0, cancelled, 0, 0], "{x}");
+    let ran_on = assert_fate(x, 2, cancelled);
     let wasted = count(x, &["give_ups", "wasted_output_tokens"]);
     // 15 chunks from 50 ms every 100 ms, cancelled at 300 ms: 12 after the cancel (13 when
     // the proxy took over 50 ms to pass the request on; fewer when the cancel fired late).
     assert!(
-        wasted >= 6 * cancelled && wasted <= 13 * cancelled,
-        "{wasted} for {cancelled}: {x}"
+        wasted >= 6 * ran_on && wasted <= 13 * ran_on,
+        "{wasted} for {ran_on}: {x}"
     );
     assert_eq!(count(x, &["orphans_total"]), 0, "{x}");
-    assert_eq!(count(p, &["run_on", "count"]), cancelled, "{p}");
+    assert_eq!(count(p, &["run_on", "count"]), ran_on, "{p}");
 
     // The response stage: one sample per answer read whole, unary and streamed.
     let ok: u64 = ["pass-unary", "pass-stream", "portkey"]
@@ -254,7 +272,7 @@ max_wasted_output_tokens = 1
     // The summary line, the JSON totals and the thresholds.
     let g = &p["give_ups"];
     assert_eq!(
-        count(g, &["orphaned"]) + count(g, &["propagated"]) + count(g, &["not_propagated"]),
+        fates(p).iter().sum::<u64>(),
         count(&s, &["outcomes", "cancelled"]),
         "every give-up has one fate: {g}"
     );
@@ -301,17 +319,17 @@ max_wasted_output_tokens = 1
 fn stalls_time_out_into_orphans_errors_have_an_origin_and_the_run_waits_for_both_sides() {
     let up = free_port();
     let nginx = routes(up);
-    // Every answer fails: 30 % HTTP 500 at once, 70 % a stall (the headers, then nothing).
+    // Every answer fails: 40 % HTTP 500 at once, 60 % a stall (the headers, then nothing).
     // The client times out after 1 s; the last timeouts are what ends the load.
     let extra = format!(
         r#"
 [load]
-rate = 10.0
+rate = 15.0
 
 [mock]
-error_rate = 0.3
+error_rate = 0.4
 error_status = 500
-stall_rate = 0.7
+stall_rate = 0.6
 
 [thresholds]
 defaults = false
@@ -348,19 +366,22 @@ defaults = false
         let x = sc(&s, name);
         let timeouts = outcome(&s, name, "timeout");
         let errors = outcome(&s, name, "http_5xx");
-        assert!(timeouts >= 3 && errors >= 1, "{name}: {out}");
+        assert!(timeouts >= 3, "{name}: {out}");
         // Behind the pass-through route a timeout closes the upstream call at once; behind
         // the abort-ignoring one the stalled call stays open: orphaned, although it never
         // sent a body byte.
-        let mut want = [0; 5];
-        want[fate] = timeouts;
-        assert_eq!(fates(x), want, "{name}: {x}");
+        assert_fate(x, fate, timeouts);
         assert_eq!(count(x, &["give_ups", "wasted_output_tokens"]), 0, "{x}");
         // Every 500 the client saw was the upstream's, passed through.
         assert_eq!(count(x, &["errors", "upstream"]), errors, "{x}");
         assert_eq!(count(x, &["errors", "proxy"]), 0, "{x}");
-        // Every request reached the upstream.
-        assert_eq!(count(x, &["upstream_requests"]), timeouts + errors, "{x}");
+        // Every request reached the upstream, but for the timeouts that never did.
+        let never = count(x, &["give_ups", "unknown_reasons", "never_reached"]);
+        assert_eq!(
+            count(x, &["upstream_requests"]),
+            timeouts + errors - never,
+            "{x}"
+        );
     }
     // The end of the run waited for the upstream side: behind the pass-through route every
     // request the upstream received was joined, the last timeouts' ones included.
@@ -377,6 +398,8 @@ defaults = false
         count(x, &["give_ups", "orphaned"]),
         "{x}"
     );
+    // 40 % of about 30 requests failed with a 500 (all but surely at least one).
+    assert!(count(p, &["errors", "upstream"]) >= 1, "{p}");
     // A unary run has no first-token or chunk stage: no empty rows.
     let text = run.proc.stdout_text();
     assert!(

@@ -11,7 +11,8 @@
 //!
 //! `soakd_proxy_error_origin_total{scenario,origin}` counts them; the summary and the JSON
 //! (`proxy.errors`) show both and the never-reached count. A run in which the upstream received
-//! nothing at all ends its proxy block with [`super::report::NEVER_REACHED`].
+//! none of soakd's requests (untagged ones are not soakd's) ends its proxy block with
+//! [`super::report::NEVER_REACHED`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -77,7 +77,7 @@ impl ProxyStats {
     }
 }
 
-/// The summary's line for a run whose upstream received nothing at all.
+/// The summary's line for a run whose upstream received none of soakd's requests.
 pub const NEVER_REACHED: &str = "the proxy never reached the upstream: check its provider address";
 
 /// Give-ups by fate (`proxy.give_ups` in `/status` and the summary JSON, and per scenario).
@@ -285,7 +285,9 @@ impl ProxyReport {
         if self.errors.total() > 0 {
             let _ = writeln!(out, "    {}", errors_line(&self.errors));
         }
-        if upstream_requests == 0 && self.sent > 0 {
+        // Untagged requests are not this run's: a proxy that reached the upstream with none of
+        // soakd's requests never reached it.
+        if upstream_requests == self.untagged() && self.sent > 0 {
             let _ = writeln!(out, "    {NEVER_REACHED}");
         }
         let added = self
@@ -444,12 +446,26 @@ mod tests {
             errors_line(&e),
             "errors by origin: upstream 12, proxy 3 (never reached the upstream 3)"
         );
-        // Nothing received at all: one line says so.
-        let r = ProxyReport {
+        // None of soakd's requests received (a stray untagged one does not count): one line
+        // says so; one tagged request received, and it does not.
+        let mut r = ProxyReport {
             sent: 5,
             errors: e,
+            scenarios: vec![
+                ProxyScenario {
+                    name: "chat".into(),
+                    ..ProxyScenario::default()
+                },
+                ProxyScenario {
+                    name: UNTAGGED.into(),
+                    upstream_requests: 1,
+                    ..ProxyScenario::default()
+                },
+            ],
             ..ProxyReport::default()
         };
         assert_eq!(r.text().matches(NEVER_REACHED).count(), 1);
+        r.scenarios[0].upstream_requests = 1;
+        assert_eq!(r.text().matches(NEVER_REACHED).count(), 0);
     }
 }
