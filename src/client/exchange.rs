@@ -52,9 +52,10 @@ use super::classify::{classify_status, is_event_stream};
 use super::drive::{StreamDriver, Verdict};
 use super::http1::{H1Head, Http1Pool};
 use super::outcome::Outcome;
+use super::parser::parse_body;
 use super::record::{Finished, ScenarioMetrics};
 use super::response::{reqwest_send_failure, Resp, SendFailure};
-use super::stream::{parse_body, DeltaKind};
+use super::stream::DeltaKind;
 use super::{ClientSettings, RequestSpec};
 use crate::plan::Phase;
 use crate::upstream::measure::ClientEnd;
@@ -146,7 +147,9 @@ struct Progress {
     two_sided: Option<TwoSided>,
     /// When the client gave up on the response (cancel, abort, or a stream dropped on a
     /// timeout or error), stamped before the connection is closed: the upstream may see the
-    /// close at once, and the propagation time is measured from this instant.
+    /// close at once, and the propagation time is measured from this instant. A request
+    /// timeout gives up at its deadline (the timer fires at or after it, and closes the
+    /// connection before the code after it runs).
     gave_up: Option<Instant>,
 }
 
@@ -247,11 +250,12 @@ impl<'a> Exchange<'a> {
         if let (Some(t), Some(link), Some(two)) = (self.tracker, link, prog.two_sided.take()) {
             let how = match outcome {
                 Outcome::Cancelled | Outcome::Timeout | Outcome::Aborted => ClientEnd::GaveUp,
-                _ => ClientEnd::Finished,
+                Outcome::Ok => ClientEnd::Finished,
+                _ => ClientEnd::Failed,
             };
             let gave_up = match how {
                 ClientEnd::GaveUp => gave_up.or(prog.gave_up),
-                ClientEnd::Finished => None,
+                ClientEnd::Finished | ClientEnd::Failed => None,
             };
             let end = gave_up.unwrap_or_else(Instant::now);
             t.client_done(two.tag.id, &link, how, end.into_std(), two.stamps);
@@ -310,9 +314,14 @@ impl<'a> Exchange<'a> {
             Err(_) => {
                 let f = SendFailure::timed_out();
                 prog.detail = f.detail;
+                prog.gave_up = Some(head_deadline);
                 return (f.outcome, None);
             }
             Ok(Err(f)) => {
+                if f.outcome == Outcome::Timeout {
+                    // The fast path saw the head's deadline pass itself.
+                    prog.gave_up = Some(head_deadline);
+                }
                 prog.detail = f.detail;
                 return (f.outcome, None);
             }
@@ -335,9 +344,13 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Counts `n` body bytes that arrived just now (for the two-sided soak: its last arrival).
     fn count_bytes(&self, prog: &mut Progress, n: usize) {
         prog.bytes += n as u64;
         self.metrics.response_bytes.inc_by(n as u64);
+        if let Some(two) = &mut prog.two_sided {
+            two.stamps.last_byte = Some(std::time::Instant::now());
+        }
     }
 
     async fn read_body(
@@ -356,6 +369,7 @@ impl<'a> Exchange<'a> {
             match resp.chunk_by(deadline).await {
                 Err(_) => {
                     prog.detail = "response body not complete within the request timeout";
+                    prog.gave_up = Some(deadline);
                     return Outcome::Timeout;
                 }
                 Ok(Err(_)) => {

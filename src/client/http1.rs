@@ -78,7 +78,6 @@ use tokio::time::{timeout_at, Instant};
 
 use super::classify::io_connect_detail;
 pub use super::classify::SendFailure;
-use super::response::{BodyError, TimedOut};
 use super::wire::{self, BodyFault, BodyReader, BodyStep, Framing, ResponseHead};
 use super::{ClientSettings, HttpVersion, RequestSpec};
 
@@ -90,6 +89,18 @@ const PROXY_ENV: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_prox
 
 /// A connection's read buffer, and how much is reserved whenever it runs low.
 pub const READ_BUF: usize = 4096;
+
+/// A body that could not be read to its end (either client's: [`super::response`] uses it for
+/// reqwest's too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyError {
+    /// The framing was malformed or over a cap (else the connection was lost).
+    pub parse: bool,
+}
+
+/// The deadline passed before the next piece of a body (either client's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
 
 /// A scenario's request head, serialised once: request line and every header but the
 /// per-request `content-length` and marker.

@@ -14,25 +14,14 @@ use hyper::StatusCode;
 use tokio::time::{timeout_at, Instant};
 
 use super::classify::is_parse_error;
-pub use super::classify::SendFailure;
 use super::http1::H1Response;
+pub use super::http1::{BodyError, SendFailure, TimedOut};
 
 /// A response head with its unread body.
 pub enum Resp<'a> {
     Reqwest(reqwest::Response),
     Http1(H1Response<'a>),
 }
-
-/// A body that could not be read to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyError {
-    /// The framing was malformed or over a cap (else the connection was lost).
-    pub parse: bool,
-}
-
-/// The deadline passed before the next piece of the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimedOut;
 
 impl Resp<'_> {
     pub fn status(&self) -> StatusCode {
