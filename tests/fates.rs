@@ -271,14 +271,16 @@ max_wasted_output_tokens = 1
 
     // The summary line, the JSON totals and the thresholds.
     let g = &p["give_ups"];
+    // Cancels, and any request still running when the grace period ended (aborted).
+    let gave_up = count(&s, &["outcomes", "cancelled"]) + count(&s, &["outcomes", "aborted"]);
     assert_eq!(
         fates(p).iter().sum::<u64>(),
-        count(&s, &["outcomes", "cancelled"]),
+        gave_up,
         "every give-up has one fate: {g}"
     );
     let line = format!(
         "give-ups {}: propagated {}, not propagated {} (tokens generated after give-up: ",
-        count(&s, &["outcomes", "cancelled"]),
+        gave_up,
         count(g, &["propagated"]),
         count(g, &["not_propagated"])
     );
