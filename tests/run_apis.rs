@@ -84,7 +84,7 @@ fn dashboard_scenario_metric() -> String {
             serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
         for v in d["templating"]["list"].as_array().unwrap() {
             if v["name"] == "scenario" {
-                let def = v["definition"].as_str().unwrap();
+                let def = v["query"]["query"].as_str().unwrap();
                 let inner = def.strip_prefix("label_values(").unwrap();
                 found.insert(inner.split(['{', ',']).next().unwrap().trim().to_string());
             }
