@@ -34,6 +34,8 @@ checks() {
   log "import graph (no cycle between modules)"
   python3 scripts/import-graph.py --self-test
   python3 scripts/import-graph.py
+  log "BENCHMARKS.md's headline is what docs/bench/results gives"
+  python3 scripts/bench/summary.py --headline --check
   log "cargo fmt --check"
   cargo fmt --all -- --check
   log "cargo clippy --all-targets -- -D warnings"
