@@ -273,6 +273,10 @@ def overview():
     g.add(state_timeline("Bursts", "bool_on_off", [
         q(f"max by (instance) (soakd_burst_active{{{SEL}}})", "{{instance}}"),
     ]), w=8)
+    g.add(state_timeline("Run state", "bool_on_off", [
+        q(f"max by (state) (soakd_run_state{{{SEL}}})", "{{state}}"),
+    ], desc="The run's state: idle (sampling before the load), load, drain, cooldown (sampling "
+            "after it) and linger (the final state kept for scrapers)."), w=8)
     g.add(stat("Thresholds passing", "bool_yes_no", [
         q(f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
     ], thresholds=[(None, "red"), (1, "green")]), w=8)

@@ -26,6 +26,7 @@
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream).
 //! - [`signals`]: load signals shared by the engine and the monitor.
+//! - [`phases`]: the run's states (idle, load, drain, cooldown, linger) and how it stops.
 //! - [`app`]: builds everything from the validated config and runs it.
 //! - [`exit`]: every exit code; [`sys`]: process plumbing shared by `run` and `mock`.
 
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod mock;
 pub mod monitor;
 pub mod page;
+pub mod phases;
 pub mod plan;
 pub mod report;
 #[cfg(test)]

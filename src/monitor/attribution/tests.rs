@@ -381,6 +381,8 @@ mod through_the_monitor {
                 requests: counts[0] + counts[1],
                 streams: 0.0,
                 burst: false,
+                state: None,
+                load_start: None,
                 mix: MixTick {
                     counts: &counts,
                     epoch,
@@ -411,6 +413,8 @@ mod through_the_monitor {
             requests: 0,
             streams: 0.0,
             burst: false,
+            state: None,
+            load_start: None,
             mix: MixTick {
                 counts: &counts,
                 epoch: 15,
