@@ -9,12 +9,15 @@
 //! `--json`. Every one is checked before anything is asked of Prometheus (exit 78).
 //!
 //! # The wait
-//! Every [`POLL`] the shards are looked up ([`super::discover`]) until all N linger or the
-//! wait is over. A Prometheus that cannot be reached at the first look is an error at once
-//! (a wrong URL should not wait hours); later failures are retried until the deadline. A
-//! line on stderr says whenever the set of lingering shards changes.
+//! Every [`POLL`] the shards are looked up ([`super::discover`]); each one found lingering
+//! is read at once from its admin port (`/histograms`, `/status`), so shards need not linger
+//! at the same time — each only long enough to be seen (a scrape in its linger) and read.
+//! The wait ends when all N are read, or at `--wait` with exit 2 naming the others. A
+//! Prometheus that cannot be reached at the first look is an error at once (a wrong URL
+//! should not wait hours); later failures are retried until the deadline. A line on stderr
+//! says whenever the set of shards read changes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use url::Url;
 
-use super::collect::{counters, run_range_secs, sending_seconds, shard_docs};
-use super::discover::{look, missing, Seen};
+use super::collect::{counters, run_range_secs, shard_docs, ShardDocs};
+use super::discover::{describe, look, Seen};
 use super::judge::{Fleet, Shard};
 use super::summary::FleetSummary;
 use super::FleetError;
@@ -198,29 +201,15 @@ pub async fn verdict(
     cmd: &Command,
     note: impl Fn(&str),
 ) -> Result<FleetSummary, FleetError> {
-    let seen = wait(client, cmd, &note).await?;
+    let read = wait(client, cmd, &note).await?;
     let now = unix_now();
+    let seen: Vec<Seen> = read.iter().map(|(s, _)| s.clone()).collect();
     let range = run_range_secs(&seen, now);
     let counters = counters(client, &cmd.base, &cmd.run_id, range, now).await?;
-    let sending = sending_seconds(client, &cmd.base, &seen, range, now).await?;
-    let mut shards = Vec::with_capacity(seen.len());
-    for s in seen {
-        let docs = shard_docs(client, &s, &cmd.run_id).await?;
-        let declared = docs.status["shards"].as_u64();
-        if declared.is_some_and(|n| n != u64::from(cmd.shards)) {
-            return Err(FleetError::Shard {
-                shard: s.shard,
-                instance: s.instance.clone(),
-                reason: format!(
-                    "it runs with [run] shards = {}, not {}",
-                    declared.unwrap_or_default(),
-                    cmd.shards
-                ),
-            });
-        }
-        let sending = sending.get(&s.shard).copied();
+    let mut shards = Vec::with_capacity(read.len());
+    for (s, docs) in read {
         let (shard, instance) = (s.shard, s.instance.clone());
-        shards.push(Shard::new(s, docs, sending).map_err(|e| FleetError::Shard {
+        shards.push(Shard::new(s, docs).map_err(|e| FleetError::Shard {
             shard,
             instance,
             reason: e.to_string(),
@@ -243,59 +232,97 @@ pub async fn verdict(
     ))
 }
 
-/// Looks the shards up until all `cmd.shards` linger (module docs).
+/// Reads one lingering shard's admin port, checking it runs with `cmd.shards`.
+async fn read_shard(
+    client: &reqwest::Client,
+    cmd: &Command,
+    s: &Seen,
+) -> Result<ShardDocs, FleetError> {
+    let docs = shard_docs(client, s, &cmd.run_id).await?;
+    match docs.status["shards"].as_u64() {
+        Some(n) if n != u64::from(cmd.shards) => Err(FleetError::Shard {
+            shard: s.shard,
+            instance: s.instance.clone(),
+            reason: format!("it runs with [run] shards = {n}, not {}", cmd.shards),
+        }),
+        _ => Ok(docs),
+    }
+}
+
+/// Looks the shards up until each of `cmd.shards` has lingered and been read (module docs):
+/// a shard is read as soon as it lingers, so shards that started minutes apart need not
+/// linger at the same time.
 async fn wait(
     client: &reqwest::Client,
     cmd: &Command,
     note: &impl Fn(&str),
-) -> Result<Vec<Seen>, FleetError> {
+) -> Result<Vec<(Seen, ShardDocs)>, FleetError> {
     let deadline = Instant::now() + cmd.wait;
     let mut first = true;
-    let mut last = String::new();
+    let mut last_line = String::new();
+    let mut read: BTreeMap<u32, (Seen, ShardDocs)> = BTreeMap::new();
+    // The latest word on each shard not read yet: what Prometheus said, or why reading failed.
+    let mut last: BTreeMap<u32, Seen> = BTreeMap::new();
+    let mut failed: BTreeMap<u32, String> = BTreeMap::new();
     loop {
         match look(client, &cmd.base, &cmd.run_id, unix_now()).await {
             Ok(seen) => {
-                let gone = missing(&seen, cmd.shards);
-                if gone.is_empty() {
-                    return Ok(seen.into_iter().filter(|s| s.shard < cmd.shards).collect());
+                for s in seen.into_iter().filter(|s| s.shard < cmd.shards) {
+                    if read.contains_key(&s.shard) {
+                        continue;
+                    }
+                    if s.lingering() {
+                        match read_shard(client, cmd, &s).await {
+                            Ok(docs) => {
+                                failed.remove(&s.shard);
+                                read.insert(s.shard, (s, docs));
+                                continue;
+                            }
+                            Err(e) => {
+                                failed.insert(s.shard, e.to_string());
+                            }
+                        }
+                    }
+                    last.insert(s.shard, s);
                 }
-                if Instant::now() >= deadline {
-                    return Err(FleetError::Missing {
-                        total: cmd.shards,
-                        wait: cmd.wait_text(),
-                        missing: gone,
-                    });
+                if read.len() as u32 == cmd.shards {
+                    return Ok(read.into_values().collect());
                 }
-                let lingering: Vec<String> = seen
-                    .iter()
-                    .filter(|s| s.lingering() && s.shard < cmd.shards)
-                    .map(|s| s.shard.to_string())
-                    .collect();
                 let line = format!(
-                    "waiting for run {:?}: {} of {} shards lingering{}",
+                    "waiting for run {:?}: {} of {} shards lingered and read{}",
                     cmd.run_id,
-                    lingering.len(),
+                    read.len(),
                     cmd.shards,
-                    if lingering.is_empty() {
+                    if read.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", lingering.join(", "))
+                        let done: Vec<String> = read.keys().map(u32::to_string).collect();
+                        format!(" ({})", done.join(", "))
                     }
                 );
-                if line != last {
+                if line != last_line {
                     note(&line);
-                    last = line;
+                    last_line = line;
                 }
             }
             Err(e) if first => return Err(e.into()),
-            Err(e) => {
-                if Instant::now() >= deadline {
-                    return Err(e.into());
-                }
-                note(&format!("{e}; retrying"));
-            }
+            Err(e) => note(&format!("{e}; retrying")),
         }
         first = false;
+        if Instant::now() >= deadline {
+            let gone = (0..cmd.shards)
+                .filter(|i| !read.contains_key(i))
+                .map(|i| match failed.remove(&i) {
+                    Some(e) => (i, format!("lingered, but {e}")),
+                    None => (i, describe(last.get(&i))),
+                })
+                .collect();
+            return Err(FleetError::Missing {
+                total: cmd.shards,
+                wait: cmd.wait_text(),
+                missing: gone,
+            });
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(POLL.min(left.max(Duration::from_millis(1)))).await;
     }

@@ -135,31 +135,6 @@ pub async fn counters(
     Ok(out)
 }
 
-/// The fraction of each shard's scrapes in state `load`, times its span: the seconds it was
-/// sending, to within a scrape interval.
-pub async fn sending_seconds(
-    client: &reqwest::Client,
-    base: &Url,
-    seen: &[Seen],
-    range_secs: u64,
-    now: f64,
-) -> Result<BTreeMap<u32, f64>, FleetError> {
-    let q = format!(
-        "max by (instance) (avg_over_time(soakd_run_state{{state=\"load\"}}[{range_secs}s]))"
-    );
-    let samples = query_instant(client, base, &q, now).await?;
-    Ok(seen
-        .iter()
-        .filter_map(|s| {
-            let frac = samples
-                .iter()
-                .find(|x| x.labels.get("instance") == Some(&s.instance))?
-                .value;
-            Some((s.shard, frac * (now - s.start?).max(0.0)))
-        })
-        .collect())
-}
-
 /// What the verdict reads from one shard's admin port.
 #[derive(Debug, Clone)]
 pub struct ShardDocs {

@@ -120,25 +120,18 @@ pub async fn look(
     Ok(join(&info, &states, &starts))
 }
 
-/// Shards `0..n` that are not lingering, each with what Prometheus says of it: `never seen`
-/// or its state. Empty when all linger.
-pub fn missing(seen: &[Seen], n: u32) -> Vec<(u32, String)> {
-    (0..n)
-        .filter_map(|i| match seen.iter().find(|s| s.shard == i) {
-            Some(s) if s.lingering() => None,
-            Some(s) => Some((
-                i,
-                match (&s.state, s.start) {
-                    (Some(st), _) => format!("at {} in state {st}, not lingering yet", s.instance),
-                    (None, _) => format!(
-                        "at {} exports no soakd_run_state (a soakd without phases?)",
-                        s.instance
-                    ),
-                },
-            )),
-            None => Some((i, "never seen".to_owned())),
-        })
-        .collect()
+/// What Prometheus last said of a shard that was not read: never seen, or its state.
+pub fn describe(s: Option<&Seen>) -> String {
+    match s {
+        None => "never seen".to_owned(),
+        Some(s) => match &s.state {
+            Some(st) => format!("at {} in state {st}, not lingering yet", s.instance),
+            None => format!(
+                "at {} exports no soakd_run_state (a soakd without run states?)",
+                s.instance
+            ),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -194,13 +187,10 @@ mod tests {
             "the restarted shard 1 is the one judged"
         );
         assert_eq!(seen[1].state.as_deref(), Some("load"));
-        let m = missing(&seen, 3);
-        assert_eq!(m.len(), 2);
         assert_eq!(
-            m[0],
-            (1, "at c:1 in state load, not lingering yet".to_owned())
+            describe(Some(&seen[1])),
+            "at c:1 in state load, not lingering yet"
         );
-        assert_eq!(m[1], (2, "never seen".to_owned()));
-        assert!(missing(&seen[..1], 1).is_empty());
+        assert_eq!(describe(None), "never seen");
     }
 }

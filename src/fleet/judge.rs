@@ -45,21 +45,23 @@ pub struct Shard {
     pub hist: Vec<Histogram<u64>>,
     /// Its `/status`.
     pub status: Value,
-    /// Seconds it was sending load, when Prometheus knows.
+    /// Seconds it was sending load: its `load` state's span in `/status` `phases`.
     pub sending_seconds: Option<f64>,
 }
 
 impl Shard {
     /// Decodes the histograms of `docs`; `Err` names the series that cannot be read.
-    pub fn new(
-        seen: Seen,
-        docs: ShardDocs,
-        sending_seconds: Option<f64>,
-    ) -> Result<Shard, crate::stats::wire::WireError> {
+    pub fn new(seen: Seen, docs: ShardDocs) -> Result<Shard, crate::stats::wire::WireError> {
         let hist = SERIES_NAMES
             .iter()
             .map(|(name, _)| docs.histograms.histogram(name))
             .collect::<Result<Vec<_>, _>>()?;
+        let sending_seconds = docs.status["phases"].as_array().and_then(|ps| {
+            ps.iter()
+                .filter(|p| p["state"] == "load")
+                .map(|p| p["seconds"].as_f64())
+                .sum::<Option<f64>>()
+        });
         Ok(Shard {
             seen,
             hist,
@@ -396,3 +398,7 @@ fn rescale(p: &mut Value, share: f64) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "judge_tests.rs"]
+mod tests;

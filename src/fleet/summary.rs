@@ -83,6 +83,10 @@ pub struct FleetSummary {
     pub shards: Vec<ShardRow>,
     pub target: String,
     pub phase: &'static str,
+    /// `linger`: every shard lingered when the fleet was judged.
+    pub state: &'static str,
+    /// A shard's own state spans; none for the fleet (they are in each shard's summary).
+    pub phases: Vec<Value>,
     pub elapsed_seconds: f64,
     pub target_rate: f64,
     pub achieved_rate: f64,
@@ -255,6 +259,8 @@ impl FleetSummary {
                 .unwrap_or_default()
                 .to_owned(),
             phase: "done",
+            state: "linger",
+            phases: Vec::new(),
             elapsed_seconds: fleet
                 .shards
                 .iter()
