@@ -358,6 +358,14 @@ fn a_sharded_soak_gets_one_verdict_from_prometheus() {
         "{thresholds:?}"
     );
 
+    // The run summary's layout: every key of a shard's summary, `shards` an array of rows.
+    for key in summaries[0].as_object().unwrap().keys() {
+        assert!(fleet.get(key).is_some(), "the fleet JSON has no {key:?}");
+    }
+    assert_eq!(fleet["schema_version"], summaries[0]["schema_version"]);
+    assert_eq!(fleet["shards"].as_array().map(Vec::len), Some(3));
+    assert!(fleet["shard"].is_null());
+
     // `soakd compare` reads it.
     let path = dir.write("fleet.json", &fleet.to_string());
     let out = Command::new(soakd_bin())
