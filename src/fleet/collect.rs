@@ -60,7 +60,10 @@ pub const COUNTERS: &[CounterSpec] = &[
     spec("soakd_proxy_retries_total", None),
     spec("soakd_proxy_buffered_streams_total", None),
     spec("soakd_proxy_coalesced_chunks_total", None),
-    spec("soakd_proxy_orphaned_streams_total", None),
+    spec("soakd_proxy_orphaned_requests_total", None),
+    spec("soakd_proxy_give_ups_total", Some("fate")),
+    spec("soakd_proxy_wasted_output_tokens_total", None),
+    spec("soakd_proxy_error_origin_total", Some("origin")),
 ];
 
 const fn spec(metric: &'static str, by: Option<&'static str>) -> CounterSpec {
@@ -208,6 +211,21 @@ mod tests {
             q.starts_with("sum by (shard, scenario) (max by (instance, scenario) ("),
             "{q}"
         );
+    }
+
+    /// Every family read is in the catalog with the labels the query names (a rename fails
+    /// here, not in a run).
+    #[test]
+    fn every_counter_is_a_catalog_counter() {
+        for c in COUNTERS {
+            let d = crate::metrics::def(c.metric);
+            assert_eq!(d.kind, crate::metrics::Kind::Counter, "{}", c.metric);
+            assert_eq!(d.labels.contains(&"scenario"), c.scenario, "{}", c.metric);
+            if let Some(b) = c.by {
+                assert!(d.labels.contains(&b), "{} has no {b}", c.metric);
+            }
+            assert!(counter_query(c, "r", 5).contains(c.metric));
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::client::{Outcome, StreamResult};
 use crate::engine::DropReason;
 use crate::stats::wire::{merge, SERIES_NAMES};
 use crate::stats::Percentiles;
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// The name of soakd's own process in every monitor report.
 const SELF_NAME: &str = crate::monitor::settings::SELF_NAME;
@@ -222,7 +222,33 @@ impl Fleet {
             p99_duration: p99(&self.merged(DURATION)),
             rss_growth_per_hour,
             leaks,
+            proxy: self.two_sided().then(|| {
+                let g = self.breakdown("soakd_proxy_give_ups_total", None);
+                let n = |f: &str| g.get(f).copied().unwrap_or(0);
+                let bad = n("not_propagated") + n("orphaned");
+                ProxyInputs {
+                    orphans: n("orphaned"),
+                    not_propagated_ratio: (bad + n("propagated") > 0)
+                        .then(|| bad as f64 / (bad + n("propagated")) as f64),
+                    wasted_output_tokens: self
+                        .total("soakd_proxy_wasted_output_tokens_total", None),
+                }
+            }),
         }
+    }
+
+    /// Whether the shards ran the two-sided soak (`[upstream]`: `proxy` in their `/status`).
+    pub fn two_sided(&self) -> bool {
+        self.shards.iter().any(|s| s.status["proxy"].is_object())
+    }
+
+    /// Give-ups of `shard` whose fate is one of `fates`.
+    fn give_ups(&self, shard: u32, fates: &[&str]) -> u64 {
+        self.breakdown("soakd_proxy_give_ups_total", Some(shard))
+            .iter()
+            .filter(|(f, _)| fates.contains(&f.as_str()))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Why the fleet is suspect: each shard's own soakd leak, named by shard.
@@ -298,6 +324,19 @@ impl Fleet {
                 )
             }),
             "dropped" => ranked("drops by shard", &|s| (self.dropped_saturated(Some(s)), 0)),
+            "max_orphans" => ranked("orphaned upstream calls by shard", &|s| {
+                (self.give_ups(s, &["orphaned"]), 0)
+            }),
+            "max_not_propagated_ratio" => ranked("give-ups not propagated by shard", &|s| {
+                let bad = self.give_ups(s, &["not_propagated", "orphaned"]);
+                (bad, bad + self.give_ups(s, &["propagated"]))
+            }),
+            "max_wasted_output_tokens" => ranked("wasted output tokens by shard", &|s| {
+                (
+                    self.total("soakd_proxy_wasted_output_tokens_total", Some(s)),
+                    0,
+                )
+            }),
             "p99_ttft" => ranked("samples over the limit by shard", &over(TTFT, r.limit)),
             "p99_duration" => ranked("samples over the limit by shard", &over(DURATION, r.limit)),
             name => {

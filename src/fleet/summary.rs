@@ -231,17 +231,15 @@ impl FleetSummary {
                 "processes": watched,
             })
         });
-        let proxy_counters = [
-            "soakd_upstream_requests_total",
-            "soakd_proxy_retries_total",
-            "soakd_proxy_buffered_streams_total",
-            "soakd_proxy_coalesced_chunks_total",
-            "soakd_proxy_orphaned_streams_total",
-        ]
-        .into_iter()
-        .map(|m| (m.to_owned(), fleet.total(m, None)))
-        .filter(|(_, n)| *n > 0)
-        .collect();
+        let proxy_counters = super::collect::COUNTERS
+            .iter()
+            .map(|c| c.metric)
+            .filter(|m| m.starts_with("soakd_proxy_") || m.starts_with("soakd_upstream_"))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|m| (m.to_owned(), fleet.total(m, None)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         FleetSummary {
             schema_version: SUMMARY_SCHEMA_VERSION,
             sending_seconds,
