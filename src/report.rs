@@ -184,6 +184,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
         window: longest.map(|(w, _)| w),
         fail_on_leak: p.fail_on_leak,
         is_self: p.name == SELF_NAME,
+        reason: p.reason.get(r).clone(),
+        limit_per_hour: *p.limit_per_hour.get(r),
     }
 }
 
@@ -438,10 +440,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     for p in &m.processes {
         let _ = writeln!(
             out,
-            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
             p.name,
-            p.source,
-            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
+            p.source_label,
             if p.up { "up" } else { "DOWN" },
             opt(p.baseline_rss_bytes, &fmt_bytes),
             opt(p.peak_rss_bytes, &fmt_bytes),
@@ -482,6 +483,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        for r in Resource::ALL {
+            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
+        }
     }
     out
 }
@@ -739,6 +743,9 @@ mod tests {
                 fds: Verdict::Ok,
                 threads: Verdict::Unknown,
             },
+            reason: crate::monitor::PerResource::from_fn(|r| format!("{} reason", r.as_str())),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
             fail_on_leak,
         }
     }
@@ -825,6 +832,16 @@ mod tests {
         );
         let text = s.to_text();
         assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        // The process line names the pid and its source; each verdict is followed by its
+        // reason.
+        assert!(text.contains("  process target (pid 1): up "), "{text}");
+        assert!(
+            text.contains(
+                "    leak verdict: rss leak  fds ok  threads unknown\n      rss: rss reason\n      \
+                 fds: fds reason\n      threads: threads reason\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("verdict: fail, soak suspect (exit 1)"),
             "{text}"

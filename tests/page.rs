@@ -500,6 +500,9 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
                 fds: Verdict::Ok,
                 threads: Verdict::Ok,
             },
+            reason: Default::default(),
+            limit_per_hour: Default::default(),
+            source_label: "pid 4242".into(),
         }],
     };
     let mut s = Series::new(T0, 1.0);

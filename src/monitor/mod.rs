@@ -67,6 +67,7 @@ pub mod expo;
 pub mod judge;
 pub mod mann_kendall;
 pub mod period;
+pub mod reason;
 pub mod replay;
 pub mod report;
 pub mod settings;
@@ -89,7 +90,9 @@ use crate::telemetry::WarnLimiter;
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
 use report::per_request;
-pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
+pub use report::{
+    FitReport, MonitorReport, PerResource, ProcessReport, ResourceVerdicts, WindowReport,
+};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
     RawScrapeMetrics, ScrapeNames, Source, Window,
