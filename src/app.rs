@@ -129,6 +129,9 @@ pub struct App {
 impl App {
     /// Builds every part; fails before any load is sent.
     pub async fn build(mut config: Config) -> Result<App, AppError> {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
         let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| {
             AppError::AdminBind {
                 addr: config.admin_listen,
@@ -181,6 +184,10 @@ impl App {
                 if let Some((name, scale)) = &u.overhead_header {
                     tracker = tracker.with_overhead_header(name.clone(), *scale);
                 }
+                tracker = tracker.with_unmeasurable(crate::upstream::measure::unmeasurable(
+                    config.mock.chunk_delay,
+                    config.mock.chunks,
+                ));
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -188,12 +195,6 @@ impl App {
                     "upstream listening on http://{} (point the proxy's provider here)",
                     up.addr()
                 );
-                if config.mock.chunk_delay < crate::upstream::measure::SENT_APART {
-                    tracing::warn!(
-                        chunk_delay = ?config.mock.chunk_delay,
-                        "mock.chunk_delay is under 10ms: buffering and coalesced chunks cannot be seen"
-                    );
-                }
                 (Some(tracker), Some(up))
             }
         };

@@ -199,9 +199,12 @@ fn check_config(file: &std::path::Path) -> u8 {
             return exit::CONFIG;
         }
     };
-    match raw.validate() {
-        Ok(_) => {
+    match raw.check_with(&|k| std::env::var(k).ok()) {
+        Ok((_, warnings)) => {
             print!("{}", raw.to_redacted_toml());
+            for w in warnings {
+                eprintln!("soakd: warning: {w}");
+            }
             eprintln!("soakd: {} is valid", file.display());
             exit::PASS
         }
