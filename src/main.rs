@@ -162,6 +162,7 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
     rt.block_on(async move {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(soakd::telemetry::stderr_colour())
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
