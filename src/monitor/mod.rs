@@ -148,9 +148,10 @@ impl ProcessMetrics {
 /// Errors building a [`Monitor`].
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    /// The HTTP client for scrape sources could not be built.
+    /// The HTTP client for scrape sources could not be built (the message names reqwest's
+    /// error, which is not also a `source()`).
     #[error("building the scrape HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
 }
 
 /// A resource's leak verdict.
@@ -258,7 +259,8 @@ impl Monitor {
                     .timeout(timeout)
                     .connect_timeout(timeout)
                     .pool_max_idle_per_host(1)
-                    .build()?,
+                    .build()
+                    .map_err(MonitorError::Client)?,
             )
         } else {
             None
