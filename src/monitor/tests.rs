@@ -35,7 +35,7 @@ fn monitor(windows: &[&str], interval: &str) -> Monitor {
     .unwrap()
 }
 
-fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
+pub(super) fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
     Reading {
         identity: Identity {
             pid: Some(pid),

@@ -32,6 +32,7 @@ impl AttributionReport {
             points: a.points,
             mix_changes: a.mix_changes,
             growth_per_request: a.growth_per_request,
+            single_scenario: a.single_scenario,
             scenarios: names
                 .iter()
                 .zip(&a.scenarios)
@@ -141,7 +142,9 @@ impl Monitor {
 
 /// The summary's attribution table of one process: a row per scenario, a column per window,
 /// each cell the published bytes per request (± its standard error) or why there is none.
-/// Empty when no scenario is known.
+/// With one scenario configured the table is titled as what it is, the overall growth per
+/// request; with several, a value published while only its scenario had requests in the
+/// window is marked so. Empty when no scenario is known.
 pub fn text_table(p: &ProcessReport) -> String {
     use std::fmt::Write;
     let Some(first) = p.windows.first() else {
@@ -161,10 +164,15 @@ pub fn text_table(p: &ProcessReport) -> String {
         let a = &w.rss_bytes_per_request_by_scenario;
         for (row, s) in cells.iter_mut().zip(&a.scenarios) {
             let s = &s.attribution;
+            let only = if a.single_scenario && names.len() > 1 {
+                " (the only one with requests)"
+            } else {
+                ""
+            };
             row.push(match (s.bytes_per_request, s.withheld.or(a.withheld)) {
                 (Some(v), _) => match s.std_error {
-                    Some(se) => format!("{} ±{}", fmt_bytes(v), fmt_bytes(se)),
-                    None => fmt_bytes(v),
+                    Some(se) => format!("{} ±{}{only}", fmt_bytes(v), fmt_bytes(se)),
+                    None => format!("{}{only}", fmt_bytes(v)),
                 },
                 (None, Some(why)) => format!("- ({})", why.as_str()),
                 (None, None) => "-".into(),
@@ -182,7 +190,12 @@ pub fn text_table(p: &ProcessReport) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = String::from("    rss growth per request by scenario:\n");
+    let mut out = String::from(if names.len() == 1 {
+        "    rss growth per request (one scenario: the overall growth per request, no mix \
+         changes needed):\n"
+    } else {
+        "    rss growth per request by scenario:\n"
+    });
     let _ = write!(out, "      {:<name_w$}", "scenario");
     for (w, cw) in p.windows.iter().zip(&col_w) {
         let _ = write!(out, "  {:>cw$}", w.window);
