@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
@@ -46,6 +47,10 @@ pub struct ScenarioCounts {
     /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
     /// than soakd's parsers).
     pub unknown_events: u64,
+    /// Per outcome of an HTTP error status, the most frequent body (a redacted one-line
+    /// excerpt, [`crate::client::error_body`]), how often it came and of how many.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_bodies: BTreeMap<&'static str, TopBody>,
 }
 
 /// Latency percentiles, in seconds.
@@ -323,6 +328,7 @@ impl RunView {
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
                     unknown_events: m.unknown_events(),
+                    error_bodies: m.top_error_bodies(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {
@@ -490,6 +496,24 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     out
 }
 
+/// The summary's most frequent HTTP error body per scenario and outcome, one line each:
+/// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
+/// when no error status had a body.
+fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for sc in scenarios {
+        for (outcome, top) in &sc.error_bodies {
+            let _ = writeln!(
+                out,
+                "  error body: {} {outcome} ({} of {}): {}",
+                sc.name, top.count, top.of, top.body
+            );
+        }
+    }
+    out
+}
+
 /// "1h02m03s"-style elapsed time.
 pub fn fmt_elapsed(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
@@ -595,6 +619,7 @@ impl Summary {
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        out.push_str(&error_bodies_text(&s.scenarios));
         let row = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
@@ -874,6 +899,34 @@ mod tests {
         assert!(
             text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
             "{text}"
+        );
+        assert!(!text.contains("error body"), "{text}");
+        let mut snap = snapshot(None);
+        snap.scenarios = vec![ScenarioCounts {
+            name: "chat".into(),
+            error_bodies: [(
+                "http_5xx",
+                TopBody {
+                    body: "connect ECONNREFUSED 127.0.0.1:19799".into(),
+                    count: 37,
+                    of: 40,
+                },
+            )]
+            .into(),
+            ..ScenarioCounts::default()
+        }];
+        let s = Summary::new(snap, Duration::from_secs(10), "fail", 1);
+        assert!(
+            s.to_text().contains(
+                "  error body: chat http_5xx (37 of 40): connect ECONNREFUSED 127.0.0.1:19799\n"
+            ),
+            "{}",
+            s.to_text()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["error_bodies"]["http_5xx"]["body"],
+            "connect ECONNREFUSED 127.0.0.1:19799"
         );
     }
 }
