@@ -294,6 +294,26 @@ fn live_page_and_report_in_headless_chromium() {
     );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
     assert_eq!(verdict, "fail");
+    // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
+    // verdict cell its reason.
+    let limit = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-thresholds tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'leak:target:fds'; }) \
+         .map(function (r) { return r.cells[3].textContent; })[0]",
+    );
+    assert_eq!(limit, "60", "fds_per_hour");
+    let why = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-verdicts tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'target'; }) \
+         .map(function (r) { return r.cells[2].querySelector('.why').textContent; })[0]",
+    );
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("+") && why.contains("over the 16s window: lower bound"),
+        "the rss verdict's reason: {why:?}"
+    );
 
     // Each window's drawn RSS line has the summary's slope (within 1 %) and span.
     let target = summary["monitor"]["processes"]

@@ -119,10 +119,8 @@ pub(super) fn judge(l: &LeakInput, final_: bool) -> ThresholdResult {
             true,
             ThresholdStatus::NotJudged,
             format!(
-                "not judged: process {} {}: {}; a window needs samples over half its span \
-                 after the warm-up and at least 6 troughs, one per cycle when the series is a \
-                 sawtooth (GC or bursts): run longer, or use [monitor] windows that fit the run \
-                 and span 6 cycles",
+                "not judged: process {} {}: {}; run longer, or use [monitor] windows that fit \
+                 the run and span 6 cycles of a sawtooth",
                 l.process, l.resource, l.reason
             ),
         ),
