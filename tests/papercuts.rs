@@ -39,10 +39,10 @@ fn lines<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.contains(needle)).collect()
 }
 
-/// Items 1, 2, 4, 6 and 7 in one 4 s run of the embedded mock: no ANSI escapes in a piped
+/// Items 1, 2, 4, 6, 7 and 8 in one 4 s run of the embedded mock: no ANSI escapes in a piped
 /// log; the max_tokens and window warnings once each; max_tokens on the plan line; labels
 /// naming the pid and its pid_file; no slope from a window not yet full; a not-judged verdict
-/// that says why.
+/// that says why; the one-scenario attribution table titled as the overall growth.
 #[test]
 fn a_short_run_of_the_embedded_mock_says_why_in_plain_text() {
     let dir = TempDir::new("papercuts-pid");
@@ -175,6 +175,14 @@ progress_interval = "1s"
             std::process::id(),
             pid_file.display()
         )),
+        "{out}"
+    );
+    // 8. One scenario: its growth per request is the overall one, and the table says so.
+    assert!(
+        out.contains(
+            "    rss growth per request (one scenario: the overall growth per request, no mix \
+             changes needed):"
+        ),
         "{out}"
     );
     let mock_pid = target["pid"].as_u64().unwrap();
