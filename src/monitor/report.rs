@@ -392,3 +392,75 @@ pub(super) fn per_request(w: &TrendWindow) -> Option<f64> {
     let load = w.load()?;
     (load.request_rate > 0.0).then(|| fit.slope / load.request_rate)
 }
+
+/// The summary's attribution table of one process: a row per scenario, a column per window,
+/// each cell the published bytes per request (± its standard error) or why there is none.
+/// With one scenario configured the table is titled as what it is, the overall growth per
+/// request; with several, a value published while only its scenario had requests in the
+/// window is marked so. Empty when no scenario is known.
+pub fn attribution_table(p: &ProcessReport) -> String {
+    use std::fmt::Write;
+    let Some(first) = p.windows.first() else {
+        return String::new();
+    };
+    let names: Vec<&str> = first
+        .rss_bytes_per_request_by_scenario
+        .scenarios
+        .iter()
+        .map(|s| s.scenario.as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+    for w in &p.windows {
+        let a = &w.rss_bytes_per_request_by_scenario;
+        for (row, s) in cells.iter_mut().zip(&a.scenarios) {
+            let s = &s.attribution;
+            let only = if a.single_scenario && names.len() > 1 {
+                " (the only one with requests)"
+            } else {
+                ""
+            };
+            row.push(match (s.bytes_per_request, s.withheld.or(a.withheld)) {
+                (Some(v), _) => match s.std_error {
+                    Some(se) => format!("{} ±{}{only}", fmt_bytes(v), fmt_bytes(se)),
+                    None => format!("{}{only}", fmt_bytes(v)),
+                },
+                (None, Some(why)) => format!("- ({})", why.as_str()),
+                (None, None) => "-".into(),
+            });
+        }
+    }
+    let name_w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(8);
+    let col_w: Vec<usize> = (0..p.windows.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .chain(std::iter::once(p.windows[c].window.len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::from(if names.len() == 1 {
+        "    rss growth per request (one scenario: the overall growth per request, no mix \
+         changes needed):\n"
+    } else {
+        "    rss growth per request by scenario:\n"
+    });
+    let _ = write!(out, "      {:<name_w$}", "scenario");
+    for (w, cw) in p.windows.iter().zip(&col_w) {
+        let _ = write!(out, "  {:>cw$}", w.window);
+    }
+    out.push('\n');
+    for (name, row) in names.iter().zip(&cells) {
+        let _ = write!(out, "      {name:<name_w$}");
+        for (cell, cw) in row.iter().zip(&col_w) {
+            let pad = cw.saturating_sub(cell.chars().count());
+            let _ = write!(out, "  {}{cell}", " ".repeat(pad));
+        }
+        out.push('\n');
+    }
+    out
+}

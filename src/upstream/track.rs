@@ -22,12 +22,9 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
-use super::report::{Added, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::report::{Added, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, UNTAGGED};
 use crate::metrics::Metrics;
 use crate::mock::{Probe, Tap};
-
-/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
-pub const UNTAGGED: &str = "untagged";
 
 const SHARDS: usize = 16;
 

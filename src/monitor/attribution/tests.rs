@@ -390,6 +390,8 @@ mod through_the_monitor {
                 requests: counts[0] + counts[1],
                 streams: 0.0,
                 burst: false,
+                state: None,
+                load_start: None,
                 mix: MixTick {
                     counts: &counts,
                     epoch,
@@ -409,7 +411,7 @@ mod through_the_monitor {
         assert_eq!(a.scenarios[0].scenario, "stream");
         assert_eq!(a.withheld, None);
         assert!(a.mix_changes >= 11, "{a:?}");
-        let table = crate::monitor::attribution::text_table(&snap.processes[1]);
+        let table = crate::monitor::report::attribution_table(&snap.processes[1]);
         assert!(
             table.contains("stream") && table.contains("64KiB"),
             "{table}"
@@ -420,6 +422,8 @@ mod through_the_monitor {
             requests: 0,
             streams: 0.0,
             burst: false,
+            state: None,
+            load_start: None,
             mix: MixTick {
                 counts: &counts,
                 epoch: 15,
@@ -443,7 +447,6 @@ mod through_the_monitor {
 /// says needs max(3, scenarios) mix changes.
 #[test]
 fn a_one_scenario_table_is_labelled_the_overall_growth_per_request() {
-    use crate::monitor::attribution::text_table;
     use crate::monitor::tests::raw_target;
     use crate::monitor::{lock, Monitor, Tick};
     use crate::signals::LoadSignals;
@@ -465,6 +468,8 @@ fn a_one_scenario_table_is_labelled_the_overall_growth_per_request() {
                 epoch: 0,
                 varies: true,
             },
+            state: None,
+            load_start: None,
         };
         let rss = 100.0 * MIB + 89.0 * counts[0] as f64;
         let mut st = lock(&m.procs[1]);
@@ -479,7 +484,7 @@ fn a_one_scenario_table_is_labelled_the_overall_growth_per_request() {
         .bytes_per_request
         .expect("published");
     assert!((v - 89.0).abs() < 1.0, "{v}");
-    let table = text_table(&snap.processes[1]);
+    let table = crate::monitor::report::attribution_table(&snap.processes[1]);
     assert!(
         table.starts_with(
             "    rss growth per request (one scenario: the overall growth per request, no mix \
