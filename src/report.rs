@@ -24,7 +24,7 @@ use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::{fmt_bytes, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -152,6 +152,11 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
         }
     }
 }

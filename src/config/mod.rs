@@ -246,6 +246,12 @@ impl RawConfig {
         let upstream = self.upstream.validate()?;
         if upstream.is_some() {
             self.check_two_sided(&target)?;
+        } else if let Some(name) = thresholds.proxy.names().first() {
+            return Err(ConfigError::invalid(
+                format!("thresholds.{name}"),
+                "(set)",
+                "judges the two-sided soak: set [upstream] listen",
+            ));
         }
         let admin_listen = self.admin.listen.parse().map_err(|_| {
             ConfigError::invalid(

@@ -94,7 +94,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use frames::text_stream_writes;
-pub use tap::{Probe, Tap};
+pub use tap::{Answer, Probe, Tap};
 
 use crate::units::ConfigError;
 

@@ -74,9 +74,11 @@ use std::time::Duration;
 use crate::units::{fmt_bytes, trim_num};
 
 pub mod leak;
+pub mod proxy;
 pub mod settings;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
+pub use proxy::{ProxyInputs, ProxyLimits};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
@@ -105,6 +107,8 @@ pub struct VerdictInputs {
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
     /// The monitor's leak verdict per process and resource, soakd's own included.
     pub leaks: Vec<LeakInput>,
+    /// The two-sided soak's give-ups, while `[upstream]` is on.
+    pub proxy: Option<ProxyInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -195,6 +199,7 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    Tokens,
 }
 
 impl Unit {
@@ -205,6 +210,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Tokens => "tokens",
         }
     }
 
@@ -215,6 +221,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
         }
     }
 
@@ -311,6 +318,7 @@ impl Thresholds {
         ]
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
+        .chain(self.proxy.names())
         .collect()
     }
 
@@ -370,6 +378,7 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        out.extend(self.proxy.evaluate(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(
                 i.leaks
