@@ -6,6 +6,11 @@
 //! early (exit 2); [`App::run`] only spawns and waits. The admin server, the monitor and the
 //! once-a-second ticker (recent rate, progress line, live thresholds) run on a separate OS
 //! thread with its own runtime, off the load path.
+//!
+//! A run goes through the states of [`crate::phases`]: idle (sampling only), load, drain
+//! (the engine's grace), cooldown (sampling only), then the summary — sampling, the ticker and
+//! the live thresholds stop there, the final thresholds are set, the summary is printed and
+//! written — and the linger, during which the admin server still serves the final state.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -21,6 +26,7 @@ use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{MonitorSettings, ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::{Monitor, Resource};
+use crate::phases::{RunPhases, RunState, Shutdown};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
@@ -30,28 +36,50 @@ use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
+///
+/// Each message is whole (it names the cause, e.g. the OS error of a bind), so no variant
+/// also returns that cause as its `source()`: a chain printed as `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot bind the admin server on {addr}: {source}")]
+    #[error("cannot bind the admin server on {addr}: {error}")]
     AdminBind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start the embedded mock: {0}")]
     Mock(String),
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] crate::client::ClientError),
+    Client(crate::client::ClientError),
     #[error("cannot build the engine: {0}")]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(crate::engine::EngineError),
     #[error("cannot build the monitor: {0}")]
-    Monitor(#[from] crate::monitor::MonitorError),
+    Monitor(crate::monitor::MonitorError),
     #[error("metrics registry: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     #[error("cannot start the admin thread: {0}")]
     Thread(std::io::Error),
-    #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamError),
+    #[error("{0}")]
+    Upstream(crate::upstream::UpstreamError),
 }
+
+/// `From` for the variants that wrap another error whole (see [`AppError`]).
+macro_rules! app_error_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(impl From<$ty> for AppError {
+            fn from(e: $ty) -> Self {
+                AppError::$variant(e)
+            }
+        })*
+    };
+}
+
+app_error_from!(
+    Client(crate::client::ClientError),
+    Engine(crate::engine::EngineError),
+    Monitor(crate::monitor::MonitorError),
+    Metrics(prometheus::Error),
+    Upstream(crate::upstream::UpstreamError),
+);
 
 /// The embedded mock, running as a child process.
 struct MockChild {
@@ -121,25 +149,31 @@ pub struct App {
     engine: Engine,
     monitor: Arc<Monitor>,
     series: Arc<LiveSeries>,
+    phases: Arc<RunPhases>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    tracker: Option<Arc<Tracker>>,
 }
 
 impl App {
     /// Builds every part; fails before any load is sent.
     pub async fn build(mut config: Config) -> Result<App, AppError> {
-        let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
+        let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|error| {
             AppError::AdminBind {
                 addr: config.admin_listen,
-                source,
+                error,
             }
         })?;
         admin
             .set_nonblocking(true)
-            .map_err(|source| AppError::AdminBind {
+            .map_err(|error| AppError::AdminBind {
                 addr: config.admin_listen,
-                source,
+                error,
             })?;
         let metrics = Arc::new(Metrics::new(
             &config.run.run_id,
@@ -181,6 +215,10 @@ impl App {
                 if let Some((name, scale)) = &u.overhead_header {
                     tracker = tracker.with_overhead_header(name.clone(), *scale);
                 }
+                tracker = tracker.with_unmeasurable(crate::upstream::measure::unmeasurable(
+                    config.mock.chunk_delay,
+                    config.mock.chunks,
+                ));
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -188,12 +226,6 @@ impl App {
                     "upstream listening on http://{} (point the proxy's provider here)",
                     up.addr()
                 );
-                if config.mock.chunk_delay < crate::upstream::measure::SENT_APART {
-                    tracing::warn!(
-                        chunk_delay = ?config.mock.chunk_delay,
-                        "mock.chunk_delay is under 10ms: buffering and coalesced chunks cannot be seen"
-                    );
-                }
                 (Some(tracker), Some(up))
             }
         };
@@ -222,19 +254,24 @@ impl App {
             signals: signals.clone(),
             two_sided: two_sided.clone(),
         })?;
-        let monitor = Arc::new(Monitor::new(
-            MonitorSettings {
-                load_period: config.plan.load_period(),
-                ..config.monitor.clone()
-            },
-            metrics.clone(),
-            signals.clone(),
-        )?);
+        let phases = Arc::new(RunPhases::new(&metrics));
+        let monitor = Arc::new(
+            Monitor::new(
+                MonitorSettings {
+                    load_period: config.plan.load_period(),
+                    ..config.monitor.clone()
+                },
+                metrics.clone(),
+                signals.clone(),
+            )?
+            .with_phases(phases.clone()),
+        );
         let series = Arc::new(LiveSeries::new(LiveParts {
             stats: stats.clone(),
             signals: signals.clone(),
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            phases: Some(phases.clone()),
         }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
@@ -247,6 +284,7 @@ impl App {
             signals,
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            phases: Some(phases.clone()),
             proxy: two_sided
                 .as_ref()
                 .zip(upstream.as_ref())
@@ -271,9 +309,11 @@ impl App {
             engine,
             monitor,
             series,
+            phases,
             admin,
             mock,
             upstream,
+            tracker: two_sided,
         })
     }
 
@@ -282,12 +322,17 @@ impl App {
         self.admin.local_addr().ok()
     }
 
-    /// Runs until the end of the duration or until `stop` is cancelled; returns the summary.
-    pub async fn run(self, stop: CancellationToken) -> Result<Summary, AppError> {
-        let side_stop = CancellationToken::new();
+    /// Runs through the run's states ([`crate::phases`]): idle, load (until the end of the
+    /// duration or a stop), drain, cooldown; then summarises (the summary is printed, and
+    /// written where configured) and lingers. Returns the summary.
+    pub async fn run(self, shutdown: Arc<Shutdown>) -> Result<Summary, AppError> {
+        let stop = shutdown.stop().clone();
+        let sample_stop = CancellationToken::new();
+        let admin_stop = CancellationToken::new();
         if let Ok(addr) = self.admin.local_addr() {
             tracing::info!(%addr, "admin server listening on http://{addr}");
         }
+        let (sampling_done, sampling_ended) = tokio::sync::oneshot::channel();
         let side = spawn_side_thread(SideParts {
             admin: self.admin,
             view: self.view.clone(),
@@ -297,19 +342,49 @@ impl App {
             metrics: self.metrics.clone(),
             progress: self.config.log.progress_interval,
             stop_run: stop.clone(),
-            shutdown: side_stop.clone(),
+            shutdown: sample_stop.clone(),
+            admin_stop: admin_stop.clone(),
+            sampling_done,
         })?;
+        let r = &self.config.run;
         tracing::info!(
-            run_id = %self.config.run.run_id,
-            shard = self.config.run.shard_index,
-            shards = self.config.run.shards.get(),
+            run_id = %r.run_id,
+            shard = r.shard_index,
+            shards = r.shards.get(),
             target = %self.view.target(),
-            duration = %self.config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            duration = %r.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            idle = %humantime::format_duration(r.idle),
+            cooldown = %humantime::format_duration(r.cooldown),
+            linger = %humantime::format_duration(r.linger),
             plan = %self.config.plan,
             scenarios = %ScenarioList(&self.config.scenarios),
             "soak started"
         );
-        let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
+        let phases = &self.phases;
+        if !r.idle.is_zero() {
+            phases.enter(RunState::Idle);
+            crate::phases::wait_unless_stopped(r.idle, &stop).await;
+        }
+        phases.enter(RunState::Load);
+        // The engine cancels its own token when the plan ends; a stop cancels it too.
+        let load_stop = stop.child_token();
+        let drain = async {
+            load_stop.cancelled().await;
+            phases.enter(RunState::Drain);
+        };
+        let (sending, ()) = tokio::join!(self.engine.run(load_stop.clone(), r.grace), drain);
+        // Still draining: the run ends when both sides have.
+        if let Some(t) = &self.tracker {
+            settle_upstream_sides(t).await;
+        }
+        if !r.cooldown.is_zero() && !stop.is_cancelled() {
+            phases.enter(RunState::Cooldown);
+            crate::phases::wait_unless_stopped(r.cooldown, &stop).await;
+        }
+        // Sampling and the live thresholds end here: the summary and the linger show the
+        // final state.
+        sample_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sampling_ended).await;
         tracing::info!("load finished; summarising");
         let mut snapshot = self.view.snapshot();
         let results = self
@@ -322,6 +397,7 @@ impl App {
                 .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
         }
+        self.view.set_thresholds(results.clone());
         let verdict = ExitVerdict::from_results(&results);
         snapshot.thresholds = results;
         let (verdict, code) = match verdict {
@@ -329,10 +405,8 @@ impl App {
             ExitVerdict::Pass => ("pass", exit::PASS),
         };
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
-        side_stop.cancel();
-        let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        self.series.finish(summary.snapshot.monitor.as_ref());
         if let Some(path) = &self.config.run.report_html {
-            self.series.finish(summary.snapshot.monitor.as_ref());
             let html = crate::page::report::html(&self.series.to_json(), &summary);
             match crate::page::report::write(path, &html) {
                 Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
@@ -357,7 +431,37 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "cannot serialise the summary"),
             }
         }
+        print_summary(&summary);
+        let linger = self.config.run.linger;
+        if !linger.is_zero() {
+            phases.enter(RunState::Linger);
+            tracing::info!(
+                linger = %humantime::format_duration(linger),
+                verdict = summary.verdict,
+                "lingering: /metrics, /status and /series keep the final state (signal to exit now)"
+            );
+            shutdown.linger(linger).await;
+        }
+        admin_stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || side.join()).await;
         Ok(summary)
+    }
+}
+
+/// After the load, before the summary: the run ends when both sides have. Waits until every
+/// upstream side of a finished client request has ended or has its fate (at most
+/// `orphan_after`, at once when nothing is pending), so `joined` counts every request the
+/// upstream received and every give-up has a fate.
+async fn settle_upstream_sides(tracker: &Tracker) {
+    let (waited, left) = tracker.settle().await;
+    if left > 0 {
+        tracing::info!(
+            waited = ?waited,
+            open = left,
+            "upstream answers still open after orphan_after; summarising without them"
+        );
+    } else {
+        tracing::debug!(waited = ?waited, "every upstream side ended");
     }
 }
 
@@ -385,7 +489,12 @@ struct SideParts {
     metrics: Arc<Metrics>,
     progress: Option<Duration>,
     stop_run: CancellationToken,
+    /// Ends sampling, the ticker and live thresholds (at the summary).
     shutdown: CancellationToken,
+    /// Ends the admin server (after the linger).
+    admin_stop: CancellationToken,
+    /// Sent once sampling and the ticker have stopped.
+    sampling_done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The admin server, the monitor and the ticker, on their own thread and runtime.
@@ -422,7 +531,7 @@ async fn side(p: SideParts) {
         listener,
         p.view.clone(),
         p.series.clone(),
-        p.shutdown.clone(),
+        p.admin_stop.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
     // soakd's own RSS is judged too: give freed stream buffers back to the OS.
@@ -476,9 +585,76 @@ async fn side(p: SideParts) {
     }
     let _ = monitor.await;
     let _ = trim.await;
+    let _ = p.sampling_done.send(());
     match admin.await {
         Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
         Err(e) => tracing::error!(error = %e, "admin server panicked"),
         Ok(Ok(())) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain as `{:#}` prints it (anyhow's alternate form, what `soakd run` logs): each
+    /// error's message, then its sources', joined by ": ".
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    /// Issue 27, item 3: `… Address already in use (os error 98): Address already in use (os
+    /// error 98)` said the OS error twice.
+    #[test]
+    fn a_bind_error_says_the_os_error_once() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let taken = || std::net::TcpListener::bind(addr).unwrap_err();
+        let os = taken().to_string();
+        assert!(os.contains("os error"), "{os}");
+        let errors = [
+            AppError::AdminBind {
+                addr,
+                error: taken(),
+            },
+            AppError::from(crate::upstream::UpstreamError::Bind {
+                addr,
+                error: taken(),
+            }),
+            AppError::from(crate::client::ClientError::CaFileRead {
+                path: "/nonexistent/ca.pem".into(),
+                error: std::fs::read("/nonexistent/ca.pem").unwrap_err(),
+            }),
+            AppError::from(crate::engine::EngineError::Request {
+                scenario: "chat".into(),
+                error: crate::client::ClientError::Header {
+                    name: "x y".into(),
+                    reason: "not a valid header name",
+                },
+            }),
+        ];
+        for e in &errors {
+            let text = chain(e);
+            let once = ["(os error", "not a valid header name"]
+                .iter()
+                .map(|n| text.matches(n).count())
+                .sum::<usize>();
+            assert_eq!(once, 1, "{text}");
+        }
+        assert_eq!(
+            chain(&errors[1]),
+            format!("cannot listen for the upstream on {addr}: {os}")
+        );
+        assert_eq!(
+            chain(&errors[0]),
+            format!("cannot bind the admin server on {addr}: {os}")
+        );
     }
 }

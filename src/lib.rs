@@ -19,11 +19,14 @@
 //! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
 //! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 //! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
+//! - [`fleet`]: `soakd verdict`, one verdict for a sharded soak from Prometheus and the
+//!   shards' merged HDR histograms.
 //! - [`admin`]: the axum admin server.
 //! - [`telemetry`]: logs, OTLP traces, rate-limited warnings.
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream).
 //! - [`signals`]: load signals shared by the engine and the monitor.
+//! - [`phases`]: the run's states (idle, load, drain, cooldown, linger) and how it stops.
 //! - [`app`]: builds everything from the validated config and runs it.
 //! - [`exit`]: every exit code; [`sys`]: process plumbing shared by `run` and `mock`.
 
@@ -35,10 +38,12 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;
 pub mod page;
+pub mod phases;
 pub mod plan;
 pub mod report;
 #[cfg(test)]

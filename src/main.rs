@@ -1,18 +1,20 @@
 //! The `soakd` binary: parse the command line, load and validate the config before anything
 //! binds a port, run, and map the result to an exit code (0 pass, 1 a threshold or leak
-//! verdict failed, `compare` found a regression or `analyze` a leak, 2 runtime failure or a file
-//! that cannot be read, 78 bad config or arguments, 130 quit by a second signal).
+//! verdict failed, `compare` found a regression, `analyze` a leak or `verdict` a failed
+//! threshold over a sharded run, 2 runtime failure, a file that cannot be read or a shard
+//! missing, 78 bad config or arguments, 130 quit by a second signal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
-use soakd::app::{self, App};
+use soakd::app::App;
 use soakd::config::{self, ConfigError, Overrides};
 use soakd::exit;
+use soakd::phases::{Shutdown, SignalAction};
 
 /// Soak-test daemon for AI proxies.
 #[derive(Debug, Parser)]
@@ -39,6 +41,9 @@ enum Command {
     /// Leak analysis of recorded series (CSV files or a Prometheus range query): exit 1 on a
     /// leak, 2 on input that cannot be read.
     Analyze(soakd::analyze::cli::AnalyzeArgs),
+    /// One verdict for a sharded soak, from the Prometheus that scraped its shards: exit 1
+    /// when a threshold fails over the merged run, 2 when Prometheus or a shard is missing.
+    Verdict(soakd::fleet::cli::VerdictArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Compare(args) => compare(&args),
         Command::Analyze(args) => soakd::analyze::cli::run(&args),
+        Command::Verdict(args) => soakd::fleet::cli::run(&args),
     };
     ExitCode::from(code)
 }
@@ -129,18 +135,16 @@ fn run(args: RunArgs) -> u8 {
         if let Some(n) = soakd::sys::raise_fd_limit() {
             tracing::debug!(open_files = n, "open-file limit");
         }
-        let stop = CancellationToken::new();
-        tokio::spawn(shutdown_signals(stop.clone()));
+        let shutdown = Arc::new(Shutdown::new());
+        tokio::spawn(shutdown_signals(shutdown.clone()));
         let result = async {
             let app = App::build(config).await.context("cannot start the soak")?;
-            app.run(stop).await.context("the soak failed")
+            app.run(shutdown).await.context("the soak failed")
         }
         .await;
         let code = match result {
-            Ok(summary) => {
-                app::print_summary(&summary);
-                u8::try_from(summary.exit_code).unwrap_or(exit::FAIL)
-            }
+            // The run printed its summary before it lingered.
+            Ok(summary) => u8::try_from(summary.exit_code).unwrap_or(exit::FAIL),
             Err(e) => {
                 tracing::error!("{e:#}");
                 exit::RUNTIME
@@ -162,14 +166,15 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
     rt.block_on(async move {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(soakd::telemetry::stderr_colour())
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let stop = CancellationToken::new();
-        tokio::spawn(shutdown_signals(stop.clone()));
-        match soakd::mock::run(args, stop).await {
+        let shutdown = Arc::new(Shutdown::new());
+        tokio::spawn(shutdown_signals(shutdown.clone()));
+        match soakd::mock::run(args, shutdown.stop().clone()).await {
             Ok(()) => exit::PASS,
             Err(e) => {
                 eprintln!("soakd mock: {e}");
@@ -199,9 +204,12 @@ fn check_config(file: &std::path::Path) -> u8 {
             return exit::CONFIG;
         }
     };
-    match raw.validate() {
-        Ok(_) => {
+    match raw.check_with(&|k| std::env::var(k).ok()) {
+        Ok((_, warnings)) => {
             print!("{}", raw.to_redacted_toml());
+            for w in warnings {
+                eprintln!("soakd: warning: {w}");
+            }
             eprintln!("soakd: {} is valid", file.display());
             exit::PASS
         }
@@ -241,8 +249,9 @@ fn compare(args: &CompareArgs) -> u8 {
     c.exit_code()
 }
 
-/// The first SIGTERM/SIGINT stops the soak gracefully; a second one quits at once.
-async fn shutdown_signals(stop: CancellationToken) {
+/// Each SIGTERM/SIGINT goes to [`Shutdown::on_signal`]: the first stops the soak gracefully,
+/// one during the linger ends it, a second one before that quits at once.
+async fn shutdown_signals(shutdown: Arc<Shutdown>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -251,19 +260,23 @@ async fn shutdown_signals(stop: CancellationToken) {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(
-        signal = name,
-        "stopping: finishing in-flight requests (signal again to quit now)"
-    );
-    stop.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        match shutdown.on_signal() {
+            SignalAction::StopRun => tracing::info!(
+                signal = name,
+                "stopping: finishing in-flight requests (signal again to quit now)"
+            ),
+            SignalAction::EndLinger => {
+                tracing::info!(signal = name, "ending the linger; exiting with the verdict")
+            }
+            SignalAction::QuitNow => {
+                eprintln!("soakd: second signal, quitting now");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
     }
-    eprintln!("soakd: second signal, quitting now");
-    std::process::exit(i32::from(exit::INTERRUPTED));
 }

@@ -12,17 +12,19 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
 use crate::monitor::settings::SELF_NAME;
 use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
+use crate::phases::{PhaseSpan, RunPhases, RunState};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::{fmt_bytes, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -46,6 +48,10 @@ pub struct ScenarioCounts {
     /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
     /// than soakd's parsers).
     pub unknown_events: u64,
+    /// Per outcome of an HTTP error status, the most frequent body (a redacted one-line
+    /// excerpt, [`crate::client::error_body`]), how often it came and of how many.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_bodies: BTreeMap<&'static str, TopBody>,
 }
 
 /// Latency percentiles, in seconds.
@@ -64,7 +70,13 @@ pub struct Snapshot {
     pub shard: u32,
     pub shards: u32,
     pub target: String,
+    /// The engine's phase: starting, ramp, steady, burst, drain, done.
     pub phase: &'static str,
+    /// The run's state ([`crate::phases`]): idle, load, drain, cooldown, linger (`starting`
+    /// before the run began).
+    pub state: &'static str,
+    /// Every run state entered so far, with its time span.
+    pub phases: Vec<PhaseSpan>,
     pub elapsed_seconds: f64,
     /// The rate the plan asks for now.
     pub target_rate: f64,
@@ -140,6 +152,11 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
         }
     }
 }
@@ -184,6 +201,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
         window: longest.map(|(w, _)| w),
         fail_on_leak: p.fail_on_leak,
         is_self: p.name == SELF_NAME,
+        reason: p.reason.get(r).clone(),
+        limit_per_hour: *p.limit_per_hour.get(r),
     }
 }
 
@@ -195,6 +214,16 @@ fn fmt_rate(achieved: f64, planned: f64, target_now: f64) -> String {
         format!("{achieved:.1}")
     } else {
         format!("{achieved:.1}/{planned:.1}")
+    }
+}
+
+/// The progress line's phase: the plan's (ramp, steady, burst) while the load runs, else the
+/// run's state (idle, drain, cooldown, linger).
+fn progress_phase(s: &Snapshot) -> &'static str {
+    if s.state == RunState::Load.as_str() || s.state == "starting" {
+        s.phase
+    } else {
+        s.state
     }
 }
 
@@ -258,6 +287,8 @@ pub struct RunViewParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    /// The run's states.
+    pub phases: Option<Arc<RunPhases>>,
     /// The two-sided soak's tracker and the upstream's address.
     pub proxy: Option<(Arc<Tracker>, String)>,
 }
@@ -286,6 +317,11 @@ impl RunView {
 
     pub fn metrics(&self) -> &Metrics {
         &self.p.metrics
+    }
+
+    /// The run's HDR histograms, with the run id and shard they belong to (`GET /histograms`).
+    pub fn histograms(&self) -> crate::stats::wire::HistogramsDoc {
+        crate::stats::wire::document(&self.p.stats, &self.p.run_id, self.p.shard)
     }
 
     /// Takes one sample for the recent-rate meter; call about once a second.
@@ -321,6 +357,7 @@ impl RunView {
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
                     unknown_events: m.unknown_events(),
+                    error_bodies: m.top_error_bodies(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {
@@ -356,6 +393,18 @@ impl RunView {
             shards: self.p.shards,
             target: self.p.target.clone(),
             phase: self.p.state.phase().as_str(),
+            state: self
+                .p
+                .phases
+                .as_ref()
+                .and_then(|p| p.current())
+                .map_or("starting", RunState::as_str),
+            phases: self
+                .p
+                .phases
+                .as_ref()
+                .map(|p| p.spans())
+                .unwrap_or_default(),
             elapsed_seconds: self.p.state.elapsed().as_secs_f64(),
             target_rate: self.p.metrics.target_rate.get(),
             achieved_rate,
@@ -386,7 +435,7 @@ impl RunView {
         let mut line = format!(
             "{} {} rate {} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
             fmt_elapsed(s.elapsed_seconds),
-            s.phase,
+            progress_phase(s),
             fmt_rate(s.achieved_rate, s.planned_rate, s.target_rate),
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
@@ -438,10 +487,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     for p in &m.processes {
         let _ = writeln!(
             out,
-            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
             p.name,
-            p.source,
-            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
+            p.source_label,
             if p.up { "up" } else { "DOWN" },
             opt(p.baseline_rss_bytes, &fmt_bytes),
             opt(p.peak_rss_bytes, &fmt_bytes),
@@ -482,6 +530,27 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        for r in Resource::ALL {
+            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
+        }
+    }
+    out
+}
+
+/// The summary's most frequent HTTP error body per scenario and outcome, one line each:
+/// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
+/// when no error status had a body.
+fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for sc in scenarios {
+        for (outcome, top) in &sc.error_bodies {
+            let _ = writeln!(
+                out,
+                "  error body: {} {outcome} ({} of {}): {}",
+                sc.name, top.count, top.of, top.body
+            );
+        }
     }
     out
 }
@@ -494,6 +563,15 @@ pub fn fmt_elapsed(secs: f64) -> String {
         format!("{h}h{m:02}m{s:02}s")
     } else {
         format!("{m}m{s:02}s")
+    }
+}
+
+/// A state's length: "2m00s" from a minute on, else seconds with one decimal.
+fn fmt_span(secs: f64) -> String {
+    if secs >= 60.0 {
+        fmt_elapsed(secs)
+    } else {
+        format!("{secs:.1}s")
     }
 }
 
@@ -564,6 +642,14 @@ impl Summary {
             self.target_rate_avg,
             self.achieved_rate_avg
         );
+        if !s.phases.is_empty() {
+            let states: Vec<String> = s
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.state, fmt_span(p.seconds)))
+                .collect();
+            let _ = writeln!(out, "  states: {}", states.join(", "));
+        }
         let join = |m: &BTreeMap<&'static str, u64>| {
             if m.is_empty() {
                 "none".to_string()
@@ -578,6 +664,7 @@ impl Summary {
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        out.push_str(&error_bodies_text(&s.scenarios));
         let row = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
@@ -640,6 +727,39 @@ mod tests {
         assert_eq!(fmt_rate(0.0, 0.0, 5.0), "0.0/0.0");
         // The closed model plans no rate (users), and a drained run none any more.
         assert_eq!(fmt_rate(4012.6, 0.0, 0.0), "4012.6");
+    }
+
+    #[test]
+    fn the_progress_line_and_summary_show_the_run_state() {
+        let mut s = snapshot(None);
+        s.phase = "steady";
+        s.state = "load";
+        assert_eq!(
+            progress_phase(&s),
+            "steady",
+            "the plan's phase while loading"
+        );
+        s.phase = "done";
+        s.state = "cooldown";
+        assert_eq!(progress_phase(&s), "cooldown");
+        s.state = "idle";
+        s.phase = "starting";
+        assert_eq!(progress_phase(&s), "idle");
+        s.phases = ["idle", "load", "drain", "cooldown"]
+            .iter()
+            .zip([5.0, 125.0, 0.04, 30.0])
+            .map(|(state, seconds)| PhaseSpan {
+                state,
+                from: 0.0,
+                to: None,
+                seconds,
+            })
+            .collect();
+        let text = Summary::new(s, Duration::from_secs(125), "pass", 0).to_text();
+        assert!(
+            text.contains("  states: idle 5.0s, load 2m05s, drain 0.0s, cooldown 30.0s\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -722,6 +842,9 @@ mod tests {
                 fds: Verdict::Ok,
                 threads: Verdict::Unknown,
             },
+            reason: crate::monitor::PerResource::from_fn(|r| format!("{} reason", r.as_str())),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
             fail_on_leak,
         }
     }
@@ -733,6 +856,8 @@ mod tests {
             shards: 1,
             target: "t".into(),
             phase: "done",
+            state: "drain",
+            phases: vec![],
             elapsed_seconds: 10.0,
             target_rate: 0.0,
             achieved_rate: 0.0,
@@ -808,6 +933,16 @@ mod tests {
         );
         let text = s.to_text();
         assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        // The process line names the pid and its source; each verdict is followed by its
+        // reason.
+        assert!(text.contains("  process target (pid 1): up "), "{text}");
+        assert!(
+            text.contains(
+                "    leak verdict: rss leak  fds ok  threads unknown\n      rss: rss reason\n      \
+                 fds: fds reason\n      threads: threads reason\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("verdict: fail, soak suspect (exit 1)"),
             "{text}"
@@ -840,6 +975,34 @@ mod tests {
         assert!(
             text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
             "{text}"
+        );
+        assert!(!text.contains("error body"), "{text}");
+        let mut snap = snapshot(None);
+        snap.scenarios = vec![ScenarioCounts {
+            name: "chat".into(),
+            error_bodies: [(
+                "http_5xx",
+                TopBody {
+                    body: "connect ECONNREFUSED 127.0.0.1:19799".into(),
+                    count: 37,
+                    of: 40,
+                },
+            )]
+            .into(),
+            ..ScenarioCounts::default()
+        }];
+        let s = Summary::new(snap, Duration::from_secs(10), "fail", 1);
+        assert!(
+            s.to_text().contains(
+                "  error body: chat http_5xx (37 of 40): connect ECONNREFUSED 127.0.0.1:19799\n"
+            ),
+            "{}",
+            s.to_text()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["error_bodies"]["http_5xx"]["body"],
+            "connect ECONNREFUSED 127.0.0.1:19799"
         );
     }
 }

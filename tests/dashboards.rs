@@ -212,6 +212,7 @@ fn exported_families() -> BTreeSet<String> {
     );
     let _dropped = soakd::engine::DropCounters::new(&m, "s");
     let _process = soakd::monitor::ProcessMetrics::new(&m, "p");
+    let _phases = soakd::phases::RunPhases::new(&m);
     let _two_sided = soakd::upstream::Tracker::new(
         &m,
         &["s".to_string()],

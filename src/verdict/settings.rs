@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::ProxyLimits;
 use crate::units::{self, ConfigError};
 
 /// Default for [`RawThresholds::min_requests`].
@@ -45,6 +46,14 @@ pub struct RawThresholds {
     /// Ratios are judged live only after this many requests (default 100); the final
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
+    /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
+    /// not ended `orphan_after` later).
+    pub max_orphans: Option<u64>,
+    /// Two-sided soak: largest share (0..=1) of give-ups with an upstream call to cancel whose
+    /// cancel did not reach it in time ((not propagated + orphaned) / (those + propagated)).
+    pub max_not_propagated_ratio: Option<f64>,
+    /// Two-sided soak: most output tokens the upstream generated after the client gave up.
+    pub max_wasted_output_tokens: Option<u64>,
 }
 
 impl RawThresholds {
@@ -107,6 +116,14 @@ impl RawThresholds {
             }
             Some(p) => p.to_owned(),
         };
+        let proxy = ProxyLimits {
+            max_orphans: self.max_orphans,
+            max_not_propagated_ratio: self
+                .max_not_propagated_ratio
+                .map(|v| units::fraction("thresholds.max_not_propagated_ratio", v))
+                .transpose()?,
+            max_wasted_output_tokens: self.max_wasted_output_tokens,
+        };
         Ok(Thresholds {
             abort_on_fail: self.abort_on_fail,
             p99_ttft,
@@ -119,6 +136,7 @@ impl RawThresholds {
             rss_growth_per_hour,
             rss_process,
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+            proxy,
         })
     }
 }
@@ -150,4 +168,6 @@ pub struct Thresholds {
     pub rss_process: String,
     /// Ratios are judged live only once their denominator reaches this count.
     pub min_requests: u64,
+    /// Limits on the two-sided soak's give-ups.
+    pub proxy: ProxyLimits,
 }
