@@ -25,6 +25,7 @@ use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
+use crate::upstream::storm::ScenarioShape;
 use crate::upstream::{Tracker, Upstream};
 use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
@@ -181,6 +182,23 @@ impl App {
                 if let Some((name, scale)) = &u.overhead_header {
                     tracker = tracker.with_overhead_header(name.clone(), *scale);
                 }
+                if !u.storms.is_empty() {
+                    let shapes: Vec<ScenarioShape> = config
+                        .scenarios
+                        .iter()
+                        .map(|s| ScenarioShape {
+                            name: s.name.clone(),
+                            api: s.api,
+                            stream: s.stream,
+                        })
+                        .collect();
+                    tracker = tracker.with_storms(
+                        &metrics,
+                        &shapes,
+                        u.storms.clone(),
+                        config.monitor.burst_settle,
+                    );
+                }
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -235,6 +253,10 @@ impl App {
             signals: signals.clone(),
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            bands: two_sided
+                .iter()
+                .map(|t| t.clone() as Arc<dyn crate::series::BandSource>)
+                .collect(),
         }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
@@ -309,7 +331,14 @@ impl App {
             scenarios = %ScenarioList(&self.config.scenarios),
             "soak started"
         );
+        let tracker = self.view.tracker();
+        if let Some(t) = &tracker {
+            t.weather().start_load(std::time::Instant::now());
+        }
         let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
+        if let Some(t) = &tracker {
+            t.weather().end_load(sending);
+        }
         tracing::info!("load finished; summarising");
         let mut snapshot = self.view.snapshot();
         let results = self

@@ -204,6 +204,20 @@ catalog! {
         "Upstream streams that became orphans.";
     proxy_reported_overhead_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_reported_overhead_seconds", ["scenario"],
         "The proxy's own overhead claim, from the configured response header.";
+    proxy_upstream_attempts: HistogramVec(attempt_buckets()) = "soakd_proxy_upstream_attempts", ["scenario"],
+        "Upstream attempts per client request, observed when its client side ends (0: none reached the upstream).";
+    proxy_ghost_attempts_total: IntCounterVec = "soakd_proxy_ghost_attempts_total", ["scenario"],
+        "Upstream attempts for a request whose client had already finished (scenario expired: an id of this run that had left the tracking table).";
+    proxy_retry_after_honoured_total: IntCounterVec = "soakd_proxy_retry_after_honoured_total", ["scenario"],
+        "Next attempts that waited at least the Retry-After of the upstream's previous answer for the same request.";
+    proxy_retry_after_violations_total: IntCounterVec = "soakd_proxy_retry_after_violations_total", ["scenario"],
+        "Next attempts that came sooner than the Retry-After of the upstream's previous answer for the same request.";
+    proxy_recovery_seconds: GaugeVec = "soakd_proxy_recovery_seconds", ["storm"],
+        "Recovery after the storm's latest occurrence: seconds since its end while watched, the recovery time once back in the baseline band, +Inf when it never recovered.";
+    upstream_storm_active: IntGaugeVec = "soakd_upstream_storm_active", ["storm"],
+        "1 while the storm blows on soakd's upstream, else 0.";
+    upstream_faults_total: IntCounterVec = "soakd_upstream_faults_total", ["storm", "kind"],
+        "Faults soakd's upstream injected, by storm (empty: the constant [mock] fault rates) and kind.";
     // Verdicts
     threshold_passing: IntGaugeVec = "soakd_threshold_passing", ["threshold"],
         "1 while the configured threshold holds, 0 once it fails.";
@@ -236,6 +250,14 @@ pub fn chunk_gap_buckets() -> Vec<f64> {
 /// adds tens of microseconds, a buffering one whole streams).
 pub fn proxy_buckets() -> Vec<f64> {
     exp_buckets(0.000_01, 2.0, 26)
+}
+
+/// Attempts per client request: 0 to 10 one by one, then 15, 20, 50, 100.
+pub fn attempt_buckets() -> Vec<f64> {
+    [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 50.0, 100.0,
+    ]
+    .to_vec()
 }
 
 /// Schedule-lag buckets: 10 µs × 2ⁿ up to about 84 s.
@@ -421,6 +443,21 @@ mod tests {
             h.with_label_values(&["chat"]).observe(0.01);
         }
         m.proxy_orphaned_streams.with_label_values(&["chat"]).set(0);
+        m.proxy_upstream_attempts
+            .with_label_values(&["chat"])
+            .observe(1.0);
+        for c in [
+            &m.proxy_ghost_attempts_total,
+            &m.proxy_retry_after_honoured_total,
+            &m.proxy_retry_after_violations_total,
+        ] {
+            c.with_label_values(&["chat"]).inc();
+        }
+        m.proxy_recovery_seconds.with_label_values(&["s"]).set(1.0);
+        m.upstream_storm_active.with_label_values(&["s"]).set(1);
+        m.upstream_faults_total
+            .with_label_values(&["s", "status"])
+            .inc();
         let families = m.registry().gather();
         for d in CATALOG {
             let fam = families

@@ -140,6 +140,7 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            proxy: self.proxy.as_ref().map(ProxyReport::verdict_inputs),
         }
     }
 }
@@ -288,8 +289,17 @@ impl RunView {
         &self.p.metrics
     }
 
-    /// Takes one sample for the recent-rate meter; call about once a second.
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    pub fn tracker(&self) -> Option<Arc<Tracker>> {
+        self.p.proxy.as_ref().map(|(t, _)| t.clone())
+    }
+
+    /// Takes one sample for the recent-rate meter (and lets the storms read the time);
+    /// call about once a second.
     pub fn tick(&self) {
+        if let Some((t, _)) = &self.p.proxy {
+            t.weather().tick(std::time::Instant::now());
+        }
         lock(&self.meter).sample(
             Instant::now(),
             self.p.signals.requests_sent(),

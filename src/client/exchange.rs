@@ -237,7 +237,8 @@ impl<'a> Exchange<'a> {
             output_tokens,
             unknown_events: prog.unknown_events,
         });
-        if let (Some(t), Some(link), Some(two)) = (self.tracker, link, prog.two_sided.take()) {
+        if let (Some(t), Some(link), Some(mut two)) = (self.tracker, link, prog.two_sided.take()) {
+            two.stamps.error = !matches!(outcome, Outcome::Ok | Outcome::Cancelled);
             let how = match outcome {
                 Outcome::Cancelled | Outcome::Timeout => ClientEnd::GaveUp,
                 _ => ClientEnd::Finished,

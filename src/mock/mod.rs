@@ -94,7 +94,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use frames::sample_stream;
-pub use tap::{Probe, Tap};
+pub use tap::{Fault, Injected, Probe, Tap};
 
 use crate::units::ConfigError;
 
@@ -221,7 +221,7 @@ pub async fn serve_with_tap(
         stop.clone(),
     ));
 
-    let listener = listener.tap_io(|tcp| {
+    let listener = tap::Gate::new(listener, shared.tap.clone()).tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "mock: cannot set TCP_NODELAY");
         }

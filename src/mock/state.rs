@@ -14,7 +14,7 @@ use super::leak::{LeakGauges, LeakStore};
 
 /// What the dice decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// A normal answer.
     None,
     /// HTTP `error_status`.
@@ -44,7 +44,7 @@ impl Fault {
     ];
 
     /// The `fault` label value.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Fault::None => "none",
             Fault::Error => "error",

@@ -32,6 +32,8 @@ pub struct SeriesJson<'a> {
     pub run: Block<'a>,
     /// Per monitored process.
     pub processes: Vec<ProcessInfo<'a>>,
+    /// Labelled spans of time (storms…), oldest first.
+    pub bands: &'a [super::Band],
 }
 
 /// One buffer as columns.
@@ -224,6 +226,7 @@ impl Series {
             recent: block(&self.recent, &self.names),
             run: block(&self.run, &self.names),
             processes,
+            bands: &self.bands,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct LiveParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    /// Sources of the bands shaded on the charts (storms…).
+    pub bands: Vec<Arc<dyn super::BandSource>>,
 }
 
 /// The run's series, shared by the side ticker (writes) and the admin server (reads).
@@ -68,8 +70,17 @@ impl LiveSeries {
                 }
             }
         }
+        let now = Instant::now();
+        let at = self.started_unix + now.saturating_duration_since(self.clock).as_secs_f64();
+        let bands = (!p.bands.is_empty()).then(|| {
+            let mut out = Vec::new();
+            for b in &p.bands {
+                b.bands(now, at, &mut out);
+            }
+            out
+        });
         TickInput {
-            at: self.started_unix + self.clock.elapsed().as_secs_f64(),
+            at,
             requests_planned: p.signals.requests_planned(),
             requests_sent: p.signals.requests_sent(),
             burst: p.signals.burst_active(),
@@ -78,6 +89,7 @@ impl LiveSeries {
             latency: Some(p.stats.histogram(crate::stats::Series::Duration)),
             ttft: Some(p.stats.histogram(crate::stats::Series::Ttft)),
             monitor: p.monitor.as_ref().map(|m| m.snapshot()),
+            bands,
         }
     }
 

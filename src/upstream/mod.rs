@@ -22,10 +22,12 @@
 //! Memory is fixed: the table holds at most `max_tracked` requests, each for at most
 //! `stream_timeout + orphan_after`, and each side keeps at most [`measure::MAX_CHUNKS`] stamps.
 
+pub mod attempts;
 pub mod marker;
 pub mod measure;
 pub mod report;
 pub mod settings;
+pub mod storm;
 pub mod track;
 
 use std::net::SocketAddr;

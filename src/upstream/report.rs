@@ -29,6 +29,36 @@ pub enum Stage {
 
 const STAGES: usize = 5;
 
+impl Stage {
+    /// Every stage, in the order of the HDR histograms.
+    pub const ALL: [Stage; STAGES] = [
+        Stage::Request,
+        Stage::FirstToken,
+        Stage::Chunk,
+        Stage::CancelPropagation,
+        Stage::ReportedOverhead,
+    ];
+
+    /// For a stage of `soakd_proxy_added_seconds`: its `stage` label and the name of its
+    /// threshold (`[thresholds] p99_proxy_added_<stage>`). The one list of added stages:
+    /// a stage added here gets its threshold.
+    pub fn added(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Stage::Request => Some(("request", "p99_proxy_added_request")),
+            Stage::FirstToken => Some(("first_token", "p99_proxy_added_first_token")),
+            Stage::Chunk => Some(("chunk", "p99_proxy_added_chunk")),
+            Stage::CancelPropagation | Stage::ReportedOverhead => None,
+        }
+    }
+}
+
+/// The stages of `soakd_proxy_added_seconds`: (stage, label, threshold name).
+pub fn added_stages() -> impl Iterator<Item = (Stage, &'static str, &'static str)> {
+    Stage::ALL
+        .into_iter()
+        .filter_map(|s| s.added().map(|(label, threshold)| (s, label, threshold)))
+}
+
 /// HDR histograms of the two-sided measures.
 pub struct ProxyStats {
     h: [Mutex<Histogram<u64>>; STAGES],
@@ -73,6 +103,18 @@ pub struct Added {
     pub chunk: Percentiles,
 }
 
+impl Added {
+    /// The percentiles of an added stage.
+    pub fn get(&self, stage: Stage) -> Option<&Percentiles> {
+        match stage {
+            Stage::Request => Some(&self.request),
+            Stage::FirstToken => Some(&self.first_token),
+            Stage::Chunk => Some(&self.chunk),
+            Stage::CancelPropagation | Stage::ReportedOverhead => None,
+        }
+    }
+}
+
 /// Counts of one scenario (or of `untagged`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProxyScenario {
@@ -100,6 +142,9 @@ pub struct ProxyReport {
     pub reported_overhead: Percentiles,
     /// Per scenario, then `untagged`.
     pub scenarios: Vec<ProxyScenario>,
+    /// Attempts, ghosts, `Retry-After` and storms ([`super::storm`]).
+    #[serde(flatten)]
+    pub weather: super::storm::report::WeatherReport,
 }
 
 impl ProxyReport {
@@ -174,6 +219,7 @@ impl ProxyReport {
         if self.reported_overhead.count > 0 {
             out.push_str(&row("reported overhead", &self.reported_overhead));
         }
+        out.push_str(&self.weather.text());
         out
     }
 }

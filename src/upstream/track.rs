@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
+use super::attempts::LinkWeather;
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
 use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::storm::{ClientResult, ScenarioShape, StormSpec, Stray, Weather};
 use crate::metrics::Metrics;
-use crate::mock::{Probe, Tap};
+use crate::mock::{Fault, Injected, Probe, Tap};
 
 /// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
 pub const UNTAGGED: &str = "untagged";
@@ -80,6 +82,8 @@ pub struct Link {
     gave_up_at: AtomicU64,
     attempts: AtomicU32,
     state: Mutex<LinkState>,
+    /// Storms, faults met, `Retry-After` ([`super::storm`], [`super::attempts`]).
+    weather: LinkWeather,
 }
 
 #[derive(Default)]
@@ -102,6 +106,8 @@ pub struct ClientStamps {
     pub arrivals: Vec<(u32, Instant)>,
     /// The proxy's own overhead claim, seconds, from the configured response header.
     pub reported_overhead: Option<f64>,
+    /// The client saw an error (an outcome neither ok nor cancelled).
+    pub error: bool,
 }
 
 impl ClientStamps {
@@ -129,6 +135,7 @@ pub struct Tracker {
     untagged_warned: AtomicBool,
     overhead_header: Option<(reqwest::header::HeaderName, f64)>,
     stats: ProxyStats,
+    weather: Weather,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +152,16 @@ impl Tracker {
         ttl: Duration,
         orphan_after: Duration,
     ) -> Self {
+        let epoch = Instant::now();
+        let salt = rand::random::<u64>();
+        let shapes: Vec<ScenarioShape> = scenarios
+            .iter()
+            .map(|name| ScenarioShape {
+                name: name.clone(),
+                api: crate::client::ApiKind::OpenAiChat,
+                stream: true,
+            })
+            .collect();
         Tracker {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -157,8 +174,8 @@ impl Tracker {
             cap_per_shard: max_tracked.div_ceil(SHARDS).max(1),
             ttl,
             orphan_after,
-            epoch: Instant::now(),
-            salt: rand::random::<u64>(),
+            epoch,
+            salt,
             next: AtomicU64::new(0),
             handles: scenarios
                 .iter()
@@ -168,7 +185,41 @@ impl Tracker {
             untagged_warned: AtomicBool::new(false),
             overhead_header: None,
             stats: ProxyStats::default(),
+            weather: Weather::new(
+                metrics,
+                &shapes,
+                Vec::new(),
+                (epoch, salt),
+                max_tracked.min(1 << 16),
+                Duration::from_secs(30),
+            ),
         }
+    }
+
+    /// Puts `storms` on the upstream's timeline, for scenarios of these shapes (engine
+    /// order); `settle` is `[monitor] burst_settle` (when the RSS after a storm is read).
+    pub fn with_storms(
+        mut self,
+        metrics: &Metrics,
+        shapes: &[ScenarioShape],
+        storms: Vec<StormSpec>,
+        settle: Duration,
+    ) -> Self {
+        let cap = self.cap_per_shard * SHARDS;
+        self.weather = Weather::new(
+            metrics,
+            shapes,
+            storms,
+            (self.epoch, self.salt),
+            cap.min(1 << 16),
+            settle,
+        );
+        self
+    }
+
+    /// The storms and attempt measures.
+    pub fn weather(&self) -> &Weather {
+        &self.weather
     }
 
     /// The two-sided measures so far, for `/status`, the progress line and the summary.
@@ -199,6 +250,7 @@ impl Tracker {
                 .chain(std::iter::once(&self.untagged))
                 .map(scenario)
                 .collect(),
+            weather: self.weather.report(),
         }
     }
 
@@ -251,6 +303,7 @@ impl Tracker {
             gave_up_at: AtomicU64::new(0),
             attempts: AtomicU32::new(0),
             state: Mutex::new(LinkState::default()),
+            weather: self.weather.open(scenario, send),
         });
         let mut shard = lock(self.shard(id));
         while let Some(&(old, at)) = shard.order.front() {
@@ -286,6 +339,19 @@ impl Tracker {
                 Ordering::Relaxed,
             );
         }
+        let result = match (stamps.error, how) {
+            (true, _) => ClientResult::Error,
+            (false, ClientEnd::GaveUp) => ClientResult::Cancelled,
+            (false, ClientEnd::Finished) => ClientResult::Ok,
+        };
+        let attempts = link.attempts.load(Ordering::Relaxed);
+        self.weather.client_done(
+            link.scenario,
+            link.send,
+            &link.weather,
+            end,
+            (result, attempts),
+        );
         let h = self.handles(link.scenario);
         if let Some(secs) = stamps.reported_overhead {
             h.reported_overhead.observe(secs);
@@ -331,11 +397,19 @@ impl Tracker {
             h.cancel_propagation.observe(d.as_secs_f64());
             self.stats.record(Stage::CancelPropagation, d);
         }
+        self.weather
+            .retire(id, link.scenario, link.send, &link.weather);
         lock(self.shard(id)).links.remove(&id);
     }
 
     fn find(&self, id: u64) -> Option<Arc<Link>> {
         lock(self.shard(id)).links.get(&id).cloned()
+    }
+}
+
+impl crate::series::BandSource for Tracker {
+    fn bands(&self, now: Instant, now_unix: f64, out: &mut Vec<crate::series::Band>) {
+        self.weather.bands(now, now_unix, out);
     }
 }
 
@@ -352,6 +426,18 @@ impl Tap for TrackerTap {
         let t = &self.0;
         let id = marker::find_id(body).or_else(|| header_id.and_then(marker::parse_hex16));
         let Some((id, link)) = id.and_then(|id| Some((id, t.find(id)?))) else {
+            if let Some(id) = id {
+                match t.weather.stray(id, entry, t.next.load(Ordering::Relaxed)) {
+                    Stray::Finished(scenario) => {
+                        let h = t.handles(scenario);
+                        h.upstream_requests.inc();
+                        h.retries.inc();
+                        return None;
+                    }
+                    Stray::Expired => return None,
+                    Stray::Foreign => {}
+                }
+            }
             t.untagged.upstream_requests.inc();
             if !t.untagged_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -372,6 +458,8 @@ impl Tap for TrackerTap {
         } else {
             h.retries.inc();
         }
+        t.weather
+            .attempt(link.scenario, link.send, &link.weather, entry);
         Some(Box::new(UpstreamProbe {
             tracker: t.clone(),
             id,
@@ -384,6 +472,20 @@ impl Tap for TrackerTap {
 
     fn id_header(&self) -> &'static str {
         marker::ID_HEADER
+    }
+
+    fn accept(&self) -> bool {
+        self.0.weather.accept(Instant::now())
+    }
+
+    fn inject(&self, endpoint: &'static str, _stream: bool) -> Option<Injected> {
+        self.0.weather.inject(None, endpoint, Instant::now())
+    }
+
+    fn faulted(&self, fault: Fault, retry_after: Option<u32>) {
+        self.0
+            .weather
+            .faulted(None, fault, retry_after, Instant::now());
     }
 }
 
@@ -440,6 +542,19 @@ impl Probe for UpstreamProbe {
             st.upstream = Some(up);
         }
         t.try_join(self.id, &self.link, &mut st);
+    }
+
+    fn inject(&mut self, endpoint: &'static str, _stream: bool) -> Option<Injected> {
+        let request = (self.link.scenario, &self.link.weather);
+        self.tracker
+            .weather
+            .inject(Some(request), endpoint, Instant::now())
+    }
+
+    fn faulted(&mut self, fault: Fault, retry_after: Option<u32>) {
+        self.tracker
+            .weather
+            .faulted(Some(&self.link.weather), fault, retry_after, Instant::now());
     }
 }
 
@@ -523,6 +638,7 @@ mod tests {
                     .map(|(i, ms)| (i as u32, t0 + Duration::from_millis(ms + 4)))
                     .collect(),
                 reported_overhead: Some(0.002),
+                error: false,
             };
             let end = t0 + Duration::from_millis(230);
             if client_first {

@@ -71,9 +71,11 @@ use std::time::Duration;
 use crate::units::{fmt_bytes, trim_num};
 
 pub mod leak;
+pub mod proxy;
 pub mod settings;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
+pub use proxy::{ProxyInputs, RecoveryInput};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
@@ -102,6 +104,8 @@ pub struct VerdictInputs {
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
     /// The monitor's leak verdict per process and resource, soakd's own included.
     pub leaks: Vec<LeakInput>,
+    /// The two-sided soak's measures, while `[upstream]` is on ([`proxy`]).
+    pub proxy: Option<ProxyInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -134,7 +138,9 @@ impl ThresholdStatus {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdResult {
     /// Threshold name: `p99_ttft`, `p99_duration`, `error_ratio`, `truncated_ratio`,
-    /// `dropped`, `rss_growth`, or `leak:PROCESS:RESOURCE`. Also the `threshold` label.
+    /// `dropped`, `rss_growth`, `retry_amplification`, `ghost_attempts`,
+    /// `retry_after_violations`, `recovery`, `p99_proxy_added_<stage>`, or
+    /// `leak:PROCESS:RESOURCE`. Also the `threshold` label.
     pub name: String,
     /// `false` only when the threshold failed; a pending or not-judged threshold counts as
     /// passing.
@@ -147,8 +153,8 @@ pub struct ThresholdResult {
     /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
     /// its own thresholds (`[monitor.thresholds]`) in two windows.
     pub limit: Option<f64>,
-    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
-    /// `per_hour` (fds, threads).
+    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour`,
+    /// `per_hour` (fds, threads) or `attempts_per_request`.
     pub unit: &'static str,
     /// Human-readable explanation, e.g. `p99_ttft 2.41s > 2s (exceeded by 0.41s)`.
     pub message: String,
@@ -191,6 +197,8 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    /// Upstream attempts per client request.
+    Attempts,
 }
 
 impl Unit {
@@ -201,6 +209,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Attempts => "attempts_per_request",
         }
     }
 
@@ -211,6 +220,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Attempts => trim_num(v, 2),
         }
     }
 
@@ -304,9 +314,20 @@ impl Thresholds {
             ("truncated_ratio", self.truncated_ratio.is_some()),
             ("dropped", self.max_dropped.is_some()),
             ("rss_growth", self.rss_growth_per_hour.is_some()),
+            (
+                "retry_amplification",
+                self.max_retry_amplification.is_some(),
+            ),
+            ("ghost_attempts", self.max_ghost_attempts.is_some()),
+            (
+                "retry_after_violations",
+                self.max_retry_after_violations.is_some(),
+            ),
+            ("recovery", self.max_recovery.is_some()),
         ]
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
+        .chain(self.p99_proxy_added.iter().map(|(n, _)| *n))
         .collect()
     }
 
@@ -366,6 +387,7 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        out.extend(self.evaluate_proxy(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(
                 i.leaks

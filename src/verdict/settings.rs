@@ -1,5 +1,6 @@
 //! The `[thresholds]` section: raw struct mirroring the file, validated into [`Thresholds`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::units::{self, ConfigError};
@@ -15,8 +16,11 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
 pub const DEFAULT_MAX_DROPPED: u64 = 0;
 
 /// The `[thresholds]` section as written in the config file.
+///
+/// Unknown keys are refused at validation (not by serde: the `p99_proxy_added_<stage>` keys
+/// are read from [`RawThresholds::other`], one per stage of `soakd_proxy_added_seconds`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawThresholds {
     /// Apply the default thresholds to every key left unset (default true): `error_ratio`
     /// 0.05, `max_dropped` 0 and `leak_verdicts` true. `false` turns every default off.
@@ -45,6 +49,21 @@ pub struct RawThresholds {
     /// Ratios are judged live only after this many requests (default 100); the final
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
+    /// Two-sided soak: most upstream attempts per client request, over the requests sent
+    /// during storms (over the whole run when no storm is configured), e.g. `1.5`.
+    pub max_retry_amplification: Option<f64>,
+    /// Two-sided soak: most ghost attempts (upstream attempts after the client finished).
+    pub max_ghost_attempts: Option<u64>,
+    /// Two-sided soak: most next attempts sooner than the upstream's `Retry-After`.
+    pub max_retry_after_violations: Option<u64>,
+    /// Two-sided soak with storms: longest recovery after any storm occurrence, e.g. `"30s"`;
+    /// an occurrence that never recovered fails.
+    pub max_recovery: Option<String>,
+    /// `p99_proxy_added_<stage> = "<duration>"`: the p99 of each stage of
+    /// `soakd_proxy_added_seconds` (`request`, `first_token`, `chunk`, …) must stay at or
+    /// below it. Any other key here is an error.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, String>,
 }
 
 impl RawThresholds {
@@ -107,7 +126,50 @@ impl RawThresholds {
             }
             Some(p) => p.to_owned(),
         };
+        let max_retry_amplification = self
+            .max_retry_amplification
+            .map(|v| {
+                if v.is_finite() && v >= 1.0 {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::invalid(
+                        "thresholds.max_retry_amplification",
+                        v,
+                        "must be at least 1 (one attempt per client request)",
+                    ))
+                }
+            })
+            .transpose()?;
+        let max_recovery = self
+            .max_recovery
+            .as_deref()
+            .map(|v| units::duration("thresholds.max_recovery", v))
+            .transpose()?;
+        let stages = || crate::upstream::report::added_stages().map(|(_, _, t)| t);
+        if let Some((key, value)) = self.other.iter().find(|(k, _)| !stages().any(|t| t == *k)) {
+            let known: Vec<&str> = stages().collect();
+            return Err(ConfigError::invalid(
+                format!("thresholds.{key}"),
+                value,
+                format!(
+                    "unknown key in [thresholds] (the per-stage keys are {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let mut p99_proxy_added = Vec::new();
+        for name in stages() {
+            if let Some(v) = self.other.get(name) {
+                let d = units::positive_duration(&format!("thresholds.{name}"), v)?;
+                p99_proxy_added.push((name, d));
+            }
+        }
         Ok(Thresholds {
+            max_retry_amplification,
+            max_ghost_attempts: self.max_ghost_attempts,
+            max_retry_after_violations: self.max_retry_after_violations,
+            max_recovery,
+            p99_proxy_added,
             abort_on_fail: self.abort_on_fail,
             p99_ttft,
             p99_duration,
@@ -150,4 +212,57 @@ pub struct Thresholds {
     pub rss_process: String,
     /// Ratios are judged live only once their denominator reaches this count.
     pub min_requests: u64,
+    /// Limit on upstream attempts per client request (during storms, else over the run).
+    pub max_retry_amplification: Option<f64>,
+    /// Limit on ghost attempts.
+    pub max_ghost_attempts: Option<u64>,
+    /// Limit on `Retry-After` violations.
+    pub max_retry_after_violations: Option<u64>,
+    /// Limit on the recovery after any storm occurrence.
+    pub max_recovery: Option<Duration>,
+    /// (threshold name, limit) of each `p99_proxy_added_<stage>`, in stage order.
+    pub p99_proxy_added: Vec<(&'static str, Duration)>,
+}
+
+impl Thresholds {
+    /// The proxy thresholds need the two-sided soak (`storms`: `None` when `[upstream]` is
+    /// off, else whether storms are configured), and `max_recovery` needs storms.
+    pub fn check_two_sided(&self, storms: Option<bool>) -> Result<(), ConfigError> {
+        let set = [
+            (
+                "max_retry_amplification",
+                self.max_retry_amplification.is_some(),
+            ),
+            ("max_ghost_attempts", self.max_ghost_attempts.is_some()),
+            (
+                "max_retry_after_violations",
+                self.max_retry_after_violations.is_some(),
+            ),
+            ("max_recovery", self.max_recovery.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .chain(self.p99_proxy_added.iter().map(|(n, _)| *n));
+        for key in set {
+            match storms {
+                None => {
+                    return Err(ConfigError::invalid(
+                        format!("thresholds.{key}"),
+                        "(set)",
+                        "judges the proxy from both sides: needs [upstream] listen",
+                    ))
+                }
+                Some(false) if key == "max_recovery" => {
+                    return Err(ConfigError::invalid(
+                        "thresholds.max_recovery",
+                        "(set)",
+                        "judges recovery after storms: needs [[upstream.storms]]",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }

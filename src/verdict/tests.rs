@@ -23,6 +23,7 @@ fn all() -> Thresholds {
         rss_growth_per_hour: Some("50MiB".into()),
         rss_process: None,
         min_requests: None,
+        ..RawThresholds::default()
     }
     .validate()
     .expect("valid")
@@ -183,8 +184,17 @@ fn validate_rejects_empty_rss_process() {
 
 #[test]
 fn raw_rejects_unknown_keys() {
-    let err = serde_json::from_str::<RawThresholds>(r#"{"p99_ttf": "2s"}"#).unwrap_err();
-    assert!(err.to_string().contains("unknown field"), "{err}");
+    // Unknown keys parse (the per-stage keys are read generically) and fail validation,
+    // naming the key.
+    let raw = serde_json::from_str::<RawThresholds>(r#"{"p99_ttf": "2s"}"#).unwrap();
+    match raw.validate().unwrap_err() {
+        ConfigError::Invalid { field, reason, .. } => {
+            assert_eq!(field, "thresholds.p99_ttf");
+            assert!(reason.contains("unknown key"), "{reason}");
+            assert!(reason.contains("p99_proxy_added_first_token"), "{reason}");
+        }
+        e => panic!("{e}"),
+    }
     let ok: RawThresholds =
         serde_json::from_str(r#"{"p99_ttft": "2s", "max_dropped": 0}"#).unwrap();
     assert_eq!(ok.p99_ttft.as_deref(), Some("2s"));
@@ -461,6 +471,7 @@ fn evaluate_all_and_exit_verdict() {
         p99_duration: Some(Duration::from_secs(12)),
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
+        proxy: None,
     };
     let res = t.evaluate(&healthy, true);
     let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();
