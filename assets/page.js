@@ -5,8 +5,12 @@
  * Draws with uPlot (vendored, see assets/vendor/uplot/README.md). Plain JS, no build step.
  *
  * What was drawn is published in `window.soakd.charts` (per chart: point count, points per
- * series, burst bands, and the end points of each fitted line) for the browser tests and for
- * anyone poking at the page from the console.
+ * series, burst bands, labelled spans by kind, and the end points of each fitted line) for the
+ * browser tests and for anyone poking at the page from the console.
+ *
+ * Bands: bursts (from the per-point burst column) and labelled spans of time from the
+ * series' `bands` list ({kind, label, from, to}: storms, …), shaded on every time chart, each
+ * kind in its own colour, with its label at the top.
  */
 (function () {
   'use strict';
@@ -17,6 +21,8 @@
   var MUTED = '#667085';
   var GRID = '#eef0f4';
   var FIT_COLORS = ['#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d'];
+  var SPAN_COLORS = { storm: 'rgba(201, 37, 45, 0.13)' };
+  var SPAN_INK = { storm: '#c9252d' };
   var OUTCOME_COLORS = {
     ok: '#18794e', cancelled: '#8a94a6', http_4xx: '#d97706', http_429: '#b45309',
     http_5xx: '#c9252d', timeout: '#7c3aed', connect_error: '#db2777',
@@ -145,6 +151,20 @@
     return out;
   }
 
+  /* The series' labelled spans, as bands: {kind, label, from, to}. */
+  function spanBands(series) {
+    return (series.bands || []).map(function (b) {
+      return { kind: b.kind, label: b.label, from: b.from, to: b.to };
+    });
+  }
+
+  /* Every band a chart shades: bursts as [from, to], spans as objects. */
+  function allBands(block, series) {
+    return burstBands(block).map(function (b) {
+      return { kind: 'burst', label: '', from: b[0], to: b[1] };
+    }).concat(spanBands(series));
+  }
+
   /* x values plus extra lines' end points, each column re-laid on the merged x. Columns get
    * `undefined` at the added x (uPlot draws across it), extra lines only at their ends. */
   function align(x, cols, extras) {
@@ -178,16 +198,31 @@
           if (!bands.length) return;
           var ctx = u.ctx;
           ctx.save();
-          ctx.fillStyle = 'rgba(245, 158, 11, 0.16)';
           bands.forEach(function (b) {
-            var x0 = Math.max(u.bbox.left, u.valToPos(b[0], 'x', true));
-            var x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(b[1], 'x', true));
-            if (x1 > x0) ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+            var x0 = Math.max(u.bbox.left, u.valToPos(b.from, 'x', true));
+            var x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(b.to, 'x', true));
+            if (!(x1 > x0)) return;
+            ctx.fillStyle = SPAN_COLORS[b.kind] || 'rgba(245, 158, 11, 0.16)';
+            ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+            if (b.label) {
+              ctx.fillStyle = SPAN_INK[b.kind] || MUTED;
+              ctx.font = (11 * devicePixelRatio) + 'px system-ui, sans-serif';
+              ctx.fillText(b.label, x0 + 3, u.bbox.top + 12 * devicePixelRatio);
+            }
           });
           ctx.restore();
         }]
       }
     };
+  }
+
+  /* Bands that overlap the x range [xmin, xmax], counted by kind (bursts under `burst`). */
+  function countSpans(bands, xmin, xmax) {
+    var out = {};
+    bands.forEach(function (b) {
+      if (b.to > xmin && b.from < xmax) out[b.kind] = (out[b.kind] || 0) + 1;
+    });
+    return out;
   }
 
   function countPoints(values) {
@@ -207,7 +242,11 @@
   /* spec: {x, series: [{label, values, color, width, dash, fmt, fill, line}], ticks, zero,
    *        bands} */
   function drawChart(id, container, spec) {
-    var published = { points: spec.x.length, series: {}, bands: spec.bands.length, lines: {} };
+    var xmin = spec.x.length ? spec.x[0] : 0, xmax = spec.x.length ? spec.x[spec.x.length - 1] : 0;
+    var spans = countSpans(spec.bands, xmin - 3600, xmax + 3600);
+    var published = {
+      points: spec.x.length, series: {}, bands: spans.burst || 0, spans: spans, lines: {}
+    };
     spec.series.forEach(function (s) {
       published.series[s.label] = countPoints(s.values);
       if (s.line) published.lines[s.label] = ends(spec.x, s.values);
@@ -260,7 +299,7 @@
 
   function emptyChart(id, container, text) {
     if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
-    state.charts[id] = { points: 0, series: {}, bands: 0, lines: {} };
+    state.charts[id] = { points: 0, series: {}, bands: 0, spans: {}, lines: {} };
     container.innerHTML = '<div class="empty">' + esc(text) + '</div>';
   }
 
@@ -417,6 +456,29 @@
       rows, 'No window holds enough data for a fit yet');
   }
 
+  function pctCell(v) {
+    return '<td class="num">' + (v == null ? '–' : (v * 100).toFixed(1) + ' %') + '</td>';
+  }
+
+  /* One row per storm occurrence (status.proxy.storms). */
+  function stormTable(status) {
+    var list = (status && status.proxy && status.proxy.storms) || [];
+    table('table-storms', ['storm', 'from', 'to', 'requests', 'attempts', 'amplification', 'faults',
+      'client errors', 'masked', 'passed', 'ghosts', 'Retry-After ok / violated', 'recovery'],
+      list.map(function (o) {
+        var rec = o.recovered === true ? fmtSecs(o.recovery_secs)
+          : o.recovered === false ? 'never' : '–';
+        return '<td>' + esc(o.name) + '</td><td class="num">' + fmtNum(o.start_secs, 1) + ' s</td>' +
+          '<td class="num">' + fmtNum(o.end_secs, 1) + ' s</td><td class="num">' + o.client_requests +
+          '</td><td class="num">' + o.upstream_requests + '</td><td class="num">' +
+          (o.amplification == null ? '–' : fmtNum(o.amplification, 2)) + '</td><td class="num">' +
+          o.upstream_faults + '</td><td class="num">' + o.client_errors + '</td>' +
+          pctCell(o.masked_ratio) + pctCell(o.passed_ratio) + '<td class="num">' + o.ghost_attempts +
+          '</td><td class="num">' + o.retry_after_honoured + ' / ' + o.retry_after_violations +
+          '</td><td class="num' + (o.recovered === false ? ' v-fail' : '') + '">' + esc(rec) + '</td>';
+      }), 'No storms configured (two-sided soak: [[upstream.storms]])');
+  }
+
   function thresholdValue(v, unit) {
     if (v == null) return '–';
     if (unit === 'seconds') return fmtSecs(v);
@@ -506,7 +568,7 @@
     if (!last) return;
     var series = last.series, status = last.status, report = state.mode === 'report';
     var block = pickBlock(series, state.view);
-    var bands = burstBands(block);
+    var bands = allBands(block, series);
     rateChart(block, bands);
     latencyChart(block, bands);
     outcomesChart(block, bands);
@@ -515,6 +577,7 @@
     verdictTable(series.processes);
     fitsTable(series.processes);
     thresholdTable(status);
+    stormTable(status);
     tiles(status, report);
     summary(status, report);
     var v = el('verdict');
