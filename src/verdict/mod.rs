@@ -215,7 +215,8 @@ impl Unit {
 
     fn fmt(self, v: f64) -> String {
         match self {
-            Unit::Seconds => format!("{}s", trim_num(v, 3)),
+            // Sub-100 ms values (what a proxy adds) keep their microseconds.
+            Unit::Seconds => format!("{}s", trim_num(v, if v.abs() < 0.1 { 6 } else { 3 })),
             Unit::Ratio => format!("{}%", trim_num(v * 100.0, 3)),
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),

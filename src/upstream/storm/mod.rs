@@ -146,8 +146,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn bits(mask: u64) -> impl Iterator<Item = usize> {
-    (0..64).filter(move |i| mask & (1 << i) != 0)
+/// The indices of the set bits of `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let i = mask.trailing_zeros();
+        mask &= mask.wrapping_sub(1);
+        (i < 64).then_some(i as usize)
+    })
 }
 
 impl Weather {
@@ -293,6 +298,9 @@ impl Weather {
 
     /// Applies `f` to the occurrence each storm of `storms` had at `send`.
     fn each_occurrence(&self, storms: u64, send: Instant, f: impl Fn(&mut state::Counts)) {
+        if storms == 0 {
+            return;
+        }
         let Some(t) = self.offset(send) else { return };
         for i in bits(storms) {
             let Some(st) = self.storms.get(i) else {

@@ -343,3 +343,11 @@ fn a_forever_storm_keeps_its_last_occurrences_and_totals() {
     // Occurrence 99 ran over [99.5 s, 100 s): it ended just now.
     assert!((last.to - 1000.0).abs() < 1e-6, "{last:?}");
 }
+
+#[test]
+fn bits_lists_the_set_bits() {
+    assert_eq!(bits(0).count(), 0);
+    assert_eq!(bits(0b1010_0001).collect::<Vec<_>>(), [0, 5, 7]);
+    assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
+    assert_eq!(bits(u64::MAX).count(), 64);
+}
