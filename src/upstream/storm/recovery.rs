@@ -17,7 +17,8 @@
 //!   first `b` whose window holds at least one finished request and is inside the band on all
 //!   three measures.
 //! - **Never recovered**: no window recovered before the storm's next occurrence started or
-//!   the load ended (a window must fit before either).
+//!   the load ended. A window cut short by either is judged on the requests sent before it
+//!   (at least its first second must fit).
 //!
 //! # Memory
 //! One workspace per storm, for its latest occurrence: a ring of [`SLOTS`] one-second slots,
@@ -253,7 +254,9 @@ impl Recovery {
     pub fn judge(&mut self, now: f64, closing: bool) {
         while self.outcome == Outcome::Pending {
             let b = f64::from(self.base);
-            if b + f64::from(WINDOW) > now {
+            // Closing, a last window cut short by the end may be judged on what it holds.
+            let last = closing && b + 1.0 <= now;
+            if b + f64::from(WINDOW) > now && !last {
                 break;
             }
             let span = self.base..self.base + WINDOW;
@@ -375,6 +378,20 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Pending);
         r.judge(5.0 + MAX_WAIT, false);
         assert_eq!(r.outcome, Outcome::Recovered(0.0));
+        // Cut short by the end of load 2.5 s after the storm: the first window is judged on
+        // its 2.5 s.
+        let mut r = Recovery::new(0, &baseline(60, 0, 0.05, 0.001));
+        for j in 0..3 {
+            r.sent(j);
+            r.finished(j, false, Some(0.05), Some(0.001));
+        }
+        r.judge(2.5, false);
+        assert_eq!(r.outcome, Outcome::Pending);
+        r.judge(2.5, true);
+        assert_eq!(r.outcome, Outcome::Recovered(0.0));
+        let mut short = Recovery::new(0, &baseline(60, 0, 0.05, 0.001));
+        short.judge(0.5, true);
+        assert_eq!(short.outcome, Outcome::Never, "not even a second fits");
         let none = Recovery::new(0, &Sample::default());
         assert_eq!(none.outcome, Outcome::NoBaseline);
     }
