@@ -107,7 +107,6 @@ fn main() {
             latency: (timed || i % 60 == 0).then(|| lat.clone()),
             ttft: (timed || i % 60 == 0).then(|| lat.clone()),
             monitor: Some(report(i)),
-            bands: None,
         };
         let t = Instant::now();
         s.tick(input);

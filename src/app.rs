@@ -6,6 +6,11 @@
 //! early (exit 2); [`App::run`] only spawns and waits. The admin server, the monitor and the
 //! once-a-second ticker (recent rate, progress line, live thresholds) run on a separate OS
 //! thread with its own runtime, off the load path.
+//!
+//! A run goes through the states of [`crate::phases`]: idle (sampling only), load, drain
+//! (the engine's grace), cooldown (sampling only), then the summary — sampling, the ticker and
+//! the live thresholds stop there, the final thresholds are set, the summary is printed and
+//! written — and the linger, during which the admin server still serves the final state.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -21,6 +26,7 @@ use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{MonitorSettings, ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::{Monitor, Resource};
+use crate::phases::{RunPhases, RunState, Shutdown};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
@@ -122,6 +128,7 @@ pub struct App {
     engine: Engine,
     monitor: Arc<Monitor>,
     series: Arc<LiveSeries>,
+    phases: Arc<RunPhases>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
@@ -188,7 +195,7 @@ impl App {
                         .iter()
                         .map(|s| ScenarioShape {
                             name: s.name.clone(),
-                            api: s.api,
+                            api: s.api.as_str(),
                             stream: s.stream,
                         })
                         .collect();
@@ -240,22 +247,27 @@ impl App {
             signals: signals.clone(),
             two_sided: two_sided.clone(),
         })?;
-        let monitor = Arc::new(Monitor::new(
-            MonitorSettings {
-                load_period: config.plan.load_period(),
-                ..config.monitor.clone()
-            },
-            metrics.clone(),
-            signals.clone(),
-        )?);
+        let phases = Arc::new(RunPhases::new(&metrics));
+        let monitor = Arc::new(
+            Monitor::new(
+                MonitorSettings {
+                    load_period: config.plan.load_period(),
+                    ..config.monitor.clone()
+                },
+                metrics.clone(),
+                signals.clone(),
+            )?
+            .with_phases(phases.clone()),
+        );
         let series = Arc::new(LiveSeries::new(LiveParts {
             stats: stats.clone(),
             signals: signals.clone(),
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
-            bands: two_sided
+            phases: Some(phases.clone()),
+            spans: two_sided
                 .iter()
-                .map(|t| t.clone() as Arc<dyn crate::series::BandSource>)
+                .map(|t| Arc::new(StormSpans(t.clone())) as Arc<dyn crate::series::SpanSource>)
                 .collect(),
         }));
         let view = Arc::new(RunView::new(RunViewParts {
@@ -269,6 +281,7 @@ impl App {
             signals,
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            phases: Some(phases.clone()),
             proxy: two_sided
                 .as_ref()
                 .zip(upstream.as_ref())
@@ -293,6 +306,7 @@ impl App {
             engine,
             monitor,
             series,
+            phases,
             admin,
             mock,
             upstream,
@@ -304,12 +318,17 @@ impl App {
         self.admin.local_addr().ok()
     }
 
-    /// Runs until the end of the duration or until `stop` is cancelled; returns the summary.
-    pub async fn run(self, stop: CancellationToken) -> Result<Summary, AppError> {
-        let side_stop = CancellationToken::new();
+    /// Runs through the run's states ([`crate::phases`]): idle, load (until the end of the
+    /// duration or a stop), drain, cooldown; then summarises (the summary is printed, and
+    /// written where configured) and lingers. Returns the summary.
+    pub async fn run(self, shutdown: Arc<Shutdown>) -> Result<Summary, AppError> {
+        let stop = shutdown.stop().clone();
+        let sample_stop = CancellationToken::new();
+        let admin_stop = CancellationToken::new();
         if let Ok(addr) = self.admin.local_addr() {
             tracing::info!(%addr, "admin server listening on http://{addr}");
         }
+        let (sampling_done, sampling_ended) = tokio::sync::oneshot::channel();
         let side = spawn_side_thread(SideParts {
             admin: self.admin,
             view: self.view.clone(),
@@ -319,26 +338,53 @@ impl App {
             metrics: self.metrics.clone(),
             progress: self.config.log.progress_interval,
             stop_run: stop.clone(),
-            shutdown: side_stop.clone(),
+            shutdown: sample_stop.clone(),
+            admin_stop: admin_stop.clone(),
+            sampling_done,
         })?;
+        let r = &self.config.run;
         tracing::info!(
-            run_id = %self.config.run.run_id,
-            shard = self.config.run.shard_index,
-            shards = self.config.run.shards.get(),
+            run_id = %r.run_id,
+            shard = r.shard_index,
+            shards = r.shards.get(),
             target = %self.view.target(),
-            duration = %self.config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            duration = %r.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            idle = %humantime::format_duration(r.idle),
+            cooldown = %humantime::format_duration(r.cooldown),
+            linger = %humantime::format_duration(r.linger),
             plan = %self.config.plan,
             scenarios = %ScenarioList(&self.config.scenarios),
             "soak started"
         );
+        let phases = &self.phases;
+        if !r.idle.is_zero() {
+            phases.enter(RunState::Idle);
+            crate::phases::wait_unless_stopped(r.idle, &stop).await;
+        }
+        phases.enter(RunState::Load);
+        // Storms count from the start of load.
         let tracker = self.view.tracker();
         if let Some(t) = &tracker {
             t.weather().start_load(std::time::Instant::now());
         }
-        let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
+        // The engine cancels its own token when the plan ends; a stop cancels it too.
+        let load_stop = stop.child_token();
+        let drain = async {
+            load_stop.cancelled().await;
+            phases.enter(RunState::Drain);
+        };
+        let (sending, ()) = tokio::join!(self.engine.run(load_stop.clone(), r.grace), drain);
         if let Some(t) = &tracker {
             t.weather().end_load(sending);
         }
+        if !r.cooldown.is_zero() && !stop.is_cancelled() {
+            phases.enter(RunState::Cooldown);
+            crate::phases::wait_unless_stopped(r.cooldown, &stop).await;
+        }
+        // Sampling and the live thresholds end here: the summary and the linger show the
+        // final state.
+        sample_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sampling_ended).await;
         tracing::info!("load finished; summarising");
         let mut snapshot = self.view.snapshot();
         let results = self
@@ -351,6 +397,7 @@ impl App {
                 .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
         }
+        self.view.set_thresholds(results.clone());
         let verdict = ExitVerdict::from_results(&results);
         snapshot.thresholds = results;
         let (verdict, code) = match verdict {
@@ -358,10 +405,8 @@ impl App {
             ExitVerdict::Pass => ("pass", exit::PASS),
         };
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
-        side_stop.cancel();
-        let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        self.series.finish(summary.snapshot.monitor.as_ref());
         if let Some(path) = &self.config.run.report_html {
-            self.series.finish(summary.snapshot.monitor.as_ref());
             let html = crate::page::report::html(&self.series.to_json(), &summary);
             match crate::page::report::write(path, &html) {
                 Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
@@ -386,7 +431,36 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "cannot serialise the summary"),
             }
         }
+        print_summary(&summary);
+        let linger = self.config.run.linger;
+        if !linger.is_zero() {
+            phases.enter(RunState::Linger);
+            tracing::info!(
+                linger = %humantime::format_duration(linger),
+                verdict = summary.verdict,
+                "lingering: /metrics, /status and /series keep the final state (signal to exit now)"
+            );
+            shutdown.linger(linger).await;
+        }
+        admin_stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || side.join()).await;
         Ok(summary)
+    }
+}
+
+/// The storms on the two-sided soak's upstream, as `storm` spans on the page's charts.
+struct StormSpans(Arc<Tracker>);
+
+impl crate::series::SpanSource for StormSpans {
+    fn spans(&self, now: std::time::Instant, now_unix: f64, out: &mut Vec<crate::series::Span>) {
+        self.0.weather().each_span(now, now_unix, |name, from, to| {
+            out.push(crate::series::Span {
+                kind: "storm",
+                label: name.to_string().into(),
+                from,
+                to: Some(to),
+            })
+        });
     }
 }
 
@@ -414,7 +488,12 @@ struct SideParts {
     metrics: Arc<Metrics>,
     progress: Option<Duration>,
     stop_run: CancellationToken,
+    /// Ends sampling, the ticker and live thresholds (at the summary).
     shutdown: CancellationToken,
+    /// Ends the admin server (after the linger).
+    admin_stop: CancellationToken,
+    /// Sent once sampling and the ticker have stopped.
+    sampling_done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The admin server, the monitor and the ticker, on their own thread and runtime.
@@ -451,7 +530,7 @@ async fn side(p: SideParts) {
         listener,
         p.view.clone(),
         p.series.clone(),
-        p.shutdown.clone(),
+        p.admin_stop.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
     // soakd's own RSS is judged too: give freed stream buffers back to the OS.
@@ -505,6 +584,7 @@ async fn side(p: SideParts) {
     }
     let _ = monitor.await;
     let _ = trim.await;
+    let _ = p.sampling_done.send(());
     match admin.await {
         Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
         Err(e) => tracing::error!(error = %e, "admin server panicked"),

@@ -4,10 +4,11 @@
 //!
 //! Checked: no console errors (read over the DevTools protocol, see `browser/cdp.rs`); every
 //! chart has its expected series with points (the page publishes what it drew in
-//! `window.soakd.charts`); the report's RSS fit line has the summary's slope within 1 %; the
-//! report loads nothing but itself; storm bands ([[upstream.storms]], here on an upstream
-//! nothing is routed to, so the storms only mark the timeline) shade every time chart and
-//! the storm table has a row per occurrence. Screenshots go to `target/screenshots/` for a person.
+//! `window.soakd.charts`); every time chart of the report shades the run's idle, drain and
+//! cooldown, and the storms ([[upstream.storms]], here on an upstream nothing is routed to, so
+//! they only mark the timeline), and the storm table has a row per occurrence; the report's
+//! RSS fit line has the summary's slope within 1 %; the report loads nothing but itself.
+//! Screenshots go to `target/screenshots/` for a person.
 
 #[path = "browser/cdp.rs"]
 mod cdp;
@@ -16,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use cdp::{Browser, Tab};
 use common::*;
@@ -36,6 +37,8 @@ fn config(mock: &Mock, report: &Path) -> String {
 [run]
 duration = "24s"
 grace = "5s"
+idle = "2s"
+cooldown = "2s"
 seed = 11
 report_html = "{report}"
 
@@ -127,10 +130,14 @@ fn expected() -> Vec<(&'static str, &'static [&'static str])> {
     ]
 }
 
-/// Every time chart shades between `min` and `max` storm bands.
+/// Every time chart shades between `min` and `max` storm bands (spans labelled `squall`).
 fn assert_storm_bands(charts: &Value, (min, max): (u64, u64), page: &str) {
     for (chart, _) in expected() {
-        let got = charts[chart]["spans"]["storm"].as_u64().unwrap_or(0);
+        let spans = charts[chart]["spans"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let got = spans.iter().filter(|l| *l == "squall").count() as u64;
         assert!(
             (min..=max).contains(&got),
             "{page}: {got} storm bands on {chart}: {}",
@@ -338,6 +345,29 @@ fn live_page_and_report_in_headless_chromium() {
     );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
     assert_eq!(verdict, "fail");
+    // The run's states other than the load are shaded on every time chart.
+    for chart in [
+        "rate",
+        "latency",
+        "outcomes",
+        "streams",
+        "rss:target",
+        "res:target",
+        "rss:soakd",
+    ] {
+        let phases: Vec<&Value> = c[chart]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| *l != "squall")
+            .collect();
+        assert_eq!(
+            phases,
+            [&json!("idle"), &json!("drain"), &json!("cooldown")],
+            "{chart}: {}",
+            c[chart]
+        );
+    }
 
     // Each window's drawn RSS line has the summary's slope (within 1 %) and span.
     let target = summary["monitor"]["processes"]
@@ -583,6 +613,8 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         shards: 1,
         target: "http://127.0.0.1:1/".into(),
         phase: "done",
+        state: "drain",
+        phases: vec![],
         elapsed_seconds: DAY as f64,
         target_rate: 0.0,
         achieved_rate: 0.0,

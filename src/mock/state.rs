@@ -9,53 +9,9 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio_util::sync::CancellationToken;
 
 use super::args::MockArgs;
+pub(crate) use super::fault::Fault;
 use super::frames::{self, Api};
 use super::leak::{LeakGauges, LeakStore};
-
-/// What the dice decided for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// A normal answer.
-    None,
-    /// HTTP `error_status`.
-    Error,
-    /// An in-band error (error frame mid-stream; 200 + error JSON otherwise).
-    ErrorEvent,
-    /// Ends early with no terminator.
-    Truncate,
-    /// Hangs until the client leaves or shutdown.
-    Stall,
-    /// 200 with a body that is neither SSE nor JSON.
-    Garbage,
-    /// The request body was not valid JSON (not a dice outcome; counted as a fault label).
-    BadRequest,
-}
-
-impl Fault {
-    /// Every label value, in index order.
-    pub(crate) const ALL: [Fault; 7] = [
-        Fault::None,
-        Fault::Error,
-        Fault::ErrorEvent,
-        Fault::Truncate,
-        Fault::Stall,
-        Fault::Garbage,
-        Fault::BadRequest,
-    ];
-
-    /// The `fault` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fault::None => "none",
-            Fault::Error => "error",
-            Fault::ErrorEvent => "error_event",
-            Fault::Truncate => "truncate",
-            Fault::Stall => "stall",
-            Fault::Garbage => "garbage",
-            Fault::BadRequest => "bad_request",
-        }
-    }
-}
 
 /// Fault decisions from a lock-free SplitMix64 sequence: cheap, uniform, good enough for
 /// Bernoulli draws, and shared by all workers without a lock or a thread-local.
@@ -220,8 +176,8 @@ pub(crate) struct Shared {
     pub embedding: String,
     /// Fault decisions.
     pub dice: FaultDice,
-    /// Per-request leaks.
-    pub leaks: LeakStore,
+    /// Per-request leaks (shared with the per-open-stream leak's task).
+    pub leaks: std::sync::Arc<LeakStore>,
     /// Metrics.
     pub metrics: MockMetrics,
     /// Cancelled on shutdown (or `exit_after`): ends stalls.
@@ -240,7 +196,7 @@ impl Shared {
         seed: u64,
     ) -> Result<Self, prometheus::Error> {
         let metrics = MockMetrics::new()?;
-        let leaks = LeakStore::new(args, metrics.leaks.clone());
+        let leaks = std::sync::Arc::new(LeakStore::new(args, metrics.leaks.clone()));
         let injected = format!("soakd mock: injected error (HTTP {})", args.error_status);
         let inband = "soakd mock: injected in-band error";
         Ok(Shared {

@@ -15,7 +15,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
-pub use super::state::Fault;
+pub use super::fault::Fault;
 
 /// Watches the requests of a mock that was given it ([`super::serve_with_tap`]).
 pub trait Tap: Send + Sync + 'static {

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::point::N_OUT;
-use super::{Series, TickInput};
+use super::{Series, Span, TickInput};
 use crate::client::Outcome;
 use crate::engine::ScenarioHandles;
 use crate::monitor::{Monitor, MonitorReport};
+use crate::phases::RunPhases;
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
@@ -22,8 +23,10 @@ pub struct LiveParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
-    /// Sources of the bands shaded on the charts (storms…).
-    pub bands: Vec<Arc<dyn super::BandSource>>,
+    /// The run's states, served as `phase` spans.
+    pub phases: Option<Arc<RunPhases>>,
+    /// Other sources of spans (the storms, as `storm` spans).
+    pub spans: Vec<Arc<dyn super::SpanSource>>,
 }
 
 /// The run's series, shared by the side ticker (writes) and the admin server (reads).
@@ -70,17 +73,8 @@ impl LiveSeries {
                 }
             }
         }
-        let now = Instant::now();
-        let at = self.started_unix + now.saturating_duration_since(self.clock).as_secs_f64();
-        let bands = (!p.bands.is_empty()).then(|| {
-            let mut out = Vec::new();
-            for b in &p.bands {
-                b.bands(now, at, &mut out);
-            }
-            out
-        });
         TickInput {
-            at,
+            at: self.started_unix + self.clock.elapsed().as_secs_f64(),
             requests_planned: p.signals.requests_planned(),
             requests_sent: p.signals.requests_sent(),
             burst: p.signals.burst_active(),
@@ -89,14 +83,36 @@ impl LiveSeries {
             latency: Some(p.stats.histogram(crate::stats::Series::Duration)),
             ttft: Some(p.stats.histogram(crate::stats::Series::Ttft)),
             monitor: p.monitor.as_ref().map(|m| m.snapshot()),
-            bands,
         }
     }
 
-    /// The `GET /series` document, serialised.
+    /// The `GET /series` document, serialised, with the run's states as `phase` spans and the
+    /// other sources' spans (storms).
     pub fn to_json(&self) -> Vec<u8> {
+        let spans: Vec<Span> = self
+            .parts
+            .phases
+            .as_ref()
+            .map(|p| p.spans())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Span {
+                kind: "phase",
+                label: p.state.into(),
+                from: p.from,
+                to: p.to,
+            })
+            .collect();
+        let mut spans = spans;
+        let now = Instant::now();
+        let now_unix = self.started_unix + now.saturating_duration_since(self.clock).as_secs_f64();
+        for source in &self.parts.spans {
+            source.spans(now, now_unix, &mut spans);
+        }
         let s = self.lock();
-        serde_json::to_vec(&s.json()).unwrap_or_else(|_| b"{}".to_vec())
+        let mut json = s.json();
+        json.spans = spans;
+        serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec())
     }
 
     /// Takes a last sample so the final partial interval is included, then pins the fitted

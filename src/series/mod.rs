@@ -18,10 +18,7 @@
 //! - per monitored process: RSS (mean, min, max), open fds and threads (means), from the
 //!   monitor's latest sample;
 //! - the monitor's latest report, for each window's fitted line (slope, intercept, span) and
-//!   the leak verdicts;
-//! - bands: labelled spans of time ([`Band`]: a storm's occurrences, …) that the page shades
-//!   on every time chart, read from the run's [`BandSource`]s at each tick (at most
-//!   [`MAX_BANDS`], the newest kept).
+//!   the leak verdicts.
 //!
 //! # Buffers
 //! - `recent`: a ring of [`RECENT_POINTS`] points of [`RECENT_STEP`] (the last hour at 10 s);
@@ -48,7 +45,7 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 
 use crate::monitor::MonitorReport;
-pub use json::{FitLine, SeriesJson};
+pub use json::{FitLine, SeriesJson, Span};
 pub use live::{LiveParts, LiveSeries};
 use point::{hist_bytes, Open, Point, TickDelta, N_OUT};
 
@@ -60,25 +57,11 @@ pub const RECENT_POINTS: usize = 360;
 pub const RUN_POINTS: usize = 512;
 /// Most monitored processes given a slot; later ones are not recorded.
 pub const MAX_PROCESSES: usize = 32;
-/// Most bands served; the oldest are dropped first.
-pub const MAX_BANDS: usize = 512;
-
-/// A labelled span of time shaded on every time chart of the page and the report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Band {
-    /// What it is (`storm`), for its colour and legend.
-    pub kind: &'static str,
-    /// Its name (the storm's).
-    pub label: String,
-    /// Unix seconds.
-    pub from: f64,
-    pub to: f64,
-}
-
-/// Something with bands to show: asked at every tick for its bands up to `now` (`now_unix`
-/// on the series' clock).
-pub trait BandSource: Send + Sync {
-    fn bands(&self, now: std::time::Instant, now_unix: f64, out: &mut Vec<Band>);
+/// Something with labelled spans of time to shade on the charts (the storms): asked for
+/// them up to `now` (`now_unix` on the series' clock) each time the series is served. It
+/// bounds how many it gives.
+pub trait SpanSource: Send + Sync {
+    fn spans(&self, now: std::time::Instant, now_unix: f64, out: &mut Vec<Span>);
 }
 
 /// What one tick reads: cumulative counters, gauges now, cumulative latency histograms.
@@ -102,8 +85,6 @@ pub struct TickInput {
     pub ttft: Option<Histogram<u64>>,
     /// The monitor's state now.
     pub monitor: Option<MonitorReport>,
-    /// Every band up to now, when read this tick.
-    pub bands: Option<Vec<Band>>,
 }
 
 /// How a buffer makes room.
@@ -227,7 +208,6 @@ pub struct Series {
     names: Vec<String>,
     slots: Vec<[Option<f64>; 3]>,
     monitor: Option<MonitorReport>,
-    bands: Vec<Band>,
 }
 
 impl Series {
@@ -248,13 +228,7 @@ impl Series {
             names: Vec::new(),
             slots: Vec::new(),
             monitor: None,
-            bands: Vec::new(),
         }
-    }
-
-    /// The bands of the latest tick that read them.
-    pub fn bands(&self) -> &[Band] {
-        &self.bands
     }
 
     /// When the series started (Unix seconds).
@@ -308,12 +282,6 @@ impl Series {
         if let Some(cur) = input.ttft.take() {
             let opens = [&mut self.recent.open, &mut self.run.open];
             record_new(cur, &mut self.prev.ttft, opens, Open::record_ttft);
-        }
-        if let Some(mut bands) = input.bands.take() {
-            if bands.len() > MAX_BANDS {
-                bands.drain(..bands.len() - MAX_BANDS);
-            }
-            self.bands = bands;
         }
         if let Some(report) = input.monitor.take() {
             self.read_processes(&report);
@@ -381,8 +349,6 @@ impl Series {
             + names
             + self.slots.capacity() * std::mem::size_of::<[Option<f64>; 3]>()
             + monitor
-            + self.bands.capacity() * std::mem::size_of::<Band>()
-            + self.bands.iter().map(|b| b.label.capacity()).sum::<usize>()
     }
 }
 

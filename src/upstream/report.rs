@@ -12,8 +12,11 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
+use crate::units::fmt_secs;
+
+/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
+pub const UNTAGGED: &str = "untagged";
 
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -155,7 +158,7 @@ impl ProxyReport {
     fn untagged(&self) -> u64 {
         self.scenarios
             .iter()
-            .find(|s| s.name == super::track::UNTAGGED)
+            .find(|s| s.name == UNTAGGED)
             .map_or(0, |s| s.upstream_requests)
     }
 

@@ -23,13 +23,10 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 use super::attempts::LinkWeather;
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
-use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage, UNTAGGED};
 use super::storm::{ClientResult, ScenarioShape, StormSpec, Stray, Weather};
 use crate::metrics::Metrics;
 use crate::mock::{Fault, Injected, Probe, Tap};
-
-/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
-pub const UNTAGGED: &str = "untagged";
 
 const SHARDS: usize = 16;
 
@@ -158,7 +155,7 @@ impl Tracker {
             .iter()
             .map(|name| ScenarioShape {
                 name: name.clone(),
-                api: crate::client::ApiKind::OpenAiChat,
+                api: "openai",
                 stream: true,
             })
             .collect();
@@ -404,12 +401,6 @@ impl Tracker {
 
     fn find(&self, id: u64) -> Option<Arc<Link>> {
         lock(self.shard(id)).links.get(&id).cloned()
-    }
-}
-
-impl crate::series::BandSource for Tracker {
-    fn bands(&self, now: Instant, now_unix: f64, out: &mut Vec<crate::series::Band>) {
-        self.weather.bands(now, now_unix, out);
     }
 }
 

@@ -58,15 +58,6 @@ use state::StormState;
 use timeline::{Dice, Position};
 use watch::workspace;
 
-/// Endpoint labels of the mock, in the order of [`crate::client::ApiKind::ALL`].
-const ENDPOINTS: [&str; 5] = [
-    "chat_completions",
-    "responses",
-    "completions",
-    "embeddings",
-    "messages",
-];
-
 /// A storm and its handles.
 struct Storm {
     spec: StormSpec,
@@ -109,9 +100,6 @@ pub enum Stray {
     /// Not this run's.
     Foreign,
 }
-
-/// A labelled span of time for the page's charts (see [`crate::series::Band`]).
-pub use crate::series::Band;
 
 /// The storms of a run and the attempt measures.
 pub struct Weather {
@@ -175,7 +163,7 @@ impl Weather {
                 }
             }
             if s.scenarios.is_none() {
-                for (api, mask) in crate::client::ApiKind::ALL.iter().zip(&mut endpoint_masks) {
+                for ((api, _), mask) in settings::APIS.iter().zip(&mut endpoint_masks) {
                     if s.apis.as_ref().is_none_or(|a| a.contains(api)) {
                         *mask |= 1 << i;
                     }
@@ -529,9 +517,9 @@ impl Weather {
         let t = self.offset(now)?;
         let candidates = match scenario {
             Some(s) => self.scenario_mask(s),
-            None => ENDPOINTS
+            None => settings::APIS
                 .iter()
-                .position(|e| *e == endpoint)
+                .position(|(_, e)| *e == endpoint)
                 .map_or(0, |i| self.endpoint_masks[i]),
         };
         for i in bits(candidates) {

@@ -9,9 +9,8 @@ use serde::Serialize;
 
 use super::recovery::Outcome;
 use super::state::{Counts, Occurrence};
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
-use crate::units::fmt_bytes;
+use crate::units::{fmt_bytes, fmt_secs};
 
 /// Attempts per client request.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -111,47 +110,6 @@ pub struct WeatherReport {
     /// One per occurrence that started, oldest first (the last 64 of each storm).
     pub storms: Vec<OccurrenceReport>,
     pub storm_totals: Vec<StormTotals>,
-}
-
-impl crate::upstream::ProxyReport {
-    /// What the proxy thresholds are judged on ([`crate::verdict::proxy`]).
-    pub fn verdict_inputs(&self) -> crate::verdict::ProxyInputs {
-        use crate::verdict::RecoveryInput;
-        let w = &self.weather;
-        let storms = !w.storm_totals.is_empty();
-        crate::verdict::ProxyInputs {
-            amplification: if storms {
-                w.amplification.in_storms
-            } else {
-                w.amplification.overall
-            },
-            amplification_scope: if storms {
-                "during storms"
-            } else {
-                "over the run"
-            },
-            ghost_attempts: w.ghost_attempts.total,
-            retry_after_violations: w.retry_after.violations,
-            recoveries: w
-                .storms
-                .iter()
-                .map(|o| {
-                    let r = match (o.recovered, o.recovery_secs) {
-                        (Some(true), Some(s)) => RecoveryInput::Recovered(s),
-                        (Some(false), _) => RecoveryInput::Never,
-                        _ => RecoveryInput::Open,
-                    };
-                    (o.name.clone(), o.start_secs, r)
-                })
-                .collect(),
-            p99_added: crate::upstream::report::added_stages()
-                .map(|(stage, _, name)| {
-                    let p = self.added.get(stage).filter(|p| p.count > 0);
-                    (name, p.map(|p| std::time::Duration::from_secs_f64(p.p99)))
-                })
-                .collect(),
-        }
-    }
 }
 
 pub fn ratio(num: u64, den: u64) -> Option<f64> {

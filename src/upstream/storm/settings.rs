@@ -9,8 +9,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::ApiKind;
 use crate::units::{self, ConfigError};
+
+/// The APIs a storm's `apis` filter can name — the `[[scenarios]] api` spellings — each with
+/// the endpoint label of the mock that serves it.
+pub const APIS: [(&str, &str); 5] = [
+    ("openai", "chat_completions"),
+    ("openai-responses", "responses"),
+    ("openai-completions", "completions"),
+    ("openai-embeddings", "embeddings"),
+    ("anthropic", "messages"),
+];
 
 /// Most storms one run may configure (each request records its storms in a 64-bit mask).
 pub const MAX_STORMS: usize = 64;
@@ -131,8 +140,8 @@ pub struct StormSpec {
     pub rate: f64,
     /// Scenario names it is limited to.
     pub scenarios: Option<Vec<String>>,
-    /// APIs it is limited to.
-    pub apis: Option<Vec<ApiKind>>,
+    /// APIs it is limited to (names from [`APIS`]).
+    pub apis: Option<Vec<&'static str>>,
 }
 
 const KINDS: [(&str, FaultKind); 5] = [
@@ -284,14 +293,17 @@ impl RawStorm {
             Some(list) => Some(
                 list.iter()
                     .map(|a| {
-                        ApiKind::from_name(a).ok_or_else(|| {
-                            ConfigError::invalid(
-                                f("apis"),
-                                a,
-                                "unknown API kind; must be openai, openai-responses, \
+                        APIS.iter()
+                            .map(|(n, _)| *n)
+                            .find(|n| n == a)
+                            .ok_or_else(|| {
+                                ConfigError::invalid(
+                                    f("apis"),
+                                    a,
+                                    "unknown API kind; must be openai, openai-responses, \
                                  openai-completions, openai-embeddings or anthropic",
-                            )
-                        })
+                                )
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -340,7 +352,8 @@ pub fn validate_all(raw: &[RawStorm]) -> Result<Vec<StormSpec>, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct ScenarioShape {
     pub name: String,
-    pub api: ApiKind,
+    /// Its `api`, as spelled in the config ([`APIS`]).
+    pub api: &'static str,
     pub stream: bool,
 }
 
@@ -452,6 +465,16 @@ mod tests {
     }
 
     #[test]
+    fn the_api_names_are_the_scenarios_spellings() {
+        let names: Vec<&str> = crate::client::ApiKind::ALL
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        let ours: Vec<&str> = APIS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(ours, names);
+    }
+
+    #[test]
     fn kinds_validate_into_faults_with_defaults() {
         let s = RawStorm {
             retry_after: Some(2),
@@ -548,17 +571,17 @@ mod tests {
         let shapes = vec![
             ScenarioShape {
                 name: "unary".into(),
-                api: ApiKind::OpenAiChat,
+                api: "openai",
                 stream: false,
             },
             ScenarioShape {
                 name: "embed".into(),
-                api: ApiKind::OpenAiEmbeddings,
+                api: "openai-embeddings",
                 stream: false,
             },
             ScenarioShape {
                 name: "chat".into(),
-                api: ApiKind::OpenAiChat,
+                api: "openai",
                 stream: true,
             },
         ];

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::client::ApiKind;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -44,12 +43,12 @@ impl Sim {
         let shapes = vec![
             ScenarioShape {
                 name: "chat".into(),
-                api: ApiKind::OpenAiChat,
+                api: "openai",
                 stream: false,
             },
             ScenarioShape {
                 name: "msgs".into(),
-                api: ApiKind::AnthropicMessages,
+                api: "anthropic",
                 stream: true,
             },
         ];
@@ -270,7 +269,7 @@ fn filters_refuse_and_constant_faults_count_where_they_belong() {
     let mut only_msgs = spec("msgs", 0.0, 10.0, RETRY_429, 1.0);
     only_msgs.scenarios = Some(vec!["msgs".into()]);
     let mut anthropic = spec("anthropic", 0.0, 10.0, StormFault::Stall, 1.0);
-    anthropic.apis = Some(vec![ApiKind::AnthropicMessages]);
+    anthropic.apis = Some(vec!["anthropic"]);
     let refuse = spec("refuse", 20.0, 5.0, StormFault::Refuse, 1.0);
     let sim = Sim::new(vec![only_msgs, anthropic, refuse]);
     let t = sim.at(1.0);
@@ -334,14 +333,17 @@ fn a_forever_storm_keeps_its_last_occurrences_and_totals() {
     assert_eq!((t.occurrences, t.not_listed), (u64::from(n), 36));
     assert_eq!(t.client_requests, u64::from(n));
     assert_eq!(r.storms[0].start_secs, 36.5, "the oldest kept");
-    let mut bands = Vec::new();
-    sim.w.bands(sim.at(f64::from(n)), 1000.0, &mut bands);
-    assert_eq!(bands.len(), state::MAX_KEPT);
-    let last = bands.last().unwrap();
-    assert_eq!((last.kind, last.label.as_str()), ("storm", "tick"));
-    assert!((last.to - last.from - 0.5).abs() < 1e-6);
+    let mut spans = Vec::new();
+    sim.w
+        .each_span(sim.at(f64::from(n)), 1000.0, |name, from, to| {
+            spans.push((name.to_string(), from, to))
+        });
+    assert_eq!(spans.len(), state::MAX_KEPT);
+    let (name, from, to) = spans.last().unwrap().clone();
+    assert_eq!(name, "tick");
+    assert!((to - from - 0.5).abs() < 1e-6);
     // Occurrence 99 ran over [99.5 s, 100 s): it ended just now.
-    assert!((last.to - 1000.0).abs() < 1e-6, "{last:?}");
+    assert!((to - 1000.0).abs() < 1e-6, "{from} {to}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::report::{
 };
 use super::state::{self, StormState};
 use super::timeline::{self, Position};
-use super::{lock, Band, Storm, StormSpec, Weather};
+use super::{lock, Storm, StormSpec, Weather};
 use crate::stats::Percentiles;
 use crate::upstream::attempts::AttemptHandles;
 
@@ -168,9 +168,9 @@ impl Weather {
         out
     }
 
-    /// The storm bands up to `now` (`now_unix` on the page's clock): the last kept
-    /// occurrences of each storm.
-    pub fn bands(&self, now: Instant, now_unix: f64, out: &mut Vec<Band>) {
+    /// Calls `f(storm, from, to)` for the last kept occurrences of each storm up to `now`,
+    /// with `from` and `to` in Unix seconds (`now_unix` being `now`): the page's storm bands.
+    pub fn each_span(&self, now: Instant, now_unix: f64, mut f: impl FnMut(&str, f64, f64)) {
         let Some(now_t) = self.offset(now) else {
             return;
         };
@@ -186,12 +186,7 @@ impl Weather {
             let first = last.saturating_sub(state::MAX_KEPT as u64 - 1);
             for k in first..=last {
                 let (a, b) = timeline::bounds(&st.spec, k);
-                out.push(Band {
-                    kind: "storm",
-                    label: st.spec.name.clone(),
-                    from: unix(a),
-                    to: unix(b.min(t)),
-                });
+                f(&st.spec.name, unix(a), unix(b.min(t)));
             }
         }
     }
