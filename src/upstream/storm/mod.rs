@@ -242,21 +242,21 @@ impl Weather {
             self.fair.requests.fetch_add(1, Ordering::Relaxed);
             return LinkWeather::default();
         };
-        let mut mask = 0;
+        let mask = self.membership(scenario, send);
         for i in bits(self.scenario_mask(scenario)) {
             let st = &self.storms[i];
             match timeline::position(&st.spec, t) {
                 Position::During(k) => {
-                    mask |= 1 << i;
                     lock(&st.state).count(k, |c| c.client_requests += 1);
                 }
-                Position::After(k, since) => {
+                // Recovery is judged on fair-weather requests only (in no storm at all).
+                Position::After(k, since) if mask == 0 => {
                     let mut s = lock(&st.state);
                     if let Some(r) = workspace(&st.spec, &mut s, k) {
                         r.sent(since.as_secs() as u32);
                     }
                 }
-                Position::Before => {}
+                Position::After(..) | Position::Before => {}
             }
         }
         let pair = if mask == 0 {
@@ -432,6 +432,10 @@ impl Weather {
                         c.passed += u64::from(error);
                     }
                 });
+                continue;
+            }
+            if w.storms != 0 {
+                // In another storm: neither recovery nor baseline, which are fair weather.
                 continue;
             }
             let next = match timeline::position(&st.spec, t) {

@@ -2,8 +2,9 @@
 //!
 //! # The rule
 //! - **Population**: the client requests the storm could hit (its `scenarios`/`apis`
-//!   filters), bucketed by the second, after the storm's end, in which the client SENT them
-//!   (the same convention as storm membership).
+//!   filters) that belong to no storm (fair weather: another storm's requests would judge
+//!   that storm), bucketed by the second, after the storm's end, in which the client SENT
+//!   them (the same convention as storm membership).
 //! - **Baseline**: those sent in the [`BASELINE`] (30 s) before the storm's start (from the
 //!   start of load, or from the end of the storm's previous occurrence, if later). With no
 //!   such request the recovery is not judged (`recovered: null`).

@@ -353,3 +353,31 @@ fn bits_lists_the_set_bits() {
     assert_eq!(bits(1 << 63).collect::<Vec<_>>(), [63]);
     assert_eq!(bits(u64::MAX).count(), 64);
 }
+
+/// Another storm's requests are neither baseline nor recovery: a storm right after this one
+/// does not delay its recovery, and this one does not spoil the next one's baseline.
+#[test]
+fn recovery_and_baseline_are_fair_weather_only() {
+    let first = spec("first", 2.0, 2.0, RETRY_429, 1.0);
+    let second = spec(
+        "second",
+        5.0,
+        3.0,
+        StormFault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        1.0,
+    );
+    let sim = Sim::new(vec![first, second]);
+    sim.load(0.0, 16.0, 0.1, 1);
+    sim.ticks(0, 16);
+    sim.w.end_load(secs(16.0));
+    let r = sim.w.report();
+    let get = |name: &str| r.storms.iter().find(|o| o.name == name).unwrap().clone();
+    // [4 s, 9 s) holds the second storm's errors, but only fair weather is judged.
+    assert_eq!(get("first").recovery_secs, Some(0.0));
+    // Its baseline is [0 s, 2 s) and [4 s, 5 s): no error, so one would fail the band.
+    assert_eq!(get("second").recovered, Some(true));
+    assert_eq!(get("second").recovery_secs, Some(0.0));
+}
