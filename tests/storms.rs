@@ -410,7 +410,9 @@ duration = "2s"
 
 /// The per-stage and proxy thresholds reach the verdict: one that is crossed fails the run
 /// (exit 1, named with both values), the others pass. A zero-proxy calibration (the target
-/// is the upstream itself) with a short storm, so no nginx is needed.
+/// is the upstream itself) with a short storm and the constant `[mock]` 429s, so no nginx is
+/// needed; the final `/metrics` (in the linger) counts both kinds of faults, each one the
+/// client saw.
 #[test]
 fn a_crossed_proxy_threshold_fails_the_run() {
     let up = free_port();
@@ -419,6 +421,7 @@ fn a_crossed_proxy_threshold_fails_the_run() {
 [run]
 duration = "3s"
 grace = "3s"
+linger = "30s"
 
 [target]
 url = "http://127.0.0.1:{up}"
@@ -428,6 +431,10 @@ rate = 20.0
 
 [[scenarios]]
 name = "chat"
+
+[mock]
+error_rate = 0.2
+error_status = 429
 
 [upstream]
 listen = "127.0.0.1:{up}"
@@ -450,9 +457,35 @@ p99_proxy_added_chunk = "10s"
 "#
     );
     let mut run = Run::start(&cfg, &[]);
+    let admin = run.admin_addr();
+    let (metrics, _) = run.final_state(admin, T);
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(1), "{}", run.output());
     assert_eq!(failed_thresholds(&s), ["p99_proxy_added_request"]);
+    let sum = |name: &str, labels: &[(&str, &str)]| metric_sum(&metrics, name, labels);
+    assert_eq!(
+        sum(
+            "soakd_threshold_passing",
+            &[("threshold", "p99_proxy_added_request")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sum(
+            "soakd_threshold_passing",
+            &[("threshold", "p99_proxy_added_chunk")]
+        ),
+        1.0
+    );
+    // Every 429 the client saw was injected: by the storm (503s) or the constant rate.
+    let constant = sum(
+        "soakd_upstream_faults_total",
+        &[("storm", ""), ("kind", "status")],
+    );
+    let storm_faults = sum("soakd_upstream_faults_total", &[("storm", "blip")]);
+    assert!(constant >= 3.0, "{constant}");
+    assert_eq!(constant, count(&s, &["outcomes", "http_429"]) as f64);
+    assert_eq!(storm_faults, count(&s, &["outcomes", "http_5xx"]) as f64);
     let t = s["thresholds"]
         .as_array()
         .unwrap()
