@@ -63,7 +63,7 @@ pub struct RawThresholds {
     /// `soakd_proxy_added_seconds` (`request`, `first_token`, `chunk`, …) must stay at or
     /// below it. Any other key here is an error.
     #[serde(flatten)]
-    pub other: BTreeMap<String, String>,
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl RawThresholds {
@@ -160,8 +160,15 @@ impl RawThresholds {
         let mut p99_proxy_added = Vec::new();
         for name in stages() {
             if let Some(v) = self.other.get(name) {
-                let d = units::positive_duration(&format!("thresholds.{name}"), v)?;
-                p99_proxy_added.push((name, d));
+                let field = format!("thresholds.{name}");
+                let Some(text) = v.as_str() else {
+                    return Err(ConfigError::invalid(
+                        field,
+                        v,
+                        "must be a duration such as \"50ms\"",
+                    ));
+                };
+                p99_proxy_added.push((name, units::positive_duration(&field, text)?));
             }
         }
         Ok(Thresholds {
