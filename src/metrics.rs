@@ -217,7 +217,7 @@ catalog! {
     upstream_storm_active: IntGaugeVec = "soakd_upstream_storm_active", ["storm"],
         "1 while the storm blows on soakd's upstream, else 0.";
     upstream_faults_total: IntCounterVec = "soakd_upstream_faults_total", ["storm", "kind"],
-        "Faults soakd's upstream injected, by storm (empty: the constant [mock] fault rates) and kind.";
+        "Faults soakd's upstream injected, by storm (empty: the constant fault rates of the mock section) and kind.";
     // Run
     run_state: IntGaugeVec = "soakd_run_state", ["state"],
         "1 for the run's current state (idle, load, drain, cooldown, linger), 0 for the others.";
