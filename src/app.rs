@@ -132,6 +132,8 @@ pub struct App {
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
+    /// The two-sided soak's tracker, while `[upstream]` is on.
+    tracker: Option<Arc<Tracker>>,
 }
 
 impl App {
@@ -310,6 +312,7 @@ impl App {
             admin,
             mock,
             upstream,
+            tracker: two_sided,
         })
     }
 
@@ -376,6 +379,10 @@ impl App {
         let (sending, ()) = tokio::join!(self.engine.run(load_stop.clone(), r.grace), drain);
         if let Some(t) = &tracker {
             t.weather().end_load(sending);
+        }
+        // Still draining: the run ends when both sides have.
+        if let Some(t) = &self.tracker {
+            settle_upstream_sides(t).await;
         }
         if !r.cooldown.is_zero() && !stop.is_cancelled() {
             phases.enter(RunState::Cooldown);
@@ -461,6 +468,23 @@ impl crate::series::SpanSource for StormSpans {
                 to: Some(to),
             })
         });
+    }
+}
+
+/// After the load, before the summary: the run ends when both sides have. Waits until every
+/// upstream side of a finished client request has ended or has its fate (at most
+/// `orphan_after`, at once when nothing is pending), so `joined` counts every request the
+/// upstream received and every give-up has a fate.
+async fn settle_upstream_sides(tracker: &Tracker) {
+    let (waited, left) = tracker.settle().await;
+    if left > 0 {
+        tracing::info!(
+            waited = ?waited,
+            open = left,
+            "upstream answers still open after orphan_after; summarising without them"
+        );
+    } else {
+        tracing::debug!(waited = ?waited, "every upstream side ended");
     }
 }
 

@@ -23,7 +23,7 @@ use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::{fmt_bytes, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -147,7 +147,12 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
-            proxy: self.proxy.as_ref().map(proxy_inputs),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
+            weather: self.proxy.as_ref().map(weather_inputs),
         }
     }
 }
@@ -453,13 +458,13 @@ impl RunView {
     }
 }
 
-/// What the proxy thresholds are judged on ([`crate::verdict::proxy`]), from the two-sided
-/// soak's report.
-pub fn proxy_inputs(p: &ProxyReport) -> crate::verdict::ProxyInputs {
+/// What the storm and attempt thresholds are judged on ([`crate::verdict::weather`]), from the
+/// two-sided soak's report.
+pub fn weather_inputs(p: &ProxyReport) -> crate::verdict::WeatherInputs {
     use crate::verdict::RecoveryInput;
     let w = &p.weather;
     let storms = !w.storm_totals.is_empty();
-    crate::verdict::ProxyInputs {
+    crate::verdict::WeatherInputs {
         amplification: if storms {
             w.amplification.in_storms
         } else {
@@ -484,10 +489,16 @@ pub fn proxy_inputs(p: &ProxyReport) -> crate::verdict::ProxyInputs {
                 (o.name.clone(), o.start_secs, r)
             })
             .collect(),
-        p99_added: crate::upstream::report::added_stages()
-            .map(|(stage, _, name)| {
-                let q = p.added.get(stage).filter(|q| q.count > 0);
-                (name, q.map(|q| Duration::from_secs_f64(q.p99)))
+        p99_added: p
+            .added
+            .stages()
+            .iter()
+            .filter_map(|(stage, q)| {
+                let (_, name) = crate::verdict::settings::stage_thresholds()
+                    .iter()
+                    .find(|(s, _)| s == stage)?;
+                let p99 = (q.count > 0).then(|| Duration::from_secs_f64(q.p99));
+                Some((name.as_str(), p99))
             })
             .collect(),
     }

@@ -516,6 +516,8 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
     };
     use soakd::report::{Latencies, Snapshot, Summary};
     use soakd::series::{Series, TickInput};
+    use soakd::upstream::report::ProxyScenario;
+    use soakd::upstream::{ErrorOrigins, GiveUps, ProxyReport};
 
     const T0: f64 = 1_700_000_000.0;
     const DAY: u64 = 24 * 3600;
@@ -630,7 +632,32 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         latency: Latencies::default(),
         scenarios: vec![],
         monitor: s.monitor().cloned(),
-        proxy: None,
+        // A two-sided soak through a proxy that ignores most cancels.
+        proxy: Some(ProxyReport {
+            upstream: "127.0.0.1:9600".into(),
+            sent: planned as u64,
+            give_ups: GiveUps {
+                propagated: 3,
+                not_propagated: 64,
+                orphaned: 2,
+                wasted_output_tokens: 1280,
+                ..GiveUps::default()
+            },
+            errors: ErrorOrigins {
+                upstream: 4,
+                proxy: 1,
+                never_reached: 0,
+            },
+            scenarios: vec![ProxyScenario {
+                name: "chat".into(),
+                upstream_requests: planned as u64,
+                joined: planned as u64 - 1,
+                orphans_now: 1,
+                orphans_total: 2,
+                ..ProxyScenario::default()
+            }],
+            ..ProxyReport::default()
+        }),
         thresholds: vec![],
     };
     let summary = Summary::new(snapshot, Duration::from_secs(DAY), "pass", 0);
@@ -648,6 +675,32 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         "!!(window.soakd && window.soakd.updates >= 1)",
         Duration::from_secs(20),
         "drew",
+    );
+    // The two-sided card shows every give-up by its fate.
+    let proxy: Value = serde_json::from_str(
+        b.eval(&tab, "JSON.stringify(window.soakd.proxy)")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &proxy["give_ups"],
+            &proxy["not_propagated"],
+            &proxy["orphaned"],
+            &proxy["wasted_output_tokens"]
+        ),
+        (&69.into(), &64.into(), &2.into(), &1280.into()),
+        "{proxy}"
+    );
+    let card = b.eval(
+        &tab,
+        "document.getElementById('card-proxy').hidden ? '' : document.getElementById('card-proxy').innerText",
+    );
+    let card = card.as_str().unwrap();
+    assert!(
+        card.contains("not propagated") && card.contains("open 1, total 2"),
+        "{card}"
     );
     let run = charts(&mut b, &tab);
     // 86,400 s in 256 s points: 337 points, 48 bursts of 2 min.

@@ -140,7 +140,9 @@ struct Progress {
     two_sided: Option<TwoSided>,
     /// When the client gave up on the response (cancel, abort, or a stream dropped on a
     /// timeout or error), stamped before the connection is closed: the upstream may see the
-    /// close at once, and the propagation time is measured from this instant.
+    /// close at once, and the propagation time is measured from this instant. A request
+    /// timeout gives up at its deadline (the timer fires at or after it, and closes the
+    /// connection before the code after it runs).
     gave_up: Option<Instant>,
 }
 
@@ -242,11 +244,12 @@ impl<'a> Exchange<'a> {
             two.stamps.error = !matches!(outcome, Outcome::Ok | Outcome::Cancelled);
             let how = match outcome {
                 Outcome::Cancelled | Outcome::Timeout => ClientEnd::GaveUp,
-                _ => ClientEnd::Finished,
+                Outcome::Ok => ClientEnd::Finished,
+                _ => ClientEnd::Failed,
             };
             let gave_up = match how {
                 ClientEnd::GaveUp => gave_up.or(prog.gave_up),
-                ClientEnd::Finished => None,
+                ClientEnd::Finished | ClientEnd::Failed => None,
             };
             let end = gave_up.unwrap_or_else(Instant::now);
             t.client_done(two.tag.id, &link, how, end.into_std(), two.stamps);
@@ -300,6 +303,7 @@ impl<'a> Exchange<'a> {
         let resp = match sent {
             Err(_) => {
                 prog.detail = "no response head within the request timeout";
+                prog.gave_up = Some(head_deadline);
                 return (Outcome::Timeout, None);
             }
             Ok(Err(f)) => {
@@ -325,9 +329,13 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Counts `n` body bytes that arrived just now (for the two-sided soak: its last arrival).
     fn count_bytes(&self, prog: &mut Progress, n: usize) {
         prog.bytes += n as u64;
         self.metrics.response_bytes.inc_by(n as u64);
+        if let Some(two) = &mut prog.two_sided {
+            two.stamps.last_byte = Some(std::time::Instant::now());
+        }
     }
 
     async fn read_body(
@@ -346,6 +354,7 @@ impl<'a> Exchange<'a> {
             match timeout_at(deadline, resp.chunk()).await {
                 Err(_) => {
                     prog.detail = "response body not complete within the request timeout";
+                    prog.gave_up = Some(deadline);
                     return Outcome::Timeout;
                 }
                 Ok(Err(_)) => {

@@ -42,6 +42,9 @@ enum Act {
     Hang,
     /// Write the bytes every interval until the peer goes away (bounded to 400 rounds).
     Repeat(Vec<u8>, Duration),
+    /// Say nothing until the peer closes the connection; fails the test when it has not
+    /// within 10 s.
+    AwaitClose,
 }
 
 struct Server {
@@ -104,6 +107,20 @@ async fn play(mut sock: TcpStream, script: Vec<Act>) {
                     }
                     tokio::time::sleep(every).await;
                 }
+            }
+            Act::AwaitClose => {
+                let mut tmp = [0u8; 64];
+                let closed = timeout(Duration::from_secs(10), async {
+                    loop {
+                        match sock.read(&mut tmp).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                assert!(closed.is_ok(), "the client never closed the connection");
+                return;
             }
         }
     }
@@ -782,6 +799,24 @@ async fn a_request_ends_at_its_timeout_or_cancel_point() {
 }
 
 #[tokio::test]
+async fn a_unary_request_is_abandoned_at_its_cancel_time_and_its_connection_closed() {
+    // The server reads the request and answers nothing: the cancel 300 ms after the send
+    // ends the request, and the server sees the connection close.
+    let server = Server::start(vec![vec![Act::Read, Act::AwaitClose]]).await;
+    let h = Harness::quick();
+    let spec = openai_spec(&server).with_stream(false);
+    let r = h
+        .run(&spec, Some(CancelAt::AfterTime(Duration::from_millis(300))))
+        .await;
+    assert_eq!(r.outcome, Outcome::Cancelled);
+    h.assert_only(Outcome::Cancelled);
+    h.assert_stream(None);
+    assert!(r.duration >= Duration::from_millis(300), "{:?}", r.duration);
+    assert_eq!((r.bytes, r.output_tokens), (0, 0));
+    assert_eq!(server.join().await, 1);
+}
+
+#[tokio::test]
 async fn dropping_execute_still_decrements_streams_active() {
     let server = Server::start(vec![vec![Act::Read, w(SSE_HEAD), w(&oai("a")), Act::Hang]]).await;
     let h = std::sync::Arc::new(Harness::quick());
@@ -1137,6 +1172,7 @@ mod fast {
         status_429_and_503_are_classified_and_their_bodies_drained,
         refused_port_is_a_connect_error,
         a_request_ends_at_its_timeout_or_cancel_point,
+        a_unary_request_is_abandoned_at_its_cancel_time_and_its_connection_closed,
         dropping_execute_still_decrements_streams_active,
         keep_alive_connection_is_reused_after_a_complete_stream,
         non_stream_ok_oversize_and_invalid_json,

@@ -222,6 +222,12 @@ impl RawConfig {
                 })
                 .collect();
             crate::upstream::storm::check_against_run(&u.storms, run.duration, &shapes)?;
+        } else if let Some(name) = thresholds.proxy.names().first() {
+            return Err(ConfigError::invalid(
+                format!("thresholds.{name}"),
+                "(set)",
+                "judges the two-sided soak: set [upstream] listen",
+            ));
         }
         thresholds.check_two_sided(upstream.as_ref().map(|u| !u.storms.is_empty()))?;
         let admin_listen = self.admin.listen.parse().map_err(|_| {

@@ -103,7 +103,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use frames::text_stream_writes;
-pub use tap::{Fault, Injected, Probe, Tap};
+pub use tap::{Answer, Fault, Injected, Probe, Tap};
 
 use crate::units::ConfigError;
 

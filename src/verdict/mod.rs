@@ -73,13 +73,15 @@ use crate::units::{fmt_bytes, trim_num};
 pub mod leak;
 pub mod proxy;
 pub mod settings;
+pub mod weather;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
-pub use proxy::{ProxyInputs, RecoveryInput};
+pub use proxy::{ProxyInputs, ProxyLimits};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
 };
+pub use weather::{RecoveryInput, WeatherInputs};
 
 /// A snapshot of what the run observed so far, gathered by the daemon for an evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -104,8 +106,10 @@ pub struct VerdictInputs {
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
     /// The monitor's leak verdict per process and resource, soakd's own included.
     pub leaks: Vec<LeakInput>,
-    /// The two-sided soak's measures, while `[upstream]` is on ([`proxy`]).
+    /// The two-sided soak's give-ups, while `[upstream]` is on.
     pub proxy: Option<ProxyInputs>,
+    /// The two-sided soak's attempts, ghosts, `Retry-After` and storms ([`weather`]).
+    pub weather: Option<WeatherInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -197,6 +201,7 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    Tokens,
     /// Upstream attempts per client request.
     Attempts,
 }
@@ -209,6 +214,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Tokens => "tokens",
             Unit::Attempts => "attempts_per_request",
         }
     }
@@ -221,6 +227,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
             Unit::Attempts => trim_num(v, 2),
         }
     }
@@ -329,6 +336,7 @@ impl Thresholds {
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
         .chain(self.p99_proxy_added.iter().map(|(n, _)| *n))
+        .chain(self.proxy.names())
         .collect()
     }
 
@@ -388,7 +396,8 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
-        out.extend(self.evaluate_proxy(i.proxy.as_ref(), final_));
+        out.extend(self.evaluate_weather(i.weather.as_ref(), final_));
+        out.extend(self.proxy.evaluate(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(
                 i.leaks

@@ -1,296 +1,152 @@
-//! Verdicts on the proxy from the two-sided soak (`[upstream]` on):
+//! Thresholds on what became of the client's give-ups in a two-sided soak (`[upstream]` on):
+//! - `max_orphans`: upstream calls orphaned (fate `orphaned`);
+//! - `max_not_propagated_ratio`: (not propagated + orphaned) / (those + propagated): the share
+//!   of give-ups with something to cancel whose cancel did not reach the upstream in time;
+//! - `max_wasted_output_tokens`: output tokens the upstream generated after the client gave up.
 //!
-//! - `retry_amplification` (`max_retry_amplification`): upstream attempts per client request
-//!   over the requests sent DURING STORMS (of each storm's scenarios), where the proxy's
-//!   retries matter; over the whole run when no storm is configured. The message says which.
-//! - `ghost_attempts` (`max_ghost_attempts`): attempts that reached the upstream after their
-//!   client had finished, ids that left the tracking table included.
-//! - `retry_after_violations` (`max_retry_after_violations`): next attempts sooner than the
-//!   upstream's `Retry-After`.
-//! - `recovery` (`max_recovery`): the longest recovery over every storm occurrence; one that
-//!   never recovered fails at once. Live: pending until an occurrence is judged. Final: no
-//!   judged occurrence is "no data" (none ended, or none had a baseline).
-//! - `p99_proxy_added_<stage>`: the p99 of each stage of `soakd_proxy_added_seconds`
-//!   ([`crate::upstream::report::added_stages`]) over the run.
+//! Each fails the run with its name and both values, and is live in
+//! `soakd_threshold_passing{threshold}`. They need `[upstream]` (a config error otherwise).
+//! The counts are judged whenever asked (a count of zero is data); the ratio is pending until
+//! a give-up has a fate that counts, and at the end fails with "no data" when none had.
 
-use std::time::Duration;
+use super::{ThresholdResult, Unit};
 
-use super::{latency, ThresholdResult, ThresholdStatus, Thresholds, Unit};
-
-/// One storm occurrence's recovery, as the verdict reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecoveryInput {
-    Recovered(f64),
-    Never,
-    /// Still watched, or not judged (no baseline).
-    Open,
-}
-
-/// What the proxy verdicts are judged on.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the two-sided soak gives the thresholds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProxyInputs {
-    /// Attempts per client request, and over what (`"during storms"` or `"over the run"`).
-    pub amplification: Option<f64>,
-    pub amplification_scope: &'static str,
-    pub ghost_attempts: u64,
-    pub retry_after_violations: u64,
-    /// (storm name, start offset in seconds, its recovery), one per occurrence.
-    pub recoveries: Vec<(String, f64, RecoveryInput)>,
-    /// (threshold name, p99) of each added stage; `None` without samples.
-    pub p99_added: Vec<(&'static str, Option<Duration>)>,
+    pub orphans: u64,
+    /// `None` while no give-up had something to cancel.
+    pub not_propagated_ratio: Option<f64>,
+    pub wasted_output_tokens: u64,
 }
 
-impl Thresholds {
-    /// The proxy thresholds, in the order of [`Thresholds::names`].
-    pub(super) fn evaluate_proxy(
-        &self,
-        p: Option<&ProxyInputs>,
-        final_: bool,
-    ) -> Vec<ThresholdResult> {
-        let empty = ProxyInputs::default();
-        let p = p.unwrap_or(&empty);
+/// The configured limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProxyLimits {
+    pub max_orphans: Option<u64>,
+    pub max_not_propagated_ratio: Option<f64>,
+    pub max_wasted_output_tokens: Option<u64>,
+}
+
+const ORPHANS: &str = "max_orphans";
+const RATIO: &str = "max_not_propagated_ratio";
+const WASTED: &str = "max_wasted_output_tokens";
+
+impl ProxyLimits {
+    /// Names of the configured limits, in evaluation order.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (ORPHANS, self.max_orphans.is_some()),
+            (RATIO, self.max_not_propagated_ratio.is_some()),
+            (WASTED, self.max_wasted_output_tokens.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+    }
+
+    /// Judges the configured limits on `i` (`None`: the two-sided soak is off).
+    pub(super) fn evaluate(&self, i: Option<&ProxyInputs>, final_: bool) -> Vec<ThresholdResult> {
         let mut out = Vec::new();
-        if let Some(limit) = self.max_retry_amplification {
-            out.push(amplification(p, limit, final_));
+        let off = |name, unit, limit: f64| {
+            ThresholdResult::failed_no_data(name, unit, limit, "no data: [upstream] is off".into())
+        };
+        if let Some(limit) = self.max_orphans {
+            out.push(match i {
+                Some(i) => {
+                    ThresholdResult::judged(ORPHANS, Unit::Requests, i.orphans as f64, limit as f64)
+                }
+                None => off(ORPHANS, Unit::Requests, limit as f64),
+            });
         }
-        if let Some(limit) = self.max_ghost_attempts {
-            out.push(ThresholdResult::judged(
-                "ghost_attempts",
-                Unit::Requests,
-                p.ghost_attempts as f64,
-                limit as f64,
-            ));
+        if let Some(limit) = self.max_not_propagated_ratio {
+            out.push(match i.map(|i| i.not_propagated_ratio) {
+                Some(Some(r)) => ThresholdResult::judged(RATIO, Unit::Ratio, r, limit),
+                Some(None) if final_ => ThresholdResult::failed_no_data(
+                    RATIO,
+                    Unit::Ratio,
+                    limit,
+                    "no data: no give-up had an upstream call to cancel".into(),
+                ),
+                Some(None) => ThresholdResult::pending(
+                    RATIO,
+                    Unit::Ratio,
+                    None,
+                    limit,
+                    "no give-up with an upstream call to cancel yet".into(),
+                ),
+                None => off(RATIO, Unit::Ratio, limit),
+            });
         }
-        if let Some(limit) = self.max_retry_after_violations {
-            out.push(ThresholdResult::judged(
-                "retry_after_violations",
-                Unit::Requests,
-                p.retry_after_violations as f64,
-                limit as f64,
-            ));
-        }
-        if let Some(limit) = self.max_recovery {
-            out.push(recovery(p, limit, final_));
-        }
-        for (name, limit) in &self.p99_proxy_added {
-            let observed = p
-                .p99_added
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| *v);
-            out.push(latency(name, "proxy-added", observed, *limit, final_));
+        if let Some(limit) = self.max_wasted_output_tokens {
+            out.push(match i {
+                Some(i) => ThresholdResult::judged(
+                    WASTED,
+                    Unit::Tokens,
+                    i.wasted_output_tokens as f64,
+                    limit as f64,
+                ),
+                None => off(WASTED, Unit::Tokens, limit as f64),
+            });
         }
         out
     }
 }
 
-fn amplification(p: &ProxyInputs, limit: f64, final_: bool) -> ThresholdResult {
-    const NAME: &str = "retry_amplification";
-    match p.amplification {
-        Some(a) => {
-            let mut r = ThresholdResult::judged(NAME, Unit::Attempts, a, limit);
-            r.message.push_str(&format!(
-                " (attempts per client request {})",
-                p.amplification_scope
-            ));
-            r
-        }
-        None if final_ => ThresholdResult::failed_no_data(
-            NAME,
-            Unit::Attempts,
-            limit,
-            format!(
-                "no data: no client request was sent {}",
-                p.amplification_scope
-            ),
-        ),
-        None => ThresholdResult::pending(
-            NAME,
-            Unit::Attempts,
-            None,
-            limit,
-            format!("no client request sent {} yet", p.amplification_scope),
-        ),
-    }
-}
-
-fn recovery(p: &ProxyInputs, limit: Duration, final_: bool) -> ThresholdResult {
-    const NAME: &str = "recovery";
-    let limit = limit.as_secs_f64();
-    if let Some((storm, start, _)) = p
-        .recoveries
-        .iter()
-        .find(|(_, _, r)| *r == RecoveryInput::Never)
-    {
-        return ThresholdResult {
-            name: NAME.to_owned(),
-            passed: false,
-            status: ThresholdStatus::Fail,
-            observed: None,
-            limit: Some(limit),
-            unit: Unit::Seconds.name(),
-            message: format!(
-                "recovery failed: storm {storm} (started at {}) never recovered (limit {})",
-                Unit::Seconds.fmt(*start),
-                Unit::Seconds.fmt(limit)
-            ),
-        };
-    }
-    let worst = p
-        .recoveries
-        .iter()
-        .filter_map(|(name, start, r)| match r {
-            RecoveryInput::Recovered(s) => Some((name, *start, *s)),
-            _ => None,
-        })
-        .max_by(|a, b| a.2.total_cmp(&b.2));
-    match worst {
-        Some((storm, start, secs)) => {
-            let mut r = ThresholdResult::judged(NAME, Unit::Seconds, secs, limit);
-            r.message.push_str(&format!(
-                " (longest: storm {storm} started at {})",
-                Unit::Seconds.fmt(start)
-            ));
-            r
-        }
-        None if final_ => ThresholdResult::failed_no_data(
-            NAME,
-            Unit::Seconds,
-            limit,
-            "no data: no storm occurrence was judged (none ended in time, or none had \
-             requests in the 30 s before it for a baseline)"
-                .to_owned(),
-        ),
-        None => ThresholdResult::pending(
-            NAME,
-            Unit::Seconds,
-            None,
-            limit,
-            "no storm occurrence judged yet".to_owned(),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::RawThresholds;
     use super::*;
+    use crate::verdict::ThresholdStatus;
 
-    fn thresholds(set: impl Fn(&mut RawThresholds)) -> Thresholds {
-        let mut r = RawThresholds {
-            defaults: Some(false),
-            ..RawThresholds::default()
-        };
-        set(&mut r);
-        r.validate().expect("valid")
-    }
+    const ALL: ProxyLimits = ProxyLimits {
+        max_orphans: Some(0),
+        max_not_propagated_ratio: Some(0.1),
+        max_wasted_output_tokens: Some(1000),
+    };
 
-    fn inputs() -> ProxyInputs {
-        ProxyInputs {
-            amplification: Some(3.0),
-            amplification_scope: "during storms",
-            ghost_attempts: 4,
-            retry_after_violations: 80,
-            recoveries: vec![
-                ("429s".into(), 2.0, RecoveryInput::Recovered(1.0)),
-                ("500s".into(), 20.0, RecoveryInput::Recovered(6.0)),
-            ],
-            p99_added: vec![
-                ("p99_proxy_added_request", Some(Duration::from_millis(2))),
-                ("p99_proxy_added_first_token", None),
-                ("p99_proxy_added_chunk", Some(Duration::from_millis(40))),
-            ],
-        }
-    }
-
-    fn judge(t: &Thresholds, p: &ProxyInputs, final_: bool) -> Vec<(String, ThresholdStatus)> {
-        t.evaluate_proxy(Some(p), final_)
-            .into_iter()
-            .map(|r| (r.name, r.status))
-            .collect()
-    }
-
-    /// Each threshold fails an input built to cross it and passes one that does not.
     #[test]
-    fn each_proxy_threshold_fails_across_its_limit_and_passes_under_it() {
-        use ThresholdStatus::{Fail, Pass};
-        let tight = thresholds(|r| {
-            r.max_retry_amplification = Some(2.0);
-            r.max_ghost_attempts = Some(3);
-            r.max_retry_after_violations = Some(0);
-            r.max_recovery = Some("5s".into());
-            r.other
-                .insert("p99_proxy_added_chunk".into(), "30ms".into());
-            r.other
-                .insert("p99_proxy_added_request".into(), "1ms".into());
-        });
-        let loose = thresholds(|r| {
-            r.max_retry_amplification = Some(3.0);
-            r.max_ghost_attempts = Some(4);
-            r.max_retry_after_violations = Some(80);
-            r.max_recovery = Some("6s".into());
-            r.other
-                .insert("p99_proxy_added_chunk".into(), "40ms".into());
-            r.other
-                .insert("p99_proxy_added_request".into(), "2ms".into());
-        });
-        let names = [
-            "retry_amplification",
-            "ghost_attempts",
-            "retry_after_violations",
-            "recovery",
-            "p99_proxy_added_request",
-            "p99_proxy_added_chunk",
-        ];
-        let got = judge(&tight, &inputs(), true);
-        let want: Vec<(String, ThresholdStatus)> =
-            names.iter().map(|n| (n.to_string(), Fail)).collect();
-        assert_eq!(got, want);
-        let got = judge(&loose, &inputs(), true);
-        let want: Vec<(String, ThresholdStatus)> =
-            names.iter().map(|n| (n.to_string(), Pass)).collect();
-        assert_eq!(got, want);
-        let r = tight.evaluate_proxy(Some(&inputs()), true);
+    fn each_limit_fails_with_its_name_and_both_values() {
+        let bad = ProxyInputs {
+            orphans: 3,
+            not_propagated_ratio: Some(0.5),
+            wasted_output_tokens: 1280,
+        };
+        let r = ALL.evaluate(Some(&bad), true);
         assert_eq!(
-            r[0].message,
-            "retry_amplification 3 > 2 (exceeded by 1) (attempts per client request during storms)"
+            r.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ALL.names()
         );
-        assert!(r[3].message.contains("storm 500s"), "{}", r[3].message);
-        assert_eq!(tight.names(), names, "evaluation order");
+        assert!(r.iter().all(|r| !r.passed), "{r:?}");
+        assert_eq!(r[0].message, "max_orphans 3 > 0 (exceeded by 3)");
+        assert_eq!(
+            r[1].message,
+            "max_not_propagated_ratio 50% > 10% (exceeded by 40 percentage points)"
+        );
+        assert_eq!(
+            r[2].message,
+            "max_wasted_output_tokens 1280 tokens > 1000 tokens (exceeded by 280 tokens)"
+        );
+        let good = ProxyInputs {
+            orphans: 0,
+            not_propagated_ratio: Some(0.0),
+            wasted_output_tokens: 1000,
+        };
+        assert!(ALL.evaluate(Some(&good), true).iter().all(|r| r.passed));
     }
 
     #[test]
-    fn never_recovered_fails_and_missing_data_is_pending_then_fails() {
-        let t = thresholds(|r| {
-            r.max_recovery = Some("1h".into());
-            r.other
-                .insert("p99_proxy_added_first_token".into(), "1s".into());
-        });
-        let mut p = inputs();
-        p.recoveries
-            .push(("stall".into(), 40.0, RecoveryInput::Never));
-        let r = t.evaluate_proxy(Some(&p), false);
-        assert_eq!(r[0].status, ThresholdStatus::Fail, "live too");
-        assert!(
-            r[0].message
-                .contains("storm stall (started at 40s) never recovered"),
-            "{}",
-            r[0].message
-        );
-        assert_eq!(
-            r[1].status,
-            ThresholdStatus::Pending,
-            "no first-token sample yet"
-        );
-        let open = ProxyInputs {
-            recoveries: vec![("s".into(), 1.0, RecoveryInput::Open)],
-            ..ProxyInputs::default()
-        };
-        let live = t.evaluate_proxy(Some(&open), false);
-        assert_eq!(live[0].status, ThresholdStatus::Pending);
-        let end = t.evaluate_proxy(Some(&open), true);
-        assert_eq!(end[0].status, ThresholdStatus::Fail);
-        assert!(end[0].message.contains("no data"), "{}", end[0].message);
-        assert!(end[1].message.contains("no data"), "{}", end[1].message);
+    fn a_ratio_without_give_ups_is_pending_then_no_data() {
+        let none = ProxyInputs::default();
+        let live = ALL.evaluate(Some(&none), false);
+        assert_eq!(live[1].status, ThresholdStatus::Pending);
+        assert!(live[0].passed && live[2].passed);
+        let last = ALL.evaluate(Some(&none), true);
+        assert_eq!(last[1].status, ThresholdStatus::Fail);
+        assert!(last[1].message.contains("no data"), "{}", last[1].message);
+        let off = ALL.evaluate(None, true);
+        assert!(off
+            .iter()
+            .all(|r| !r.passed && r.message.contains("[upstream] is off")));
+        assert!(ProxyLimits::default().evaluate(None, true).is_empty());
     }
 }

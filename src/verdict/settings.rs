@@ -1,8 +1,10 @@
 //! The `[thresholds]` section: raw struct mirroring the file, validated into [`Thresholds`].
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::ProxyLimits;
 use crate::units::{self, ConfigError};
 
 /// Default for [`RawThresholds::min_requests`].
@@ -14,6 +16,18 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
 /// `max_dropped` when the config does not set it (and `defaults` is not false): none, because
 /// a saturated generator makes the soak invalid.
 pub const DEFAULT_MAX_DROPPED: u64 = 0;
+
+/// `(stage, threshold name)` for each stage of `soakd_proxy_added_seconds`
+/// ([`crate::upstream::report::ADDED_STAGES`], the one stage list): `p99_proxy_added_<stage>`.
+pub fn stage_thresholds() -> &'static [(&'static str, String)] {
+    static NAMES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        crate::upstream::report::ADDED_STAGES
+            .iter()
+            .map(|s| (*s, format!("p99_proxy_added_{s}")))
+            .collect()
+    })
+}
 
 /// The `[thresholds]` section as written in the config file.
 ///
@@ -49,6 +63,14 @@ pub struct RawThresholds {
     /// Ratios are judged live only after this many requests (default 100); the final
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
+    /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
+    /// not ended `orphan_after` later).
+    pub max_orphans: Option<u64>,
+    /// Two-sided soak: largest share (0..=1) of give-ups with an upstream call to cancel whose
+    /// cancel did not reach it in time ((not propagated + orphaned) / (those + propagated)).
+    pub max_not_propagated_ratio: Option<f64>,
+    /// Two-sided soak: most output tokens the upstream generated after the client gave up.
+    pub max_wasted_output_tokens: Option<u64>,
     /// Two-sided soak: most upstream attempts per client request, over the requests sent
     /// during storms (over the whole run when no storm is configured), e.g. `1.5`.
     pub max_retry_amplification: Option<f64>,
@@ -145,7 +167,7 @@ impl RawThresholds {
             .as_deref()
             .map(|v| units::duration("thresholds.max_recovery", v))
             .transpose()?;
-        let stages = || crate::upstream::report::added_stages().map(|(_, _, t)| t);
+        let stages = || stage_thresholds().iter().map(|(_, t)| t.as_str());
         if let Some((key, value)) = self.other.iter().find(|(k, _)| !stages().any(|t| t == *k)) {
             let known: Vec<&str> = stages().collect();
             return Err(ConfigError::invalid(
@@ -171,6 +193,14 @@ impl RawThresholds {
                 p99_proxy_added.push((name, units::positive_duration(&field, text)?));
             }
         }
+        let proxy = ProxyLimits {
+            max_orphans: self.max_orphans,
+            max_not_propagated_ratio: self
+                .max_not_propagated_ratio
+                .map(|v| units::fraction("thresholds.max_not_propagated_ratio", v))
+                .transpose()?,
+            max_wasted_output_tokens: self.max_wasted_output_tokens,
+        };
         Ok(Thresholds {
             max_retry_amplification,
             max_ghost_attempts: self.max_ghost_attempts,
@@ -188,6 +218,7 @@ impl RawThresholds {
             rss_growth_per_hour,
             rss_process,
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+            proxy,
         })
     }
 }
@@ -219,6 +250,8 @@ pub struct Thresholds {
     pub rss_process: String,
     /// Ratios are judged live only once their denominator reaches this count.
     pub min_requests: u64,
+    /// Limits on the two-sided soak's give-ups.
+    pub proxy: ProxyLimits,
     /// Limit on upstream attempts per client request (during storms, else over the run).
     pub max_retry_amplification: Option<f64>,
     /// Limit on ghost attempts.

@@ -23,6 +23,9 @@ fn all() -> Thresholds {
         rss_growth_per_hour: Some("50MiB".into()),
         rss_process: None,
         min_requests: None,
+        max_orphans: None,
+        max_not_propagated_ratio: None,
+        max_wasted_output_tokens: None,
         ..RawThresholds::default()
     }
     .validate()
@@ -472,6 +475,7 @@ fn evaluate_all_and_exit_verdict() {
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
         proxy: None,
+        weather: None,
     };
     let res = t.evaluate(&healthy, true);
     let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();

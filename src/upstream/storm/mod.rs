@@ -30,7 +30,7 @@
 //! # Memory
 //! Fixed per storm: the last [`state::MAX_KEPT`] occurrences (older ones only in the totals,
 //! `storm_totals[].not_listed` counts them), one baseline and one recovery workspace; per
-//! request, a [`super::attempts::LinkWeather`] on its link; the finished-request cache and
+//! request, a [`super::retries::LinkWeather`] on its link; the finished-request cache and
 //! one ghost-delay histogram for the run.
 
 pub mod recovery;
@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use prometheus::{GaugeVec, IntCounter, IntGauge};
 
-use super::attempts::{stamp, unstamp, AttemptHandles, Finished, LinkWeather, Recent, RunIds};
+use super::retries::{stamp, unstamp, AttemptHandles, Finished, LinkWeather, Recent, RunIds};
 use crate::metrics::Metrics;
 use crate::mock::{Fault, Injected};
 #[cfg(test)]
@@ -200,10 +200,10 @@ impl Weather {
                 .collect(),
             expired_requests: m
                 .upstream_requests_total
-                .with_label_values(&[super::attempts::EXPIRED]),
+                .with_label_values(&[super::retries::EXPIRED]),
             expired_ghosts: m
                 .proxy_ghost_attempts_total
-                .with_label_values(&[super::attempts::EXPIRED]),
+                .with_label_values(&[super::retries::EXPIRED]),
             ghost_unknown: AtomicU64::new(0),
             ghost_delays: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static histogram bounds"),
@@ -219,6 +219,11 @@ impl Weather {
             recovery: m.proxy_recovery_seconds.clone(),
             settle,
         }
+    }
+
+    /// The instant the stamps count from.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// The configured storms.

@@ -257,7 +257,7 @@ fn ghosts_are_counted_with_their_delay_even_after_their_id_left_the_table() {
     assert_eq!(
         sim.m
             .proxy_ghost_attempts_total
-            .with_label_values(&[crate::upstream::attempts::EXPIRED])
+            .with_label_values(&[crate::upstream::retries::EXPIRED])
             .get(),
         1
     );

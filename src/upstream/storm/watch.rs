@@ -14,7 +14,7 @@ use super::state::{self, StormState};
 use super::timeline::{self, Position};
 use super::{lock, Storm, StormSpec, Weather};
 use crate::stats::Percentiles;
-use crate::upstream::attempts::AttemptHandles;
+use crate::upstream::retries::AttemptHandles;
 
 impl Weather {
     fn rss_now(&self) -> Vec<(String, f64)> {
