@@ -152,7 +152,7 @@ impl Snapshot {
                 not_propagated_ratio: p.give_ups.not_propagated_ratio(),
                 wasted_output_tokens: p.give_ups.wasted_output_tokens,
             }),
-            weather: self.proxy.as_ref().map(weather_inputs),
+            weather: self.proxy.as_ref().map(crate::verdict::weather::inputs),
         }
     }
 }
@@ -455,52 +455,6 @@ impl RunView {
             line.push_str(&p.progress_fragment());
         }
         line
-    }
-}
-
-/// What the storm and attempt thresholds are judged on ([`crate::verdict::weather`]), from the
-/// two-sided soak's report.
-pub fn weather_inputs(p: &ProxyReport) -> crate::verdict::WeatherInputs {
-    use crate::verdict::RecoveryInput;
-    let w = &p.weather;
-    let storms = !w.storm_totals.is_empty();
-    crate::verdict::WeatherInputs {
-        amplification: if storms {
-            w.amplification.in_storms
-        } else {
-            w.amplification.overall
-        },
-        amplification_scope: if storms {
-            "during storms"
-        } else {
-            "over the run"
-        },
-        ghost_attempts: w.ghost_attempts.total,
-        retry_after_violations: w.retry_after.violations,
-        recoveries: w
-            .storms
-            .iter()
-            .map(|o| {
-                let r = match (o.recovered, o.recovery_secs) {
-                    (Some(true), Some(s)) => RecoveryInput::Recovered(s),
-                    (Some(false), _) => RecoveryInput::Never,
-                    _ => RecoveryInput::Open,
-                };
-                (o.name.clone(), o.start_secs, r)
-            })
-            .collect(),
-        p99_added: p
-            .added
-            .stages()
-            .iter()
-            .filter_map(|(stage, q)| {
-                let (_, name) = crate::verdict::settings::stage_thresholds()
-                    .iter()
-                    .find(|(s, _)| s == stage)?;
-                let p99 = (q.count > 0).then(|| Duration::from_secs_f64(q.p99));
-                Some((name.as_str(), p99))
-            })
-            .collect(),
     }
 }
 

@@ -40,6 +40,50 @@ pub struct WeatherInputs {
     pub p99_added: Vec<(&'static str, Option<Duration>)>,
 }
 
+/// What these thresholds are judged on, from the two-sided soak's report.
+pub fn inputs(p: &crate::upstream::ProxyReport) -> WeatherInputs {
+    let w = &p.weather;
+    let storms = !w.storm_totals.is_empty();
+    WeatherInputs {
+        amplification: if storms {
+            w.amplification.in_storms
+        } else {
+            w.amplification.overall
+        },
+        amplification_scope: if storms {
+            "during storms"
+        } else {
+            "over the run"
+        },
+        ghost_attempts: w.ghost_attempts.total,
+        retry_after_violations: w.retry_after.violations,
+        recoveries: w
+            .storms
+            .iter()
+            .map(|o| {
+                let r = match (o.recovered, o.recovery_secs) {
+                    (Some(true), Some(s)) => RecoveryInput::Recovered(s),
+                    (Some(false), _) => RecoveryInput::Never,
+                    _ => RecoveryInput::Open,
+                };
+                (o.name.clone(), o.start_secs, r)
+            })
+            .collect(),
+        p99_added: p
+            .added
+            .stages()
+            .iter()
+            .filter_map(|(stage, q)| {
+                let (_, name) = super::settings::stage_thresholds()
+                    .iter()
+                    .find(|(s, _)| s == stage)?;
+                let p99 = (q.count > 0).then(|| Duration::from_secs_f64(q.p99));
+                Some((name.as_str(), p99))
+            })
+            .collect(),
+    }
+}
+
 impl Thresholds {
     /// The proxy thresholds, in the order of [`Thresholds::names`].
     pub(super) fn evaluate_weather(
