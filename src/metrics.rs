@@ -339,13 +339,21 @@ impl Metrics {
         &self.registry
     }
 
-    /// The text exposition of every registered family.
+    /// The text exposition of every registered family. An infinite sample value (a storm that
+    /// never recovered, `soakd_proxy_recovery_seconds`) is spelled as the format spells it,
+    /// `+Inf`/`-Inf`: the encoder writes Rust's `inf`.
     pub fn encode(&self) -> String {
         let mut buf = Vec::with_capacity(64 * 1024);
         let encoder = TextEncoder::new();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = encoder.encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        let text = String::from_utf8(buf).unwrap_or_default();
+        if text.contains(" inf\n") || text.contains(" -inf\n") {
+            text.replace(" inf\n", " +Inf\n")
+                .replace(" -inf\n", " -Inf\n")
+        } else {
+            text
+        }
     }
 }
 
@@ -497,7 +505,15 @@ mod tests {
             want.sort_unstable();
             assert_eq!(got, want, "labels of {}", d.name);
         }
+        m.proxy_recovery_seconds
+            .with_label_values(&["never"])
+            .set(f64::INFINITY);
         let text = m.encode();
+        assert!(
+            text.contains("soakd_proxy_recovery_seconds{storm=\"never\"} +Inf\n"),
+            "{text}"
+        );
+        crate::monitor::expo::parse(&text, |_| {}).expect("soakd reads its own exposition");
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("soakd_run_info{run_id=\"run-1\",shard=\"0\"} 1"));
         assert!(
