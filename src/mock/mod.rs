@@ -87,6 +87,8 @@ mod fault;
 mod frames;
 mod handlers;
 mod leak;
+#[cfg(test)]
+mod leak_tasks_tests;
 mod state;
 mod tap;
 
