@@ -6,8 +6,8 @@
  *
  * What was drawn is published in `window.soakd.charts` (per chart: point count, points per
  * series, burst bands, the labels of the shaded spans — the run's states idle, drain,
- * cooldown, linger — and the end points of each fitted line) for the browser tests and for
- * anyone poking at the page from the console.
+ * cooldown, linger, and each storm occurrence by the storm's name — and the end points of
+ * each fitted line) for the browser tests and for anyone poking at the page from the console.
  */
 (function () {
   'use strict';
@@ -147,18 +147,23 @@
     return out;
   }
 
-  /* Labelled spans to shade (`series.spans`, e.g. the run's states), as {kind, label, from,
-   * to} with an open span ending at the data's end. The load itself is not shaded. */
+  /* Labelled spans to shade (`series.spans`: the run's states, the storms), as {kind, label,
+   * from, to} with an open span ending at the data's end. The load itself is not shaded. A
+   * storm's span is red whatever its name. */
   var SPAN_COLORS = {
     'phase:idle': 'rgba(100, 116, 139, 0.14)', 'phase:drain': 'rgba(249, 115, 22, 0.14)',
     'phase:cooldown': 'rgba(14, 165, 233, 0.14)', 'phase:linger': 'rgba(168, 85, 247, 0.14)'
   };
+  var KIND_COLORS = { storm: 'rgba(201, 37, 45, 0.13)' };
+  var KIND_INK = { storm: '#c9252d' };
+
+  function spanColor(s) {
+    return SPAN_COLORS[s.kind + ':' + s.label] || KIND_COLORS[s.kind];
+  }
 
   function shadedSpans(series, block) {
     var end = block.t.length ? block.t[block.t.length - 1] + block.dt[block.dt.length - 1] / 2 : series.now;
-    return (series.spans || []).filter(function (s) {
-      return SPAN_COLORS[s.kind + ':' + s.label];
-    }).map(function (s) {
+    return (series.spans || []).filter(spanColor).map(function (s) {
       return { kind: s.kind, label: s.label, from: s.from, to: s.to == null ? Math.max(end, s.from) : s.to };
     });
   }
@@ -201,9 +206,9 @@
           spans.forEach(function (s) {
             var x0 = Math.max(left, px(s.from)), x1 = Math.min(right, px(s.to));
             if (!(x1 > x0)) return;
-            ctx.fillStyle = SPAN_COLORS[s.kind + ':' + s.label];
+            ctx.fillStyle = spanColor(s);
             ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
-            ctx.fillStyle = MUTED;
+            ctx.fillStyle = KIND_INK[s.kind] || MUTED;
             ctx.font = Math.round(10 * (window.devicePixelRatio || 1)) + 'px sans-serif';
             ctx.textBaseline = 'top';
             if (x1 - x0 > 30) ctx.fillText(s.label, x0 + 3, u.bbox.top + 3);
@@ -457,6 +462,29 @@
       rows, 'No window holds enough data for a fit yet');
   }
 
+  function pctCell(v) {
+    return '<td class="num">' + (v == null ? '–' : (v * 100).toFixed(1) + ' %') + '</td>';
+  }
+
+  /* One row per storm occurrence (status.proxy.storms). */
+  function stormTable(status) {
+    var list = (status && status.proxy && status.proxy.storms) || [];
+    table('table-storms', ['storm', 'from', 'to', 'requests', 'attempts', 'amplification', 'faults',
+      'client errors', 'masked', 'passed', 'ghosts', 'Retry-After ok / violated', 'recovery'],
+      list.map(function (o) {
+        var rec = o.recovered === true ? fmtSecs(o.recovery_secs)
+          : o.recovered === false ? 'never' : '–';
+        return '<td>' + esc(o.name) + '</td><td class="num">' + fmtNum(o.start_secs, 1) + ' s</td>' +
+          '<td class="num">' + fmtNum(o.end_secs, 1) + ' s</td><td class="num">' + o.client_requests +
+          '</td><td class="num">' + o.upstream_requests + '</td><td class="num">' +
+          (o.amplification == null ? '–' : fmtNum(o.amplification, 2)) + '</td><td class="num">' +
+          o.upstream_faults + '</td><td class="num">' + o.client_errors + '</td>' +
+          pctCell(o.masked_ratio) + pctCell(o.passed_ratio) + '<td class="num">' + o.ghost_attempts +
+          '</td><td class="num">' + o.retry_after_honoured + ' / ' + o.retry_after_violations +
+          '</td><td class="num' + (o.recovered === false ? ' v-fail' : '') + '">' + esc(rec) + '</td>';
+      }), 'No storms configured (two-sided soak: [[upstream.storms]])');
+  }
+
   function thresholdValue(v, unit) {
     if (v == null) return '–';
     if (unit === 'seconds') return fmtSecs(v);
@@ -614,6 +642,7 @@
     verdictTable(series.processes);
     fitsTable(series.processes);
     thresholdTable(status);
+    stormTable(status);
     tiles(status, report);
     summary(status, report);
     proxyCard(status);

@@ -435,6 +435,33 @@ def proxy():
     ], desc="What the proxy reports in its overhead header ([upstream] overhead_header) next to what soakd measured."), w=12)
     g.add(heatmap("Added time per chunk", "s",
                         f'sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="chunk"}}[{RI}]))'), w=12)
+    # Storms: faults on the upstream's timeline ([[upstream.storms]]) and what the proxy did.
+    g.add(text("Storms",
+               "Faults soakd's upstream injected (`[[upstream.storms]]`; `storm=\"\"`: the constant "
+               "`[mock]` rates) and what the proxy did through them: attempts per client request, "
+               "attempts after the client finished (ghosts), retries sooner than `Retry-After`, and "
+               "how long it took to come back. Per occurrence: the summary's storm table and "
+               "`/status` → `proxy.storms`."), w=24, h=2)
+    g.add(state_timeline("Storms blowing", "bool_on_off", [
+        q(f"max by (storm) (soakd_upstream_storm_active{{{SEL}}})", "{{storm}}"),
+    ], desc="1 while the storm blows on soakd's upstream.", thresholds=((None, "transparent"), (1, "red"))), w=12)
+    g.add(timeseries("Faults injected", "reqps", [
+        q(f"sum by (storm, kind) (rate(soakd_upstream_faults_total{{{SEL}}}[{RI}]))", "{{storm}} {{kind}}"),
+    ], desc="Faults per second by storm and kind; the retries the proxy makes can be read against them."), w=12)
+    g.add(timeseries("Attempts per client request", "short", [
+        q(f"sum by (scenario) (rate(soakd_proxy_upstream_attempts_sum{{{SSEL}}}[{RI}])) / sum by (scenario) (rate(soakd_proxy_upstream_attempts_count{{{SSEL}}}[{RI}]))", "mean {{scenario}}"),
+        q(f"histogram_quantile(0.99, sum by (le) (rate(soakd_proxy_upstream_attempts_bucket{{{SSEL}}}[{RI}])))", "p99"),
+    ], desc="Upstream attempts per client request when its client finished (1: no retry). Threshold max_retry_amplification."), w=8)
+    g.add(timeseries("Ghost attempts", "short", [
+        q(f"sum by (scenario) (increase(soakd_proxy_ghost_attempts_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+    ], desc="Upstream attempts after the client had its answer or gave up (scenario expired: an id that had left soakd's table). Alert SoakdProxyGhostAttempts."), w=8)
+    g.add(timeseries("Retry-After honoured vs violated", "short", [
+        q(f"sum (increase(soakd_proxy_retry_after_honoured_total{{{SSEL}}}[{RI}]))", "honoured"),
+        q(f"sum (increase(soakd_proxy_retry_after_violations_total{{{SSEL}}}[{RI}]))", "violated"),
+    ], desc="Next attempts after an upstream answer with Retry-After: waited long enough, or came sooner. Alert SoakdProxyRetryAfterIgnored."), w=8)
+    g.add(timeseries("Recovery after each storm", "s", [
+        q(f"max by (storm) (soakd_proxy_recovery_seconds{{{SEL}}})", "{{storm}}"),
+    ], desc="While watched: seconds since the storm's end; then its recovery time; +Inf: never recovered (shown off the chart). Alert SoakdProxySlowRecovery over 60 s."), w=24, h=6)
     return dashboard("soakd-proxy", "soakd proxy",
                      "What the proxy itself adds, holds back, retries and orphans, and what became of every give-up (two-sided soak).",
                      g, True, False)

@@ -31,6 +31,7 @@ use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
+use crate::upstream::storm::ScenarioShape;
 use crate::upstream::{Tracker, Upstream};
 use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
@@ -219,6 +220,23 @@ impl App {
                     config.mock.chunk_delay,
                     config.mock.chunks,
                 ));
+                if !u.storms.is_empty() {
+                    let shapes: Vec<ScenarioShape> = config
+                        .scenarios
+                        .iter()
+                        .map(|s| ScenarioShape {
+                            name: s.name.clone(),
+                            api: s.api.as_str(),
+                            stream: s.stream,
+                        })
+                        .collect();
+                    tracker = tracker.with_storms(
+                        &metrics,
+                        &shapes,
+                        u.storms.clone(),
+                        config.monitor.burst_settle,
+                    );
+                }
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -272,6 +290,10 @@ impl App {
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
             phases: Some(phases.clone()),
+            spans: two_sided
+                .iter()
+                .map(|t| Arc::new(StormSpans(t.clone())) as Arc<dyn crate::series::SpanSource>)
+                .collect(),
         }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
@@ -366,6 +388,11 @@ impl App {
             crate::phases::wait_unless_stopped(r.idle, &stop).await;
         }
         phases.enter(RunState::Load);
+        // Storms count from the start of load.
+        let tracker = self.tracker.clone();
+        if let Some(t) = &tracker {
+            t.weather().start_load(std::time::Instant::now());
+        }
         // The engine cancels its own token when the plan ends; a stop cancels it too.
         let load_stop = stop.child_token();
         let drain = async {
@@ -373,6 +400,9 @@ impl App {
             phases.enter(RunState::Drain);
         };
         let (sending, ()) = tokio::join!(self.engine.run(load_stop.clone(), r.grace), drain);
+        if let Some(t) = &tracker {
+            t.weather().end_load(sending);
+        }
         // Still draining: the run ends when both sides have.
         if let Some(t) = &self.tracker {
             settle_upstream_sides(t).await;
@@ -445,6 +475,22 @@ impl App {
         admin_stop.cancel();
         let _ = tokio::task::spawn_blocking(move || side.join()).await;
         Ok(summary)
+    }
+}
+
+/// The storms on the two-sided soak's upstream, as `storm` spans on the page's charts.
+struct StormSpans(Arc<Tracker>);
+
+impl crate::series::SpanSource for StormSpans {
+    fn spans(&self, now: std::time::Instant, now_unix: f64, out: &mut Vec<crate::series::Span>) {
+        self.0.weather().each_span(now, now_unix, |name, from, to| {
+            out.push(crate::series::Span {
+                kind: "storm",
+                label: name.to_string().into(),
+                from,
+                to: Some(to),
+            })
+        });
     }
 }
 

@@ -24,7 +24,7 @@
 //! - [`admin`]: the axum admin server.
 //! - [`telemetry`]: logs, OTLP traces, rate-limited warnings.
 //! - [`mock`]: the built-in mock AI proxy.
-//! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream).
+//! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream, and puts storms on it).
 //! - [`signals`]: load signals shared by the engine and the monitor.
 //! - [`phases`]: the run's states (idle, load, drain, cooldown, linger) and how it stops.
 //! - [`app`]: builds everything from the validated config and runs it.

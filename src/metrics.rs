@@ -210,6 +210,20 @@ catalog! {
         "Client-visible errors by origin: upstream (the proxy passed an upstream failure through) or proxy (the upstream answered 2xx, or was never reached).";
     proxy_reported_overhead_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_reported_overhead_seconds", ["scenario"],
         "The proxy's own overhead claim, from the configured response header.";
+    proxy_upstream_attempts: HistogramVec(attempt_buckets()) = "soakd_proxy_upstream_attempts", ["scenario"],
+        "Upstream attempts per client request, observed when its client side ends (0: none reached the upstream).";
+    proxy_ghost_attempts_total: IntCounterVec = "soakd_proxy_ghost_attempts_total", ["scenario"],
+        "Upstream attempts for a request whose client had already finished (scenario expired: an id of this run that had left the tracking table).";
+    proxy_retry_after_honoured_total: IntCounterVec = "soakd_proxy_retry_after_honoured_total", ["scenario"],
+        "Next attempts that waited at least the Retry-After of the upstream's previous answer for the same request.";
+    proxy_retry_after_violations_total: IntCounterVec = "soakd_proxy_retry_after_violations_total", ["scenario"],
+        "Next attempts that came sooner than the Retry-After of the upstream's previous answer for the same request.";
+    proxy_recovery_seconds: GaugeVec = "soakd_proxy_recovery_seconds", ["storm"],
+        "Recovery after the storm's latest occurrence: seconds since its end while watched, the recovery time once back in the baseline band, +Inf when it never recovered.";
+    upstream_storm_active: IntGaugeVec = "soakd_upstream_storm_active", ["storm"],
+        "1 while the storm blows on soakd's upstream, else 0.";
+    upstream_faults_total: IntCounterVec = "soakd_upstream_faults_total", ["storm", "kind"],
+        "Faults soakd's upstream injected, by storm (empty: the constant fault rates of the mock section) and kind.";
     // Run
     run_state: IntGaugeVec = "soakd_run_state", ["state"],
         "1 for the run's current state (idle, load, drain, cooldown, linger), 0 for the others.";
@@ -247,6 +261,14 @@ pub fn chunk_gap_buckets() -> Vec<f64> {
 /// adds tens of microseconds, a buffering one whole streams).
 pub fn proxy_buckets() -> Vec<f64> {
     exp_buckets(0.000_01, 2.0, 26)
+}
+
+/// Attempts per client request: 0 to 10 one by one, then 15, 20, 50, 100.
+pub fn attempt_buckets() -> Vec<f64> {
+    [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 50.0, 100.0,
+    ]
+    .to_vec()
 }
 
 /// Schedule-lag buckets: 10 µs × 2ⁿ up to about 84 s.
@@ -317,13 +339,21 @@ impl Metrics {
         &self.registry
     }
 
-    /// The text exposition of every registered family.
+    /// The text exposition of every registered family. An infinite sample value (a storm that
+    /// never recovered, `soakd_proxy_recovery_seconds`) is spelled as the format spells it,
+    /// `+Inf`/`-Inf`: the encoder writes Rust's `inf`.
     pub fn encode(&self) -> String {
         let mut buf = Vec::with_capacity(64 * 1024);
         let encoder = TextEncoder::new();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = encoder.encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        let text = String::from_utf8(buf).unwrap_or_default();
+        if text.contains(" inf\n") || text.contains(" -inf\n") {
+            text.replace(" inf\n", " +Inf\n")
+                .replace(" -inf\n", " -Inf\n")
+        } else {
+            text
+        }
     }
 }
 
@@ -447,6 +477,21 @@ mod tests {
         m.proxy_orphaned_requests
             .with_label_values(&["chat"])
             .set(0);
+        m.proxy_upstream_attempts
+            .with_label_values(&["chat"])
+            .observe(1.0);
+        for c in [
+            &m.proxy_ghost_attempts_total,
+            &m.proxy_retry_after_honoured_total,
+            &m.proxy_retry_after_violations_total,
+        ] {
+            c.with_label_values(&["chat"]).inc();
+        }
+        m.proxy_recovery_seconds.with_label_values(&["s"]).set(1.0);
+        m.upstream_storm_active.with_label_values(&["s"]).set(1);
+        m.upstream_faults_total
+            .with_label_values(&["s", "status"])
+            .inc();
         let families = m.registry().gather();
         for d in CATALOG {
             let fam = families
@@ -460,7 +505,15 @@ mod tests {
             want.sort_unstable();
             assert_eq!(got, want, "labels of {}", d.name);
         }
+        m.proxy_recovery_seconds
+            .with_label_values(&["never"])
+            .set(f64::INFINITY);
         let text = m.encode();
+        assert!(
+            text.contains("soakd_proxy_recovery_seconds{storm=\"never\"} +Inf\n"),
+            "{text}"
+        );
+        crate::monitor::expo::parse(&text, |_| {}).expect("soakd reads its own exposition");
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("soakd_run_info{run_id=\"run-1\",shard=\"0\"} 1"));
         assert!(

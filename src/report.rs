@@ -170,6 +170,7 @@ impl Snapshot {
                 not_propagated_ratio: p.give_ups.not_propagated_ratio(),
                 wasted_output_tokens: p.give_ups.wasted_output_tokens,
             }),
+            weather: self.proxy.as_ref().map(crate::verdict::weather::inputs),
         }
     }
 }
@@ -337,8 +338,12 @@ impl RunView {
         crate::stats::wire::document(&self.p.stats, &self.p.run_id, self.p.shard)
     }
 
-    /// Takes one sample for the recent-rate meter; call about once a second.
+    /// Takes one sample for the recent-rate meter (and lets the storms read the time);
+    /// call about once a second.
     pub fn tick(&self) {
+        if let Some((t, _)) = &self.p.proxy {
+            t.weather().tick(std::time::Instant::now());
+        }
         lock(&self.meter).sample(
             Instant::now(),
             self.p.signals.requests_sent(),

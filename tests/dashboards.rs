@@ -213,13 +213,42 @@ fn exported_families() -> BTreeSet<String> {
     let _dropped = soakd::engine::DropCounters::new(&m, "s");
     let _process = soakd::monitor::ProcessMetrics::new(&m, "p");
     let _phases = soakd::phases::RunPhases::new(&m);
+    let storm = soakd::upstream::storm::RawStorm {
+        name: Some("st".into()),
+        start: std::time::Duration::from_secs(1),
+        duration: std::time::Duration::from_secs(1),
+        every: None,
+        kind: "stall".into(),
+        status: None,
+        retry_after: None,
+        delay: None,
+        after_chunks: None,
+        rate: 1.0,
+        scenarios: None,
+        apis: None,
+    }
+    .validate(0)
+    .expect("a valid storm");
+    let shape = soakd::upstream::storm::ScenarioShape {
+        name: "s".into(),
+        api: "openai",
+        stream: true,
+    };
     let _two_sided = soakd::upstream::Tracker::new(
         &m,
         &["s".to_string()],
         16,
         std::time::Duration::from_secs(60),
         std::time::Duration::from_secs(5),
+    )
+    .with_storms(
+        &m,
+        &[shape],
+        vec![storm],
+        std::time::Duration::from_secs(30),
     );
+    // Published once a storm has ended.
+    m.proxy_recovery_seconds.with_label_values(&["st"]).set(0.0);
     for g in [
         &m.process_resident_memory_bytes,
         &m.process_open_fds,

@@ -5,8 +5,10 @@
 //! Checked: no console errors (read over the DevTools protocol, see `browser/cdp.rs`); every
 //! chart has its expected series with points (the page publishes what it drew in
 //! `window.soakd.charts`); every time chart of the report shades the run's idle, drain and
-//! cooldown; the report's RSS fit line has the summary's slope within 1 %; the report loads
-//! nothing but itself. Screenshots go to `target/screenshots/` for a person.
+//! cooldown, and the storms ([[upstream.storms]], here on an upstream nothing is routed to, so
+//! they only mark the timeline), and the storm table has a row per occurrence; the report's
+//! RSS fit line has the summary's slope within 1 %; the report loads nothing but itself.
+//! Screenshots go to `target/screenshots/` for a person.
 
 #[path = "browser/cdp.rs"]
 mod cdp;
@@ -15,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use cdp::{Browser, Tab};
 use common::*;
@@ -67,6 +69,17 @@ windows = ["8s", "16s"]
 name = "target"
 pid = {pid}
 
+[upstream]
+listen = "127.0.0.1:0"
+
+[[upstream.storms]]
+name = "squall"
+start = "7s"
+duration = "2s"
+every = "9s"
+kind = "status"
+status = 503
+
 [thresholds]
 p99_ttft = "5s"
 error_ratio = 0.5
@@ -115,6 +128,22 @@ fn expected() -> Vec<(&'static str, &'static [&'static str])> {
         ("rss:soakd", &["rss", "rss min", "rss max"]),
         ("res:soakd", &["open fds", "threads"]),
     ]
+}
+
+/// Every time chart shades between `min` and `max` storm bands (spans labelled `squall`).
+fn assert_storm_bands(charts: &Value, (min, max): (u64, u64), page: &str) {
+    for (chart, _) in expected() {
+        let spans = charts[chart]["spans"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let got = spans.iter().filter(|l| *l == "squall").count() as u64;
+        assert!(
+            (min..=max).contains(&got),
+            "{page}: {got} storm bands on {chart}: {}",
+            charts[chart]
+        );
+    }
 }
 
 /// The fit lines drawn on a process's RSS chart: label → [[x0, y0], [x1, y1]].
@@ -230,6 +259,12 @@ fn live_page_and_report_in_headless_chromium() {
     for (label, [[x0, _], [x1, _]]) in fit_lines(&c, "target") {
         assert!(x1 > x0, "{label}");
     }
+    assert_storm_bands(&c, (1, 2), "live page");
+    let rows = b.eval(
+        &live,
+        "document.querySelectorAll('#table-storms tbody tr').length",
+    );
+    assert!(rows.as_u64().unwrap_or(0) >= 1, "storm rows: {rows}");
     let rows = b.eval(
         &live,
         "document.querySelectorAll('#table-verdicts tbody tr').length",
@@ -310,6 +345,19 @@ fn live_page_and_report_in_headless_chromium() {
         vec![url.clone()],
         "the report loads nothing else"
     );
+    // Storms at 7–9 s and 16–18 s of the 24 s run (the next would start at 25 s).
+    assert_storm_bands(&c, (2, 2), "report");
+    let rows = b.eval(
+        &rep,
+        "document.querySelectorAll('#table-storms tbody tr').length",
+    );
+    assert_eq!(rows, 2, "a storm row per occurrence");
+    assert_eq!(
+        summary["proxy"]["storms"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        summary["proxy"]
+    );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
     assert_eq!(verdict, "fail");
     // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
@@ -342,9 +390,15 @@ fn live_page_and_report_in_headless_chromium() {
         "res:target",
         "rss:soakd",
     ] {
+        let phases: Vec<&Value> = c[chart]["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| *l != "squall")
+            .collect();
         assert_eq!(
-            c[chart]["spans"],
-            serde_json::json!(["idle", "drain", "cooldown"]),
+            phases,
+            [&json!("idle"), &json!("drain"), &json!("cooldown")],
             "{chart}: {}",
             c[chart]
         );

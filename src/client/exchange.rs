@@ -252,7 +252,8 @@ impl<'a> Exchange<'a> {
             output_tokens,
             unknown_events: prog.unknown_events,
         });
-        if let (Some(t), Some(link), Some(two)) = (self.tracker, link, prog.two_sided.take()) {
+        if let (Some(t), Some(link), Some(mut two)) = (self.tracker, link, prog.two_sided.take()) {
+            two.stamps.error = !matches!(outcome, Outcome::Ok | Outcome::Cancelled);
             let how = match outcome {
                 Outcome::Cancelled | Outcome::Timeout | Outcome::Aborted => ClientEnd::GaveUp,
                 Outcome::Ok => ClientEnd::Finished,

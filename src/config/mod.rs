@@ -245,8 +245,17 @@ impl RawConfig {
             self.mock.validate()?;
         }
         let upstream = self.upstream.validate()?;
-        if upstream.is_some() {
+        if let Some(u) = &upstream {
             self.check_two_sided(&target)?;
+            let shapes: Vec<crate::upstream::storm::ScenarioShape> = scenarios
+                .iter()
+                .map(|s| crate::upstream::storm::ScenarioShape {
+                    name: s.name.clone(),
+                    api: s.api.as_str(),
+                    stream: s.stream,
+                })
+                .collect();
+            crate::upstream::storm::check_against_run(&u.storms, run.duration, &shapes)?;
         } else if let Some(name) = thresholds.proxy.names().first() {
             return Err(ConfigError::invalid(
                 format!("thresholds.{name}"),
@@ -254,6 +263,7 @@ impl RawConfig {
                 "judges the two-sided soak: set [upstream] listen",
             ));
         }
+        thresholds.check_two_sided(upstream.as_ref().map(|u| !u.storms.is_empty()))?;
         let admin_listen = self.admin.listen.parse().map_err(|_| {
             ConfigError::invalid(
                 "admin.listen",

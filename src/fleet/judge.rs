@@ -247,6 +247,9 @@ impl Fleet {
                         .total("soakd_proxy_wasted_output_tokens_total", None),
                 }
             }),
+            // Storms and attempts are judged per run from its own summary, not over the
+            // fleet: their thresholds have no data here.
+            weather: None,
         }
     }
 

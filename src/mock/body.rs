@@ -9,7 +9,6 @@
 //! boxed cancellation future. When the client goes away hyper drops the body, which ends
 //! everything, including a stall; the [`ActiveGuard`] keeps `soakd_mock_streams_active` honest.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -33,6 +32,9 @@ pub(crate) enum End {
     Stop,
     /// Send nothing more until the client leaves or `stop` is cancelled.
     Stall(CancellationToken),
+    /// Fail the body, so the connection is closed without the body's end (no terminating
+    /// chunk): a reset as the proxy sees it. Before any byte, not even the head goes out.
+    Reset,
 }
 
 /// The script of one streamed body.
@@ -167,7 +169,7 @@ impl MockBody {
 }
 
 impl Stream for MockBody {
-    type Item = Result<Bytes, Infallible>;
+    type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -224,6 +226,15 @@ impl Stream for MockBody {
                         return Poll::Ready(Some(Ok(b.clone())));
                     }
                     End::Stop => this.phase = Phase::Done,
+                    End::Reset => {
+                        // Not completed: the probe ends as dropped early.
+                        drop(this.probe.take());
+                        this.phase = Phase::Done;
+                        return Poll::Ready(Some(Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "soakd mock: reset by a storm",
+                        ))));
+                    }
                     End::Stall(stop) => {
                         this.stall = Some(Box::pin(stop.clone().cancelled_owned()));
                         this.phase = Phase::Stalled;
@@ -281,7 +292,7 @@ mod tests {
             .into_iter()
             .flat_map(|r| match r {
                 Ok(b) => b.to_vec(),
-                Err(e) => match e {},
+                Err(e) => format!("<{e}>").into_bytes(),
             })
             .collect()
     }
@@ -315,6 +326,21 @@ mod tests {
         // A limit cuts the content short; a lead is only sent with its first chunk.
         assert_eq!(collect(MockBody::new(s(2), &g)).await, b"H<r>rrT");
         assert_eq!(collect(MockBody::new(s(3), &g)).await, b"H<r>rr<a>aT");
+        assert_eq!(g.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reset_fails_the_body_after_its_chunks() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let got = collect(MockBody::new(script(3, End::Reset), &g)).await;
+        assert_eq!(got, b"Hccc<soakd mock: reset by a storm>");
+        let mut none = MockBody::new(Script::empty(Bytes::new(), Duration::ZERO, End::Reset), &g);
+        let first = tokio::time::timeout(Duration::from_secs(5), none.next())
+            .await
+            .unwrap();
+        assert!(matches!(first, Some(Err(_))), "fails before any byte");
+        assert!(none.next().await.is_none());
+        drop(none);
         assert_eq!(g.get(), 0);
     }
 

@@ -15,7 +15,7 @@ use axum::Router;
 use super::body::{End, MockBody, Script};
 use super::frames::{self, anthropic, chat, completions, embeddings, responses, Api, Meta};
 use super::state::{Fault, Shared};
-use super::tap::{stamp_entry, Answer, Entry, ProbeGuard};
+use super::tap::{stamp_entry, Answer, Entry, Injected, ProbeGuard};
 
 /// The mock's routes; with a tap, every request is stamped on arrival, before its body is read.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -291,8 +291,55 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
     if s.leaks.active() {
         s.leaks.on_request(stream, api == Api::Anthropic);
     }
-    let fault = s.dice.roll();
+    let storm = match probe {
+        Some(p) => p.inject(api.label(), stream),
+        None => s.tap.as_ref().and_then(|t| t.inject(api.label(), stream)),
+    };
+    // A storm replaces the dice, except a slow one, which only delays the usual answer.
+    let storm = match storm {
+        Some(Injected::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        other => other,
+    };
+    let streamed = stream && api != Api::Embeddings;
+    match storm {
+        None => {}
+        Some(Injected::Status {
+            status,
+            retry_after,
+        }) => {
+            tell_storm(probe, status, stream);
+            return storm_error(api, status, retry_after);
+        }
+        Some(Injected::Stall) if !streamed => {
+            tell_storm(probe, 0, false);
+            return stall_unary(s, probe).await;
+        }
+        Some(Injected::Reset { .. }) if !streamed => {
+            tell_storm(probe, 0, false);
+            return reset_unary(s, probe);
+        }
+        Some(_) => {}
+    }
+    let fault = if storm.is_some() {
+        Fault::None
+    } else {
+        s.dice.roll()
+    };
     s.metrics.count(api, fault);
+    if !matches!(fault, Fault::None | Fault::BadRequest) {
+        let retry_after = (fault == Fault::Error && sends_retry_after(s.error_status)).then_some(1);
+        match probe {
+            Some(p) => p.faulted(fault, retry_after),
+            None => {
+                if let Some(t) = &s.tap {
+                    t.faulted(fault, retry_after);
+                }
+            }
+        }
+    }
 
     match fault {
         Fault::Error => {
@@ -344,27 +391,85 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
         capped: chunks < s.chunks,
         text: &s.text,
     };
-    tell(
-        probe,
-        200,
-        fault,
-        stream,
-        u64::from(meta.reasoning + meta.chunks),
-    );
+    if storm.is_some() {
+        tell_storm(probe, 200, stream);
+    } else {
+        tell(
+            probe,
+            200,
+            fault,
+            stream,
+            u64::from(meta.reasoning + meta.chunks),
+        );
+    }
     if stream {
-        stream_answer(s, api, &meta, &req, fault, probe.take())
+        stream_answer(s, api, &meta, &req, (fault, storm), probe.take())
     } else {
         plain_answer(s, api, &meta, fault, probe).await
     }
 }
 
+/// Tells the probe of a storm's answer: a failure, with `status` (0 when not even a status line
+/// is sent: a unary stall or reset).
+fn tell_storm(probe: &mut Option<ProbeGuard>, status: u16, stream: bool) {
+    if let Some(p) = probe {
+        p.answer(&Answer {
+            status,
+            failed: true,
+            stream,
+            output_tokens: 0,
+        });
+    }
+}
+
+/// Whether an `error_rate` answer of this status carries `retry-after: 1`.
+fn sends_retry_after(status: u16) -> bool {
+    matches!(status, 429 | 503 | 529)
+}
+
 fn http_error(s: &Shared, api: Api) -> Response {
     let status = StatusCode::from_u16(s.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(status, s.error_bodies[api.index()].clone());
-    if matches!(s.error_status, 429 | 503 | 529) {
+    if sends_retry_after(s.error_status) {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    r
+}
+
+/// A storm's HTTP error: `Retry-After` only when the storm sets it.
+fn storm_error(api: Api, status: u16, retry_after: Option<u32>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let msg = format!("soakd upstream: storm (HTTP {status})");
+    let mut r = json_response(code, frames::error_body(api, status, &msg));
+    if let Some(secs) = retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
+}
+
+/// A storm's unary stall: no byte at all until the client (or the proxy) leaves, which drops
+/// this future and ends the probe as not completed, or until shutdown.
+async fn stall_unary(s: &Shared, probe: &mut Option<ProbeGuard>) -> Response {
+    s.stop.cancelled().await;
+    drop(probe.take());
+    json_response(StatusCode::SERVICE_UNAVAILABLE, Bytes::new())
+}
+
+/// A storm's unary reset: a body that fails before its first byte, so the connection is
+/// closed without even a status line.
+fn reset_unary(s: &Shared, probe: &mut Option<ProbeGuard>) -> Response {
+    let script = Script::empty(Bytes::new(), Duration::ZERO, End::Reset);
+    let mut body = MockBody::new(script, &s.metrics.streams_active);
+    if let Some(p) = probe.take() {
+        body = body.with_probe(p, "");
+    }
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -373,7 +478,7 @@ fn stream_answer(
     api: Api,
     meta: &Meta<'_>,
     req: &AiRequest<'_>,
-    fault: Fault,
+    (fault, storm): (Fault, Option<Injected>),
     probe: Option<ProbeGuard>,
 ) -> Response {
     let include_usage = req
@@ -390,10 +495,12 @@ fn stream_answer(
     };
     let units = meta.reasoning + meta.chunks;
     let half = units / 2;
-    let (limit, end) = match fault {
-        Fault::ErrorEvent => (half, End::Frame(f.error)),
-        Fault::Truncate => (half, End::Stop),
-        Fault::Stall => (half, End::Stall(s.stop.clone())),
+    let (limit, end) = match (storm, fault) {
+        (Some(Injected::Stall), _) => (units.min(1), End::Stall(s.stop.clone())),
+        (Some(Injected::Reset { after_chunks }), _) => (units.min(after_chunks), End::Reset),
+        (_, Fault::ErrorEvent) => (half, End::Frame(f.error)),
+        (_, Fault::Truncate) => (half, End::Stop),
+        (_, Fault::Stall) => (half, End::Stall(s.stop.clone())),
         _ => (units, End::Frame(f.tail)),
     };
     let script = Script {

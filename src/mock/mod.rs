@@ -38,7 +38,11 @@
 //! - `GET /metrics`: the mock's own registry: `process_*`,
 //!   `soakd_mock_requests_total{endpoint, fault}` (endpoint: `chat_completions`, `responses`,
 //!   `completions`, `embeddings`, `messages`), `soakd_mock_streams_active`,
-//!   `soakd_mock_leaked_{bytes,fds,threads}`, `soakd_mock_sawtooth_bytes`.
+//!   `soakd_mock_leaked_{bytes,fds,threads}`, `soakd_mock_sawtooth_bytes`. This is the
+//!   exposition of the mock as a stand-in proxy (as a real proxy has its own), outside soakd's
+//!   metric catalog: served in-process as the two-sided soak's upstream, the mock's registry
+//!   is not exported, and the faults it injects (its dice and the storms) are counted in the
+//!   catalog's `soakd_upstream_faults_total{storm,kind}` through the tap.
 //! - `GET /healthz`: `ok`. Unknown paths: 404 with an error JSON. A body that is not JSON: 400
 //!   with an error JSON in the endpoint's own shape (both shapes have `error.type` and
 //!   `error.message`). `prompt_tokens` is estimated as body bytes / 4.
@@ -53,6 +57,10 @@
 //! half the content chunks, with no terminator and no `response.completed`, or after half the
 //! JSON); a stall (headers and half the chunks, then nothing until the client disconnects or
 //! shutdown); garbage (HTTP 200, a body that is neither SSE nor JSON).
+//!
+//! A [`Tap`] (the two-sided soak's upstream) may replace an answer with an [`Injected`]
+//! fault (a storm's status with its own `Retry-After` or none, a delay, a stall, a reset) and
+//! refuse new connections at accept; see [`crate::upstream::storm`].
 //!
 //! # Leaks
 //! `leak_bytes_per_request`, `plateau_bytes`, `leak_fd_every`, `leak_thread_every`,
@@ -75,6 +83,7 @@
 
 mod args;
 mod body;
+mod fault;
 mod frames;
 mod handlers;
 mod leak;
@@ -96,7 +105,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use frames::text_stream_writes;
-pub use tap::{Answer, Probe, Tap};
+pub use tap::{Answer, Fault, Injected, Probe, Tap};
 
 use crate::units::ConfigError;
 
@@ -224,7 +233,7 @@ pub async fn serve_with_tap(
         stop.clone(),
     ));
 
-    let listener = listener.tap_io(|tcp| {
+    let listener = tap::Gate::new(listener, shared.tap.clone()).tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "mock: cannot set TCP_NODELAY");
         }

@@ -2,12 +2,20 @@
 //! proxy's upstream and wants both sides of every request (the two-sided soak, see
 //! `crate::upstream`). The mock knows nothing about that caller: it stamps, reports and, while
 //! a [`Tap`] is installed, numbers each content chunk's text with a sequence marker.
+//!
+//! A tap may also change what the mock does (the two-sided soak's storms): refuse a new
+//! connection at accept ([`Tap::accept`]), or have one answer replaced by an [`Injected`]
+//! fault ([`Probe::inject`], [`Tap::inject`] for a request it does not follow). It is told of
+//! the faults the mock's own `*_rate` dice inject ([`Probe::faulted`], [`Tap::faulted`]).
+//! Every such method has a default body that changes nothing.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+
+pub use super::fault::Fault;
 
 /// Watches the requests of a mock that was given it ([`super::serve_with_tap`]).
 pub trait Tap: Send + Sync + 'static {
@@ -22,6 +30,41 @@ pub trait Tap: Send + Sync + 'static {
     ) -> Option<Box<dyn Probe>>;
     /// The header that carries a request id.
     fn id_header(&self) -> &'static str;
+    /// A new connection was accepted: `false` closes it at once, before anything is read.
+    fn accept(&self) -> bool {
+        true
+    }
+    /// A fault to inject into the answer to a request [`Tap::request`] returned no probe for,
+    /// on `endpoint` (the `endpoint` label: `chat_completions`, `responses`, `completions`,
+    /// `embeddings`, `messages`), streamed or not. `None` answers as usual.
+    fn inject(&self, endpoint: &'static str, stream: bool) -> Option<Injected> {
+        let _ = (endpoint, stream);
+        None
+    }
+    /// The mock's dice injected `fault` into the answer to a request without a probe;
+    /// `retry_after` is the `Retry-After` (seconds) sent with it.
+    fn faulted(&self, fault: Fault, retry_after: Option<u32>) {
+        let _ = (fault, retry_after);
+    }
+}
+
+/// A fault a tap has the mock inject in place of (or before) one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    /// An HTTP error: `status` with the API's error body, and `Retry-After: retry_after`
+    /// (seconds) only when set.
+    Status {
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    /// The answer as usual, after this delay before its first byte.
+    Slow(Duration),
+    /// Streams: the headers and the first content chunk, then nothing; unary answers: nothing
+    /// at all (no headers). Until the client leaves or the mock shuts down.
+    Stall,
+    /// The connection is closed after this many content chunks (streams, after the head);
+    /// unary answers: before any byte.
+    Reset { after_chunks: u32 },
 }
 
 /// What the mock answers one request, decided before it sends anything.
@@ -49,6 +92,17 @@ pub trait Probe: Send {
     /// The answer ended at `at`: `completed` when the mock sent all it meant to, `false` when
     /// it was dropped early (the client, or the proxy in front of it, went away).
     fn end(self: Box<Self>, completed: bool, at: Instant);
+    /// A fault to inject into this answer, on `endpoint` (see [`Tap::inject`]), streamed or
+    /// not; `None` answers as usual. Asked once, after the body was parsed.
+    fn inject(&mut self, endpoint: &'static str, stream: bool) -> Option<Injected> {
+        let _ = (endpoint, stream);
+        None
+    }
+    /// The mock's dice injected `fault` into this answer; `retry_after` is the `Retry-After`
+    /// (seconds) sent with it.
+    fn faulted(&mut self, fault: Fault, retry_after: Option<u32>) {
+        let _ = (fault, retry_after);
+    }
 }
 
 /// Holds a probe and ends it exactly once: explicitly, or as dropped early.
@@ -57,6 +111,16 @@ pub(crate) struct ProbeGuard(Option<Box<dyn Probe>>);
 impl ProbeGuard {
     pub(crate) fn new(p: Box<dyn Probe>) -> Self {
         ProbeGuard(Some(p))
+    }
+
+    pub(crate) fn inject(&mut self, endpoint: &'static str, stream: bool) -> Option<Injected> {
+        self.0.as_mut().and_then(|p| p.inject(endpoint, stream))
+    }
+
+    pub(crate) fn faulted(&mut self, fault: Fault, retry_after: Option<u32>) {
+        if let Some(p) = &mut self.0 {
+            p.faulted(fault, retry_after);
+        }
     }
 
     pub(crate) fn answer(&mut self, a: &Answer) {
@@ -95,4 +159,39 @@ pub(crate) struct Entry(pub Instant);
 pub(crate) async fn stamp_entry(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(Entry(Instant::now()));
     next.run(req).await
+}
+
+/// The mock's listener: accepts as axum's own does, then closes at once every connection the
+/// tap refuses ([`Tap::accept`]).
+pub(crate) struct Gate {
+    inner: tokio::net::TcpListener,
+    tap: Option<std::sync::Arc<dyn Tap>>,
+}
+
+impl Gate {
+    pub(crate) fn new(
+        inner: tokio::net::TcpListener,
+        tap: Option<std::sync::Arc<dyn Tap>>,
+    ) -> Self {
+        Gate { inner, tap }
+    }
+}
+
+impl axum::serve::Listener for Gate {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            match &self.tap {
+                Some(t) if !t.accept() => drop(io),
+                _ => return (io, addr),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }

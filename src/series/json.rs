@@ -8,7 +8,8 @@
 //! (t − origin)`, drawn from `from` to `to` (Unix seconds), where `origin` is the monitor's
 //! t = 0. `spans` are labelled stretches of time the charts shade as bands: the run's states
 //! (kind `phase`: idle, load, drain, cooldown, linger), each from the instant it was entered
-//! to the next one's (`to` absent for the current state).
+//! to the next one's (`to` absent for the current state), and the storms on the two-sided
+//! soak's upstream (kind `storm`, labelled with the storm's name, one per occurrence).
 
 use std::collections::BTreeMap;
 
@@ -41,10 +42,10 @@ pub struct SeriesJson<'a> {
 /// A labelled stretch of time (Unix seconds) the charts shade as a band.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Span {
-    /// What kind of span: `phase` for the run's states.
+    /// What kind of span: `phase` for the run's states, `storm` for a storm's occurrence.
     pub kind: &'static str,
-    /// Its label, e.g. `cooldown`.
-    pub label: &'static str,
+    /// Its label, e.g. `cooldown`, or the storm's name.
+    pub label: std::borrow::Cow<'static, str>,
     /// Start, Unix seconds.
     pub from: f64,
     /// End, Unix seconds; absent while it lasts.

@@ -25,6 +25,8 @@ pub struct LiveParts {
     pub monitor: Option<Arc<Monitor>>,
     /// The run's states, served as `phase` spans.
     pub phases: Option<Arc<RunPhases>>,
+    /// Other sources of spans (the storms, as `storm` spans).
+    pub spans: Vec<Arc<dyn super::SpanSource>>,
 }
 
 /// The run's series, shared by the side ticker (writes) and the admin server (reads).
@@ -84,7 +86,8 @@ impl LiveSeries {
         }
     }
 
-    /// The `GET /series` document, serialised, with the run's states as `phase` spans.
+    /// The `GET /series` document, serialised, with the run's states as `phase` spans and the
+    /// other sources' spans (storms).
     pub fn to_json(&self) -> Vec<u8> {
         let spans: Vec<Span> = self
             .parts
@@ -95,11 +98,17 @@ impl LiveSeries {
             .into_iter()
             .map(|p| Span {
                 kind: "phase",
-                label: p.state,
+                label: p.state.into(),
                 from: p.from,
                 to: p.to,
             })
             .collect();
+        let mut spans = spans;
+        let now = Instant::now();
+        let now_unix = self.started_unix + now.saturating_duration_since(self.clock).as_secs_f64();
+        for source in &self.parts.spans {
+            source.spans(now, now_unix, &mut spans);
+        }
         let s = self.lock();
         let mut json = s.json();
         json.spans = spans;

@@ -57,6 +57,12 @@ pub const RECENT_POINTS: usize = 360;
 pub const RUN_POINTS: usize = 512;
 /// Most monitored processes given a slot; later ones are not recorded.
 pub const MAX_PROCESSES: usize = 32;
+/// Something with labelled spans of time to shade on the charts (the storms): asked for
+/// them up to `now` (`now_unix` on the series' clock) each time the series is served. It
+/// bounds how many it gives.
+pub trait SpanSource: Send + Sync {
+    fn spans(&self, now: std::time::Instant, now_unix: f64, out: &mut Vec<Span>);
+}
 
 /// What one tick reads: cumulative counters, gauges now, cumulative latency histograms.
 #[derive(Debug, Default)]

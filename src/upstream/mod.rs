@@ -23,9 +23,16 @@
 //! find (a proxy that strips it from the text and the header) counts as `scenario="untagged"`,
 //! with one warning; no join is invented.
 //!
+//! [`retries`] follows each request's upstream attempts (amplification, ghost attempts after
+//! the client finished, `Retry-After` honoured or not), and [`storm`] puts storms of faults
+//! on the upstream's timeline (`[[upstream.storms]]`) and reports what the proxy did through
+//! each (masking, recovery, RSS before and after).
+//!
 //! Memory is fixed: the table holds at most `max_tracked` requests, each for at most
 //! `stream_timeout + orphan_after`, the give-ups waiting for their fate at most `max_tracked`,
-//! each for at most `orphan_after`, and each side keeps at most [`measure::MAX_CHUNKS`] stamps.
+//! each for at most `orphan_after`, and each side keeps at most [`measure::MAX_CHUNKS`] stamps;
+//! the cache of finished requests (for late attempts) holds at most 65,536, and each storm
+//! keeps its last 64 occurrences.
 
 pub mod attempts;
 pub mod fate;
@@ -33,7 +40,9 @@ pub mod marker;
 pub mod measure;
 pub mod origin;
 pub mod report;
+pub mod retries;
 pub mod settings;
+pub mod storm;
 pub mod track;
 
 use std::net::SocketAddr;

@@ -242,6 +242,9 @@ pub struct ProxyReport {
     pub errors: ErrorOrigins,
     /// Per scenario, then `untagged`.
     pub scenarios: Vec<ProxyScenario>,
+    /// Attempts, ghosts, `Retry-After` and storms ([`super::storm`]).
+    #[serde(flatten)]
+    pub weather: super::storm::report::WeatherReport,
 }
 
 impl ProxyReport {
@@ -357,6 +360,7 @@ impl ProxyReport {
                 out.push_str(&row(&name, p));
             }
         }
+        out.push_str(&self.weather.text());
         out
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::storm::{settings::validate_all, RawStorm, StormSpec};
 use crate::units::{self, ConfigError};
 
 /// `[upstream]`
@@ -30,6 +31,10 @@ pub struct RawUpstream {
     pub overhead_header: Option<String>,
     /// Unit of `overhead_header`: "ms" (default), "s" or "us".
     pub overhead_header_unit: String,
+    /// Storms of faults on the upstream's timeline (`[[upstream.storms]]`, see
+    /// [`super::storm`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storms: Vec<RawStorm>,
 }
 
 impl Default for RawUpstream {
@@ -40,6 +45,7 @@ impl Default for RawUpstream {
             orphan_after: Duration::from_secs(5),
             overhead_header: None,
             overhead_header_unit: "ms".into(),
+            storms: Vec::new(),
         }
     }
 }
@@ -52,12 +58,21 @@ pub struct UpstreamSettings {
     pub orphan_after: Duration,
     /// The proxy's overhead header and its unit in seconds (0.001 for "ms").
     pub overhead_header: Option<(reqwest::header::HeaderName, f64)>,
+    /// The storms, in file order.
+    pub storms: Vec<StormSpec>,
 }
 
 impl RawUpstream {
     /// Validates `[upstream]`; `None` when it is off. Errors name `upstream.<key>`.
     pub fn validate(&self) -> Result<Option<UpstreamSettings>, ConfigError> {
         let Some(listen) = &self.listen else {
+            if !self.storms.is_empty() {
+                return Err(ConfigError::invalid(
+                    "upstream.storms",
+                    format!("{} storms", self.storms.len()),
+                    "storms blow on soakd's own upstream: set upstream.listen",
+                ));
+            }
             return Ok(None);
         };
         let listen = listen.parse().map_err(|_| {
@@ -88,6 +103,7 @@ impl RawUpstream {
             max_tracked: max_tracked as usize,
             orphan_after,
             overhead_header,
+            storms: validate_all(&self.storms)?,
         }))
     }
 }

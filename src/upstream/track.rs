@@ -30,8 +30,10 @@ use super::origin::OriginHandles;
 use super::report::{
     Added, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES, UNTAGGED,
 };
+use super::retries::LinkWeather;
+use super::storm::{ClientResult, ScenarioShape, StormSpec, Stray, Weather};
 use crate::metrics::Metrics;
-use crate::mock::{Answer, Probe, Tap};
+use crate::mock::{Answer, Fault, Injected, Probe, Tap};
 
 const SHARDS: usize = 16;
 
@@ -84,6 +86,8 @@ pub struct Link {
     /// The table forgot the id (a later attempt for it cannot be matched).
     evicted: AtomicBool,
     state: Mutex<LinkState>,
+    /// Storms, faults met, `Retry-After` ([`super::storm`], [`super::attempts`]).
+    weather: LinkWeather,
 }
 
 #[derive(Default)]
@@ -123,6 +127,8 @@ pub struct ClientStamps {
     pub reported_overhead: Option<f64>,
     /// When the last body bytes arrived.
     pub last_byte: Option<Instant>,
+    /// The client saw an error (an outcome neither ok nor cancelled).
+    pub error: bool,
 }
 
 impl ClientStamps {
@@ -152,6 +158,7 @@ pub struct Tracker {
     unmeasurable: Option<String>,
     stats: ProxyStats,
     fates: Fates<Arc<Link>>,
+    weather: Weather,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,6 +175,15 @@ impl Tracker {
         ttl: Duration,
         orphan_after: Duration,
     ) -> Self {
+        let salt = rand::random::<u64>();
+        let shapes: Vec<ScenarioShape> = scenarios
+            .iter()
+            .map(|name| ScenarioShape {
+                name: name.clone(),
+                api: "openai",
+                stream: true,
+            })
+            .collect();
         Tracker {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -179,7 +195,7 @@ impl Tracker {
                 .collect(),
             cap_per_shard: max_tracked.div_ceil(SHARDS).max(1),
             ttl,
-            salt: rand::random::<u64>(),
+            salt,
             next: AtomicU64::new(0),
             handles: scenarios
                 .iter()
@@ -191,7 +207,41 @@ impl Tracker {
             unmeasurable: None,
             stats: ProxyStats::default(),
             fates: Fates::new(orphan_after, max_tracked),
+            weather: Weather::new(
+                metrics,
+                &shapes,
+                Vec::new(),
+                (Instant::now(), salt),
+                max_tracked.min(1 << 16),
+                Duration::from_secs(30),
+            ),
         }
+    }
+
+    /// Puts `storms` on the upstream's timeline, for scenarios of these shapes (engine
+    /// order); `settle` is `[monitor] burst_settle` (when the RSS after a storm is read).
+    pub fn with_storms(
+        mut self,
+        metrics: &Metrics,
+        shapes: &[ScenarioShape],
+        storms: Vec<StormSpec>,
+        settle: Duration,
+    ) -> Self {
+        let cap = self.cap_per_shard * SHARDS;
+        self.weather = Weather::new(
+            metrics,
+            shapes,
+            storms,
+            (self.weather.epoch(), self.salt),
+            cap.min(1 << 16),
+            settle,
+        );
+        self
+    }
+
+    /// The storms and attempt measures.
+    pub fn weather(&self) -> &Weather {
+        &self.weather
     }
 
     /// The two-sided measures so far, for `/status`, the progress line and the summary.
@@ -240,6 +290,7 @@ impl Tracker {
                 e
             }),
             scenarios,
+            weather: self.weather.report(),
         }
     }
 
@@ -300,6 +351,7 @@ impl Tracker {
             attempts: AtomicU32::new(0),
             evicted: AtomicBool::new(false),
             state: Mutex::new(LinkState::default()),
+            weather: self.weather.open(scenario, send),
         });
         let mut shard = lock(self.shard(id));
         while let Some(&(old, at)) = shard.order.front() {
@@ -330,6 +382,19 @@ impl Tracker {
         end: Instant,
         stamps: ClientStamps,
     ) {
+        let result = match (stamps.error, how) {
+            (true, _) | (_, ClientEnd::Failed) => ClientResult::Error,
+            (false, ClientEnd::GaveUp) => ClientResult::Cancelled,
+            (false, ClientEnd::Finished) => ClientResult::Ok,
+        };
+        let attempts = link.attempts.load(Ordering::Relaxed);
+        self.weather.client_done(
+            link.scenario,
+            link.send,
+            &link.weather,
+            end,
+            (result, attempts),
+        );
         let h = self.handles(link.scenario);
         if let Some(secs) = stamps.reported_overhead {
             h.reported_overhead.observe(secs);
@@ -386,6 +451,8 @@ impl Tracker {
             h.response.observe(d.as_secs_f64());
             self.stats.record(Stage::Response, d);
         }
+        self.weather
+            .retire(id, link.scenario, link.send, &link.weather);
         lock(self.shard(id)).links.remove(&id);
     }
 
@@ -462,6 +529,18 @@ impl Tap for TrackerTap {
         let t = &self.0;
         let id = marker::find_id(body).or_else(|| header_id.and_then(marker::parse_hex16));
         let Some((id, link)) = id.and_then(|id| Some((id, t.find(id)?))) else {
+            if let Some(id) = id {
+                match t.weather.stray(id, entry, t.next.load(Ordering::Relaxed)) {
+                    Stray::Finished(scenario) => {
+                        let h = t.handles(scenario);
+                        h.upstream_requests.inc();
+                        h.retries.inc();
+                        return None;
+                    }
+                    Stray::Expired => return None,
+                    Stray::Foreign => {}
+                }
+            }
             t.untagged.upstream_requests.inc();
             if !t.untagged_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -483,6 +562,8 @@ impl Tap for TrackerTap {
             h.retries.inc();
         }
         t.fates.began(lock(&link.state).side(&link));
+        t.weather
+            .attempt(link.scenario, link.send, &link.weather, entry);
         Some(Box::new(UpstreamProbe {
             tracker: t.clone(),
             id,
@@ -495,6 +576,20 @@ impl Tap for TrackerTap {
 
     fn id_header(&self) -> &'static str {
         marker::ID_HEADER
+    }
+
+    fn accept(&self) -> bool {
+        self.0.weather.accept(Instant::now())
+    }
+
+    fn inject(&self, endpoint: &'static str, _stream: bool) -> Option<Injected> {
+        self.0.weather.inject(None, endpoint, Instant::now())
+    }
+
+    fn faulted(&self, fault: Fault, retry_after: Option<u32>) {
+        self.0
+            .weather
+            .faulted(None, fault, retry_after, Instant::now());
     }
 }
 
@@ -546,6 +641,19 @@ impl Probe for UpstreamProbe {
         let h = &t.handles(self.link.scenario).fates;
         t.fates.ended(st.side(&self.link), at, h, &t.stats);
         t.try_join(self.id, &self.link, &mut st);
+    }
+
+    fn inject(&mut self, endpoint: &'static str, _stream: bool) -> Option<Injected> {
+        let request = (self.link.scenario, &self.link.weather);
+        self.tracker
+            .weather
+            .inject(Some(request), endpoint, Instant::now())
+    }
+
+    fn faulted(&mut self, fault: Fault, retry_after: Option<u32>) {
+        self.tracker
+            .weather
+            .faulted(Some(&self.link.weather), fault, retry_after, Instant::now());
     }
 }
 
@@ -630,6 +738,7 @@ mod tests {
                     .collect(),
                 reported_overhead: Some(0.002),
                 last_byte: Some(t0 + Duration::from_millis(234)),
+                error: false,
             };
             let end = t0 + Duration::from_millis(230);
             if client_first {
@@ -722,6 +831,7 @@ mod tests {
                 arrivals: (0..3).map(|i| (i, at)).collect(),
                 reported_overhead: None,
                 last_byte: Some(at),
+                error: false,
             };
             probe.end(true, at);
             t.client_done(id, &link, ClientEnd::Finished, at, stamps);

@@ -76,6 +76,7 @@ use crate::units::{fmt_bytes, trim_num};
 pub mod leak;
 pub mod proxy;
 pub mod settings;
+pub mod weather;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
 pub use proxy::{ProxyInputs, ProxyLimits};
@@ -83,6 +84,7 @@ pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
 };
+pub use weather::{RecoveryInput, WeatherInputs};
 
 /// A snapshot of what the run observed so far, gathered by the daemon for an evaluation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,6 +113,8 @@ pub struct VerdictInputs {
     pub leaks: Vec<LeakInput>,
     /// The two-sided soak's give-ups, while `[upstream]` is on.
     pub proxy: Option<ProxyInputs>,
+    /// The two-sided soak's attempts, ghosts, `Retry-After` and storms ([`weather`]).
+    pub weather: Option<WeatherInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -143,8 +147,9 @@ impl ThresholdStatus {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdResult {
     /// Threshold name: `p99_ttft`, `p99_duration`, `error_ratio`, `truncated_ratio`,
-    /// `dropped`, `aborted`, `rss_growth`, or `leak:PROCESS:RESOURCE`. Also the `threshold`
-    /// label.
+    /// `dropped`, `aborted`, `rss_growth`, `retry_amplification`, `ghost_attempts`,
+    /// `retry_after_violations`, `recovery`, `p99_proxy_added_<stage>`, or
+    /// `leak:PROCESS:RESOURCE`. Also the `threshold` label.
     pub name: String,
     /// `false` only when the threshold failed; a pending or not-judged threshold counts as
     /// passing.
@@ -158,8 +163,8 @@ pub struct ThresholdResult {
     /// slope to (`[monitor.thresholds]`; RSS: the larger of the absolute and the relative one
     /// at the baseline), `None` before there is a baseline.
     pub limit: Option<f64>,
-    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
-    /// `per_hour` (fds, threads).
+    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour`,
+    /// `per_hour` (fds, threads) or `attempts_per_request`.
     pub unit: &'static str,
     /// Human-readable explanation, e.g. `p99_ttft 2.41s > 2s (exceeded by 0.41s)`.
     pub message: String,
@@ -203,6 +208,8 @@ enum Unit {
     BytesPerHour,
     PerHour,
     Tokens,
+    /// Upstream attempts per client request.
+    Attempts,
 }
 
 impl Unit {
@@ -214,17 +221,20 @@ impl Unit {
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
             Unit::Tokens => "tokens",
+            Unit::Attempts => "attempts_per_request",
         }
     }
 
     fn fmt(self, v: f64) -> String {
         match self {
-            Unit::Seconds => format!("{}s", trim_num(v, 3)),
+            // Sub-100 ms values (what a proxy adds) keep their microseconds.
+            Unit::Seconds => format!("{}s", trim_num(v, if v.abs() < 0.1 { 6 } else { 3 })),
             Unit::Ratio => format!("{}%", trim_num(v * 100.0, 3)),
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
             Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
+            Unit::Attempts => trim_num(v, 2),
         }
     }
 
@@ -319,9 +329,20 @@ impl Thresholds {
             ("dropped", self.max_dropped.is_some()),
             ("aborted", self.max_aborted.is_some()),
             ("rss_growth", self.rss_growth_per_hour.is_some()),
+            (
+                "retry_amplification",
+                self.max_retry_amplification.is_some(),
+            ),
+            ("ghost_attempts", self.max_ghost_attempts.is_some()),
+            (
+                "retry_after_violations",
+                self.max_retry_after_violations.is_some(),
+            ),
+            ("recovery", self.max_recovery.is_some()),
         ]
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
+        .chain(self.p99_proxy_added.iter().map(|(n, _)| *n))
         .chain(self.proxy.names())
         .collect()
     }
@@ -390,6 +411,7 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        out.extend(self.evaluate_weather(i.weather.as_ref(), final_));
         out.extend(self.proxy.evaluate(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(

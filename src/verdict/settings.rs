@@ -1,5 +1,7 @@
 //! The `[thresholds]` section: raw struct mirroring the file, validated into [`Thresholds`].
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::ProxyLimits;
@@ -15,9 +17,24 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
 /// a saturated generator makes the soak invalid.
 pub const DEFAULT_MAX_DROPPED: u64 = 0;
 
+/// `(stage, threshold name)` for each stage of `soakd_proxy_added_seconds`
+/// ([`crate::upstream::report::ADDED_STAGES`], the one stage list): `p99_proxy_added_<stage>`.
+pub fn stage_thresholds() -> &'static [(&'static str, String)] {
+    static NAMES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        crate::upstream::report::ADDED_STAGES
+            .iter()
+            .map(|s| (*s, format!("p99_proxy_added_{s}")))
+            .collect()
+    })
+}
+
 /// The `[thresholds]` section as written in the config file.
+///
+/// Unknown keys are refused at validation (not by serde: the `p99_proxy_added_<stage>` keys
+/// are read from [`RawThresholds::other`], one per stage of `soakd_proxy_added_seconds`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawThresholds {
     /// Apply the default thresholds to every key left unset (default true): `error_ratio`
     /// 0.05, `max_dropped` 0 and `leak_verdicts` true. `false` turns every default off.
@@ -57,6 +74,21 @@ pub struct RawThresholds {
     pub max_not_propagated_ratio: Option<f64>,
     /// Two-sided soak: most output tokens the upstream generated after the client gave up.
     pub max_wasted_output_tokens: Option<u64>,
+    /// Two-sided soak: most upstream attempts per client request, over the requests sent
+    /// during storms (over the whole run when no storm is configured), e.g. `1.5`.
+    pub max_retry_amplification: Option<f64>,
+    /// Two-sided soak: most ghost attempts (upstream attempts after the client finished).
+    pub max_ghost_attempts: Option<u64>,
+    /// Two-sided soak: most next attempts sooner than the upstream's `Retry-After`.
+    pub max_retry_after_violations: Option<u64>,
+    /// Two-sided soak with storms: longest recovery after any storm occurrence, e.g. `"30s"`;
+    /// an occurrence that never recovered fails.
+    pub max_recovery: Option<String>,
+    /// `p99_proxy_added_<stage> = "<duration>"`: the p99 of each stage of
+    /// `soakd_proxy_added_seconds` (`request`, `first_token`, `chunk`, …) must stay at or
+    /// below it. Any other key here is an error.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 impl RawThresholds {
@@ -119,6 +151,51 @@ impl RawThresholds {
             }
             Some(p) => p.to_owned(),
         };
+        let max_retry_amplification = self
+            .max_retry_amplification
+            .map(|v| {
+                if v.is_finite() && v >= 1.0 {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::invalid(
+                        "thresholds.max_retry_amplification",
+                        v,
+                        "must be at least 1 (one attempt per client request)",
+                    ))
+                }
+            })
+            .transpose()?;
+        let max_recovery = self
+            .max_recovery
+            .as_deref()
+            .map(|v| units::duration("thresholds.max_recovery", v))
+            .transpose()?;
+        let stages = || stage_thresholds().iter().map(|(_, t)| t.as_str());
+        if let Some((key, value)) = self.other.iter().find(|(k, _)| !stages().any(|t| t == *k)) {
+            let known: Vec<&str> = stages().collect();
+            return Err(ConfigError::invalid(
+                format!("thresholds.{key}"),
+                value,
+                format!(
+                    "unknown key in [thresholds] (the per-stage keys are {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let mut p99_proxy_added = Vec::new();
+        for name in stages() {
+            if let Some(v) = self.other.get(name) {
+                let field = format!("thresholds.{name}");
+                let Some(text) = v.as_str() else {
+                    return Err(ConfigError::invalid(
+                        field,
+                        v,
+                        "must be a duration such as \"50ms\"",
+                    ));
+                };
+                p99_proxy_added.push((name, units::positive_duration(&field, text)?));
+            }
+        }
         let proxy = ProxyLimits {
             max_orphans: self.max_orphans,
             max_not_propagated_ratio: self
@@ -128,6 +205,11 @@ impl RawThresholds {
             max_wasted_output_tokens: self.max_wasted_output_tokens,
         };
         Ok(Thresholds {
+            max_retry_amplification,
+            max_ghost_attempts: self.max_ghost_attempts,
+            max_retry_after_violations: self.max_retry_after_violations,
+            max_recovery,
+            p99_proxy_added,
             abort_on_fail: self.abort_on_fail,
             p99_ttft,
             p99_duration,
@@ -176,4 +258,57 @@ pub struct Thresholds {
     pub min_requests: u64,
     /// Limits on the two-sided soak's give-ups.
     pub proxy: ProxyLimits,
+    /// Limit on upstream attempts per client request (during storms, else over the run).
+    pub max_retry_amplification: Option<f64>,
+    /// Limit on ghost attempts.
+    pub max_ghost_attempts: Option<u64>,
+    /// Limit on `Retry-After` violations.
+    pub max_retry_after_violations: Option<u64>,
+    /// Limit on the recovery after any storm occurrence.
+    pub max_recovery: Option<Duration>,
+    /// (threshold name, limit) of each `p99_proxy_added_<stage>`, in stage order.
+    pub p99_proxy_added: Vec<(&'static str, Duration)>,
+}
+
+impl Thresholds {
+    /// The proxy thresholds need the two-sided soak (`storms`: `None` when `[upstream]` is
+    /// off, else whether storms are configured), and `max_recovery` needs storms.
+    pub fn check_two_sided(&self, storms: Option<bool>) -> Result<(), ConfigError> {
+        let set = [
+            (
+                "max_retry_amplification",
+                self.max_retry_amplification.is_some(),
+            ),
+            ("max_ghost_attempts", self.max_ghost_attempts.is_some()),
+            (
+                "max_retry_after_violations",
+                self.max_retry_after_violations.is_some(),
+            ),
+            ("max_recovery", self.max_recovery.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .chain(self.p99_proxy_added.iter().map(|(n, _)| *n));
+        for key in set {
+            match storms {
+                None => {
+                    return Err(ConfigError::invalid(
+                        format!("thresholds.{key}"),
+                        "(set)",
+                        "judges the proxy from both sides: needs [upstream] listen",
+                    ))
+                }
+                Some(false) if key == "max_recovery" => {
+                    return Err(ConfigError::invalid(
+                        "thresholds.max_recovery",
+                        "(set)",
+                        "judges recovery after storms: needs [[upstream.storms]]",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
 }

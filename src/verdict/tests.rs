@@ -27,6 +27,7 @@ fn all() -> Thresholds {
         max_orphans: None,
         max_not_propagated_ratio: None,
         max_wasted_output_tokens: None,
+        ..RawThresholds::default()
     }
     .validate()
     .expect("valid")
@@ -188,8 +189,17 @@ fn validate_rejects_empty_rss_process() {
 
 #[test]
 fn raw_rejects_unknown_keys() {
-    let err = serde_json::from_str::<RawThresholds>(r#"{"p99_ttf": "2s"}"#).unwrap_err();
-    assert!(err.to_string().contains("unknown field"), "{err}");
+    // Unknown keys parse (the per-stage keys are read generically) and fail validation,
+    // naming the key.
+    let raw = serde_json::from_str::<RawThresholds>(r#"{"p99_ttf": "2s"}"#).unwrap();
+    match raw.validate().unwrap_err() {
+        ConfigError::Invalid { field, reason, .. } => {
+            assert_eq!(field, "thresholds.p99_ttf");
+            assert!(reason.contains("unknown key"), "{reason}");
+            assert!(reason.contains("p99_proxy_added_first_token"), "{reason}");
+        }
+        e => panic!("{e}"),
+    }
     let ok: RawThresholds =
         serde_json::from_str(r#"{"p99_ttft": "2s", "max_dropped": 0}"#).unwrap();
     assert_eq!(ok.p99_ttft.as_deref(), Some("2s"));
@@ -497,6 +507,7 @@ fn evaluate_all_and_exit_verdict() {
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
         proxy: None,
+        weather: None,
     };
     let res = t.evaluate(&healthy, true);
     let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();
