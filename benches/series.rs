@@ -40,6 +40,7 @@ fn report(i: u64) -> MonitorReport {
         .iter()
         .map(|n| ProcessReport {
             fail_on_leak: true,
+            arc: Default::default(),
             name: n.to_string(),
             source: "pid",
             up: true,

@@ -211,6 +211,22 @@ d.add("table", "RSS growth per request by scenario", "bytes", [
        "excludeByName": {"Time": True, "__name__": True, "job": True},
        "indexByName": {"instance": 0, "process": 1, "window": 2, "scenario": 3, "Value": 4},
        "renameByName": {"Value": "bytes per request"}}}])
+d.add("table", "Memory arc", "bytes", [
+    (f"soakd_process_rss_idle_bytes{{{PSEL}}}", "idle", {"format": "table", "instant": True, "range": False}),
+    (f"soakd_process_rss_plateau_bytes{{{PSEL}}}", "plateau", {"format": "table", "instant": True, "range": False}),
+    (f"soakd_process_rss_recovered_bytes{{{PSEL}}}", "recovered", {"format": "table", "instant": True, "range": False}),
+], w=16, desc="Memory over the whole run (RSS; summed PSS for a process tree): the median before the load ([run] idle), "
+   "the level it settled at under load, and the median over the last third of the cooldown ([run] cooldown). Recovered "
+   "near idle: the memory came back; recovered near the plateau: the process keeps what it took.",
+   options={"showHeader": True, "cellHeight": "sm"},
+   transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": {
+       "excludeByName": {"Time": True, "__name__": True, "job": True},
+       "indexByName": {"instance": 0, "process": 1, "Value #A": 2, "Value #B": 3, "Value #C": 4},
+       "renameByName": {"Value #A": "idle", "Value #B": "plateau", "Value #C": "recovered"}}}])
+d.add("stat", "Time to plateau", "s", [
+    (f"soakd_process_rss_plateau_seconds{{{PSEL}}}", "{{process}}"),
+], w=8, desc="Seconds after the start of the load when the memory levelled off; no value: it has not (see the summary's arc for the growth rate).",
+   options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "none", "graphMode": "none", "textMode": "value_and_name"})
 leak = dashboard("soakd-leak", "soakd leaks", "Resident memory, fds and threads of the monitored processes, their slopes and soakd's leak verdicts.", d, False, True, [BURST_ANN])
 
 # ------------------------------------------------------------------ streaming

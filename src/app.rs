@@ -32,7 +32,7 @@ use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::upstream::{Tracker, Upstream};
-use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::verdict::{leak_threshold_name, released_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
@@ -275,6 +275,12 @@ impl App {
                     let name = leak_threshold_name(&p.name, r.as_str());
                     metrics.threshold_passing.with_label_values(&[&name]).set(1);
                 }
+            }
+        }
+        if config.thresholds.min_released_share.is_some() {
+            for p in config.monitor.processes.iter().filter(|p| p.fail_on_leak) {
+                let name = released_threshold_name(&p.name);
+                metrics.threshold_passing.with_label_values(&[&name]).set(1);
             }
         }
         Ok(App {

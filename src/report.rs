@@ -23,7 +23,7 @@ use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::fmt_bytes;
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ReleasedInput, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -147,6 +147,11 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            released: self
+                .monitor
+                .as_ref()
+                .map(released_inputs)
+                .unwrap_or_default(),
         }
     }
 }
@@ -157,6 +162,26 @@ pub fn leak_inputs(m: &MonitorReport) -> Vec<LeakInput> {
     m.processes
         .iter()
         .flat_map(|p| Resource::ALL.iter().map(move |r| leak_input(p, *r)))
+        .collect()
+}
+
+/// Every process's released share after the cooldown, from its memory arc.
+pub fn released_inputs(m: &MonitorReport) -> Vec<ReleasedInput> {
+    m.processes
+        .iter()
+        .map(|p| {
+            let a = &p.arc;
+            let rss = |v: &Option<crate::monitor::arc::ArcValues>| v.as_ref().and_then(|v| v.rss);
+            let idle_peak_recovered = [rss(&a.idle), rss(&a.peak), rss(&a.recovered)];
+            ReleasedInput {
+                process: p.name.clone(),
+                measured: idle_peak_recovered.iter().all(Option::is_some),
+                share: a.released_share.rss,
+                idle_peak_recovered,
+                fail_on_leak: p.fail_on_leak,
+                is_self: p.name == SELF_NAME,
+            }
+        })
         .collect()
 }
 
@@ -513,6 +538,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        out.push_str(&p.arc.text());
     }
     out
 }
@@ -821,6 +847,7 @@ mod tests {
                 threads: Verdict::Unknown,
             },
             fail_on_leak,
+            arc: Default::default(),
         }
     }
 

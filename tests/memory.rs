@@ -188,3 +188,130 @@ fn a_run_idles_loads_cools_down_and_lingers_with_its_final_counters() {
     );
     assert!(b.proc.stderr_text().contains("linger ended by a signal"));
 }
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A soak of `mock` at 20 rps of constant arrivals: 3 s idle, 20 s of load, 8 s of cooldown,
+/// 250 ms samples, 10 s and 20 s windows; leak verdicts off, `min_released_share = 0.5`; it
+/// lingers until the test has read its final state.
+fn arc_soak(mock: &Mock) -> Run {
+    let cfg = watch_mock_toml(
+        mock,
+        20.0,
+        "sample_interval = \"250ms\"\nwarmup = \"0s\"\nwindows = [\"10s\", \"20s\"]\n\n\
+         [thresholds]\nleak_verdicts = false\nmin_released_share = 0.5",
+    );
+    let env = [
+        ("SOAKD__RUN__IDLE", "3s"),
+        ("SOAKD__RUN__COOLDOWN", "8s"),
+        ("SOAKD__RUN__LINGER", "60s"),
+    ];
+    Run::start_env(&cfg, &["--duration", "20s"], &env)
+}
+
+fn arc_of<'a>(summary: &'a Value, process_name: &str) -> &'a Value {
+    &process(summary, process_name)["arc"]
+}
+
+/// The memory arc through the binary. Mock A grows 256 KiB per request up to a 48 MiB plateau
+/// — reached at its 192nd request, 9.6 s into the load at 20 rps — and holds it; mock B grows
+/// 256 KiB per request without a cap and frees everything after 2 s without a request
+/// (`idle_release`). A's arc has its plateau at 9.6 s (within 10 %, or two samples) at its own
+/// RSS level (within 5 %), and a released share near 0, which fails `min_released_share`; B
+/// has no plateau, grows at 5 MiB/s (within 10 %), and releases nearly all of it.
+#[test]
+fn the_memory_arc_finds_the_plateau_the_leak_and_what_came_back() {
+    let holding = Mock::quick(&[
+        "--plateau-bytes",
+        "48MiB",
+        "--leak-bytes-per-request",
+        "256KiB",
+    ]);
+    let releasing = Mock::quick(&["--leak-bytes-per-request", "256KiB", "--idle-release", "2s"]);
+    let mut a = arc_soak(&holding);
+    let mut b = arc_soak(&releasing);
+    let (admin_a, admin_b) = (a.admin_addr(), b.admin_addr());
+    let (metrics_a, _) = a.final_state(admin_a, T);
+    // What the holding mock really holds now, read from /proc by the test itself.
+    let held = soakd::monitor::source::read_local(holding.proc.pid())
+        .unwrap()
+        .rss
+        .unwrap();
+    let (metrics_b, _) = b.final_state(admin_b, T);
+    let (st_a, sa) = a.finish(T);
+    let (st_b, sb) = b.finish(T);
+
+    // A: the plateau.
+    let arc = arc_of(&sa, "target");
+    eprintln!("A: {arc}");
+    let plateau = &arc["plateau"]["rss"];
+    assert_eq!(plateau["reached"], true, "{arc}");
+    let (secs, level) = (
+        plateau["seconds"].as_f64().unwrap(),
+        plateau["level"].as_f64().unwrap(),
+    );
+    let truth_secs = 192.0 / 20.0;
+    assert!(
+        (secs - truth_secs).abs() <= (0.1 * truth_secs).max(0.5),
+        "plateau at {secs} s, the mock's at {truth_secs} s: {arc}"
+    );
+    assert!(
+        (level / held - 1.0).abs() < 0.05,
+        "plateau level {level} vs the {held} B the mock holds: {arc}"
+    );
+    let idle = num(arc, &["idle", "rss"]);
+    let peak = num(arc, &["peak", "rss"]);
+    assert!(
+        peak - idle > 44.0 * MIB,
+        "a 48 MiB rise: idle {idle} peak {peak}"
+    );
+    let share_a = num(arc, &["released_share", "rss"]);
+    assert!(share_a.abs() < 0.1, "held memory: released share {share_a}");
+    assert_eq!(arc["memory"], "rss");
+    assert!(arc["idle"]["samples"].as_u64().unwrap() >= 8, "{arc}");
+    // The gauges in the linger are the summary's numbers.
+    let g = |m: &str, name: &str| metric_sum(m, name, &[("process", "target")]);
+    assert_eq!(g(&metrics_a, "soakd_process_rss_idle_bytes"), idle);
+    assert_eq!(g(&metrics_a, "soakd_process_rss_plateau_seconds"), secs);
+    assert_eq!(g(&metrics_a, "soakd_process_rss_plateau_bytes"), level);
+    assert_eq!(
+        g(&metrics_a, "soakd_process_rss_recovered_bytes"),
+        num(arc, &["recovered", "rss"])
+    );
+    // Held memory fails the released share; the summary says so.
+    assert_eq!(st_a.code(), Some(1), "{}", a.output());
+    assert_eq!(failed_thresholds(&sa), ["released:target"]);
+    let text = a.proc.stdout_text();
+    assert!(
+        text.contains("arc memory (rss): idle") && text.contains(&format!("after {secs:.1}s")),
+        "{text}"
+    );
+
+    // B: no plateau, its rate, and the memory back.
+    let arc = arc_of(&sb, "target");
+    eprintln!("B: {arc}");
+    let plateau = &arc["plateau"]["rss"];
+    assert_eq!(plateau["reached"], false, "{arc}");
+    assert_eq!(plateau["window"], "20s");
+    let rate = num(plateau, &["growth_per_hour"]) / 3600.0;
+    let truth = 20.0 * 256.0 * 1024.0;
+    assert!(
+        (rate / truth - 1.0).abs() < 0.10,
+        "growth {rate} B/s vs {truth}: {arc}"
+    );
+    assert!(
+        !metrics_b.contains("soakd_process_rss_plateau_seconds{process=\"target\"}"),
+        "no plateau, no plateau gauge"
+    );
+    let share_b = num(arc, &["released_share", "rss"]);
+    assert!(share_b > 0.9, "released after idle_release: {share_b}");
+    assert_eq!(st_b.code(), Some(0), "{}", b.output());
+    eprintln!(
+        "arc: A plateau {secs:.2} s (mock {truth_secs} s), level {:.1} MiB (held {:.1} MiB), \
+         share {share_a:.3}; B growth {:.2} MiB/s (mock {:.2}), share {share_b:.3}",
+        level / MIB,
+        held / MIB,
+        rate / MIB,
+        truth / MIB
+    );
+}

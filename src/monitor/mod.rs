@@ -70,6 +70,7 @@
 //! The open streams are `LoadSignals::streams_open`, kept by the client's stream guard.
 //! Growth per request of each scenario, and the rule for publishing it: [`attribution`].
 
+pub mod arc;
 pub mod attribution;
 pub mod estimate;
 pub mod expo;
@@ -97,6 +98,7 @@ use crate::phases::{RunPhases, RunState};
 use crate::signals::LoadSignals;
 use crate::telemetry::WarnLimiter;
 
+use arc::{ArcPhase, ArcRecorder};
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
 pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
@@ -184,6 +186,8 @@ struct Tick<'a> {
     state: Option<RunState>,
     /// When the load started, in the monitor's time (`None`: not yet, or no phases).
     load_start: Option<f64>,
+    /// When the current state began, in the monitor's time.
+    since: Option<f64>,
 }
 
 impl Tick<'_> {
@@ -192,6 +196,17 @@ impl Tick<'_> {
     fn under_load(&self) -> bool {
         self.state
             .is_none_or(|s| matches!(s, RunState::Load | RunState::Drain))
+    }
+
+    /// The part of the memory arc this sample belongs to (`None` in the linger).
+    fn arc_phase(&self) -> Option<ArcPhase> {
+        match self.state {
+            None | Some(RunState::Load) => Some(ArcPhase::Load),
+            Some(RunState::Idle) => Some(ArcPhase::Idle),
+            Some(RunState::Drain) => Some(ArcPhase::Drain),
+            Some(RunState::Cooldown) => Some(ArcPhase::Cooldown),
+            Some(RunState::Linger) => None,
+        }
     }
 }
 
@@ -234,6 +249,10 @@ struct ProcState {
     warn: WarnLimiter,
     /// Partly-unreadable warnings.
     partial_warn: WarnLimiter,
+    /// The memory arc over the whole run.
+    arc: ArcRecorder,
+    /// What the memory values are: `rss`, or `pss` for a process tree.
+    memory: &'static str,
 }
 
 impl ProcState {
@@ -341,6 +360,8 @@ impl Monitor {
                     retained: None,
                     warn: WarnLimiter::new(SampleError::KINDS, WARN_EVERY),
                     partial_warn: WarnLimiter::new(1, WARN_EVERY),
+                    arc: ArcRecorder::new(),
+                    memory: "rss",
                 })
             })
             .collect();
@@ -388,11 +409,16 @@ impl Monitor {
     pub async fn sample_once(&self) {
         let mut counts = Vec::new();
         let phases = self.phases.as_deref();
+        let state = phases.and_then(RunPhases::current);
+        let since = |s: RunState| {
+            phases
+                .and_then(|p| p.entered_at(s))
+                .map(|at| at.saturating_duration_since(self.start).as_secs_f64())
+        };
         let tick = Tick {
-            state: phases.and_then(RunPhases::current),
-            load_start: phases
-                .and_then(|p| p.entered_at(RunState::Load))
-                .map(|at| at.saturating_duration_since(self.start).as_secs_f64()),
+            state,
+            since: state.and_then(since),
+            load_start: since(RunState::Load),
             t: self.start.elapsed().as_secs_f64(),
             requests: self.signals.requests_finished(),
             streams: self.signals.streams_open() as f64,
@@ -499,6 +525,7 @@ impl Monitor {
         if let Some(rss) = r.rss {
             st.peak_rss = Some(st.peak_rss.map_or(rss, |p| p.max(rss)));
         }
+        self.record_arc(st, &values, tick);
         if !tick.under_load() {
             // Idle and cooldown: sampled and shown, not fitted.
             self.report_verdicts(st, tick.t);

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::arc::ArcReport;
 use super::attribution::AttributionReport;
 use super::trend::{TrendFit, TrendWindow};
 use super::{lock, Monitor, ProcState, Resource, Verdict};
@@ -57,6 +58,9 @@ pub struct ProcessReport {
     /// Whether a `leak` verdict of this process fails the run (`fail_on_leak`; always false
     /// for soakd itself, whose leak only makes the soak suspect).
     pub fail_on_leak: bool,
+    /// The memory arc over the run: idle, peak, plateau, recovered, released share
+    /// ([`super::arc`]).
+    pub arc: ArcReport,
 }
 
 /// Verdicts per resource.
@@ -213,6 +217,7 @@ impl Monitor {
                 .processes
                 .iter()
                 .any(|p| p.name == st.name && p.fail_on_leak),
+            arc: st.arc.report(st.memory, &self.rules),
         }
     }
 

@@ -57,6 +57,7 @@ fn tick(t: f64) -> Tick<'static> {
         burst: false,
         state: None,
         load_start: None,
+        since: None,
         mix: attribution::MixTick {
             counts: &[],
             epoch: 0,

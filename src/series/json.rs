@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::point::Point;
 use super::{Buffer, Series};
 use crate::client::Outcome;
+use crate::monitor::arc::ArcReport;
 use crate::monitor::{FitReport, ResourceVerdicts};
 
 /// The whole document.
@@ -95,6 +96,8 @@ pub struct ProcessInfo<'a> {
     pub retained_after_burst_bytes: Option<f64>,
     pub verdict: ResourceVerdicts,
     pub fits: Vec<FitLine<'a>>,
+    /// The memory arc (idle, peak, plateau, recovered, released share).
+    pub arc: &'a ArcReport,
 }
 
 /// One window's fitted line for one resource.
@@ -229,6 +232,7 @@ impl Series {
                             retained_after_burst_bytes: p.retained_after_burst_bytes,
                             verdict: p.verdict,
                             fits,
+                            arc: &p.arc,
                         }
                     })
                     .collect()

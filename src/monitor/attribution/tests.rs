@@ -383,6 +383,7 @@ mod through_the_monitor {
                 burst: false,
                 state: None,
                 load_start: None,
+                since: None,
                 mix: MixTick {
                     counts: &counts,
                     epoch,
@@ -415,6 +416,7 @@ mod through_the_monitor {
             burst: false,
             state: None,
             load_start: None,
+            since: None,
             mix: MixTick {
                 counts: &counts,
                 epoch: 15,
