@@ -167,22 +167,18 @@ pub fn leak_inputs(m: &MonitorReport) -> Vec<LeakInput> {
 
 /// Every process's released share after the cooldown, from its memory arc.
 pub fn released_inputs(m: &MonitorReport) -> Vec<ReleasedInput> {
-    m.processes
-        .iter()
-        .map(|p| {
-            let a = &p.arc;
-            let rss = |v: &Option<crate::monitor::arc::ArcValues>| v.as_ref().and_then(|v| v.rss);
-            let idle_peak_recovered = [rss(&a.idle), rss(&a.peak), rss(&a.recovered)];
-            ReleasedInput {
-                process: p.name.clone(),
-                measured: idle_peak_recovered.iter().all(Option::is_some),
-                share: a.released_share.rss,
-                idle_peak_recovered,
-                fail_on_leak: p.fail_on_leak,
-                is_self: p.name == SELF_NAME,
-            }
-        })
-        .collect()
+    let input = |p: &ProcessReport| {
+        let (idle_peak_recovered, share) = p.arc.memory_release();
+        ReleasedInput {
+            process: p.name.clone(),
+            measured: idle_peak_recovered.iter().all(Option::is_some),
+            share,
+            idle_peak_recovered,
+            fail_on_leak: p.fail_on_leak,
+            is_self: p.name == SELF_NAME,
+        }
+    };
+    m.processes.iter().map(input).collect()
 }
 
 fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
@@ -227,16 +223,6 @@ fn fmt_rate(achieved: f64, planned: f64, target_now: f64) -> String {
         format!("{achieved:.1}")
     } else {
         format!("{achieved:.1}/{planned:.1}")
-    }
-}
-
-/// The progress line's phase: the plan's (ramp, steady, burst) while the load runs, else the
-/// run's state (idle, drain, cooldown, linger).
-fn progress_phase(s: &Snapshot) -> &'static str {
-    if s.state == RunState::Load.as_str() || s.state == "starting" {
-        s.phase
-    } else {
-        s.state
     }
 }
 
@@ -442,7 +428,7 @@ impl RunView {
         let mut line = format!(
             "{} {} rate {} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
             fmt_elapsed(s.elapsed_seconds),
-            progress_phase(s),
+            crate::phases::progress_label(s.state, s.phase),
             fmt_rate(s.achieved_rate, s.planned_rate, s.target_rate),
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
@@ -554,15 +540,6 @@ pub fn fmt_elapsed(secs: f64) -> String {
     }
 }
 
-/// A state's length: "2m00s" from a minute on, else seconds with one decimal.
-fn fmt_span(secs: f64) -> String {
-    if secs >= 60.0 {
-        fmt_elapsed(secs)
-    } else {
-        format!("{secs:.1}s")
-    }
-}
-
 /// A latency in the unit that reads best.
 pub fn fmt_secs(s: f64) -> String {
     if s == 0.0 {
@@ -643,14 +620,7 @@ impl Summary {
             self.target_rate_avg,
             self.achieved_rate_avg
         );
-        if !s.phases.is_empty() {
-            let states: Vec<String> = s
-                .phases
-                .iter()
-                .map(|p| format!("{} {}", p.state, fmt_span(p.seconds)))
-                .collect();
-            let _ = writeln!(out, "  states: {}", states.join(", "));
-        }
+        out.push_str(&crate::phases::states_line(&s.phases));
         let join = |m: &BTreeMap<&'static str, u64>| {
             if m.is_empty() {
                 "none".to_string()
@@ -735,16 +705,16 @@ mod tests {
         s.phase = "steady";
         s.state = "load";
         assert_eq!(
-            progress_phase(&s),
+            crate::phases::progress_label(s.state, s.phase),
             "steady",
             "the plan's phase while loading"
         );
         s.phase = "done";
         s.state = "cooldown";
-        assert_eq!(progress_phase(&s), "cooldown");
+        assert_eq!(crate::phases::progress_label(s.state, s.phase), "cooldown");
         s.state = "idle";
         s.phase = "starting";
-        assert_eq!(progress_phase(&s), "idle");
+        assert_eq!(crate::phases::progress_label(s.state, s.phase), "idle");
         s.phases = ["idle", "load", "drain", "cooldown"]
             .iter()
             .zip([5.0, 125.0, 0.04, 30.0])

@@ -530,6 +530,15 @@ pub struct ArcReport {
 }
 
 impl ArcReport {
+    /// Memory at idle, its peak and what was recovered, and the released share.
+    pub fn memory_release(&self) -> ([Option<f64>; 3], Option<f64>) {
+        let m = |v: &Option<ArcValues>| v.as_ref().and_then(|v| v.rss);
+        (
+            [m(&self.idle), m(&self.peak), m(&self.recovered)],
+            self.released_share.rss,
+        )
+    }
+
     /// The summary's lines for this arc, one per resource (empty before the load and without
     /// an idle state).
     pub fn text(&self) -> String {
