@@ -41,6 +41,7 @@ fn report(i: u64) -> MonitorReport {
         .map(|n| ProcessReport {
             fail_on_leak: true,
             arc: Default::default(),
+            tree: None,
             name: n.to_string(),
             source: "pid",
             up: true,

@@ -166,6 +166,7 @@ impl App {
                             name: WATCH_PID_NAME.into(),
                             source: Source::Pid(pid),
                             fail_on_leak: true,
+                            include_children: false,
                         });
                     }
                 }

@@ -524,6 +524,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        if let Some(t) = &p.tree {
+            out.push_str(&t.text());
+        }
         out.push_str(&p.arc.text());
     }
     out
@@ -818,6 +821,7 @@ mod tests {
             },
             fail_on_leak,
             arc: Default::default(),
+            tree: None,
         }
     }
 

@@ -503,6 +503,7 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         processes: vec![ProcessReport {
             fail_on_leak: true,
             arc: Default::default(),
+            tree: None,
             name: "target".into(),
             source: "pid",
             up: true,

@@ -3,9 +3,13 @@
 //! # Sources
 //! Every watched process has a name (the `process` label) and exactly one [`Source`]: a pid,
 //! a pid file (re-read at every sample), a name/cmdline match (re-resolved when the process
-//! is gone), or the process's own Prometheus endpoint. soakd itself is always sampled as
-//! `process="soakd"`. Local sources read /proc directly — `stat`, `status` and the `fd/`
-//! directory of the watched pids only, no full-table refresh.
+//! is gone; among a wrapper and what it runs, the innermost: [`local`]), or the process's own
+//! Prometheus endpoint. soakd itself is always sampled as `process="soakd"` (where the
+//! platform allows). Local sources go through one [`local::ProcessTable`]: /proc on Linux
+//! ([`procfs`] — `stat`, `status` and the `fd/` directory of the watched pids only, no
+//! full-table refresh), sysinfo elsewhere; what a platform cannot give is said once at
+//! start-up. With `include_children` a local process is read with all its descendants,
+//! found again at every sample: summed PSS, fds and threads ([`local::read_tree`]).
 //!
 //! A restart (new pid, or a different start time) is logged, counted in
 //! `soakd_process_restarts_total`, and starts the fit over: buffers cleared, warm-up again.
@@ -76,13 +80,18 @@ pub mod estimate;
 pub mod expo;
 mod gauges;
 pub mod judge;
+pub mod local;
 pub mod mann_kendall;
 pub mod period;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 pub mod replay;
 pub mod report;
 pub mod settings;
 pub mod source;
 pub mod synth;
+#[cfg(any(not(target_os = "linux"), feature = "sysinfo"))]
+pub mod sysinfo_source;
 pub mod trend;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,6 +110,7 @@ use crate::telemetry::WarnLimiter;
 use arc::{ArcPhase, ArcRecorder};
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
+use local::ProcessTable;
 pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
@@ -253,6 +263,10 @@ struct ProcState {
     arc: ArcRecorder,
     /// What the memory values are: `rss`, or `pss` for a process tree.
     memory: &'static str,
+    /// Read with its descendants.
+    include_children: bool,
+    /// The tree at the last sample (with `include_children`).
+    tree: Option<source::TreeReading>,
 }
 
 impl ProcState {
@@ -260,6 +274,15 @@ impl ProcState {
     fn verdict(&self, r: Resource) -> Verdict {
         self.shown[r.index()].verdict()
     }
+}
+
+/// Whether any configured process is read locally (soakd itself always is, where it can).
+fn watch_self_or_local(settings: &MonitorSettings) -> bool {
+    local::supported()
+        || settings
+            .processes
+            .iter()
+            .any(|p| source::is_local(&p.source))
 }
 
 /// Samples the watched processes and judges their growth. Build with [`Monitor::new`], run
@@ -276,6 +299,8 @@ pub struct Monitor {
     self_pid: u32,
     /// The run's states, when the monitor runs inside a run.
     phases: Option<Arc<RunPhases>>,
+    /// The platform's process table, for local sources.
+    table: Arc<dyn ProcessTable>,
 }
 
 impl Monitor {
@@ -304,12 +329,32 @@ impl Monitor {
         } else {
             None
         };
-        let specs = std::iter::once(ProcessSpec {
+        let table = local::default_table();
+        // soakd watches itself where the platform lets it.
+        let watch_self = local::supported().then(|| ProcessSpec {
             name: settings::SELF_NAME.into(),
             source: Source::Pid(self_pid),
             fail_on_leak: false,
-        })
-        .chain(settings.processes.iter().cloned());
+            include_children: false,
+        });
+        if watch_self.is_none() {
+            tracing::warn!(
+                "process sampling is not available on this platform: soakd does not watch itself"
+            );
+        }
+        let specs = watch_self
+            .into_iter()
+            .chain(settings.processes.iter().cloned());
+        let missing = table.unavailable();
+        let has_pss = !missing.iter().any(|m| m.starts_with("PSS"));
+        if !missing.is_empty() && watch_self_or_local(&settings) {
+            tracing::warn!(
+                backend = table.name(),
+                "not available on this platform for local processes: {}; those resources have \
+                 no samples and no leak verdict",
+                missing.join(", ")
+            );
+        }
         let interval = settings.sample_interval.as_secs_f64();
         let spans: Vec<f64> = settings
             .windows
@@ -361,7 +406,13 @@ impl Monitor {
                     warn: WarnLimiter::new(SampleError::KINDS, WARN_EVERY),
                     partial_warn: WarnLimiter::new(1, WARN_EVERY),
                     arc: ArcRecorder::new(),
-                    memory: "rss",
+                    memory: if spec.include_children && has_pss {
+                        "pss"
+                    } else {
+                        "rss"
+                    },
+                    include_children: spec.include_children,
+                    tree: None,
                 })
             })
             .collect();
@@ -378,6 +429,7 @@ impl Monitor {
                 .map_or(0.0, |d| d.as_secs_f64()),
             self_pid,
             phases: None,
+            table,
         })
     }
 
@@ -429,20 +481,32 @@ impl Monitor {
     }
 
     async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick<'_>) {
-        let (source, resolved) = {
+        let (source, resolved, tree) = {
             let st = lock(cell);
-            (st.source.clone(), st.resolved)
+            (st.source.clone(), st.resolved, st.include_children)
         };
+        let table = &*self.table;
+        let read = |pid: u32| {
+            if tree {
+                local::read_tree(table, pid)
+            } else {
+                table.read(pid)
+            }
+        };
+        // Why a match was picked among several, logged when it picks a new process.
+        let mut why = None;
         let result = match &source {
-            Source::Pid(pid) => source::read_local(*pid),
-            Source::PidFile(path) => source::read_pid_file(path).and_then(source::read_local),
+            Source::Pid(pid) => read(*pid),
+            Source::PidFile(path) => source::read_pid_file(path).and_then(read),
             Source::Match { name, cmdline } => {
                 let (n, c) = (name.as_deref(), cmdline.as_deref());
-                let first = resolved.map(source::read_local);
-                match first {
+                match resolved.map(read) {
                     Some(Ok(r)) => Ok(r),
-                    _ => match source::find_match(n, c, self.self_pid) {
-                        Some(pid) => source::read_local(pid),
+                    _ => match local::find_match(table, n, c, self.self_pid, tree) {
+                        Some(m) => {
+                            why = m.why;
+                            read(m.pid)
+                        }
                         None => Err(SampleError::NoMatch(source::describe_match(n, c))),
                     },
                 }
@@ -454,7 +518,12 @@ impl Monitor {
         };
         let mut st = lock(cell);
         match result {
-            Ok(reading) => self.apply(&mut st, reading, tick),
+            Ok(reading) => {
+                if let Some(why) = why.filter(|_| st.resolved != reading.identity.pid) {
+                    tracing::info!(process = %st.name, pid = ?reading.identity.pid, "{why}");
+                }
+                self.apply(&mut st, reading, tick)
+            }
             Err(e) => self.apply_error(&mut st, e),
         }
     }
@@ -465,6 +534,9 @@ impl Monitor {
         }
         if let Some(pid) = r.identity.pid {
             st.pid = Some(pid);
+        }
+        if r.tree.is_some() {
+            st.tree = r.tree.clone();
         }
         match st.identity {
             None => {

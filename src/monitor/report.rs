@@ -61,6 +61,9 @@ pub struct ProcessReport {
     /// The memory arc over the run: idle, peak, plateau, recovered, released share
     /// ([`super::arc`]).
     pub arc: ArcReport,
+    /// With `include_children`: the tree at the last sample (members, largest descendants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<super::source::TreeReading>,
 }
 
 /// Verdicts per resource.
@@ -218,6 +221,7 @@ impl Monitor {
                 .iter()
                 .any(|p| p.name == st.name && p.fail_on_leak),
             arc: st.arc.report(st.memory, &self.rules),
+            tree: st.tree.clone(),
         }
     }
 

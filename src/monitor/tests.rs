@@ -46,6 +46,7 @@ fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
         threads: Some(8.0),
         cpu: Some(1.0),
         partial: None,
+        tree: None,
     }
 }
 

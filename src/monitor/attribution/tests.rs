@@ -339,6 +339,7 @@ mod through_the_monitor {
             threads: Some(4.0),
             cpu: Some(1.0),
             partial: None,
+            tree: None,
         }
     }
 
