@@ -18,9 +18,10 @@
 //! # The arc (per resource: memory — RSS, or PSS for a process tree — fds, threads)
 //! - **Idle**: the median of the idle samples.
 //! - **Plateau** ([`find_plateau`]), on the same troughs and slope interval as the leak
-//!   estimator ([`super::trend`]): the load points are grouped into troughs one GC period
-//!   apart (the period the longest growth window detected for that resource, else one trough
-//!   per point), and
+//!   estimator ([`super::trend`]): the load points are grouped into troughs one period apart
+//!   — the GC period the longest growth window detected for that resource, and at least the
+//!   load's own cycle (bursts, looping stages) as the estimator does for fds: what a burst
+//!   takes it gives back over the following seconds; else one trough per point — and
 //!   1. the final level `L` is the median of the newest third of the troughs;
 //!   2. the band is `L ± floor/2`, where the floor is the leak verdict's growth floor for
 //!      memory (`max(min_growth_bytes, min_growth_percent × L)`: growth under it never calls
@@ -186,7 +187,8 @@ pub struct Troughs {
 pub struct ArcContext<'a> {
     /// The leak rules (floor and threshold).
     pub rules: &'a LeakRules,
-    /// The sawtooth period per resource, seconds, from the longest growth window.
+    /// The trough period per resource, seconds: the longest growth window's GC period, at
+    /// least the load's own cycle.
     pub periods: [Option<f64>; N_RES],
     /// The longest growth window: its label and span, seconds.
     pub window: (&'a str, f64),

@@ -103,8 +103,14 @@ impl Monitor {
         let closed = st.arc.push(phase, tick.t, tick.since, *values);
         if closed || st.arc.needs_final(phase) {
             let last = st.trend.windows().len().saturating_sub(1);
-            let periods: [Option<f64>; N_RES] =
-                std::array::from_fn(|r| st.trend.fit(last, r).and_then(|f| f.period));
+            // The GC period the longest window found, at least the load's own cycle.
+            let load = self.settings.load_period.map(|d| d.as_secs_f64());
+            let periods: [Option<f64>; N_RES] = std::array::from_fn(|r| {
+                match (st.trend.fit(last, r).and_then(|f| f.period), load) {
+                    (Some(p), Some(l)) => Some(p.max(l)),
+                    (p, l) => p.or(l),
+                }
+            });
             let window = self
                 .settings
                 .windows
