@@ -4,7 +4,7 @@
 //! written and validated into typed settings, and [`config`] composes them:
 //! - [`config`]: the TOML file + environment + flags; no room's settings import it.
 //! - [`units`]: the leaf every room uses: the config error, durations, sizes, fractions,
-//!   label values, byte formatting.
+//!   label values, formatting of sizes and latencies.
 //! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).
 //! - [`engine`]: pacing, in-flight cap, dispatch.
 //! - [`workload`]: scenarios, prompt generation, request bodies.
@@ -19,6 +19,8 @@
 //! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
 //! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 //! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
+//! - [`fleet`]: `soakd verdict`, one verdict for a sharded soak from Prometheus and the
+//!   shards' merged HDR histograms.
 //! - [`admin`]: the axum admin server.
 //! - [`telemetry`]: logs, OTLP traces, rate-limited warnings.
 //! - [`mock`]: the built-in mock AI proxy.
@@ -36,6 +38,7 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;

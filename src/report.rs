@@ -12,18 +12,22 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
+pub use crate::monitor::report::monitor_text;
 use crate::monitor::settings::SELF_NAME;
 use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
 use crate::phases::{PhaseSpan, RunPhases, RunState};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::fmt_bytes;
+use crate::units::fmt_secs;
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ReleasedInput, ThresholdResult, VerdictInputs};
+use crate::verdict::{
+    LeakInput, LeakState, ProxyInputs, ReleasedInput, ThresholdResult, VerdictInputs,
+};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -47,6 +51,10 @@ pub struct ScenarioCounts {
     /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
     /// than soakd's parsers).
     pub unknown_events: u64,
+    /// Per outcome of an HTTP error status, the most frequent body (a redacted one-line
+    /// excerpt, [`crate::client::error_body`]), how often it came and of how many.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_bodies: BTreeMap<&'static str, TopBody>,
 }
 
 /// Latency percentiles, in seconds.
@@ -152,6 +160,11 @@ impl Snapshot {
                 .as_ref()
                 .map(released_inputs)
                 .unwrap_or_default(),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
         }
     }
 }
@@ -212,6 +225,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
         window: longest.map(|(w, _)| w),
         fail_on_leak: p.fail_on_leak,
         is_self: p.name == SELF_NAME,
+        reason: p.reason.get(r).clone(),
+        limit_per_hour: *p.limit_per_hour.get(r),
     }
 }
 
@@ -318,6 +333,11 @@ impl RunView {
         &self.p.metrics
     }
 
+    /// The run's HDR histograms, with the run id and shard they belong to (`GET /histograms`).
+    pub fn histograms(&self) -> crate::stats::wire::HistogramsDoc {
+        crate::stats::wire::document(&self.p.stats, &self.p.run_id, self.p.shard)
+    }
+
     /// Takes one sample for the recent-rate meter; call about once a second.
     pub fn tick(&self) {
         lock(&self.meter).sample(
@@ -351,6 +371,7 @@ impl RunView {
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
                     unknown_events: m.unknown_events(),
+                    error_bodies: m.top_error_bodies(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {
@@ -470,64 +491,20 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
         .collect()
 }
 
-/// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
-/// threads, slopes per window, RSS growth per request by scenario, post-burst retention and
-/// the verdict.
-pub fn monitor_text(m: &MonitorReport) -> String {
+/// The summary's most frequent HTTP error body per scenario and outcome, one line each:
+/// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
+/// when no error status had a body.
+fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
-    for p in &m.processes {
-        let _ = writeln!(
-            out,
-            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
-            p.name,
-            p.source,
-            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
-            if p.up { "up" } else { "DOWN" },
-            opt(p.baseline_rss_bytes, &fmt_bytes),
-            opt(p.peak_rss_bytes, &fmt_bytes),
-            opt(p.rss_bytes, &fmt_bytes),
-            opt(p.open_fds, &|v| format!("{v:.0}")),
-            opt(p.threads, &|v| format!("{v:.0}")),
-            p.restarts,
-        );
-        for w in &p.windows {
-            let slope = |f: &Option<crate::monitor::FitReport>, unit: &dyn Fn(f64) -> String| {
-                f.as_ref().map_or("-".to_string(), |f| {
-                    format!("{}/h (r² {:.2})", unit(f.slope_per_hour), f.r2)
-                })
-            };
+    for sc in scenarios {
+        for (outcome, top) in &sc.error_bodies {
             let _ = writeln!(
                 out,
-                "    window {:>5}: rss {}  fds {}  threads {}  per request {}  per open stream {}",
-                w.window,
-                slope(&w.rss, &fmt_bytes),
-                slope(&w.fds, &|v| format!("{v:+.1}")),
-                slope(&w.threads, &|v| format!("{v:+.1}")),
-                opt(w.rss_bytes_per_request, &fmt_bytes),
-                opt(w.rss_bytes_per_sec_per_open_stream, &|v| format!(
-                    "{}/s",
-                    fmt_bytes(v)
-                )),
+                "  error body: {} {outcome} ({} of {}): {}",
+                sc.name, top.count, top.of, top.body
             );
         }
-        out.push_str(&crate::monitor::attribution::text_table(p));
-        if let Some(r) = p.retained_after_burst_bytes {
-            let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
-        }
-        let v = |v: crate::monitor::Verdict| format!("{v:?}").to_lowercase();
-        let _ = writeln!(
-            out,
-            "    leak verdict: rss {}  fds {}  threads {}",
-            v(p.verdict.rss),
-            v(p.verdict.fds),
-            v(p.verdict.threads)
-        );
-        if let Some(t) = &p.tree {
-            out.push_str(&t.text());
-        }
-        out.push_str(&p.arc.text());
     }
     out
 }
@@ -540,19 +517,6 @@ pub fn fmt_elapsed(secs: f64) -> String {
         format!("{h}h{m:02}m{s:02}s")
     } else {
         format!("{m}m{s:02}s")
-    }
-}
-
-/// A latency in the unit that reads best.
-pub fn fmt_secs(s: f64) -> String {
-    if s == 0.0 {
-        "-".into()
-    } else if s < 0.001 {
-        format!("{:.0}µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1}ms", s * 1e3)
-    } else {
-        format!("{s:.2}s")
     }
 }
 
@@ -638,6 +602,7 @@ impl Summary {
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        out.push_str(&error_bodies_text(&s.scenarios));
         let row = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
@@ -760,10 +725,6 @@ mod tests {
     fn formatting() {
         assert_eq!(fmt_elapsed(3723.0), "1h02m03s");
         assert_eq!(fmt_elapsed(65.0), "1m05s");
-        assert_eq!(fmt_secs(0.0), "-");
-        assert_eq!(fmt_secs(0.000_25), "250µs");
-        assert_eq!(fmt_secs(0.0421), "42.1ms");
-        assert_eq!(fmt_secs(2.5), "2.50s");
     }
 
     fn fit(slope_per_hour: f64) -> Option<FitReport> {
@@ -819,6 +780,9 @@ mod tests {
                 fds: Verdict::Ok,
                 threads: Verdict::Unknown,
             },
+            reason: crate::monitor::PerResource::from_fn(|r| format!("{} reason", r.as_str())),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
             fail_on_leak,
             arc: Default::default(),
             tree: None,
@@ -909,6 +873,16 @@ mod tests {
         );
         let text = s.to_text();
         assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        // The process line names the pid and its source; each verdict is followed by its
+        // reason.
+        assert!(text.contains("  process target (pid 1): up "), "{text}");
+        assert!(
+            text.contains(
+                "    leak verdict: rss leak  fds ok  threads unknown\n      rss: rss reason\n      \
+                 fds: fds reason\n      threads: threads reason\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("verdict: fail, soak suspect (exit 1)"),
             "{text}"
@@ -941,6 +915,34 @@ mod tests {
         assert!(
             text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
             "{text}"
+        );
+        assert!(!text.contains("error body"), "{text}");
+        let mut snap = snapshot(None);
+        snap.scenarios = vec![ScenarioCounts {
+            name: "chat".into(),
+            error_bodies: [(
+                "http_5xx",
+                TopBody {
+                    body: "connect ECONNREFUSED 127.0.0.1:19799".into(),
+                    count: 37,
+                    of: 40,
+                },
+            )]
+            .into(),
+            ..ScenarioCounts::default()
+        }];
+        let s = Summary::new(snap, Duration::from_secs(10), "fail", 1);
+        assert!(
+            s.to_text().contains(
+                "  error body: chat http_5xx (37 of 40): connect ECONNREFUSED 127.0.0.1:19799\n"
+            ),
+            "{}",
+            s.to_text()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["error_bodies"]["http_5xx"]["body"],
+            "connect ECONNREFUSED 127.0.0.1:19799"
         );
     }
 }

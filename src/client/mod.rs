@@ -4,8 +4,8 @@
 //! Layers, from the bytes up:
 //! - [`sse`]: an incremental SSE reader fed with network chunks at any split, bounded memory.
 //! - [`openai`] (chat), [`completions`] (legacy), [`responses`] and [`anthropic`] behind
-//!   [`stream::StreamParser`]: what each event means (content and its kind, terminator, error
-//!   frame, usage); [`embeddings`] checks the one API that never streams.
+//!   [`parser::StreamParser`]: what each event means (a [`stream::Step`]: content and its kind,
+//!   terminator, error frame, usage); [`embeddings`] checks the one API that never streams.
 //! - [`drive`]: one stream's reader and parser together, deciding its outcome.
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
 //! - [`http1`] and [`wire`]: the plain-HTTP/1.1 fast path (soakd's own HTTP/1.1 client and a
@@ -25,10 +25,12 @@ pub mod classify;
 pub mod completions;
 pub mod drive;
 pub mod embeddings;
+pub mod error_body;
 pub mod exchange;
 pub mod http1;
 pub mod openai;
 pub mod outcome;
+pub mod parser;
 pub mod record;
 pub mod response;
 pub mod responses;
@@ -133,12 +135,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The CA file could not be read.
-    #[error("cannot read CA file {path}: {source}")]
+    #[error("cannot read CA file {path}: {error}")]
     CaFileRead {
         /// The configured path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not also a `source()`).
+        error: std::io::Error,
     },
     /// The CA file holds no usable PEM certificate.
     #[error("invalid CA file {path}: {reason}")]
@@ -149,8 +151,8 @@ pub enum ClientError {
         reason: String,
     },
     /// reqwest refused the configuration.
-    #[error("cannot build the HTTP client: {0}")]
-    Build(#[source] reqwest::Error),
+    #[error("reqwest refused the settings: {0}")]
+    Build(reqwest::Error),
     /// A header name or value is not valid HTTP.
     #[error("invalid header {name:?}: {reason}")]
     Header {
@@ -180,9 +182,9 @@ pub fn build_http_client(s: &ClientSettings) -> Result<reqwest::Client, ClientEr
         HttpVersion::Http2PriorKnowledge => b.http2_prior_knowledge(),
     };
     if let Some(path) = &s.tls.ca_file {
-        let pem = std::fs::read(path).map_err(|source| ClientError::CaFileRead {
+        let pem = std::fs::read(path).map_err(|error| ClientError::CaFileRead {
             path: path.clone(),
-            source,
+            error,
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             ClientError::CaFileInvalid {

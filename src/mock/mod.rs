@@ -93,8 +93,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
-pub use frames::sample_stream;
-pub use tap::{Probe, Tap};
+pub use frames::text_stream_writes;
+pub use tap::{Answer, Probe, Tap};
 
 use crate::units::ConfigError;
 
@@ -108,12 +108,12 @@ pub enum MockError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The listen address could not be bound.
-    #[error("mock: cannot listen on {addr}: {source}")]
+    #[error("mock: cannot listen on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not also a `source()`).
+        error: std::io::Error,
     },
     /// The pid file could not be written.
     #[error("mock: cannot write pid file {path}: {source}")]
@@ -199,7 +199,8 @@ pub async fn serve_with_tap(
     }
     if args.leak_bytes_per_stream_second > 0 {
         tasks.spawn(leak::run_stream_leak(
-            shared.clone(),
+            shared.leaks.clone(),
+            shared.metrics.streams_active.clone(),
             args.leak_bytes_per_stream_second,
             stop.clone(),
         ));
@@ -266,9 +267,9 @@ pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), Mock
     crate::sys::raise_fd_limit();
     let listener = TcpListener::bind(args.listen)
         .await
-        .map_err(|source| MockError::Bind {
+        .map_err(|error| MockError::Bind {
             addr: args.listen,
-            source,
+            error,
         })?;
     let addr = listener.local_addr()?;
     if let Some(path) = &args.pid_file {

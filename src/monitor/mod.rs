@@ -85,8 +85,10 @@ pub mod mann_kendall;
 pub mod period;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+pub mod reason;
 pub mod replay;
 pub mod report;
+mod sample;
 pub mod settings;
 pub mod source;
 pub mod synth;
@@ -97,7 +99,6 @@ pub mod trend;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use prometheus::{Gauge, IntCounter, IntGauge};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +112,9 @@ use arc::{ArcPhase, ArcRecorder};
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
 use local::ProcessTable;
-pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
+pub use report::{
+    FitReport, MonitorReport, PerResource, ProcessReport, ResourceVerdicts, WindowReport,
+};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
     RawScrapeMetrics, ScrapeNames, Source, Window,
@@ -167,9 +170,10 @@ impl ProcessMetrics {
 /// Errors building a [`Monitor`].
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    /// The HTTP client for scrape sources could not be built.
+    /// The HTTP client for scrape sources could not be built (the message names reqwest's
+    /// error, which is not also a `source()`).
     #[error("building the scrape HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
 }
 
 /// A resource's leak verdict.
@@ -324,7 +328,8 @@ impl Monitor {
                     .timeout(timeout)
                     .connect_timeout(timeout)
                     .pool_max_idle_per_host(1)
-                    .build()?,
+                    .build()
+                    .map_err(MonitorError::Client)?,
             )
         } else {
             None
@@ -454,77 +459,6 @@ impl Monitor {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => self.sample_once().await,
             }
-        }
-    }
-
-    /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
-    pub async fn sample_once(&self) {
-        let mut counts = Vec::new();
-        let phases = self.phases.as_deref();
-        let state = phases.and_then(RunPhases::current);
-        let since = |s: RunState| {
-            phases
-                .and_then(|p| p.entered_at(s))
-                .map(|at| at.saturating_duration_since(self.start).as_secs_f64())
-        };
-        let tick = Tick {
-            state,
-            since: state.and_then(since),
-            load_start: since(RunState::Load),
-            t: self.start.elapsed().as_secs_f64(),
-            requests: self.signals.requests_finished(),
-            streams: self.signals.streams_open() as f64,
-            burst: self.signals.burst_active(),
-            mix: attribution::MixTick::read(&self.signals, &mut counts),
-        };
-        join_all(self.procs.iter().map(|p| self.sample_process(p, tick))).await;
-    }
-
-    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick<'_>) {
-        let (source, resolved, tree) = {
-            let st = lock(cell);
-            (st.source.clone(), st.resolved, st.include_children)
-        };
-        let table = &*self.table;
-        let read = |pid: u32| {
-            if tree {
-                local::read_tree(table, pid)
-            } else {
-                table.read(pid)
-            }
-        };
-        // Why a match was picked among several, logged when it picks a new process.
-        let mut why = None;
-        let result = match &source {
-            Source::Pid(pid) => read(*pid),
-            Source::PidFile(path) => source::read_pid_file(path).and_then(read),
-            Source::Match { name, cmdline } => {
-                let (n, c) = (name.as_deref(), cmdline.as_deref());
-                match resolved.map(read) {
-                    Some(Ok(r)) => Ok(r),
-                    _ => match local::find_match(table, n, c, self.self_pid, tree) {
-                        Some(m) => {
-                            why = m.why;
-                            read(m.pid)
-                        }
-                        None => Err(SampleError::NoMatch(source::describe_match(n, c))),
-                    },
-                }
-            }
-            Source::Scrape { url, names } => match &self.client {
-                Some(client) => source::read_scrape(client, url, names).await,
-                None => Err(SampleError::Scrape("no HTTP client".into())),
-            },
-        };
-        let mut st = lock(cell);
-        match result {
-            Ok(reading) => {
-                if let Some(why) = why.filter(|_| st.resolved != reading.identity.pid) {
-                    tracing::info!(process = %st.name, pid = ?reading.identity.pid, "{why}");
-                }
-                self.apply(&mut st, reading, tick)
-            }
-            Err(e) => self.apply_error(&mut st, e),
         }
     }
 

@@ -18,7 +18,7 @@ use super::point::Point;
 use super::{Buffer, Series};
 use crate::client::Outcome;
 use crate::monitor::arc::ArcReport;
-use crate::monitor::{FitReport, ResourceVerdicts};
+use crate::monitor::{FitReport, PerResource, ResourceVerdicts};
 
 /// The whole document.
 #[derive(Debug, Serialize)]
@@ -95,6 +95,8 @@ pub struct ProcessInfo<'a> {
     pub peak_rss_bytes: Option<f64>,
     pub retained_after_burst_bytes: Option<f64>,
     pub verdict: ResourceVerdicts,
+    /// Why each verdict is what it is (the monitor's words).
+    pub reason: &'a PerResource<String>,
     pub fits: Vec<FitLine<'a>>,
     /// The memory arc (idle, peak, plateau, recovered, released share).
     pub arc: &'a ArcReport,
@@ -231,6 +233,7 @@ impl Series {
                             peak_rss_bytes: p.peak_rss_bytes,
                             retained_after_burst_bytes: p.retained_after_burst_bytes,
                             verdict: p.verdict,
+                            reason: &p.reason,
                             fits,
                             arc: &p.arc,
                         }

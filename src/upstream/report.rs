@@ -3,8 +3,10 @@
 //!
 //! The Prometheus histograms carry the distributions for dashboards and rules; for the run's
 //! own report the tracker also keeps small HDR histograms (1 µs to 1 h, two significant digits,
-//! about 28 KiB each, five in all), so percentiles are exact to 1 % whatever the run's length.
+//! about 28 KiB each, seven in all), so percentiles are exact to 1 % whatever the run's length.
+//! Stages with no sample print no row.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,8 +14,11 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
+use crate::units::fmt_secs;
+
+/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
+pub const UNTAGGED: &str = "untagged";
 
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -23,11 +28,18 @@ pub enum Stage {
     Request,
     FirstToken,
     Chunk,
+    Response,
     CancelPropagation,
+    /// How long a not-propagated answer ran on after its client gave up.
+    RunOn,
     ReportedOverhead,
 }
 
-const STAGES: usize = 5;
+const STAGES: usize = 7;
+
+/// The stages of `soakd_proxy_added_seconds` (its `stage` label values), in pipeline order:
+/// the one list the handles, the summary rows and anything judged per stage are built from.
+pub const ADDED_STAGES: [&str; 4] = ["request", "first_token", "chunk", "response"];
 
 /// HDR histograms of the two-sided measures.
 pub struct ProxyStats {
@@ -65,12 +77,129 @@ impl ProxyStats {
     }
 }
 
+/// The summary's line for a run whose upstream received none of soakd's requests.
+pub const NEVER_REACHED: &str = "the proxy never reached the upstream: check its provider address";
+
+/// Give-ups by fate (`proxy.give_ups` in `/status` and the summary JSON, and per scenario).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GiveUps {
+    pub propagated: u64,
+    pub upstream_finished: u64,
+    pub not_propagated: u64,
+    pub orphaned: u64,
+    pub unknown: u64,
+    /// Output tokens the upstream generated after the client gave up (not propagated and
+    /// orphaned answers).
+    pub wasted_output_tokens: u64,
+    /// Of those, the orphans' (shown apart in the summary text).
+    #[serde(skip)]
+    pub wasted_by_orphans: u64,
+    /// Why fates are unknown, with a count each (only reasons that occurred).
+    pub unknown_reasons: BTreeMap<&'static str, u64>,
+}
+
+impl GiveUps {
+    pub fn total(&self) -> u64 {
+        self.propagated
+            + self.upstream_finished
+            + self.not_propagated
+            + self.orphaned
+            + self.unknown
+    }
+
+    /// Give-ups whose cancel did not reach the upstream in time, of those that had something
+    /// to cancel and a known fate: (not propagated + orphaned) / (those + propagated).
+    pub fn not_propagated_ratio(&self) -> Option<f64> {
+        let bad = self.not_propagated + self.orphaned;
+        let den = bad + self.propagated;
+        (den > 0).then(|| bad as f64 / den as f64)
+    }
+
+    pub fn add(&mut self, o: &GiveUps) {
+        self.propagated += o.propagated;
+        self.upstream_finished += o.upstream_finished;
+        self.not_propagated += o.not_propagated;
+        self.orphaned += o.orphaned;
+        self.unknown += o.unknown;
+        self.wasted_output_tokens += o.wasted_output_tokens;
+        self.wasted_by_orphans += o.wasted_by_orphans;
+        for (k, v) in &o.unknown_reasons {
+            *self.unknown_reasons.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Client-visible errors by origin (`proxy.errors` in `/status` and the summary JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErrorOrigins {
+    /// The proxy passed an upstream failure through.
+    pub upstream: u64,
+    /// The upstream answered 2xx, or was never reached.
+    pub proxy: u64,
+    /// Of `proxy`: the upstream never received the request.
+    pub never_reached: u64,
+}
+
+impl ErrorOrigins {
+    pub fn add(&mut self, o: &ErrorOrigins) {
+        self.upstream += o.upstream;
+        self.proxy += o.proxy;
+        self.never_reached += o.never_reached;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.upstream + self.proxy
+    }
+}
+
 /// Time the proxy added, per stage.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Added {
     pub request: Percentiles,
     pub first_token: Percentiles,
     pub chunk: Percentiles,
+    /// Upstream's last byte sent → client's last byte received (answers read whole).
+    pub response: Percentiles,
+}
+
+impl Added {
+    /// `(stage, percentiles)` in the order of [`ADDED_STAGES`].
+    pub fn stages(&self) -> [(&'static str, &Percentiles); 4] {
+        let [request, first_token, chunk, response] = ADDED_STAGES;
+        [
+            (request, &self.request),
+            (first_token, &self.first_token),
+            (chunk, &self.chunk),
+            (response, &self.response),
+        ]
+    }
+}
+
+/// A count that the run's settings may make impossible to see: a number, or in the JSON the
+/// string `not measurable (chunk_delay 5ms < 10ms)` in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Measure {
+    /// Counted.
+    Count(u64),
+    /// `not measurable (why)`.
+    NotMeasurable(String),
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Measure::Count(0)
+    }
+}
+
+impl Measure {
+    /// The count, `None` when not measurable.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            Measure::Count(n) => Some(*n),
+            Measure::NotMeasurable(_) => None,
+        }
+    }
 }
 
 /// Counts of one scenario (or of `untagged`).
@@ -81,10 +210,14 @@ pub struct ProxyScenario {
     pub retries: u64,
     /// Requests whose two sides were joined.
     pub joined: u64,
-    pub buffered_streams: u64,
-    pub coalesced_chunks: u64,
+    /// Streams the proxy held back, or why that cannot be seen.
+    pub buffered_streams: Measure,
+    /// Chunks that arrived bunched, or why that cannot be seen.
+    pub coalesced_chunks: Measure,
     pub orphans_now: i64,
     pub orphans_total: u64,
+    pub give_ups: GiveUps,
+    pub errors: ErrorOrigins,
 }
 
 /// The two-sided soak in `/status` and the summary.
@@ -92,12 +225,21 @@ pub struct ProxyScenario {
 pub struct ProxyReport {
     /// Where the upstream listens.
     pub upstream: String,
+    /// Requests soakd sent with an id.
+    pub sent: u64,
     /// Requests tracked for a join right now.
     pub tracked: usize,
     pub added: Added,
+    /// Give-ups whose fate is `propagated`: the give-up → the upstream seeing the disconnect.
     pub cancel_propagation: Percentiles,
+    /// Give-ups whose fate is `not_propagated`: how long the upstream ran on.
+    pub run_on: Percentiles,
     /// The proxy's own overhead claim, when `overhead_header` is set and sent.
     pub reported_overhead: Percentiles,
+    /// Every give-up (cancel, timeout, abort) by its fate, over the scenarios.
+    pub give_ups: GiveUps,
+    /// Client-visible errors by origin, over the scenarios.
+    pub errors: ErrorOrigins,
     /// Per scenario, then `untagged`.
     pub scenarios: Vec<ProxyScenario>,
 }
@@ -107,25 +249,41 @@ impl ProxyReport {
         self.scenarios.iter().map(f).sum()
     }
 
+    /// The total of a measure over the scenarios, or its `not measurable (…)` text.
+    fn measured(&self, f: impl Fn(&ProxyScenario) -> &Measure) -> Result<u64, String> {
+        let mut total = 0;
+        for s in &self.scenarios {
+            match f(s) {
+                Measure::Count(n) => total += n,
+                Measure::NotMeasurable(why) => return Err(why.clone()),
+            }
+        }
+        Ok(total)
+    }
+
     fn untagged(&self) -> u64 {
         self.scenarios
             .iter()
-            .find(|s| s.name == super::track::UNTAGGED)
+            .find(|s| s.name == UNTAGGED)
             .map_or(0, |s| s.upstream_requests)
     }
 
-    /// The progress-line fragment, e.g.
-    /// `proxy +0.4ms req +1.2ms ttft +0.3ms chunk (p50) buffered 0/118 retries 0 orphans 0`.
+    /// The progress-line fragment, e.g. `proxy +0.4ms req +1.2ms ttft +0.3ms chunk (p50)
+    /// buffered 0/118 retries 0 orphans open 0, total 0`.
     pub fn progress_fragment(&self) -> String {
         let joined = self.total(|s| s.joined);
         let orphans: i64 = self.scenarios.iter().map(|s| s.orphans_now).sum();
+        let buffered = match self.measured(|s| &s.buffered_streams) {
+            Ok(n) => format!("{n}/{joined}"),
+            Err(_) => "not measurable".into(),
+        };
         let mut s = format!(
-            "proxy +{} req +{} ttft +{} chunk (p50) buffered {}/{joined} retries {} orphans {orphans}",
+            "proxy +{} req +{} ttft +{} chunk (p50) buffered {buffered} retries {} orphans open {orphans}, total {}",
             fmt_secs(self.added.request.p50),
             fmt_secs(self.added.first_token.p50),
             fmt_secs(self.added.chunk.p50),
-            self.total(|s| s.buffered_streams),
             self.total(|s| s.retries),
+            self.total(|s| s.orphans_total),
         );
         let untagged = self.untagged();
         if untagged > 0 {
@@ -138,11 +296,20 @@ impl ProxyReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let joined = self.total(|s| s.joined);
-        let buffered = self.total(|s| s.buffered_streams);
-        let pct = if joined > 0 {
-            100.0 * buffered as f64 / joined as f64
-        } else {
-            0.0
+        let buffered = match self.measured(|s| &s.buffered_streams) {
+            Ok(n) => {
+                let pct = if joined > 0 {
+                    100.0 * n as f64 / joined as f64
+                } else {
+                    0.0
+                };
+                format!("{n} ({pct:.1}%)")
+            }
+            Err(why) => why,
+        };
+        let coalesced = match self.measured(|s| &s.coalesced_chunks) {
+            Ok(n) => n.to_string(),
+            Err(why) => why,
         };
         let row = |name: &str, p: &Percentiles| {
             format!(
@@ -154,28 +321,100 @@ impl ProxyReport {
                 fmt_secs(p.max)
             )
         };
+        let upstream_requests = self.total(|s| s.upstream_requests);
         let _ = writeln!(
             out,
-            "  proxy (two-sided, upstream {}): upstream requests {} (untagged {}), retries {}, \
-             joined {joined}, buffered {buffered} ({pct:.1}%), coalesced chunks {}, orphans {} \
-             (now {})",
+            "  proxy (two-sided, upstream {}): upstream requests {upstream_requests} (untagged {}), \
+             retries {}, joined {joined}, buffered {buffered}, coalesced chunks {coalesced}, \
+             orphans {} (open {})",
             self.upstream,
-            self.total(|s| s.upstream_requests),
             self.untagged(),
             self.total(|s| s.retries),
-            self.total(|s| s.coalesced_chunks),
             self.total(|s| s.orphans_total),
             self.scenarios.iter().map(|s| s.orphans_now).sum::<i64>(),
         );
-        out.push_str(&row("added: request", &self.added.request));
-        out.push_str(&row("added: first token", &self.added.first_token));
-        out.push_str(&row("added: chunk", &self.added.chunk));
-        out.push_str(&row("cancel propagation", &self.cancel_propagation));
-        if self.reported_overhead.count > 0 {
-            out.push_str(&row("reported overhead", &self.reported_overhead));
+        let _ = writeln!(out, "    {}", give_ups_line(&self.give_ups));
+        if self.errors.total() > 0 {
+            let _ = writeln!(out, "    {}", errors_line(&self.errors));
+        }
+        // Untagged requests are not this run's: a proxy that reached the upstream with none of
+        // soakd's requests never reached it.
+        if upstream_requests == self.untagged() && self.sent > 0 {
+            let _ = writeln!(out, "    {NEVER_REACHED}");
+        }
+        let added = self
+            .added
+            .stages()
+            .map(|(stage, p)| (format!("added: {}", stage.replace('_', " ")), p));
+        let others = [
+            ("cancel propagation", &self.cancel_propagation),
+            ("give-up run-on", &self.run_on),
+            ("reported overhead", &self.reported_overhead),
+        ]
+        .map(|(name, p)| (name.to_string(), p));
+        for (name, p) in added.into_iter().chain(others) {
+            if p.count > 0 {
+                out.push_str(&row(&name, p));
+            }
         }
         out
     }
+}
+
+/// `give-ups 64: propagated 0, not propagated 64 (tokens generated after give-up: 1,280),
+/// orphaned 0`, with `upstream finished` and `unknown` (and its reasons) when there are any.
+pub fn give_ups_line(g: &GiveUps) -> String {
+    let mut s = format!("give-ups {}: propagated {}", g.total(), g.propagated);
+    if g.upstream_finished > 0 {
+        let _ = write!(s, ", upstream finished {}", g.upstream_finished);
+    }
+    let _ = write!(s, ", not propagated {}", g.not_propagated);
+    let after = g.wasted_output_tokens - g.wasted_by_orphans;
+    if g.not_propagated > 0 || after > 0 {
+        let _ = write!(s, " (tokens generated after give-up: {})", thousands(after));
+    }
+    let _ = write!(s, ", orphaned {}", g.orphaned);
+    if g.wasted_by_orphans > 0 {
+        let _ = write!(
+            s,
+            " (tokens generated after give-up: {})",
+            thousands(g.wasted_by_orphans)
+        );
+    }
+    if g.unknown > 0 {
+        let why: Vec<String> = g
+            .unknown_reasons
+            .iter()
+            .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+            .collect();
+        let _ = write!(s, ", unknown {} ({})", g.unknown, why.join(", "));
+    }
+    s
+}
+
+/// `errors by origin: upstream 12, proxy 3 (never reached the upstream 3)`.
+pub fn errors_line(e: &ErrorOrigins) -> String {
+    let mut s = format!(
+        "errors by origin: upstream {}, proxy {}",
+        e.upstream, e.proxy
+    );
+    if e.never_reached > 0 {
+        let _ = write!(s, " (never reached the upstream {})", e.never_reached);
+    }
+    s
+}
+
+/// `1280` → `1,280`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -204,7 +443,7 @@ mod tests {
                     name: "chat".into(),
                     upstream_requests: 10,
                     joined: 8,
-                    buffered_streams: 2,
+                    buffered_streams: Measure::Count(2),
                     ..ProxyScenario::default()
                 },
                 ProxyScenario {
@@ -219,10 +458,114 @@ mod tests {
         assert!(t.contains("upstream requests 13 (untagged 3)"), "{t}");
         assert!(t.contains("buffered 2 (25.0%)"), "{t}");
         assert!(t.contains("added: chunk"), "{t}");
+        // Stages with no sample print no row.
+        for empty in [
+            "added: request",
+            "added: first token",
+            "added: response",
+            "cancel",
+        ] {
+            assert!(!t.contains(empty), "{empty}: {t}");
+        }
         let f = r.progress_fragment();
         assert!(
             f.contains("buffered 2/8") && f.contains("untagged 3"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn a_measure_the_settings_hide_reads_not_measurable_not_a_number() {
+        let why = super::super::measure::unmeasurable(Duration::from_millis(5), 32).unwrap();
+        assert_eq!(why, "chunk_delay 5ms < 10ms");
+        assert_eq!(
+            super::super::measure::unmeasurable(Duration::from_millis(10), 1).as_deref(),
+            Some("chunks 1 < 2")
+        );
+        assert_eq!(
+            super::super::measure::unmeasurable(Duration::from_millis(10), 2),
+            None
+        );
+        let not = Measure::NotMeasurable(format!("not measurable ({why})"));
+        let r = ProxyReport {
+            upstream: "127.0.0.1:9600".into(),
+            scenarios: vec![ProxyScenario {
+                name: "chat".into(),
+                upstream_requests: 10,
+                joined: 10,
+                buffered_streams: not.clone(),
+                coalesced_chunks: not.clone(),
+                ..ProxyScenario::default()
+            }],
+            ..ProxyReport::default()
+        };
+        let t = r.text();
+        assert!(
+            t.contains(
+                "buffered not measurable (chunk_delay 5ms < 10ms), coalesced chunks not \
+                 measurable (chunk_delay 5ms < 10ms),"
+            ),
+            "{t}"
+        );
+        assert!(r.progress_fragment().contains("buffered not measurable"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["buffered_streams"],
+            "not measurable (chunk_delay 5ms < 10ms)"
+        );
+        assert_eq!(
+            json["scenarios"][0]["coalesced_chunks"],
+            "not measurable (chunk_delay 5ms < 10ms)"
+        );
+        // Measurable: numbers, as before.
+        let json = serde_json::to_value(ProxyScenario::default()).unwrap();
+        assert_eq!(json["buffered_streams"], 0);
+    }
+
+    #[test]
+    fn the_give_ups_line_reads_as_the_issue_wrote_it() {
+        let g = GiveUps {
+            not_propagated: 64,
+            wasted_output_tokens: 1280,
+            ..GiveUps::default()
+        };
+        assert_eq!(
+            give_ups_line(&g),
+            "give-ups 64: propagated 0, not propagated 64 (tokens generated after give-up: \
+             1,280), orphaned 0"
+        );
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        let e = ErrorOrigins {
+            upstream: 12,
+            proxy: 3,
+            never_reached: 3,
+        };
+        assert_eq!(
+            errors_line(&e),
+            "errors by origin: upstream 12, proxy 3 (never reached the upstream 3)"
+        );
+        // None of soakd's requests received (a stray untagged one does not count): one line
+        // says so; one tagged request received, and it does not.
+        let mut r = ProxyReport {
+            sent: 5,
+            errors: e,
+            scenarios: vec![
+                ProxyScenario {
+                    name: "chat".into(),
+                    ..ProxyScenario::default()
+                },
+                ProxyScenario {
+                    name: UNTAGGED.into(),
+                    upstream_requests: 1,
+                    ..ProxyScenario::default()
+                },
+            ],
+            ..ProxyReport::default()
+        };
+        assert_eq!(r.text().matches(NEVER_REACHED).count(), 1);
+        r.scenarios[0].upstream_requests = 1;
+        assert_eq!(r.text().matches(NEVER_REACHED).count(), 0);
     }
 }

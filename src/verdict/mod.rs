@@ -26,9 +26,12 @@
 //! verdict for it ([`leak`]):
 //! - `leak` fails (live too, so `abort_on_fail` stops on it); the message names the process,
 //!   the resource, the slope per hour and the window it was fitted over;
-//! - `ok` passes;
+//! - `ok` passes, and says why with the limit it is under (`passed: process target rss
+//!   +1.72MiB/h over the 60m window is under the limit (50MiB/h and 10%/h; floor 4MiB)`;
+//!   `does not leak` only when the slope's interval holds zero); `limit` is the rate limit;
 //! - `unknown` (the longest window has no fit) is pending during the run and **not judged**
-//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure.
+//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure, with the reason
+//!   the longest window has no fit.
 //!
 //! Two kinds of process have no leak threshold: soakd itself (`process="soakd"`), whose leak
 //! verdict instead marks the soak **suspect** ([`suspicions`]) — its own growth may skew what
@@ -76,10 +79,12 @@ use std::time::Duration;
 use crate::units::{fmt_bytes, trim_num};
 
 pub mod leak;
+pub mod proxy;
 pub mod released;
 pub mod settings;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
+pub use proxy::{ProxyInputs, ProxyLimits};
 pub use released::{released_threshold_name, ReleasedInput};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
@@ -111,6 +116,8 @@ pub struct VerdictInputs {
     pub leaks: Vec<LeakInput>,
     /// Each process's released share after the cooldown ([`released`]).
     pub released: Vec<ReleasedInput>,
+    /// The two-sided soak's give-ups, while `[upstream]` is on.
+    pub proxy: Option<ProxyInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -153,8 +160,9 @@ pub struct ThresholdResult {
     /// The observed value in `unit`, when there is one (for a leak verdict: the slope per hour
     /// of the longest window with a fit).
     pub observed: Option<f64>,
-    /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
-    /// its own thresholds (`[monitor.thresholds]`) in two windows.
+    /// The configured limit in `unit`; for a leak verdict the rate limit the monitor held the
+    /// slope to (`[monitor.thresholds]`; RSS: the larger of the absolute and the relative one
+    /// at the baseline), `None` before there is a baseline.
     pub limit: Option<f64>,
     /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
     /// `per_hour` (fds, threads).
@@ -200,6 +208,7 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    Tokens,
 }
 
 impl Unit {
@@ -210,6 +219,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Tokens => "tokens",
         }
     }
 
@@ -220,6 +230,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
         }
     }
 
@@ -316,6 +327,7 @@ impl Thresholds {
         ]
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
+        .chain(self.proxy.names())
         .collect()
     }
 
@@ -375,6 +387,7 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        out.extend(self.proxy.evaluate(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(
                 i.leaks

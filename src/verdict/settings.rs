@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::ProxyLimits;
 use crate::units::{self, ConfigError};
 
 /// Default for [`RawThresholds::min_requests`].
@@ -49,6 +50,14 @@ pub struct RawThresholds {
     /// give back by the end of the cooldown: `(peak − recovered) / (peak − idle)`. Needs
     /// `[run] idle` and `[run] cooldown`.
     pub min_released_share: Option<f64>,
+    /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
+    /// not ended `orphan_after` later).
+    pub max_orphans: Option<u64>,
+    /// Two-sided soak: largest share (0..=1) of give-ups with an upstream call to cancel whose
+    /// cancel did not reach it in time ((not propagated + orphaned) / (those + propagated)).
+    pub max_not_propagated_ratio: Option<f64>,
+    /// Two-sided soak: most output tokens the upstream generated after the client gave up.
+    pub max_wasted_output_tokens: Option<u64>,
 }
 
 impl RawThresholds {
@@ -111,6 +120,14 @@ impl RawThresholds {
             }
             Some(p) => p.to_owned(),
         };
+        let proxy = ProxyLimits {
+            max_orphans: self.max_orphans,
+            max_not_propagated_ratio: self
+                .max_not_propagated_ratio
+                .map(|v| units::fraction("thresholds.max_not_propagated_ratio", v))
+                .transpose()?,
+            max_wasted_output_tokens: self.max_wasted_output_tokens,
+        };
         Ok(Thresholds {
             abort_on_fail: self.abort_on_fail,
             p99_ttft,
@@ -127,6 +144,7 @@ impl RawThresholds {
                 .min_released_share
                 .map(|v| units::fraction("thresholds.min_released_share", v))
                 .transpose()?,
+            proxy,
         })
     }
 }
@@ -160,4 +178,6 @@ pub struct Thresholds {
     pub min_requests: u64,
     /// Least released share of each judged process after the cooldown.
     pub min_released_share: Option<f64>,
+    /// Limits on the two-sided soak's give-ups.
+    pub proxy: ProxyLimits,
 }

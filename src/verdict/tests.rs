@@ -24,6 +24,9 @@ fn all() -> Thresholds {
         rss_process: None,
         min_requests: None,
         min_released_share: None,
+        max_orphans: None,
+        max_not_propagated_ratio: None,
+        max_wasted_output_tokens: None,
     }
     .validate()
     .expect("valid")
@@ -504,6 +507,7 @@ fn evaluate_all_and_exit_verdict() {
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
         released: vec![],
+        proxy: None,
     };
     let res = t.evaluate(&healthy, true);
     let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();

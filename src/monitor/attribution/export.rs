@@ -1,17 +1,15 @@
 //! How the monitor shows attribution: the gauge
 //! `soakd_process_rss_growth_bytes_per_request_by_scenario{process,scenario,window}` (set for
-//! published values, removed otherwise), the report in `/status` and the summary JSON, and
-//! the summary's text table.
+//! published values, removed otherwise) and the report in `/status` and the summary JSON (its
+//! text table in the summary is [`crate::monitor::report::attribution_table`]).
 
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
 use super::{Attribution, AttributionBuf, Sample, ScenarioAttribution};
-use crate::monitor::report::ProcessReport;
 use crate::monitor::{Monitor, MonitorSettings, ProcState};
 use crate::signals::LoadSignals;
-use crate::units::fmt_bytes;
 
 /// A window's attribution as `/status` and the summary show it: each scenario named.
 pub type AttributionReport = Attribution<ScenarioReport>;
@@ -32,6 +30,7 @@ impl AttributionReport {
             points: a.points,
             mix_changes: a.mix_changes,
             growth_per_request: a.growth_per_request,
+            single_scenario: a.single_scenario,
             scenarios: names
                 .iter()
                 .zip(&a.scenarios)
@@ -137,64 +136,4 @@ impl Monitor {
     ) -> AttributionReport {
         AttributionReport::new(st.attribution[wi].result(), &self.signals.mix.names)
     }
-}
-
-/// The summary's attribution table of one process: a row per scenario, a column per window,
-/// each cell the published bytes per request (± its standard error) or why there is none.
-/// Empty when no scenario is known.
-pub fn text_table(p: &ProcessReport) -> String {
-    use std::fmt::Write;
-    let Some(first) = p.windows.first() else {
-        return String::new();
-    };
-    let names: Vec<&str> = first
-        .rss_bytes_per_request_by_scenario
-        .scenarios
-        .iter()
-        .map(|s| s.scenario.as_str())
-        .collect();
-    if names.is_empty() {
-        return String::new();
-    }
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-    for w in &p.windows {
-        let a = &w.rss_bytes_per_request_by_scenario;
-        for (row, s) in cells.iter_mut().zip(&a.scenarios) {
-            let s = &s.attribution;
-            row.push(match (s.bytes_per_request, s.withheld.or(a.withheld)) {
-                (Some(v), _) => match s.std_error {
-                    Some(se) => format!("{} ±{}", fmt_bytes(v), fmt_bytes(se)),
-                    None => fmt_bytes(v),
-                },
-                (None, Some(why)) => format!("- ({})", why.as_str()),
-                (None, None) => "-".into(),
-            });
-        }
-    }
-    let name_w = names.iter().map(|n| n.len()).max().unwrap_or(0).max(8);
-    let col_w: Vec<usize> = (0..p.windows.len())
-        .map(|c| {
-            cells
-                .iter()
-                .map(|r| r[c].chars().count())
-                .chain(std::iter::once(p.windows[c].window.len()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::from("    rss growth per request by scenario:\n");
-    let _ = write!(out, "      {:<name_w$}", "scenario");
-    for (w, cw) in p.windows.iter().zip(&col_w) {
-        let _ = write!(out, "  {:>cw$}", w.window);
-    }
-    out.push('\n');
-    for (name, row) in names.iter().zip(&cells) {
-        let _ = write!(out, "      {name:<name_w$}");
-        for (cell, cw) in row.iter().zip(&col_w) {
-            let pad = cw.saturating_sub(cell.chars().count());
-            let _ = write!(out, "  {}{cell}", " ".repeat(pad));
-        }
-        out.push('\n');
-    }
-    out
 }
