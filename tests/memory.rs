@@ -259,10 +259,14 @@ fn the_memory_arc_finds_the_plateau_the_leak_and_what_came_back() {
         plateau["seconds"].as_f64().unwrap(),
         plateau["level"].as_f64().unwrap(),
     );
-    let truth_secs = 192.0 / 20.0;
+    // The mock's own plateau: its 192nd request, sent 9.6 s into the load, plus however late
+    // soakd sent it on a busy machine (at most the run's largest schedule lag).
+    let truth_secs: f64 = 192.0 / 20.0;
+    let lag = num(&sa, &["latency", "schedule_lag", "max"]);
+    let tol = (0.1 * truth_secs).max(0.5);
     assert!(
-        (secs - truth_secs).abs() <= (0.1 * truth_secs).max(0.5),
-        "plateau at {secs} s, the mock's at {truth_secs} s: {arc}"
+        secs >= truth_secs - tol && secs <= truth_secs + lag + tol,
+        "plateau at {secs} s, the mock's at {truth_secs} s (+ up to {lag} s of schedule lag): {arc}"
     );
     assert!(
         (level / held - 1.0).abs() < 0.05,
