@@ -483,6 +483,29 @@
           '</td><td class="num">' + o.retry_after_honoured + ' / ' + o.retry_after_violations +
           '</td><td class="num' + (o.recovered === false ? ' v-fail' : '') + '">' + esc(rec) + '</td>';
       }), 'No storms configured (two-sided soak: [[upstream.storms]])');
+  /* One row per process and resource: idle, peak, plateau (level and time after the start of
+   * the load, or "none" with the growth over the last window), recovered, released share. */
+  function arcTable(infos) {
+    var rows = [];
+    infos.forEach(function (p) {
+      var a = p.arc;
+      if (!a || (!a.plateau && !a.idle)) return;
+      [['rss', 'memory (' + a.memory + ')', fmtBytes], ['fds', 'fds', fmtNum], ['threads', 'threads', fmtNum]].forEach(function (r) {
+        var key = r[0], fmt = r[2];
+        var v = function (x) { return x && x[key] != null ? fmt(x[key]) : '–'; };
+        var pl = a.plateau ? a.plateau[key] : null, plateau = '–';
+        if (pl && pl.reached === true) plateau = fmt(pl.level) + ' after ' + fmtElapsed(pl.seconds);
+        else if (pl && pl.reached === false) {
+          plateau = 'none' + (pl.growth_per_hour != null ? ' (' + fmtSigned(pl.growth_per_hour, fmt) + '/h, ' + pl.window + ')' : '');
+        } else if (pl) plateau = 'unknown';
+        var share = a.released_share[key];
+        rows.push('<td>' + esc(p.name) + '</td><td>' + esc(r[1]) + '</td><td class="num">' + v(a.idle) +
+          '</td><td class="num">' + v(a.peak) + '</td><td class="num">' + esc(plateau) + '</td><td class="num">' +
+          v(a.recovered) + '</td><td class="num">' + (share == null ? '–' : (share * 100).toFixed(1) + ' %') + '</td>');
+      });
+    });
+    table('table-arc', ['process', 'resource', 'idle', 'peak', 'plateau', 'recovered', 'released'],
+      rows, 'No arc yet: the load has not started');
   }
 
   function thresholdValue(v, unit) {
@@ -641,6 +664,7 @@
     processCharts(block, bands, spans, series.processes);
     verdictTable(series.processes);
     fitsTable(series.processes);
+    arcTable(series.processes);
     thresholdTable(status);
     stormTable(status);
     tiles(status, report);

@@ -40,6 +40,8 @@ fn report(i: u64) -> MonitorReport {
         .iter()
         .map(|n| ProcessReport {
             fail_on_leak: true,
+            arc: Default::default(),
+            tree: None,
             name: n.to_string(),
             source: "pid",
             up: true,

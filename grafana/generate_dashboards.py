@@ -347,6 +347,23 @@ def leak():
            "excludeByName": {"Time": True, "__name__": True, "job": True},
            "indexByName": {"instance": 0, "process": 1, "window": 2, "scenario": 3, "Value": 4},
            "renameByName": {"Value": "bytes per request"}}), w=24)
+    arc = table("Memory arc", "bytes", [
+        q(f"soakd_process_rss_idle_bytes{{{PSEL}}}", "idle", table_instant=True),
+        q(f"soakd_process_rss_plateau_bytes{{{PSEL}}}", "plateau", table_instant=True),
+        q(f"soakd_process_rss_recovered_bytes{{{PSEL}}}", "recovered", table_instant=True),
+    ], desc="Memory over the whole run (RSS; summed PSS for a process tree): the median before the load "
+       "([run] idle), the level it settled at under load, and the median over the last third of the cooldown "
+       "([run] cooldown). Recovered near idle: the memory came back; recovered near the plateau: the process "
+       "keeps what it took. No plateau: still growing at the end of the load (the summary's arc says how fast).")
+    g.add(arc.with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+          .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+              "excludeByName": {"Time": True, "__name__": True, "job": True},
+              "indexByName": {"instance": 0, "process": 1, "Value #A": 2, "Value #B": 3, "Value #C": 4},
+              "renameByName": {"Value #A": "idle", "Value #B": "plateau", "Value #C": "recovered"}})), w=16)
+    g.add(stat("Time to plateau", "s", [
+        q(f"soakd_process_rss_plateau_seconds{{{PSEL}}}", "{{process}}"),
+    ], thresholds=[(None, "blue")],
+       desc="Seconds after the start of the load when the memory levelled off; no value: it has not."), w=8)
     return dashboard("soakd-leak", "soakd leaks",
                      "Resident memory, fds and threads of the monitored processes, their slopes and soakd's leak verdicts.",
                      g, False, True)

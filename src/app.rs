@@ -33,7 +33,7 @@ use crate::signals::LoadSignals;
 use crate::stats::Stats;
 use crate::upstream::storm::ScenarioShape;
 use crate::upstream::{Tracker, Upstream};
-use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::verdict::{leak_threshold_name, released_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
@@ -194,6 +194,7 @@ impl App {
                             name: WATCH_PID_NAME.into(),
                             source: Source::Pid(pid),
                             fail_on_leak: true,
+                            include_children: false,
                         });
                     }
                 }
@@ -322,6 +323,12 @@ impl App {
                     let name = leak_threshold_name(&p.name, r.as_str());
                     metrics.threshold_passing.with_label_values(&[&name]).set(1);
                 }
+            }
+        }
+        if config.thresholds.min_released_share.is_some() {
+            for p in config.monitor.processes.iter().filter(|p| p.fail_on_leak) {
+                let name = released_threshold_name(&p.name);
+                metrics.threshold_passing.with_label_values(&[&name]).set(1);
             }
         }
         Ok(App {

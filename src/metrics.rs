@@ -185,6 +185,14 @@ catalog! {
         "RSS after the last burst settled minus RSS just before it.";
     leak_suspected: IntGaugeVec = "soakd_leak_suspected", ["process", "resource"],
         "1 when the growth of the resource passes the configured leak thresholds.";
+    process_rss_idle: GaugeVec = "soakd_process_rss_idle_bytes", ["process"],
+        "Median memory of the process (RSS; summed PSS for a process tree) over the run's idle state, before the load.";
+    process_rss_plateau_seconds: GaugeVec = "soakd_process_rss_plateau_seconds", ["process"],
+        "Seconds after the start of the load when the process's memory levelled off; absent while it has not (or cannot be told yet).";
+    process_rss_plateau_bytes: GaugeVec = "soakd_process_rss_plateau_bytes", ["process"],
+        "The memory level of that plateau; absent without one.";
+    process_rss_recovered: GaugeVec = "soakd_process_rss_recovered_bytes", ["process"],
+        "Median memory of the process over the last third of the cooldown after the load.";
     // Two-sided soak (only while [upstream] is on)
     proxy_added_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_added_seconds", ["scenario", "stage"],
         "Time the proxy adds: send to upstream receive (request), client TTFT minus the upstream's own (first_token), upstream send to client receive per chunk (chunk), upstream's last byte sent to client's last byte received (response).";
@@ -414,6 +422,10 @@ mod tests {
             &m.process_open_fds,
             &m.process_threads,
             &m.process_rss_retained_after_burst,
+            &m.process_rss_idle,
+            &m.process_rss_plateau_seconds,
+            &m.process_rss_plateau_bytes,
+            &m.process_rss_recovered,
         ] {
             g.with_label_values(&["target"]).set(1.0);
         }

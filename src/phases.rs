@@ -173,6 +173,42 @@ impl RunPhases {
     }
 }
 
+/// The progress line's phase: the plan's (`plan_phase`: ramp, steady, burst) while the load
+/// runs, else the run's `state` (idle, drain, cooldown, linger).
+pub fn progress_label(state: &'static str, plan_phase: &'static str) -> &'static str {
+    if state == RunState::Load.as_str() || state == "starting" {
+        plan_phase
+    } else {
+        state
+    }
+}
+
+/// The summary's line of states, e.g. `  states: idle 5.0s, load 2m05s, drain 0.0s\n`
+/// (empty before the run started).
+pub fn states_line(spans: &[PhaseSpan]) -> String {
+    if spans.is_empty() {
+        return String::new();
+    }
+    let fmt = |secs: f64| {
+        if secs >= 60.0 {
+            let s = secs as u64;
+            let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+            if h > 0 {
+                format!("{h}h{m:02}m{s:02}s")
+            } else {
+                format!("{m}m{s:02}s")
+            }
+        } else {
+            format!("{secs:.1}s")
+        }
+    };
+    let states: Vec<String> = spans
+        .iter()
+        .map(|p| format!("{} {}", p.state, fmt(p.seconds)))
+        .collect();
+    format!("  states: {}\n", states.join(", "))
+}
+
 /// What one SIGTERM/SIGINT does ([`Shutdown::on_signal`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalAction {

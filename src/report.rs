@@ -16,15 +16,18 @@ use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
+pub use crate::monitor::report::monitor_text;
 use crate::monitor::settings::SELF_NAME;
 use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
 use crate::phases::{PhaseSpan, RunPhases, RunState};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::{fmt_bytes, fmt_secs};
+use crate::units::fmt_secs;
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
+use crate::verdict::{
+    LeakInput, LeakState, ProxyInputs, ReleasedInput, ThresholdResult, VerdictInputs,
+};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -165,6 +168,11 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            released: self
+                .monitor
+                .as_ref()
+                .map(released_inputs)
+                .unwrap_or_default(),
             proxy: self.proxy.as_ref().map(|p| ProxyInputs {
                 orphans: p.give_ups.orphaned,
                 not_propagated_ratio: p.give_ups.not_propagated_ratio(),
@@ -182,6 +190,22 @@ pub fn leak_inputs(m: &MonitorReport) -> Vec<LeakInput> {
         .iter()
         .flat_map(|p| Resource::ALL.iter().map(move |r| leak_input(p, *r)))
         .collect()
+}
+
+/// Every process's released share after the cooldown, from its memory arc.
+pub fn released_inputs(m: &MonitorReport) -> Vec<ReleasedInput> {
+    let input = |p: &ProcessReport| {
+        let (idle_peak_recovered, share) = p.arc.memory_release();
+        ReleasedInput {
+            process: p.name.clone(),
+            measured: idle_peak_recovered.iter().all(Option::is_some),
+            share,
+            idle_peak_recovered,
+            fail_on_leak: p.fail_on_leak,
+            is_self: p.name == SELF_NAME,
+        }
+    };
+    m.processes.iter().map(input).collect()
 }
 
 fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
@@ -228,16 +252,6 @@ fn fmt_rate(achieved: f64, planned: f64, target_now: f64) -> String {
         format!("{achieved:.1}")
     } else {
         format!("{achieved:.1}/{planned:.1}")
-    }
-}
-
-/// The progress line's phase: the plan's (ramp, steady, burst) while the load runs, else the
-/// run's state (idle, drain, cooldown, linger).
-fn progress_phase(s: &Snapshot) -> &'static str {
-    if s.state == RunState::Load.as_str() || s.state == "starting" {
-        s.phase
-    } else {
-        s.state
     }
 }
 
@@ -453,7 +467,7 @@ impl RunView {
         let mut line = format!(
             "{} {} rate {} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
             fmt_elapsed(s.elapsed_seconds),
-            progress_phase(s),
+            crate::phases::progress_label(s.state, s.phase),
             fmt_rate(s.achieved_rate, s.planned_rate, s.target_rate),
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
@@ -495,66 +509,6 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
         .collect()
 }
 
-/// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
-/// threads, slopes per window, RSS growth per request by scenario, post-burst retention and
-/// the verdict.
-pub fn monitor_text(m: &MonitorReport) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
-    for p in &m.processes {
-        let _ = writeln!(
-            out,
-            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
-            p.name,
-            p.source_label,
-            if p.up { "up" } else { "DOWN" },
-            opt(p.baseline_rss_bytes, &fmt_bytes),
-            opt(p.peak_rss_bytes, &fmt_bytes),
-            opt(p.rss_bytes, &fmt_bytes),
-            opt(p.open_fds, &|v| format!("{v:.0}")),
-            opt(p.threads, &|v| format!("{v:.0}")),
-            p.restarts,
-        );
-        for w in &p.windows {
-            let slope = |f: &Option<crate::monitor::FitReport>, unit: &dyn Fn(f64) -> String| {
-                f.as_ref().map_or("-".to_string(), |f| {
-                    format!("{}/h (r² {:.2})", unit(f.slope_per_hour), f.r2)
-                })
-            };
-            let _ = writeln!(
-                out,
-                "    window {:>5}: rss {}  fds {}  threads {}  per request {}  per open stream {}",
-                w.window,
-                slope(&w.rss, &fmt_bytes),
-                slope(&w.fds, &|v| format!("{v:+.1}")),
-                slope(&w.threads, &|v| format!("{v:+.1}")),
-                opt(w.rss_bytes_per_request, &fmt_bytes),
-                opt(w.rss_bytes_per_sec_per_open_stream, &|v| format!(
-                    "{}/s",
-                    fmt_bytes(v)
-                )),
-            );
-        }
-        out.push_str(&crate::monitor::report::attribution_table(p));
-        if let Some(r) = p.retained_after_burst_bytes {
-            let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
-        }
-        let v = |v: crate::monitor::Verdict| format!("{v:?}").to_lowercase();
-        let _ = writeln!(
-            out,
-            "    leak verdict: rss {}  fds {}  threads {}",
-            v(p.verdict.rss),
-            v(p.verdict.fds),
-            v(p.verdict.threads)
-        );
-        for r in Resource::ALL {
-            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
-        }
-    }
-    out
-}
-
 /// The summary's most frequent HTTP error body per scenario and outcome, one line each:
 /// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
 /// when no error status had a body.
@@ -581,15 +535,6 @@ pub fn fmt_elapsed(secs: f64) -> String {
         format!("{h}h{m:02}m{s:02}s")
     } else {
         format!("{m}m{s:02}s")
-    }
-}
-
-/// A state's length: "2m00s" from a minute on, else seconds with one decimal.
-fn fmt_span(secs: f64) -> String {
-    if secs >= 60.0 {
-        fmt_elapsed(secs)
-    } else {
-        format!("{secs:.1}s")
     }
 }
 
@@ -664,14 +609,7 @@ impl Summary {
             self.target_rate_avg,
             self.achieved_rate_avg
         );
-        if !s.phases.is_empty() {
-            let states: Vec<String> = s
-                .phases
-                .iter()
-                .map(|p| format!("{} {}", p.state, fmt_span(p.seconds)))
-                .collect();
-            let _ = writeln!(out, "  states: {}", states.join(", "));
-        }
+        out.push_str(&crate::phases::states_line(&s.phases));
         let join = |m: &BTreeMap<&'static str, u64>| {
             if m.is_empty() {
                 "none".to_string()
@@ -765,16 +703,16 @@ mod tests {
         s.phase = "steady";
         s.state = "load";
         assert_eq!(
-            progress_phase(&s),
+            crate::phases::progress_label(s.state, s.phase),
             "steady",
             "the plan's phase while loading"
         );
         s.phase = "done";
         s.state = "cooldown";
-        assert_eq!(progress_phase(&s), "cooldown");
+        assert_eq!(crate::phases::progress_label(s.state, s.phase), "cooldown");
         s.state = "idle";
         s.phase = "starting";
-        assert_eq!(progress_phase(&s), "idle");
+        assert_eq!(crate::phases::progress_label(s.state, s.phase), "idle");
         s.phases = ["idle", "load", "drain", "cooldown"]
             .iter()
             .zip([5.0, 125.0, 0.04, 30.0])
@@ -876,6 +814,8 @@ mod tests {
             limit_per_hour: Default::default(),
             source_label: "pid 1".into(),
             fail_on_leak,
+            arc: Default::default(),
+            tree: None,
         }
     }
 

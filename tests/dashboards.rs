@@ -253,6 +253,10 @@ fn exported_families() -> BTreeSet<String> {
         &m.process_resident_memory_bytes,
         &m.process_open_fds,
         &m.process_threads,
+        &m.process_rss_idle,
+        &m.process_rss_plateau_seconds,
+        &m.process_rss_plateau_bytes,
+        &m.process_rss_recovered,
     ] {
         g.with_label_values(&["p"]).set(1.0);
     }

@@ -93,10 +93,16 @@ fn a_run_idles_loads_cools_down_and_lingers_with_its_final_counters() {
     // A lingers: the final counters stay on /metrics after the summary.
     a.proc.wait_line("lingering", T);
     let lingering = Instant::now();
-    assert!(
-        a.proc.stdout_text().contains("soakd summary"),
-        "printed first"
-    );
+    // The summary was printed before the linger began (on stdout, read by another thread
+    // than the log line).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.proc.stdout_text().contains("verdict: pass") {
+        assert!(
+            Instant::now() < deadline,
+            "no summary on stdout while lingering"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (_, metrics) = http_get(admin_a, "/metrics");
     let (_, status) = http_get(admin_a, "/status");
     let (code, series) = http_get(admin_a, "/series");
@@ -187,4 +193,351 @@ fn a_run_idles_loads_cools_down_and_lingers_with_its_final_counters() {
         num(&summary_b, &["requests_finished"])
     );
     assert!(b.proc.stderr_text().contains("linger ended by a signal"));
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A soak of `mock` at 20 rps of constant arrivals: 3 s idle, 20 s of load, 8 s of cooldown,
+/// 250 ms samples, 10 s and 20 s windows; leak verdicts off, `min_released_share = 0.5`; it
+/// lingers until the test has read its final state. Seconds stand for hours here, so the
+/// growth threshold the plateau's slope is held to is raised to 2 GiB/h: a page-sized step
+/// of a flat process late in a 20 s load would read as 40 MiB/h.
+fn arc_soak(mock: &Mock) -> Run {
+    let cfg = watch_mock_toml(
+        mock,
+        20.0,
+        "sample_interval = \"250ms\"\nwarmup = \"0s\"\nwindows = [\"10s\", \"20s\"]\n\n\
+         [monitor.thresholds]\nrss_mib_per_hour = 2048.0\n\n\
+         [thresholds]\nleak_verdicts = false\nmin_released_share = 0.5",
+    );
+    let env = [
+        ("SOAKD__RUN__IDLE", "3s"),
+        ("SOAKD__RUN__COOLDOWN", "8s"),
+        ("SOAKD__RUN__LINGER", "60s"),
+    ];
+    Run::start_env(&cfg, &["--duration", "20s"], &env)
+}
+
+fn arc_of<'a>(summary: &'a Value, process_name: &str) -> &'a Value {
+    &process(summary, process_name)["arc"]
+}
+
+/// The memory arc through the binary. Mock A grows 256 KiB per request up to a 48 MiB plateau
+/// — reached at its 192nd request, 9.6 s into the load at 20 rps — and holds it; mock B grows
+/// 256 KiB per request without a cap and frees everything after 2 s without a request
+/// (`idle_release`). A's arc has its plateau at 9.6 s (within 10 %, or two samples) at its own
+/// RSS level (within 5 %), and a released share near 0, which fails `min_released_share`; B
+/// has no plateau, grows at 5 MiB/s (within 10 %), and releases nearly all of it.
+#[test]
+fn the_memory_arc_finds_the_plateau_the_leak_and_what_came_back() {
+    let holding = Mock::quick(&[
+        "--plateau-bytes",
+        "48MiB",
+        "--leak-bytes-per-request",
+        "256KiB",
+    ]);
+    let releasing = Mock::quick(&["--leak-bytes-per-request", "256KiB", "--idle-release", "2s"]);
+    let mut a = arc_soak(&holding);
+    let mut b = arc_soak(&releasing);
+    let (admin_a, admin_b) = (a.admin_addr(), b.admin_addr());
+    let (metrics_a, _) = a.final_state(admin_a, T);
+    // What the holding mock really holds now, read from /proc by the test itself.
+    let held = soakd::monitor::source::read_local(holding.proc.pid())
+        .unwrap()
+        .rss
+        .unwrap();
+    let (metrics_b, _) = b.final_state(admin_b, T);
+    let (st_a, sa) = a.finish(T);
+    let (st_b, sb) = b.finish(T);
+
+    // A: the plateau.
+    let arc = arc_of(&sa, "target");
+    eprintln!("A: {arc}");
+    let plateau = &arc["plateau"]["rss"];
+    assert_eq!(plateau["reached"], true, "{arc}");
+    let (secs, level) = (
+        plateau["seconds"].as_f64().unwrap(),
+        plateau["level"].as_f64().unwrap(),
+    );
+    // The mock's own plateau: its 192nd request, sent 9.6 s into the load, plus however late
+    // soakd sent it on a busy machine (at most the run's largest schedule lag).
+    let truth_secs: f64 = 192.0 / 20.0;
+    let lag = num(&sa, &["latency", "schedule_lag", "max"]);
+    let tol = (0.1 * truth_secs).max(0.5);
+    assert!(
+        secs >= truth_secs - tol && secs <= truth_secs + lag + tol,
+        "plateau at {secs} s, the mock's at {truth_secs} s (+ up to {lag} s of schedule lag): {arc}"
+    );
+    assert!(
+        (level / held - 1.0).abs() < 0.05,
+        "plateau level {level} vs the {held} B the mock holds: {arc}"
+    );
+    let idle = num(arc, &["idle", "rss"]);
+    let peak = num(arc, &["peak", "rss"]);
+    assert!(
+        peak - idle > 44.0 * MIB,
+        "a 48 MiB rise: idle {idle} peak {peak}"
+    );
+    let share_a = num(arc, &["released_share", "rss"]);
+    assert!(share_a.abs() < 0.1, "held memory: released share {share_a}");
+    assert_eq!(arc["memory"], "rss");
+    assert!(arc["idle"]["samples"].as_u64().unwrap() >= 8, "{arc}");
+    // The gauges in the linger are the summary's numbers.
+    // (serde_json's float parsing may be one ulp off: compare to 1e-12.)
+    let g = |m: &str, name: &str| metric_sum(m, name, &[("process", "target")]);
+    for (name, want) in [
+        ("soakd_process_rss_idle_bytes", idle),
+        ("soakd_process_rss_plateau_seconds", secs),
+        ("soakd_process_rss_plateau_bytes", level),
+        (
+            "soakd_process_rss_recovered_bytes",
+            num(arc, &["recovered", "rss"]),
+        ),
+    ] {
+        let got = g(&metrics_a, name);
+        assert!((got / want - 1.0).abs() < 1e-12, "{name} {got} vs {want}");
+    }
+    // Held memory fails the released share; the summary says so.
+    assert_eq!(st_a.code(), Some(1), "{}", a.output());
+    assert_eq!(failed_thresholds(&sa), ["released:target"]);
+    let text = a.proc.stdout_text();
+    assert!(
+        text.contains("arc memory (rss): idle") && text.contains(&format!("after {secs:.1}s")),
+        "{text}"
+    );
+
+    // B: no plateau, its rate, and the memory back.
+    let arc = arc_of(&sb, "target");
+    eprintln!("B: {arc}");
+    let plateau = &arc["plateau"]["rss"];
+    assert_eq!(plateau["reached"], false, "{arc}");
+    assert_eq!(plateau["window"], "20s");
+    let rate = num(plateau, &["growth_per_hour"]) / 3600.0;
+    let truth = 20.0 * 256.0 * 1024.0;
+    assert!(
+        (rate / truth - 1.0).abs() < 0.10,
+        "growth {rate} B/s vs {truth}: {arc}"
+    );
+    assert!(
+        !metrics_b.contains("soakd_process_rss_plateau_seconds{process=\"target\"}"),
+        "no plateau, no plateau gauge"
+    );
+    let share_b = num(arc, &["released_share", "rss"]);
+    assert!(share_b > 0.9, "released after idle_release: {share_b}");
+    assert_eq!(st_b.code(), Some(0), "{}", b.output());
+    eprintln!(
+        "arc: A plateau {secs:.2} s (mock {truth_secs} s), level {:.1} MiB (held {:.1} MiB), \
+         share {share_a:.3}; B growth {:.2} MiB/s (mock {:.2}), share {share_b:.3}",
+        level / MIB,
+        held / MIB,
+        rate / MIB,
+        truth / MIB
+    );
+}
+
+/// A process tree through the binary: `timeout` (the parent, which does nothing but wait)
+/// runs a mock that grows 256 KiB per request up to 32 MiB. Watched three ways at once:
+/// - by the parent's pid alone: flat, the growth is not its own;
+/// - by the same pid with `include_children`: the tree's summed PSS rises with the child,
+///   and the summary lists the child as the largest;
+/// - by a command-line pattern both processes match: the log names the mock, the innermost
+///   match, as the one watched (and `include_children` on the same pattern takes the tree).
+#[test]
+fn a_process_tree_is_seen_with_include_children_and_a_wrapper_is_skipped() {
+    let dir = TempDir::new("tree");
+    // A marker on both command lines, unique to this test.
+    let marker = dir.path().join("tree-marker.pid");
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["120", soakd_bin(), "mock", "--listen", "127.0.0.1:0"])
+        .args(["--ttft", "2ms", "--chunk-delay", "1ms", "--chunks", "4"])
+        .args([
+            "--plateau-bytes",
+            "32MiB",
+            "--leak-bytes-per-request",
+            "256KiB",
+        ])
+        .arg("--pid-file")
+        .arg(&marker)
+        .env("RUST_LOG", "warn");
+    let mut wrapper = Proc::spawn("timeout soakd mock", cmd);
+    let line = wrapper.wait_line("listening on http://", Duration::from_secs(20));
+    let url = format!("http://{}", line.rsplit("http://").next().unwrap().trim());
+    let parent = wrapper.pid();
+    let child: u32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(parent, child);
+    let marker = marker.display().to_string();
+    let cfg = format!(
+        r#"
+[run]
+grace = "3s"
+idle = "2s"
+
+[target]
+url = "{url}"
+
+[load]
+rate = 40.0
+arrivals = "constant"
+
+[[scenarios]]
+name = "chat"
+api = "openai"
+max_tokens = 4
+
+[monitor]
+sample_interval = "250ms"
+warmup = "0s"
+windows = ["4s", "8s"]
+
+[thresholds]
+leak_verdicts = false
+
+[[monitor.processes]]
+name = "plain"
+pid = {parent}
+
+[[monitor.processes]]
+name = "tree"
+pid = {parent}
+include_children = true
+
+[[monitor.processes]]
+name = "matched"
+match_cmdline = "{marker}"
+
+[[monitor.processes]]
+name = "matched_tree"
+match_cmdline = "{marker}"
+include_children = true
+"#
+    );
+    let mut run = Run::start(&cfg, &["--duration", "6s"]);
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.output());
+    let rise = |p: &Value| num(&p["arc"], &["peak", "rss"]) - num(&p["arc"], &["idle", "rss"]);
+    let plain = process(&s, "plain");
+    let tree = process(&s, "tree");
+    eprintln!(
+        "rise: plain {:.2} MiB, tree {:.2} MiB; tree {}",
+        rise(plain) / MIB,
+        rise(tree) / MIB,
+        tree["tree"]
+    );
+    assert!(
+        rise(plain) < 2.0 * MIB,
+        "the parent alone: {}",
+        plain["arc"]
+    );
+    assert!(
+        rise(tree) > 28.0 * MIB,
+        "the tree holds the child's 32 MiB: {}",
+        tree["arc"]
+    );
+    assert_eq!(tree["arc"]["memory"], "pss");
+    assert_eq!(plain["arc"]["memory"], "rss");
+    assert_eq!(tree["tree"]["members"], 2, "{}", tree["tree"]);
+    let largest = &tree["tree"]["largest"][0];
+    assert_eq!(largest["pid"], child, "{}", tree["tree"]);
+    assert!(largest["memory_bytes"].as_f64().unwrap() > 32.0 * MIB);
+    assert!(
+        tree["threads"].as_f64().unwrap() > plain["threads"].as_f64().unwrap(),
+        "threads are summed"
+    );
+    // The wrapper and the mock both match the marker: the mock is watched, and the log says
+    // why; with include_children the pattern takes the wrapper's tree.
+    assert_eq!(process(&s, "matched")["pid"], child);
+    assert_eq!(process(&s, "matched_tree")["pid"], parent);
+    let log = run.proc.stderr_text();
+    let picked = log
+        .lines()
+        .find(|l| l.contains("wraps") && l.contains(&format!("watching {child} (soakd)")))
+        .unwrap_or_else(|| panic!("no pick logged:\n{log}"));
+    assert!(
+        picked.contains(&format!("{parent} (timeout) wraps {child} (soakd)"))
+            && picked.contains(&format!("watching {child} (soakd), the innermost")),
+        "{picked}"
+    );
+    assert!(
+        log.contains(&format!(
+            "watching the tree of {parent} (timeout), the outermost"
+        )),
+        "{log}"
+    );
+    assert!(run
+        .proc
+        .stdout_text()
+        .contains("    tree: 2 processes; largest children: "));
+    wrapper.signal(libc::SIGTERM);
+}
+
+/// The sysinfo sampler (every platform but Linux) and the /proc reader agree on a live mock:
+/// RSS within 1 % (or 256 KiB) of a /proc read taken just before or after it, threads equal.
+#[test]
+fn the_sysinfo_sampler_agrees_with_proc() {
+    use soakd::monitor::local::ProcessTable;
+    use soakd::monitor::procfs::ProcFs;
+    use soakd::monitor::sysinfo_source::SysinfoTable;
+
+    let mock = Mock::quick(&[
+        "--plateau-bytes",
+        "16MiB",
+        "--leak-bytes-per-request",
+        "1MiB",
+    ]);
+    // Some traffic first, so the mock holds what it would under a soak.
+    for _ in 0..20 {
+        let client = reqwest::blocking::Client::new();
+        let r = client
+            .post(format!("{}/v1/chat/completions", mock.url()))
+            .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let pid = mock.proc.pid();
+    let si = SysinfoTable::new();
+    assert!(si.unavailable().iter().any(|u| u.starts_with("PSS")));
+    for _ in 0..5 {
+        let before = ProcFs.read(pid).unwrap();
+        let s = si.read(pid).unwrap();
+        let after = ProcFs.read(pid).unwrap();
+        let (lo, hi) = (
+            before.rss.unwrap().min(after.rss.unwrap()),
+            before.rss.unwrap().max(after.rss.unwrap()),
+        );
+        let rss = s.rss.unwrap();
+        let slack = (0.01 * hi).max(256.0 * 1024.0);
+        assert!(
+            rss >= lo - slack && rss <= hi + slack,
+            "sysinfo rss {rss} vs /proc {lo}..{hi}"
+        );
+        assert!(rss > 16.0 * MIB, "the mock holds its 16 MiB: {rss}");
+        let t = s.threads.unwrap();
+        assert!(
+            t == before.threads.unwrap() || t == after.threads.unwrap(),
+            "threads: sysinfo {t}, /proc {:?}/{:?}",
+            before.threads,
+            after.threads
+        );
+        assert!(
+            s.fds.is_some() && (s.fds == before.fds || s.fds == after.fds),
+            "fds: sysinfo {:?}, /proc {:?}/{:?}",
+            s.fds,
+            before.fds,
+            after.fds
+        );
+        assert_eq!(s.identity.pid, Some(pid));
+    }
+    // Both list the mock under its parent, this test.
+    let listed = si.list(true).into_iter().find(|e| e.pid == pid).unwrap();
+    assert_eq!(listed.ppid, std::process::id());
+    assert!(listed.cmdline.unwrap().contains("--plateau-bytes"));
+    assert!(matches!(
+        si.read(4_194_304 + 7),
+        Err(soakd::monitor::source::SampleError::Gone(_))
+    ));
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use soakd::metrics::Metrics;
 use soakd::monitor::{
-    source, Monitor, MonitorReport, ProcessReport, RawMonitor, RawProcess, RawScrapeMetrics,
+    procfs, Monitor, MonitorReport, ProcessReport, RawMonitor, RawProcess, RawScrapeMetrics,
     Verdict,
 };
 use soakd::signals::LoadSignals;
@@ -322,10 +322,10 @@ async fn pid_file_is_reread_and_a_new_pid_is_a_restart() {
 /// parsers: (rss bytes, open fds, threads, start ticks).
 fn proc_numbers(pid: u32) -> (f64, f64, f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let (rss, threads) = source::parse_status(&status);
+    let (rss, threads) = procfs::parse_status(&status);
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let start = source::parse_stat(&stat).map_or(0.0, |s| s.start_ticks as f64);
+    let start = procfs::parse_stat(&stat).map_or(0.0, |s| s.start_ticks as f64);
     (
         rss.unwrap_or(f64::NAN),
         fds as f64,
@@ -493,5 +493,5 @@ async fn bench_sample_ten_local_processes() {
 
 fn proc_numbers_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    source::parse_stat(&stat).expect("stat parses").cpu_seconds
+    procfs::parse_stat(&stat).expect("stat parses").cpu_seconds
 }

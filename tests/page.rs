@@ -360,6 +360,23 @@ fn live_page_and_report_in_headless_chromium() {
     );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
     assert_eq!(verdict, "fail");
+    // The memory arc: a row per process and resource, the target's memory plateau or not.
+    let rows = b.eval(
+        &rep,
+        "document.querySelectorAll('#table-arc tbody tr').length",
+    );
+    assert_eq!(rows, 6, "soakd and the target, memory, fds and threads");
+    let target_memory = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-arc tbody tr')).map(function (r) { \
+         return r.textContent; }).filter(function (t) { return t.indexOf('targetmemory (rss)') === 0; })[0]",
+    );
+    assert!(
+        target_memory
+            .as_str()
+            .is_some_and(|t| t.contains("none (+")),
+        "the leaking target has no plateau: {target_memory}"
+    );
     // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
     // verdict cell its reason.
     let limit = b.eval(
@@ -590,6 +607,8 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         windows: vec!["30m".into(), "2h".into()],
         processes: vec![ProcessReport {
             fail_on_leak: true,
+            arc: Default::default(),
+            tree: None,
             name: "target".into(),
             source: "pid",
             up: true,

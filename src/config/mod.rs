@@ -241,6 +241,7 @@ impl RawConfig {
         let mix_variation = self.load.mix_variation()?;
         check_mix_against_sampling(mix_variation, monitor.sample_interval)?;
         let thresholds = self.thresholds.validate()?;
+        check_released_share(&thresholds, &run)?;
         if target.url.is_none() {
             self.mock.validate()?;
         }
@@ -403,6 +404,28 @@ fn check_mix_against_sampling(mix: MixVariation, sample: Duration) -> Result<(),
         )),
         _ => Ok(()),
     }
+}
+
+/// `thresholds.min_released_share` spans two sections: the released share is measured
+/// between the idle state and the last third of the cooldown, so both must be on.
+fn check_released_share(t: &Thresholds, run: &RunSettings) -> Result<(), ConfigError> {
+    let Some(v) = t.min_released_share else {
+        return Ok(());
+    };
+    for (key, d) in [("run.cooldown", run.cooldown), ("run.idle", run.idle)] {
+        if d.is_zero() {
+            return Err(ConfigError::invalid(
+                "thresholds.min_released_share",
+                v,
+                format!(
+                    "needs {key} above 0: the share is (peak − recovered) / (peak − idle), \
+                     with idle the median of the idle state and recovered that of the last \
+                     third of the cooldown"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl RawRun {

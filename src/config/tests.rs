@@ -218,6 +218,17 @@ fn invalid_values_name_field_value_and_reason() {
             "scenarios[0].prompts_file",
             "cannot read",
         ),
+        (
+            "[run]\nidle = \"5s\"\n[thresholds]\nmin_released_share = 0.5",
+            "thresholds.min_released_share",
+            "needs run.cooldown above 0",
+        ),
+        (
+            "[run]\ncooldown = \"1m\"\n[thresholds]\nmin_released_share = 0.5",
+            "thresholds.min_released_share",
+            "needs run.idle above 0",
+        ),
+        ("[run]\nlinger = \"soon\"", "run.linger", "soon"),
         ("[target]\nurl = \"ftp://x\"", "target.url", "http"),
         ("[target]\nurl = \"not a url\"", "target.url", "not a URL"),
         ("[target]\nhttp = \"http3\"", "target.http", "http3"),

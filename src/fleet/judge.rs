@@ -31,7 +31,9 @@ use crate::client::{Outcome, StreamResult};
 use crate::engine::DropReason;
 use crate::stats::wire::{merge, SERIES_NAMES};
 use crate::stats::Percentiles;
-use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
+use crate::verdict::{
+    LeakInput, LeakState, ProxyInputs, ReleasedInput, ThresholdResult, VerdictInputs,
+};
 
 /// The name of soakd's own process in every monitor report.
 const SELF_NAME: &str = crate::monitor::settings::SELF_NAME;
@@ -217,10 +219,12 @@ impl Fleet {
             (!h.is_empty()).then(|| Duration::from_secs_f64(Percentiles::of_micros(h).p99))
         };
         let mut leaks = Vec::new();
+        let mut released = Vec::new();
         let mut rss_growth_per_hour = BTreeMap::new();
         for name in self.watchers().keys() {
             if let Some((_, p)) = self.process_report(name) {
                 leaks.extend(leak_inputs(&p));
+                released.push(released_input(&p));
                 rss_growth_per_hour.insert(name.clone(), longest_fit(&p, "rss").map(|f| f.0));
             }
         }
@@ -235,6 +239,7 @@ impl Fleet {
             p99_duration: p99(&self.merged(DURATION)),
             rss_growth_per_hour,
             leaks,
+            released,
             proxy: self.two_sided().then(|| {
                 let g = self.breakdown("soakd_proxy_give_ups_total", None);
                 let n = |f: &str| g.get(f).copied().unwrap_or(0);
@@ -394,6 +399,21 @@ fn longest_fit(p: &Value, resource: &str) -> Option<(f64, Option<f64>, String)> 
             w["window"].as_str()?.to_owned(),
         ))
     })
+}
+
+/// The released-share input of one process report, from its memory arc.
+pub fn released_input(p: &Value) -> ReleasedInput {
+    let name = p["name"].as_str().unwrap_or_default();
+    let arc = &p["arc"];
+    let idle_peak_recovered = ["idle", "peak", "recovered"].map(|k| arc[k]["rss"].as_f64());
+    ReleasedInput {
+        process: name.to_owned(),
+        measured: idle_peak_recovered.iter().all(Option::is_some),
+        share: arc["released_share"]["rss"].as_f64(),
+        idle_peak_recovered,
+        fail_on_leak: p["fail_on_leak"].as_bool().unwrap_or(true),
+        is_self: name == SELF_NAME,
+    }
 }
 
 /// The leak inputs of one process report (its three resources).

@@ -200,6 +200,16 @@ pub struct MockArgs {
     )]
     pub plateau_bytes: Option<u64>,
 
+    /// After this long without an AI request, free what the memory leaks hold (the
+    /// `plateau_bytes`, `leak_bytes_per_request` and `leak_bytes_per_stream_second` buffers)
+    /// and hand the pages back to the OS, like a pool that shrinks when idle (unset = never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(
+        with = "units::serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_release: Option<Duration>,
+
     /// Exit cleanly after this long (restart tests).
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(
@@ -239,6 +249,7 @@ impl Default for MockArgs {
             sawtooth_bytes: None,
             sawtooth_period: None,
             plateau_bytes: None,
+            idle_release: None,
             exit_after: None,
             pid_file: None,
         }
@@ -384,6 +395,13 @@ impl MockArgs {
                 "must be at least 1 (leave it unset to disable)",
             ));
         }
+        if self.idle_release == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "mock.idle_release",
+                "0s",
+                "must be positive (leave it unset to keep what is held)",
+            ));
+        }
         if self.exit_after == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(
                 "mock.exit_after",
@@ -446,6 +464,9 @@ impl MockArgs {
         if let Some(n) = self.plateau_bytes {
             push("plateau-bytes", n.to_string());
         }
+        if let Some(d) = self.idle_release {
+            push("idle-release", dur(d));
+        }
         if let Some(d) = self.exit_after {
             push("exit-after", dur(d));
         }
@@ -497,6 +518,7 @@ mod tests {
             sawtooth_bytes: Some(64 << 20),
             sawtooth_period: Some(Duration::from_secs(90)),
             plateau_bytes: Some(1 << 30),
+            idle_release: Some(Duration::from_secs(5)),
             exit_after: Some(Duration::from_secs(3600)),
             pid_file: Some(PathBuf::from("/tmp/soakd mock.pid")),
         }
@@ -669,7 +691,7 @@ mod tests {
 
         // (what is set on the defaults, the field the error names)
         type Change = fn(&mut MockArgs);
-        let cases: [(Change, &str); 16] = [
+        let cases: [(Change, &str); 17] = [
             (|a| a.chunks = 0, "mock.chunks"),
             (|a| a.chunk_bytes = 0, "mock.chunk_bytes"),
             (
@@ -709,6 +731,10 @@ mod tests {
             ),
             (|a| a.plateau_bytes = Some(0), "mock.plateau_bytes"),
             (|a| a.exit_after = Some(Duration::ZERO), "mock.exit_after"),
+            (
+                |a| a.idle_release = Some(Duration::ZERO),
+                "mock.idle_release",
+            ),
             (
                 |a| a.leak_bytes_per_request = MAX_LEAK_PER_REQUEST + 1,
                 "mock.leak_bytes_per_request",

@@ -3,12 +3,14 @@
 //! what soakd's leak detection watches.
 //!
 //! Leaked memory lives in the mock's own state ([`LeakStore`]) so it stays reachable; leaked
-//! threads park forever and outlive the mock (that is what a thread leak is).
+//! threads park forever and outlive the mock (that is what a thread leak is). With
+//! `idle_release`, the memory (not the fds or threads) is freed after that long without a
+//! request ([`run_idle_release`]), and grows again when requests come back.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +68,11 @@ pub(crate) struct LeakStore {
     leak_on: Option<LeakOn>,
     fd_every: Option<u64>,
     thread_every: Option<u64>,
+    /// Free the held memory after this long without a request.
+    idle_release: Option<Duration>,
+    /// Milliseconds from `born` to the last request (kept only with `idle_release`).
+    last_request_ms: AtomicU64,
+    born: Instant,
     page: usize,
     /// Bytes reserved so far (may run ahead of `blocks` while an allocation is in progress).
     reserved: AtomicU64,
@@ -92,6 +99,9 @@ impl LeakStore {
             leak_on: args.leak_on,
             fd_every: args.leak_fd_every,
             thread_every: args.leak_thread_every,
+            idle_release: args.idle_release,
+            last_request_ms: AtomicU64::new(0),
+            born: Instant::now(),
             page: page_size(),
             reserved: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -105,14 +115,22 @@ impl LeakStore {
         }
     }
 
-    /// Whether any per-request leak is configured (the request path skips the store if not).
+    /// Whether any per-request leak, or `idle_release`, is configured (the request path skips
+    /// the store if not).
     pub(crate) fn active(&self) -> bool {
-        self.step > 0 || self.fd_every.is_some() || self.thread_every.is_some()
+        self.step > 0
+            || self.fd_every.is_some()
+            || self.thread_every.is_some()
+            || self.idle_release.is_some()
     }
 
     /// Applies the per-request leaks for one AI request (`stream`: it asked for a stream;
     /// `anthropic`: it is an Anthropic request); the byte leak only when `leak_on` admits it.
     pub(crate) fn on_request(&self, stream: bool, anthropic: bool) {
+        if self.idle_release.is_some() {
+            self.last_request_ms
+                .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
         if self.step > 0 && self.leak_on.is_none_or(|c| c.matches(stream, anthropic)) {
             self.leak_bytes();
         }
@@ -166,6 +184,27 @@ impl LeakStore {
             .unwrap_or_else(|p| p.into_inner())
             .push(block);
         self.gauges.bytes.add(n as i64);
+    }
+
+    /// Bytes held by the memory leaks now.
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.gauges.bytes.get().max(0) as u64
+    }
+
+    /// Time since the last request (since the start before any).
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_request_ms.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    /// Frees every held memory block; returns the bytes freed. A plateau grows again from 0.
+    fn release(&self) -> u64 {
+        let blocks = std::mem::take(&mut *self.blocks.lock().unwrap_or_else(|p| p.into_inner()));
+        let freed: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+        self.reserved.store(0, Ordering::Relaxed);
+        self.gauges.bytes.sub(freed as i64);
+        drop(blocks);
+        freed
     }
 
     fn leak_fd(&self) {
@@ -246,6 +285,35 @@ pub(crate) async fn run_stream_leak(
             due -= n;
             leaks.hold(n as u64);
         }
+    }
+}
+
+/// With `idle_release = after`: every `after / 5` (10 ms to 1 s), when no request came for
+/// `after` and memory is held, frees it all and trims the heap so the pages go back to the OS.
+pub(crate) async fn run_idle_release(
+    shared: std::sync::Arc<super::state::Shared>,
+    after: Duration,
+    stop: CancellationToken,
+) {
+    let every = (after / 5).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        let leaks = &shared.leaks;
+        if leaks.held_bytes() == 0 || leaks.idle_for() < after {
+            continue;
+        }
+        let freed = leaks.release();
+        crate::sys::trim_heap().await;
+        tracing::info!(
+            freed_bytes = freed,
+            idle_for = ?leaks.idle_for(),
+            "mock idle_release: freed the held memory"
+        );
     }
 }
 
@@ -482,6 +550,24 @@ mod tests {
         anthropic.on_request(true, false);
         anthropic.on_request(false, true);
         assert_eq!(g.bytes.get(), 3000);
+    }
+
+    #[test]
+    fn release_frees_everything_and_a_plateau_grows_again() {
+        let (g, store) = new_store(&MockArgs {
+            plateau_bytes: Some(100_000),
+            idle_release: Some(Duration::from_secs(5)),
+            ..Default::default()
+        });
+        assert!(store.active());
+        requests(&store, 3, false, false);
+        assert_eq!(store.held_bytes(), 100_000);
+        assert!(store.idle_for() < Duration::from_secs(5));
+        assert_eq!(store.release(), 100_000);
+        assert_eq!((g.bytes.get(), store.held_bytes()), (0, 0));
+        assert!(store.blocks.lock().unwrap().is_empty());
+        requests(&store, 1, false, false);
+        assert_eq!(g.bytes.get(), 65_536, "grows again from nothing");
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub async fn serve_with_tap(
         sawtooth_bytes = ?args.sawtooth_bytes,
         sawtooth_period = ?args.sawtooth_period,
         plateau_bytes = ?args.plateau_bytes,
+        idle_release = ?args.idle_release,
         exit_after = ?args.exit_after,
         "mock serving"
     );
@@ -214,6 +215,9 @@ pub async fn serve_with_tap(
             args.leak_bytes_per_stream_second,
             stop.clone(),
         ));
+    }
+    if let Some(after) = args.idle_release {
+        tasks.spawn(leak::run_idle_release(shared.clone(), after, stop.clone()));
     }
     if let Some(after) = args.exit_after {
         let stop = stop.clone();

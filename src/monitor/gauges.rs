@@ -1,8 +1,11 @@
 //! The monitor's gauges: which family holds each resource's sample and growth, a window's
-//! export after a refit, and their removal when a process goes down or restarts.
+//! export after a refit, their removal when a process goes down or restarts, and the memory
+//! arc's (fed here from every sample, [`super::arc`]).
 
+use super::arc::{ArcContext, ArcPhase, Values};
+use super::estimate::N_RES;
 use super::report::per_request;
-use super::{Monitor, ProcState, Resource};
+use super::{Monitor, ProcState, Resource, Tick};
 
 impl Monitor {
     pub(super) fn sample_gauge(&self, r: Resource) -> &prometheus::GaugeVec {
@@ -87,6 +90,68 @@ impl Monitor {
             None => {
                 let _ = g.remove_label_values(&pw);
             }
+        }
+    }
+
+    /// Feeds one sample to the process's memory arc and keeps the arc's gauges current:
+    /// the idle median while idle, the plateau whenever a load point closes (and once more,
+    /// over the whole load, when it has ended), the recovered median while cooling down.
+    pub(super) fn record_arc(&self, st: &mut ProcState, values: &Values, tick: Tick<'_>) {
+        let Some(phase) = tick.arc_phase() else {
+            return;
+        };
+        let closed = st.arc.push(phase, tick.t, tick.since, *values);
+        if closed || st.arc.needs_final(phase) {
+            let last = st.trend.windows().len().saturating_sub(1);
+            // The GC period the longest window found, at least the load's own cycle.
+            let load = self.settings.load_period.map(|d| d.as_secs_f64());
+            let periods: [Option<f64>; N_RES] = std::array::from_fn(|r| {
+                match (st.trend.fit(last, r).and_then(|f| f.period), load) {
+                    (Some(p), Some(l)) => Some(p.max(l)),
+                    (p, l) => p.or(l),
+                }
+            });
+            let window = self
+                .settings
+                .windows
+                .last()
+                .map_or(("", 0.0), |w| (w.label.as_str(), w.duration.as_secs_f64()));
+            let ctx = ArcContext {
+                rules: &self.rules,
+                periods,
+                window,
+            };
+            st.arc.refresh(&ctx, phase != ArcPhase::Load);
+            let plateau = st.arc.report(st.memory, &self.rules).plateau;
+            let rss = plateau.as_ref().map(|p| &p.rss);
+            let n = [st.name.as_str()];
+            let (secs, bytes) = (
+                &self.metrics.process_rss_plateau_seconds,
+                &self.metrics.process_rss_plateau_bytes,
+            );
+            match rss.and_then(|p| p.seconds.zip(p.level)) {
+                Some((s, l)) => {
+                    secs.with_label_values(&n).set(s);
+                    bytes.with_label_values(&n).set(l);
+                }
+                None => {
+                    let _ = secs.remove_label_values(&n);
+                    let _ = bytes.remove_label_values(&n);
+                }
+            }
+        }
+        let gauge = match phase {
+            ArcPhase::Idle => &self.metrics.process_rss_idle,
+            ArcPhase::Cooldown => &self.metrics.process_rss_recovered,
+            ArcPhase::Load | ArcPhase::Drain => return,
+        };
+        let arc = st.arc.report(st.memory, &self.rules);
+        let v = match phase {
+            ArcPhase::Idle => arc.idle,
+            _ => arc.recovered,
+        };
+        if let Some(v) = v.and_then(|v| v.rss) {
+            gauge.with_label_values(&[&st.name]).set(v);
         }
     }
 }

@@ -3,9 +3,13 @@
 //! # Sources
 //! Every watched process has a name (the `process` label) and exactly one [`Source`]: a pid,
 //! a pid file (re-read at every sample), a name/cmdline match (re-resolved when the process
-//! is gone), or the process's own Prometheus endpoint. soakd itself is always sampled as
-//! `process="soakd"`. Local sources read /proc directly — `stat`, `status` and the `fd/`
-//! directory of the watched pids only, no full-table refresh.
+//! is gone; among a wrapper and what it runs, the innermost: [`local`]), or the process's own
+//! Prometheus endpoint. soakd itself is always sampled as `process="soakd"` (where the
+//! platform allows). Local sources go through one [`local::ProcessTable`]: /proc on Linux
+//! ([`procfs`] — `stat`, `status` and the `fd/` directory of the watched pids only, no
+//! full-table refresh), sysinfo elsewhere; what a platform cannot give is said once at
+//! start-up. With `include_children` a local process is read with all its descendants,
+//! found again at every sample: summed PSS, fds and threads ([`local::read_tree`]).
 //!
 //! A restart (new pid, or a different start time) is logged, counted in
 //! `soakd_process_restarts_total`, and starts the fit over: buffers cleared, warm-up again.
@@ -70,25 +74,31 @@
 //! The open streams are `LoadSignals::streams_open`, kept by the client's stream guard.
 //! Growth per request of each scenario, and the rule for publishing it: [`attribution`].
 
+pub mod arc;
 pub mod attribution;
 pub mod estimate;
 pub mod expo;
 mod gauges;
 pub mod judge;
+pub mod local;
 pub mod mann_kendall;
 pub mod period;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 pub mod reason;
 pub mod replay;
 pub mod report;
+mod sample;
 pub mod settings;
 pub mod source;
 pub mod synth;
+#[cfg(any(not(target_os = "linux"), feature = "sysinfo"))]
+pub mod sysinfo_source;
 pub mod trend;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use prometheus::{Gauge, IntCounter, IntGauge};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -98,8 +108,10 @@ use crate::phases::{RunPhases, RunState};
 use crate::signals::LoadSignals;
 use crate::telemetry::WarnLimiter;
 
+use arc::{ArcPhase, ArcRecorder};
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
+use local::ProcessTable;
 pub use report::{
     FitReport, MonitorReport, PerResource, ProcessReport, ResourceVerdicts, WindowReport,
 };
@@ -188,6 +200,8 @@ struct Tick<'a> {
     state: Option<RunState>,
     /// When the load started, in the monitor's time (`None`: not yet, or no phases).
     load_start: Option<f64>,
+    /// When the current state began, in the monitor's time.
+    since: Option<f64>,
 }
 
 impl Tick<'_> {
@@ -196,6 +210,17 @@ impl Tick<'_> {
     fn under_load(&self) -> bool {
         self.state
             .is_none_or(|s| matches!(s, RunState::Load | RunState::Drain))
+    }
+
+    /// The part of the memory arc this sample belongs to (`None` in the linger).
+    fn arc_phase(&self) -> Option<ArcPhase> {
+        match self.state {
+            None | Some(RunState::Load) => Some(ArcPhase::Load),
+            Some(RunState::Idle) => Some(ArcPhase::Idle),
+            Some(RunState::Drain) => Some(ArcPhase::Drain),
+            Some(RunState::Cooldown) => Some(ArcPhase::Cooldown),
+            Some(RunState::Linger) => None,
+        }
     }
 }
 
@@ -238,6 +263,14 @@ struct ProcState {
     warn: WarnLimiter,
     /// Partly-unreadable warnings.
     partial_warn: WarnLimiter,
+    /// The memory arc over the whole run.
+    arc: ArcRecorder,
+    /// What the memory values are: `rss`, or `pss` for a process tree.
+    memory: &'static str,
+    /// Read with its descendants.
+    include_children: bool,
+    /// The tree at the last sample (with `include_children`).
+    tree: Option<source::TreeReading>,
 }
 
 impl ProcState {
@@ -245,6 +278,15 @@ impl ProcState {
     fn verdict(&self, r: Resource) -> Verdict {
         self.shown[r.index()].verdict()
     }
+}
+
+/// Whether any configured process is read locally (soakd itself always is, where it can).
+fn watch_self_or_local(settings: &MonitorSettings) -> bool {
+    local::supported()
+        || settings
+            .processes
+            .iter()
+            .any(|p| source::is_local(&p.source))
 }
 
 /// Samples the watched processes and judges their growth. Build with [`Monitor::new`], run
@@ -261,6 +303,8 @@ pub struct Monitor {
     self_pid: u32,
     /// The run's states, when the monitor runs inside a run.
     phases: Option<Arc<RunPhases>>,
+    /// The platform's process table, for local sources.
+    table: Arc<dyn ProcessTable>,
 }
 
 impl Monitor {
@@ -290,12 +334,32 @@ impl Monitor {
         } else {
             None
         };
-        let specs = std::iter::once(ProcessSpec {
+        let table = local::default_table();
+        // soakd watches itself where the platform lets it.
+        let watch_self = local::supported().then(|| ProcessSpec {
             name: settings::SELF_NAME.into(),
             source: Source::Pid(self_pid),
             fail_on_leak: false,
-        })
-        .chain(settings.processes.iter().cloned());
+            include_children: false,
+        });
+        if watch_self.is_none() {
+            tracing::warn!(
+                "process sampling is not available on this platform: soakd does not watch itself"
+            );
+        }
+        let specs = watch_self
+            .into_iter()
+            .chain(settings.processes.iter().cloned());
+        let missing = table.unavailable();
+        let has_pss = !missing.iter().any(|m| m.starts_with("PSS"));
+        if !missing.is_empty() && watch_self_or_local(&settings) {
+            tracing::warn!(
+                backend = table.name(),
+                "not available on this platform for local processes: {}; those resources have \
+                 no samples and no leak verdict",
+                missing.join(", ")
+            );
+        }
         let interval = settings.sample_interval.as_secs_f64();
         let spans: Vec<f64> = settings
             .windows
@@ -346,6 +410,14 @@ impl Monitor {
                     retained: None,
                     warn: WarnLimiter::new(SampleError::KINDS, WARN_EVERY),
                     partial_warn: WarnLimiter::new(1, WARN_EVERY),
+                    arc: ArcRecorder::new(),
+                    memory: if spec.include_children && has_pss {
+                        "pss"
+                    } else {
+                        "rss"
+                    },
+                    include_children: spec.include_children,
+                    tree: None,
                 })
             })
             .collect();
@@ -362,6 +434,7 @@ impl Monitor {
                 .map_or(0.0, |d| d.as_secs_f64()),
             self_pid,
             phases: None,
+            table,
         })
     }
 
@@ -389,61 +462,15 @@ impl Monitor {
         }
     }
 
-    /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
-    pub async fn sample_once(&self) {
-        let mut counts = Vec::new();
-        let phases = self.phases.as_deref();
-        let tick = Tick {
-            state: phases.and_then(RunPhases::current),
-            load_start: phases
-                .and_then(|p| p.entered_at(RunState::Load))
-                .map(|at| at.saturating_duration_since(self.start).as_secs_f64()),
-            t: self.start.elapsed().as_secs_f64(),
-            requests: self.signals.requests_finished(),
-            streams: self.signals.streams_open() as f64,
-            burst: self.signals.burst_active(),
-            mix: attribution::MixTick::read(&self.signals, &mut counts),
-        };
-        join_all(self.procs.iter().map(|p| self.sample_process(p, tick))).await;
-    }
-
-    async fn sample_process(&self, cell: &Mutex<ProcState>, tick: Tick<'_>) {
-        let (source, resolved) = {
-            let st = lock(cell);
-            (st.source.clone(), st.resolved)
-        };
-        let result = match &source {
-            Source::Pid(pid) => source::read_local(*pid),
-            Source::PidFile(path) => source::read_pid_file(path).and_then(source::read_local),
-            Source::Match { name, cmdline } => {
-                let (n, c) = (name.as_deref(), cmdline.as_deref());
-                let first = resolved.map(source::read_local);
-                match first {
-                    Some(Ok(r)) => Ok(r),
-                    _ => match source::find_match(n, c, self.self_pid) {
-                        Some(pid) => source::read_local(pid),
-                        None => Err(SampleError::NoMatch(source::describe_match(n, c))),
-                    },
-                }
-            }
-            Source::Scrape { url, names } => match &self.client {
-                Some(client) => source::read_scrape(client, url, names).await,
-                None => Err(SampleError::Scrape("no HTTP client".into())),
-            },
-        };
-        let mut st = lock(cell);
-        match result {
-            Ok(reading) => self.apply(&mut st, reading, tick),
-            Err(e) => self.apply_error(&mut st, e),
-        }
-    }
-
     fn apply(&self, st: &mut ProcState, r: Reading, tick: Tick<'_>) {
         if matches!(st.source, Source::Match { .. }) {
             st.resolved = r.identity.pid;
         }
         if let Some(pid) = r.identity.pid {
             st.pid = Some(pid);
+        }
+        if r.tree.is_some() {
+            st.tree = r.tree.clone();
         }
         match st.identity {
             None => {
@@ -504,6 +531,7 @@ impl Monitor {
         if let Some(rss) = r.rss {
             st.peak_rss = Some(st.peak_rss.map_or(rss, |p| p.max(rss)));
         }
+        self.record_arc(st, &values, tick);
         if !tick.under_load() {
             // Idle and cooldown: sampled and shown, not fitted.
             self.report_verdicts(st, tick.t);

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::arc::ArcReport;
 use super::attribution::AttributionReport;
 use super::settings::Source;
 use super::trend::{TrendFit, TrendWindow};
@@ -69,6 +70,12 @@ pub struct ProcessReport {
     /// Whether a `leak` verdict of this process fails the run (`fail_on_leak`; always false
     /// for soakd itself, whose leak only makes the soak suspect).
     pub fail_on_leak: bool,
+    /// The memory arc over the run: idle, peak, plateau, recovered, released share
+    /// ([`super::arc`]).
+    pub arc: ArcReport,
+    /// With `include_children`: the tree at the last sample (members, largest descendants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<super::source::TreeReading>,
 }
 
 /// Verdicts per resource.
@@ -261,6 +268,8 @@ impl Monitor {
                 .processes
                 .iter()
                 .any(|p| p.name == st.name && p.fail_on_leak),
+            arc: st.arc.report(st.memory, &self.rules),
+            tree: st.tree.clone(),
         }
     }
 
@@ -384,6 +393,70 @@ pub fn source_label(source: &Source, pid: Option<u32>) -> String {
             format!("scrape_url {url}")
         }
     }
+}
+
+/// The monitor's part of the summary: per process baseline, peak and final RSS, fds and
+/// threads, slopes per window, RSS growth per request by scenario, post-burst retention and
+/// the verdict.
+pub fn monitor_text(m: &MonitorReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+    for p in &m.processes {
+        let _ = writeln!(
+            out,
+            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            p.name,
+            p.source_label,
+            if p.up { "up" } else { "DOWN" },
+            opt(p.baseline_rss_bytes, &fmt_bytes),
+            opt(p.peak_rss_bytes, &fmt_bytes),
+            opt(p.rss_bytes, &fmt_bytes),
+            opt(p.open_fds, &|v| format!("{v:.0}")),
+            opt(p.threads, &|v| format!("{v:.0}")),
+            p.restarts,
+        );
+        for w in &p.windows {
+            let slope = |f: &Option<crate::monitor::FitReport>, unit: &dyn Fn(f64) -> String| {
+                f.as_ref().map_or("-".to_string(), |f| {
+                    format!("{}/h (r² {:.2})", unit(f.slope_per_hour), f.r2)
+                })
+            };
+            let _ = writeln!(
+                out,
+                "    window {:>5}: rss {}  fds {}  threads {}  per request {}  per open stream {}",
+                w.window,
+                slope(&w.rss, &fmt_bytes),
+                slope(&w.fds, &|v| format!("{v:+.1}")),
+                slope(&w.threads, &|v| format!("{v:+.1}")),
+                opt(w.rss_bytes_per_request, &fmt_bytes),
+                opt(w.rss_bytes_per_sec_per_open_stream, &|v| format!(
+                    "{}/s",
+                    fmt_bytes(v)
+                )),
+            );
+        }
+        out.push_str(&crate::monitor::report::attribution_table(p));
+        if let Some(r) = p.retained_after_burst_bytes {
+            let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
+        }
+        let v = |v: crate::monitor::Verdict| format!("{v:?}").to_lowercase();
+        let _ = writeln!(
+            out,
+            "    leak verdict: rss {}  fds {}  threads {}",
+            v(p.verdict.rss),
+            v(p.verdict.fds),
+            v(p.verdict.threads)
+        );
+        for r in Resource::ALL {
+            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
+        }
+        if let Some(t) = &p.tree {
+            out.push_str(&t.text());
+        }
+        out.push_str(&p.arc.text());
+    }
+    out
 }
 
 /// RSS slope ÷ request rate over the window, when both are known.

@@ -87,6 +87,10 @@ pub struct RawProcess {
     /// Whether this process's `leak` verdict fails the run (default true; see
     /// `[thresholds] leak_verdicts`). `false` keeps it monitored and reported only.
     pub fail_on_leak: Option<bool>,
+    /// Watch the process with all its descendants, found again at every sample (default
+    /// false; local sources only): memory is their summed PSS, fds and threads are summed.
+    /// With `match_*` matching a wrapper and what it runs, the tree of the outermost match.
+    pub include_children: Option<bool>,
 }
 
 /// Metric names read from a scraped endpoint.
@@ -205,6 +209,8 @@ pub struct ProcessSpec {
     pub source: Source,
     /// Whether its `leak` verdicts fail the run (with `[thresholds] leak_verdicts` on).
     pub fail_on_leak: bool,
+    /// Watched with its descendants ([`super::local::read_tree`]).
+    pub include_children: bool,
 }
 
 /// Where a process's numbers come from; exactly one per process.
@@ -403,11 +409,31 @@ impl RawProcess {
                 "only meaningful together with scrape_url",
             ));
         }
+        let include_children = self.include_children.unwrap_or(false);
+        if let [(key, source)] = sources.as_slice() {
+            if include_children && !super::source::is_local(source) {
+                return Err(ConfigError::invalid(
+                    format!("{field}.include_children"),
+                    true,
+                    "only for local processes (pid, pid_file, match_name/match_cmdline): a \
+                     scraped endpoint reports one process",
+                ));
+            }
+            if super::source::is_local(source) && !super::local::supported() {
+                return Err(ConfigError::invalid(
+                    format!("{field}.{key}"),
+                    &self.name,
+                    "local process sampling is not available on this platform; use \
+                     scrape_url with the process's own Prometheus endpoint",
+                ));
+            }
+        }
         match sources.len() {
             1 => Ok(ProcessSpec {
                 name: self.name.clone(),
                 source: sources.remove(0).1,
                 fail_on_leak: self.fail_on_leak.unwrap_or(true),
+                include_children,
             }),
             0 => Err(ConfigError::invalid(
                 field,
@@ -691,6 +717,25 @@ mod tests {
         let mut raw = RawMonitor::default();
         raw.thresholds.fds_per_hour = Some(-1.0);
         assert!(err(&raw).contains("monitor.thresholds.fds_per_hour"));
+    }
+
+    #[test]
+    fn include_children_is_for_local_processes_only() {
+        let mut raw = RawMonitor::default();
+        let mut p = proc_("tree");
+        p.match_cmdline = Some("litellm".into());
+        p.include_children = Some(true);
+        raw.processes = vec![p.clone()];
+        let s = raw.validate().unwrap();
+        assert!(s.processes[0].include_children);
+        p.match_cmdline = None;
+        p.scrape_url = Some("http://127.0.0.1:4000/metrics".into());
+        raw.processes = vec![p];
+        let e = err(&raw);
+        assert!(
+            e.contains("monitor.processes[0].include_children") && e.contains("only for local"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,9 +1,7 @@
-//! Reading one process's numbers: from /proc (by pid, pid file or name/cmdline match) or from
-//! its own Prometheus endpoint.
-//!
-//! /proc is read directly: per sample `stat` (CPU ticks, start time,
-//! state), `status` (`VmRSS`, `Threads`) and a count of `fd/` entries. Name/cmdline matching
-//! scans /proc only while the process is unresolved or gone.
+//! Reading one process's numbers: what a reading holds and why one fails, pid files, and the
+//! process's own Prometheus endpoint. Local processes (by pid, pid file or name/cmdline
+//! match, alone or with their descendants) are read through the platform's process table
+//! ([`super::local`]): /proc on Linux ([`super::procfs`]), sysinfo elsewhere.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,20 +9,8 @@ use std::path::{Path, PathBuf};
 use super::expo;
 use super::settings::{ScrapeNames, Source};
 
-/// Kernel clock ticks per second of the `/proc/<pid>/stat` CPU fields (`USER_HZ`), from
-/// `sysconf(_SC_CLK_TCK)`; 100 if the call fails.
-fn clk_tck() -> f64 {
-    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions.
-        let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if v > 0 {
-            v as f64
-        } else {
-            100.0
-        }
-    })
-}
+#[cfg(target_os = "linux")]
+pub use super::procfs::read as read_local;
 
 /// Who the process is; a change means a restart.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +36,56 @@ pub struct Reading {
     pub cpu: Option<f64>,
     /// Why some value is missing, for a rate-limited warning.
     pub partial: Option<String>,
+    /// For a process read with its descendants: the tree ([`super::local::read_tree`]).
+    pub tree: Option<TreeReading>,
+}
+
+/// A process tree at one sample: how many processes it holds and its largest descendants.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TreeReading {
+    /// Processes in the tree, the root included.
+    pub members: usize,
+    /// The descendants holding the most memory (PSS), largest first, at most
+    /// [`super::local::LARGEST_CHILDREN`].
+    pub largest: Vec<ChildMemory>,
+}
+
+impl TreeReading {
+    /// The summary's line, e.g. `    tree: 3 processes; largest: 1234 gateway 41.2MiB, …`.
+    pub fn text(&self) -> String {
+        let largest: Vec<String> = self
+            .largest
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c.pid,
+                    c.name,
+                    crate::units::fmt_bytes(c.memory_bytes)
+                )
+            })
+            .collect();
+        format!(
+            "    tree: {} processes; largest children: {}\n",
+            self.members,
+            if largest.is_empty() {
+                "none".to_string()
+            } else {
+                largest.join(", ")
+            }
+        )
+    }
+}
+
+/// One descendant of a watched process tree.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChildMemory {
+    /// Its pid.
+    pub pid: u32,
+    /// Its name (comm).
+    pub name: String,
+    /// Its memory: PSS, or RSS where the platform has no PSS (bytes).
+    pub memory_bytes: f64,
 }
 
 /// Why a process could not be read this sample.
@@ -106,110 +142,6 @@ impl SampleError {
     }
 }
 
-fn proc_path(pid: u32, file: &str) -> PathBuf {
-    Path::new("/proc").join(pid.to_string()).join(file)
-}
-
-fn io_err(pid: u32, e: io::Error) -> SampleError {
-    if e.kind() == io::ErrorKind::NotFound {
-        SampleError::Gone(pid)
-    } else {
-        SampleError::Proc { pid, source: e }
-    }
-}
-
-/// Fields of `/proc/<pid>/stat` soakd uses.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stat {
-    /// Process state letter.
-    pub state: char,
-    /// utime + stime, seconds.
-    pub cpu_seconds: f64,
-    /// Start time, clock ticks since boot (field 22).
-    pub start_ticks: u64,
-    /// Threads (field 20).
-    pub threads: u64,
-}
-
-/// Parses `/proc/<pid>/stat`. The command name (field 2) may contain spaces and parentheses,
-/// so fields are counted from the LAST `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().take(20).collect();
-    // f[0] is field 3 (state); field N is f[N - 3].
-    let get = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
-    Some(Stat {
-        state: f.first()?.chars().next()?,
-        cpu_seconds: (get(14)? + get(15)?) as f64 / clk_tck(),
-        start_ticks: get(22)?,
-        threads: get(20)?,
-    })
-}
-
-/// `VmRSS` (bytes) and `Threads` from `/proc/<pid>/status`.
-pub fn parse_status(text: &str) -> (Option<f64>, Option<f64>) {
-    let (mut rss, mut threads) = (None, None);
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("VmRSS:") {
-            rss = v
-                .split_whitespace()
-                .next()
-                .and_then(|k| k.parse::<f64>().ok())
-                .map(|kb| kb * 1024.0);
-        } else if let Some(v) = line.strip_prefix("Threads:") {
-            threads = v.trim().parse::<f64>().ok();
-        }
-    }
-    (rss, threads)
-}
-
-fn read_stat(pid: u32) -> Result<Stat, SampleError> {
-    let text = std::fs::read_to_string(proc_path(pid, "stat")).map_err(|e| io_err(pid, e))?;
-    let stat = parse_stat(&text).ok_or_else(|| SampleError::Proc {
-        pid,
-        source: io::Error::new(io::ErrorKind::InvalidData, "unparsable stat"),
-    })?;
-    if matches!(stat.state, 'Z' | 'X') {
-        return Err(SampleError::Gone(pid));
-    }
-    Ok(stat)
-}
-
-fn count_fds(pid: u32) -> io::Result<usize> {
-    Ok(std::fs::read_dir(proc_path(pid, "fd"))?.count())
-}
-
-/// Reads one local process from /proc.
-pub fn read_local(pid: u32) -> Result<Reading, SampleError> {
-    let stat = read_stat(pid)?;
-    let status = std::fs::read_to_string(proc_path(pid, "status")).map_err(|e| io_err(pid, e))?;
-    let (rss, threads) = parse_status(&status);
-    let mut partial = None;
-    let fds = match count_fds(pid) {
-        Ok(n) => Some(n as f64),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SampleError::Gone(pid)),
-        Err(e) => {
-            partial = Some(format!("open fds unreadable: {e}"));
-            None
-        }
-    };
-    if rss.is_none() {
-        // Kernel threads and exiting processes have no VmRSS.
-        partial = Some("no VmRSS in status".into());
-    }
-    Ok(Reading {
-        identity: Identity {
-            pid: Some(pid),
-            start: Some(stat.start_ticks as f64),
-        },
-        rss,
-        fds,
-        threads: threads.or(Some(stat.threads as f64)),
-        cpu: Some(stat.cpu_seconds),
-        partial,
-    })
-}
-
 /// Reads a pid file (trimmed decimal pid).
 pub fn read_pid_file(path: &Path) -> Result<u32, SampleError> {
     let text = std::fs::read_to_string(path).map_err(|e| SampleError::PidFile {
@@ -223,50 +155,6 @@ pub fn read_pid_file(path: &Path) -> Result<u32, SampleError> {
             reason: format!("does not hold a pid: {:?}", text.trim()),
         }),
     }
-}
-
-/// Scans /proc for the oldest process (earliest start) whose comm equals `name` and whose
-/// command line contains `cmdline` (each when given), other than `exclude` (soakd itself).
-pub fn find_match(name: Option<&str>, cmdline: Option<&str>, exclude: u32) -> Option<u32> {
-    let mut best: Option<(u64, u32)> = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == exclude {
-            continue;
-        }
-        if let Some(want) = name {
-            match std::fs::read_to_string(proc_path(pid, "comm")) {
-                Ok(comm) if comm.trim_end_matches('\n') == want => {}
-                _ => continue,
-            }
-        }
-        if let Some(want) = cmdline {
-            match std::fs::read(proc_path(pid, "cmdline")) {
-                Ok(raw) => {
-                    let joined: String = String::from_utf8_lossy(&raw)
-                        .split('\0')
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if !joined.contains(want) {
-                        continue;
-                    }
-                }
-                Err(_) => continue,
-            }
-        }
-        let Ok(stat) = read_stat(pid) else { continue };
-        if best.is_none_or(|(s, p)| (stat.start_ticks, pid) < (s, p)) {
-            best = Some((stat.start_ticks, pid));
-        }
-    }
-    best.map(|(_, pid)| pid)
 }
 
 /// Human description of a match pattern, for messages.
@@ -331,6 +219,7 @@ pub fn parse_scrape(text: &str, names: &ScrapeNames) -> Result<Reading, SampleEr
         threads,
         cpu: finite(cpu),
         partial: (!missing.is_empty()).then(|| format!("exposition lacks {}", missing.join(", "))),
+        tree: None,
     })
 }
 
@@ -357,48 +246,6 @@ pub fn is_local(source: &Source) -> bool {
 mod tests {
     use super::*;
     use crate::scratch::ScratchDir;
-
-    #[test]
-    fn stat_with_odd_comm() {
-        // comm "a) b (c" holds spaces and parentheses.
-        let text = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 7 0 \
-                    987654 123456789 3000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0";
-        let s = parse_stat(text).unwrap();
-        assert_eq!(s.state, 'S');
-        assert_eq!(s.cpu_seconds, 3.0);
-        assert_eq!(s.threads, 7);
-        assert_eq!(s.start_ticks, 987_654);
-        assert!(parse_stat("garbage").is_none());
-    }
-
-    #[test]
-    fn status_fields() {
-        let text = "Name:\tx\nVmPeak:\t  9999 kB\nVmRSS:\t    2048 kB\nThreads:\t12\n";
-        assert_eq!(parse_status(text), (Some(2048.0 * 1024.0), Some(12.0)));
-        assert_eq!(parse_status("Name:\tkthread\n"), (None, None));
-    }
-
-    #[test]
-    fn reads_own_process() {
-        let me = std::process::id();
-        let r = read_local(me).unwrap();
-        assert_eq!(r.identity.pid, Some(me));
-        assert!(r.rss.unwrap() > 1024.0 * 1024.0);
-        assert!(r.fds.unwrap() >= 3.0);
-        assert!(r.threads.unwrap() >= 1.0);
-        assert!(r.partial.is_none());
-        // Same start time on a second read: no false restart.
-        assert_eq!(read_local(me).unwrap().identity, r.identity);
-    }
-
-    #[test]
-    fn missing_pid_is_gone() {
-        // pid_max is at most 2^22, so this pid cannot exist.
-        assert!(matches!(
-            read_local(4_194_304 + 7),
-            Err(SampleError::Gone(_))
-        ));
-    }
 
     #[test]
     fn pid_file_errors() {

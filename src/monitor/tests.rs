@@ -46,6 +46,7 @@ pub(super) fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
         threads: Some(8.0),
         cpu: Some(1.0),
         partial: None,
+        tree: None,
     }
 }
 
@@ -57,6 +58,7 @@ fn tick(t: f64) -> Tick<'static> {
         burst: false,
         state: None,
         load_start: None,
+        since: None,
         mix: attribution::MixTick {
             counts: &[],
             epoch: 0,

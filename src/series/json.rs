@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::point::Point;
 use super::{Buffer, Series};
 use crate::client::Outcome;
+use crate::monitor::arc::ArcReport;
 use crate::monitor::{FitReport, PerResource, ResourceVerdicts};
 
 /// The whole document.
@@ -98,6 +99,8 @@ pub struct ProcessInfo<'a> {
     /// Why each verdict is what it is (the monitor's words).
     pub reason: &'a PerResource<String>,
     pub fits: Vec<FitLine<'a>>,
+    /// The memory arc (idle, peak, plateau, recovered, released share).
+    pub arc: &'a ArcReport,
 }
 
 /// One window's fitted line for one resource.
@@ -233,6 +236,7 @@ impl Series {
                             verdict: p.verdict,
                             reason: &p.reason,
                             fits,
+                            arc: &p.arc,
                         }
                     })
                     .collect()

@@ -37,6 +37,8 @@ fn process(name: &str, up: bool, rss: f64, windows: &[&str]) -> ProcessReport {
         name: name.into(),
         source: "pid",
         fail_on_leak: true,
+        arc: Default::default(),
+        tree: None,
         up,
         pid: Some(42),
         restarts: 0,

@@ -42,6 +42,11 @@
 //! judges one process's RSS slope against a fixed limit and fails at the end when there is not
 //! enough data to fit a slope, where a leak verdict that could not be made is only "not judged".
 //!
+//! # Released share
+//! With `min_released_share`, every process judged for leaks also gets `released:PROCESS`:
+//! the share of its memory growth it gave back by the end of the cooldown, judged at the end
+//! only ([`released`]).
+//!
 //! # Live and final evaluation
 //! Each result is in one of four states ([`ThresholdStatus`]):
 //! - **pass**: there is data and it is within the limit (`observed <= limit`);
@@ -75,11 +80,13 @@ use crate::units::{fmt_bytes, trim_num};
 
 pub mod leak;
 pub mod proxy;
+pub mod released;
 pub mod settings;
 pub mod weather;
 
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
 pub use proxy::{ProxyInputs, ProxyLimits};
+pub use released::{released_threshold_name, ReleasedInput};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
@@ -111,6 +118,8 @@ pub struct VerdictInputs {
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
     /// The monitor's leak verdict per process and resource, soakd's own included.
     pub leaks: Vec<LeakInput>,
+    /// Each process's released share after the cooldown ([`released`]).
+    pub released: Vec<ReleasedInput>,
     /// The two-sided soak's give-ups, while `[upstream]` is on.
     pub proxy: Option<ProxyInputs>,
     /// The two-sided soak's attempts, ghosts, `Retry-After` and storms ([`weather`]).
@@ -314,7 +323,7 @@ impl Thresholds {
     /// True when no threshold is configured and leak verdicts are off (`abort_on_fail` alone
     /// does not count).
     pub fn is_empty(&self) -> bool {
-        self.names().is_empty() && !self.leak_verdicts
+        self.names().is_empty() && !self.leak_verdicts && self.min_released_share.is_none()
     }
 
     /// Names of the configured fixed thresholds, in evaluation order. The leak thresholds
@@ -419,6 +428,14 @@ impl Thresholds {
                     .iter()
                     .filter(|l| l.judged())
                     .map(|l| leak::judge(l, final_)),
+            );
+        }
+        if let Some(limit) = self.min_released_share {
+            out.extend(
+                i.released
+                    .iter()
+                    .filter(|r| r.judged())
+                    .map(|r| released::judge(r, limit, final_)),
             );
         }
         for r in out.iter_mut().filter(|r| !r.passed) {

@@ -66,6 +66,10 @@ pub struct RawThresholds {
     /// Ratios are judged live only after this many requests (default 100); the final
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
+    /// Least share (0..=1) of its memory growth above the idle level each judged process must
+    /// give back by the end of the cooldown: `(peak − recovered) / (peak − idle)`. Needs
+    /// `[run] idle` and `[run] cooldown`.
+    pub min_released_share: Option<f64>,
     /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
     /// not ended `orphan_after` later).
     pub max_orphans: Option<u64>,
@@ -222,6 +226,10 @@ impl RawThresholds {
             rss_growth_per_hour,
             rss_process,
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+            min_released_share: self
+                .min_released_share
+                .map(|v| units::fraction("thresholds.min_released_share", v))
+                .transpose()?,
             proxy,
         })
     }
@@ -256,6 +264,8 @@ pub struct Thresholds {
     pub rss_process: String,
     /// Ratios are judged live only once their denominator reaches this count.
     pub min_requests: u64,
+    /// Least released share of each judged process after the cooldown.
+    pub min_released_share: Option<f64>,
     /// Limits on the two-sided soak's give-ups.
     pub proxy: ProxyLimits,
     /// Limit on upstream attempts per client request (during storms, else over the run).

@@ -24,6 +24,7 @@ fn all() -> Thresholds {
         rss_growth_per_hour: Some("50MiB".into()),
         rss_process: None,
         min_requests: None,
+        min_released_share: None,
         max_orphans: None,
         max_not_propagated_ratio: None,
         max_wasted_output_tokens: None,
@@ -490,6 +491,47 @@ fn rss_growth_judges_the_configured_process_only() {
     assert_eq!(r.message, "passed: rss_growth 100KiB/h <= 1MiB/h");
 }
 
+// ---------- released share ----------
+
+#[test]
+fn released_share_judges_each_failing_process_at_the_end() {
+    let t = only(|r| r.min_released_share = Some(0.5));
+    assert!(!t.is_empty());
+    let input = |process: &str, share: f64, fail_on_leak: bool| ReleasedInput {
+        process: process.into(),
+        measured: true,
+        share: Some(share),
+        idle_peak_recovered: [Some(MIB), Some(9.0 * MIB), Some(5.0 * MIB)],
+        fail_on_leak,
+        is_self: process == "soakd",
+    };
+    let i = VerdictInputs {
+        released: vec![
+            input("soakd", 0.0, false),
+            input("target", 0.1, true),
+            input("sidecar", 0.0, false),
+            input("worker", 0.9, true),
+        ],
+        ..Default::default()
+    };
+    let res = t.evaluate(&i, true);
+    let got: Vec<(&str, ThresholdStatus)> =
+        res.iter().map(|r| (r.name.as_str(), r.status)).collect();
+    assert_eq!(
+        got,
+        [
+            ("released:target", ThresholdStatus::Fail),
+            ("released:worker", ThresholdStatus::Pass)
+        ]
+    );
+    assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Fail);
+    assert!(t
+        .evaluate(&i, false)
+        .iter()
+        .all(|r| r.status == ThresholdStatus::Pending));
+    assert!(invalid(|r| r.min_released_share = Some(1.5)).0 == "thresholds.min_released_share");
+}
+
 // ---------- whole evaluation and verdict ----------
 
 #[test]
@@ -506,6 +548,7 @@ fn evaluate_all_and_exit_verdict() {
         p99_duration: Some(Duration::from_secs(12)),
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
+        released: vec![],
         proxy: None,
         weather: None,
     };

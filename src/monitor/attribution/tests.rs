@@ -348,6 +348,7 @@ mod through_the_monitor {
             threads: Some(4.0),
             cpu: Some(1.0),
             partial: None,
+            tree: None,
         }
     }
 
@@ -392,6 +393,7 @@ mod through_the_monitor {
                 burst: false,
                 state: None,
                 load_start: None,
+                since: None,
                 mix: MixTick {
                     counts: &counts,
                     epoch,
@@ -424,6 +426,7 @@ mod through_the_monitor {
             burst: false,
             state: None,
             load_start: None,
+            since: None,
             mix: MixTick {
                 counts: &counts,
                 epoch: 15,
@@ -470,6 +473,7 @@ fn a_one_scenario_table_is_labelled_the_overall_growth_per_request() {
             },
             state: None,
             load_start: None,
+            since: None,
         };
         let rss = 100.0 * MIB + 89.0 * counts[0] as f64;
         let mut st = lock(&m.procs[1]);
