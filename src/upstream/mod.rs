@@ -13,9 +13,9 @@
 //! which defeats a proxy's response cache.) The upstream finds the id, joins its side of the
 //! request to the client's through a bounded table with a TTL ([`track`]), numbers each content
 //! chunk it sends, and both sides' stamps — on one monotonic clock — give the measures of
-//! [`measure`]: time added per stage (`request`, `first_token`, `chunk`), buffered streams and
-//! coalesced chunks, retries, cancel propagation, orphaned streams, and the proxy's own
-//! overhead claim when `overhead_header` names one. A request whose id the upstream cannot
+//! [`measure`]: time added per stage ([`stage`]: `request`, `first_token`, `chunk`), buffered
+//! streams and coalesced chunks, retries, cancel propagation, orphaned streams, and the
+//! proxy's own overhead claim when `overhead_header` names one. A request whose id the upstream cannot
 //! find (a proxy that strips it from the text and the header) counts as `scenario="untagged"`,
 //! with one warning; no join is invented.
 //!
@@ -26,6 +26,7 @@ pub mod marker;
 pub mod measure;
 pub mod report;
 pub mod settings;
+pub mod stage;
 pub mod track;
 
 use std::net::SocketAddr;

@@ -22,9 +22,11 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
-use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::report::{AddedStats, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::stage::AddedStage;
 use crate::metrics::Metrics;
 use crate::mock::{Probe, Tap};
+use crate::stats::creep::{Creep, Measure, ScenarioCreep};
 
 /// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
 pub const UNTAGGED: &str = "untagged";
@@ -36,9 +38,12 @@ struct ScenarioHandles {
     name: String,
     /// Requests whose two sides were joined (for the report; not a metric).
     joined: AtomicU64,
-    request: Histogram,
-    first_token: Histogram,
-    chunk: Histogram,
+    /// `soakd_proxy_added_seconds{stage}`, by [`AddedStage::index`].
+    added: Vec<Histogram>,
+    /// The same for the report: HDR histograms per stage.
+    added_hdr: AddedStats,
+    /// The scenario's creep measures, when the run measures creep.
+    creep: Option<Arc<ScenarioCreep>>,
     buffered: IntCounter,
     coalesced: IntCounter,
     upstream_requests: IntCounter,
@@ -51,14 +56,19 @@ struct ScenarioHandles {
 
 impl ScenarioHandles {
     fn new(m: &Metrics, scenario: &str) -> Self {
-        let added = |stage: &str| m.proxy_added_seconds.with_label_values(&[scenario, stage]);
         let s = [scenario];
         ScenarioHandles {
             name: scenario.to_string(),
             joined: AtomicU64::new(0),
-            request: added("request"),
-            first_token: added("first_token"),
-            chunk: added("chunk"),
+            added: AddedStage::ALL
+                .iter()
+                .map(|st| {
+                    m.proxy_added_seconds
+                        .with_label_values(&[scenario, st.as_str()])
+                })
+                .collect(),
+            added_hdr: AddedStats::default(),
+            creep: None,
             buffered: m.proxy_buffered_streams_total.with_label_values(&s),
             coalesced: m.proxy_coalesced_chunks_total.with_label_values(&s),
             upstream_requests: m.upstream_requests_total.with_label_values(&s),
@@ -182,15 +192,12 @@ impl Tracker {
             coalesced_chunks: h.coalesced.get(),
             orphans_now: h.orphans.get(),
             orphans_total: h.orphans_total.get(),
+            added: h.added_hdr.added(),
         };
         ProxyReport {
             upstream: upstream.to_string(),
             tracked: self.tracked(),
-            added: Added {
-                request: self.stats.percentiles(Stage::Request),
-                first_token: self.stats.percentiles(Stage::FirstToken),
-                chunk: self.stats.percentiles(Stage::Chunk),
-            },
+            added: self.stats.added(),
             cancel_propagation: self.stats.percentiles(Stage::CancelPropagation),
             reported_overhead: self.stats.percentiles(Stage::ReportedOverhead),
             scenarios: self
@@ -200,6 +207,14 @@ impl Tracker {
                 .map(scenario)
                 .collect(),
         }
+    }
+
+    /// Records each scenario's added time in its creep measures too.
+    pub fn with_creep(mut self, creep: &Creep) -> Self {
+        for h in &mut self.handles {
+            h.creep = creep.scenario(&h.name);
+        }
+        self
     }
 
     /// Reads the proxy's overhead claim from header `name`, whose value is in units of
@@ -270,6 +285,17 @@ impl Tracker {
         self.handles.get(scenario).unwrap_or(&self.untagged)
     }
 
+    /// Records `d` of `stage` for scenario handles `h`: the metric, the scenario's and the
+    /// merged HDR histograms, and the scenario's creep measure.
+    fn added(&self, h: &ScenarioHandles, stage: AddedStage, d: Duration) {
+        h.added[stage.index()].observe(d.as_secs_f64());
+        h.added_hdr.record(stage, d);
+        self.stats.record(Stage::Added(stage), d);
+        if let Some(c) = &h.creep {
+            c.record(Measure::Added(stage), d);
+        }
+    }
+
     /// The client side of `link` ended at `end`, `how`, with its `stamps`.
     pub fn client_done(
         &self,
@@ -316,12 +342,10 @@ impl Tracker {
         let h = self.handles(link.scenario);
         h.joined.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = m.first_token {
-            h.first_token.observe(d.as_secs_f64());
-            self.stats.record(Stage::FirstToken, d);
+            self.added(h, AddedStage::FirstToken, d);
         }
         for d in &m.chunks {
-            h.chunk.observe(d.as_secs_f64());
-            self.stats.record(Stage::Chunk, *d);
+            self.added(h, AddedStage::Chunk, *d);
         }
         h.coalesced.inc_by(u64::from(m.coalesced));
         if m.buffered {
@@ -366,9 +390,11 @@ impl Tap for TrackerTap {
         let h = t.handles(link.scenario);
         h.upstream_requests.inc();
         if link.attempts.fetch_add(1, Ordering::Relaxed) == 0 {
-            let added = entry.saturating_duration_since(link.send);
-            h.request.observe(added.as_secs_f64());
-            t.stats.record(Stage::Request, added);
+            t.added(
+                h,
+                AddedStage::Request,
+                entry.saturating_duration_since(link.send),
+            );
         } else {
             h.retries.inc();
         }

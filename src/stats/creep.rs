@@ -1,0 +1,597 @@
+//! Creep measures: did the run get slower? Per scenario, the p99 of request duration, of time
+//! to first token and (in a two-sided soak) of every stage of the time the proxy adds, in the
+//! first full `creep_window` after the warm-up and in the last full one, and their ratio
+//! (`soakd_creep_ratio{scenario,measure}`). The verdict on these numbers is
+//! [`crate::verdict::creep`]'s.
+//!
+//! # Measures
+//! `duration` (requests whose outcome is `ok`: a fast connect error or a timeout would move
+//! the p99 by what failed, not by how slow answers got), `ttft` (streaming scenarios), and
+//! `added_<stage>` for every stage of [`AddedStage::ALL`] the scenario has (two-sided soak
+//! only; `first_token` and `chunk` for streaming scenarios). A sample belongs to the moment it
+//! is recorded: when the request ends, when its first token arrives, when both sides of a
+//! two-sided request are joined.
+//!
+//! # Windows and memory
+//! [`super::window`]: the first window `[warmup, warmup + window)` is kept, the last full one
+//! rolls in steps of `window / 6`; a measure is compared once both hold at least
+//! [`MIN_WINDOW_SAMPLES`] samples and do not overlap. Each measure costs at most
+//! [`BYTES_PER_MEASURE`] (106 KiB), allocated at its first sample: 213 KiB for a streaming
+//! scenario (duration, TTFT), 106 KiB for a non-streaming one, and 532 KiB for a streaming
+//! scenario of a two-sided soak (three added stages), whatever the run's length.
+//!
+//! # Time
+//! The clock is tokio's ([`tokio::time::Instant`]): the run's real clock, or a paused test
+//! clock. Recording takes one uncontended lock of the scenario's measure.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use prometheus::{Gauge, GaugeVec};
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use super::window::BYTES_PER_MEASURE;
+use super::window::{count_p99, Span, WindowedHistogram, Windows, SUB_WINDOWS};
+use crate::upstream::stage::AddedStage;
+
+/// Fewest samples a window needs before its p99 is compared (with fewer, the p99 is the
+/// largest value or next to it).
+pub const MIN_WINDOW_SAMPLES: u64 = 100;
+
+/// What a sample measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// End-to-end duration of a request whose outcome is `ok`.
+    Duration,
+    /// Time to first token.
+    Ttft,
+    /// One stage of the time the proxy adds.
+    Added(AddedStage),
+}
+
+const KINDS: usize = 2 + AddedStage::ALL.len();
+
+impl Measure {
+    fn index(self) -> usize {
+        match self {
+            Measure::Duration => 0,
+            Measure::Ttft => 1,
+            Measure::Added(s) => 2 + s.index(),
+        }
+    }
+
+    /// The `measure` label: `duration`, `ttft`, `added_<stage>`.
+    pub fn name(self) -> String {
+        match self {
+            Measure::Duration => "duration".into(),
+            Measure::Ttft => "ttft".into(),
+            Measure::Added(s) => s.measure(),
+        }
+    }
+
+    /// Every measure a scenario can have, in report order.
+    pub fn all() -> impl Iterator<Item = Measure> {
+        [Measure::Duration, Measure::Ttft]
+            .into_iter()
+            .chain(AddedStage::ALL.iter().map(|s| Measure::Added(*s)))
+    }
+
+    /// Whether a scenario that streams (or not) in a soak that is two-sided (or not) has it.
+    pub fn applies(self, stream: bool, two_sided: bool) -> bool {
+        match self {
+            Measure::Duration => true,
+            Measure::Ttft => stream,
+            Measure::Added(s) => two_sided && (stream || !s.streams_only()),
+        }
+    }
+}
+
+/// What the creep measures need to know of a scenario.
+#[derive(Debug, Clone)]
+pub struct CreepScenario {
+    pub name: String,
+    /// Its requests stream (it has a TTFT).
+    pub stream: bool,
+}
+
+/// One measure of one scenario.
+struct Track {
+    name: String,
+    hist: Mutex<WindowedHistogram>,
+    /// `soakd_creep_ratio{scenario,measure}`, resolved when it first has a value.
+    gauge: Mutex<Option<Gauge>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The measures of one scenario, shared with its recorders.
+pub struct ScenarioCreep {
+    name: String,
+    start: Instant,
+    windows: Windows,
+    tracks: Vec<Option<Track>>,
+}
+
+impl ScenarioCreep {
+    /// Records one sample of `measure` now; ignored during the warm-up and for a measure the
+    /// scenario does not have.
+    pub fn record(&self, measure: Measure, d: Duration) {
+        let Some(t) = &self.tracks[measure.index()] else {
+            return;
+        };
+        let Some(slot) = self.windows.slot(self.start.elapsed()) else {
+            return;
+        };
+        lock(&t.hist).record(slot, d);
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The run's creep measures.
+pub struct Creep {
+    windows: Windows,
+    start: Instant,
+    scenarios: Vec<Arc<ScenarioCreep>>,
+    ratio: Option<GaugeVec>,
+}
+
+/// p99 and sample count of one window of one measure.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowStat {
+    pub count: u64,
+    /// Seconds; 0 without samples.
+    pub p99: f64,
+}
+
+/// One measure of one scenario in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreepMeasure {
+    pub scenario: String,
+    pub measure: String,
+    /// The first window, once it is complete.
+    pub first: Option<WindowStat>,
+    /// The last full window, once there is one after the first.
+    pub last: Option<WindowStat>,
+    /// Last p99 ÷ first p99, once both windows hold [`MIN_WINDOW_SAMPLES`].
+    pub ratio: Option<f64>,
+}
+
+/// The creep part of `/status` and the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreepReport {
+    /// `creep_window`, seconds.
+    pub window_secs: f64,
+    /// How far the last window moves at a time, seconds.
+    pub step_secs: f64,
+    /// Where the first window lies.
+    pub first: Span,
+    /// Whether the first window is complete.
+    pub first_complete: bool,
+    /// The last full window, once there is one after the first.
+    pub last: Option<Span>,
+    /// Seconds into the run from which the two windows can be compared.
+    pub comparable_from_secs: f64,
+    pub measures: Vec<CreepMeasure>,
+}
+
+impl Creep {
+    /// Measures for `scenarios` (in engine order), windows `windows`, from now on. `ratio`
+    /// is the `soakd_creep_ratio` family (`None` in tests that export nothing).
+    pub fn new(
+        windows: Windows,
+        scenarios: &[CreepScenario],
+        two_sided: bool,
+        ratio: Option<GaugeVec>,
+    ) -> Self {
+        let start = Instant::now();
+        let scenarios = scenarios
+            .iter()
+            .map(|s| {
+                let mut tracks: Vec<Option<Track>> = (0..KINDS).map(|_| None).collect();
+                for m in Measure::all().filter(|m| m.applies(s.stream, two_sided)) {
+                    tracks[m.index()] = Some(Track {
+                        name: m.name(),
+                        hist: Mutex::default(),
+                        gauge: Mutex::new(None),
+                    });
+                }
+                Arc::new(ScenarioCreep {
+                    name: s.name.clone(),
+                    start,
+                    windows,
+                    tracks,
+                })
+            })
+            .collect();
+        Creep {
+            windows,
+            start,
+            scenarios,
+            ratio,
+        }
+    }
+
+    /// The recorder of scenario `name`.
+    pub fn scenario(&self, name: &str) -> Option<Arc<ScenarioCreep>> {
+        self.scenarios.iter().find(|s| s.name == name).cloned()
+    }
+
+    /// Where the windows lie.
+    pub fn windows(&self) -> Windows {
+        self.windows
+    }
+
+    /// `(scenario, measure)` of every measure, in report order (the creep thresholds).
+    pub fn names(&self) -> Vec<(String, String)> {
+        self.scenarios
+            .iter()
+            .flat_map(|s| {
+                s.tracks
+                    .iter()
+                    .flatten()
+                    .map(|t| (s.name.clone(), t.name.clone()))
+            })
+            .collect()
+    }
+
+    /// Heap bytes the windows hold now.
+    pub fn heap_bytes(&self) -> usize {
+        self.scenarios
+            .iter()
+            .flat_map(|s| s.tracks.iter().flatten())
+            .map(|t| lock(&t.hist).heap_bytes())
+            .sum()
+    }
+
+    /// The measures now, with every window moved on to the present; sets (or removes) each
+    /// measure's `soakd_creep_ratio` gauge to match.
+    pub fn report(&self) -> CreepReport {
+        let slot = self.windows.slot(self.start.elapsed());
+        let mut measures = Vec::new();
+        for s in &self.scenarios {
+            for t in s.tracks.iter().flatten() {
+                let (first, last) = {
+                    let mut h = lock(&t.hist);
+                    if let Some(slot) = slot {
+                        h.advance(slot);
+                    }
+                    let first = h.first_complete().then(|| {
+                        let (count, p99) = h.first().map_or((0, 0.0), count_p99);
+                        WindowStat { count, p99 }
+                    });
+                    let last = h.last().map(|l| {
+                        let (count, p99) = count_p99(&l);
+                        WindowStat { count, p99 }
+                    });
+                    (first, last)
+                };
+                let ratio = ratio(first, last);
+                self.publish(&s.name, t, ratio);
+                measures.push(CreepMeasure {
+                    scenario: s.name.clone(),
+                    measure: t.name.clone(),
+                    first,
+                    last,
+                    ratio,
+                });
+            }
+        }
+        CreepReport {
+            window_secs: self.windows.window.as_secs_f64(),
+            step_secs: self.windows.slot_len().as_secs_f64(),
+            first: self.windows.first(),
+            first_complete: slot.is_some_and(|s| s >= SUB_WINDOWS),
+            last: slot.and_then(|s| self.windows.last(s)),
+            comparable_from_secs: self.windows.needed().as_secs_f64(),
+            measures,
+        }
+    }
+
+    fn publish(&self, scenario: &str, t: &Track, ratio: Option<f64>) {
+        let Some(family) = &self.ratio else {
+            return;
+        };
+        let mut g = lock(&t.gauge);
+        match (ratio, g.as_ref()) {
+            (Some(r), Some(gauge)) => gauge.set(r),
+            (Some(r), None) => {
+                let gauge = family.with_label_values(&[scenario, &t.name]);
+                gauge.set(r);
+                *g = Some(gauge);
+            }
+            (None, Some(_)) => {
+                let _ = family.remove_label_values(&[scenario, &t.name]);
+                *g = None;
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+impl CreepReport {
+    /// The summary's creep block: the two windows, then one row per measure with each
+    /// window's p99 and sample count and the ratio.
+    pub fn text(&self) -> String {
+        use crate::report::{fmt_elapsed, fmt_secs};
+        use std::fmt::Write;
+        let span = |s: &Span| format!("{}–{}", fmt_elapsed(s.from_secs), fmt_elapsed(s.to_secs));
+        let window = crate::units::fmt_duration(Duration::from_secs_f64(self.window_secs));
+        let mut out = format!(
+            "  creep (p99 per {window} window): first {}, last {}\n",
+            span(&self.first),
+            self.last.as_ref().map_or_else(
+                || format!(
+                    "none yet (compared from {} into the run)",
+                    fmt_elapsed(self.comparable_from_secs)
+                ),
+                span
+            ),
+        );
+        let name_w = self
+            .measures
+            .iter()
+            .map(|m| m.scenario.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        let measure_w = self
+            .measures
+            .iter()
+            .map(|m| m.measure.len())
+            .max()
+            .unwrap_or(0)
+            .max(7);
+        let cell = |w: &Option<WindowStat>| {
+            w.map_or_else(
+                || "-".to_string(),
+                |w| format!("{:>9} n={:<7}", fmt_secs(w.p99), w.count),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "    {:<name_w$}  {:<measure_w$}  {:<19}  {:<19}  ratio",
+            "scenario", "measure", "first", "last"
+        );
+        for m in &self.measures {
+            let _ = writeln!(
+                out,
+                "    {:<name_w$}  {:<measure_w$}  {:<19}  {:<19}  {}",
+                m.scenario,
+                m.measure,
+                cell(&m.first),
+                cell(&m.last),
+                m.ratio.map_or("-".to_string(), |r| format!("×{r:.2}")),
+            );
+        }
+        out
+    }
+}
+
+/// Last p99 ÷ first p99, when both windows hold enough samples.
+fn ratio(first: Option<WindowStat>, last: Option<WindowStat>) -> Option<f64> {
+    let (f, l) = (first?, last?);
+    (f.count >= MIN_WINDOW_SAMPLES && l.count >= MIN_WINDOW_SAMPLES && f.p99 > 0.0)
+        .then(|| l.p99 / f.p99)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenarios() -> Vec<CreepScenario> {
+        vec![
+            CreepScenario {
+                name: "chat".into(),
+                stream: true,
+            },
+            CreepScenario {
+                name: "embed".into(),
+                stream: false,
+            },
+        ]
+    }
+
+    fn windows() -> Windows {
+        Windows {
+            warmup: Duration::from_secs(5),
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn measures_follow_the_scenario_and_the_stage_list() {
+        let c = Creep::new(windows(), &scenarios(), false, None);
+        let names = c.names();
+        assert_eq!(
+            names,
+            [
+                ("chat", "duration"),
+                ("chat", "ttft"),
+                ("embed", "duration")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let two = Creep::new(windows(), &scenarios(), true, None);
+        let n: Vec<String> = two.names().into_iter().map(|(s, m)| s + ":" + &m).collect();
+        // Every stage of the one list, streams-only stages for the streaming scenario only.
+        let mut want = vec!["chat:duration".to_string(), "chat:ttft".into()];
+        want.extend(
+            AddedStage::ALL
+                .iter()
+                .map(|s| format!("chat:{}", s.measure())),
+        );
+        want.push("embed:duration".into());
+        want.extend(
+            AddedStage::ALL
+                .iter()
+                .filter(|s| !s.streams_only())
+                .map(|s| format!("embed:{}", s.measure())),
+        );
+        assert_eq!(n, want);
+        assert!(want.contains(&"chat:added_first_token".to_string()));
+        assert!(!want.contains(&"embed:added_chunk".to_string()));
+    }
+
+    fn family() -> (prometheus::Registry, GaugeVec) {
+        let reg = prometheus::Registry::new();
+        let family = GaugeVec::new(
+            prometheus::Opts::new("soakd_creep_ratio", "test"),
+            &["scenario", "measure"],
+        )
+        .unwrap();
+        reg.register(Box::new(family.clone())).unwrap();
+        (reg, family)
+    }
+
+    /// `(scenario, measure, value)` of every exported ratio.
+    fn exported(reg: &prometheus::Registry) -> Vec<(String, String, f64)> {
+        reg.gather()
+            .iter()
+            .flat_map(|f| f.get_metric().to_vec())
+            .map(|m| {
+                let l = m.get_label();
+                (
+                    l[1].value().to_string(),
+                    l[0].value().to_string(),
+                    m.get_gauge().get_value(),
+                )
+            })
+            .collect()
+    }
+
+    /// On tokio's paused clock: a TTFT that grows by 20 ms a minute is later in the last
+    /// window by what the drift says; a steady duration is not; the warm-up is not counted;
+    /// the gauges follow.
+    #[tokio::test(start_paused = true)]
+    async fn a_drift_shows_in_the_ratio_and_a_steady_measure_does_not() {
+        let (reg, family) = family();
+        let c = Creep::new(windows(), &scenarios(), false, Some(family));
+        let chat = c.scenario("chat").unwrap();
+        let tick = Duration::from_millis(100);
+        let mut t = Duration::ZERO;
+        while t < Duration::from_secs(150) {
+            // TTFT: 50 ms + 20 ms per minute of run time; duration: 100 ms flat.
+            let ttft = Duration::from_secs_f64(0.050 + 0.020 * t.as_secs_f64() / 60.0);
+            chat.record(Measure::Ttft, ttft);
+            chat.record(Measure::Duration, Duration::from_millis(100));
+            // A huge value inside the warm-up would dominate the first window if counted.
+            if t < Duration::from_secs(5) {
+                chat.record(Measure::Duration, Duration::from_secs(30));
+            }
+            if t == Duration::from_secs(120) {
+                // Before warmup + 2 windows nothing is compared, and nothing is exported.
+                let r = c.report();
+                assert!(r.first_complete && r.last.is_none());
+                assert!(r.measures.iter().all(|m| m.ratio.is_none()));
+                assert!(exported(&reg).is_empty());
+            }
+            tokio::time::advance(tick).await;
+            t += tick;
+        }
+        let r = c.report();
+        assert_eq!(
+            r.first,
+            Span {
+                from_secs: 5.0,
+                to_secs: 65.0
+            }
+        );
+        // 150 s in, slot 14 (10 s slots from 5 s) is in progress: the last window is 85..145.
+        assert_eq!(
+            r.last,
+            Some(Span {
+                from_secs: 85.0,
+                to_secs: 145.0
+            })
+        );
+        assert_eq!((r.window_secs, r.step_secs), (60.0, 10.0));
+        assert_eq!(r.comparable_from_secs, 125.0);
+        let get = |m: &str| {
+            r.measures
+                .iter()
+                .find(|x| x.scenario == "chat" && x.measure == m)
+                .unwrap()
+        };
+        let ttft = get("ttft");
+        let (f, l) = (ttft.first.unwrap(), ttft.last.unwrap());
+        assert_eq!((f.count, l.count), (600, 600));
+        // The p99 of each window is the value near its end: 64.4 s and 144.4 s in.
+        let at = |secs: f64| 0.050 + 0.020 * secs / 60.0;
+        assert!((f.p99 - at(64.4)).abs() < at(64.4) * 0.01, "{f:?}");
+        assert!((l.p99 - at(144.4)).abs() < at(144.4) * 0.01, "{l:?}");
+        assert_eq!(ttft.ratio, Some(l.p99 / f.p99));
+        assert!(ttft.ratio.unwrap() > 1.3, "{ttft:?}");
+        let dur = get("duration");
+        assert_eq!(
+            dur.first.unwrap().count,
+            600,
+            "warm-up samples are not counted"
+        );
+        assert!((dur.ratio.unwrap() - 1.0).abs() < 0.01, "{dur:?}");
+        // The embeddings scenario had no samples: windows complete but empty, no ratio.
+        let embed = r.measures.iter().find(|m| m.scenario == "embed").unwrap();
+        assert_eq!(embed.first, Some(WindowStat { count: 0, p99: 0.0 }));
+        assert_eq!(embed.ratio, None);
+        // One gauge per measure with a ratio.
+        let mut g = exported(&reg);
+        g.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            g,
+            [
+                ("chat".into(), "duration".into(), dur.ratio.unwrap()),
+                ("chat".into(), "ttft".into(), ttft.ratio.unwrap())
+            ]
+        );
+        assert_eq!(c.heap_bytes(), 2 * BYTES_PER_MEASURE, "chat's two measures");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn few_samples_give_no_ratio_and_a_silent_stretch_removes_the_gauge() {
+        let (reg, family) = family();
+        let c = Creep::new(windows(), &scenarios(), false, Some(family));
+        let (chat, embed) = (c.scenario("chat").unwrap(), c.scenario("embed").unwrap());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..200 {
+            embed.record(Measure::Duration, Duration::from_millis(10));
+            // Not a measure of a non-streaming scenario: ignored.
+            embed.record(Measure::Ttft, Duration::from_millis(10));
+        }
+        // 99 samples in chat's first window: too few for a p99.
+        for _ in 0..99 {
+            chat.record(Measure::Duration, Duration::from_millis(10));
+        }
+        tokio::time::advance(Duration::from_secs(60)).await;
+        for _ in 0..200 {
+            embed.record(Measure::Duration, Duration::from_millis(20));
+            chat.record(Measure::Duration, Duration::from_millis(20));
+        }
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let r = c.report();
+        let find = |s: &str| {
+            r.measures
+                .iter()
+                .find(|m| m.scenario == s && m.measure == "duration")
+                .unwrap()
+                .clone()
+        };
+        let chat_d = find("chat");
+        assert_eq!(chat_d.first.unwrap().count, 99);
+        assert_eq!(chat_d.last.unwrap().count, 200);
+        assert_eq!(chat_d.ratio, None);
+        let embed_d = find("embed");
+        assert!((embed_d.ratio.unwrap() - 2.0).abs() < 0.02, "{embed_d:?}");
+        assert_eq!(exported(&reg).len(), 1, "embed's duration only");
+        // A minute of silence: the last window is empty, its gauge goes away.
+        tokio::time::advance(Duration::from_secs(70)).await;
+        let r = c.report();
+        assert!(r.measures.iter().all(|m| m.ratio.is_none()));
+        assert!(exported(&reg).is_empty());
+    }
+}
