@@ -24,9 +24,11 @@ use crate::monitor::{Monitor, Resource};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
+use crate::stats::creep::{Creep, CreepScenario};
+use crate::stats::window::Windows;
 use crate::stats::Stats;
 use crate::upstream::{Tracker, Upstream};
-use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
+use crate::verdict::{creep_threshold_name, leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
@@ -167,6 +169,26 @@ impl App {
             }
         };
         let client = crate::client::build_http_client(&config.client)?;
+        // Creep is measured from here: the first window starts `[monitor] warmup` from now.
+        let creep = config.thresholds.creep_window.map(|window| {
+            let scenarios: Vec<CreepScenario> = config
+                .scenarios
+                .iter()
+                .map(|s| CreepScenario {
+                    name: s.name.clone(),
+                    stream: s.stream,
+                })
+                .collect();
+            Arc::new(Creep::new(
+                Windows {
+                    warmup: config.monitor.warmup,
+                    window,
+                },
+                &scenarios,
+                config.upstream.is_some(),
+                Some(metrics.creep_ratio.clone()),
+            ))
+        });
         let (two_sided, upstream) = match &config.upstream {
             None => (None, None),
             Some(u) => {
@@ -180,6 +202,9 @@ impl App {
                 );
                 if let Some((name, scale)) = &u.overhead_header {
                     tracker = tracker.with_overhead_header(name.clone(), *scale);
+                }
+                if let Some(c) = &creep {
+                    tracker = tracker.with_creep(c);
                 }
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
@@ -197,7 +222,10 @@ impl App {
                 (Some(tracker), Some(up))
             }
         };
-        let stats = Arc::new(Stats::new());
+        let stats = Arc::new(match &creep {
+            Some(c) => Stats::with_creep(c.clone()),
+            None => Stats::new(),
+        });
         let signals = Arc::new(LoadSignals::for_scenarios(
             config.scenarios.iter().map(|s| s.name.clone()).collect(),
         ));
@@ -262,6 +290,12 @@ impl App {
                     let name = leak_threshold_name(&p.name, r.as_str());
                     metrics.threshold_passing.with_label_values(&[&name]).set(1);
                 }
+            }
+        }
+        if let (Some(c), Some(_)) = (&creep, &config.thresholds.creep) {
+            for (scenario, measure) in c.names() {
+                let name = creep_threshold_name(&scenario, &measure);
+                metrics.threshold_passing.with_label_values(&[&name]).set(1);
             }
         }
         Ok(App {

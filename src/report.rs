@@ -19,6 +19,7 @@ use crate::monitor::settings::SELF_NAME;
 use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
+use crate::stats::creep::CreepReport;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::fmt_bytes;
 use crate::upstream::{ProxyReport, Tracker};
@@ -88,6 +89,9 @@ pub struct Snapshot {
     /// The two-sided soak, while `[upstream]` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyReport>,
+    /// First and last full `creep_window` of each scenario's p99s, unless creep is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creep: Option<CreepReport>,
     pub thresholds: Vec<ThresholdResult>,
 }
 
@@ -140,6 +144,7 @@ impl Snapshot {
                 .map(rss_growth_per_hour)
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
+            creep: self.creep.clone(),
         }
     }
 }
@@ -377,6 +382,7 @@ impl RunView {
             scenarios,
             monitor: self.p.monitor.as_ref().map(|m| m.snapshot()),
             proxy: self.p.proxy.as_ref().map(|(t, addr)| t.report(addr)),
+            creep: self.p.stats.creep().map(|c| c.report()),
             thresholds: lock(&self.thresholds).clone(),
         }
     }
@@ -612,6 +618,9 @@ impl Summary {
         if let Some(p) = &s.proxy {
             out.push_str(&p.text());
         }
+        if let Some(c) = &s.creep {
+            out.push_str(&c.text());
+        }
         let width = s
             .thresholds
             .iter()
@@ -766,6 +775,7 @@ mod tests {
             scenarios: vec![],
             monitor,
             proxy: None,
+            creep: None,
             thresholds: vec![],
         }
     }

@@ -16,7 +16,8 @@
 //! takes its default, key by key (a config that sets only `p99_ttft` keeps all three):
 //! - `error_ratio` = 0.05 ([`DEFAULT_ERROR_RATIO`]);
 //! - `max_dropped` = 0 ([`DEFAULT_MAX_DROPPED`]): a saturated generator makes the soak invalid;
-//! - `leak_verdicts` = true.
+//! - `leak_verdicts` = true;
+//! - creep is judged with `max_creep_ratio` = 1.5 and `min_creep` = 50 ms.
 //!
 //! A failure of a defaulted threshold says so in its message, with the key that changes it.
 //!
@@ -38,6 +39,16 @@
 //! An explicit `rss_growth_per_hour` keeps its own, stricter rule side by side with these: it
 //! judges one process's RSS slope against a fixed limit and fails at the end when there is not
 //! enough data to fit a slope, where a leak verdict that could not be made is only "not judged".
+//!
+//! # Creep
+//! Unless `creep_window = "off"`, the run measures each scenario's p99 request duration, TTFT
+//! and (two-sided) proxy-added time per stage in the first full `creep_window` after
+//! `[monitor] warmup` and in the last full one ([`crate::stats::creep`]). When creep is
+//! judged (by default, or when `max_creep_ratio` or `min_creep` is set; the other then takes
+//! its default) every measure is a threshold `creep:SCENARIO:MEASURE` that fails when the last
+//! p99 is more than `max_creep_ratio` times the first AND more than `min_creep` above it
+//! ([`creep`]); without two full windows, or with fewer than 100 samples in one, it is pending
+//! during the run and not judged at the end.
 //!
 //! # Live and final evaluation
 //! Each result is in one of four states ([`ThresholdStatus`]):
@@ -70,9 +81,11 @@ use std::time::Duration;
 
 use crate::units::{fmt_bytes, trim_num};
 
+pub mod creep;
 pub mod leak;
 pub mod settings;
 
+pub use creep::{creep_threshold_name, CreepRules};
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
@@ -102,6 +115,8 @@ pub struct VerdictInputs {
     pub rss_growth_per_hour: BTreeMap<String, Option<f64>>,
     /// The monitor's leak verdict per process and resource, soakd's own included.
     pub leaks: Vec<LeakInput>,
+    /// The creep measures, when the run measures creep.
+    pub creep: Option<crate::stats::creep::CreepReport>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -147,8 +162,8 @@ pub struct ThresholdResult {
     /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
     /// its own thresholds (`[monitor.thresholds]`) in two windows.
     pub limit: Option<f64>,
-    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
-    /// `per_hour` (fds, threads).
+    /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour`,
+    /// `per_hour` (fds, threads) or `factor` (creep: last p99 ÷ first p99).
     pub unit: &'static str,
     /// Human-readable explanation, e.g. `p99_ttft 2.41s > 2s (exceeded by 0.41s)`.
     pub message: String,
@@ -191,6 +206,7 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    Factor,
 }
 
 impl Unit {
@@ -201,6 +217,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Factor => "factor",
         }
     }
 
@@ -211,6 +228,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Factor => format!("×{}", trim_num(v, 2)),
         }
     }
 
@@ -290,7 +308,7 @@ impl Thresholds {
     /// True when no threshold is configured and leak verdicts are off (`abort_on_fail` alone
     /// does not count).
     pub fn is_empty(&self) -> bool {
-        self.names().is_empty() && !self.leak_verdicts
+        self.names().is_empty() && !self.leak_verdicts && self.creep.is_none()
     }
 
     /// Names of the configured fixed thresholds, in evaluation order. The leak thresholds
@@ -374,6 +392,9 @@ impl Thresholds {
                     .map(|l| leak::judge(l, final_)),
             );
         }
+        if let (Some(rules), Some(report)) = (&self.creep, &i.creep) {
+            out.extend(creep::judge(rules, report, final_));
+        }
         for r in out.iter_mut().filter(|r| !r.passed) {
             if let Some(hint) = self.default_hint(&r.name) {
                 r.message.push_str(&hint);
@@ -386,6 +407,8 @@ impl Thresholds {
     fn default_hint(&self, name: &str) -> Option<String> {
         let key = if name.starts_with(leak::PREFIX) {
             "leak"
+        } else if name.starts_with(creep::PREFIX) {
+            "creep"
         } else {
             name
         };
@@ -402,6 +425,9 @@ impl Thresholds {
                           invalid; raise max_dropped or the in-flight cap, or set defaults = false)"
                     .to_owned()
             }
+            "creep" => " (creep is judged by default: set [thresholds] max_creep_ratio and \
+                         min_creep, creep_window = \"off\", or defaults = false)"
+                .to_owned(),
             _ => " (leak verdicts are on by default: set fail_on_leak = false on the process, \
                   or [thresholds] leak_verdicts = false)"
                 .to_owned(),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::creep::{CreepRules, DEFAULT_MAX_CREEP_RATIO, DEFAULT_MIN_CREEP};
 use crate::units::{self, ConfigError};
 
 /// Default for [`RawThresholds::min_requests`].
@@ -13,13 +14,18 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
 /// `max_dropped` when the config does not set it (and `defaults` is not false): none, because
 /// a saturated generator makes the soak invalid.
 pub const DEFAULT_MAX_DROPPED: u64 = 0;
+/// `creep_window` when the config does not set it.
+pub const DEFAULT_CREEP_WINDOW: Duration = Duration::from_secs(600);
+/// Shortest `creep_window`: the last window moves in sixths of it, at least a second.
+pub const MIN_CREEP_WINDOW: Duration = Duration::from_secs(6);
 
 /// The `[thresholds]` section as written in the config file.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawThresholds {
     /// Apply the default thresholds to every key left unset (default true): `error_ratio`
-    /// 0.05, `max_dropped` 0 and `leak_verdicts` true. `false` turns every default off.
+    /// 0.05, `max_dropped` 0, `leak_verdicts` true and creep judged (`max_creep_ratio` 1.5,
+    /// `min_creep` 50ms). `false` turns every default off.
     pub defaults: Option<bool>,
     /// A monitored process's `leak` verdict (rss, fds or threads) at the end fails the run
     /// (default: on, unless `defaults = false`). soakd's own verdict never fails the run.
@@ -45,6 +51,19 @@ pub struct RawThresholds {
     /// Ratios are judged live only after this many requests (default 100); the final
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
+    /// Length of the two windows creep compares, per scenario: the first full one after
+    /// `[monitor] warmup` and the last full one, e.g. `"10m"` (the default); `"off"` measures
+    /// no creep. A run needs `warmup + 2 × creep_window` of load to judge it.
+    pub creep_window: Option<String>,
+    /// A measure (p99 of request duration, TTFT, or a proxy-added stage) fails when its last
+    /// window's p99 is more than this many times its first window's AND more than `min_creep`
+    /// above it (default 1.5 when creep is judged: by default, or when this or `min_creep` is
+    /// set).
+    pub max_creep_ratio: Option<f64>,
+    /// The absolute floor of creep, a duration such as `"50ms"` (the default when creep is
+    /// judged): a measure fails only when its p99 grew by more than this and by more than
+    /// `max_creep_ratio`.
+    pub min_creep: Option<String>,
 }
 
 impl RawThresholds {
@@ -83,6 +102,63 @@ impl RawThresholds {
             Some(v) => v,
             None => default_for("leak"),
         };
+        let creep_window = match self.creep_window.as_deref().map(str::trim) {
+            None => Some(DEFAULT_CREEP_WINDOW),
+            Some("off") => None,
+            Some(v) => {
+                let d = units::positive_duration("thresholds.creep_window", v)?;
+                if d < MIN_CREEP_WINDOW {
+                    return Err(ConfigError::invalid(
+                        "thresholds.creep_window",
+                        v,
+                        "must be at least 6s (the last window moves in sixths of it), or \"off\"",
+                    ));
+                }
+                Some(d)
+            }
+        };
+        let max_ratio = self
+            .max_creep_ratio
+            .map(|v| {
+                if v.is_finite() && v > 1.0 {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::invalid(
+                        "thresholds.max_creep_ratio",
+                        v,
+                        "must be a number greater than 1 (the last p99 over the first)",
+                    ))
+                }
+            })
+            .transpose()?;
+        let min_creep = self
+            .min_creep
+            .as_deref()
+            .map(|v| units::duration("thresholds.min_creep", v))
+            .transpose()?;
+        let set = max_ratio.is_some() || min_creep.is_some();
+        if set && creep_window.is_none() {
+            let key = if max_ratio.is_some() {
+                "thresholds.max_creep_ratio"
+            } else {
+                "thresholds.min_creep"
+            };
+            let value = self
+                .max_creep_ratio
+                .map(|v| v.to_string())
+                .or_else(|| self.min_creep.clone())
+                .unwrap_or_default();
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                "judges creep, but creep_window = \"off\" measures none",
+            ));
+        }
+        let creep_judged = creep_window.is_some() && (set || default_for("creep"));
+        let creep = creep_judged.then(|| CreepRules {
+            max_ratio: max_ratio.unwrap_or(DEFAULT_MAX_CREEP_RATIO),
+            min_creep: min_creep.unwrap_or(DEFAULT_MIN_CREEP),
+        });
         let truncated_ratio = self
             .truncated_ratio
             .map(|v| units::fraction("thresholds.truncated_ratio", v))
@@ -119,6 +195,8 @@ impl RawThresholds {
             rss_growth_per_hour,
             rss_process,
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+            creep_window,
+            creep,
         })
     }
 }
@@ -142,7 +220,7 @@ pub struct Thresholds {
     /// with `fail_on_leak = false`).
     pub leak_verdicts: bool,
     /// Thresholds that hold their default because the config left them unset: any of
-    /// `error_ratio`, `dropped`, `leak`.
+    /// `error_ratio`, `dropped`, `leak`, `creep`.
     pub defaulted: Vec<&'static str>,
     /// Limit on RSS growth of [`Thresholds::rss_process`], in bytes per hour.
     pub rss_growth_per_hour: Option<u64>,
@@ -150,4 +228,8 @@ pub struct Thresholds {
     pub rss_process: String,
     /// Ratios are judged live only once their denominator reaches this count.
     pub min_requests: u64,
+    /// The creep windows' length; `None` when `creep_window = "off"` (no creep measured).
+    pub creep_window: Option<Duration>,
+    /// How creep is judged; `None` when it is not.
+    pub creep: Option<CreepRules>,
 }
