@@ -317,22 +317,24 @@ impl Creep {
 
 impl CreepReport {
     /// The summary's creep block: the two windows, then one row per measure with each
-    /// window's p99 and sample count and the ratio.
+    /// window's p99 and sample count and the ratio; one line while there is no last window.
     pub fn text(&self) -> String {
         use crate::report::{fmt_elapsed, fmt_secs};
         use std::fmt::Write;
         let span = |s: &Span| format!("{}–{}", fmt_elapsed(s.from_secs), fmt_elapsed(s.to_secs));
         let window = crate::units::fmt_duration(Duration::from_secs_f64(self.window_secs));
+        let Some(last) = &self.last else {
+            return format!(
+                "  creep (p99 per {window} window): not compared: the first window is {}, the \
+                 last full one lies after it from {} into the run\n",
+                span(&self.first),
+                fmt_elapsed(self.comparable_from_secs)
+            );
+        };
         let mut out = format!(
             "  creep (p99 per {window} window): first {}, last {}\n",
             span(&self.first),
-            self.last.as_ref().map_or_else(
-                || format!(
-                    "none yet (compared from {} into the run)",
-                    fmt_elapsed(self.comparable_from_secs)
-                ),
-                span
-            ),
+            span(last)
         );
         let name_w = self
             .measures
@@ -550,6 +552,15 @@ mod tests {
             ]
         );
         assert_eq!(c.heap_bytes(), 2 * BYTES_PER_MEASURE, "chat's two measures");
+        assert_eq!(
+            r.text(),
+            "  creep (p99 per 1m window): first 0m05s–1m05s, last 1m25s–2m25s
+    scenario  measure   first                last                 ratio
+    chat      duration    100.4ms n=600        100.4ms n=600      ×1.00
+    chat      ttft         71.7ms n=600         98.3ms n=600      ×1.37
+    embed     duration          - n=0                - n=0        -
+"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -574,6 +585,12 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(60)).await;
         let r = c.report();
+        let early = Creep::new(windows(), &scenarios(), false, None).report();
+        assert_eq!(
+            early.text(),
+            "  creep (p99 per 1m window): not compared: the first window is 0m05s–1m05s, the last \
+             full one lies after it from 2m05s into the run\n"
+        );
         let find = |s: &str| {
             r.measures
                 .iter()

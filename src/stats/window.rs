@@ -65,12 +65,13 @@ impl Windows {
     /// The slot a moment `since_start` into the run falls in; `None` during the warm-up.
     pub fn slot(&self, since_start: Duration) -> Option<u64> {
         let after = since_start.checked_sub(self.warmup)?;
-        let len = self.slot_len().as_nanos().max(1);
-        Some(u64::try_from(after.as_nanos() / len).unwrap_or(u64::MAX))
+        // In whole nanoseconds: window / SUB_WINDOWS need not be a whole number of them.
+        let n = after.as_nanos() * u128::from(SUB_WINDOWS) / self.window.as_nanos().max(1);
+        Some(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
     fn at(&self, slot: u64) -> f64 {
-        self.warmup.as_secs_f64() + self.slot_len().as_secs_f64() * slot as f64
+        self.warmup.as_secs_f64() + self.window.as_secs_f64() * slot as f64 / SUB_WINDOWS as f64
     }
 
     /// The first window.
@@ -92,7 +93,7 @@ impl Windows {
 
     /// Time from the start of the run until two full windows can be compared.
     pub fn needed(&self) -> Duration {
-        self.warmup + self.slot_len() * (2 * SUB_WINDOWS) as u32
+        self.warmup + self.window * 2
     }
 }
 
@@ -240,6 +241,18 @@ mod tests {
             })
         );
         assert_eq!(w.needed(), Duration::from_secs(130));
+        // 40 s in sixths is not a whole number of nanoseconds: the edges stay exact.
+        let w = Windows {
+            warmup: Duration::from_secs(5),
+            window: Duration::from_secs(40),
+        };
+        assert_eq!(w.slot(Duration::from_millis(44_999)), Some(5));
+        assert_eq!(w.slot(Duration::from_secs(45)), Some(6));
+        assert_eq!(w.first().to_secs, 45.0);
+        assert_eq!(
+            w.last(21).map(|s| (s.from_secs, s.to_secs)),
+            Some((105.0, 145.0))
+        );
     }
 
     #[test]

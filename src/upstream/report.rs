@@ -149,8 +149,8 @@ pub struct ProxyScenario {
     pub coalesced_chunks: u64,
     pub orphans_now: i64,
     pub orphans_total: u64,
-    /// Time the proxy added to this scenario's requests, per stage (empty for `untagged`,
-    /// which is never joined).
+    /// Time the proxy added to this scenario's requests, per stage (no values for
+    /// `untagged`, which is never joined).
     pub added: Added,
 }
 
