@@ -253,7 +253,10 @@ fn live_page_and_report_in_headless_chromium() {
     for r in &creep {
         assert!(r[2].contains(" ms (n="), "{r:?}");
         assert!(r[3].contains(" ms (n="), "{r:?}");
-        assert!(["pass", "fail", "pending"].contains(&r[5].as_str()), "{r:?}");
+        assert!(
+            ["pass", "fail", "pending"].contains(&r[5].as_str()),
+            "{r:?}"
+        );
     }
     // The planned rate is the plan's over the last ~10 s: 30 rps with 3 s of 90 rps in every
     // 10 s is 48/s (43–50 over the 9–10 s the meter spans), neither 30 nor 90.
@@ -703,8 +706,22 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
     assert_eq!(
         creep_rows(&mut b, &tab),
         [
-            ["chat", "duration", "1.02 s (n=30000)", "1.04 s (n=30000)", "×1.02", "pass"],
-            ["chat", "ttft", "213.0 ms (n=30000)", "2.31 s (n=30000)", "×10.85", "fail"]
+            [
+                "chat",
+                "duration",
+                "1.02 s (n=30000)",
+                "1.04 s (n=30000)",
+                "×1.02",
+                "pass"
+            ],
+            [
+                "chat",
+                "ttft",
+                "213.0 ms (n=30000)",
+                "2.31 s (n=30000)",
+                "×10.85",
+                "fail"
+            ]
         ]
     );
     let head = b.eval(
