@@ -5,7 +5,8 @@
  * Draws with uPlot (vendored, see assets/vendor/uplot/README.md). Plain JS, no build step.
  *
  * What was drawn is published in `window.soakd.charts` (per chart: point count, points per
- * series, burst bands, and the end points of each fitted line) for the browser tests and for
+ * series, burst bands, the labels of the shaded spans — the run's states idle, drain,
+ * cooldown, linger — and the end points of each fitted line) for the browser tests and for
  * anyone poking at the page from the console.
  */
 (function () {
@@ -145,6 +146,22 @@
     return out;
   }
 
+  /* Labelled spans to shade (`series.spans`, e.g. the run's states), as {kind, label, from,
+   * to} with an open span ending at the data's end. The load itself is not shaded. */
+  var SPAN_COLORS = {
+    'phase:idle': 'rgba(100, 116, 139, 0.14)', 'phase:drain': 'rgba(249, 115, 22, 0.14)',
+    'phase:cooldown': 'rgba(14, 165, 233, 0.14)', 'phase:linger': 'rgba(168, 85, 247, 0.14)'
+  };
+
+  function shadedSpans(series, block) {
+    var end = block.t.length ? block.t[block.t.length - 1] + block.dt[block.dt.length - 1] / 2 : series.now;
+    return (series.spans || []).filter(function (s) {
+      return SPAN_COLORS[s.kind + ':' + s.label];
+    }).map(function (s) {
+      return { kind: s.kind, label: s.label, from: s.from, to: s.to == null ? Math.max(end, s.from) : s.to };
+    });
+  }
+
   /* x values plus extra lines' end points, each column re-laid on the merged x. Columns get
    * `undefined` at the added x (uPlot draws across it), extra lines only at their ends. */
   function align(x, cols, extras) {
@@ -171,17 +188,28 @@
 
   /* ---------- charts ---------- */
 
-  function bandsPlugin(bands) {
+  function bandsPlugin(bands, spans) {
     return {
       hooks: {
         drawClear: [function (u) {
-          if (!bands.length) return;
+          if (!bands.length && !spans.length) return;
           var ctx = u.ctx;
+          var left = u.bbox.left, right = u.bbox.left + u.bbox.width;
+          var px = function (v) { return u.valToPos(v, 'x', true); };
           ctx.save();
+          spans.forEach(function (s) {
+            var x0 = Math.max(left, px(s.from)), x1 = Math.min(right, px(s.to));
+            if (!(x1 > x0)) return;
+            ctx.fillStyle = SPAN_COLORS[s.kind + ':' + s.label];
+            ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+            ctx.fillStyle = MUTED;
+            ctx.font = Math.round(10 * (window.devicePixelRatio || 1)) + 'px sans-serif';
+            ctx.textBaseline = 'top';
+            if (x1 - x0 > 30) ctx.fillText(s.label, x0 + 3, u.bbox.top + 3);
+          });
           ctx.fillStyle = 'rgba(245, 158, 11, 0.16)';
           bands.forEach(function (b) {
-            var x0 = Math.max(u.bbox.left, u.valToPos(b[0], 'x', true));
-            var x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(b[1], 'x', true));
+            var x0 = Math.max(left, px(b[0])), x1 = Math.min(right, px(b[1]));
             if (x1 > x0) ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
           });
           ctx.restore();
@@ -205,9 +233,13 @@
   }
 
   /* spec: {x, series: [{label, values, color, width, dash, fmt, fill, line}], ticks, zero,
-   *        bands} */
+   *        bands, spans} */
   function drawChart(id, container, spec) {
-    var published = { points: spec.x.length, series: {}, bands: spec.bands.length, lines: {} };
+    var spans = spec.spans || [];
+    var published = {
+      points: spec.x.length, series: {}, bands: spec.bands.length, lines: {},
+      spans: spans.map(function (s) { return s.label; })
+    };
     spec.series.forEach(function (s) {
       published.series[s.label] = countPoints(s.values);
       if (s.line) published.lines[s.label] = ends(spec.x, s.values);
@@ -220,12 +252,15 @@
     if (have && have.sig === sig && have.container === container) {
       have.bands.length = 0;
       spec.bands.forEach(function (b) { have.bands.push(b); });
+      have.spans.length = 0;
+      spans.forEach(function (s) { have.spans.push(s); });
       have.u.setData(data);
       return;
     }
     if (have) have.u.destroy();
     container.textContent = '';
     var bands = spec.bands.slice();
+    var shaded = spans.slice();
     var opts = {
       width: width,
       height: CHART_HEIGHT,
@@ -252,21 +287,21 @@
         };
       })),
       cursor: { drag: { x: true, y: false } },
-      plugins: [bandsPlugin(bands)]
+      plugins: [bandsPlugin(bands, shaded)]
     };
     var u = new uPlot(opts, data, container);
-    charts[id] = { u: u, sig: sig, bands: bands, container: container };
+    charts[id] = { u: u, sig: sig, bands: bands, spans: shaded, container: container };
   }
 
   function emptyChart(id, container, text) {
     if (charts[id]) { charts[id].u.destroy(); delete charts[id]; }
-    state.charts[id] = { points: 0, series: {}, bands: 0, lines: {} };
+    state.charts[id] = { points: 0, series: {}, bands: 0, lines: {}, spans: [] };
     container.innerHTML = '<div class="empty">' + esc(text) + '</div>';
   }
 
-  function rateChart(block, bands) {
+  function rateChart(block, bands, spans) {
     drawChart('rate', el('chart-rate'), {
-      x: block.t, bands: bands, zero: true, ticks: plainTicks,
+      x: block.t, bands: bands, spans: spans, zero: true, ticks: plainTicks,
       series: [
         { label: 'planned', values: block.planned_rps, color: '#8a94a6', dash: [6, 4], fmt: fmtNum },
         { label: 'achieved', values: block.achieved_rps, color: '#2f6fde', width: 2, fmt: fmtNum }
@@ -274,9 +309,9 @@
     });
   }
 
-  function latencyChart(block, bands) {
+  function latencyChart(block, bands, spans) {
     drawChart('latency', el('chart-latency'), {
-      x: block.t, bands: bands, zero: true, ticks: secsTicks,
+      x: block.t, bands: bands, spans: spans, zero: true, ticks: secsTicks,
       series: [
         { label: 'latency p50', values: block.latency_p50, color: '#2f6fde', fmt: fmtSecs },
         { label: 'latency p99', values: block.latency_p99, color: '#2f6fde', dash: [6, 4], fmt: fmtSecs },
@@ -286,21 +321,21 @@
     });
   }
 
-  function outcomesChart(block, bands) {
+  function outcomesChart(block, bands, spans) {
     var names = Object.keys(block.outcomes);
     if (!names.length) return emptyChart('outcomes', el('chart-outcomes'), 'No finished requests yet');
     names.sort(function (a, b) { return a === 'ok' ? -1 : b === 'ok' ? 1 : a < b ? -1 : 1; });
     drawChart('outcomes', el('chart-outcomes'), {
-      x: block.t, bands: bands, zero: true, ticks: plainTicks,
+      x: block.t, bands: bands, spans: spans, zero: true, ticks: plainTicks,
       series: names.map(function (n) {
         return { label: n, values: block.outcomes[n], color: OUTCOME_COLORS[n] || '#444', fmt: fmtNum };
       })
     });
   }
 
-  function streamsChart(block, bands) {
+  function streamsChart(block, bands, spans) {
     drawChart('streams', el('chart-streams'), {
-      x: block.t, bands: bands, zero: true, ticks: plainTicks,
+      x: block.t, bands: bands, spans: spans, zero: true, ticks: plainTicks,
       series: [
         { label: 'open (mean)', values: block.streams_active, color: '#0891b2', width: 2, fmt: fmtNum },
         { label: 'open (max)', values: block.streams_active_max, color: '#0891b2', dash: [4, 4], width: 1, fmt: fmtNum }
@@ -332,7 +367,7 @@
     return [[a, at(a)], [b, at(b)]];
   }
 
-  function processCharts(block, bands, infos) {
+  function processCharts(block, bands, spans, infos) {
     var order = block.processes.slice().sort(function (a, b) {
       return (a.name === 'soakd') - (b.name === 'soakd');
     });
@@ -362,10 +397,10 @@
         });
       });
       drawChart('rss:' + p.name, el('chart-rss-' + i), {
-        x: a.x, bands: bands, zero: false, ticks: bytesTicks, series: series
+        x: a.x, bands: bands, spans: spans, zero: false, ticks: bytesTicks, series: series
       });
       drawChart('res:' + p.name, el('chart-res-' + i), {
-        x: block.t, bands: bands, zero: true, ticks: plainTicks,
+        x: block.t, bands: bands, spans: spans, zero: true, ticks: plainTicks,
         series: [
           { label: 'open fds', values: p.fds, color: '#7c3aed', width: 2, fmt: fmtNum },
           { label: 'threads', values: p.threads, color: '#d97706', width: 2, fmt: fmtNum }
@@ -462,7 +497,7 @@
       if (k !== 'ok' && k !== 'cancelled') errors += status.outcomes[k];
     });
     var items = [
-      ['phase', status.phase],
+      ['phase', report || status.state === 'load' || !status.state ? status.phase : status.state],
       ['elapsed', fmtElapsed(status.elapsed_seconds)],
       [report ? 'achieved rate (avg)' : 'achieved rate (10 s)',
         fmtNum(report ? status.achieved_rate_avg : status.achieved_rate) + ' /s'],
@@ -527,11 +562,12 @@
     var series = last.series, status = last.status, report = state.mode === 'report';
     var block = pickBlock(series, state.view);
     var bands = burstBands(block);
-    rateChart(block, bands);
-    latencyChart(block, bands);
-    outcomesChart(block, bands);
-    streamsChart(block, bands);
-    processCharts(block, bands, series.processes);
+    var spans = shadedSpans(series, block);
+    rateChart(block, bands, spans);
+    latencyChart(block, bands, spans);
+    outcomesChart(block, bands, spans);
+    streamsChart(block, bands, spans);
+    processCharts(block, bands, spans, series.processes);
     verdictTable(series.processes);
     fitsTable(series.processes);
     thresholdTable(status);

@@ -1,8 +1,8 @@
 //! CPU cost of reading one SSE stream with the client's real reader and parser, for each
 //! streaming API: SSE framing + JSON parsing of a 64-chunk answer written by the mock's own
-//! frame writers ([`soakd::mock::sample_stream`]: head, 64 text deltas of 8 characters, tail
-//! with usage and terminator), fed as one network chunk per write, the way the mock (and a
-//! proxy that flushes per event) sends it. Goal (issue 11): ≤ 50 µs of CPU per parsed stream.
+//! frame writers ([`soakd::mock::text_stream_writes`] on the API's default path: head, 64
+//! text deltas of 8 characters, tail with usage and terminator), fed as one network chunk per
+//! write, the way the mock (and a proxy that flushes per event) sends it. Goal (issue 11): ≤ 50 µs of CPU per parsed stream.
 //!
 //! `cargo bench --bench sse` (Criterion, measuring thread CPU time: see `common/cpu_time.rs`).
 //! `cargo test --all-targets` runs each case once.
@@ -50,7 +50,8 @@ fn sse(c: &mut Criterion<ThreadCpu>) {
         ApiKind::OpenAiCompletions,
         ApiKind::AnthropicMessages,
     ] {
-        let chunks = soakd::mock::sample_stream(api, CHUNKS, CHUNK_BYTES);
+        let chunks = soakd::mock::text_stream_writes(api.default_path(), CHUNKS, CHUNK_BYTES)
+            .expect("the mock streams on every streaming API's path");
         assert_eq!(one_stream(api, &chunks), u64::from(CHUNKS));
         let bytes: usize = chunks.iter().map(Bytes::len).sum();
         g.throughput(Throughput::Bytes(bytes as u64));

@@ -2,7 +2,8 @@
 # Runs every check and test of soakd, installing what the tests need when it is missing:
 #   Debian: prometheus (promtool), prometheus-alertmanager (amtool), nginx-light (nginx),
 #           chromium (the live page and report tests, tests/page.rs); kubectl must be present
-#   PyPI:   kubernetes-validate
+#   PyPI:   kubernetes-validate, grafana-foundation-sdk (the version grafana/generate_dashboards.py
+#           pins)
 # Usage: scripts/test.sh            (from anywhere in the repository)
 # Everything the tests start listens on 127.0.0.1 only and stops by itself.
 set -euo pipefail
@@ -52,7 +53,21 @@ if ! command -v kubernetes-validate >/dev/null; then
   python3 -m pip install -q kubernetes-validate || die "pip install kubernetes-validate failed"
 fi
 command -v kubernetes-validate >/dev/null || die "kubernetes-validate not on PATH after pip install"
+# Grafana's SDK, at the version the dashboard generator pins (tests/dashboards.rs runs it).
+sdk_req=$(python3 grafana/generate_dashboards.py --requirement)
+sdk_have() {
+  [ "grafana-foundation-sdk==$(python3 -c 'import importlib.metadata as m
+print(m.version("grafana-foundation-sdk"))' 2>/dev/null)" = "$sdk_req" ]
+}
+if ! sdk_have; then
+  log "installing $sdk_req (pip)"
+  python3 -m pip install -q "$sdk_req" || die "pip install $sdk_req failed"
+fi
+sdk_have || die "$sdk_req not importable after pip install"
 
+log "import graph (no cycle between modules)"
+python3 scripts/import-graph.py --self-test
+python3 scripts/import-graph.py
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"

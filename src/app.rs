@@ -6,6 +6,11 @@
 //! early (exit 2); [`App::run`] only spawns and waits. The admin server, the monitor and the
 //! once-a-second ticker (recent rate, progress line, live thresholds) run on a separate OS
 //! thread with its own runtime, off the load path.
+//!
+//! A run goes through the states of [`crate::phases`]: idle (sampling only), load, drain
+//! (the engine's grace), cooldown (sampling only), then the summary — sampling, the ticker and
+//! the live thresholds stop there, the final thresholds are set, the summary is printed and
+//! written — and the linger, during which the admin server still serves the final state.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -21,12 +26,14 @@ use crate::exit;
 use crate::metrics::Metrics;
 use crate::monitor::settings::{MonitorSettings, ProcessSpec, Source, WATCH_PID_NAME};
 use crate::monitor::{Monitor, Resource};
+use crate::phases::{RunPhases, RunState, Shutdown};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
-use crate::stats::creep::{Creep, CreepScenario};
+use crate::stats::creep::{AddedMeasure, Creep, CreepScenario};
 use crate::stats::window::Windows;
 use crate::stats::Stats;
+use crate::upstream::stage::AddedStage;
 use crate::upstream::{Tracker, Upstream};
 use crate::verdict::{creep_threshold_name, leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
@@ -123,6 +130,9 @@ pub struct App {
     engine: Engine,
     monitor: Arc<Monitor>,
     series: Arc<LiveSeries>,
+    phases: Arc<RunPhases>,
+    /// The creep windows, counted over the load (unless `creep_window = "off"`).
+    creep: Option<Arc<Creep>>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
@@ -169,7 +179,8 @@ impl App {
             }
         };
         let client = crate::client::build_http_client(&config.client)?;
-        // Creep is measured from here: the first window starts `[monitor] warmup` from now.
+        // Creep is measured over the load: its first window starts `[monitor] warmup` after
+        // the load does (App::run starts and finishes the clock).
         let creep = config.thresholds.creep_window.map(|window| {
             let scenarios: Vec<CreepScenario> = config
                 .scenarios
@@ -179,13 +190,24 @@ impl App {
                     stream: s.stream,
                 })
                 .collect();
+            // The stages of the time the proxy adds, when the soak is two-sided.
+            let added: Vec<AddedMeasure> = match config.upstream {
+                Some(_) => AddedStage::ALL
+                    .iter()
+                    .map(|s| AddedMeasure {
+                        name: s.measure(),
+                        streams_only: s.streams_only(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
             Arc::new(Creep::new(
                 Windows {
                     warmup: config.monitor.warmup,
                     window,
                 },
                 &scenarios,
-                config.upstream.is_some(),
+                &added,
                 Some(metrics.creep_ratio.clone()),
             ))
         });
@@ -250,19 +272,24 @@ impl App {
             signals: signals.clone(),
             two_sided: two_sided.clone(),
         })?;
-        let monitor = Arc::new(Monitor::new(
-            MonitorSettings {
-                load_period: config.plan.load_period(),
-                ..config.monitor.clone()
-            },
-            metrics.clone(),
-            signals.clone(),
-        )?);
+        let phases = Arc::new(RunPhases::new(&metrics));
+        let monitor = Arc::new(
+            Monitor::new(
+                MonitorSettings {
+                    load_period: config.plan.load_period(),
+                    ..config.monitor.clone()
+                },
+                metrics.clone(),
+                signals.clone(),
+            )?
+            .with_phases(phases.clone()),
+        );
         let series = Arc::new(LiveSeries::new(LiveParts {
             stats: stats.clone(),
             signals: signals.clone(),
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            phases: Some(phases.clone()),
         }));
         let view = Arc::new(RunView::new(RunViewParts {
             run_id: config.run.run_id.clone(),
@@ -275,6 +302,7 @@ impl App {
             signals,
             scenarios: engine.scenario_handles(),
             monitor: Some(monitor.clone()),
+            phases: Some(phases.clone()),
             proxy: two_sided
                 .as_ref()
                 .zip(upstream.as_ref())
@@ -305,6 +333,8 @@ impl App {
             engine,
             monitor,
             series,
+            phases,
+            creep,
             admin,
             mock,
             upstream,
@@ -316,12 +346,17 @@ impl App {
         self.admin.local_addr().ok()
     }
 
-    /// Runs until the end of the duration or until `stop` is cancelled; returns the summary.
-    pub async fn run(self, stop: CancellationToken) -> Result<Summary, AppError> {
-        let side_stop = CancellationToken::new();
+    /// Runs through the run's states ([`crate::phases`]): idle, load (until the end of the
+    /// duration or a stop), drain, cooldown; then summarises (the summary is printed, and
+    /// written where configured) and lingers. Returns the summary.
+    pub async fn run(self, shutdown: Arc<Shutdown>) -> Result<Summary, AppError> {
+        let stop = shutdown.stop().clone();
+        let sample_stop = CancellationToken::new();
+        let admin_stop = CancellationToken::new();
         if let Ok(addr) = self.admin.local_addr() {
             tracing::info!(%addr, "admin server listening on http://{addr}");
         }
+        let (sampling_done, sampling_ended) = tokio::sync::oneshot::channel();
         let side = spawn_side_thread(SideParts {
             admin: self.admin,
             view: self.view.clone(),
@@ -331,19 +366,51 @@ impl App {
             metrics: self.metrics.clone(),
             progress: self.config.log.progress_interval,
             stop_run: stop.clone(),
-            shutdown: side_stop.clone(),
+            shutdown: sample_stop.clone(),
+            admin_stop: admin_stop.clone(),
+            sampling_done,
         })?;
+        let r = &self.config.run;
         tracing::info!(
-            run_id = %self.config.run.run_id,
-            shard = self.config.run.shard_index,
-            shards = self.config.run.shards.get(),
+            run_id = %r.run_id,
+            shard = r.shard_index,
+            shards = r.shards.get(),
             target = %self.view.target(),
-            duration = %self.config.run.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            duration = %r.duration.map_or("forever".to_string(), |d| humantime::format_duration(d).to_string()),
+            idle = %humantime::format_duration(r.idle),
+            cooldown = %humantime::format_duration(r.cooldown),
+            linger = %humantime::format_duration(r.linger),
             plan = %self.config.plan,
             scenarios = %ScenarioList(&self.config.scenarios),
             "soak started"
         );
-        let sending = self.engine.run(stop.clone(), self.config.run.grace).await;
+        let phases = &self.phases;
+        if !r.idle.is_zero() {
+            phases.enter(RunState::Idle);
+            crate::phases::wait_unless_stopped(r.idle, &stop).await;
+        }
+        phases.enter(RunState::Load);
+        if let Some(c) = &self.creep {
+            c.start();
+        }
+        // The engine cancels its own token when the plan ends; a stop cancels it too.
+        let load_stop = stop.child_token();
+        let drain = async {
+            load_stop.cancelled().await;
+            phases.enter(RunState::Drain);
+        };
+        let (sending, ()) = tokio::join!(self.engine.run(load_stop.clone(), r.grace), drain);
+        if let Some(c) = &self.creep {
+            c.finish();
+        }
+        if !r.cooldown.is_zero() && !stop.is_cancelled() {
+            phases.enter(RunState::Cooldown);
+            crate::phases::wait_unless_stopped(r.cooldown, &stop).await;
+        }
+        // Sampling and the live thresholds end here: the summary and the linger show the
+        // final state.
+        sample_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), sampling_ended).await;
         tracing::info!("load finished; summarising");
         let mut snapshot = self.view.snapshot();
         let results = self
@@ -356,6 +423,7 @@ impl App {
                 .with_label_values(&[r.name.as_str()])
                 .set(i64::from(r.passed));
         }
+        self.view.set_thresholds(results.clone());
         let verdict = ExitVerdict::from_results(&results);
         snapshot.thresholds = results;
         let (verdict, code) = match verdict {
@@ -363,10 +431,8 @@ impl App {
             ExitVerdict::Pass => ("pass", exit::PASS),
         };
         let summary = Summary::new(snapshot, sending, verdict, i32::from(code));
-        side_stop.cancel();
-        let _ = tokio::task::spawn_blocking(move || side.join()).await;
+        self.series.finish(summary.snapshot.monitor.as_ref());
         if let Some(path) = &self.config.run.report_html {
-            self.series.finish(summary.snapshot.monitor.as_ref());
             let html = crate::page::report::html(&self.series.to_json(), &summary);
             match crate::page::report::write(path, &html) {
                 Ok(()) => tracing::info!(path = %path.display(), "wrote the HTML report"),
@@ -391,6 +457,19 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "cannot serialise the summary"),
             }
         }
+        print_summary(&summary);
+        let linger = self.config.run.linger;
+        if !linger.is_zero() {
+            phases.enter(RunState::Linger);
+            tracing::info!(
+                linger = %humantime::format_duration(linger),
+                verdict = summary.verdict,
+                "lingering: /metrics, /status and /series keep the final state (signal to exit now)"
+            );
+            shutdown.linger(linger).await;
+        }
+        admin_stop.cancel();
+        let _ = tokio::task::spawn_blocking(move || side.join()).await;
         Ok(summary)
     }
 }
@@ -419,7 +498,12 @@ struct SideParts {
     metrics: Arc<Metrics>,
     progress: Option<Duration>,
     stop_run: CancellationToken,
+    /// Ends sampling, the ticker and live thresholds (at the summary).
     shutdown: CancellationToken,
+    /// Ends the admin server (after the linger).
+    admin_stop: CancellationToken,
+    /// Sent once sampling and the ticker have stopped.
+    sampling_done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The admin server, the monitor and the ticker, on their own thread and runtime.
@@ -456,7 +540,7 @@ async fn side(p: SideParts) {
         listener,
         p.view.clone(),
         p.series.clone(),
-        p.shutdown.clone(),
+        p.admin_stop.clone(),
     ));
     let monitor = tokio::spawn(p.monitor.clone().run(p.shutdown.clone()));
     // soakd's own RSS is judged too: give freed stream buffers back to the OS.
@@ -510,6 +594,7 @@ async fn side(p: SideParts) {
     }
     let _ = monitor.await;
     let _ = trim.await;
+    let _ = p.sampling_done.send(());
     match admin.await {
         Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
         Err(e) => tracing::error!(error = %e, "admin server panicked"),

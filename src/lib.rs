@@ -4,7 +4,7 @@
 //! written and validated into typed settings, and [`config`] composes them:
 //! - [`config`]: the TOML file + environment + flags; no room's settings import it.
 //! - [`units`]: the leaf every room uses: the config error, durations, sizes, fractions,
-//!   label values, byte formatting.
+//!   label values, formatting of sizes and latencies.
 //! - [`plan`]: the load plan (rate over time: steady, bursts, stages, arrivals, closed users).
 //! - [`engine`]: pacing, in-flight cap, dispatch.
 //! - [`workload`]: scenarios, prompt generation, request bodies.
@@ -24,6 +24,7 @@
 //! - [`mock`]: the built-in mock AI proxy.
 //! - [`upstream`]: the two-sided soak (soakd serves the proxy's upstream).
 //! - [`signals`]: load signals shared by the engine and the monitor.
+//! - [`phases`]: the run's states (idle, load, drain, cooldown, linger) and how it stops.
 //! - [`app`]: builds everything from the validated config and runs it.
 //! - [`exit`]: every exit code; [`sys`]: process plumbing shared by `run` and `mock`.
 
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod mock;
 pub mod monitor;
 pub mod page;
+pub mod phases;
 pub mod plan;
 pub mod report;
 #[cfg(test)]

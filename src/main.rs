@@ -5,14 +5,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
-use soakd::app::{self, App};
+use soakd::app::App;
 use soakd::config::{self, ConfigError, Overrides};
 use soakd::exit;
+use soakd::phases::{Shutdown, SignalAction};
 
 /// Soak-test daemon for AI proxies.
 #[derive(Debug, Parser)]
@@ -129,18 +130,16 @@ fn run(args: RunArgs) -> u8 {
         if let Some(n) = soakd::sys::raise_fd_limit() {
             tracing::debug!(open_files = n, "open-file limit");
         }
-        let stop = CancellationToken::new();
-        tokio::spawn(shutdown_signals(stop.clone()));
+        let shutdown = Arc::new(Shutdown::new());
+        tokio::spawn(shutdown_signals(shutdown.clone()));
         let result = async {
             let app = App::build(config).await.context("cannot start the soak")?;
-            app.run(stop).await.context("the soak failed")
+            app.run(shutdown).await.context("the soak failed")
         }
         .await;
         let code = match result {
-            Ok(summary) => {
-                app::print_summary(&summary);
-                u8::try_from(summary.exit_code).unwrap_or(exit::FAIL)
-            }
+            // The run printed its summary before it lingered.
+            Ok(summary) => u8::try_from(summary.exit_code).unwrap_or(exit::FAIL),
             Err(e) => {
                 tracing::error!("{e:#}");
                 exit::RUNTIME
@@ -167,9 +166,9 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
             )
             .try_init();
-        let stop = CancellationToken::new();
-        tokio::spawn(shutdown_signals(stop.clone()));
-        match soakd::mock::run(args, stop).await {
+        let shutdown = Arc::new(Shutdown::new());
+        tokio::spawn(shutdown_signals(shutdown.clone()));
+        match soakd::mock::run(args, shutdown.stop().clone()).await {
             Ok(()) => exit::PASS,
             Err(e) => {
                 eprintln!("soakd mock: {e}");
@@ -241,8 +240,9 @@ fn compare(args: &CompareArgs) -> u8 {
     c.exit_code()
 }
 
-/// The first SIGTERM/SIGINT stops the soak gracefully; a second one quits at once.
-async fn shutdown_signals(stop: CancellationToken) {
+/// Each SIGTERM/SIGINT goes to [`Shutdown::on_signal`]: the first stops the soak gracefully,
+/// one during the linger ends it, a second one before that quits at once.
+async fn shutdown_signals(shutdown: Arc<Shutdown>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -251,19 +251,23 @@ async fn shutdown_signals(stop: CancellationToken) {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(
-        signal = name,
-        "stopping: finishing in-flight requests (signal again to quit now)"
-    );
-    stop.cancel();
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        match shutdown.on_signal() {
+            SignalAction::StopRun => tracing::info!(
+                signal = name,
+                "stopping: finishing in-flight requests (signal again to quit now)"
+            ),
+            SignalAction::EndLinger => {
+                tracing::info!(signal = name, "ending the linger; exiting with the verdict")
+            }
+            SignalAction::QuitNow => {
+                eprintln!("soakd: second signal, quitting now");
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
     }
-    eprintln!("soakd: second signal, quitting now");
-    std::process::exit(i32::from(exit::INTERRUPTED));
 }

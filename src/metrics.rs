@@ -9,7 +9,7 @@
 //!
 //! Label values come from closed enums defined with `label_enum!` by the room that owns the
 //! set (`client::Outcome`, `client::StreamResult`, `plan::Phase`, `engine::DropReason`,
-//! `monitor::Resource`) or from names in the config (`scenario`, `process`, `window`); never
+//! `monitor::Resource`, `phases::RunState`) or from names in the config (`scenario`, `process`, `window`); never
 //! from URLs or error text. Each room resolves its label handles once (the client's
 //! `ScenarioMetrics`, the monitor's `ProcessMetrics`), so the request path never looks up a
 //! label set. This module imports nothing from the rooms.
@@ -204,6 +204,9 @@ catalog! {
         "Upstream streams that became orphans.";
     proxy_reported_overhead_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_reported_overhead_seconds", ["scenario"],
         "The proxy's own overhead claim, from the configured response header.";
+    // Run
+    run_state: IntGaugeVec = "soakd_run_state", ["state"],
+        "1 for the run's current state (idle, load, drain, cooldown, linger), 0 for the others.";
     // Verdicts
     threshold_passing: IntGaugeVec = "soakd_threshold_passing", ["threshold"],
         "1 while the configured threshold holds, 0 once it fails.";
@@ -405,6 +408,7 @@ mod tests {
             .set(10.0);
         m.threshold_passing.with_label_values(&["p99_ttft"]).set(1);
         m.creep_ratio.with_label_values(&["chat", "ttft"]).set(1.2);
+        m.run_state.with_label_values(&["load"]).set(1);
         m.proxy_added_seconds
             .with_label_values(&["chat", "request"])
             .observe(0.001);

@@ -17,11 +17,12 @@ use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
 use crate::monitor::settings::SELF_NAME;
 use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource, Verdict};
+use crate::phases::{PhaseSpan, RunPhases, RunState};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::creep::CreepReport;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::fmt_bytes;
+use crate::units::{fmt_bytes, fmt_elapsed, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
 use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
 
@@ -65,7 +66,13 @@ pub struct Snapshot {
     pub shard: u32,
     pub shards: u32,
     pub target: String,
+    /// The engine's phase: starting, ramp, steady, burst, drain, done.
     pub phase: &'static str,
+    /// The run's state ([`crate::phases`]): idle, load, drain, cooldown, linger (`starting`
+    /// before the run began).
+    pub state: &'static str,
+    /// Every run state entered so far, with its time span.
+    pub phases: Vec<PhaseSpan>,
     pub elapsed_seconds: f64,
     /// The rate the plan asks for now.
     pub target_rate: f64,
@@ -203,6 +210,16 @@ fn fmt_rate(achieved: f64, planned: f64, target_now: f64) -> String {
     }
 }
 
+/// The progress line's phase: the plan's (ramp, steady, burst) while the load runs, else the
+/// run's state (idle, drain, cooldown, linger).
+fn progress_phase(s: &Snapshot) -> &'static str {
+    if s.state == RunState::Load.as_str() || s.state == "starting" {
+        s.phase
+    } else {
+        s.state
+    }
+}
+
 /// Sent-request counts sampled once a second, for the recent achieved rate.
 #[derive(Debug)]
 struct RateMeter {
@@ -263,6 +280,8 @@ pub struct RunViewParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    /// The run's states.
+    pub phases: Option<Arc<RunPhases>>,
     /// The two-sided soak's tracker and the upstream's address.
     pub proxy: Option<(Arc<Tracker>, String)>,
 }
@@ -361,6 +380,18 @@ impl RunView {
             shards: self.p.shards,
             target: self.p.target.clone(),
             phase: self.p.state.phase().as_str(),
+            state: self
+                .p
+                .phases
+                .as_ref()
+                .and_then(|p| p.current())
+                .map_or("starting", RunState::as_str),
+            phases: self
+                .p
+                .phases
+                .as_ref()
+                .map(|p| p.spans())
+                .unwrap_or_default(),
             elapsed_seconds: self.p.state.elapsed().as_secs_f64(),
             target_rate: self.p.metrics.target_rate.get(),
             achieved_rate,
@@ -392,7 +423,7 @@ impl RunView {
         let mut line = format!(
             "{} {} rate {} rps | p50/p99 {}/{} ttft {}/{} | streams {} in-flight {} | errors {} dropped {}",
             fmt_elapsed(s.elapsed_seconds),
-            s.phase,
+            progress_phase(s),
             fmt_rate(s.achieved_rate, s.planned_rate, s.target_rate),
             fmt_secs(s.latency.duration.p50),
             fmt_secs(s.latency.duration.p99),
@@ -476,7 +507,7 @@ pub fn monitor_text(m: &MonitorReport) -> String {
                 )),
             );
         }
-        out.push_str(&crate::monitor::attribution::text_table(p));
+        out.push_str(&crate::monitor::report::attribution_table(p));
         if let Some(r) = p.retained_after_burst_bytes {
             let _ = writeln!(out, "    retained after the last burst: {}", fmt_bytes(r));
         }
@@ -492,27 +523,12 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     out
 }
 
-/// "1h02m03s"-style elapsed time.
-pub fn fmt_elapsed(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
+/// A state's length: "2m00s" from a minute on, else seconds with one decimal.
+fn fmt_span(secs: f64) -> String {
+    if secs >= 60.0 {
+        fmt_elapsed(secs)
     } else {
-        format!("{m}m{s:02}s")
-    }
-}
-
-/// A latency in the unit that reads best.
-pub fn fmt_secs(s: f64) -> String {
-    if s == 0.0 {
-        "-".into()
-    } else if s < 0.001 {
-        format!("{:.0}µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1}ms", s * 1e3)
-    } else {
-        format!("{s:.2}s")
+        format!("{secs:.1}s")
     }
 }
 
@@ -583,6 +599,14 @@ impl Summary {
             self.target_rate_avg,
             self.achieved_rate_avg
         );
+        if !s.phases.is_empty() {
+            let states: Vec<String> = s
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.state, fmt_span(p.seconds)))
+                .collect();
+            let _ = writeln!(out, "  states: {}", states.join(", "));
+        }
         let join = |m: &BTreeMap<&'static str, u64>| {
             if m.is_empty() {
                 "none".to_string()
@@ -665,6 +689,39 @@ mod tests {
     }
 
     #[test]
+    fn the_progress_line_and_summary_show_the_run_state() {
+        let mut s = snapshot(None);
+        s.phase = "steady";
+        s.state = "load";
+        assert_eq!(
+            progress_phase(&s),
+            "steady",
+            "the plan's phase while loading"
+        );
+        s.phase = "done";
+        s.state = "cooldown";
+        assert_eq!(progress_phase(&s), "cooldown");
+        s.state = "idle";
+        s.phase = "starting";
+        assert_eq!(progress_phase(&s), "idle");
+        s.phases = ["idle", "load", "drain", "cooldown"]
+            .iter()
+            .zip([5.0, 125.0, 0.04, 30.0])
+            .map(|(state, seconds)| PhaseSpan {
+                state,
+                from: 0.0,
+                to: None,
+                seconds,
+            })
+            .collect();
+        let text = Summary::new(s, Duration::from_secs(125), "pass", 0).to_text();
+        assert!(
+            text.contains("  states: idle 5.0s, load 2m05s, drain 0.0s, cooldown 30.0s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn rate_meter_uses_the_last_ten_seconds() {
         let mut m = RateMeter::new();
         let t0 = Instant::now();
@@ -689,10 +746,6 @@ mod tests {
     fn formatting() {
         assert_eq!(fmt_elapsed(3723.0), "1h02m03s");
         assert_eq!(fmt_elapsed(65.0), "1m05s");
-        assert_eq!(fmt_secs(0.0), "-");
-        assert_eq!(fmt_secs(0.000_25), "250µs");
-        assert_eq!(fmt_secs(0.0421), "42.1ms");
-        assert_eq!(fmt_secs(2.5), "2.50s");
     }
 
     fn fit(slope_per_hour: f64) -> Option<FitReport> {
@@ -759,6 +812,8 @@ mod tests {
             shards: 1,
             target: "t".into(),
             phase: "done",
+            state: "drain",
+            phases: vec![],
             elapsed_seconds: 10.0,
             target_rate: 0.0,
             achieved_rate: 0.0,

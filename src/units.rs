@@ -12,8 +12,8 @@
 //!   [`parse_size`], and [`serde_size`] for raw structs and flags.
 //! - Keyword fields (`log.format`, `load.arrivals`, …) are read with [`one_of`], whose error
 //!   lists the accepted words: `must be "text" or "json"`.
-//! - [`fmt_bytes`] prints sizes in binary units, [`trim_num`] prints a number without trailing
-//!   zeros.
+//! - [`fmt_bytes`] prints sizes in binary units, [`fmt_secs`] latencies in µs, ms or s,
+//!   [`trim_num`] a number without trailing zeros.
 
 use std::time::Duration;
 
@@ -255,6 +255,31 @@ pub fn fmt_bytes(v: f64) -> String {
     format!("{}B", trim_num(v, 0))
 }
 
+/// "1h02m03s"-style elapsed time (whole seconds, rounded down).
+pub fn fmt_elapsed(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+/// Formats a latency in seconds in the unit that reads best: `"-"` for none, `"250µs"`,
+/// `"42.1ms"`, `"2.50s"`.
+pub fn fmt_secs(s: f64) -> String {
+    if s == 0.0 {
+        "-".into()
+    } else if s < 0.001 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1}ms", s * 1e3)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
 /// Serde for a `Duration` written as a humantime string (`"250ms"`).
 pub mod serde_duration {
     use serde::{Deserializer, Serializer};
@@ -409,12 +434,16 @@ mod tests {
     }
 
     #[test]
-    fn bytes_print_in_binary_units() {
+    fn bytes_and_latencies_print_in_their_units() {
         assert_eq!(fmt_bytes(512.0), "512B");
         assert_eq!(fmt_bytes(1536.0), "1.5KiB");
         assert_eq!(fmt_bytes(412.0 * MIB), "412MiB");
         assert_eq!(fmt_bytes(-2.25 * 1024.0 * MIB), "-2.25GiB");
         assert_eq!(fmt_bytes(0.0), "0B");
+        assert_eq!(fmt_secs(0.0), "-");
+        assert_eq!(fmt_secs(0.000_25), "250µs");
+        assert_eq!(fmt_secs(0.0421), "42.1ms");
+        assert_eq!(fmt_secs(2.5), "2.50s");
         assert_eq!(trim_num(2.500, 3), "2.5");
         assert_eq!(trim_num(-0.0001, 2), "0");
         assert_eq!(trim_num(3.0, 0), "3");

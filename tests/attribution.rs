@@ -29,6 +29,8 @@ fn mixed_config(url: &str, pid: u32, mix_variation: &str) -> String {
 [run]
 grace = "3s"
 seed = 11
+# /metrics and /status are read in the linger, after the summary (ended by SIGTERM).
+linger = "60s"
 
 [target]
 url = "{url}"
@@ -75,13 +77,11 @@ fn a_stream_only_leak_is_attributed_to_the_streaming_scenario() {
     let n = 64.0 * KIB;
     let mock = Mock::quick(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
     let cfg = mixed_config(&mock.url(), mock.proc.pid(), "5s");
-    let mut run = Run::start(&cfg, &["--duration", "32s"]);
+    let mut run = Run::start(&cfg, &["--duration", "30s"]);
     let admin = run.admin_addr();
-    std::thread::sleep(Duration::from_secs(30));
-    let (_, metrics) = http_get(admin, "/metrics");
-    let (_, status) = http_get(admin, "/status");
+    // The run lingers after its summary: /metrics and /status then hold the final state.
+    let (metrics, status) = run.final_state(admin, T);
     let (st, s) = run.finish(T);
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let live = &window(process(&status, "target"), "25s")["rss_bytes_per_request_by_scenario"];
     let live_stream = scenario(live, "chat_stream")["bytes_per_request"].as_f64();
     assert!(
@@ -129,10 +129,9 @@ fn a_stream_only_leak_is_attributed_to_the_streaming_scenario() {
 fn a_fixed_mix_publishes_no_attribution_and_logs_why_once() {
     let mock = Mock::quick(&["--leak-on", "stream", "--leak-bytes-per-request", "64KiB"]);
     let cfg = mixed_config(&mock.url(), mock.proc.pid(), "off");
-    let mut run = Run::start(&cfg, &["--duration", "20s"]);
+    let mut run = Run::start(&cfg, &["--duration", "18s"]);
     let admin = run.admin_addr();
-    std::thread::sleep(Duration::from_secs(18));
-    let (_, metrics) = http_get(admin, "/metrics");
+    let (metrics, _) = run.final_state(admin, T);
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
     assert!(

@@ -1,11 +1,17 @@
 //! Lint of the Grafana dashboards in `grafana/dashboards/` and their provisioning files.
 //!
-//! Every dashboard parses, has a stable unique uid and schemaVersion ≥ 39, a `datasource`
+//! Every dashboard parses, has a stable unique uid and schemaVersion ≥ 41, a `datasource`
 //! variable used by every panel, target and annotation, `job`/`instance` (and, where used,
 //! `scenario`/`process`) query variables that every selector applies, `$__rate_interval` in
 //! every `rate`/`irate`/`increase`, and a unit on every data panel. Every `soakd_*` metric a
 //! dashboard names is in [`soakd::metrics::CATALOG`] and is really exported by
 //! [`soakd::metrics::Metrics::encode`], so a renamed metric breaks this test, not a dashboard.
+//!
+//! The dashboards are generated with Grafana's own SDK (`grafana/generate_dashboards.py`, which
+//! pins `grafana-foundation-sdk` for Grafana 11.6, schemaVersion 41): the committed JSON is what
+//! the generator makes, and it reads into the SDK's types and back without loss. Needs
+//! `python3` with the SDK (`scripts/test.sh` installs it; a missing SDK fails the test with
+//! the pip command).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -206,6 +212,7 @@ fn exported_families() -> BTreeSet<String> {
     );
     let _dropped = soakd::engine::DropCounters::new(&m, "s");
     let _process = soakd::monitor::ProcessMetrics::new(&m, "p");
+    let _phases = soakd::phases::RunPhases::new(&m);
     let _two_sided = soakd::upstream::Tracker::new(
         &m,
         &["s".to_string()],
@@ -258,7 +265,7 @@ fn dashboards_parse_with_stable_unique_uids() {
         assert_eq!(name, format!("{uid}.json"), "file name follows the uid");
         assert!(uids.insert(uid.to_string()), "duplicate uid {uid}");
         let schema = d["schemaVersion"].as_u64().unwrap_or(0);
-        assert!(schema >= 39, "{name}: schemaVersion {schema}");
+        assert!(schema >= 41, "{name}: schemaVersion {schema}");
         assert!(
             d["title"].as_str().is_some_and(|t| !t.is_empty()),
             "{name}: title"
@@ -468,6 +475,97 @@ fn provisioning_points_at_the_dashboards_and_datasource() {
     assert!(
         dash.contains("grafana/dashboards"),
         "the provider file says which folder to mount at {path}"
+    );
+}
+
+/// Runs `grafana/generate_dashboards.py ARG` and returns its stdout; fails the test with the
+/// script's own message (the pip command when the SDK is missing) if it fails.
+fn generator(arg: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("grafana/generate_dashboards.py"))
+        .arg(arg)
+        .output()
+        .expect("run python3 (install Python 3 to check the dashboards)");
+    assert!(
+        out.status.success(),
+        "generate_dashboards.py {arg} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Every difference between two JSON values, as `lost PATH`, `added PATH = VALUE` or
+/// `changed PATH`.
+fn json_diff(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => json_diff(v, w, &format!("{path}/{k}"), out),
+                    None => out.push(format!("lost {path}/{k}")),
+                }
+            }
+            for (k, w) in y {
+                if !x.contains_key(k) {
+                    out.push(format!("added {path}/{k} = {w}"));
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                json_diff(v, w, &format!("{path}/{i}"), out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("changed {path}: {a} -> {b}")),
+    }
+}
+
+/// The committed dashboards are exactly what the generator makes through the SDK, and each
+/// one read into the SDK's model (`Dashboard.from_json`, panel options and queries typed by
+/// their plugins) and written back keeps every field and value and adds none. The one
+/// exception is named: the three fields of the bursts annotation that the SDK's
+/// `AnnotationQuery` cannot hold (the generator adds them to the SDK's JSON).
+#[test]
+fn dashboards_are_the_sdks_and_round_trip_through_its_types() {
+    assert_eq!(generator("--check").trim(), "ok");
+    let back: Value = serde_json::from_str(&generator("--round-trip")).expect("round-trip JSON");
+    for (file, dash) in dashboards() {
+        let name = file.trim_end_matches(".json");
+        let again = back
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not round-tripped"));
+        assert_eq!(
+            dash["schemaVersion"], 41,
+            "{name}: the SDK's schema version"
+        );
+        let mut diff = Vec::new();
+        json_diff(&dash, again, "", &mut diff);
+        let bursts = dash["annotations"]["list"]
+            .as_array()
+            .and_then(|l| l.iter().position(|a| a["name"] == "Bursts"))
+            .unwrap_or_else(|| panic!("{name}: no bursts annotation"));
+        let mut expected: Vec<String> = ["step", "textFormat", "titleFormat"]
+            .iter()
+            .map(|f| format!("lost /annotations/list/{bursts}/{f}"))
+            .collect();
+        diff.sort();
+        expected.sort();
+        assert_eq!(diff, expected, "{name}: what the SDK's types do not keep");
+    }
+}
+
+#[test]
+fn round_trip_diff_sees_losses_additions_and_changes() {
+    let a = serde_json::json!({"k": 1, "l": [{"x": "a"}], "gone": true});
+    let b = serde_json::json!({"k": 2, "l": [{"x": "a", "y": null}]});
+    let mut d = Vec::new();
+    json_diff(&a, &b, "", &mut d);
+    d.sort();
+    assert_eq!(
+        d,
+        ["added /l/0/y = null", "changed /k: 1 -> 2", "lost /gone"]
     );
 }
 

@@ -150,6 +150,24 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
 }
 
+/// A duration key of a config file (`"45s"`), or `default` when unset.
+fn config_duration(c: &config::Config, key: &str, default: &str) -> Duration {
+    let v = c.get_string(key).unwrap_or_else(|_| default.to_string());
+    humantime::parse_duration(&v).unwrap_or_else(|e| panic!("{key} = {v:?}: {e}"))
+}
+
+/// `[run]` grace, idle, cooldown and linger of `config/kubernetes.toml` (soakd's defaults for
+/// keys it leaves unset).
+fn run_times() -> [Duration; 4] {
+    let c = toml_config("config/kubernetes.toml");
+    [
+        config_duration(&c, "run.grace", "30s"),
+        config_duration(&c, "run.idle", "0s"),
+        config_duration(&c, "run.cooldown", "0s"),
+        config_duration(&c, "run.linger", "0s"),
+    ]
+}
+
 fn toml_config(rel: &str) -> config::Config {
     config::Config::builder()
         .add_source(config::File::from_str(&read(rel), config::FileFormat::Toml))
@@ -371,10 +389,14 @@ fn job_overlay_is_a_fixed_duration_verdict_job() {
     let deadline = job["spec"]["activeDeadlineSeconds"]
         .as_u64()
         .expect("activeDeadlineSeconds");
+    // The whole run: idle, load, drain, cooldown and linger, then the pod's own grace.
+    let [drain, idle, cooldown, linger] = run_times();
+    let run = duration + idle + drain + cooldown + linger;
     assert!(
-        deadline > duration.as_secs() + grace,
-        "activeDeadlineSeconds {deadline} must exceed duration {}s + grace {grace}s",
-        duration.as_secs()
+        deadline > run.as_secs() + grace,
+        "activeDeadlineSeconds {deadline} must exceed the run ({}s: duration, idle, grace, \
+         cooldown and linger of config/kubernetes.toml) + terminationGracePeriodSeconds {grace}s",
+        run.as_secs()
     );
     assert_eq!(
         env_value(c, "SOAKD__RUN__RUN_ID").expect("run id")["valueFrom"]["fieldRef"]["fieldPath"],
@@ -780,6 +802,23 @@ fn config_files_agree_with_the_manifests() {
         .find(|c| name(c).starts_with("soakd-config"))
         .expect("soakd-config");
     assert_eq!(cm["data"]["soakd.toml"], read("config/kubernetes.toml"));
+    // The final state is scraped: the linger covers at least two 15 s PodMonitor scrapes,
+    // and a SIGTERM'd pod has time to drain, summarise and linger before it is killed.
+    let [drain, _, _, linger] = run_times();
+    assert!(linger >= Duration::from_secs(30), "run.linger {linger:?}");
+    for overlay in ["k8s/base", "k8s/overlays/job", "k8s/overlays/sharded"] {
+        for (obj, tpl) in pod_templates(&render(overlay)) {
+            let kill = tpl["spec"]["terminationGracePeriodSeconds"]
+                .as_u64()
+                .unwrap_or(30);
+            assert!(
+                kill >= (drain + linger).as_secs() + 10,
+                "{overlay} {}: terminationGracePeriodSeconds {kill} must cover run.grace \
+                 {drain:?} + run.linger {linger:?} + 10 s",
+                name(obj)
+            );
+        }
+    }
     for (file, in_pod) in [
         ("config/kubernetes.toml", false),
         ("k8s/overlays/sidecar/soakd-sidecar.toml", true),

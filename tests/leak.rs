@@ -27,11 +27,14 @@ windows = ["30s", "2m"]"#,
         "\n[[monitor.processes]]\nname = \"target_scraped\"\nscrape_url = \"{}/metrics\"\n",
         mock.url()
     );
-    let mut run = Run::start(&cfg, &["--duration", "135s"]);
+    let mut run = Run::start_env(
+        &cfg,
+        &["--duration", "130s"],
+        &[("SOAKD__RUN__LINGER", "60s")],
+    );
     let admin = run.admin_addr();
-    // Near the end, the live gauges carry the same numbers as the summary will.
-    std::thread::sleep(Duration::from_secs(130));
-    let (_, metrics) = http_get(admin, "/metrics");
+    // The run lingers after its summary: /metrics then holds the final gauges.
+    let (metrics, _) = run.final_state(admin, T);
     let (st, s) = run.finish(T);
     // The leak verdicts fail the run (on by default).
     assert_eq!(st.code(), Some(1), "{}", run.proc.stderr_text());
@@ -99,6 +102,10 @@ windows = ["30s", "2m"]"#,
         &[("process", "target"), ("window", "2m")],
     );
     assert!((g / truth - 1.0).abs() < 0.10, "gauge {g}");
+    assert!(
+        (g / slope - 1.0).abs() < 1e-9,
+        "the lingering gauge is the summary's final slope: {g} vs {slope}"
+    );
     let v = metric_sum(
         &metrics,
         "soakd_leak_suspected",

@@ -771,7 +771,7 @@ async fn run_writes_pid_file_and_exits_after() {
 // ---- Every API, checked with soakd's own stream driver and body checks. ----
 
 use soakd::client::drive::StreamDriver;
-use soakd::client::stream::parse_body;
+use soakd::client::parser::parse_body;
 use soakd::client::Outcome;
 use soakd::client::{ApiKind, DeltaKind};
 

@@ -4,8 +4,9 @@
 //!
 //! Checked: no console errors (read over the DevTools protocol, see `browser/cdp.rs`); every
 //! chart has its expected series with points (the page publishes what it drew in
-//! `window.soakd.charts`); the report's RSS fit line has the summary's slope within 1 %; the
-//! report loads nothing but itself. Screenshots go to `target/screenshots/` for a person.
+//! `window.soakd.charts`); every time chart of the report shades the run's idle, drain and
+//! cooldown; the report's RSS fit line has the summary's slope within 1 %; the report loads
+//! nothing but itself. Screenshots go to `target/screenshots/` for a person.
 
 #[path = "browser/cdp.rs"]
 mod cdp;
@@ -34,6 +35,8 @@ fn config(mock: &Mock, report: &Path) -> String {
 [run]
 duration = "24s"
 grace = "5s"
+idle = "2s"
+cooldown = "2s"
 seed = 11
 report_html = "{report}"
 
@@ -343,6 +346,23 @@ fn live_page_and_report_in_headless_chromium() {
             .unwrap();
         assert_eq!(row[5], t["status"].as_str().unwrap(), "{row:?}");
     }
+    // The run's states other than the load are shaded on every time chart.
+    for chart in [
+        "rate",
+        "latency",
+        "outcomes",
+        "streams",
+        "rss:target",
+        "res:target",
+        "rss:soakd",
+    ] {
+        assert_eq!(
+            c[chart]["spans"],
+            serde_json::json!(["idle", "drain", "cooldown"]),
+            "{chart}: {}",
+            c[chart]
+        );
+    }
 
     // Each window's drawn RSS line has the summary's slope (within 1 %) and span.
     let target = summary["monitor"]["processes"]
@@ -624,6 +644,8 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         shards: 1,
         target: "http://127.0.0.1:1/".into(),
         phase: "done",
+        state: "drain",
+        phases: vec![],
         elapsed_seconds: DAY as f64,
         target_rate: 0.0,
         achieved_rate: 0.0,

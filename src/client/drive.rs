@@ -15,8 +15,9 @@
 use std::ops::ControlFlow;
 
 use super::outcome::Outcome;
+use super::parser::StreamParser;
 use super::sse::{SseError, SseReader, Tail};
-use super::stream::{DeltaKind, Step, StreamParser};
+use super::stream::{DeltaKind, Step};
 use super::ApiKind;
 
 /// How a stream ended.

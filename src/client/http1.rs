@@ -68,7 +68,6 @@ use tokio::time::Instant;
 
 use super::classify::io_connect_detail;
 use super::outcome::Outcome;
-use super::response::BodyError;
 use super::wire::{self, ChunkedDecoder, Decoded, Framing, HeadError, ResponseHead};
 use super::{ClientSettings, HttpVersion, RequestSpec};
 
@@ -89,6 +88,14 @@ const LOST_BEFORE_HEAD: &str = "connection failed before the response head";
 pub struct SendFailure {
     pub outcome: Outcome,
     pub detail: &'static str,
+}
+
+/// A body that could not be read to its end (either client's: [`super::response`] uses it for
+/// reqwest's too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyError {
+    /// The framing was malformed (else the connection was lost).
+    pub parse: bool,
 }
 
 impl SendFailure {

@@ -4,8 +4,8 @@
 //! Layers, from the bytes up:
 //! - [`sse`]: an incremental SSE reader fed with network chunks at any split, bounded memory.
 //! - [`openai`] (chat), [`completions`] (legacy), [`responses`] and [`anthropic`] behind
-//!   [`stream::StreamParser`]: what each event means (content and its kind, terminator, error
-//!   frame, usage); [`embeddings`] checks the one API that never streams.
+//!   [`parser::StreamParser`]: what each event means (a [`stream::Step`]: content and its kind,
+//!   terminator, error frame, usage); [`embeddings`] checks the one API that never streams.
 //! - [`drive`]: one stream's reader and parser together, deciding its outcome.
 //! - [`classify`]: HTTP status / transport error → [`Outcome`], and a rate-limited warning.
 //! - [`http1`] and [`wire`]: the plain-HTTP/1.1 fast path (soakd's own HTTP/1.1 client and a
@@ -29,6 +29,7 @@ pub mod exchange;
 pub mod http1;
 pub mod openai;
 pub mod outcome;
+pub mod parser;
 pub mod record;
 pub mod response;
 pub mod responses;

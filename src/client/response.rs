@@ -14,19 +14,12 @@ use hyper::StatusCode;
 
 use super::classify::{classify_send_error, connect_failure_detail, is_parse_error};
 use super::http1::H1Response;
-pub use super::http1::SendFailure;
+pub use super::http1::{BodyError, SendFailure};
 
 /// A response head with its unread body.
 pub enum Resp<'a> {
     Reqwest(reqwest::Response),
     Http1(H1Response<'a>),
-}
-
-/// A body that could not be read to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyError {
-    /// The framing was malformed (else the connection was lost).
-    pub parse: bool,
 }
 
 impl Resp<'_> {

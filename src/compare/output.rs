@@ -3,8 +3,7 @@
 use std::fmt::Write;
 
 use super::{Comparison, Row, RowStatus, RowUnit};
-use crate::report::fmt_secs;
-use crate::units::{fmt_bytes, trim_num};
+use crate::units::{fmt_bytes, fmt_secs, trim_num};
 
 impl RowStatus {
     /// The table's result column.

@@ -83,6 +83,19 @@ pub struct RawRun {
     /// How long in-flight requests may finish after the end before they are cancelled.
     #[serde(with = "units::serde_duration")]
     pub grace: Duration,
+    /// Sample the watched processes this long before sending anything (default "0s"): the
+    /// idle part of the memory arc.
+    #[serde(with = "units::serde_duration")]
+    pub idle: Duration,
+    /// After the load and its drain, keep sampling with no traffic this long (default "0s"):
+    /// the recovered part of the memory arc.
+    #[serde(with = "units::serde_duration")]
+    pub cooldown: Duration,
+    /// After the summary, keep serving `/metrics`, `/status` and `/series` this long, then
+    /// exit with the verdict (default "0s"), so a scraper sees the final state. A signal
+    /// during it ends it at once.
+    #[serde(with = "units::serde_duration")]
+    pub linger: Duration,
     /// Run id for `soakd_run_info`; a random one when unset.
     pub run_id: Option<String>,
     /// Number of shards the load is split over (each shard sends 1/shards of the plan).
@@ -102,6 +115,9 @@ impl Default for RawRun {
         RawRun {
             duration: "forever".into(),
             grace: Duration::from_secs(30),
+            idle: Duration::ZERO,
+            cooldown: Duration::ZERO,
+            linger: Duration::ZERO,
             run_id: None,
             shards: 1,
             shard_index: None,
@@ -134,6 +150,12 @@ pub struct RunSettings {
     /// `None`: until stopped.
     pub duration: Option<Duration>,
     pub grace: Duration,
+    /// Sampling before the load (the `idle` state, [`crate::phases`]).
+    pub idle: Duration,
+    /// Sampling after the load and its drain (the `cooldown` state).
+    pub cooldown: Duration,
+    /// Serving the final state after the summary (the `linger` state).
+    pub linger: Duration,
     pub run_id: String,
     pub shards: NonZeroU32,
     pub shard_index: u32,
@@ -383,6 +405,9 @@ impl RawRun {
         Ok(RunSettings {
             duration,
             grace: self.grace,
+            idle: self.idle,
+            cooldown: self.cooldown,
+            linger: self.linger,
             run_id,
             shards,
             shard_index,

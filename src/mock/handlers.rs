@@ -21,11 +21,11 @@ use super::tap::{stamp_entry, Entry, ProbeGuard};
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let tapped = shared.tap.is_some();
     let r = Router::new()
-        .route("/v1/chat/completions", api_route(Api::Chat))
-        .route("/v1/responses", api_route(Api::Responses))
-        .route("/v1/completions", api_route(Api::Completions))
-        .route("/v1/embeddings", api_route(Api::Embeddings))
-        .route("/v1/messages", api_route(Api::Anthropic))
+        .route(Api::Chat.path(), api_route(Api::Chat))
+        .route(Api::Responses.path(), api_route(Api::Responses))
+        .route(Api::Completions.path(), api_route(Api::Completions))
+        .route(Api::Embeddings.path(), api_route(Api::Embeddings))
+        .route(Api::Anthropic.path(), api_route(Api::Anthropic))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)

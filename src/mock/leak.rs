@@ -222,11 +222,12 @@ const STREAM_LEAK_TICK: Duration = Duration::from_millis(100);
 /// [`STREAM_LEAK_TICK`] it adds `per_stream_second × open streams × elapsed` to what is due
 /// and keeps the whole pages of it (the remainder carries over).
 pub(crate) async fn run_stream_leak(
-    shared: std::sync::Arc<super::state::Shared>,
+    leaks: std::sync::Arc<LeakStore>,
+    open_streams: IntGauge,
     per_stream_second: u64,
     stop: CancellationToken,
 ) {
-    let page = shared.leaks.page as f64;
+    let page = leaks.page as f64;
     let mut interval = tokio::time::interval(STREAM_LEAK_TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = tokio::time::Instant::now();
@@ -237,13 +238,13 @@ pub(crate) async fn run_stream_leak(
             _ = interval.tick() => {}
         }
         let now = tokio::time::Instant::now();
-        let open = shared.metrics.streams_active.get().max(0) as f64;
+        let open = open_streams.get().max(0) as f64;
         due += per_stream_second as f64 * open * (now - last).as_secs_f64();
         last = now;
         if due >= page {
             let n = (due / page).floor() * page;
             due -= n;
-            shared.leaks.hold(n as u64);
+            leaks.hold(n as u64);
         }
     }
 }

@@ -96,7 +96,7 @@ use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
 pub use drift::LatencyDrift;
-pub use frames::sample_stream;
+pub use frames::text_stream_writes;
 pub use tap::{Probe, Tap};
 
 use crate::units::ConfigError;
@@ -202,7 +202,8 @@ pub async fn serve_with_tap(
     }
     if args.leak_bytes_per_stream_second > 0 {
         tasks.spawn(leak::run_stream_leak(
-            shared.clone(),
+            shared.leaks.clone(),
+            shared.metrics.streams_active.clone(),
             args.leak_bytes_per_stream_second,
             stop.clone(),
         ));

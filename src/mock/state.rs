@@ -224,8 +224,8 @@ pub(crate) struct Shared {
     pub embedding: String,
     /// Fault decisions.
     pub dice: FaultDice,
-    /// Per-request leaks.
-    pub leaks: LeakStore,
+    /// Per-request leaks (shared with the per-open-stream leak's task).
+    pub leaks: std::sync::Arc<LeakStore>,
     /// Metrics.
     pub metrics: MockMetrics,
     /// Cancelled on shutdown (or `exit_after`): ends stalls.
@@ -244,7 +244,7 @@ impl Shared {
         seed: u64,
     ) -> Result<Self, prometheus::Error> {
         let metrics = MockMetrics::new()?;
-        let leaks = LeakStore::new(args, metrics.leaks.clone());
+        let leaks = std::sync::Arc::new(LeakStore::new(args, metrics.leaks.clone()));
         let injected = format!("soakd mock: injected error (HTTP {})", args.error_status);
         let inband = "soakd mock: injected in-band error";
         Ok(Shared {

@@ -64,14 +64,6 @@ use super::settings::LeakThresholds;
 use super::trend::TrendFit;
 use super::Verdict;
 
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// Default `min_growth_bytes`: 4 MiB.
-pub const DEFAULT_MIN_GROWTH_BYTES: f64 = 4.0 * MIB;
-
-/// Default `min_growth_percent` / 100: 2 % of the baseline.
-pub const DEFAULT_MIN_GROWTH_FRACTION: f64 = 0.02;
-
 /// Default `confirm`, seconds.
 pub const DEFAULT_CONFIRM_SECS: f64 = 15.0;
 

@@ -49,6 +49,15 @@
 //! `min_r2` is deprecated and ignored (a warning says so). The lower bound of every window's
 //! slope is exported as `soakd_process_growth_lower_bound_per_second`.
 //!
+//! # Run states
+//! Inside a run ([`Monitor::with_phases`]) every process is sampled from the start to the
+//! summary, but only samples taken under load (the `load` and `drain` states of
+//! [`crate::phases`]) feed the growth windows, the burst retention and the attribution: an
+//! idle stretch before the load and a cooldown after it would otherwise read as a step or a
+//! drop of the trend. `warmup` counts from the start of the load (or from the first sight of
+//! a process, whichever is later). The leak verdict is therefore the load's; a cooldown only
+//! lets a pending change of it pass its `confirm` time.
+//!
 //! # Load normalisation
 //! Each bucket also records `requests_finished` and `streams_open`, so a window knows its
 //! request rate and mean open streams: `soakd_process_rss_growth_bytes_per_request` = RSS
@@ -64,6 +73,7 @@
 pub mod attribution;
 pub mod estimate;
 pub mod expo;
+mod gauges;
 pub mod judge;
 pub mod mann_kendall;
 pub mod period;
@@ -83,12 +93,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{label_enum, Counter, Metrics};
+use crate::phases::{RunPhases, RunState};
 use crate::signals::LoadSignals;
 use crate::telemetry::WarnLimiter;
 
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
-use report::per_request;
 pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
@@ -170,6 +180,19 @@ struct Tick<'a> {
     streams: f64,
     burst: bool,
     mix: attribution::MixTick<'a>,
+    /// The run's state (`None`: no phases, always under load).
+    state: Option<RunState>,
+    /// When the load started, in the monitor's time (`None`: not yet, or no phases).
+    load_start: Option<f64>,
+}
+
+impl Tick<'_> {
+    /// Whether this sample belongs to the load (load or drain, or a monitor without phases):
+    /// only those feed the growth fits and the leak verdict.
+    fn under_load(&self) -> bool {
+        self.state
+            .is_none_or(|s| matches!(s, RunState::Load | RunState::Drain))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -232,6 +255,8 @@ pub struct Monitor {
     start: Instant,
     start_unix: f64,
     self_pid: u32,
+    /// The run's states, when the monitor runs inside a run.
+    phases: Option<Arc<RunPhases>>,
 }
 
 impl Monitor {
@@ -331,7 +356,15 @@ impl Monitor {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             self_pid,
+            phases: None,
         })
+    }
+
+    /// Reads the run's states: samples outside load and drain (idle, cooldown) do not feed the
+    /// growth fits, and the warm-up counts from the start of the load.
+    pub fn with_phases(mut self, phases: Arc<RunPhases>) -> Self {
+        self.phases = Some(phases);
+        self
     }
 
     /// The validated settings.
@@ -354,7 +387,12 @@ impl Monitor {
     /// Takes one sample of every process now (what [`Monitor::run`] does each tick).
     pub async fn sample_once(&self) {
         let mut counts = Vec::new();
+        let phases = self.phases.as_deref();
         let tick = Tick {
+            state: phases.and_then(RunPhases::current),
+            load_start: phases
+                .and_then(|p| p.entered_at(RunState::Load))
+                .map(|at| at.saturating_duration_since(self.start).as_secs_f64()),
             t: self.start.elapsed().as_secs_f64(),
             requests: self.signals.requests_finished(),
             streams: self.signals.streams_open() as f64,
@@ -461,9 +499,15 @@ impl Monitor {
         if let Some(rss) = r.rss {
             st.peak_rss = Some(st.peak_rss.map_or(rss, |p| p.max(rss)));
         }
+        if !tick.under_load() {
+            // Idle and cooldown: sampled and shown, not fitted.
+            self.report_verdicts(st, tick.t);
+            return;
+        }
         self.track_burst(st, r.rss, tick);
 
-        if tick.t < st.fit_from + self.settings.warmup.as_secs_f64() {
+        let fit_from = st.fit_from.max(tick.load_start.unwrap_or(0.0));
+        if tick.t < fit_from + self.settings.warmup.as_secs_f64() {
             return;
         }
         if st.baseline_rss.is_none() {
@@ -499,54 +543,6 @@ impl Monitor {
         self.remove_gauges(st);
     }
 
-    fn sample_gauge(&self, r: Resource) -> &prometheus::GaugeVec {
-        match r {
-            Resource::Rss => &self.metrics.process_resident_memory_bytes,
-            Resource::Fds => &self.metrics.process_open_fds,
-            Resource::Threads => &self.metrics.process_threads,
-        }
-    }
-
-    fn growth_gauge(&self, r: Resource) -> &prometheus::GaugeVec {
-        match r {
-            Resource::Rss => &self.metrics.process_rss_growth,
-            Resource::Fds => &self.metrics.process_fd_growth,
-            Resource::Threads => &self.metrics.process_thread_growth,
-        }
-    }
-
-    fn remove_growth_gauges(&self, st: &ProcState) {
-        for w in &self.settings.windows {
-            let pw = [st.name.as_str(), w.label.as_str()];
-            for r in Resource::ALL {
-                let _ = self.growth_gauge(*r).remove_label_values(&pw);
-                let _ = self.metrics.process_growth_fit_r2.remove_label_values(&[
-                    &st.name,
-                    r.as_str(),
-                    &w.label,
-                ]);
-            }
-            for r in Resource::ALL {
-                let _ = self
-                    .metrics
-                    .process_growth_lower_bound
-                    .remove_label_values(&[&st.name, r.as_str(), &w.label]);
-            }
-            let _ = self
-                .metrics
-                .process_rss_growth_per_request
-                .remove_label_values(&pw);
-        }
-        self.remove_attribution_gauges(st);
-    }
-
-    fn remove_gauges(&self, st: &ProcState) {
-        for r in Resource::ALL {
-            let _ = self.sample_gauge(*r).remove_label_values(&[&st.name]);
-        }
-        self.remove_growth_gauges(st);
-    }
-
     fn reset_fit(&self, st: &mut ProcState, t: f64) {
         st.trend.clear();
         st.attribution.iter_mut().for_each(|a| a.clear());
@@ -558,43 +554,6 @@ impl Monitor {
         for r in Resource::ALL {
             if let Some(tr) = st.shown[r.index()].reset(t) {
                 self.log_transition(st, *r, tr);
-            }
-        }
-    }
-
-    fn export_window(&self, st: &ProcState, wi: usize) {
-        let label = self.settings.windows[wi].label.as_str();
-        let w = &st.trend.windows()[wi];
-        let pw = [st.name.as_str(), label];
-        for r in Resource::ALL {
-            let prw = [st.name.as_str(), r.as_str(), label];
-            let (r2, lower) = (
-                &self.metrics.process_growth_fit_r2,
-                &self.metrics.process_growth_lower_bound,
-            );
-            match w.fit(r.index()) {
-                Some(fit) => {
-                    self.growth_gauge(*r).with_label_values(&pw).set(fit.slope);
-                    r2.with_label_values(&prw).set(fit.r2);
-                    // An unbounded interval (too few troughs for it) has no lower bound.
-                    if fit.slope_lo.is_finite() {
-                        lower.with_label_values(&prw).set(fit.slope_lo);
-                    } else {
-                        let _ = lower.remove_label_values(&prw);
-                    }
-                }
-                None => {
-                    let _ = self.growth_gauge(*r).remove_label_values(&pw);
-                    let _ = r2.remove_label_values(&prw);
-                    let _ = lower.remove_label_values(&prw);
-                }
-            }
-        }
-        let g = &self.metrics.process_rss_growth_per_request;
-        match per_request(w) {
-            Some(v) => g.with_label_values(&pw).set(v),
-            None => {
-                let _ = g.remove_label_values(&pw);
             }
         }
     }

@@ -188,8 +188,8 @@ impl Default for LeakThresholds {
             rss_bytes_per_hour: 50.0 * MIB,
             rss_fraction_per_hour: 0.10,
             min_r2: None,
-            min_growth_bytes: super::judge::DEFAULT_MIN_GROWTH_BYTES,
-            min_growth_fraction: super::judge::DEFAULT_MIN_GROWTH_FRACTION,
+            min_growth_bytes: 4.0 * MIB,
+            min_growth_fraction: 0.02,
             fds_per_hour: 60.0,
             threads_per_hour: 30.0,
         }

@@ -55,6 +55,8 @@ fn tick(t: f64) -> Tick<'static> {
         requests: (t * 100.0) as u64,
         streams: 10.0,
         burst: false,
+        state: None,
+        load_start: None,
         mix: attribution::MixTick {
             counts: &[],
             epoch: 0,

@@ -6,7 +6,9 @@
 //! process was unreadable. `processes` lists, per monitored process, its state, verdicts and
 //! the fitted line of each window and resource: `value(t) = intercept + slope_per_sec ×
 //! (t − origin)`, drawn from `from` to `to` (Unix seconds), where `origin` is the monitor's
-//! t = 0.
+//! t = 0. `spans` are labelled stretches of time the charts shade as bands: the run's states
+//! (kind `phase`: idle, load, drain, cooldown, linger), each from the instant it was entered
+//! to the next one's (`to` absent for the current state).
 
 use std::collections::BTreeMap;
 
@@ -32,6 +34,21 @@ pub struct SeriesJson<'a> {
     pub run: Block<'a>,
     /// Per monitored process.
     pub processes: Vec<ProcessInfo<'a>>,
+    /// Labelled time spans to shade on the time charts.
+    pub spans: Vec<Span>,
+}
+
+/// A labelled stretch of time (Unix seconds) the charts shade as a band.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Span {
+    /// What kind of span: `phase` for the run's states.
+    pub kind: &'static str,
+    /// Its label, e.g. `cooldown`.
+    pub label: &'static str,
+    /// Start, Unix seconds.
+    pub from: f64,
+    /// End, Unix seconds; absent while it lasts.
+    pub to: Option<f64>,
 }
 
 /// One buffer as columns.
@@ -224,6 +241,7 @@ impl Series {
             recent: block(&self.recent, &self.names),
             run: block(&self.run, &self.names),
             processes,
+            spans: Vec::new(),
         }
     }
 }

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::point::N_OUT;
-use super::{Series, TickInput};
+use super::{Series, Span, TickInput};
 use crate::client::Outcome;
 use crate::engine::ScenarioHandles;
 use crate::monitor::{Monitor, MonitorReport};
+use crate::phases::RunPhases;
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
 use crate::stats::Stats;
@@ -22,6 +23,8 @@ pub struct LiveParts {
     pub signals: Arc<LoadSignals>,
     pub scenarios: Vec<ScenarioHandles>,
     pub monitor: Option<Arc<Monitor>>,
+    /// The run's states, served as `phase` spans.
+    pub phases: Option<Arc<RunPhases>>,
 }
 
 /// The run's series, shared by the side ticker (writes) and the admin server (reads).
@@ -81,10 +84,26 @@ impl LiveSeries {
         }
     }
 
-    /// The `GET /series` document, serialised.
+    /// The `GET /series` document, serialised, with the run's states as `phase` spans.
     pub fn to_json(&self) -> Vec<u8> {
+        let spans: Vec<Span> = self
+            .parts
+            .phases
+            .as_ref()
+            .map(|p| p.spans())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Span {
+                kind: "phase",
+                label: p.state,
+                from: p.from,
+                to: p.to,
+            })
+            .collect();
         let s = self.lock();
-        serde_json::to_vec(&s.json()).unwrap_or_else(|_| b"{}".to_vec())
+        let mut json = s.json();
+        json.spans = spans;
+        serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec())
     }
 
     /// Takes a last sample so the final partial interval is included, then pins the fitted

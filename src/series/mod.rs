@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use hdrhistogram::Histogram;
 
 use crate::monitor::MonitorReport;
-pub use json::{FitLine, SeriesJson};
+pub use json::{FitLine, SeriesJson, Span};
 pub use live::{LiveParts, LiveSeries};
 use point::{hist_bytes, Open, Point, TickDelta, N_OUT};
 

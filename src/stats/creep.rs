@@ -6,9 +6,10 @@
 //!
 //! # Measures
 //! `duration` (requests whose outcome is `ok`: a fast connect error or a timeout would move
-//! the p99 by what failed, not by how slow answers got), `ttft` (streaming scenarios), and
-//! `added_<stage>` for every stage of [`AddedStage::ALL`] the scenario has (two-sided soak
-//! only; `first_token` and `chunk` for streaming scenarios). A sample belongs to the moment it
+//! the p99 by what failed, not by how slow answers got), `ttft` (streaming scenarios), and in
+//! a two-sided soak one per stage of the time the proxy adds ([`AddedMeasure`]: the caller
+//! passes `crate::upstream::stage::AddedStage::ALL`, `added_<stage>`, the streams-only stages
+//! for streaming scenarios only). A sample belongs to the moment it
 //! is recorded: when the request ends, when its first token arrives, when both sides of a
 //! two-sided request are joined.
 //!
@@ -21,10 +22,13 @@
 //! scenario of a two-sided soak (three added stages), whatever the run's length.
 //!
 //! # Time
-//! The clock is tokio's ([`tokio::time::Instant`]): the run's real clock, or a paused test
-//! clock. Recording takes one uncontended lock of the scenario's measure.
+//! The windows count from the start of the load ([`Creep::start`], after any `[run] idle`),
+//! and the measures stop at its end ([`Creep::finish`], after the drain): a cooldown, the
+//! summary and a linger see the windows as the load left them. The clock is tokio's
+//! ([`tokio::time::Instant`]): the run's real clock, or a paused test clock. Recording takes
+//! one uncontended lock of the scenario's measure.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use prometheus::{Gauge, GaugeVec};
@@ -33,7 +37,6 @@ use tokio::time::Instant;
 
 pub use super::window::BYTES_PER_MEASURE;
 use super::window::{count_p99, Span, WindowedHistogram, Windows, SUB_WINDOWS};
-use crate::upstream::stage::AddedStage;
 
 /// Fewest samples a window needs before its p99 is compared (with fewer, the p99 is the
 /// largest value or next to it).
@@ -46,45 +49,28 @@ pub enum Measure {
     Duration,
     /// Time to first token.
     Ttft,
-    /// One stage of the time the proxy adds.
-    Added(AddedStage),
+    /// One stage of the time the proxy adds: the index of its [`AddedMeasure`] in the list
+    /// given to [`Creep::new`] (the stage's index in `AddedStage::ALL`).
+    Added(usize),
 }
-
-const KINDS: usize = 2 + AddedStage::ALL.len();
 
 impl Measure {
     fn index(self) -> usize {
         match self {
             Measure::Duration => 0,
             Measure::Ttft => 1,
-            Measure::Added(s) => 2 + s.index(),
+            Measure::Added(i) => 2 + i,
         }
     }
+}
 
-    /// The `measure` label: `duration`, `ttft`, `added_<stage>`.
-    pub fn name(self) -> String {
-        match self {
-            Measure::Duration => "duration".into(),
-            Measure::Ttft => "ttft".into(),
-            Measure::Added(s) => s.measure(),
-        }
-    }
-
-    /// Every measure a scenario can have, in report order.
-    pub fn all() -> impl Iterator<Item = Measure> {
-        [Measure::Duration, Measure::Ttft]
-            .into_iter()
-            .chain(AddedStage::ALL.iter().map(|s| Measure::Added(*s)))
-    }
-
-    /// Whether a scenario that streams (or not) in a soak that is two-sided (or not) has it.
-    pub fn applies(self, stream: bool, two_sided: bool) -> bool {
-        match self {
-            Measure::Duration => true,
-            Measure::Ttft => stream,
-            Measure::Added(s) => two_sided && (stream || !s.streams_only()),
-        }
-    }
+/// A stage of the time the proxy adds, as a creep measure.
+#[derive(Debug, Clone)]
+pub struct AddedMeasure {
+    /// The `measure` label: `added_<stage>`.
+    pub name: String,
+    /// Only streamed answers have it.
+    pub streams_only: bool,
 }
 
 /// What the creep measures need to know of a scenario.
@@ -107,22 +93,42 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// When the load started and ended, each set once.
+#[derive(Debug, Default)]
+struct Clock {
+    start: OnceLock<Instant>,
+    end: OnceLock<Instant>,
+}
+
+impl Clock {
+    /// Time since the start of the load, now (or at its end, once it ended); `None` before it
+    /// started.
+    fn since_start(&self) -> Option<Duration> {
+        let start = *self.start.get()?;
+        let now = self.end.get().copied().unwrap_or_else(Instant::now);
+        Some(now.saturating_duration_since(start))
+    }
+}
+
 /// The measures of one scenario, shared with its recorders.
 pub struct ScenarioCreep {
     name: String,
-    start: Instant,
+    clock: Arc<Clock>,
     windows: Windows,
     tracks: Vec<Option<Track>>,
 }
 
 impl ScenarioCreep {
-    /// Records one sample of `measure` now; ignored during the warm-up and for a measure the
-    /// scenario does not have.
+    /// Records one sample of `measure` now; ignored before the load starts, during the
+    /// warm-up, after the load ended and for a measure the scenario does not have.
     pub fn record(&self, measure: Measure, d: Duration) {
-        let Some(t) = &self.tracks[measure.index()] else {
+        let Some(Some(t)) = self.tracks.get(measure.index()) else {
             return;
         };
-        let Some(slot) = self.windows.slot(self.start.elapsed()) else {
+        if self.clock.end.get().is_some() {
+            return;
+        }
+        let Some(slot) = self.clock.since_start().and_then(|s| self.windows.slot(s)) else {
             return;
         };
         lock(&t.hist).record(slot, d);
@@ -137,7 +143,7 @@ impl ScenarioCreep {
 /// The run's creep measures.
 pub struct Creep {
     windows: Windows,
-    start: Instant,
+    clock: Arc<Clock>,
     scenarios: Vec<Arc<ScenarioCreep>>,
     ratio: Option<GaugeVec>,
 }
@@ -182,29 +188,39 @@ pub struct CreepReport {
 }
 
 impl Creep {
-    /// Measures for `scenarios` (in engine order), windows `windows`, from now on. `ratio`
-    /// is the `soakd_creep_ratio` family (`None` in tests that export nothing).
+    /// Measures for `scenarios` (in engine order) — `duration`, `ttft` when it streams, and
+    /// each of `added` (empty unless the soak is two-sided) it has — in windows `windows`,
+    /// from now on. `ratio` is the `soakd_creep_ratio` family (`None` in tests that export
+    /// nothing).
     pub fn new(
         windows: Windows,
         scenarios: &[CreepScenario],
-        two_sided: bool,
+        added: &[AddedMeasure],
         ratio: Option<GaugeVec>,
     ) -> Self {
-        let start = Instant::now();
+        let clock = Arc::new(Clock::default());
+        let track = |name: String| {
+            Some(Track {
+                name,
+                hist: Mutex::default(),
+                gauge: Mutex::new(None),
+            })
+        };
         let scenarios = scenarios
             .iter()
             .map(|s| {
-                let mut tracks: Vec<Option<Track>> = (0..KINDS).map(|_| None).collect();
-                for m in Measure::all().filter(|m| m.applies(s.stream, two_sided)) {
-                    tracks[m.index()] = Some(Track {
-                        name: m.name(),
-                        hist: Mutex::default(),
-                        gauge: Mutex::new(None),
-                    });
-                }
+                let mut tracks: Vec<Option<Track>> = vec![track("duration".into())];
+                tracks.push(if s.stream { track("ttft".into()) } else { None });
+                tracks.extend(added.iter().map(|a| {
+                    if s.stream || !a.streams_only {
+                        track(a.name.clone())
+                    } else {
+                        None
+                    }
+                }));
                 Arc::new(ScenarioCreep {
                     name: s.name.clone(),
-                    start,
+                    clock: clock.clone(),
                     windows,
                     tracks,
                 })
@@ -212,7 +228,7 @@ impl Creep {
             .collect();
         Creep {
             windows,
-            start,
+            clock,
             scenarios,
             ratio,
         }
@@ -250,10 +266,21 @@ impl Creep {
             .sum()
     }
 
-    /// The measures now, with every window moved on to the present; sets (or removes) each
-    /// measure's `soakd_creep_ratio` gauge to match.
+    /// The load starts now: the windows count from here (only the first call counts).
+    pub fn start(&self) {
+        let _ = self.clock.start.set(Instant::now());
+    }
+
+    /// The load ended now (drain included): later samples are ignored and the windows stay as
+    /// they are (only the first call counts).
+    pub fn finish(&self) {
+        let _ = self.clock.end.set(Instant::now());
+    }
+
+    /// The measures now (at the end of the load, once it ended), with every window moved on
+    /// to that moment; sets (or removes) each measure's `soakd_creep_ratio` gauge to match.
     pub fn report(&self) -> CreepReport {
-        let slot = self.windows.slot(self.start.elapsed());
+        let slot = self.clock.since_start().and_then(|s| self.windows.slot(s));
         let mut measures = Vec::new();
         for s in &self.scenarios {
             for t in s.tracks.iter().flatten() {
@@ -319,7 +346,7 @@ impl CreepReport {
     /// The summary's creep block: the two windows, then one row per measure with each
     /// window's p99 and sample count and the ratio; one line while there is no last window.
     pub fn text(&self) -> String {
-        use crate::report::{fmt_elapsed, fmt_secs};
+        use crate::units::{fmt_elapsed, fmt_secs};
         use std::fmt::Write;
         let span = |s: &Span| format!("{}–{}", fmt_elapsed(s.from_secs), fmt_elapsed(s.to_secs));
         let window = crate::units::fmt_duration(Duration::from_secs_f64(self.window_secs));
@@ -407,9 +434,22 @@ mod tests {
         }
     }
 
+    /// The stages as the app passes them (the upstream's stage list).
+    fn added() -> Vec<AddedMeasure> {
+        use crate::upstream::stage::AddedStage;
+        AddedStage::ALL
+            .iter()
+            .map(|s| AddedMeasure {
+                name: s.measure(),
+                streams_only: s.streams_only(),
+            })
+            .collect()
+    }
+
     #[test]
     fn measures_follow_the_scenario_and_the_stage_list() {
-        let c = Creep::new(windows(), &scenarios(), false, None);
+        use crate::upstream::stage::AddedStage;
+        let c = Creep::new(windows(), &scenarios(), &[], None);
         let names = c.names();
         assert_eq!(
             names,
@@ -420,7 +460,7 @@ mod tests {
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );
-        let two = Creep::new(windows(), &scenarios(), true, None);
+        let two = Creep::new(windows(), &scenarios(), &added(), None);
         let n: Vec<String> = two.names().into_iter().map(|(s, m)| s + ":" + &m).collect();
         // Every stage of the one list, streams-only stages for the streaming scenario only.
         let mut want = vec!["chat:duration".to_string(), "chat:ttft".into()];
@@ -474,8 +514,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_drift_shows_in_the_ratio_and_a_steady_measure_does_not() {
         let (reg, family) = family();
-        let c = Creep::new(windows(), &scenarios(), false, Some(family));
+        let c = Creep::new(windows(), &scenarios(), &[], Some(family));
         let chat = c.scenario("chat").unwrap();
+        chat.record(Measure::Ttft, Duration::from_secs(60)); // before the load: ignored
+        tokio::time::advance(Duration::from_secs(30)).await; // an idle stretch
+        c.start();
         let tick = Duration::from_millis(100);
         let mut t = Duration::ZERO;
         while t < Duration::from_secs(150) {
@@ -561,12 +604,18 @@ mod tests {
     embed     duration          - n=0                - n=0        -
 "
         );
+        // The load ends: a cooldown's silence and later samples change nothing.
+        c.finish();
+        chat.record(Measure::Ttft, Duration::from_secs(9));
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(c.report(), r);
     }
 
     #[tokio::test(start_paused = true)]
     async fn few_samples_give_no_ratio_and_a_silent_stretch_removes_the_gauge() {
         let (reg, family) = family();
-        let c = Creep::new(windows(), &scenarios(), false, Some(family));
+        let c = Creep::new(windows(), &scenarios(), &[], Some(family));
+        c.start();
         let (chat, embed) = (c.scenario("chat").unwrap(), c.scenario("embed").unwrap());
         tokio::time::advance(Duration::from_secs(5)).await;
         for _ in 0..200 {
@@ -585,7 +634,7 @@ mod tests {
         }
         tokio::time::advance(Duration::from_secs(60)).await;
         let r = c.report();
-        let early = Creep::new(windows(), &scenarios(), false, None).report();
+        let early = Creep::new(windows(), &scenarios(), &[], None).report();
         assert_eq!(
             early.text(),
             "  creep (p99 per 1m window): not compared: the first window is 0m05s–1m05s, the last \

@@ -16,8 +16,11 @@ use serde::ser::SerializeMap;
 use serde::Serialize;
 
 use super::stage::AddedStage;
-use crate::report::fmt_secs;
 use crate::stats::Percentiles;
+use crate::units::fmt_secs;
+
+/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
+pub const UNTAGGED: &str = "untagged";
 
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -178,7 +181,7 @@ impl ProxyReport {
     fn untagged(&self) -> u64 {
         self.scenarios
             .iter()
-            .find(|s| s.name == super::track::UNTAGGED)
+            .find(|s| s.name == UNTAGGED)
             .map_or(0, |s| s.upstream_requests)
     }
 

@@ -22,14 +22,11 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
-use super::report::{AddedStats, ProxyReport, ProxyScenario, ProxyStats, Stage};
+use super::report::{AddedStats, ProxyReport, ProxyScenario, ProxyStats, Stage, UNTAGGED};
 use super::stage::AddedStage;
 use crate::metrics::Metrics;
 use crate::mock::{Probe, Tap};
 use crate::stats::creep::{Creep, Measure, ScenarioCreep};
-
-/// The `scenario` label of upstream requests that carry no soakd id soakd tracks.
-pub const UNTAGGED: &str = "untagged";
 
 const SHARDS: usize = 16;
 
@@ -292,7 +289,7 @@ impl Tracker {
         h.added_hdr.record(stage, d);
         self.stats.record(Stage::Added(stage), d);
         if let Some(c) = &h.creep {
-            c.record(Measure::Added(stage), d);
+            c.record(Measure::Added(stage.index()), d);
         }
     }
 

@@ -21,9 +21,9 @@
 use std::time::Duration;
 
 use super::{ThresholdResult, ThresholdStatus, Unit};
-use crate::report::{fmt_elapsed, fmt_secs};
 use crate::stats::creep::{CreepMeasure, CreepReport, MIN_WINDOW_SAMPLES};
 use crate::units::fmt_duration;
+use crate::units::{fmt_elapsed, fmt_secs};
 
 /// Every creep threshold name starts with this.
 pub const PREFIX: &str = "creep:";

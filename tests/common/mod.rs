@@ -279,6 +279,22 @@ impl Run {
         addr.parse().unwrap()
     }
 
+    /// For a run with `[run] linger` set: waits until it lingers (its summary printed and
+    /// written), reads `/metrics` and `/status` there — the final state, which stays put until
+    /// the linger ends — then ends the linger with SIGTERM. Returns (metrics, status JSON);
+    /// [`Run::finish`] then reads the exit code and the summary.
+    pub fn final_state(
+        &mut self,
+        admin: SocketAddr,
+        timeout: Duration,
+    ) -> (String, serde_json::Value) {
+        self.proc.wait_line("lingering", timeout);
+        let (_, metrics) = http_get(admin, "/metrics");
+        let (_, status) = http_get(admin, "/status");
+        self.proc.signal(libc::SIGTERM);
+        (metrics, serde_json::from_str(&status).unwrap())
+    }
+
     /// Waits for exit and reads the JSON summary.
     pub fn finish(&mut self, timeout: Duration) -> (ExitStatus, serde_json::Value) {
         let st = self.proc.wait(timeout);

@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(v["content"][0]["text"], "lorem".repeat(3));
         assert_eq!(v["usage"]["output_tokens"], 3);
         assert_eq!(
-            crate::client::stream::parse_body(ApiKind::AnthropicMessages, 1, &b),
+            crate::client::parser::parse_body(ApiKind::AnthropicMessages, 1, &b),
             Ok(Some(3))
         );
         let b = body(&Meta {

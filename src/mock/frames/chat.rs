@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(args["query"], "lorem".repeat(3));
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
-            crate::client::stream::parse_body(ApiKind::OpenAiChat, 1, &b),
+            crate::client::parser::parse_body(ApiKind::OpenAiChat, 1, &b),
             Ok(Some(4))
         );
         let m = Meta {

@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(v["choices"][0]["text"], "lorem ".repeat(3));
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         assert_eq!(
-            crate::client::stream::parse_body(ApiKind::OpenAiCompletions, 1, &b),
+            crate::client::parser::parse_body(ApiKind::OpenAiCompletions, 1, &b),
             Ok(Some(3))
         );
     }

@@ -78,8 +78,8 @@ mod tests {
         }
         assert_eq!(j["usage"]["prompt_tokens"], 7);
         let kind = ApiKind::OpenAiEmbeddings;
-        assert_eq!(crate::client::stream::parse_body(kind, 3, &b), Ok(None));
-        assert!(crate::client::stream::parse_body(kind, 2, &b).is_err());
+        assert_eq!(crate::client::parser::parse_body(kind, 3, &b), Ok(None));
+        assert!(crate::client::parser::parse_body(kind, 2, &b).is_err());
         assert_eq!(
             vector(DEFAULT_DIMENSIONS).matches(',').count() as u32,
             DEFAULT_DIMENSIONS - 1

@@ -73,17 +73,22 @@ impl Api {
         matches!(self, Api::Anthropic)
     }
 
-    /// The client's name for the same API.
-    #[cfg(test)]
-    pub(crate) const fn client_kind(self) -> crate::client::ApiKind {
-        use crate::client::ApiKind;
+    /// The path the mock serves the API on. The path is the API's identity between the mock
+    /// and its clients: soakd's client names the same paths (`client::ApiKind::default_path`),
+    /// and the mock imports nothing of the client.
+    pub(crate) const fn path(self) -> &'static str {
         match self {
-            Api::Chat => ApiKind::OpenAiChat,
-            Api::Responses => ApiKind::OpenAiResponses,
-            Api::Completions => ApiKind::OpenAiCompletions,
-            Api::Embeddings => ApiKind::OpenAiEmbeddings,
-            Api::Anthropic => ApiKind::AnthropicMessages,
+            Api::Chat => "/v1/chat/completions",
+            Api::Responses => "/v1/responses",
+            Api::Completions => "/v1/completions",
+            Api::Embeddings => "/v1/embeddings",
+            Api::Anthropic => "/v1/messages",
         }
+    }
+
+    /// The API served on `path`.
+    pub(crate) fn from_path(path: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|a| a.path() == path)
     }
 }
 
@@ -427,12 +432,12 @@ pub(crate) fn chunk_text(len: usize) -> String {
     WORDS.chars().cycle().take(len).collect()
 }
 
-/// The network writes of one streamed answer as the mock sends it with no delay: the head,
-/// each content chunk (a run's lead joined to its first chunk), then the tail. For benchmarks
-/// of the client's parser (`benches/client.rs`): `chunks` text deltas of `chunk_bytes`
-/// characters each, usage included where the API makes it optional.
-pub fn sample_stream(api: crate::client::ApiKind, chunks: u32, chunk_bytes: usize) -> Vec<Bytes> {
-    use crate::client::ApiKind;
+/// The network writes of a streamed text answer as the mock sends it on `path` with no delay:
+/// the head, each content chunk (a run's lead joined to its first chunk), then the tail;
+/// `chunks` text deltas of `chunk_bytes` characters each, usage included where the API makes
+/// it optional. None for a path the mock does not stream on (embeddings, an unknown path).
+/// For benchmarks of a client's reader (`benches/sse.rs`).
+pub fn text_stream_writes(path: &str, chunks: u32, chunk_bytes: usize) -> Option<Vec<Bytes>> {
     let text = chunk_text(chunk_bytes);
     let meta = Meta {
         seq: 1,
@@ -445,11 +450,12 @@ pub fn sample_stream(api: crate::client::ApiKind, chunks: u32, chunk_bytes: usiz
         capped: false,
         text: &text,
     };
-    let f = match api {
-        ApiKind::OpenAiChat => chat::stream(&meta, true),
-        ApiKind::OpenAiCompletions => completions::stream(&meta, true),
-        ApiKind::OpenAiResponses => responses::stream(&meta),
-        ApiKind::AnthropicMessages | ApiKind::OpenAiEmbeddings => anthropic::stream(&meta),
+    let f = match Api::from_path(path)? {
+        Api::Chat => chat::stream(&meta, true),
+        Api::Completions => completions::stream(&meta, true),
+        Api::Responses => responses::stream(&meta),
+        Api::Anthropic => anthropic::stream(&meta),
+        Api::Embeddings => return None,
     };
     let mut out = vec![f.head];
     for r in &f.runs {
@@ -464,12 +470,20 @@ pub fn sample_stream(api: crate::client::ApiKind, chunks: u32, chunk_bytes: usiz
         }
     }
     out.push(f.tail);
-    out
+    Some(out)
 }
 
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
+
+    /// The client's name for the API served on the same path.
+    pub(crate) fn client_kind(api: Api) -> crate::client::ApiKind {
+        crate::client::ApiKind::ALL
+            .into_iter()
+            .find(|k| k.default_path() == api.path())
+            .expect("every mock API has a client kind")
+    }
 
     pub(crate) fn meta<'a>(model: &'a str, text: &'a str) -> Meta<'a> {
         Meta {
@@ -550,8 +564,9 @@ pub(crate) mod test_util {
         api: crate::client::ApiKind,
         body: &[u8],
     ) -> (Vec<crate::client::DeltaKind>, bool, Option<u64>, u64) {
+        use crate::client::parser::StreamParser;
         use crate::client::sse::SseReader;
-        use crate::client::stream::{Step, StreamParser};
+        use crate::client::stream::Step;
         let mut r = SseReader::default();
         let mut p = StreamParser::new(api);
         let mut kinds = Vec::new();
@@ -600,9 +615,9 @@ mod tests {
             } else {
                 assert_eq!(v["error"]["message"], "boom");
             }
-            let kind = api.client_kind();
+            let kind = client_kind(api);
             assert!(
-                crate::client::stream::parse_body(kind, 1, &b).is_err(),
+                crate::client::parser::parse_body(kind, 1, &b).is_err(),
                 "{api:?}"
             );
         }

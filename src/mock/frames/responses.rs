@@ -406,7 +406,7 @@ mod tests {
         let text = chunk_text(3);
         let b = body(&meta("m", &text));
         assert_eq!(
-            crate::client::stream::parse_body(ApiKind::OpenAiResponses, 1, &b),
+            crate::client::parser::parse_body(ApiKind::OpenAiResponses, 1, &b),
             Ok(Some(3))
         );
         let v: Value = serde_json::from_slice(&b).unwrap();
@@ -419,7 +419,7 @@ mod tests {
             ..meta("m", &text)
         });
         assert_eq!(
-            crate::client::stream::parse_body(ApiKind::OpenAiResponses, 1, &capped),
+            crate::client::parser::parse_body(ApiKind::OpenAiResponses, 1, &capped),
             Ok(Some(3))
         );
         let failed = failed_body("boom \"x\"");

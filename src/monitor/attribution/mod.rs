@@ -98,7 +98,7 @@ use super::settings::MIN_POINTS;
 use fit::{quantile_nnls, FitScratch, MIN_BELOW, TAU};
 
 pub(super) use export::bufs;
-pub use export::{text_table, AttributionReport, MixTick, ScenarioReport};
+pub use export::{AttributionReport, MixTick, ScenarioReport};
 
 /// Most scenarios attributed; with more configured, nothing is.
 pub const MAX_SCENARIOS: usize = 16;

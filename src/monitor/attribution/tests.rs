@@ -381,6 +381,8 @@ mod through_the_monitor {
                 requests: counts[0] + counts[1],
                 streams: 0.0,
                 burst: false,
+                state: None,
+                load_start: None,
                 mix: MixTick {
                     counts: &counts,
                     epoch,
@@ -400,7 +402,7 @@ mod through_the_monitor {
         assert_eq!(a.scenarios[0].scenario, "stream");
         assert_eq!(a.withheld, None);
         assert!(a.mix_changes >= 11, "{a:?}");
-        let table = crate::monitor::attribution::text_table(&snap.processes[1]);
+        let table = crate::monitor::report::attribution_table(&snap.processes[1]);
         assert!(
             table.contains("stream") && table.contains("64KiB"),
             "{table}"
@@ -411,6 +413,8 @@ mod through_the_monitor {
             requests: 0,
             streams: 0.0,
             burst: false,
+            state: None,
+            load_start: None,
             mix: MixTick {
                 counts: &counts,
                 epoch: 15,
