@@ -280,6 +280,12 @@ def overview():
     g.add(stat("Thresholds passing", "bool_yes_no", [
         q(f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
     ], thresholds=[(None, "red"), (1, "green")]), w=8)
+    g.add(timeseries("Creep ratio (p99, last window ÷ first)", "short", [
+        q(f"max by (scenario, measure) (soakd_creep_ratio{{{SSEL}}})", "{{scenario}} {{measure}}"),
+    ], desc="Per scenario and measure (duration, ttft, added_<stage>): the p99 of the last full "
+            "creep_window over the p99 of the first after the warm-up. soakd's creep verdict "
+            "fails past both max_creep_ratio and min_creep (SoakdCreep); present once both "
+            "windows hold 100 samples."), w=24)
     return dashboard("soakd-overview", "soakd overview",
                      "Load, outcomes, latency and streams of a soakd run.", g, True, False)
 

@@ -43,7 +43,8 @@
 //! # Creep
 //! Unless `creep_window = "off"`, the run measures each scenario's p99 request duration, TTFT
 //! and (two-sided) proxy-added time per stage in the first full `creep_window` after
-//! `[monitor] warmup` and in the last full one ([`crate::stats::creep`]). When creep is
+//! `[monitor] warmup` of the load and in the last full one before the load ended
+//! ([`crate::stats::creep`]). When creep is
 //! judged (by default, or when `max_creep_ratio` or `min_creep` is set; the other then takes
 //! its default) every measure is a threshold `creep:SCENARIO:MEASURE` that fails when the last
 //! p99 is more than `max_creep_ratio` times the first AND more than `min_creep` above it

@@ -52,8 +52,9 @@ pub struct RawThresholds {
     /// evaluation judges them regardless.
     pub min_requests: Option<u64>,
     /// Length of the two windows creep compares, per scenario: the first full one after
-    /// `[monitor] warmup` and the last full one, e.g. `"10m"` (the default); `"off"` measures
-    /// no creep. A run needs `warmup + 2 × creep_window` of load to judge it.
+    /// `[monitor] warmup` (counted from the start of the load) and the last full one before
+    /// the load ends, e.g. `"10m"` (the default); `"off"` measures no creep. A run needs
+    /// `warmup + 2 × creep_window` of load to judge it.
     pub creep_window: Option<String>,
     /// A measure (p99 of request duration, TTFT, or a proxy-added stage) fails when its last
     /// window's p99 is more than this many times its first window's AND more than `min_creep`
