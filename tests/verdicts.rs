@@ -274,7 +274,7 @@ fn the_demo_judges_every_verdict_and_passes() {
         assert_eq!(target["verdict"][r], "ok", "{target}");
     }
     // Creep: both measures of each streaming scenario, the duration of the unary one, each
-    // judged on a ratio of two 40 s windows of at least 100 samples.
+    // judged on a ratio of two 50 s windows of at least 100 samples.
     let creep: Vec<&serde_json::Value> = s["thresholds"]
         .as_array()
         .unwrap()
@@ -304,7 +304,7 @@ fn the_demo_judges_every_verdict_and_passes() {
         );
     }
     assert!(
-        out.contains("  creep (p99 per 40s window): first 0m10s–0m50s, last "),
+        out.contains("  creep (p99 per 50s window): first 0m10s–1m00s, last "),
         "{out}"
     );
     // Attribution: a published value, or one line saying why not (a clean mock has too
@@ -340,149 +340,4 @@ fn the_demo_judges_every_verdict_and_passes() {
             "no table of dashes: {out}"
         );
     }
-}
-
-/// `latency_drift = "20ms/min"` makes the mock's TTFT and answers 20 ms slower every minute:
-/// over 150 s, between the first 40 s window after a 5 s warm-up and the last, p99 TTFT and
-/// duration grow by about 33 ms, over ×1.5 and +20 ms, and the run fails naming both p99s and
-/// the ratio. The same run without drift passes. Both run at once, at 20 rps (a window's p99
-/// is then its 8th-largest value, not one stall of a busy machine).
-#[test]
-fn a_latency_drift_fails_on_creep_and_the_same_run_without_it_passes() {
-    let cfg = |drift: &str| {
-        format!(
-            r#"
-[run]
-duration = "150s"
-grace = "5s"
-seed = 5
-
-[load]
-rate = 20.0
-arrivals = "constant"
-
-[[scenarios]]
-name = "chat"
-api = "openai"
-max_tokens = 2
-
-[monitor]
-warmup = "5s"
-
-[thresholds]
-creep_window = "40s"
-max_creep_ratio = 1.5
-min_creep = "20ms"
-
-[mock]
-ttft = "5ms"
-chunk_delay = "1ms"
-chunks = 2
-{drift}
-"#
-        )
-    };
-    let mut drifting = Run::start(&cfg("latency_drift = \"20ms/min\""), &[]);
-    let mut steady = Run::start(&cfg(""), &[]);
-    let (d_admin, s_admin) = (drifting.admin_addr(), steady.admin_addr());
-    // Live, 140 s in (the last window is 100–140 s): the ratio gauges and /status show creep,
-    // and the drifting run's verdict gauge already fails.
-    std::thread::sleep(Duration::from_secs(140));
-    let (_, metrics) = http_get(d_admin, "/metrics");
-    let live = |m: &str| {
-        metric_sum(
-            &metrics,
-            "soakd_creep_ratio",
-            &[("scenario", "chat"), ("measure", m)],
-        )
-    };
-    assert!(live("ttft") > 1.5, "{metrics}");
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "soakd_threshold_passing",
-            &[("threshold", "creep:chat:ttft")]
-        ),
-        0.0
-    );
-    let (_, status) = http_get(s_admin, "/status");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert!(status["creep"]["last"].is_object(), "{}", status["creep"]);
-    let (_, metrics) = http_get(s_admin, "/metrics");
-    assert!(
-        metrics.contains("soakd_creep_ratio{measure=\"ttft\",scenario=\"chat\"}"),
-        "{metrics}"
-    );
-
-    let (st, d) = drifting.finish(T);
-    let out = drifting.proc.stdout_text();
-    assert_eq!(st.code(), Some(1), "{out}\n{}", drifting.proc.stderr_text());
-    let measure = |s: &serde_json::Value, m: &str| {
-        s["creep"]["measures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["measure"] == m)
-            .unwrap()
-            .clone()
-    };
-    for m in ["ttft", "duration"] {
-        let x = measure(&d, m);
-        let (first, last) = (num(&x, &["first", "p99"]), num(&x, &["last", "p99"]));
-        let ratio = num(&x, &["ratio"]);
-        println!("drift {m}: first p99 {first:.4}s, last p99 {last:.4}s, ratio {ratio:.3}");
-        // The windows' p99s sit near their ends, 100 s apart: 33 ms of drift, give or take
-        // each p99's jitter.
-        assert!((0.020..0.070).contains(&(last - first)), "{m}: {x}");
-        assert!(ratio > 1.5, "{m}: {x}");
-        let t = threshold(&d, &format!("creep:chat:{m}"));
-        assert_eq!(t["status"], "fail", "{t}");
-        assert_eq!(t["observed"].as_f64(), Some(ratio));
-        let msg = t["message"].as_str().unwrap();
-        let (f, l) = (fmt_ms(first), fmt_ms(last));
-        assert!(
-            msg.starts_with(&format!(
-                "chat {m} p99 {f} in the first 40s window (0m05s–0m45s) and {l} in the last ("
-            )),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&format!("×{ratio:.2}, +"))
-                && msg.ends_with("crosses both ×1.5 and +20ms"),
-            "{msg}"
-        );
-        assert!(out.contains(&format!("threshold creep:chat:{m}")), "{out}");
-    }
-    assert!(
-        out.contains("  creep (p99 per 40s window): first 0m05s–0m45s, last "),
-        "{out}"
-    );
-
-    let (st, s) = steady.finish(T);
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "{}\n{}",
-        steady.proc.stdout_text(),
-        steady.proc.stderr_text()
-    );
-    for m in ["ttft", "duration"] {
-        let x = measure(&s, m);
-        println!(
-            "steady {m}: first p99 {:.4}s, last p99 {:.4}s, ratio {:.3}",
-            num(&x, &["first", "p99"]),
-            num(&x, &["last", "p99"]),
-            num(&x, &["ratio"])
-        );
-        assert_eq!(
-            threshold(&s, &format!("creep:chat:{m}"))["status"],
-            "pass",
-            "{x}"
-        );
-    }
-}
-
-/// A p99 as the summary prints it (`34.9ms`).
-fn fmt_ms(secs: f64) -> String {
-    format!("{:.1}ms", secs * 1e3)
 }

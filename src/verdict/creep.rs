@@ -95,6 +95,11 @@ fn judge_one(
         (Some(f), Some(l), Some(ratio), Some(last_span)) => {
             let delta = l.p99 - f.p99;
             let sign = if delta >= 0.0 { "+" } else { "−" };
+            let size = if delta == 0.0 {
+                "0ms".to_string()
+            } else {
+                fmt_secs(delta.abs())
+            };
             let change = format!(
                 "{what} {} in the first {window} window ({}) and {} in the last ({}): ×{ratio:.2}, \
                  {sign}{}",
@@ -102,7 +107,7 @@ fn judge_one(
                 span(&report.first),
                 fmt_secs(l.p99),
                 span(&last_span),
-                fmt_secs(delta.abs()),
+                size,
             );
             if rules.crept(f.p99, l.p99) {
                 (
@@ -223,8 +228,8 @@ mod tests {
             (2.0, 8.0, false),     // ×4, +6 ms: a small wobble
             (200.0, 290.0, false), // +90 ms but ×1.45
             (200.0, 301.0, true),  // ×1.505, +101 ms
-            (40.0, 40.0, false),
-            (60.0, 20.0, false), // faster
+            (40.0, 40.0, false),   // ×1.00, +0ms
+            (60.0, 20.0, false),   // faster
         ];
         for (f, l, fails) in cases {
             assert_eq!(RULES.crept(f / 1e3, l / 1e3), fails, "{f} → {l}");
@@ -243,6 +248,16 @@ mod tests {
             assert_eq!(r.limit, Some(1.5));
             assert!((r.observed.unwrap() - l / f).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn an_unchanged_p99_reads_plus_zero() {
+        let r = one(stat(400, 297.0), stat(400, 297.0), true);
+        assert!(
+            r.message.contains("×1.00, +0ms (fails over"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
