@@ -133,11 +133,6 @@ impl ScenarioCreep {
         };
         lock(&t.hist).record(slot, d);
     }
-
-    /// The scenario's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 /// The run's creep measures.
