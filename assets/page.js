@@ -411,8 +411,10 @@
 
   /* ---------- tables and text ---------- */
 
-  function verdictCell(v) {
-    return '<td class="v-' + esc(v) + '">' + esc(v) + '</td>';
+  function verdictCell(v, why) {
+    var reason = why ? '<div class="why">' + esc(why) + '</div>' : '';
+    return '<td class="v-' + esc(v) + '"' + (why ? ' title="' + esc(why) + '"' : '') + '>' +
+      esc(v) + reason + '</td>';
   }
 
   function table(id, head, rows, empty) {
@@ -429,7 +431,9 @@
     table('table-verdicts', ['process', 'up', 'rss', 'fds', 'threads', 'baseline rss', 'peak rss', 'retained after burst'],
       infos.map(function (p) {
         return '<td>' + esc(p.name) + '</td><td>' + (p.up ? 'up' : 'DOWN') + '</td>' +
-          verdictCell(p.verdict.rss) + verdictCell(p.verdict.fds) + verdictCell(p.verdict.threads) +
+          ['rss', 'fds', 'threads'].map(function (r) {
+            return verdictCell(p.verdict[r], p.reason && p.reason[r]);
+          }).join('') +
           '<td class="num">' + fmtBytes(p.baseline_rss_bytes) + '</td><td class="num">' + fmtBytes(p.peak_rss_bytes) +
           '</td><td class="num">' + (p.retained_after_burst_bytes == null ? '–' : fmtSigned(p.retained_after_burst_bytes, fmtBytes)) + '</td>';
       }), 'No monitored processes');
@@ -555,6 +559,63 @@
     el('summary').innerHTML = kv(pairs) + '<br>' + latTable;
   }
 
+  /* The two-sided soak (`status.proxy`, only while [upstream] is on): give-ups by fate, tokens
+   * generated after a give-up, orphans, errors by origin and the added time per stage. What
+   * it shows is published in `window.soakd.proxy`. */
+  var FATES = ['propagated', 'upstream_finished', 'not_propagated', 'orphaned', 'unknown'];
+
+  function proxyCard(status) {
+    var card = el('card-proxy');
+    var p = status && status.proxy;
+    card.hidden = !p;
+    state.proxy = null;
+    if (!p) return;
+    var g = p.give_ups || {};
+    var total = FATES.reduce(function (n, f) { return n + (g[f] || 0); }, 0);
+    var sum = function (k, tagged) {
+      return (p.scenarios || []).reduce(function (n, s) {
+        return tagged && s.name === 'untagged' ? n : n + (s[k] || 0);
+      }, 0);
+    };
+    var reasons = Object.keys(g.unknown_reasons || {}).map(function (k) {
+      return k.replace(/_/g, ' ') + ' ' + g.unknown_reasons[k];
+    }).join(', ');
+    var fateRows = FATES.map(function (f) {
+      var n = g[f] || 0;
+      var note = f === 'unknown' && reasons ? ' (' + reasons + ')' : '';
+      return '<tr><td>' + esc(f.replace(/_/g, ' ') + note) + '</td><td class="num">' + n +
+        '</td><td class="num">' + (total > 0 ? fmtNum(100 * n / total, 1) + ' %' : '–') + '</td></tr>';
+    }).join('');
+    var fates = '<table id="table-fates"><thead><tr><th>give-ups by fate</th><th>n</th><th>share</th></tr></thead><tbody>' +
+      fateRows + '</tbody></table>';
+    var e = p.errors || {};
+    var pairs = [
+      ['give-ups', String(total)],
+      ['tokens generated after give-up', String(g.wasted_output_tokens || 0)],
+      ['orphans', 'open ' + sum('orphans_now') + ', total ' + sum('orphans_total')],
+      ['errors by origin', 'upstream ' + (e.upstream || 0) + ', proxy ' + (e.proxy || 0) +
+        (e.never_reached ? ' (never reached the upstream ' + e.never_reached + ')' : '')],
+      ['upstream requests', sum('upstream_requests') + ' (joined ' + sum('joined') + ', retries ' + sum('retries') + ')']
+    ];
+    if (p.sent > 0 && sum('upstream_requests', true) === 0) {
+      pairs.push(['', 'the proxy never reached the upstream: check its provider address']);
+    }
+    var added = p.added || {};
+    var stages = [['added: request', added.request], ['added: first token', added.first_token],
+      ['added: chunk', added.chunk], ['added: response', added.response],
+      ['cancel propagation', p.cancel_propagation], ['give-up run-on', p.run_on]]
+      .filter(function (r) { return r[1] && r[1].count > 0; });
+    var stageTable = stages.length ? '<table><thead><tr><th>two-sided</th><th>n</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr></thead><tbody>' +
+      stages.map(function (r) {
+        var q = r[1];
+        return '<tr><td>' + esc(r[0]) + '</td><td class="num">' + q.count + '</td>' +
+          [q.p50, q.p90, q.p99, q.max].map(function (v) { return '<td class="num">' + fmtSecs(v) + '</td>'; }).join('') + '</tr>';
+      }).join('') + '</tbody></table>' : '';
+    el('proxy').innerHTML = kv(pairs) + '<br>' + fates + (stageTable ? '<br>' + stageTable : '');
+    state.proxy = { give_ups: total, wasted_output_tokens: g.wasted_output_tokens || 0, stages: stages.length };
+    FATES.forEach(function (f) { state.proxy[f] = g[f] || 0; });
+  }
+
   /* ---------- render ---------- */
 
   function render() {
@@ -574,6 +635,7 @@
     creepTable(status);
     tiles(status, report);
     summary(status, report);
+    proxyCard(status);
     var v = el('verdict');
     if (report && status) {
       v.textContent = status.verdict;

@@ -280,6 +280,9 @@ def overview():
     g.add(stat("Thresholds passing", "bool_yes_no", [
         q(f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
     ], thresholds=[(None, "red"), (1, "green")]), w=8)
+    g.add(stat("Run age per shard", "s", [
+        q(f"(time() - max by (instance) (soakd_run_start_time_seconds{{{SEL}}})) * on (instance) group_left (run_id, shard) max by (instance, run_id, shard) (soakd_run_info{{{SEL}}})", "{{run_id}} shard {{shard}}"),
+    ], thresholds=[(None, "blue")], desc="Time since each shard started (soakd_run_start_time_seconds, joined to soakd_run_info on instance). soakd verdict bounds its queries to the run's span with the start time, so an earlier run under the same run_id is never counted."), w=8)
     g.add(timeseries("Creep ratio (p99, last window ÷ first)", "short", [
         q(f"max by (scenario, measure) (soakd_creep_ratio{{{SSEL}}})", "{{scenario}} {{measure}}"),
     ], desc="Per scenario and measure (duration, ttft, added_<stage>): the p99 of the last full "
@@ -397,11 +400,12 @@ def proxy():
                      "`target.url` at the upstream itself: what remains is soakd's own loopback noise."), w=24, h=3)
     for stage, title in (("request", "Added time: request (send to upstream receive)"),
                          ("first_token", "Added time: first token (client TTFT minus the upstream's own)"),
-                         ("chunk", "Added time: per chunk (upstream send to client receive)")):
+                         ("chunk", "Added time: per chunk (upstream send to client receive)"),
+                         ("response", "Added time: response (upstream's last byte to client's last byte)")):
         g.add(timeseries(title, "s", [
             q(f'histogram_quantile({x}, sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="{stage}"}}[{RI}])))', f"p{int(x * 100)}")
             for x in (0.5, 0.99)
-        ]), w=8)
+        ], desc="Alert SoakdProxyAddedTimeDrift watches every stage." if stage == "response" else ""), w=6)
     g.add(timeseries("Buffered streams (share of completed)", "percentunit", [
         q(f'sum by (scenario) (rate(soakd_proxy_buffered_streams_total{{{SSEL}}}[{RI}])) / sum by (scenario) (rate(soakd_streams_finished_total{{{SSEL}, result="completed"}}[{RI}]))', "{{scenario}}"),
     ], desc="Streams whose chunks the proxy held back and released in bunches. Alert SoakdProxyBuffering at 50%."), w=8)
@@ -414,14 +418,23 @@ def proxy():
     g.add(timeseries("Upstream requests", "reqps", [
         q(f"sum by (scenario) (rate(soakd_upstream_requests_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
     ], desc="Requests soakd's upstream received; scenario untagged (shown under All): no soakd id found (a proxy that strips it, or traffic that is not soakd's)."), w=8)
-    g.add(timeseries("Orphaned upstream streams", "short", [
-        q(f"sum by (scenario) (soakd_proxy_orphaned_streams{{{SSEL}}})", "open {{scenario}}"),
-        q(f"sum by (scenario) (increase(soakd_proxy_orphaned_streams_total{{{SSEL}}}[{RI}]))", "new {{scenario}}"),
-    ], desc="Upstream streams still generating orphan_after after their client gave up: paid for, never read. Alert SoakdProxyOrphanedStreams."), w=8)
+    g.add(timeseries("Give-ups by fate", "short", [
+        q(f"sum by (fate) (increase(soakd_proxy_give_ups_total{{{SSEL}}}[{RI}]))", "{{fate}}"),
+    ], desc="What became of the upstream call of every client give-up (cancel, timeout, abort): propagated, upstream_finished (nothing left to cancel), not_propagated (ran on to its end), orphaned (not ended orphan_after later), unknown. Alert SoakdProxyCancelsNotPropagated."), w=8)
+    g.add(timeseries("Orphaned upstream calls", "short", [
+        q(f"sum by (scenario) (soakd_proxy_orphaned_requests{{{SSEL}}})", "open {{scenario}}"),
+        q(f"sum by (scenario) (increase(soakd_proxy_orphaned_requests_total{{{SSEL}}}[{RI}]))", "new {{scenario}}"),
+    ], desc="Upstream calls whose client gave up and whose answer had not ended orphan_after later, sending or not: paid for, never read. Alert SoakdProxyOrphanedRequests."), w=8)
     g.add(timeseries("Cancel propagation", "s", [
         q(f"histogram_quantile({x}, sum by (le) (rate(soakd_proxy_cancel_propagation_seconds_bucket{{{SSEL}}}[{RI}])))", f"p{int(x * 100)}")
         for x in (0.5, 0.99)
-    ], desc="Client cancel or timeout to the upstream seeing the disconnect (resolution: the upstream's chunk spacing)."), w=8)
+    ], desc="Client give-up to the upstream seeing the disconnect, for give-ups whose fate is propagated (resolution: the upstream's chunk spacing)."), w=8)
+    g.add(timeseries("Output tokens generated after give-up", "short", [
+        q(f"sum by (scenario) (increase(soakd_proxy_wasted_output_tokens_total{{{SSEL}}}[{RI}]))", "{{scenario}}"),
+    ], desc="Tokens the upstream generated for clients that had already gone (not propagated and orphaned answers): paid for, never read."), w=8)
+    g.add(timeseries("Client errors by origin", "short", [
+        q(f"sum by (origin) (increase(soakd_proxy_error_origin_total{{{SSEL}}}[{RI}]))", "{{origin}}"),
+    ], desc="upstream: the proxy passed an upstream failure through; proxy: the upstream answered 2xx for that request, or never received it (a proxy that cannot reach its provider shows only proxy)."), w=8)
     g.add(timeseries("The proxy's claim vs soakd's measure", "s", [
         q(f"histogram_quantile(0.5, sum by (le) (rate(soakd_proxy_reported_overhead_seconds_bucket{{{SSEL}}}[{RI}])))", "claimed p50 (overhead header)"),
         q(f'histogram_quantile(0.5, sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="first_token"}}[{RI}])))', "measured p50 (first token)"),
@@ -429,7 +442,7 @@ def proxy():
     g.add(heatmap("Added time per chunk", "s",
                         f'sum by (le) (rate(soakd_proxy_added_seconds_bucket{{{SSEL}, stage="chunk"}}[{RI}]))'), w=12)
     return dashboard("soakd-proxy", "soakd proxy",
-                     "What the proxy itself adds, holds back, retries and orphans (two-sided soak).",
+                     "What the proxy itself adds, holds back, retries and orphans, and what became of every give-up (two-sided soak).",
                      g, True, False)
 
 

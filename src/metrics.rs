@@ -187,7 +187,7 @@ catalog! {
         "1 when the growth of the resource passes the configured leak thresholds.";
     // Two-sided soak (only while [upstream] is on)
     proxy_added_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_added_seconds", ["scenario", "stage"],
-        "Time the proxy adds: send to upstream receive (request), client TTFT minus the upstream's own (first_token), upstream send to client receive per chunk (chunk).";
+        "Time the proxy adds: send to upstream receive (request), client TTFT minus the upstream's own (first_token), upstream send to client receive per chunk (chunk), upstream's last byte sent to client's last byte received (response).";
     proxy_buffered_streams_total: IntCounterVec = "soakd_proxy_buffered_streams_total", ["scenario"],
         "Streams whose chunks the proxy held back and released together.";
     proxy_coalesced_chunks_total: IntCounterVec = "soakd_proxy_coalesced_chunks_total", ["scenario"],
@@ -197,11 +197,17 @@ catalog! {
     proxy_retries_total: IntCounterVec = "soakd_proxy_retries_total", ["scenario"],
         "Upstream requests beyond the first for one soakd request.";
     proxy_cancel_propagation_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_cancel_propagation_seconds", ["scenario"],
-        "Client cancel or timeout to the upstream seeing the disconnect.";
-    proxy_orphaned_streams: IntGaugeVec = "soakd_proxy_orphaned_streams", ["scenario"],
-        "Upstream streams still generating orphan_after after their client side ended.";
-    proxy_orphaned_streams_total: IntCounterVec = "soakd_proxy_orphaned_streams_total", ["scenario"],
-        "Upstream streams that became orphans.";
+        "Client give-up (cancel, timeout, abort) to the upstream seeing the disconnect, for give-ups whose fate is propagated.";
+    proxy_orphaned_requests: IntGaugeVec = "soakd_proxy_orphaned_requests", ["scenario"],
+        "Upstream calls whose client gave up and whose answer had not ended orphan_after later, still open now.";
+    proxy_orphaned_requests_total: IntCounterVec = "soakd_proxy_orphaned_requests_total", ["scenario"],
+        "Upstream calls whose client gave up and whose answer had not ended orphan_after later.";
+    proxy_give_ups_total: IntCounterVec = "soakd_proxy_give_ups_total", ["scenario", "fate"],
+        "Client give-ups (cancel, timeout, abort) by what became of their upstream call: propagated, upstream_finished, not_propagated, orphaned, unknown.";
+    proxy_wasted_output_tokens_total: IntCounterVec = "soakd_proxy_wasted_output_tokens_total", ["scenario"],
+        "Output tokens the upstream generated after the client gave up (not propagated and orphaned answers).";
+    proxy_error_origin_total: IntCounterVec = "soakd_proxy_error_origin_total", ["scenario", "origin"],
+        "Client-visible errors by origin: upstream (the proxy passed an upstream failure through) or proxy (the upstream answered 2xx, or was never reached).";
     proxy_reported_overhead_seconds: HistogramVec(proxy_buckets()) = "soakd_proxy_reported_overhead_seconds", ["scenario"],
         "The proxy's own overhead claim, from the configured response header.";
     // Run
@@ -217,6 +223,8 @@ catalog! {
         "Always 1; the soakd version.";
     run_info: IntGaugeVec = "soakd_run_info", ["run_id", "shard"],
         "Always 1; this run's id and shard.";
+    run_start_time: Gauge = "soakd_run_start_time_seconds", [],
+        "Unix time this run (this shard) started: soakd verdict bounds its queries to the run's own span with it.";
 }
 
 /// Looks a metric up in [`CATALOG`].
@@ -293,6 +301,11 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         m.run_info.with_label_values(&[run_id, shard]).set(1);
+        m.run_start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         m.in_flight_requests.set(0);
         m.burst_active.set(0);
         #[cfg(target_os = "linux")]
@@ -417,17 +430,26 @@ mod tests {
             &m.proxy_coalesced_chunks_total,
             &m.upstream_requests_total,
             &m.proxy_retries_total,
-            &m.proxy_orphaned_streams_total,
+            &m.proxy_orphaned_requests_total,
+            &m.proxy_wasted_output_tokens_total,
         ] {
             c.with_label_values(&["chat"]).inc();
         }
+        m.proxy_give_ups_total
+            .with_label_values(&["chat", "propagated"])
+            .inc();
+        m.proxy_error_origin_total
+            .with_label_values(&["chat", "proxy"])
+            .inc();
         for h in [
             &m.proxy_cancel_propagation_seconds,
             &m.proxy_reported_overhead_seconds,
         ] {
             h.with_label_values(&["chat"]).observe(0.01);
         }
-        m.proxy_orphaned_streams.with_label_values(&["chat"]).set(0);
+        m.proxy_orphaned_requests
+            .with_label_values(&["chat"])
+            .set(0);
         let families = m.registry().gather();
         for d in CATALOG {
             let fam = families
@@ -444,6 +466,11 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("soakd_run_info{run_id=\"run-1\",shard=\"0\"} 1"));
+        assert!(
+            m.run_start_time.get() > 1.7e9,
+            "a Unix time: {}",
+            m.run_start_time.get()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
@@ -24,7 +25,7 @@ use crate::stats::creep::CreepReport;
 use crate::stats::{Percentiles, Series, Stats};
 use crate::units::{fmt_bytes, fmt_elapsed, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
-use crate::verdict::{LeakInput, LeakState, ThresholdResult, VerdictInputs};
+use crate::verdict::{LeakInput, LeakState, ProxyInputs, ThresholdResult, VerdictInputs};
 
 /// Version of the summary JSON's layout ([`Summary`]); `soakd compare` refuses any other.
 /// Bump it when a field that `soakd compare` reads changes meaning or place.
@@ -48,6 +49,10 @@ pub struct ScenarioCounts {
     /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
     /// than soakd's parsers).
     pub unknown_events: u64,
+    /// Per outcome of an HTTP error status, the most frequent body (a redacted one-line
+    /// excerpt, [`crate::client::error_body`]), how often it came and of how many.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_bodies: BTreeMap<&'static str, TopBody>,
 }
 
 /// Latency percentiles, in seconds.
@@ -152,6 +157,11 @@ impl Snapshot {
                 .unwrap_or_default(),
             leaks: self.monitor.as_ref().map(leak_inputs).unwrap_or_default(),
             creep: self.creep.clone(),
+            proxy: self.proxy.as_ref().map(|p| ProxyInputs {
+                orphans: p.give_ups.orphaned,
+                not_propagated_ratio: p.give_ups.not_propagated_ratio(),
+                wasted_output_tokens: p.give_ups.wasted_output_tokens,
+            }),
         }
     }
 }
@@ -196,6 +206,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
         window: longest.map(|(w, _)| w),
         fail_on_leak: p.fail_on_leak,
         is_self: p.name == SELF_NAME,
+        reason: p.reason.get(r).clone(),
+        limit_per_hour: *p.limit_per_hour.get(r),
     }
 }
 
@@ -312,6 +324,11 @@ impl RunView {
         &self.p.metrics
     }
 
+    /// The run's HDR histograms, with the run id and shard they belong to (`GET /histograms`).
+    pub fn histograms(&self) -> crate::stats::wire::HistogramsDoc {
+        crate::stats::wire::document(&self.p.stats, &self.p.run_id, self.p.shard)
+    }
+
     /// Takes one sample for the recent-rate meter; call about once a second.
     pub fn tick(&self) {
         lock(&self.meter).sample(
@@ -345,6 +362,7 @@ impl RunView {
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
                     unknown_events: m.unknown_events(),
+                    error_bodies: m.top_error_bodies(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {
@@ -475,10 +493,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     for p in &m.processes {
         let _ = writeln!(
             out,
-            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
             p.name,
-            p.source,
-            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
+            p.source_label,
             if p.up { "up" } else { "DOWN" },
             opt(p.baseline_rss_bytes, &fmt_bytes),
             opt(p.peak_rss_bytes, &fmt_bytes),
@@ -519,6 +536,27 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        for r in Resource::ALL {
+            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
+        }
+    }
+    out
+}
+
+/// The summary's most frequent HTTP error body per scenario and outcome, one line each:
+/// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
+/// when no error status had a body.
+fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for sc in scenarios {
+        for (outcome, top) in &sc.error_bodies {
+            let _ = writeln!(
+                out,
+                "  error body: {} {outcome} ({} of {}): {}",
+                sc.name, top.count, top.of, top.body
+            );
+        }
     }
     out
 }
@@ -621,6 +659,7 @@ impl Summary {
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        out.push_str(&error_bodies_text(&s.scenarios));
         let row = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
@@ -801,6 +840,9 @@ mod tests {
                 fds: Verdict::Ok,
                 threads: Verdict::Unknown,
             },
+            reason: crate::monitor::PerResource::from_fn(|r| format!("{} reason", r.as_str())),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
             fail_on_leak,
         }
     }
@@ -890,6 +932,16 @@ mod tests {
         );
         let text = s.to_text();
         assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        // The process line names the pid and its source; each verdict is followed by its
+        // reason.
+        assert!(text.contains("  process target (pid 1): up "), "{text}");
+        assert!(
+            text.contains(
+                "    leak verdict: rss leak  fds ok  threads unknown\n      rss: rss reason\n      \
+                 fds: fds reason\n      threads: threads reason\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("verdict: fail, soak suspect (exit 1)"),
             "{text}"
@@ -922,6 +974,34 @@ mod tests {
         assert!(
             text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
             "{text}"
+        );
+        assert!(!text.contains("error body"), "{text}");
+        let mut snap = snapshot(None);
+        snap.scenarios = vec![ScenarioCounts {
+            name: "chat".into(),
+            error_bodies: [(
+                "http_5xx",
+                TopBody {
+                    body: "connect ECONNREFUSED 127.0.0.1:19799".into(),
+                    count: 37,
+                    of: 40,
+                },
+            )]
+            .into(),
+            ..ScenarioCounts::default()
+        }];
+        let s = Summary::new(snap, Duration::from_secs(10), "fail", 1);
+        assert!(
+            s.to_text().contains(
+                "  error body: chat http_5xx (37 of 40): connect ECONNREFUSED 127.0.0.1:19799\n"
+            ),
+            "{}",
+            s.to_text()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["error_bodies"]["http_5xx"]["body"],
+            "connect ECONNREFUSED 127.0.0.1:19799"
         );
     }
 }

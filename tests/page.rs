@@ -346,6 +346,26 @@ fn live_page_and_report_in_headless_chromium() {
             .unwrap();
         assert_eq!(row[5], t["status"].as_str().unwrap(), "{row:?}");
     }
+    // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
+    // verdict cell its reason.
+    let limit = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-thresholds tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'leak:target:fds'; }) \
+         .map(function (r) { return r.cells[3].textContent; })[0]",
+    );
+    assert_eq!(limit, "60", "fds_per_hour");
+    let why = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-verdicts tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'target'; }) \
+         .map(function (r) { return r.cells[2].querySelector('.why').textContent; })[0]",
+    );
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("+") && why.contains("over the 16s window: lower bound"),
+        "the rss verdict's reason: {why:?}"
+    );
     // The run's states other than the load are shaded on every time chart.
     for chart in [
         "rate",
@@ -513,6 +533,8 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
     use soakd::series::{Series, TickInput};
     use soakd::stats::creep::{CreepMeasure, CreepReport, WindowStat};
     use soakd::stats::window::Span;
+    use soakd::upstream::report::ProxyScenario;
+    use soakd::upstream::{ErrorOrigins, GiveUps, ProxyReport};
     use soakd::verdict::{RawThresholds, VerdictInputs};
 
     const T0: f64 = 1_700_000_000.0;
@@ -572,6 +594,9 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
                 fds: Verdict::Ok,
                 threads: Verdict::Ok,
             },
+            reason: Default::default(),
+            limit_per_hour: Default::default(),
+            source_label: "pid 4242".into(),
         }],
     };
     let mut s = Series::new(T0, 1.0);
@@ -661,7 +686,32 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         latency: Latencies::default(),
         scenarios: vec![],
         monitor: s.monitor().cloned(),
-        proxy: None,
+        // A two-sided soak through a proxy that ignores most cancels.
+        proxy: Some(ProxyReport {
+            upstream: "127.0.0.1:9600".into(),
+            sent: planned as u64,
+            give_ups: GiveUps {
+                propagated: 3,
+                not_propagated: 64,
+                orphaned: 2,
+                wasted_output_tokens: 1280,
+                ..GiveUps::default()
+            },
+            errors: ErrorOrigins {
+                upstream: 4,
+                proxy: 1,
+                never_reached: 0,
+            },
+            scenarios: vec![ProxyScenario {
+                name: "chat".into(),
+                upstream_requests: planned as u64,
+                joined: planned as u64 - 1,
+                orphans_now: 1,
+                orphans_total: 2,
+                ..ProxyScenario::default()
+            }],
+            ..ProxyReport::default()
+        }),
         creep: Some(creep.clone()),
         thresholds: RawThresholds::default().validate().unwrap().evaluate(
             &VerdictInputs {
@@ -687,6 +737,32 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         "!!(window.soakd && window.soakd.updates >= 1)",
         Duration::from_secs(20),
         "drew",
+    );
+    // The two-sided card shows every give-up by its fate.
+    let proxy: Value = serde_json::from_str(
+        b.eval(&tab, "JSON.stringify(window.soakd.proxy)")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            &proxy["give_ups"],
+            &proxy["not_propagated"],
+            &proxy["orphaned"],
+            &proxy["wasted_output_tokens"]
+        ),
+        (&69.into(), &64.into(), &2.into(), &1280.into()),
+        "{proxy}"
+    );
+    let card = b.eval(
+        &tab,
+        "document.getElementById('card-proxy').hidden ? '' : document.getElementById('card-proxy').innerText",
+    );
+    let card = card.as_str().unwrap();
+    assert!(
+        card.contains("not propagated") && card.contains("open 1, total 2"),
+        "{card}"
     );
     let run = charts(&mut b, &tab);
     // 86,400 s in 256 s points: 337 points, 48 bursts of 2 min.

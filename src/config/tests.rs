@@ -244,9 +244,9 @@ fn invalid_values_name_field_value_and_reason() {
             "exactly one",
         ),
         (
-            "[[scenarios]]\nstream = false\ncancel = { fraction = 0.5, after = \"1s\" }",
-            "scenarios[0].cancel",
-            "streaming",
+            "[[scenarios]]\nstream = false\ncancel = { fraction = 0.5, after_chunks = 3 }",
+            "scenarios[0].cancel.after_chunks",
+            "use cancel.after for a non-streaming scenario",
         ),
         (
             "[[scenarios]]\nprompts_file = \"/nonexistent/p.jsonl\"",
@@ -396,6 +396,41 @@ cancel = { fraction = 0.1, after = "2s" }
             at: CancelAt::AfterTime(Duration::from_secs(2))
         })
     );
+    // A unary scenario is cancelled `after` a time too.
+    let c = validate_text(
+        "[[scenarios]]\nstream = false\ncancel = { fraction = 1.0, after = \"200ms\" }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.scenarios[0].cancel,
+        Some(Cancellation {
+            fraction: 1.0,
+            at: CancelAt::AfterTime(Duration::from_millis(200))
+        })
+    );
+}
+
+#[test]
+fn give_up_thresholds_need_the_two_sided_soak() {
+    for key in [
+        "max_orphans = 0",
+        "max_not_propagated_ratio = 0.1",
+        "max_wasted_output_tokens = 100",
+    ] {
+        let e = err_text(&format!("[thresholds]\n{key}\n"));
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            e.contains(&format!("thresholds.{name}")) && e.contains("[upstream] listen"),
+            "{e}"
+        );
+    }
+    let e = err_text("[thresholds]\nmax_not_propagated_ratio = 1.5\n");
+    assert!(e.contains("thresholds.max_not_propagated_ratio"), "{e}");
+    let ok = validate_text(
+        "[target]\nurl = \"http://127.0.0.1:9\"\n[upstream]\nlisten = \"127.0.0.1:0\"\n[thresholds]\nmax_orphans = 0\n",
+    )
+    .unwrap();
+    assert_eq!(ok.thresholds.names().last(), Some(&"max_orphans"));
 }
 
 #[test]

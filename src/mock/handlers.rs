@@ -15,7 +15,7 @@ use axum::Router;
 use super::body::{End, MockBody, Script};
 use super::frames::{self, anthropic, chat, completions, embeddings, responses, Api, Meta};
 use super::state::{Fault, Shared};
-use super::tap::{stamp_entry, Entry, ProbeGuard};
+use super::tap::{stamp_entry, Answer, Entry, ProbeGuard};
 
 /// The mock's routes; with a tap, every request is stamped on arrival, before its body is read.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -210,9 +210,23 @@ fn unix_now() -> u64 {
 }
 
 /// A 400 in the API's shape, counted as a bad request.
-fn bad_request(s: &Shared, api: Api, msg: &str) -> Response {
+fn bad_request(s: &Shared, api: Api, msg: &str, probe: &mut Option<ProbeGuard>) -> Response {
     s.metrics.count(api, Fault::BadRequest);
+    tell(probe, 400, Fault::BadRequest, false, 0);
     json_response(StatusCode::BAD_REQUEST, frames::error_body(api, 400, msg))
+}
+
+/// Tells the tap's probe what is going to be answered.
+fn tell(probe: &mut Option<ProbeGuard>, status: u16, fault: Fault, stream: bool, tokens: u64) {
+    if let Some(p) = probe {
+        let failed = fault != Fault::None;
+        p.answer(&Answer {
+            status,
+            failed,
+            stream,
+            output_tokens: if failed || stream { 0 } else { tokens },
+        });
+    }
 }
 
 /// Why an embeddings request cannot be answered, if it cannot.
@@ -265,12 +279,12 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
         Ok(r) => r,
         Err(e) => {
             let msg = format!("We could not parse the JSON body of your request: {e}");
-            return bad_request(s, api, &msg);
+            return bad_request(s, api, &msg, probe);
         }
     };
     if api == Api::Embeddings {
         if let Some(msg) = embeddings_problem(&req) {
-            return bad_request(s, api, &msg);
+            return bad_request(s, api, &msg, probe);
         }
     }
     let stream = req.stream.unwrap_or(false);
@@ -281,8 +295,12 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
     s.metrics.count(api, fault);
 
     match fault {
-        Fault::Error => return http_error(s, api),
+        Fault::Error => {
+            tell(probe, s.error_status, fault, stream, 0);
+            return http_error(s, api);
+        }
         Fault::Garbage => {
+            tell(probe, 200, fault, stream, 0);
             let mut r = Response::new(Body::from(Bytes::from_static(frames::GARBAGE)));
             let ct = if stream {
                 "text/event-stream"
@@ -298,6 +316,7 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
     let model = req.model.as_deref().unwrap_or("soakd-mock");
     let prompt_tokens = (raw.len() as u64 / 4).max(1);
     if api == Api::Embeddings {
+        tell(probe, 200, fault, false, 0);
         return embeddings_answer(s, &req, model, prompt_tokens, fault, probe).await;
     }
 
@@ -325,7 +344,13 @@ async fn answer_with(s: &Shared, api: Api, raw: &[u8], probe: &mut Option<ProbeG
         capped: chunks < s.chunks,
         text: &s.text,
     };
-
+    tell(
+        probe,
+        200,
+        fault,
+        stream,
+        u64::from(meta.reasoning + meta.chunks),
+    );
     if stream {
         stream_answer(s, api, &meta, &req, fault, probe.take())
     } else {

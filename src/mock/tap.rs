@@ -24,8 +24,24 @@ pub trait Tap: Send + Sync + 'static {
     fn id_header(&self) -> &'static str;
 }
 
+/// What the mock answers one request, decided before it sends anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The answer carries a failure: an error status, an in-band error, a truncation, a stall
+    /// or garbage.
+    pub failed: bool,
+    /// A streamed answer (its tokens are its content chunks, told one by one).
+    pub stream: bool,
+    /// A unary answer's output tokens (0 for a stream, a failed answer or embeddings).
+    pub output_tokens: u64,
+}
+
 /// The stamps of one answer.
 pub trait Probe: Send {
+    /// What the mock is going to answer (at most once, before any chunk).
+    fn answer(&mut self, _answer: &Answer) {}
     /// Content chunk `seq` (0-based, in send order) is being handed to the connection now;
     /// `text` is this chunk's copy of the answer text (empty when the chunk carries none),
     /// which the probe may overwrite (same length, JSON-safe ASCII) to mark the chunk.
@@ -41,6 +57,12 @@ pub(crate) struct ProbeGuard(Option<Box<dyn Probe>>);
 impl ProbeGuard {
     pub(crate) fn new(p: Box<dyn Probe>) -> Self {
         ProbeGuard(Some(p))
+    }
+
+    pub(crate) fn answer(&mut self, a: &Answer) {
+        if let Some(p) = &mut self.0 {
+            p.answer(a);
+        }
     }
 
     pub(crate) fn chunk(&mut self, seq: u32, text: &mut [u8]) {

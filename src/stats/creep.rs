@@ -18,8 +18,8 @@
 //! rolls in steps of `window / 6`; a measure is compared once both hold at least
 //! [`MIN_WINDOW_SAMPLES`] samples and do not overlap. Each measure costs at most
 //! [`BYTES_PER_MEASURE`] (106 KiB), allocated at its first sample: 213 KiB for a streaming
-//! scenario (duration, TTFT), 106 KiB for a non-streaming one, and 532 KiB for a streaming
-//! scenario of a two-sided soak (three added stages), whatever the run's length.
+//! scenario (duration, TTFT), 106 KiB for a non-streaming one, and 638 KiB for a streaming
+//! scenario of a two-sided soak (four added stages), whatever the run's length.
 //!
 //! # Time
 //! The windows count from the start of the load ([`Creep::start`], after any `[run] idle`),
@@ -431,19 +431,19 @@ mod tests {
 
     /// The stages as the app passes them (the upstream's stage list).
     fn added() -> Vec<AddedMeasure> {
-        use crate::upstream::stage::AddedStage;
-        AddedStage::ALL
+        use crate::upstream::report::{streams_only, ADDED_STAGES};
+        ADDED_STAGES
             .iter()
             .map(|s| AddedMeasure {
-                name: s.measure(),
-                streams_only: s.streams_only(),
+                name: format!("added_{s}"),
+                streams_only: streams_only(s),
             })
             .collect()
     }
 
     #[test]
     fn measures_follow_the_scenario_and_the_stage_list() {
-        use crate::upstream::stage::AddedStage;
+        use crate::upstream::report::{streams_only, ADDED_STAGES};
         let c = Creep::new(windows(), &scenarios(), &[], None);
         let names = c.names();
         assert_eq!(
@@ -459,20 +459,17 @@ mod tests {
         let n: Vec<String> = two.names().into_iter().map(|(s, m)| s + ":" + &m).collect();
         // Every stage of the one list, streams-only stages for the streaming scenario only.
         let mut want = vec!["chat:duration".to_string(), "chat:ttft".into()];
-        want.extend(
-            AddedStage::ALL
-                .iter()
-                .map(|s| format!("chat:{}", s.measure())),
-        );
+        want.extend(ADDED_STAGES.iter().map(|s| format!("chat:added_{s}")));
         want.push("embed:duration".into());
         want.extend(
-            AddedStage::ALL
+            ADDED_STAGES
                 .iter()
-                .filter(|s| !s.streams_only())
-                .map(|s| format!("embed:{}", s.measure())),
+                .filter(|s| !streams_only(s))
+                .map(|s| format!("embed:added_{s}")),
         );
         assert_eq!(n, want);
         assert!(want.contains(&"chat:added_first_token".to_string()));
+        assert!(want.contains(&"embed:added_response".to_string()));
         assert!(!want.contains(&"embed:added_chunk".to_string()));
     }
 

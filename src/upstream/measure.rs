@@ -20,13 +20,16 @@
 //!   as the rest's when a proxy holds a whole answer back;
 //! - **buffered stream**: at least [`MIN_PAIRS`] neighbour pairs sent [`SENT_APART`] apart, and
 //!   more than half of them coalesced;
-//! - **cancel propagation** = upstream sees the disconnect (its body is dropped unfinished) −
-//!   the client's cancel or timeout. Its resolution is the upstream's chunk spacing: a
-//!   disconnect shows on the next write. None when the upstream stream ran to its end.
+//! - **response** = client's last body byte received − upstream's last byte sent, for an answer
+//!   the upstream sent whole and the client read to its end (unary or streamed): what the
+//!   proxy adds on the way back after the answer ended.
+//!
+//! What became of a client's give-up (cancel propagation among it) is the upstream side's
+//! fate, decided in [`super::fate`].
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use std::time::Instant;
+use super::attempts::Output;
 
 /// Arrivals this close together count as one release by the proxy.
 pub const COALESCE_WITHIN: Duration = Duration::from_millis(1);
@@ -37,12 +40,34 @@ pub const MIN_PAIRS: u32 = 2;
 /// Most chunks per answer tracked on either side (stamps beyond are not kept).
 pub const MAX_CHUNKS: usize = 4096;
 
+/// Why buffered streams and coalesced chunks cannot be seen when the upstream sends chunks
+/// `chunk_delay` apart, `chunks` per answer: chunks sent under [`SENT_APART`] apart are never
+/// comparable (any that count are timer jitter), and an answer of one chunk has no neighbours.
+/// `None` when both can be seen.
+pub fn unmeasurable(chunk_delay: Duration, chunks: u32) -> Option<String> {
+    let ms = |d: Duration| crate::units::fmt_duration(d);
+    if chunk_delay < SENT_APART {
+        Some(format!(
+            "chunk_delay {} < {}",
+            ms(chunk_delay),
+            ms(SENT_APART)
+        ))
+    } else if chunks < 2 {
+        Some(format!("chunks {chunks} < 2"))
+    } else {
+        None
+    }
+}
+
 /// How the client side of a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientEnd {
-    /// The answer was read to its end (any outcome that is not a client give-up).
+    /// The answer was read to its end and was good (`ok`).
     Finished,
-    /// The client gave up: a workload cancel, a timeout, or the end of the grace period.
+    /// The client saw an error (any outcome but `ok` and a give-up): it gets an origin.
+    Failed,
+    /// The client gave up: a workload cancel, a timeout, or the end of the grace period. It
+    /// gets a fate.
     GaveUp,
 }
 
@@ -55,6 +80,8 @@ pub struct ClientSide {
     pub first_content: Option<Instant>,
     /// `(sequence, arrival)` of each chunk marker seen, in arrival order.
     pub arrivals: Vec<(u32, Instant)>,
+    /// When the last body bytes arrived.
+    pub last_byte: Option<Instant>,
     /// When the client side ended, and how.
     pub end: Instant,
     pub how: ClientEnd,
@@ -71,6 +98,8 @@ pub struct UpstreamSide {
     pub end: Instant,
     /// Whether the whole answer was sent.
     pub completed: bool,
+    /// What it generated.
+    pub output: Output,
 }
 
 /// The measures of one joined request.
@@ -84,7 +113,7 @@ pub struct Measures {
     /// Of those, pairs whose second chunk arrived coalesced.
     pub coalesced: u32,
     pub buffered: bool,
-    pub cancel_propagation: Option<Duration>,
+    pub response: Option<Duration>,
 }
 
 /// Joins both sides of one request by the rules of the module doc.
@@ -121,8 +150,8 @@ pub fn join(c: &ClientSide, u: &UpstreamSide) -> Measures {
         prev = Some((sent, arrived));
     }
     m.buffered = m.comparable >= MIN_PAIRS && 2 * m.coalesced > m.comparable;
-    if c.how == ClientEnd::GaveUp && !u.completed && u.end >= c.end {
-        m.cancel_propagation = Some(u.end - c.end);
+    if let (Some(last), ClientEnd::Finished, true) = (c.last_byte, c.how, u.completed) {
+        m.response = Some(last.saturating_duration_since(u.end));
     }
     m
 }
@@ -143,6 +172,11 @@ mod tests {
         UpstreamSide {
             entry,
             end: *sends.last().unwrap() + ms(1),
+            output: Output {
+                streamed: true,
+                chunks: n as u32,
+                unary_tokens: 0,
+            },
             sends,
             completed,
         }
@@ -150,10 +184,12 @@ mod tests {
 
     /// A client that sent at `t0` and finished at its last chunk.
     fn finished(t0: Instant, arrivals: Vec<(u32, Instant)>) -> ClientSide {
+        let last = arrivals.last().expect("a chunk").1;
         ClientSide {
             send: t0,
             first_content: Some(arrivals[0].1),
-            end: arrivals.last().expect("a chunk").1,
+            end: last,
+            last_byte: Some(last),
             arrivals,
             how: ClientEnd::Finished,
         }
@@ -175,7 +211,8 @@ mod tests {
         assert_eq!(m.first_token, Some(ms(5)));
         assert_eq!(m.chunks, vec![ms(3); 10]);
         assert_eq!((m.comparable, m.coalesced, m.buffered), (9, 0, false));
-        assert_eq!(m.cancel_propagation, None);
+        // The last chunk arrived 3 ms after it was sent, 2 ms after the upstream's end.
+        assert_eq!(m.response, Some(ms(2)));
     }
 
     #[test]
@@ -207,6 +244,7 @@ mod tests {
             send: t0,
             first_content: Some(at(0)),
             arrivals: vec![(0, at(0)), (0, at(1)), (1, at(2)), (2, at(2)), (7, at(2))],
+            last_byte: Some(at(2)),
             end: at(2),
             how: ClientEnd::Finished,
         };
@@ -217,28 +255,42 @@ mod tests {
     }
 
     #[test]
-    fn cancel_propagation_is_the_upstream_disconnect_after_the_client_gave_up() {
+    fn the_response_stage_is_the_way_back_after_the_answer_ended() {
         let t0 = Instant::now();
-        let mut u = upstream(t0, 3, false);
+        // A unary answer sent whole at 3 s; a proxy that held it 40 ms on the way back.
+        let mut u = UpstreamSide {
+            entry: t0 + ms(1),
+            sends: vec![],
+            end: t0 + ms(3000),
+            completed: true,
+            output: Output {
+                streamed: false,
+                chunks: 0,
+                unary_tokens: 24,
+            },
+        };
         let c = ClientSide {
             send: t0,
-            first_content: Some(u.sends[0] + ms(1)),
-            arrivals: vec![(0, u.sends[0] + ms(1))],
-            end: u.sends[0] + ms(50),
-            how: ClientEnd::GaveUp,
-        };
-        u.end = c.end + ms(70);
-        assert_eq!(join(&c, &u).cancel_propagation, Some(ms(70)));
-        // The upstream finished its answer: no disconnect to time.
-        u.completed = true;
-        assert_eq!(join(&c, &u).cancel_propagation, None);
-        // A client that read the answer to its end never times a propagation.
-        let done = ClientSide {
+            first_content: None,
+            arrivals: vec![],
+            last_byte: Some(t0 + ms(3040)),
+            end: t0 + ms(3041),
             how: ClientEnd::Finished,
+        };
+        assert_eq!(join(&c, &u).response, Some(ms(40)));
+        // No response stage for an answer cut short, a client that gave up or failed, or a
+        // client that read no body.
+        u.completed = false;
+        assert_eq!(join(&c, &u).response, None);
+        u.completed = true;
+        for how in [ClientEnd::GaveUp, ClientEnd::Failed] {
+            assert_eq!(join(&ClientSide { how, ..c.clone() }, &u).response, None);
+        }
+        let no_body = ClientSide {
+            last_byte: None,
             ..c
         };
-        u.completed = false;
-        assert_eq!(join(&done, &u).cancel_propagation, None);
+        assert_eq!(join(&no_body, &u).response, None);
     }
 
     #[test]
@@ -249,11 +301,13 @@ mod tests {
             sends: vec![],
             end: t0 + ms(5),
             completed: true,
+            output: Output::default(),
         };
         let c = ClientSide {
             send: t0,
             first_content: None,
             arrivals: vec![],
+            last_byte: None,
             end: t0 + ms(6),
             how: ClientEnd::Finished,
         };

@@ -13,20 +13,27 @@
 //! which defeats a proxy's response cache.) The upstream finds the id, joins its side of the
 //! request to the client's through a bounded table with a TTL ([`track`]), numbers each content
 //! chunk it sends, and both sides' stamps — on one monotonic clock — give the measures of
-//! [`measure`]: time added per stage ([`stage`]: `request`, `first_token`, `chunk`), buffered
-//! streams and coalesced chunks, retries, cancel propagation, orphaned streams, and the
-//! proxy's own overhead claim when `overhead_header` names one. A request whose id the upstream cannot
+//! [`measure`]: time added per stage (`request`, `first_token`, `chunk`, `response`; the list
+//! is [`report::ADDED_STAGES`]), buffered streams and coalesced chunks, retries, and the proxy's own overhead
+//! claim when `overhead_header` names one. Every client give-up gets a fate ([`fate`]:
+//! propagated, with its time; upstream finished; not propagated, with the tokens generated for
+//! nobody; orphaned; unknown), and every client-visible error an origin ([`origin`]: the
+//! upstream's failure passed through, or the proxy's own), both read from the per-id record of
+//! the upstream's attempts ([`attempts`]). A request whose id the upstream cannot
 //! find (a proxy that strips it from the text and the header) counts as `scenario="untagged"`,
 //! with one warning; no join is invented.
 //!
 //! Memory is fixed: the table holds at most `max_tracked` requests, each for at most
-//! `stream_timeout + orphan_after`, and each side keeps at most [`measure::MAX_CHUNKS`] stamps.
+//! `stream_timeout + orphan_after`, the give-ups waiting for their fate at most `max_tracked`,
+//! each for at most `orphan_after`, and each side keeps at most [`measure::MAX_CHUNKS`] stamps.
 
+pub mod attempts;
+pub mod fate;
 pub mod marker;
 pub mod measure;
+pub mod origin;
 pub mod report;
 pub mod settings;
-pub mod stage;
 pub mod track;
 
 use std::net::SocketAddr;
@@ -34,19 +41,22 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use report::ProxyReport;
+pub use fate::Fate;
+pub use origin::Origin;
+pub use report::{ErrorOrigins, GiveUps, ProxyReport};
 pub use settings::{RawUpstream, UpstreamSettings};
 pub use track::{ClientStamps, Link, Tracker, TrackerTap};
 
 use crate::mock::MockArgs;
 
-/// Why the upstream could not start.
+/// Why the upstream could not start. Each message names its OS error whole, which is not
+/// also a `source()`, so a printed chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot listen for the upstream on {addr}: {source}")]
+    #[error("cannot listen for the upstream on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start the upstream thread: {0}")]
     Thread(std::io::Error),
@@ -67,9 +77,9 @@ impl Upstream {
         mock: MockArgs,
         tracker: Arc<Tracker>,
     ) -> Result<Upstream, UpstreamError> {
-        let bind_err = |source| UpstreamError::Bind {
+        let bind_err = |error| UpstreamError::Bind {
             addr: settings.listen,
-            source,
+            error,
         };
         let listener = std::net::TcpListener::bind(settings.listen).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
@@ -135,6 +145,7 @@ fn serve(
                 return;
             }
         };
+        tokio::spawn(tracker.clone().sweep_every(stop.clone()));
         let tap: Arc<dyn crate::mock::Tap> = Arc::new(TrackerTap(tracker));
         if let Err(e) = crate::mock::serve_with_tap(mock, listener, stop, Some(tap)).await {
             tracing::error!(error = %e, "the upstream failed");

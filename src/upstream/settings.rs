@@ -19,8 +19,10 @@ pub struct RawUpstream {
     pub listen: Option<String>,
     /// Most requests tracked at once for joining the two sides; the oldest is forgotten first.
     pub max_tracked: usize,
-    /// An upstream stream still generating this long after its client side gave up is an
-    /// orphan.
+    /// An upstream call whose client gave up and whose answer has not ended this long after
+    /// is an orphan (sending or not); also the longest the end of a run waits for the
+    /// upstream side. Keep it below the proxy's own upstream read timeout (nginx's
+    /// `proxy_read_timeout`, 60 s by default), or the proxy ends such calls first.
     #[serde(with = "units::serde_duration")]
     pub orphan_after: Duration,
     /// A response header in which the proxy reports its own overhead (e.g. LiteLLM's

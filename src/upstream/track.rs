@@ -9,24 +9,31 @@
 //! live, plus the longest an orphan is watched for), oldest first, so its memory is fixed
 //! however long the soak runs. A link forgotten by the table still joins if both sides hold it.
 //!
-//! Orphans are found by the upstream itself: when it sends a chunk `orphan_after` or more after
-//! its client side gave up, the stream becomes an orphan (counted once in
-//! `soakd_proxy_orphaned_streams_total`, and in the gauge until it ends).
+//! Each link also keeps the per-id record of its upstream attempts ([`super::attempts`]): the
+//! fate of a client give-up ([`super::fate`]: propagated, upstream finished, not propagated,
+//! orphaned, unknown) and the origin of a client-visible error ([`super::origin`]) are read
+//! from it, through small hooks here (attempt began, answered, ended; client gave up or
+//! failed).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, IntCounter, IntGauge};
+use prometheus::{Histogram, IntCounter};
 
+use super::attempts::{Attempts, Output};
+use super::fate::{self, FateHandles, FateState, Fates, Side};
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
-use super::report::{AddedStats, ProxyReport, ProxyScenario, ProxyStats, Stage, UNTAGGED};
-use super::stage::AddedStage;
+use super::origin::OriginHandles;
+use super::report::{
+    Added, AddedStats, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES,
+    UNTAGGED,
+};
 use crate::metrics::Metrics;
-use crate::mock::{Probe, Tap};
-use crate::stats::creep::{Creep, Measure, ScenarioCreep};
+use crate::mock::{Answer, Probe, Tap};
+use crate::stats::creep::{self, Creep, ScenarioCreep};
 
 const SHARDS: usize = 16;
 
@@ -35,9 +42,11 @@ struct ScenarioHandles {
     name: String,
     /// Requests whose two sides were joined (for the report; not a metric).
     joined: AtomicU64,
-    /// `soakd_proxy_added_seconds{stage}`, by [`AddedStage::index`].
-    added: Vec<Histogram>,
-    /// The same for the report: HDR histograms per stage.
+    request: Histogram,
+    first_token: Histogram,
+    chunk: Histogram,
+    response: Histogram,
+    /// The scenario's own HDR histograms of the added time, for the report.
     added_hdr: AddedStats,
     /// The scenario's creep measures, when the run measures creep.
     creep: Option<Arc<ScenarioCreep>>,
@@ -45,36 +54,42 @@ struct ScenarioHandles {
     coalesced: IntCounter,
     upstream_requests: IntCounter,
     retries: IntCounter,
-    cancel_propagation: Histogram,
-    orphans: IntGauge,
-    orphans_total: IntCounter,
     reported_overhead: Histogram,
+    fates: FateHandles,
+    origins: OriginHandles,
 }
 
 impl ScenarioHandles {
     fn new(m: &Metrics, scenario: &str) -> Self {
+        let [request, first_token, chunk, response] =
+            ADDED_STAGES.map(|stage| m.proxy_added_seconds.with_label_values(&[scenario, stage]));
         let s = [scenario];
         ScenarioHandles {
             name: scenario.to_string(),
             joined: AtomicU64::new(0),
-            added: AddedStage::ALL
-                .iter()
-                .map(|st| {
-                    m.proxy_added_seconds
-                        .with_label_values(&[scenario, st.as_str()])
-                })
-                .collect(),
+            request,
+            first_token,
+            chunk,
+            response,
             added_hdr: AddedStats::default(),
             creep: None,
             buffered: m.proxy_buffered_streams_total.with_label_values(&s),
             coalesced: m.proxy_coalesced_chunks_total.with_label_values(&s),
             upstream_requests: m.upstream_requests_total.with_label_values(&s),
             retries: m.proxy_retries_total.with_label_values(&s),
-            cancel_propagation: m.proxy_cancel_propagation_seconds.with_label_values(&s),
-            orphans: m.proxy_orphaned_streams.with_label_values(&s),
-            orphans_total: m.proxy_orphaned_streams_total.with_label_values(&s),
             reported_overhead: m.proxy_reported_overhead_seconds.with_label_values(&s),
+            fates: FateHandles::new(m, scenario),
+            origins: OriginHandles::new(m, scenario),
         }
+    }
+}
+
+/// Records `d` of an added stage in the scenario's own histograms and its creep measure
+/// (`added_<stage>`; the stage's place in [`ADDED_STAGES`] is `stage as usize`).
+fn per_scenario(h: &ScenarioHandles, stage: Stage, d: Duration) {
+    h.added_hdr.record(stage, d);
+    if let Some(c) = &h.creep {
+        c.record(creep::Measure::Added(stage as usize), d);
     }
 }
 
@@ -82,10 +97,9 @@ impl ScenarioHandles {
 pub struct Link {
     scenario: usize,
     send: Instant,
-    /// Nanoseconds from the tracker's epoch to the client side giving up, plus one; 0 while
-    /// it has not (or when it finished normally).
-    gave_up_at: AtomicU64,
     attempts: AtomicU32,
+    /// The table forgot the id (a later attempt for it cannot be matched).
+    evicted: AtomicBool,
     state: Mutex<LinkState>,
 }
 
@@ -95,6 +109,21 @@ struct LinkState {
     /// The attempt with the latest entry that has ended.
     upstream: Option<UpstreamSide>,
     joined: bool,
+    /// Every attempt's record, for fates and error origins.
+    attempts: Attempts,
+    fate: FateState,
+}
+
+impl LinkState {
+    /// What `link`'s fate is decided on.
+    fn side(&mut self, link: &Link) -> Side<'_> {
+        Side {
+            fate: &mut self.fate,
+            attempts: &mut self.attempts,
+            last: self.upstream.as_ref(),
+            evicted: link.evicted.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Shard {
@@ -109,6 +138,8 @@ pub struct ClientStamps {
     pub arrivals: Vec<(u32, Instant)>,
     /// The proxy's own overhead claim, seconds, from the configured response header.
     pub reported_overhead: Option<f64>,
+    /// When the last body bytes arrived.
+    pub last_byte: Option<Instant>,
 }
 
 impl ClientStamps {
@@ -127,15 +158,17 @@ pub struct Tracker {
     shards: Box<[Mutex<Shard>]>,
     cap_per_shard: usize,
     ttl: Duration,
-    orphan_after: Duration,
-    epoch: Instant,
     salt: u64,
     next: AtomicU64,
     handles: Vec<ScenarioHandles>,
     untagged: ScenarioHandles,
     untagged_warned: AtomicBool,
     overhead_header: Option<(reqwest::header::HeaderName, f64)>,
+    /// Why buffering and coalescing cannot be seen under the run's settings
+    /// ([`measure::unmeasurable`]); then they are neither counted nor reported as numbers.
+    unmeasurable: Option<String>,
     stats: ProxyStats,
+    fates: Fates<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,8 +196,6 @@ impl Tracker {
                 .collect(),
             cap_per_shard: max_tracked.div_ceil(SHARDS).max(1),
             ttl,
-            orphan_after,
-            epoch: Instant::now(),
             salt: rand::random::<u64>(),
             next: AtomicU64::new(0),
             handles: scenarios
@@ -174,39 +205,71 @@ impl Tracker {
             untagged: ScenarioHandles::new(metrics, UNTAGGED),
             untagged_warned: AtomicBool::new(false),
             overhead_header: None,
+            unmeasurable: None,
             stats: ProxyStats::default(),
+            fates: Fates::new(orphan_after, max_tracked),
         }
     }
 
     /// The two-sided measures so far, for `/status`, the progress line and the summary.
     pub fn report(&self, upstream: &str) -> ProxyReport {
+        let measure = |n: u64| match &self.unmeasurable {
+            Some(why) => Measure::NotMeasurable(format!("not measurable ({why})")),
+            None => Measure::Count(n),
+        };
         let scenario = |h: &ScenarioHandles| ProxyScenario {
             name: h.name.clone(),
             upstream_requests: h.upstream_requests.get(),
             retries: h.retries.get(),
             joined: h.joined.load(Ordering::Relaxed),
-            buffered_streams: h.buffered.get(),
-            coalesced_chunks: h.coalesced.get(),
-            orphans_now: h.orphans.get(),
-            orphans_total: h.orphans_total.get(),
+            buffered_streams: measure(h.buffered.get()),
+            coalesced_chunks: measure(h.coalesced.get()),
+            orphans_now: h.fates.orphans_now(),
+            orphans_total: h.fates.orphans_total(),
+            give_ups: h.fates.report(),
+            errors: h.origins.report(),
             added: h.added_hdr.added(),
         };
+        let scenarios: Vec<ProxyScenario> = self
+            .handles
+            .iter()
+            .chain(std::iter::once(&self.untagged))
+            .map(scenario)
+            .collect();
         ProxyReport {
             upstream: upstream.to_string(),
+            sent: self.next.load(Ordering::Relaxed),
             tracked: self.tracked(),
-            added: self.stats.added(),
+            added: Added {
+                request: self.stats.percentiles(Stage::Request),
+                first_token: self.stats.percentiles(Stage::FirstToken),
+                chunk: self.stats.percentiles(Stage::Chunk),
+                response: self.stats.percentiles(Stage::Response),
+            },
             cancel_propagation: self.stats.percentiles(Stage::CancelPropagation),
+            run_on: self.stats.percentiles(Stage::RunOn),
             reported_overhead: self.stats.percentiles(Stage::ReportedOverhead),
-            scenarios: self
-                .handles
-                .iter()
-                .chain(std::iter::once(&self.untagged))
-                .map(scenario)
-                .collect(),
+            give_ups: scenarios.iter().fold(Default::default(), |mut g, s| {
+                g.add(&s.give_ups);
+                g
+            }),
+            errors: scenarios.iter().fold(Default::default(), |mut e, s| {
+                e.add(&s.errors);
+                e
+            }),
+            scenarios,
         }
     }
 
-    /// Records each scenario's added time in its creep measures too.
+    /// Buffering and coalescing cannot be seen under the run's settings, for reason `why`
+    /// (e.g. `chunk_delay 5ms < 10ms`, from [`measure::unmeasurable`]): they are not counted,
+    /// and the report says `not measurable (why)` instead of a number.
+    pub fn with_unmeasurable(mut self, why: Option<String>) -> Self {
+        self.unmeasurable = why;
+        self
+    }
+
+    /// Records each scenario's added time in its creep measures too (`added_<stage>`).
     pub fn with_creep(mut self, creep: &Creep) -> Self {
         for h in &mut self.handles {
             h.creep = creep.scenario(&h.name);
@@ -260,8 +323,8 @@ impl Tracker {
         let link = Arc::new(Link {
             scenario,
             send,
-            gave_up_at: AtomicU64::new(0),
             attempts: AtomicU32::new(0),
+            evicted: AtomicBool::new(false),
             state: Mutex::new(LinkState::default()),
         });
         let mut shard = lock(self.shard(id));
@@ -271,7 +334,9 @@ impl Tracker {
                 break;
             }
             shard.order.pop_front();
-            shard.links.remove(&old);
+            if let Some(l) = shard.links.remove(&old) {
+                l.evicted.store(true, Ordering::Relaxed);
+            }
         }
         shard.order.push_back((id, send));
         shard.links.insert(id, link.clone());
@@ -282,33 +347,15 @@ impl Tracker {
         self.handles.get(scenario).unwrap_or(&self.untagged)
     }
 
-    /// Records `d` of `stage` for scenario handles `h`: the metric, the scenario's and the
-    /// merged HDR histograms, and the scenario's creep measure.
-    fn added(&self, h: &ScenarioHandles, stage: AddedStage, d: Duration) {
-        h.added[stage.index()].observe(d.as_secs_f64());
-        h.added_hdr.record(stage, d);
-        self.stats.record(Stage::Added(stage), d);
-        if let Some(c) = &h.creep {
-            c.record(Measure::Added(stage.index()), d);
-        }
-    }
-
     /// The client side of `link` ended at `end`, `how`, with its `stamps`.
     pub fn client_done(
         &self,
         id: u64,
-        link: &Link,
+        link: &Arc<Link>,
         how: ClientEnd,
         end: Instant,
         stamps: ClientStamps,
     ) {
-        if how == ClientEnd::GaveUp {
-            let nanos = end.saturating_duration_since(self.epoch).as_nanos();
-            link.gave_up_at.store(
-                u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1,
-                Ordering::Relaxed,
-            );
-        }
         let h = self.handles(link.scenario);
         if let Some(secs) = stamps.reported_overhead {
             h.reported_overhead.observe(secs);
@@ -319,11 +366,20 @@ impl Tracker {
             send: link.send,
             first_content: stamps.first_content,
             arrivals: stamps.arrivals,
+            last_byte: stamps.last_byte,
             end,
             how,
         };
         let mut st = lock(&link.state);
         st.client = Some(client);
+        match how {
+            ClientEnd::GaveUp => {
+                let side = st.side(link);
+                self.fates.gave_up(link, side, end, &h.fates, &self.stats);
+            }
+            ClientEnd::Failed => h.origins.record(&st.attempts),
+            ClientEnd::Finished => {}
+        }
         self.try_join(id, link, &mut st);
     }
 
@@ -339,20 +395,82 @@ impl Tracker {
         let h = self.handles(link.scenario);
         h.joined.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = m.first_token {
-            self.added(h, AddedStage::FirstToken, d);
+            h.first_token.observe(d.as_secs_f64());
+            self.stats.record(Stage::FirstToken, d);
+            per_scenario(h, Stage::FirstToken, d);
         }
         for d in &m.chunks {
-            self.added(h, AddedStage::Chunk, *d);
+            h.chunk.observe(d.as_secs_f64());
+            self.stats.record(Stage::Chunk, *d);
+            per_scenario(h, Stage::Chunk, *d);
         }
-        h.coalesced.inc_by(u64::from(m.coalesced));
-        if m.buffered {
-            h.buffered.inc();
+        if self.unmeasurable.is_none() {
+            h.coalesced.inc_by(u64::from(m.coalesced));
+            if m.buffered {
+                h.buffered.inc();
+            }
         }
-        if let Some(d) = m.cancel_propagation {
-            h.cancel_propagation.observe(d.as_secs_f64());
-            self.stats.record(Stage::CancelPropagation, d);
+        if let Some(d) = m.response {
+            h.response.observe(d.as_secs_f64());
+            self.stats.record(Stage::Response, d);
+            per_scenario(h, Stage::Response, d);
         }
         lock(self.shard(id)).links.remove(&id);
+    }
+
+    /// Decides every waiting give-up whose `orphan_after` has passed by `now`, and the oldest
+    /// ones beyond `max_tracked` (see [`super::fate`]).
+    pub fn sweep(&self, now: Instant) {
+        self.sweep_with(now, false);
+    }
+
+    /// As [`Tracker::sweep`]; with `last`, every give-up still waiting is decided now.
+    fn sweep_with(&self, now: Instant, last: bool) {
+        for (link, overflow) in self.fates.due(now, last) {
+            let h = &self.handles(link.scenario).fates;
+            let mut st = lock(&link.state);
+            self.fates
+                .decide_due(st.side(&link), now, overflow, h, &self.stats);
+        }
+    }
+
+    /// Give-ups without a fate yet, plus upstream answers still open that are not orphans
+    /// (after the load: the upstream sides the summary would miss).
+    pub fn pending(&self) -> u64 {
+        self.fates.pending()
+    }
+
+    /// After the load: waits until every upstream side of a finished client request has
+    /// ended or has its fate — at most `orphan_after`, at once when nothing is pending — then
+    /// decides whatever give-up is still waiting. Returns how long it waited and what was
+    /// still pending at the end of the wait.
+    pub async fn settle(&self) -> (Duration, u64) {
+        let start = Instant::now();
+        let step = fate::sweep_interval(self.fates.orphan_after());
+        let deadline = start + self.fates.orphan_after() + step;
+        loop {
+            let now = Instant::now();
+            self.sweep(now);
+            if self.pending() == 0 || now >= deadline {
+                break;
+            }
+            tokio::time::sleep(step.min(Duration::from_millis(10))).await;
+        }
+        let left = self.pending();
+        self.sweep_with(Instant::now(), true);
+        (start.elapsed(), left)
+    }
+
+    /// Sweeps every [`fate::sweep_interval`] until `stop`.
+    pub async fn sweep_every(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(fate::sweep_interval(self.fates.orphan_after()));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.sweep(Instant::now()),
+                _ = stop.cancelled() => return,
+            }
+        }
     }
 
     fn find(&self, id: u64) -> Option<Arc<Link>> {
@@ -387,21 +505,21 @@ impl Tap for TrackerTap {
         let h = t.handles(link.scenario);
         h.upstream_requests.inc();
         if link.attempts.fetch_add(1, Ordering::Relaxed) == 0 {
-            t.added(
-                h,
-                AddedStage::Request,
-                entry.saturating_duration_since(link.send),
-            );
+            let added = entry.saturating_duration_since(link.send);
+            h.request.observe(added.as_secs_f64());
+            t.stats.record(Stage::Request, added);
+            per_scenario(h, Stage::Request, added);
         } else {
             h.retries.inc();
         }
+        t.fates.began(lock(&link.state).side(&link));
         Some(Box::new(UpstreamProbe {
             tracker: t.clone(),
             id,
             link,
             entry,
             sends: Vec::new(),
-            orphan: false,
+            output: Output::default(),
         }))
     }
 
@@ -417,10 +535,18 @@ struct UpstreamProbe {
     link: Arc<Link>,
     entry: Instant,
     sends: Vec<Instant>,
-    orphan: bool,
+    output: Output,
 }
 
 impl Probe for UpstreamProbe {
+    fn answer(&mut self, a: &Answer) {
+        self.output = Output {
+            chunks: self.output.chunks,
+            ..Output::of(Some(a))
+        };
+        lock(&self.link.state).attempts.answered(self.entry, a);
+    }
+
     fn chunk(&mut self, seq: u32, at: Instant, text: &mut [u8]) {
         let mut tag = [0u8; marker::SEQ_MAX_LEN];
         let n = marker::seq_tag(seq, &mut tag);
@@ -430,38 +556,25 @@ impl Probe for UpstreamProbe {
         if (seq as usize) == self.sends.len() && self.sends.len() < MAX_CHUNKS {
             self.sends.push(at);
         }
-        if self.orphan {
-            return;
-        }
-        let gave_up = self.link.gave_up_at.load(Ordering::Relaxed);
-        if gave_up == 0 {
-            return;
-        }
-        let since = at.saturating_duration_since(self.tracker.epoch);
-        let gave_up = Duration::from_nanos(gave_up - 1);
-        if since.saturating_sub(gave_up) >= self.tracker.orphan_after {
-            self.orphan = true;
-            let h = self.tracker.handles(self.link.scenario);
-            h.orphans.inc();
-            h.orphans_total.inc();
-        }
+        self.output.streamed = true;
+        self.output.chunks = self.output.chunks.saturating_add(1);
     }
 
     fn end(self: Box<Self>, completed: bool, at: Instant) {
         let t = &self.tracker;
-        if self.orphan {
-            t.handles(self.link.scenario).orphans.dec();
-        }
         let up = UpstreamSide {
             entry: self.entry,
             sends: self.sends,
             end: at,
             completed,
+            output: self.output,
         };
         let mut st = lock(&self.link.state);
         if st.upstream.as_ref().is_none_or(|u| u.entry <= up.entry) {
             st.upstream = Some(up);
         }
+        let h = &t.handles(self.link.scenario).fates;
+        t.fates.ended(st.side(&self.link), at, h, &t.stats);
         t.try_join(self.id, &self.link, &mut st);
     }
 }
@@ -546,6 +659,7 @@ mod tests {
                     .map(|(i, ms)| (i as u32, t0 + Duration::from_millis(ms + 4)))
                     .collect(),
                 reported_overhead: Some(0.002),
+                last_byte: Some(t0 + Duration::from_millis(234)),
             };
             let end = t0 + Duration::from_millis(230);
             if client_first {
@@ -563,9 +677,19 @@ mod tests {
                 .get_sample_count()
         };
         assert_eq!(
-            (added("request"), added("first_token"), added("chunk")),
-            (2, 2, 6)
+            (
+                added("request"),
+                added("first_token"),
+                added("chunk"),
+                added("response")
+            ),
+            (2, 2, 6, 2)
         );
+        // The last byte arrived 4 ms after the upstream's end, twice.
+        let response = m
+            .proxy_added_seconds
+            .with_label_values(&["msgs", "response"]);
+        assert!((response.get_sample_sum() - 0.008).abs() < 1e-9);
         let first = m
             .proxy_added_seconds
             .with_label_values(&["msgs", "first_token"]);
@@ -595,6 +719,65 @@ mod tests {
                 .get(),
             0
         );
+    }
+
+    /// Three chunks sent 20 ms apart and released together: two coalesced chunks and a
+    /// buffered stream, unless the settings make coalescing unmeasurable; then nothing is
+    /// counted and the report says why instead of a number.
+    #[test]
+    fn an_unmeasurable_coalescing_is_not_counted_and_says_why() {
+        for why in [None, Some("chunk_delay 5ms < 10ms".to_string())] {
+            let m = Arc::new(Metrics::new("t", "0").unwrap());
+            let t = Arc::new(
+                Tracker::new(
+                    &m,
+                    &["chat".to_string()],
+                    100,
+                    Duration::from_secs(60),
+                    Duration::from_millis(50),
+                )
+                .with_unmeasurable(why.clone()),
+            );
+            let tap = TrackerTap(t.clone());
+            let id = t.next_id();
+            let t0 = Instant::now();
+            let link = t.open(id, 0, t0);
+            let mut probe = tap.request(t0, None, &body_with(id)).expect("tracked");
+            for i in 0..3u32 {
+                probe.chunk(i, t0 + Duration::from_millis(20 * u64::from(i)), &mut []);
+            }
+            let at = t0 + Duration::from_millis(100);
+            let stamps = ClientStamps {
+                first_content: Some(at),
+                arrivals: (0..3).map(|i| (i, at)).collect(),
+                reported_overhead: None,
+                last_byte: Some(at),
+            };
+            probe.end(true, at);
+            t.client_done(id, &link, ClientEnd::Finished, at, stamps);
+            let counted = (
+                m.proxy_coalesced_chunks_total
+                    .with_label_values(&["chat"])
+                    .get(),
+                m.proxy_buffered_streams_total
+                    .with_label_values(&["chat"])
+                    .get(),
+            );
+            let r = t.report("127.0.0.1:1");
+            match why {
+                None => {
+                    assert_eq!(counted, (2, 1));
+                    assert_eq!(r.scenarios[0].coalesced_chunks, Measure::Count(2));
+                }
+                Some(why) => {
+                    assert_eq!(counted, (0, 0), "jitter is not counted");
+                    assert_eq!(
+                        r.scenarios[0].buffered_streams,
+                        Measure::NotMeasurable(format!("not measurable ({why})"))
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -628,40 +811,194 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_upstream_still_sending_after_the_client_gave_up_is_an_orphan() {
-        let (t, m) = tracker(100, Duration::from_secs(60));
-        let tap = TrackerTap(t.clone());
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn unary(tokens: u64) -> Answer {
+        Answer {
+            status: 200,
+            failed: false,
+            stream: false,
+            output_tokens: tokens,
+        }
+    }
+
+    fn stream() -> Answer {
+        Answer {
+            stream: true,
+            ..unary(0)
+        }
+    }
+
+    fn give_ups(m: &Metrics, fate: &str) -> u64 {
+        m.proxy_give_ups_total
+            .with_label_values(&["chat", fate])
+            .get()
+    }
+
+    /// One request of scenario `chat` sent at `t0`, its upstream attempt entered at once.
+    fn request(t: &Arc<Tracker>, t0: Instant, a: Answer) -> (u64, Arc<Link>, Box<dyn Probe>) {
         let id = t.next_id();
-        let t0 = Instant::now();
         let link = t.open(id, 0, t0);
-        let mut probe = tap.request(t0, None, &body_with(id)).unwrap();
-        probe.chunk(0, t0 + Duration::from_millis(10), &mut []);
-        t.client_done(
-            id,
-            &link,
-            ClientEnd::GaveUp,
-            t0 + Duration::from_millis(15),
-            ClientStamps::default(),
-        );
-        let gauge = m.proxy_orphaned_streams.with_label_values(&["chat"]);
-        probe.chunk(1, t0 + Duration::from_millis(40), &mut []);
-        assert_eq!(gauge.get(), 0, "35 ms < orphan_after 50 ms");
-        probe.chunk(2, t0 + Duration::from_millis(70), &mut []);
-        probe.chunk(3, t0 + Duration::from_millis(100), &mut []);
-        assert_eq!(gauge.get(), 1);
+        let mut probe = TrackerTap(t.clone())
+            .request(t0, None, &body_with(id))
+            .expect("tracked");
+        probe.answer(&a);
+        (id, link, probe)
+    }
+
+    fn give_up(t: &Tracker, id: u64, link: &Arc<Link>, at: Instant) {
+        t.client_done(id, link, ClientEnd::GaveUp, at, ClientStamps::default());
+    }
+
+    #[test]
+    fn every_give_up_gets_one_fate_from_its_stamps() {
+        // orphan_after 50 ms.
+        let (t, m) = tracker(100, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let gauge = m.proxy_orphaned_requests.with_label_values(&["chat"]);
+        let wasted = m
+            .proxy_wasted_output_tokens_total
+            .with_label_values(&["chat"]);
+
+        // A stream still sending when its client gave up at 15 ms: orphaned at 65 ms by the
+        // sweep, open until its end at 130 ms, then its 3 chunks after the give-up wasted.
+        let (id, link, mut orphan) = request(&t, t0, stream());
+        orphan.chunk(0, t0 + ms(10), &mut []);
+        give_up(&t, id, &link, t0 + ms(15));
+        orphan.chunk(1, t0 + ms(40), &mut []);
+        t.sweep(t0 + ms(64));
         assert_eq!(
-            m.proxy_orphaned_streams_total
-                .with_label_values(&["chat"])
-                .get(),
-            1
+            (give_ups(&m, "orphaned"), gauge.get()),
+            (0, 0),
+            "49 ms < 50 ms"
         );
-        probe.end(false, t0 + Duration::from_millis(130));
+        t.sweep(t0 + ms(65));
+        assert_eq!((give_ups(&m, "orphaned"), gauge.get()), (1, 1));
+        orphan.chunk(2, t0 + ms(70), &mut []);
+        orphan.chunk(3, t0 + ms(100), &mut []);
+        orphan.end(false, t0 + ms(130));
         assert_eq!(gauge.get(), 0);
+        assert_eq!(wasted.get(), 3);
+
+        // A unary answer that sends nothing at all (a stall behind a proxy that ignores the
+        // abort) is an orphan too; its 24 tokens count when it is sent at last.
+        let (id, link, stall) = request(&t, t0, unary(24));
+        give_up(&t, id, &link, t0 + ms(200));
+        t.sweep(t0 + ms(250));
+        assert_eq!((give_ups(&m, "orphaned"), gauge.get()), (2, 1));
+        stall.end(true, t0 + ms(900));
+        assert_eq!((gauge.get(), wasted.get()), (0, 3 + 24));
+
+        // Dropped 20 ms after the give-up: propagated in 20 ms, nothing wasted.
+        let (id, link, cut) = request(&t, t0, unary(24));
+        give_up(&t, id, &link, t0 + ms(300));
+        cut.end(false, t0 + ms(320));
+        assert_eq!(give_ups(&m, "propagated"), 1);
         let prop = m
             .proxy_cancel_propagation_seconds
             .with_label_values(&["chat"]);
         assert_eq!(prop.get_sample_count(), 1);
-        assert!((prop.get_sample_sum() - 0.115).abs() < 1e-9);
+        assert!((prop.get_sample_sum() - 0.020).abs() < 1e-9);
+
+        // A stream that ran on to its end 30 ms after the give-up: not propagated, its two
+        // chunks after the give-up wasted.
+        let (id, link, mut on) = request(&t, t0, stream());
+        on.chunk(0, t0 + ms(390), &mut []);
+        give_up(&t, id, &link, t0 + ms(400));
+        on.chunk(1, t0 + ms(410), &mut []);
+        on.chunk(2, t0 + ms(420), &mut []);
+        on.end(true, t0 + ms(430));
+        assert_eq!(give_ups(&m, "not_propagated"), 1);
+        assert_eq!(wasted.get(), 27 + 2);
+
+        // Ended before the client gave up: nothing to cancel.
+        let (id, link, done) = request(&t, t0, unary(24));
+        done.end(true, t0 + ms(500));
+        give_up(&t, id, &link, t0 + ms(501));
+        assert_eq!(give_ups(&m, "upstream_finished"), 1);
+
+        // Never reached: unknown once orphan_after has passed.
+        let id = t.next_id();
+        let lost = t.open(id, 0, t0);
+        give_up(&t, id, &lost, t0 + ms(600));
+        assert_eq!(t.pending(), 1);
+        t.sweep(t0 + ms(650));
+        assert_eq!(give_ups(&m, "unknown"), 1);
+        let r = t.report("x");
+        assert_eq!(r.give_ups.unknown_reasons.get("never_reached"), Some(&1));
+        assert_eq!(
+            (r.give_ups.total(), r.give_ups.wasted_output_tokens),
+            (6, 29)
+        );
+        assert_eq!(r.give_ups.wasted_by_orphans, 27);
+        assert_eq!((r.run_on.count, r.cancel_propagation.count), (1, 1));
+        // Each give-up got exactly one fate, and nothing is left pending.
+        assert_eq!(t.pending(), 0);
+        let text = r.text();
+        assert!(
+            text.contains(
+                "give-ups 6: propagated 1, upstream finished 1, not propagated 1 (tokens \
+                 generated after give-up: 2), orphaned 2 (tokens generated after give-up: 27), \
+                 unknown 1 (never reached 1)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_end_of_the_run_waits_for_open_answers_only_while_they_can_end() {
+        let (t, _m) = tracker(100, Duration::from_secs(60));
+        let t0 = Instant::now();
+        // A finished client request whose upstream answer is still open is pending, and so
+        // is a give-up without a fate; an orphan is not.
+        let (id, link, open) = request(&t, t0, unary(1));
+        t.client_done(id, &link, ClientEnd::Finished, t0, ClientStamps::default());
+        assert_eq!(t.pending(), 1);
+        open.end(true, t0 + ms(1));
+        assert_eq!(t.pending(), 0);
+        let (id, link, _stuck) = request(&t, t0, unary(1));
+        give_up(&t, id, &link, t0);
+        assert_eq!(t.pending(), 2, "the give-up and its open attempt");
+        t.sweep(t0 + ms(50));
+        assert_eq!(t.pending(), 0, "orphaned: its fate is known");
+    }
+
+    #[test]
+    fn errors_are_classed_by_what_the_upstream_saw() {
+        let (t, m) = tracker(100, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let failed = |id, link: &Arc<Link>| {
+            t.client_done(id, link, ClientEnd::Failed, t0, ClientStamps::default())
+        };
+        // The upstream answered 500: passed through.
+        let (id, link, p) = request(
+            &t,
+            t0,
+            Answer {
+                status: 500,
+                failed: true,
+                ..unary(0)
+            },
+        );
+        p.end(true, t0);
+        failed(id, &link);
+        // The upstream answered 200, the client saw an error: the proxy's.
+        let (id, link, p) = request(&t, t0, unary(5));
+        p.end(true, t0);
+        failed(id, &link);
+        // Never reached.
+        let id = t.next_id();
+        let link = t.open(id, 0, t0);
+        failed(id, &link);
+        let origin = |o: &str| {
+            m.proxy_error_origin_total
+                .with_label_values(&["chat", o])
+                .get()
+        };
+        assert_eq!((origin("upstream"), origin("proxy")), (1, 2));
+        let e = t.report("x").errors;
+        assert_eq!((e.upstream, e.proxy, e.never_reached), (1, 2, 1));
     }
 }

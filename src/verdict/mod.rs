@@ -27,9 +27,12 @@
 //! verdict for it ([`leak`]):
 //! - `leak` fails (live too, so `abort_on_fail` stops on it); the message names the process,
 //!   the resource, the slope per hour and the window it was fitted over;
-//! - `ok` passes;
+//! - `ok` passes, and says why with the limit it is under (`passed: process target rss
+//!   +1.72MiB/h over the 60m window is under the limit (50MiB/h and 10%/h; floor 4MiB)`;
+//!   `does not leak` only when the slope's interval holds zero); `limit` is the rate limit;
 //! - `unknown` (the longest window has no fit) is pending during the run and **not judged**
-//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure.
+//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure, with the reason
+//!   the longest window has no fit.
 //!
 //! Two kinds of process have no leak threshold: soakd itself (`process="soakd"`), whose leak
 //! verdict instead marks the soak **suspect** ([`suspicions`]) — its own growth may skew what
@@ -84,10 +87,12 @@ use crate::units::{fmt_bytes, trim_num};
 
 pub mod creep;
 pub mod leak;
+pub mod proxy;
 pub mod settings;
 
 pub use creep::{creep_threshold_name, CreepRules};
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
+pub use proxy::{ProxyInputs, ProxyLimits};
 pub use settings::{
     RawThresholds, Thresholds, DEFAULT_ERROR_RATIO, DEFAULT_MAX_DROPPED, DEFAULT_MIN_REQUESTS,
     DEFAULT_RSS_PROCESS,
@@ -118,6 +123,8 @@ pub struct VerdictInputs {
     pub leaks: Vec<LeakInput>,
     /// The creep measures, when the run measures creep.
     pub creep: Option<crate::stats::creep::CreepReport>,
+    /// The two-sided soak's give-ups, while `[upstream]` is on.
+    pub proxy: Option<ProxyInputs>,
 }
 
 /// The state of one threshold after an evaluation.
@@ -160,8 +167,9 @@ pub struct ThresholdResult {
     /// The observed value in `unit`, when there is one (for a leak verdict: the slope per hour
     /// of the longest window with a fit).
     pub observed: Option<f64>,
-    /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
-    /// its own thresholds (`[monitor.thresholds]`) in two windows.
+    /// The configured limit in `unit`; for a leak verdict the rate limit the monitor held the
+    /// slope to (`[monitor.thresholds]`; RSS: the larger of the absolute and the relative one
+    /// at the baseline), `None` before there is a baseline.
     pub limit: Option<f64>,
     /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour`,
     /// `per_hour` (fds, threads) or `factor` (creep: last p99 ÷ first p99).
@@ -208,6 +216,7 @@ enum Unit {
     BytesPerHour,
     PerHour,
     Factor,
+    Tokens,
 }
 
 impl Unit {
@@ -219,6 +228,7 @@ impl Unit {
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
             Unit::Factor => "factor",
+            Unit::Tokens => "tokens",
         }
     }
 
@@ -230,6 +240,7 @@ impl Unit {
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
             Unit::Factor => format!("×{}", trim_num(v, 2)),
+            Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
         }
     }
 
@@ -326,6 +337,7 @@ impl Thresholds {
         ]
         .into_iter()
         .filter_map(|(n, on)| on.then_some(n))
+        .chain(self.proxy.names())
         .collect()
     }
 
@@ -385,6 +397,7 @@ impl Thresholds {
         if let Some(limit) = self.rss_growth_per_hour {
             out.push(self.rss_growth(i, limit as f64, final_));
         }
+        out.extend(self.proxy.evaluate(i.proxy.as_ref(), final_));
         if self.leak_verdicts {
             out.extend(
                 i.leaks

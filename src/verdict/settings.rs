@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::creep::{CreepRules, DEFAULT_MAX_CREEP_RATIO, DEFAULT_MIN_CREEP};
+use super::ProxyLimits;
 use crate::units::{self, ConfigError};
 
 /// Default for [`RawThresholds::min_requests`].
@@ -65,6 +66,14 @@ pub struct RawThresholds {
     /// judged): a measure fails only when its p99 grew by more than this and by more than
     /// `max_creep_ratio`.
     pub min_creep: Option<String>,
+    /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
+    /// not ended `orphan_after` later).
+    pub max_orphans: Option<u64>,
+    /// Two-sided soak: largest share (0..=1) of give-ups with an upstream call to cancel whose
+    /// cancel did not reach it in time ((not propagated + orphaned) / (those + propagated)).
+    pub max_not_propagated_ratio: Option<f64>,
+    /// Two-sided soak: most output tokens the upstream generated after the client gave up.
+    pub max_wasted_output_tokens: Option<u64>,
 }
 
 impl RawThresholds {
@@ -184,6 +193,14 @@ impl RawThresholds {
             }
             Some(p) => p.to_owned(),
         };
+        let proxy = ProxyLimits {
+            max_orphans: self.max_orphans,
+            max_not_propagated_ratio: self
+                .max_not_propagated_ratio
+                .map(|v| units::fraction("thresholds.max_not_propagated_ratio", v))
+                .transpose()?,
+            max_wasted_output_tokens: self.max_wasted_output_tokens,
+        };
         Ok(Thresholds {
             abort_on_fail: self.abort_on_fail,
             p99_ttft,
@@ -198,6 +215,7 @@ impl RawThresholds {
             min_requests: self.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
             creep_window,
             creep,
+            proxy,
         })
     }
 }
@@ -233,4 +251,6 @@ pub struct Thresholds {
     pub creep_window: Option<Duration>,
     /// How creep is judged; `None` when it is not.
     pub creep: Option<CreepRules>,
+    /// Limits on the two-sided soak's give-ups.
+    pub proxy: ProxyLimits,
 }

@@ -26,6 +26,9 @@ fn all() -> Thresholds {
         creep_window: Some("20m".into()),
         max_creep_ratio: Some(2.0),
         min_creep: Some("100ms".into()),
+        max_orphans: None,
+        max_not_propagated_ratio: None,
+        max_wasted_output_tokens: None,
     }
     .validate()
     .expect("valid")
@@ -473,6 +476,7 @@ fn evaluate_all_and_exit_verdict() {
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
         creep: None,
+        proxy: None,
     };
     let res = t.evaluate(&healthy, true);
     let names: Vec<_> = res.iter().map(|r| r.name.as_str()).collect();

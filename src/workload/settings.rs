@@ -11,7 +11,8 @@
 //! - `body` may not set the fields soakd builds: the API's prompt field (`messages`, `input` or
 //!   `prompt`) and `stream`; for Anthropic not `system` either when the prompts file has a
 //!   conversation with a system message;
-//! - `cancel` applies to streaming scenarios only;
+//! - `cancel` takes `fraction` and exactly one of `after` (any scenario: a unary request is
+//!   abandoned that long after its send) or `after_chunks` (streaming scenarios only);
 //! - at least one scenario has a weight above 0. With no scenario at all, one default
 //!   (`RawScenario::default()`, an OpenAI chat stream) is used.
 
@@ -118,11 +119,12 @@ impl Default for RawPrompt {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCancel {
-    /// Fraction of streams cancelled (0..=1).
+    /// Fraction of requests cancelled (0..=1).
     pub fraction: f64,
-    /// Cancel after this many content chunks (exclusive with `after`).
+    /// Cancel after this many content chunks (exclusive with `after`; streams only).
     pub after_chunks: Option<u32>,
-    /// Cancel this long after the send (exclusive with `after_chunks`).
+    /// Cancel this long after the send, whatever has arrived (exclusive with `after_chunks`;
+    /// streaming and unary scenarios).
     pub after: Option<String>,
 }
 
@@ -291,11 +293,11 @@ fn validate_one(s: &RawScenario, f: &dyn Fn(&str) -> String) -> Result<Scenario,
         None => None,
         Some(c) => {
             let fraction = units::fraction(&f("cancel.fraction"), c.fraction)?;
-            if !stream {
+            if let (Some(n), false) = (c.after_chunks, stream) {
                 return Err(ConfigError::invalid(
-                    f("cancel"),
-                    "(set)",
-                    "cancellation applies to streaming scenarios only",
+                    f("cancel.after_chunks"),
+                    n,
+                    "counts stream chunks: use cancel.after for a non-streaming scenario",
                 ));
             }
             let at = match (c.after_chunks, &c.after) {
@@ -399,6 +401,25 @@ mod tests {
         );
     }
 
+    /// The "soak started" line names each scenario's output budget (issue 27: a default of
+    /// 256 silently capped the mock's 400 chunks).
+    #[test]
+    fn the_plan_line_shows_max_tokens_per_scenario() {
+        let s = validate(
+            "[[scenarios]]\nname = \"chat\"\nweight = 3\nmax_tokens = 64\n\
+             cancel = { fraction = 0.05, after_chunks = 4 }\n\
+             [[scenarios]]\nname = \"resp\"\napi = \"openai-responses\"\n\
+             [[scenarios]]\nname = \"vec\"\napi = \"openai-embeddings\"\nstream = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            crate::workload::ScenarioList(&s).to_string(),
+            "chat weight 3 (openai gpt-4o-mini stream, max_tokens 64, cancel 5% after 4 \
+             chunks), resp weight 1 (openai-responses gpt-4o-mini stream, max_output_tokens \
+             256), vec weight 1 (openai-embeddings gpt-4o-mini no stream)"
+        );
+    }
+
     #[test]
     fn embeddings_inputs_and_ttft_on() {
         let s = validate(
@@ -497,9 +518,14 @@ mod tests {
                 "line 2",
             ),
             (
-                "api = \"openai-embeddings\"\ncancel = { fraction = 0.5, after = \"1s\" }".into(),
-                "scenarios[0].cancel",
-                "streaming",
+                "api = \"openai-embeddings\"\ncancel = { fraction = 0.5, after_chunks = 2 }".into(),
+                "scenarios[0].cancel.after_chunks",
+                "cancel.after for a non-streaming scenario",
+            ),
+            (
+                "stream = false\ncancel = { fraction = 0.5, after_chunks = 2 }".into(),
+                "scenarios[0].cancel.after_chunks",
+                "counts stream chunks",
             ),
             ("weight = 0".into(), "scenarios[].weight", "above 0"),
             (
