@@ -80,6 +80,8 @@ mod drift;
 mod frames;
 mod handlers;
 mod leak;
+#[cfg(test)]
+mod leak_tasks_tests;
 mod state;
 mod tap;
 
