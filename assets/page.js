@@ -513,6 +513,7 @@
     if (unit === 'seconds') return fmtSecs(v);
     if (unit === 'bytes_per_hour') return fmtBytes(v) + '/h';
     if (unit === 'ratio') return (v * 100).toFixed(2) + ' %';
+    if (unit === 'factor') return '×' + v.toFixed(2);
     return fmtNum(v, 0);
   }
 
@@ -524,6 +525,25 @@
           '<td class="num">' + thresholdValue(t.observed, t.unit) + '</td><td class="num">' +
           thresholdValue(t.limit, t.unit) + '</td><td>' + esc(t.message) + '</td>';
       }), 'No thresholds configured');
+  }
+
+  function creepTable(status) {
+    var c = status && status.creep;
+    if (!c) {
+      table('table-creep', [], [], 'Creep is not measured (creep_window = "off")');
+      return;
+    }
+    var verdicts = {};
+    (status.thresholds || []).forEach(function (t) { verdicts[t.name] = t.status; });
+    var span = function (s) { return s ? fmtElapsed(s.from_secs) + '–' + fmtElapsed(s.to_secs) : 'from ' + fmtElapsed(c.comparable_from_secs); };
+    var cell = function (w) { return w ? (w.count > 0 ? fmtSecs(w.p99) : '–') + ' (n=' + w.count + ')' : '–'; };
+    table('table-creep', ['scenario', 'measure', 'first ' + span(c.first), 'last ' + span(c.last), 'ratio', 'verdict'],
+      c.measures.map(function (m) {
+        var v = verdicts['creep:' + m.scenario + ':' + m.measure] || 'measured';
+        return '<td>' + esc(m.scenario) + '</td><td>' + esc(m.measure) + '</td>' +
+          '<td class="num">' + cell(m.first) + '</td><td class="num">' + cell(m.last) + '</td>' +
+          '<td class="num">' + (m.ratio == null ? '–' : '×' + m.ratio.toFixed(2)) + '</td>' + verdictCell(v);
+      }), 'No scenario has a creep measure');
   }
 
   function tiles(status, report) {
@@ -667,6 +687,7 @@
     arcTable(series.processes);
     thresholdTable(status);
     stormTable(status);
+    creepTable(status);
     tiles(status, report);
     summary(status, report);
     proxyCard(status);

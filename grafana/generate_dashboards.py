@@ -283,6 +283,12 @@ def overview():
     g.add(stat("Run age per shard", "s", [
         q(f"(time() - max by (instance) (soakd_run_start_time_seconds{{{SEL}}})) * on (instance) group_left (run_id, shard) max by (instance, run_id, shard) (soakd_run_info{{{SEL}}})", "{{run_id}} shard {{shard}}"),
     ], thresholds=[(None, "blue")], desc="Time since each shard started (soakd_run_start_time_seconds, joined to soakd_run_info on instance). soakd verdict bounds its queries to the run's span with the start time, so an earlier run under the same run_id is never counted."), w=8)
+    g.add(timeseries("Creep ratio (p99, last window ÷ first)", "short", [
+        q(f"max by (scenario, measure) (soakd_creep_ratio{{{SSEL}}})", "{{scenario}} {{measure}}"),
+    ], desc="Per scenario and measure (duration, ttft, added_<stage>): the p99 of the last full "
+            "creep_window over the p99 of the first after the warm-up. soakd's creep verdict "
+            "fails past both max_creep_ratio and min_creep (SoakdCreep); present once both "
+            "windows hold 100 samples."), w=24)
     return dashboard("soakd-overview", "soakd overview",
                      "Load, outcomes, latency and streams of a soakd run.", g, True, False)
 

@@ -30,10 +30,15 @@ use crate::phases::{RunPhases, RunState, Shutdown};
 use crate::report::{RunView, RunViewParts, Summary};
 use crate::series::{LiveParts, LiveSeries};
 use crate::signals::LoadSignals;
+use crate::stats::creep::{AddedMeasure, Creep, CreepScenario};
+use crate::stats::window::Windows;
 use crate::stats::Stats;
+use crate::upstream::report::{streams_only, ADDED_STAGES};
 use crate::upstream::storm::ScenarioShape;
 use crate::upstream::{Tracker, Upstream};
-use crate::verdict::{leak_threshold_name, released_threshold_name, ExitVerdict, Thresholds};
+use crate::verdict::{
+    creep_threshold_name, leak_threshold_name, released_threshold_name, ExitVerdict, Thresholds,
+};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
@@ -151,6 +156,8 @@ pub struct App {
     monitor: Arc<Monitor>,
     series: Arc<LiveSeries>,
     phases: Arc<RunPhases>,
+    /// The creep windows, counted over the load (unless `creep_window = "off"`).
+    creep: Option<Arc<Creep>>,
     admin: std::net::TcpListener,
     mock: Option<MockChild>,
     upstream: Option<Upstream>,
@@ -203,6 +210,38 @@ impl App {
             }
         };
         let client = crate::client::build_http_client(&config.client)?;
+        // Creep is measured over the load: its first window starts `[monitor] warmup` after
+        // the load does (App::run starts and finishes the clock).
+        let creep = config.thresholds.creep_window.map(|window| {
+            let scenarios: Vec<CreepScenario> = config
+                .scenarios
+                .iter()
+                .map(|s| CreepScenario {
+                    name: s.name.clone(),
+                    stream: s.stream,
+                })
+                .collect();
+            // The stages of the time the proxy adds, when the soak is two-sided.
+            let added: Vec<AddedMeasure> = match config.upstream {
+                Some(_) => ADDED_STAGES
+                    .iter()
+                    .map(|s| AddedMeasure {
+                        name: format!("added_{s}"),
+                        streams_only: streams_only(s),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            Arc::new(Creep::new(
+                Windows {
+                    warmup: config.monitor.warmup,
+                    window,
+                },
+                &scenarios,
+                &added,
+                Some(metrics.creep_ratio.clone()),
+            ))
+        });
         let (two_sided, upstream) = match &config.upstream {
             None => (None, None),
             Some(u) => {
@@ -238,6 +277,9 @@ impl App {
                         config.monitor.burst_settle,
                     );
                 }
+                if let Some(c) = &creep {
+                    tracker = tracker.with_creep(c);
+                }
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -248,7 +290,10 @@ impl App {
                 (Some(tracker), Some(up))
             }
         };
-        let stats = Arc::new(Stats::new());
+        let stats = Arc::new(match &creep {
+            Some(c) => Stats::with_creep(c.clone()),
+            None => Stats::new(),
+        });
         let signals = Arc::new(LoadSignals::for_scenarios(
             config.scenarios.iter().map(|s| s.name.clone()).collect(),
         ));
@@ -331,6 +376,12 @@ impl App {
                 metrics.threshold_passing.with_label_values(&[&name]).set(1);
             }
         }
+        if let (Some(c), Some(_)) = (&creep, &config.thresholds.creep) {
+            for (scenario, measure) in c.names() {
+                let name = creep_threshold_name(&scenario, &measure);
+                metrics.threshold_passing.with_label_values(&[&name]).set(1);
+            }
+        }
         Ok(App {
             config,
             metrics,
@@ -339,6 +390,7 @@ impl App {
             monitor,
             series,
             phases,
+            creep,
             admin,
             mock,
             upstream,
@@ -400,6 +452,9 @@ impl App {
         if let Some(t) = &tracker {
             t.weather().start_load(std::time::Instant::now());
         }
+        if let Some(c) = &self.creep {
+            c.start();
+        }
         // The engine cancels its own token when the plan ends; a stop cancels it too.
         let load_stop = stop.child_token();
         let drain = async {
@@ -413,6 +468,9 @@ impl App {
         // Still draining: the run ends when both sides have.
         if let Some(t) = &self.tracker {
             settle_upstream_sides(t).await;
+        }
+        if let Some(c) = &self.creep {
+            c.finish();
         }
         if !r.cooldown.is_zero() && !stop.is_cancelled() {
             phases.enter(RunState::Cooldown);

@@ -238,6 +238,8 @@ catalog! {
     // Verdicts
     threshold_passing: IntGaugeVec = "soakd_threshold_passing", ["threshold"],
         "1 while the configured threshold holds, 0 once it fails.";
+    creep_ratio: GaugeVec = "soakd_creep_ratio", ["scenario", "measure"],
+        "p99 of the last full creep_window over the p99 of the first after the warm-up (measure duration, ttft or added_<stage>); present once both windows hold 100 samples.";
     // Info
     build_info: IntGaugeVec = "soakd_build_info", ["version"],
         "Always 1; the soakd version.";
@@ -460,6 +462,7 @@ mod tests {
             .with_label_values(&["target", "chat", "5m"])
             .set(10.0);
         m.threshold_passing.with_label_values(&["p99_ttft"]).set(1);
+        m.creep_ratio.with_label_values(&["chat", "ttft"]).set(1.2);
         m.run_state.with_label_values(&["load"]).set(1);
         m.proxy_added_seconds
             .with_label_values(&["chat", "request"])

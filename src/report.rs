@@ -22,8 +22,9 @@ use crate::monitor::{FitReport, Monitor, MonitorReport, ProcessReport, Resource,
 use crate::phases::{PhaseSpan, RunPhases, RunState};
 use crate::plan::Phase;
 use crate::signals::LoadSignals;
+use crate::stats::creep::CreepReport;
 use crate::stats::{Percentiles, Series, Stats};
-use crate::units::fmt_secs;
+use crate::units::{fmt_elapsed, fmt_secs};
 use crate::upstream::{ProxyReport, Tracker};
 use crate::verdict::{
     LeakInput, LeakState, ProxyInputs, ReleasedInput, ThresholdResult, VerdictInputs,
@@ -103,6 +104,9 @@ pub struct Snapshot {
     /// The two-sided soak, while `[upstream]` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyReport>,
+    /// First and last full `creep_window` of each scenario's p99s, unless creep is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creep: Option<CreepReport>,
     pub thresholds: Vec<ThresholdResult>,
 }
 
@@ -173,6 +177,7 @@ impl Snapshot {
                 .as_ref()
                 .map(released_inputs)
                 .unwrap_or_default(),
+            creep: self.creep.clone(),
             proxy: self.proxy.as_ref().map(|p| ProxyInputs {
                 orphans: p.give_ups.orphaned,
                 not_propagated_ratio: p.give_ups.not_propagated_ratio(),
@@ -458,6 +463,7 @@ impl RunView {
             scenarios,
             monitor: self.p.monitor.as_ref().map(|m| m.snapshot()),
             proxy: self.p.proxy.as_ref().map(|(t, addr)| t.report(addr)),
+            creep: self.p.stats.creep().map(|c| c.report()),
             thresholds: lock(&self.thresholds).clone(),
         }
     }
@@ -525,17 +531,6 @@ fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
         }
     }
     out
-}
-
-/// "1h02m03s"-style elapsed time.
-pub fn fmt_elapsed(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
-    } else {
-        format!("{m}m{s:02}s")
-    }
 }
 
 /// The end-of-run summary.
@@ -653,6 +648,9 @@ impl Summary {
         }
         if let Some(p) = &s.proxy {
             out.push_str(&p.text());
+        }
+        if let Some(c) = &s.creep {
+            out.push_str(&c.text());
         }
         let width = s
             .thresholds
@@ -844,6 +842,7 @@ mod tests {
             scenarios: vec![],
             monitor,
             proxy: None,
+            creep: None,
             thresholds: vec![],
         }
     }

@@ -4,9 +4,17 @@
 //! 1 hour in a fixed amount of memory (a few hundred KiB in all, whatever the run's length).
 //! Recording goes to one of a few shards picked per thread, so workers on different threads
 //! rarely contend for a lock.
+//!
+//! The creep measures ([`creep`]) are windowed histograms of their own: the first and the
+//! last full `creep_window` of each scenario's measures ([`window`]). [`Stats`] carries them
+//! when the run measures creep, so every recorder that holds the stats can reach its
+//! scenario's.
+
+pub mod creep;
+pub mod window;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -102,6 +110,7 @@ fn shard_index() -> usize {
 /// Live latency statistics of a run.
 pub struct Stats {
     series: Vec<Sharded>,
+    creep: Option<Arc<creep::Creep>>,
 }
 
 impl Default for Stats {
@@ -114,7 +123,21 @@ impl Stats {
     pub fn new() -> Self {
         Stats {
             series: Series::ALL.iter().map(|_| Sharded::new()).collect(),
+            creep: None,
         }
+    }
+
+    /// The same, measuring creep with `creep`.
+    pub fn with_creep(creep: Arc<creep::Creep>) -> Self {
+        Stats {
+            creep: Some(creep),
+            ..Stats::new()
+        }
+    }
+
+    /// The run's creep measures, when it measures creep.
+    pub fn creep(&self) -> Option<&Arc<creep::Creep>> {
+        self.creep.as_ref()
     }
 
     /// Records one value; values above an hour are clamped to an hour.

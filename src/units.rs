@@ -255,6 +255,17 @@ pub fn fmt_bytes(v: f64) -> String {
     format!("{}B", trim_num(v, 0))
 }
 
+/// "1h02m03s"-style elapsed time (whole seconds, rounded down).
+pub fn fmt_elapsed(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
 /// Formats a latency in seconds in the unit that reads best: `"-"` for none, `"250µs"`,
 /// `"42.1ms"`, `"2.50s"`.
 pub fn fmt_secs(s: f64) -> String {

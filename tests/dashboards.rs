@@ -280,6 +280,7 @@ fn exported_families() -> BTreeSet<String> {
         .with_label_values(&["p", "s", "5m"])
         .set(1.0);
     m.threshold_passing.with_label_values(&["t"]).set(1);
+    m.creep_ratio.with_label_values(&["s", "ttft"]).set(1.0);
     m.encode()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

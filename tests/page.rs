@@ -83,6 +83,7 @@ status = 503
 [thresholds]
 p99_ttft = "5s"
 error_ratio = 0.5
+creep_window = "6s"
 
 [log]
 progress_interval = "5s"
@@ -184,6 +185,16 @@ fn total(series: &Value, column: &str) -> f64 {
         .sum()
 }
 
+/// The cells of every row of the creep table.
+fn creep_rows(b: &mut Browser, tab: &Tab) -> Vec<Vec<String>> {
+    let v = b.eval(
+        tab,
+        "Array.from(document.querySelectorAll('#table-creep tbody tr')).map(function (r) { \
+         return Array.from(r.cells).map(function (c) { return c.textContent; }); })",
+    );
+    serde_json::from_value(v).unwrap()
+}
+
 fn assert_no_console_errors(b: &Browser, tab: &Tab, page: &str) {
     let errors = b.console_errors(tab);
     assert!(errors.is_empty(), "{page}: console errors: {errors:#?}");
@@ -275,9 +286,31 @@ fn live_page_and_report_in_headless_chromium() {
         "document.querySelectorAll('#table-thresholds tbody tr').length",
     );
     assert_eq!(
-        rows, 6,
-        "p99_ttft, error_ratio, the default dropped, and the target's three leak verdicts"
+        rows, 8,
+        "p99_ttft, error_ratio, the default dropped, the target's three leak verdicts and the \
+         default creep verdicts of chat's duration and TTFT"
     );
+    // Creep: both of chat's measures, each with the p99 of both 6 s windows and their ratio
+    // once the last window lies after the first (12 s into the run).
+    b.wait_true(
+        &live,
+        "document.querySelectorAll('#table-creep tbody tr').length === 2 && \
+         Array.from(document.querySelectorAll('#table-creep tbody tr')).every(function (r) { \
+           return /^×\\d+\\.\\d\\d$/.test(r.cells[4].textContent); })",
+        Duration::from_secs(30),
+        "live page shows both creep ratios",
+    );
+    let creep = creep_rows(&mut b, &live);
+    assert_eq!(creep[0][..2], ["chat", "duration"], "{creep:?}");
+    assert_eq!(creep[1][..2], ["chat", "ttft"], "{creep:?}");
+    for r in &creep {
+        assert!(r[2].contains(" ms (n="), "{r:?}");
+        assert!(r[3].contains(" ms (n="), "{r:?}");
+        assert!(
+            ["pass", "fail", "pending"].contains(&r[5].as_str()),
+            "{r:?}"
+        );
+    }
     // The planned rate is the plan's over the last ~10 s: 30 rps with 3 s of 90 rps in every
     // 10 s is 48/s (43–50 over the 9–10 s the meter spans), neither 30 nor 90.
     let planned = b.eval(
@@ -377,6 +410,22 @@ fn live_page_and_report_in_headless_chromium() {
             .is_some_and(|t| t.contains("none (+")),
         "the leaking target has no plateau: {target_memory}"
     );
+    // The report's creep table is the summary's: the same ratios, judged.
+    let creep = creep_rows(&mut b, &rep);
+    let measures = summary["creep"]["measures"].as_array().unwrap();
+    assert_eq!(creep.len(), measures.len(), "{creep:?}");
+    for (row, m) in creep.iter().zip(measures) {
+        let ratio = m["ratio"].as_f64().expect("a ratio at the end");
+        assert_eq!(row[4], format!("×{ratio:.2}"), "{row:?}");
+        let name = format!("creep:chat:{}", m["measure"].as_str().unwrap());
+        let t = summary["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap();
+        assert_eq!(row[5], t["status"].as_str().unwrap(), "{row:?}");
+    }
     // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
     // verdict cell its reason.
     let limit = b.eval(
@@ -582,8 +631,11 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
     };
     use soakd::report::{Latencies, Snapshot, Summary};
     use soakd::series::{Series, TickInput};
+    use soakd::stats::creep::{CreepMeasure, CreepReport, WindowStat};
+    use soakd::stats::window::Span;
     use soakd::upstream::report::ProxyScenario;
     use soakd::upstream::{ErrorOrigins, GiveUps, ProxyReport};
+    use soakd::verdict::{RawThresholds, VerdictInputs};
 
     const T0: f64 = 1_700_000_000.0;
     const DAY: u64 = 24 * 3600;
@@ -680,6 +732,39 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         }
         s.tick(t);
     }
+    // A day whose chat TTFT crept from 213 ms to 2.31 s between the first 10 min window after
+    // the 3 min warm-up and the last, while its duration held.
+    let stat = |count, p99| Some(WindowStat { count, p99 });
+    let creep = CreepReport {
+        window_secs: 600.0,
+        step_secs: 100.0,
+        first: Span {
+            from_secs: 180.0,
+            to_secs: 780.0,
+        },
+        first_complete: true,
+        last: Some(Span {
+            from_secs: 85_700.0,
+            to_secs: 86_300.0,
+        }),
+        comparable_from_secs: 1380.0,
+        measures: vec![
+            CreepMeasure {
+                scenario: "chat".into(),
+                measure: "duration".into(),
+                first: stat(30_000, 1.02),
+                last: stat(30_000, 1.04),
+                ratio: Some(1.04 / 1.02),
+            },
+            CreepMeasure {
+                scenario: "chat".into(),
+                measure: "ttft".into(),
+                first: stat(30_000, 0.213),
+                last: stat(30_000, 2.31),
+                ratio: Some(2.31 / 0.213),
+            },
+        ],
+    };
     let snapshot = Snapshot {
         run_id: "synthetic-day".into(),
         shard: 0,
@@ -729,9 +814,17 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
             }],
             ..ProxyReport::default()
         }),
-        thresholds: vec![],
+        creep: Some(creep.clone()),
+        thresholds: RawThresholds::default().validate().unwrap().evaluate(
+            &VerdictInputs {
+                requests: planned as u64,
+                creep: Some(creep),
+                ..VerdictInputs::default()
+            },
+            true,
+        ),
     };
-    let summary = Summary::new(snapshot, Duration::from_secs(DAY), "pass", 0);
+    let summary = Summary::new(snapshot, Duration::from_secs(DAY), "fail", 1);
     let json = serde_json::to_vec(&s.json()).unwrap();
     let html = soakd::page::report::html(&json, &summary);
     let dir = TempDir::new("page-day");
@@ -810,6 +903,36 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
         );
         assert!(x0 >= T0 + DAY as f64 - 3600.0 - 10.0, "{label}: clipped");
     }
+    assert_eq!(
+        creep_rows(&mut b, &tab),
+        [
+            [
+                "chat",
+                "duration",
+                "1.02 s (n=30000)",
+                "1.04 s (n=30000)",
+                "×1.02",
+                "pass"
+            ],
+            [
+                "chat",
+                "ttft",
+                "213.0 ms (n=30000)",
+                "2.31 s (n=30000)",
+                "×10.85",
+                "fail"
+            ]
+        ]
+    );
+    let head = b.eval(
+        &tab,
+        "Array.from(document.querySelectorAll('#table-creep thead th')).map(function (h) { \
+         return h.textContent; }).join('|')",
+    );
+    assert_eq!(
+        head,
+        "scenario|measure|first 3m00s–13m00s|last 23h48m20s–23h58m20s|ratio|verdict"
+    );
     b.screenshot(&tab, &screenshots().join("report-day-last-hour.png"));
     assert_no_console_errors(&b, &tab, "day report");
     b.close();

@@ -195,6 +195,141 @@ name = "chat"
     );
 }
 
+/// A mixed-API soak through one proxy that passes chat through and buffers Anthropic
+/// messages: the merged added-time percentiles mix the two up, the per-scenario ones in
+/// `/status` and the summary tell them apart.
+#[test]
+fn per_scenario_added_time_tells_a_buffered_route_from_a_pass_through_one() {
+    let up = free_port();
+    let nginx = Nginx::start(
+        &NginxConfig::new()
+            .upstream(
+                Upstream::new("soakd_upstream")
+                    .server_with(format!("127.0.0.1:{up}"), "max_fails=0"),
+            )
+            .server(
+                Server::plain()
+                    .location(
+                        Location::proxy("/v1/chat/", "http://soakd_upstream")
+                            .directive("proxy_http_version 1.1")
+                            .directive("proxy_set_header Connection \"\"")
+                            .directive("proxy_buffering off"),
+                    )
+                    // nginx's defaults: HTTP/1.0 to the upstream, buffering on.
+                    .location(Location::proxy("/v1/messages", "http://soakd_upstream")),
+            ),
+    );
+    let cfg = two_sided(
+        &nginx.url(0),
+        up,
+        r#"
+[load]
+rate = 10.0
+
+[mock]
+ttft = "20ms"
+chunk_delay = "20ms"
+chunks = 12
+
+[[scenarios]]
+name = "chat"
+api = "openai"
+
+[[scenarios]]
+name = "messages"
+api = "anthropic"
+"#,
+    );
+    let mut run = Run::start(&cfg, &["--duration", "5s"]);
+    let admin = run.admin_addr();
+    // /status while the soak runs: each scenario has its own added time per stage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let live = loop {
+        let (_, body) = http_get(admin, "/status");
+        let st: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let firsts = |name: &str| {
+            st["proxy"]["scenarios"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["name"] == name))
+                .map_or(0, |s| count(s, &["added", "first_token", "count"]))
+        };
+        if firsts("chat") >= 5 && firsts("messages") >= 5 {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no per-scenario added time: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let scenario = |s: &serde_json::Value, name: &str| {
+        s["proxy"]["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|sc| sc["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for stage in ["request", "first_token", "chunk"] {
+        assert!(
+            count(&scenario(&live, "chat"), &["added", stage, "count"]) > 0,
+            "{live}"
+        );
+    }
+    let (st, s) = run.finish(T);
+    assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());
+    let (chat, messages) = (scenario(&s, "chat"), scenario(&s, "messages"));
+    // Held back: the first Anthropic chunk waited for the whole answer (11 × 20 ms after it);
+    // chat's came through at once.
+    let first = |sc: &serde_json::Value, q: &str| num(sc, &["added", "first_token", q]);
+    assert!(first(&messages, "p50") >= 0.15, "{messages}");
+    assert!(first(&chat, "p50") < 0.05, "{chat}");
+    // The merged percentiles hide it: their p99 is the buffered route's, their p50 could be
+    // either. Each scenario's counts add up to the merged count, stage by stage.
+    for stage in ["request", "first_token", "chunk"] {
+        let n = |v: &serde_json::Value| count(v, &["added", stage, "count"]);
+        assert_eq!(
+            n(&chat) + n(&messages),
+            n(&s["proxy"]),
+            "{stage}: {}",
+            s["proxy"]
+        );
+    }
+    assert!(num(&s, &["proxy", "added", "first_token", "p99"]) >= 0.15);
+    let untagged = scenario(&s, "untagged");
+    assert_eq!(
+        count(&untagged, &["added", "request", "count"]),
+        0,
+        "{untagged}"
+    );
+    // The summary text: a row per scenario and stage, the buffered one's first token in
+    // hundreds of milliseconds.
+    let out = run.proc.stdout_text();
+    assert!(out.contains("    added by scenario:\n"), "{out}");
+    let row = |name: &str, stage: &str| {
+        out.lines()
+            .find(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.first() == Some(&name) && l.contains(&format!(" {stage} "))
+            })
+            .unwrap_or_else(|| panic!("no {name} {stage} row in {out}"))
+            .to_string()
+    };
+    let m = row("messages", "first token");
+    assert!(
+        m.contains(&format!(
+            "n={:<9}",
+            count(&messages, &["added", "first_token", "count"])
+        )),
+        "{m}"
+    );
+    for stage in ["request", "first token", "chunk"] {
+        row("chat", stage);
+        row("messages", stage);
+    }
+}
+
 #[test]
 fn a_proxy_that_ignores_client_aborts_orphans_upstream_streams() {
     let up = free_port();

@@ -246,25 +246,98 @@ fn a_leaking_mock_fails_the_run_and_compare_calls_it_a_regression() {
     assert!(err.contains("--max-regression"), "{err}");
 }
 
-/// The acceptance test for the demo: `soakd run` with no arguments (two minutes
-/// against its own clean mock) passes and never logs a leak suspicion, for the mock or for
-/// soakd itself.
+/// The demo, run once as a newcomer runs it: `soakd run` with no arguments (two and a half
+/// minutes against its own clean mock; the config's margins are checked by
+/// `config::tests::the_demo_has_the_margins_its_verdicts_need`). It passes, never suspects a
+/// leak, and ends with every verdict judged: the mock's rss, fds and threads, and the creep of
+/// every scenario's p99; the growth per request by scenario is published or one line says why
+/// not.
 #[test]
-fn the_clean_demo_exits_0_and_logs_no_leak_suspicion() {
+fn the_demo_judges_every_verdict_and_passes() {
     let mut run = Run::start_cli(&[], &[]);
-    let (st, s) = run.finish(Duration::from_secs(240));
+    let admin = run.admin_addr();
+    let (st, s) = run.finish(Duration::from_secs(300));
     let stderr = run.proc.stderr_text();
-    assert_eq!(st.code(), Some(0), "{}\n{stderr}", run.proc.stdout_text());
+    let out = run.proc.stdout_text();
+    assert_eq!(st.code(), Some(0), "{out}\n{stderr}");
     assert!(!stderr.contains("leak suspected"), "{stderr}");
     assert_eq!(s["suspect"], false, "{}", s["suspect_reasons"]);
-    // Judged and clean, or — for a resource whose own sawtooth (a GC's, or the decay of what
-    // a burst opened) leaves too few troughs after the warm-up for the 90 s window — honestly
-    // not judged; never failed.
-    let mut judged = 0;
+    assert!(admin.port() > 0);
+    // Every resource of the target judged, none merely "not judged".
     for r in ["rss", "fds", "threads"] {
-        let status = &threshold(&s, &format!("leak:target:{r}"))["status"];
-        assert!(status == "pass" || status == "not_judged", "{r}: {status}");
-        judged += usize::from(status == "pass");
+        let t = threshold(&s, &format!("leak:target:{r}"));
+        assert_eq!(t["status"], "pass", "{r}: {t}\n{out}");
+        assert!(t["observed"].is_number(), "{r}: a slope: {t}");
     }
-    assert!(judged >= 1, "{}", s["thresholds"]);
+    let target = process(&s, "target");
+    for r in ["rss", "fds", "threads"] {
+        assert_eq!(target["verdict"][r], "ok", "{target}");
+    }
+    // Creep: both measures of each streaming scenario, the duration of the unary one, each
+    // judged on a ratio of two 50 s windows of at least 100 samples.
+    let creep: Vec<&serde_json::Value> = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().starts_with("creep:"))
+        .collect();
+    let names: Vec<&str> = creep.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "creep:chat-stream:duration",
+            "creep:chat-stream:ttft",
+            "creep:messages-stream:duration",
+            "creep:messages-stream:ttft",
+            "creep:chat-unary:duration"
+        ]
+    );
+    for t in &creep {
+        assert_eq!(t["status"], "pass", "{t}");
+        let ratio = t["observed"].as_f64().unwrap();
+        assert!(ratio > 0.0, "{t}");
+    }
+    for m in s["creep"]["measures"].as_array().unwrap() {
+        assert!(
+            count(m, &["first", "count"]) >= 100 && count(m, &["last", "count"]) >= 100,
+            "{m}"
+        );
+    }
+    assert!(
+        out.contains("  creep (p99 per 50s window): first 0m10s–1m00s, last "),
+        "{out}"
+    );
+    // Attribution: a published value, or one line saying why not (a clean mock has too
+    // little growth to tell its scenarios apart).
+    let block: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("  process target"))
+        .take_while(|l| !l.starts_with("  threshold") && !l.starts_with("  creep"))
+        .collect();
+    let attribution: Vec<&&str> = block
+        .iter()
+        .filter(|l| l.contains("rss growth per request by scenario"))
+        .collect();
+    assert_eq!(attribution.len(), 1, "{out}");
+    let published = target["windows"].as_array().unwrap().iter().any(|w| {
+        w["rss_bytes_per_request_by_scenario"]["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|sc| sc["bytes_per_request"].is_number())
+    });
+    if published {
+        assert!(attribution[0].ends_with("by scenario:"), "a table: {out}");
+    } else {
+        assert!(
+            attribution[0].starts_with(
+                "    rss growth per request by scenario: none published; in the 2m window: "
+            ),
+            "{out}"
+        );
+        assert!(
+            !block.iter().any(|l| l.contains("- (")),
+            "no table of dashes: {out}"
+        );
+    }
 }

@@ -5,7 +5,8 @@
 //! histogram behind `/status` and the summary in one step. Every path of a request — a normal
 //! end, a client-side cancel, a timeout, an abort at the end of the grace period — goes
 //! through [`ScenarioMetrics::finished`], so no path can count a request in one and not the
-//! other.
+//! other. When the run measures creep, the same calls feed the scenario's creep windows: the
+//! duration of every `ok` request and every TTFT ([`crate::stats::creep`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use super::error_body::{ErrorBodies, TopBody};
 use super::outcome::{Outcome, StreamResult};
 use crate::metrics::Metrics;
 use crate::plan::Phase;
+use crate::stats::creep::{Measure, ScenarioCreep};
 use crate::stats::{Series, Stats};
 
 /// Handles for one scenario, indexed by the closed enums, plus the run's HDR stats.
@@ -44,6 +46,8 @@ pub struct ScenarioMetrics {
     /// metric (bodies are never labels).
     error_bodies: Arc<ErrorBodies>,
     stats: Arc<Stats>,
+    /// The scenario's creep measures, when the run measures creep.
+    creep: Option<Arc<ScenarioCreep>>,
 }
 
 /// What is known about a request when it ends.
@@ -98,6 +102,7 @@ impl ScenarioMetrics {
             response_bytes: m.response_bytes_total.with_label_values(&[scenario]),
             output_tokens: m.output_tokens_total.with_label_values(&[scenario]),
             unknown_events: Arc::new(AtomicU64::new(0)),
+            creep: stats.creep().and_then(|c| c.scenario(scenario)),
             error_bodies: Arc::new(ErrorBodies::default()),
             stats,
         }
@@ -124,6 +129,9 @@ impl ScenarioMetrics {
         };
         h.observe(f.duration.as_secs_f64());
         self.stats.record(Series::Duration, f.duration);
+        if let (Some(c), Outcome::Ok) = (&self.creep, f.outcome) {
+            c.record(Measure::Duration, f.duration);
+        }
         if f.stream_opened {
             self.stream_finished(StreamResult::of(f.outcome)).inc();
         }
@@ -153,6 +161,9 @@ impl ScenarioMetrics {
     pub fn first_token(&self, ttft: Duration) {
         self.ttft.observe(ttft.as_secs_f64());
         self.stats.record(Series::Ttft, ttft);
+        if let Some(c) = &self.creep {
+            c.record(Measure::Ttft, ttft);
+        }
     }
 
     /// Records one content chunk, and the gap since the previous one when there was one.

@@ -42,7 +42,7 @@ fn embedded_default_is_valid_and_soaks_the_mock() {
     let raw = load(None, &HashMap::new(), &Overrides::default()).unwrap();
     let c = raw.validate_with(&no_env).unwrap();
     assert!(c.target.url.is_none(), "the demo soaks the built-in mock");
-    assert_eq!(c.run.duration, Some(Duration::from_secs(120)));
+    assert_eq!(c.run.duration, Some(Duration::from_secs(150)));
     assert_eq!(c.scenarios.len(), 3);
     assert_eq!(c.admin_listen, "127.0.0.1:9477".parse().unwrap());
     let Plan::Open(p) = &c.plan else {
@@ -55,6 +55,41 @@ fn embedded_default_is_valid_and_soaks_the_mock() {
         BurstRate::Multiplier(4.0),
         "burst from the file"
     );
+}
+
+/// The demo's margins, so it ends with every verdict judged (tests/verdicts.rs runs it): the
+/// longest growth window is full after the warm-up and holds twice the six load cycles a
+/// trough fit needs; burst connections close well within a cycle; two creep windows fit after
+/// the warm-up; and it stays under three minutes.
+#[test]
+fn the_demo_has_the_margins_its_verdicts_need() {
+    let raw = load(None, &HashMap::new(), &Overrides::default()).unwrap();
+    let c = raw.validate_with(&no_env).unwrap();
+    let run = c.run.duration.unwrap();
+    let Plan::Open(p) = &c.plan else {
+        panic!("open model expected")
+    };
+    let cycle = p.burst.as_ref().unwrap().every;
+    let longest = c.monitor.windows.last().unwrap().duration;
+    assert!(run <= Duration::from_secs(180), "{run:?}");
+    assert!(
+        run >= c.monitor.warmup + longest,
+        "the longest window fills after the warm-up"
+    );
+    assert!(
+        longest >= cycle * 12,
+        "{longest:?} holds twice six {cycle:?} cycles"
+    );
+    assert!(
+        c.client.pool_idle_timeout * 4 <= cycle,
+        "burst connections close within a cycle"
+    );
+    let creep = c.thresholds.creep_window.unwrap();
+    assert!(
+        run >= c.monitor.warmup + creep * 2 + creep / 2,
+        "two creep windows and a margin"
+    );
+    assert!(c.thresholds.creep.is_some(), "creep judged by default");
 }
 
 #[test]

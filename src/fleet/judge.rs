@@ -240,6 +240,9 @@ impl Fleet {
             rss_growth_per_hour,
             leaks,
             released,
+            // Creep compares each shard's own first and last windows, which its windowed
+            // histograms hold in-process only: each shard judges it in its own verdict.
+            creep: None,
             proxy: self.two_sided().then(|| {
                 let g = self.breakdown("soakd_proxy_give_ups_total", None);
                 let n = |f: &str| g.get(f).copied().unwrap_or(0);

@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::judge::{processes, Breakdown, Fleet};
-use crate::report::{fmt_elapsed, Latencies, SUMMARY_SCHEMA_VERSION};
+use crate::report::{Latencies, SUMMARY_SCHEMA_VERSION};
 use crate::stats::wire::RELATIVE_ERROR;
 use crate::stats::Percentiles;
+use crate::units::fmt_elapsed;
 use crate::units::{fmt_secs, trim_num};
 use crate::verdict::ThresholdResult;
 

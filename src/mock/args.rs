@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::drift::{self, LatencyDrift};
 use crate::units::{self, ConfigError};
 
 /// Largest `chunk_bytes` accepted (one content delta).
@@ -116,6 +117,13 @@ pub struct MockArgs {
         skip_serializing_if = "Option::is_none"
     )]
     pub response_delay: Option<Duration>,
+
+    /// Latency that grows with the mock's uptime, `AMOUNT/PER` (e.g. `20ms/min`): after `u`
+    /// of uptime every time to first token and every non-stream answer's delay is
+    /// `AMOUNT × u / PER` longer (unset = none), so a soak can be made to creep.
+    #[arg(long, value_parser = LatencyDrift::from_str_arg)]
+    #[serde(with = "drift::serde_opt", skip_serializing_if = "Option::is_none")]
+    pub latency_drift: Option<LatencyDrift>,
 
     /// Probability per request of an HTTP error (`error_status`) instead of an answer.
     #[arg(long, default_value_t = 0.0)]
@@ -235,6 +243,7 @@ impl Default for MockArgs {
             reasoning_chunks: 0,
             tool_call_rate: 0.0,
             response_delay: None,
+            latency_drift: None,
             error_rate: 0.0,
             error_status: 500,
             error_event_rate: 0.0,
@@ -432,6 +441,9 @@ impl MockArgs {
         if let Some(d) = self.response_delay {
             push("response-delay", dur(d));
         }
+        if let Some(d) = self.latency_drift {
+            push("latency-drift", d.to_string());
+        }
         push("error-rate", self.error_rate.to_string());
         push("error-status", self.error_status.to_string());
         push("error-event-rate", self.error_event_rate.to_string());
@@ -504,6 +516,7 @@ mod tests {
             reasoning_chunks: 3,
             tool_call_rate: 0.25,
             response_delay: Some(Duration::from_secs(1) + Duration::from_millis(250)),
+            latency_drift: Some("20ms/min".parse().unwrap()),
             error_rate: 0.1,
             error_status: 429,
             error_event_rate: 0.05,
@@ -572,6 +585,7 @@ mod tests {
             sawtooth_period = "30s"
             exit_after = "2m"
             pid_file = "/run/mock.pid"
+            latency_drift = "1ms/10s"
             "#,
         )
         .expect("toml deserializes");
@@ -585,6 +599,17 @@ mod tests {
         assert_eq!(a.sawtooth_period, Some(Duration::from_secs(30)));
         assert_eq!(a.exit_after, Some(Duration::from_secs(120)));
         assert_eq!(a.pid_file, Some(PathBuf::from("/run/mock.pid")));
+        assert_eq!(
+            a.latency_drift,
+            Some(LatencyDrift {
+                amount: Duration::from_millis(1),
+                per: Duration::from_secs(10)
+            })
+        );
+        let e = from_toml("latency_drift = \"20ms\"").expect_err("no period");
+        assert!(e.to_string().contains("latency_drift \"20ms\""), "{e}");
+        let e = Cli::try_parse_from(["soakd-mock", "--latency-drift", "x/min"]).expect_err("bad");
+        assert!(e.to_string().contains("--latency-drift"), "{e}");
         // Unset keys keep their defaults.
         assert_eq!(a.chunk_bytes, 8);
         assert_eq!(a.response_delay, None);

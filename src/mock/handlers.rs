@@ -505,7 +505,7 @@ fn stream_answer(
     };
     let script = Script {
         head: f.head,
-        first_delay: s.ttft,
+        first_delay: s.ttft + s.drift(),
         runs: f.runs,
         limit,
         chunk_delay: s.chunk_delay,
@@ -568,10 +568,13 @@ async fn plain_answer(
     fault: Fault,
     probe: &mut Option<ProbeGuard>,
 ) -> Response {
-    let delay = s.response_delay.unwrap_or_else(|| {
-        s.ttft
-            .saturating_add(s.chunk_delay.saturating_mul(meta.reasoning + meta.chunks))
-    });
+    let delay = s
+        .response_delay
+        .unwrap_or_else(|| {
+            s.ttft
+                .saturating_add(s.chunk_delay.saturating_mul(meta.reasoning + meta.chunks))
+        })
+        .saturating_add(s.drift());
     plain_with_fault(s, api, delay, fault, probe, || match api {
         Api::Chat => chat::body(meta),
         Api::Completions => completions::body(meta),
@@ -590,7 +593,7 @@ async fn embeddings_answer(
     probe: &mut Option<ProbeGuard>,
 ) -> Response {
     let inputs = req.input.as_ref().map_or(1, |i| i.0) as u32;
-    let delay = s.response_delay.unwrap_or(s.ttft);
+    let delay = s.response_delay.unwrap_or(s.ttft).saturating_add(s.drift());
     plain_with_fault(s, Api::Embeddings, delay, fault, probe, || {
         match req.dimensions {
             Some(d) if d != u64::from(embeddings::DEFAULT_DIMENSIONS) => {

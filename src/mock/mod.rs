@@ -14,7 +14,8 @@
 //! # Endpoints
 //! Every AI endpoint answers `stream: true` with `text/event-stream` (the head at once, after
 //! `ttft` the first content chunk, `chunk_delay` between content chunks, then the tail) and
-//! otherwise with one JSON body after `response_delay`. An answer has `reasoning_chunks`
+//! otherwise with one JSON body after `response_delay`; with `latency_drift` (`20ms/min`) both
+//! the time to first token and that delay grow linearly with the mock's uptime. An answer has `reasoning_chunks`
 //! reasoning deltas and then N answer chunks of `chunk_bytes` characters, N being `chunks`
 //! lowered by a smaller `max_tokens` / `max_completion_tokens` / `max_output_tokens` (1 chunk ≈
 //! 1 token; a lowered N finishes as `length` / `max_tokens` / `response.incomplete` with
@@ -83,6 +84,7 @@
 
 mod args;
 mod body;
+mod drift;
 mod fault;
 mod frames;
 mod handlers;
@@ -104,6 +106,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use args::{LeakOn, MockArgs};
+pub use drift::LatencyDrift;
 pub use frames::text_stream_writes;
 pub use tap::{Answer, Fault, Injected, Probe, Tap};
 
@@ -180,6 +183,7 @@ pub async fn serve_with_tap(
         reasoning_chunks = args.reasoning_chunks,
         tool_call_rate = args.tool_call_rate,
         response_delay = ?args.response_delay,
+        latency_drift = ?args.latency_drift.map(|d| d.to_string()),
         error_rate = args.error_rate,
         error_status = args.error_status,
         error_event_rate = args.error_event_rate,

@@ -164,6 +164,10 @@ pub(crate) struct Shared {
     pub tool_call_rate: f64,
     /// Fixed non-stream delay, or `None` for `ttft + chunks × chunk_delay`.
     pub response_delay: Option<Duration>,
+    /// Extra latency growing with uptime (TTFT and non-stream delay).
+    pub latency_drift: Option<super::LatencyDrift>,
+    /// When the mock started serving, for `latency_drift`.
+    pub started: std::time::Instant,
     /// `error_rate` status.
     pub error_status: u16,
     /// Text of one content chunk.
@@ -206,6 +210,8 @@ impl Shared {
             reasoning_chunks: args.reasoning_chunks,
             tool_call_rate: args.tool_call_rate,
             response_delay: args.response_delay,
+            latency_drift: args.latency_drift,
+            started: std::time::Instant::now(),
             error_status: args.error_status,
             text: frames::chunk_text(args.chunk_bytes as usize),
             error_bodies: Api::ALL.map(|a| frames::error_body(a, args.error_status, &injected)),
@@ -218,6 +224,12 @@ impl Shared {
             tap: None,
             seq: AtomicU64::new(seed >> 40),
         })
+    }
+
+    /// What `latency_drift` adds to a delay now (zero without it).
+    pub(crate) fn drift(&self) -> Duration {
+        self.latency_drift
+            .map_or(Duration::ZERO, |d| d.extra(self.started.elapsed()))
     }
 
     /// The next answer number.

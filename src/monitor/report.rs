@@ -470,7 +470,8 @@ pub(super) fn per_request(w: &TrendWindow) -> Option<f64> {
 /// each cell the published bytes per request (± its standard error) or why there is none.
 /// With one scenario configured the table is titled as what it is, the overall growth per
 /// request; with several, a value published while only its scenario had requests in the
-/// window is marked so. Empty when no scenario is known.
+/// window is marked so. When no window publishes anything, one line instead, saying why in
+/// the longest window ([`why_none`]). Empty when no scenario is known.
 pub fn attribution_table(p: &ProcessReport) -> String {
     use std::fmt::Write;
     let Some(first) = p.windows.first() else {
@@ -484,6 +485,24 @@ pub fn attribution_table(p: &ProcessReport) -> String {
         .collect();
     if names.is_empty() {
         return String::new();
+    }
+    let published = p.windows.iter().any(|w| {
+        w.rss_bytes_per_request_by_scenario
+            .scenarios
+            .iter()
+            .any(|s| s.attribution.bytes_per_request.is_some())
+    });
+    if let (false, Some(longest)) = (published, p.windows.last()) {
+        let what = if names.len() == 1 {
+            "rss growth per request"
+        } else {
+            "rss growth per request by scenario"
+        };
+        return format!(
+            "    {what}: none published; in the {} window: {}\n",
+            longest.window,
+            why_none(&longest.rss_bytes_per_request_by_scenario)
+        );
     }
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     for w in &p.windows {
@@ -536,4 +555,130 @@ pub fn attribution_table(p: &ProcessReport) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Why a window publishes no scenario's growth per request, in one sentence with its numbers.
+pub fn why_none(a: &AttributionReport) -> String {
+    use super::attribution::{Withheld, MAX_REL_SE, MAX_SCENARIOS, MIN_MIX_CHANGES};
+    let reasons: Vec<Withheld> = a
+        .scenarios
+        .iter()
+        .filter_map(|s| s.attribution.withheld)
+        .collect();
+    let why = match a.withheld {
+        Some(w) => w,
+        None if !reasons.is_empty() && reasons.iter().all(|r| *r == reasons[0]) => reasons[0],
+        None => {
+            return a
+                .scenarios
+                .iter()
+                .map(|s| {
+                    let w = s.attribution.withheld.map_or("published", Withheld::as_str);
+                    format!("{} {w}", s.scenario)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let columns = a
+        .scenarios
+        .iter()
+        .filter(|s| s.attribution.requests > 0)
+        .count();
+    match why {
+        Withheld::NotEnoughData => format!(
+            "not enough data ({} buckets fitted): the window needs buckets over half its span",
+            a.points
+        ),
+        Withheld::TooManyScenarios => format!("more than {MAX_SCENARIOS} scenarios are configured"),
+        Withheld::NoRequests => "no requests finished inside it".into(),
+        Withheld::MixFixed => {
+            "the mix is fixed (mix_variation = \"off\"), so the scenarios' counts move together"
+                .into()
+        }
+        Withheld::FewMixPeriods => format!(
+            "the mix changed {} times inside it, {} needed",
+            a.mix_changes,
+            MIN_MIX_CHANGES.max(columns as u64)
+        ),
+        Withheld::NoGrowth => {
+            "no RSS growth per request to attribute (the fit finds none over all scenarios)".into()
+        }
+        Withheld::Collinear => {
+            "the scenarios' request counts move together (collinear), so they cannot be told apart"
+                .into()
+        }
+        Withheld::Imprecise => {
+            let errors: Vec<f64> = a
+                .scenarios
+                .iter()
+                .filter_map(|s| s.attribution.std_error)
+                .collect();
+            let lo = errors.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = errors.iter().copied().fold(0.0, f64::max);
+            let range = if errors.is_empty() {
+                "the standard errors".to_string()
+            } else if (hi - lo).abs() < 0.5 {
+                format!("standard errors of ±{}", fmt_bytes(hi))
+            } else {
+                format!("standard errors of ±{}–±{}", fmt_bytes(lo), fmt_bytes(hi))
+            };
+            format!(
+                "{range} exceed {:.0} % of the {} growth per request over all scenarios: too \
+                 little growth to tell the scenarios apart",
+                MAX_REL_SE * 100.0,
+                fmt_bytes(a.growth_per_request.unwrap_or(0.0))
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod why_none_tests {
+    use super::*;
+    use crate::monitor::attribution::{ScenarioAttribution, ScenarioReport, Withheld};
+
+    fn report(withheld: &[Option<Withheld>], se: &[Option<f64>]) -> AttributionReport {
+        AttributionReport {
+            withheld: None,
+            single_scenario: false,
+            points: 118,
+            mix_changes: 11,
+            growth_per_request: Some(11.4),
+            scenarios: withheld
+                .iter()
+                .zip(se)
+                .enumerate()
+                .map(|(i, (w, se))| ScenarioReport {
+                    scenario: format!("s{i}"),
+                    attribution: ScenarioAttribution {
+                        requests: 100,
+                        bytes_per_request: None,
+                        std_error: *se,
+                        withheld: *w,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn why_none_says_the_reason_with_its_numbers() {
+        let imprecise = Some(Withheld::Imprecise);
+        let a = report(&[imprecise, imprecise], &[Some(43.0), Some(120.0)]);
+        assert_eq!(
+            why_none(&a),
+            "standard errors of ±43B–±120B exceed 25 % of the 11B growth per request over all \
+             scenarios: too little growth to tell the scenarios apart"
+        );
+        let mut few = report(&[None, None], &[None, None]);
+        few.withheld = Some(Withheld::FewMixPeriods);
+        few.mix_changes = 2;
+        assert_eq!(
+            why_none(&few),
+            "the mix changed 2 times inside it, 3 needed"
+        );
+        let mixed = report(&[Some(Withheld::NoRequests), imprecise], &[None, Some(9.0)]);
+        assert_eq!(why_none(&mixed), "s0 no requests, s1 imprecise");
+    }
 }

@@ -13,13 +13,13 @@
 //! which defeats a proxy's response cache.) The upstream finds the id, joins its side of the
 //! request to the client's through a bounded table with a TTL ([`track`]), numbers each content
 //! chunk it sends, and both sides' stamps — on one monotonic clock — give the measures of
-//! [`measure`]: time added per stage (`request`, `first_token`, `chunk`, `response`), buffered
-//! streams and coalesced chunks, retries, and the proxy's own overhead claim when
-//! `overhead_header` names one. Every client give-up gets a fate ([`fate`]: propagated, with
-//! its time; upstream finished; not propagated, with the tokens generated for nobody;
-//! orphaned; unknown), and every client-visible error an origin ([`origin`]: the upstream's
-//! failure passed through, or the proxy's own), both read from the per-id record of the
-//! upstream's attempts ([`attempts`]). A request whose id the upstream cannot
+//! [`measure`]: time added per stage (`request`, `first_token`, `chunk`, `response`; the list
+//! is [`report::ADDED_STAGES`]), buffered streams and coalesced chunks, retries, and the proxy's own overhead
+//! claim when `overhead_header` names one. Every client give-up gets a fate ([`fate`]:
+//! propagated, with its time; upstream finished; not propagated, with the tokens generated for
+//! nobody; orphaned; unknown), and every client-visible error an origin ([`origin`]: the
+//! upstream's failure passed through, or the proxy's own), both read from the per-id record of
+//! the upstream's attempts ([`attempts`]). A request whose id the upstream cannot
 //! find (a proxy that strips it from the text and the header) counts as `scenario="untagged"`,
 //! with one warning; no join is invented.
 //!

@@ -4,7 +4,8 @@
 //! The Prometheus histograms carry the distributions for dashboards and rules; for the run's
 //! own report the tracker also keeps small HDR histograms (1 µs to 1 h, two significant digits,
 //! about 28 KiB each, seven in all), so percentiles are exact to 1 % whatever the run's length.
-//! Stages with no sample print no row.
+//! Each scenario keeps its own per stage of the added time too ([`AddedStats`], allocated at
+//! their first value). Stages with no sample print no row.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,6 +41,47 @@ const STAGES: usize = 7;
 /// The stages of `soakd_proxy_added_seconds` (its `stage` label values), in pipeline order:
 /// the one list the handles, the summary rows and anything judged per stage are built from.
 pub const ADDED_STAGES: [&str; 4] = ["request", "first_token", "chunk", "response"];
+
+/// Whether only streamed answers have this stage of [`ADDED_STAGES`] (a non-stream answer has
+/// no first token and no chunks of its own).
+pub fn streams_only(stage: &str) -> bool {
+    matches!(stage, "first_token" | "chunk")
+}
+
+/// One scenario's HDR histograms of the added time, one per stage of [`ADDED_STAGES`], each
+/// allocated at its first value.
+#[derive(Default)]
+pub struct AddedStats([Mutex<Option<Histogram<u64>>>; 4]);
+
+impl AddedStats {
+    /// Records one value of `stage` (one of the added stages: [`Stage::Request`] ..
+    /// [`Stage::Response`], whose `as usize` is their place in [`ADDED_STAGES`]).
+    pub fn record(&self, stage: Stage, d: Duration) {
+        let Some(slot) = self.0.get(stage as usize) else {
+            return;
+        };
+        let micros = u64::try_from(d.as_micros()).unwrap_or(MAX_MICROS);
+        let mut h = slot.lock().unwrap_or_else(|p| p.into_inner());
+        h.get_or_insert_with(|| {
+            Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("static histogram bounds")
+        })
+        .saturating_record(micros.clamp(1, MAX_MICROS));
+    }
+
+    /// Every stage's percentiles.
+    pub fn added(&self) -> Added {
+        let [request, first_token, chunk, response] = std::array::from_fn(|i| {
+            let h = self.0[i].lock().unwrap_or_else(|p| p.into_inner());
+            h.as_ref().map(Percentiles::of_micros).unwrap_or_default()
+        });
+        Added {
+            request,
+            first_token,
+            chunk,
+            response,
+        }
+    }
+}
 
 /// HDR histograms of the two-sided measures.
 pub struct ProxyStats {
@@ -218,6 +260,9 @@ pub struct ProxyScenario {
     pub orphans_total: u64,
     pub give_ups: GiveUps,
     pub errors: ErrorOrigins,
+    /// Time the proxy added to this scenario's requests, per stage (no values for
+    /// `untagged`, which is never joined).
+    pub added: Added,
 }
 
 /// The two-sided soak in `/status` and the summary.
@@ -360,7 +405,43 @@ impl ProxyReport {
                 out.push_str(&row(&name, p));
             }
         }
+        out.push_str(&self.by_scenario());
         out.push_str(&self.weather.text());
+        out
+    }
+
+    /// The added time of each scenario and stage that has one, e.g.
+    /// `      chat-stream      first token n=300  p50 3.7ms p90 6.3ms p99 10.4ms max 15.3ms`.
+    fn by_scenario(&self) -> String {
+        let rows: Vec<(&str, &str, &Percentiles)> = self
+            .scenarios
+            .iter()
+            .flat_map(|sc| {
+                sc.added
+                    .stages()
+                    .into_iter()
+                    .filter(|(_, p)| p.count > 0)
+                    .map(|(stage, p)| (sc.name.as_str(), stage, p))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if rows.is_empty() {
+            return String::new();
+        }
+        let name_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(8);
+        let mut out = String::from("    added by scenario:\n");
+        for (name, stage, p) in rows {
+            let _ = writeln!(
+                out,
+                "      {name:<name_w$}  {:<11} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} max {:>9}",
+                stage.replace('_', " "),
+                p.count,
+                fmt_secs(p.p50),
+                fmt_secs(p.p90),
+                fmt_secs(p.p99),
+                fmt_secs(p.max)
+            );
+        }
         out
     }
 }
@@ -476,6 +557,58 @@ mod tests {
             f.contains("buffered 2/8") && f.contains("untagged 3"),
             "{f}"
         );
+    }
+
+    /// Each scenario's own percentiles, per stage of the one list, and the summary rows of
+    /// the stages it has.
+    #[test]
+    fn per_scenario_added_time_follows_the_stage_list() {
+        for (i, stage) in [
+            Stage::Request,
+            Stage::FirstToken,
+            Stage::Chunk,
+            Stage::Response,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(
+                stage as usize, i,
+                "{:?} is ADDED_STAGES[{i}]",
+                ADDED_STAGES[i]
+            );
+        }
+        assert!(streams_only("chunk") && streams_only("first_token"));
+        assert!(!streams_only("request") && !streams_only("response"));
+        let a = AddedStats::default();
+        a.record(Stage::Request, Duration::from_micros(1500));
+        a.record(Stage::Response, Duration::from_millis(3));
+        a.record(Stage::CancelPropagation, Duration::from_millis(9)); // not an added stage
+        let added = a.added();
+        assert_eq!(added.request.count, 1);
+        assert_eq!(added.response.count, 1);
+        assert_eq!((added.first_token.count, added.chunk.count), (0, 0));
+        let r = ProxyReport {
+            upstream: "127.0.0.1:9600".into(),
+            scenarios: vec![ProxyScenario {
+                name: "chat".into(),
+                joined: 1,
+                added,
+                ..ProxyScenario::default()
+            }],
+            ..ProxyReport::default()
+        };
+        let t = r.text();
+        assert!(
+            t.ends_with(
+                "    added by scenario:\n      chat      request     n=1         p50     1.5ms p90     \
+                 1.5ms p99     1.5ms max     1.5ms\n      chat      response    n=1         p50     \
+                 3.0ms p90     3.0ms p99     3.0ms max     3.0ms\n"
+            ),
+            "{t}"
+        );
+        let j = serde_json::to_value(&r.scenarios[0]).unwrap();
+        assert_eq!(j["added"]["response"]["count"], 1, "{j}");
     }
 
     #[test]

@@ -28,12 +28,14 @@ use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
 use super::origin::OriginHandles;
 use super::report::{
-    Added, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES, UNTAGGED,
+    Added, AddedStats, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES,
+    UNTAGGED,
 };
 use super::retries::LinkWeather;
 use super::storm::{ClientResult, ScenarioShape, StormSpec, Stray, Weather};
 use crate::metrics::Metrics;
 use crate::mock::{Answer, Fault, Injected, Probe, Tap};
+use crate::stats::creep::{self, Creep, ScenarioCreep};
 
 const SHARDS: usize = 16;
 
@@ -46,6 +48,10 @@ struct ScenarioHandles {
     first_token: Histogram,
     chunk: Histogram,
     response: Histogram,
+    /// The scenario's own HDR histograms of the added time, for the report.
+    added_hdr: AddedStats,
+    /// The scenario's creep measures, when the run measures creep.
+    creep: Option<Arc<ScenarioCreep>>,
     buffered: IntCounter,
     coalesced: IntCounter,
     upstream_requests: IntCounter,
@@ -67,6 +73,8 @@ impl ScenarioHandles {
             first_token,
             chunk,
             response,
+            added_hdr: AddedStats::default(),
+            creep: None,
             buffered: m.proxy_buffered_streams_total.with_label_values(&s),
             coalesced: m.proxy_coalesced_chunks_total.with_label_values(&s),
             upstream_requests: m.upstream_requests_total.with_label_values(&s),
@@ -75,6 +83,15 @@ impl ScenarioHandles {
             fates: FateHandles::new(m, scenario),
             origins: OriginHandles::new(m, scenario),
         }
+    }
+}
+
+/// Records `d` of an added stage in the scenario's own histograms and its creep measure
+/// (`added_<stage>`; the stage's place in [`ADDED_STAGES`] is `stage as usize`).
+fn per_scenario(h: &ScenarioHandles, stage: Stage, d: Duration) {
+    h.added_hdr.record(stage, d);
+    if let Some(c) = &h.creep {
+        c.record(creep::Measure::Added(stage as usize), d);
     }
 }
 
@@ -261,6 +278,7 @@ impl Tracker {
             orphans_total: h.fates.orphans_total(),
             give_ups: h.fates.report(),
             errors: h.origins.report(),
+            added: h.added_hdr.added(),
         };
         let scenarios: Vec<ProxyScenario> = self
             .handles
@@ -299,6 +317,14 @@ impl Tracker {
     /// and the report says `not measurable (why)` instead of a number.
     pub fn with_unmeasurable(mut self, why: Option<String>) -> Self {
         self.unmeasurable = why;
+        self
+    }
+
+    /// Records each scenario's added time in its creep measures too (`added_<stage>`).
+    pub fn with_creep(mut self, creep: &Creep) -> Self {
+        for h in &mut self.handles {
+            h.creep = creep.scenario(&h.name);
+        }
         self
     }
 
@@ -436,10 +462,12 @@ impl Tracker {
         if let Some(d) = m.first_token {
             h.first_token.observe(d.as_secs_f64());
             self.stats.record(Stage::FirstToken, d);
+            per_scenario(h, Stage::FirstToken, d);
         }
         for d in &m.chunks {
             h.chunk.observe(d.as_secs_f64());
             self.stats.record(Stage::Chunk, *d);
+            per_scenario(h, Stage::Chunk, *d);
         }
         if self.unmeasurable.is_none() {
             h.coalesced.inc_by(u64::from(m.coalesced));
@@ -450,6 +478,7 @@ impl Tracker {
         if let Some(d) = m.response {
             h.response.observe(d.as_secs_f64());
             self.stats.record(Stage::Response, d);
+            per_scenario(h, Stage::Response, d);
         }
         self.weather
             .retire(id, link.scenario, link.send, &link.weather);
@@ -558,6 +587,7 @@ impl Tap for TrackerTap {
             let added = entry.saturating_duration_since(link.send);
             h.request.observe(added.as_secs_f64());
             t.stats.record(Stage::Request, added);
+            per_scenario(h, Stage::Request, added);
         } else {
             h.retries.inc();
         }

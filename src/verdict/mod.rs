@@ -16,7 +16,8 @@
 //! takes its default, key by key (a config that sets only `p99_ttft` keeps all three):
 //! - `error_ratio` = 0.05 ([`DEFAULT_ERROR_RATIO`]);
 //! - `max_dropped` = 0 ([`DEFAULT_MAX_DROPPED`]): a saturated generator makes the soak invalid;
-//! - `leak_verdicts` = true.
+//! - `leak_verdicts` = true;
+//! - creep is judged with `max_creep_ratio` = 1.5 and `min_creep` = 50 ms.
 //!
 //! A failure of a defaulted threshold says so in its message, with the key that changes it.
 //!
@@ -46,6 +47,16 @@
 //! With `min_released_share`, every process judged for leaks also gets `released:PROCESS`:
 //! the share of its memory growth it gave back by the end of the cooldown, judged at the end
 //! only ([`released`]).
+//! # Creep
+//! Unless `creep_window = "off"`, the run measures each scenario's p99 request duration, TTFT
+//! and (two-sided) proxy-added time per stage in the first full `creep_window` after
+//! `[monitor] warmup` of the load and in the last full one before the load ended
+//! ([`crate::stats::creep`]). When creep is
+//! judged (by default, or when `max_creep_ratio` or `min_creep` is set; the other then takes
+//! its default) every measure is a threshold `creep:SCENARIO:MEASURE` that fails when the last
+//! p99 is more than `max_creep_ratio` times the first AND more than `min_creep` above it
+//! ([`creep`]); without two full windows, or with fewer than 100 samples in one, it is pending
+//! during the run and not judged at the end.
 //!
 //! # Live and final evaluation
 //! Each result is in one of four states ([`ThresholdStatus`]):
@@ -78,12 +89,14 @@ use std::time::Duration;
 
 use crate::units::{fmt_bytes, trim_num};
 
+pub mod creep;
 pub mod leak;
 pub mod proxy;
 pub mod released;
 pub mod settings;
 pub mod weather;
 
+pub use creep::{creep_threshold_name, CreepRules};
 pub use leak::{leak_threshold_name, suspicions, LeakInput, LeakState};
 pub use proxy::{ProxyInputs, ProxyLimits};
 pub use released::{released_threshold_name, ReleasedInput};
@@ -120,6 +133,8 @@ pub struct VerdictInputs {
     pub leaks: Vec<LeakInput>,
     /// Each process's released share after the cooldown ([`released`]).
     pub released: Vec<ReleasedInput>,
+    /// The creep measures, when the run measures creep.
+    pub creep: Option<crate::stats::creep::CreepReport>,
     /// The two-sided soak's give-ups, while `[upstream]` is on.
     pub proxy: Option<ProxyInputs>,
     /// The two-sided soak's attempts, ghosts, `Retry-After` and storms ([`weather`]).
@@ -173,7 +188,8 @@ pub struct ThresholdResult {
     /// at the baseline), `None` before there is a baseline.
     pub limit: Option<f64>,
     /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour`,
-    /// `per_hour` (fds, threads) or `attempts_per_request`.
+    /// `per_hour` (fds, threads), `factor` (creep: last p99 ÷ first p99) or
+    /// `attempts_per_request`.
     pub unit: &'static str,
     /// Human-readable explanation, e.g. `p99_ttft 2.41s > 2s (exceeded by 0.41s)`.
     pub message: String,
@@ -216,6 +232,7 @@ enum Unit {
     Requests,
     BytesPerHour,
     PerHour,
+    Factor,
     Tokens,
     /// Upstream attempts per client request.
     Attempts,
@@ -229,6 +246,7 @@ impl Unit {
             Unit::Requests => "requests",
             Unit::BytesPerHour => "bytes_per_hour",
             Unit::PerHour => "per_hour",
+            Unit::Factor => "factor",
             Unit::Tokens => "tokens",
             Unit::Attempts => "attempts_per_request",
         }
@@ -242,6 +260,7 @@ impl Unit {
             Unit::Requests => trim_num(v, 0),
             Unit::BytesPerHour => format!("{}/h", fmt_bytes(v)),
             Unit::PerHour => format!("{}/h", trim_num(v, 1)),
+            Unit::Factor => format!("×{}", trim_num(v, 2)),
             Unit::Tokens => format!("{} tokens", trim_num(v, 0)),
             Unit::Attempts => trim_num(v, 2),
         }
@@ -323,7 +342,10 @@ impl Thresholds {
     /// True when no threshold is configured and leak verdicts are off (`abort_on_fail` alone
     /// does not count).
     pub fn is_empty(&self) -> bool {
-        self.names().is_empty() && !self.leak_verdicts && self.min_released_share.is_none()
+        self.names().is_empty()
+            && !self.leak_verdicts
+            && self.min_released_share.is_none()
+            && self.creep.is_none()
     }
 
     /// Names of the configured fixed thresholds, in evaluation order. The leak thresholds
@@ -438,6 +460,9 @@ impl Thresholds {
                     .map(|r| released::judge(r, limit, final_)),
             );
         }
+        if let (Some(rules), Some(report)) = (&self.creep, &i.creep) {
+            out.extend(creep::judge(rules, report, final_));
+        }
         for r in out.iter_mut().filter(|r| !r.passed) {
             if let Some(hint) = self.default_hint(&r.name) {
                 r.message.push_str(&hint);
@@ -450,6 +475,8 @@ impl Thresholds {
     fn default_hint(&self, name: &str) -> Option<String> {
         let key = if name.starts_with(leak::PREFIX) {
             "leak"
+        } else if name.starts_with(creep::PREFIX) {
+            "creep"
         } else {
             name
         };
@@ -466,6 +493,9 @@ impl Thresholds {
                           invalid; raise max_dropped or the in-flight cap, or set defaults = false)"
                     .to_owned()
             }
+            "creep" => " (creep is judged by default: set [thresholds] max_creep_ratio and \
+                         min_creep, creep_window = \"off\", or defaults = false)"
+                .to_owned(),
             _ => " (leak verdicts are on by default: set fail_on_leak = false on the process, \
                   or [thresholds] leak_verdicts = false)"
                 .to_owned(),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::creep::{CreepRules, DEFAULT_MAX_CREEP_RATIO, DEFAULT_MIN_CREEP};
 use super::ProxyLimits;
 use crate::units::{self, ConfigError};
 
@@ -16,6 +17,10 @@ pub const DEFAULT_ERROR_RATIO: f64 = 0.05;
 /// `max_dropped` when the config does not set it (and `defaults` is not false): none, because
 /// a saturated generator makes the soak invalid.
 pub const DEFAULT_MAX_DROPPED: u64 = 0;
+/// `creep_window` when the config does not set it.
+pub const DEFAULT_CREEP_WINDOW: Duration = Duration::from_secs(600);
+/// Shortest `creep_window`: the last window moves in sixths of it, at least a second.
+pub const MIN_CREEP_WINDOW: Duration = Duration::from_secs(6);
 
 /// `(stage, threshold name)` for each stage of `soakd_proxy_added_seconds`
 /// ([`crate::upstream::report::ADDED_STAGES`], the one stage list): `p99_proxy_added_<stage>`.
@@ -37,7 +42,8 @@ pub fn stage_thresholds() -> &'static [(&'static str, String)] {
 #[serde(default)]
 pub struct RawThresholds {
     /// Apply the default thresholds to every key left unset (default true): `error_ratio`
-    /// 0.05, `max_dropped` 0 and `leak_verdicts` true. `false` turns every default off.
+    /// 0.05, `max_dropped` 0, `leak_verdicts` true and creep judged (`max_creep_ratio` 1.5,
+    /// `min_creep` 50ms). `false` turns every default off.
     pub defaults: Option<bool>,
     /// A monitored process's `leak` verdict (rss, fds or threads) at the end fails the run
     /// (default: on, unless `defaults = false`). soakd's own verdict never fails the run.
@@ -70,6 +76,20 @@ pub struct RawThresholds {
     /// give back by the end of the cooldown: `(peak − recovered) / (peak − idle)`. Needs
     /// `[run] idle` and `[run] cooldown`.
     pub min_released_share: Option<f64>,
+    /// Length of the two windows creep compares, per scenario: the first full one after
+    /// `[monitor] warmup` (counted from the start of the load) and the last full one before
+    /// the load ends, e.g. `"10m"` (the default); `"off"` measures no creep. A run needs
+    /// `warmup + 2 × creep_window` of load to judge it.
+    pub creep_window: Option<String>,
+    /// A measure (p99 of request duration, TTFT, or a proxy-added stage) fails when its last
+    /// window's p99 is more than this many times its first window's AND more than `min_creep`
+    /// above it (default 1.5 when creep is judged: by default, or when this or `min_creep` is
+    /// set).
+    pub max_creep_ratio: Option<f64>,
+    /// The absolute floor of creep, a duration such as `"50ms"` (the default when creep is
+    /// judged): a measure fails only when its p99 grew by more than this and by more than
+    /// `max_creep_ratio`.
+    pub min_creep: Option<String>,
     /// Two-sided soak: most upstream calls orphaned (their client gave up and their answer had
     /// not ended `orphan_after` later).
     pub max_orphans: Option<u64>,
@@ -131,6 +151,63 @@ impl RawThresholds {
             Some(v) => v,
             None => default_for("leak"),
         };
+        let creep_window = match self.creep_window.as_deref().map(str::trim) {
+            None => Some(DEFAULT_CREEP_WINDOW),
+            Some("off") => None,
+            Some(v) => {
+                let d = units::positive_duration("thresholds.creep_window", v)?;
+                if d < MIN_CREEP_WINDOW {
+                    return Err(ConfigError::invalid(
+                        "thresholds.creep_window",
+                        v,
+                        "must be at least 6s (the last window moves in sixths of it), or \"off\"",
+                    ));
+                }
+                Some(d)
+            }
+        };
+        let max_ratio = self
+            .max_creep_ratio
+            .map(|v| {
+                if v.is_finite() && v > 1.0 {
+                    Ok(v)
+                } else {
+                    Err(ConfigError::invalid(
+                        "thresholds.max_creep_ratio",
+                        v,
+                        "must be a number greater than 1 (the last p99 over the first)",
+                    ))
+                }
+            })
+            .transpose()?;
+        let min_creep = self
+            .min_creep
+            .as_deref()
+            .map(|v| units::duration("thresholds.min_creep", v))
+            .transpose()?;
+        let set = max_ratio.is_some() || min_creep.is_some();
+        if set && creep_window.is_none() {
+            let key = if max_ratio.is_some() {
+                "thresholds.max_creep_ratio"
+            } else {
+                "thresholds.min_creep"
+            };
+            let value = self
+                .max_creep_ratio
+                .map(|v| v.to_string())
+                .or_else(|| self.min_creep.clone())
+                .unwrap_or_default();
+            return Err(ConfigError::invalid(
+                key,
+                value,
+                "judges creep, but creep_window = \"off\" measures none",
+            ));
+        }
+        let creep_judged = creep_window.is_some() && (set || default_for("creep"));
+        let creep = creep_judged.then(|| CreepRules {
+            max_ratio: max_ratio.unwrap_or(DEFAULT_MAX_CREEP_RATIO),
+            min_creep: min_creep.unwrap_or(DEFAULT_MIN_CREEP),
+        });
         let truncated_ratio = self
             .truncated_ratio
             .map(|v| units::fraction("thresholds.truncated_ratio", v))
@@ -230,6 +307,8 @@ impl RawThresholds {
                 .min_released_share
                 .map(|v| units::fraction("thresholds.min_released_share", v))
                 .transpose()?,
+            creep_window,
+            creep,
             proxy,
         })
     }
@@ -256,7 +335,7 @@ pub struct Thresholds {
     /// with `fail_on_leak = false`).
     pub leak_verdicts: bool,
     /// Thresholds that hold their default because the config left them unset: any of
-    /// `error_ratio`, `dropped`, `leak`.
+    /// `error_ratio`, `dropped`, `leak`, `creep`.
     pub defaulted: Vec<&'static str>,
     /// Limit on RSS growth of [`Thresholds::rss_process`], in bytes per hour.
     pub rss_growth_per_hour: Option<u64>,
@@ -266,6 +345,10 @@ pub struct Thresholds {
     pub min_requests: u64,
     /// Least released share of each judged process after the cooldown.
     pub min_released_share: Option<f64>,
+    /// The creep windows' length; `None` when `creep_window = "off"` (no creep measured).
+    pub creep_window: Option<Duration>,
+    /// How creep is judged; `None` when it is not.
+    pub creep: Option<CreepRules>,
     /// Limits on the two-sided soak's give-ups.
     pub proxy: ProxyLimits,
     /// Limit on upstream attempts per client request (during storms, else over the run).

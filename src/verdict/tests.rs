@@ -25,6 +25,9 @@ fn all() -> Thresholds {
         rss_process: None,
         min_requests: None,
         min_released_share: None,
+        creep_window: Some("20m".into()),
+        max_creep_ratio: Some(2.0),
+        min_creep: Some("100ms".into()),
         max_orphans: None,
         max_not_propagated_ratio: None,
         max_wasted_output_tokens: None,
@@ -92,6 +95,14 @@ fn validate_defaults_and_all_fields() {
     assert_eq!(t.rss_growth_per_hour, Some(50 * 1024 * 1024));
     assert_eq!(t.rss_process, "target");
     assert_eq!(t.min_requests, 100);
+    assert_eq!(t.creep_window, Some(Duration::from_secs(1200)));
+    assert_eq!(
+        t.creep,
+        Some(CreepRules {
+            max_ratio: 2.0,
+            min_creep: Duration::from_millis(100)
+        })
+    );
     let empty = raw().validate().unwrap();
     assert!(empty.is_empty());
     assert!(empty.names().is_empty());
@@ -549,6 +560,7 @@ fn evaluate_all_and_exit_verdict() {
         rss_growth_per_hour: BTreeMap::from([("target".into(), Some(MIB))]),
         leaks: vec![],
         released: vec![],
+        creep: None,
         proxy: None,
         weather: None,
     };
@@ -637,9 +649,17 @@ fn defaults_apply_to_an_empty_section() {
     assert_eq!(t.max_dropped, Some(DEFAULT_MAX_DROPPED));
     assert_eq!(DEFAULT_MAX_DROPPED, 0);
     assert!(t.leak_verdicts);
-    assert_eq!(t.defaulted, ["error_ratio", "dropped", "leak"]);
+    assert_eq!(t.defaulted, ["error_ratio", "dropped", "leak", "creep"]);
     assert_eq!(t.names(), ["error_ratio", "dropped"]);
     assert!(!t.is_empty());
+    assert_eq!(t.creep_window, Some(Duration::from_secs(600)));
+    assert_eq!(
+        t.creep,
+        Some(CreepRules {
+            max_ratio: 1.5,
+            min_creep: Duration::from_millis(50)
+        })
+    );
     // No latency or RSS threshold unless configured.
     assert_eq!((t.p99_ttft, t.rss_growth_per_hour), (None, None));
 }
@@ -653,7 +673,7 @@ fn a_config_setting_only_p99_ttft_keeps_the_other_defaults() {
     // A key that is set is not a default, even at the default's value.
     let t: RawThresholds = toml::from_str("error_ratio = 0.05\nmax_dropped = 3").unwrap();
     let t = t.validate().unwrap();
-    assert_eq!(t.defaulted, ["leak"]);
+    assert_eq!(t.defaulted, ["leak", "creep"]);
     assert_eq!(t.max_dropped, Some(3));
 }
 
@@ -664,6 +684,8 @@ fn defaults_false_turns_every_default_off_and_keys_still_apply() {
     assert!(t.is_empty(), "{t:?}");
     assert!(!t.leak_verdicts);
     assert!(t.defaulted.is_empty());
+    assert_eq!(t.creep, None, "creep is measured, not judged");
+    assert_eq!(t.creep_window, Some(Duration::from_secs(600)));
     assert!(t.evaluate(&VerdictInputs::default(), true).is_empty());
     let t: RawThresholds =
         toml::from_str("defaults = false\nleak_verdicts = true\nmax_dropped = 5").unwrap();
@@ -718,4 +740,130 @@ fn raw_accepts_defaults_and_leak_verdicts() {
     let v: RawThresholds =
         serde_json::from_str(r#"{"defaults": false, "leak_verdicts": true}"#).unwrap();
     assert_eq!((v.defaults, v.leak_verdicts), (Some(false), Some(true)));
+}
+
+// ---------- creep ----------
+
+#[test]
+fn creep_is_judged_by_default_or_when_a_key_is_set_and_off_measures_nothing() {
+    // One key set without the defaults: the other key takes its default.
+    let t = only(|r| r.max_creep_ratio = Some(3.0));
+    assert_eq!(
+        t.creep,
+        Some(CreepRules {
+            max_ratio: 3.0,
+            min_creep: Duration::from_millis(50)
+        })
+    );
+    assert!(!t.is_empty());
+    let t = only(|r| r.min_creep = Some("0s".into()));
+    assert_eq!(t.creep.unwrap().max_ratio, 1.5);
+    assert_eq!(t.creep.unwrap().min_creep, Duration::ZERO);
+    // "off": nothing measured, nothing judged, not even by default.
+    let t: RawThresholds = toml::from_str("creep_window = \"off\"").unwrap();
+    let t = t.validate().unwrap();
+    assert_eq!((t.creep_window, t.creep), (None, None));
+    assert_eq!(t.defaulted, ["error_ratio", "dropped", "leak"]);
+    let t = only(|r| r.creep_window = Some("40s".into()));
+    assert_eq!(t.creep_window, Some(Duration::from_secs(40)));
+    assert_eq!(t.creep, None);
+}
+
+#[test]
+fn creep_settings_errors_name_the_key() {
+    let (f, v, reason) = invalid(|r| r.max_creep_ratio = Some(1.0));
+    assert_eq!(
+        (f.as_str(), v.as_str()),
+        ("thresholds.max_creep_ratio", "1")
+    );
+    assert!(reason.contains("greater than 1"), "{reason}");
+    let (f, _, _) = invalid(|r| r.max_creep_ratio = Some(f64::INFINITY));
+    assert_eq!(f, "thresholds.max_creep_ratio");
+    let (f, v, reason) = invalid(|r| r.creep_window = Some("5s".into()));
+    assert_eq!((f.as_str(), v.as_str()), ("thresholds.creep_window", "5s"));
+    assert!(reason.contains("at least 6s"), "{reason}");
+    let (f, v, _) = invalid(|r| r.creep_window = Some("soon".into()));
+    assert_eq!(
+        (f.as_str(), v.as_str()),
+        ("thresholds.creep_window", "soon")
+    );
+    let (f, v, _) = invalid(|r| r.min_creep = Some("-3ms".into()));
+    assert_eq!((f.as_str(), v.as_str()), ("thresholds.min_creep", "-3ms"));
+    let (f, v, reason) = invalid(|r| {
+        r.creep_window = Some("off".into());
+        r.min_creep = Some("20ms".into());
+    });
+    assert_eq!((f.as_str(), v.as_str()), ("thresholds.min_creep", "20ms"));
+    assert!(reason.contains("creep_window = \"off\""), "{reason}");
+}
+
+/// The thresholds of a creep report: one per measure, after the fixed ones and the leaks,
+/// failing only across both limits, with the default's hint when it holds its default.
+#[test]
+fn creep_thresholds_follow_the_report_and_a_default_failure_says_so() {
+    use crate::stats::creep::{CreepMeasure, CreepReport, WindowStat};
+    use crate::stats::window::Span;
+    let m = |measure: &str, first: f64, last: f64| CreepMeasure {
+        scenario: "chat".into(),
+        measure: measure.into(),
+        first: Some(WindowStat {
+            count: 500,
+            p99: first,
+        }),
+        last: Some(WindowStat {
+            count: 500,
+            p99: last,
+        }),
+        ratio: Some(last / first),
+    };
+    let report = CreepReport {
+        window_secs: 600.0,
+        step_secs: 100.0,
+        first: Span {
+            from_secs: 180.0,
+            to_secs: 780.0,
+        },
+        first_complete: true,
+        last: Some(Span {
+            from_secs: 5400.0,
+            to_secs: 6000.0,
+        }),
+        comparable_from_secs: 1380.0,
+        measures: vec![m("duration", 0.213, 2.31), m("ttft", 0.050, 0.060)],
+    };
+    let i = VerdictInputs {
+        requests: 1000,
+        creep: Some(report),
+        ..Default::default()
+    };
+    let t = RawThresholds::default().validate().unwrap();
+    let r = t.evaluate(&i, true);
+    let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "error_ratio",
+            "dropped",
+            "creep:chat:duration",
+            "creep:chat:ttft"
+        ]
+    );
+    assert_eq!(failed_names(&t, &i), ["creep:chat:duration"]);
+    assert_eq!(
+        r[2].message,
+        "chat duration p99 213.0ms in the first 10m window (3m00s–13m00s) and 2.31s in the \
+         last (1h30m00s–1h40m00s): ×10.85, +2.10s crosses both ×1.5 and +50ms (creep is judged \
+         by default: set [thresholds] max_creep_ratio and min_creep, creep_window = \"off\", or \
+         defaults = false)"
+    );
+    assert_eq!(r[3].status, ThresholdStatus::Pass);
+    // Judged but not by default: no hint; not judged at all: no creep threshold.
+    let explicit = only(|r| r.max_creep_ratio = Some(1.5));
+    let e = explicit.evaluate(&i, true);
+    assert!(
+        !e[0].passed && !e[0].message.contains("default"),
+        "{}",
+        e[0].message
+    );
+    assert!(raw().validate().unwrap().evaluate(&i, true).is_empty());
 }
