@@ -5,6 +5,10 @@
 #   PyPI:   kubernetes-validate, grafana-foundation-sdk (the version grafana/generate_dashboards.py
 #           pins)
 # Usage: scripts/test.sh            (from anywhere in the repository)
+#        SOAKD_GATEWAYS=litellm,portkey scripts/test.sh
+#                                    also soak those real gateways (gateways/NAME: installed
+#                                    from PyPI, npm or Debian), SOAKD_GATEWAYS_MINUTES each
+#                                    (default 3), results in target/gateways/results
 # Everything the tests start listens on 127.0.0.1 only and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,3 +80,14 @@ log "cargo test"
 # Two tests at a time, through the environment rather than `-- --test-threads`: the Criterion
 # benches (harness = false, run once each as a smoke check) reject libtest's flags.
 RUST_TEST_THREADS="${SOAKD_TEST_THREADS:-2}" cargo test --all-targets --locked
+
+# The real gateways, only when asked: installing them is heavy (tests/gateways.rs checks their
+# manifests and GATEWAYS.md in every run). The test build of soakd drives them (5 rps is light).
+if [ -n "${SOAKD_GATEWAYS:-}" ]; then
+  for gateway in ${SOAKD_GATEWAYS//,/ }; do
+    log "gateway $gateway: scripts/gateways/run.sh $gateway --minutes ${SOAKD_GATEWAYS_MINUTES:-3}"
+    SOAKD_BIN="${SOAKD_BIN:-$PWD/target/debug/soakd}" \
+      SOAKD_GATEWAYS_RESULTS="$PWD/target/gateways/results" \
+      scripts/gateways/run.sh "$gateway" --minutes "${SOAKD_GATEWAYS_MINUTES:-3}"
+  done
+fi
