@@ -280,6 +280,9 @@ def overview():
     g.add(stat("Thresholds passing", "bool_yes_no", [
         q(f"min by (threshold) (soakd_threshold_passing{{{SEL}}})", "{{threshold}}"),
     ], thresholds=[(None, "red"), (1, "green")]), w=8)
+    g.add(stat("Run age per shard", "s", [
+        q(f"(time() - max by (instance) (soakd_run_start_time_seconds{{{SEL}}})) * on (instance) group_left (run_id, shard) max by (instance, run_id, shard) (soakd_run_info{{{SEL}}})", "{{run_id}} shard {{shard}}"),
+    ], thresholds=[(None, "blue")], desc="Time since each shard started (soakd_run_start_time_seconds, joined to soakd_run_info on instance). soakd verdict bounds its queries to the run's span with the start time, so an earlier run under the same run_id is never counted."), w=8)
     return dashboard("soakd-overview", "soakd overview",
                      "Load, outcomes, latency and streams of a soakd run.", g, True, False)
 

@@ -1,5 +1,6 @@
-//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/status`, and the live page's `/`,
-//! `/series` and `/assets/*` ([`crate::page`]).
+//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/status`, `/histograms` (the run's
+//! HDR histograms, which `soakd verdict` merges across shards: [`crate::stats::wire`]), and
+//! the live page's `/`, `/series` and `/assets/*` ([`crate::page`]).
 //!
 //! It runs on its own OS thread and single-threaded runtime (see [`crate::app`]), together
 //! with process sampling, so a load runtime saturated by thousands of streams never delays a
@@ -24,6 +25,7 @@ pub fn router(view: Arc<RunView>, series: Arc<LiveSeries>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/histograms", get(histograms))
         .with_state(view)
         .merge(crate::page::router(series))
 }
@@ -54,6 +56,10 @@ async fn readyz(State(view): State<Arc<RunView>>) -> Response {
 
 async fn status(State(view): State<Arc<RunView>>) -> Response {
     Json(view.snapshot()).into_response()
+}
+
+async fn histograms(State(view): State<Arc<RunView>>) -> Response {
+    Json(view.histograms()).into_response()
 }
 
 /// Serves until `shutdown` is cancelled.

@@ -19,6 +19,8 @@
 //! - [`page`]: the live page (`GET /`, `GET /series`) and the self-contained HTML report.
 //! - [`compare`]: `soakd compare`, two runs' summaries side by side.
 //! - [`analyze`]: post-hoc leak analysis of recorded series (CSV, Prometheus).
+//! - [`fleet`]: `soakd verdict`, one verdict for a sharded soak from Prometheus and the
+//!   shards' merged HDR histograms.
 //! - [`admin`]: the axum admin server.
 //! - [`telemetry`]: logs, OTLP traces, rate-limited warnings.
 //! - [`mock`]: the built-in mock AI proxy.
@@ -36,6 +38,7 @@ pub mod compare;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod metrics;
 pub mod mock;
 pub mod monitor;

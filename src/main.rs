@@ -1,7 +1,8 @@
 //! The `soakd` binary: parse the command line, load and validate the config before anything
 //! binds a port, run, and map the result to an exit code (0 pass, 1 a threshold or leak
-//! verdict failed, `compare` found a regression or `analyze` a leak, 2 runtime failure or a file
-//! that cannot be read, 78 bad config or arguments, 130 quit by a second signal).
+//! verdict failed, `compare` found a regression, `analyze` a leak or `verdict` a failed
+//! threshold over a sharded run, 2 runtime failure, a file that cannot be read or a shard
+//! missing, 78 bad config or arguments, 130 quit by a second signal).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Leak analysis of recorded series (CSV files or a Prometheus range query): exit 1 on a
     /// leak, 2 on input that cannot be read.
     Analyze(soakd::analyze::cli::AnalyzeArgs),
+    /// One verdict for a sharded soak, from the Prometheus that scraped its shards: exit 1
+    /// when a threshold fails over the merged run, 2 when Prometheus or a shard is missing.
+    Verdict(soakd::fleet::cli::VerdictArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::Compare(args) => compare(&args),
         Command::Analyze(args) => soakd::analyze::cli::run(&args),
+        Command::Verdict(args) => soakd::fleet::cli::run(&args),
     };
     ExitCode::from(code)
 }

@@ -221,6 +221,8 @@ catalog! {
         "Always 1; the soakd version.";
     run_info: IntGaugeVec = "soakd_run_info", ["run_id", "shard"],
         "Always 1; this run's id and shard.";
+    run_start_time: Gauge = "soakd_run_start_time_seconds", [],
+        "Unix time this run (this shard) started: soakd verdict bounds its queries to the run's own span with it.";
 }
 
 /// Looks a metric up in [`CATALOG`].
@@ -297,6 +299,11 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         m.run_info.with_label_values(&[run_id, shard]).set(1);
+        m.run_start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         m.in_flight_requests.set(0);
         m.burst_active.set(0);
         #[cfg(target_os = "linux")]
@@ -456,6 +463,11 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("soakd_run_info{run_id=\"run-1\",shard=\"0\"} 1"));
+        assert!(
+            m.run_start_time.get() > 1.7e9,
+            "a Unix time: {}",
+            m.run_start_time.get()
+        );
     }
 
     #[test]

@@ -312,6 +312,11 @@ impl RunView {
         &self.p.metrics
     }
 
+    /// The run's HDR histograms, with the run id and shard they belong to (`GET /histograms`).
+    pub fn histograms(&self) -> crate::stats::wire::HistogramsDoc {
+        crate::stats::wire::document(&self.p.stats, &self.p.run_id, self.p.shard)
+    }
+
     /// Takes one sample for the recent-rate meter; call about once a second.
     pub fn tick(&self) {
         lock(&self.meter).sample(

@@ -12,8 +12,17 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod wire;
+
 const SHARDS: usize = 4;
 const MAX_MICROS: u64 = 3_600_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An empty histogram of the bounds every series uses (1 µs to 1 h, 3 digits).
+fn empty() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS)
+        .expect("static histogram bounds are valid")
+}
 
 /// Which latency series a value belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +68,7 @@ struct Sharded {
 impl Sharded {
     fn new() -> Self {
         Sharded {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(
-                        Histogram::new_with_bounds(1, MAX_MICROS, 3)
-                            .expect("static histogram bounds are valid"),
-                    )
-                })
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(empty())).collect(),
         }
     }
 
@@ -79,7 +81,7 @@ impl Sharded {
     }
 
     fn merged(&self) -> Histogram<u64> {
-        let mut all = Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static bounds");
+        let mut all = empty();
         for s in &self.shards {
             let h = s.lock().unwrap_or_else(|p| p.into_inner());
             // Same bounds on both sides, so adding cannot fail.

@@ -242,7 +242,10 @@ fn expected_workloads_per_overlay() {
         ["Deployment/soakd"]
     );
     assert_eq!(kinds(&render("k8s/overlays/job")), ["Job/soakd"]);
-    assert_eq!(kinds(&render("k8s/overlays/sharded")), ["Job/soakd"]);
+    assert_eq!(
+        kinds(&render("k8s/overlays/sharded")),
+        ["Job/soakd", "Job/soakd-verdict"]
+    );
     assert_eq!(
         kinds(&render("k8s/overlays/sidecar")),
         ["Deployment/ai-proxy-example"]
@@ -253,6 +256,7 @@ fn expected_workloads_per_overlay() {
 #[test]
 fn every_pod_is_restricted_with_resources_probes_and_mounts() {
     let mut pods_checked = 0;
+    let mut verdicts_checked = 0;
     let mut images = BTreeSet::new();
     for (overlay, docs) in all_rendered() {
         for (obj, tpl) in pod_templates(&docs) {
@@ -297,11 +301,21 @@ fn every_pod_is_restricted_with_resources_probes_and_mounts() {
                         );
                     }
                 }
-                assert!(c["livenessProbe"].is_object(), "{cctx}: no liveness probe");
-                assert!(
-                    c["readinessProbe"].is_object(),
-                    "{cctx}: no readiness probe"
-                );
+                // A server has probes; the verdict Job's container serves nothing (no port).
+                if c["ports"].is_array() {
+                    assert!(c["livenessProbe"].is_object(), "{cctx}: no liveness probe");
+                    assert!(
+                        c["readinessProbe"].is_object(),
+                        "{cctx}: no readiness probe"
+                    );
+                } else {
+                    assert_eq!(c["name"], "verdict", "{cctx}: a container without a port");
+                }
+            }
+            if let Some(c) = containers(spec).iter().find(|c| c["name"] == "verdict") {
+                images.insert(c["image"].as_str().expect("image").to_owned());
+                verdicts_checked += 1;
+                continue;
             }
 
             let c = soakd_container(spec).unwrap_or_else(|| panic!("{ctx}: no soakd container"));
@@ -363,6 +377,7 @@ fn every_pod_is_restricted_with_resources_probes_and_mounts() {
         }
     }
     assert_eq!(pods_checked, OVERLAYS.len());
+    assert_eq!(verdicts_checked, 1, "the sharded overlay's verdict Job");
     assert_eq!(
         images.len(),
         1,
@@ -433,6 +448,165 @@ fn sharded_overlay_is_an_indexed_job_with_matching_shard_count() {
     // The shard index comes from JOB_COMPLETION_INDEX, set by Kubernetes.
     assert!(env_value(c, "SOAKD__RUN__SHARD_INDEX").is_none());
     assert!(env_value(c, "JOB_COMPLETION_INDEX").is_none());
+}
+
+/// The verdict Job of the sharded overlay: N and the run id agree with the shards' Job, it
+/// waits for their whole run, needs no RBAC, reaches Prometheus (its one URL setting) and the
+/// shards' admin ports through its NetworkPolicy, and the shards linger long enough to be
+/// read.
+#[test]
+fn sharded_overlay_judges_the_fleet_in_its_own_job() {
+    let docs = render("k8s/overlays/sharded");
+    let shards_job = one(&docs, "Job", "soakd");
+    let job = one(&docs, "Job", "soakd-verdict");
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    let spec = &job["spec"]["template"]["spec"];
+    assert_eq!(spec["restartPolicy"], "Never");
+    let c = containers(spec)
+        .into_iter()
+        .find(|c| c["name"] == "verdict")
+        .expect("verdict container");
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    assert_eq!(args[0], "verdict");
+    let arg = |flag: &str| -> &str {
+        let i = args
+            .iter()
+            .position(|a| *a == flag)
+            .unwrap_or_else(|| panic!("{flag} missing from {args:?}"));
+        args[i + 1]
+    };
+    // N: completions, parallelism, SOAKD__RUN__SHARDS and --shards.
+    let completions = shards_job["spec"]["completions"]
+        .as_u64()
+        .expect("completions");
+    assert_eq!(
+        shards_job["spec"]["parallelism"].as_u64(),
+        Some(completions)
+    );
+    let shard_c = soakd_container(&shards_job["spec"]["template"]["spec"]).expect("soakd");
+    let env_n = env_value(shard_c, "SOAKD__RUN__SHARDS").expect("SOAKD__RUN__SHARDS")["value"]
+        .as_str()
+        .expect("string");
+    assert_eq!(env_n, completions.to_string());
+    assert_eq!(arg("--shards"), completions.to_string());
+    // The shards' run id is their Job's name.
+    assert_eq!(
+        env_value(shard_c, "SOAKD__RUN__RUN_ID").expect("run id")["valueFrom"]["fieldRef"]
+            ["fieldPath"],
+        "metadata.labels['batch.kubernetes.io/job-name']"
+    );
+    assert_eq!(arg("--run-id"), name(shards_job));
+    // The same config (its [thresholds]), from the mounted ConfigMap.
+    assert_eq!(arg("--config"), "/etc/soakd/soakd.toml");
+    let mounted = spec["volumes"][0]["configMap"]["name"]
+        .as_str()
+        .expect("cm");
+    assert!(mounted.starts_with("soakd-config"), "{mounted}");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/soakd");
+    // It waits for the shards' whole run, and its deadline for the wait.
+    let duration = humantime::parse_duration(
+        env_value(shard_c, "SOAKD__RUN__DURATION").expect("duration")["value"]
+            .as_str()
+            .expect("string"),
+    )
+    .expect("duration");
+    let [drain, idle, cooldown, linger] = run_times();
+    let wait = humantime::parse_duration(arg("--wait")).expect("--wait");
+    assert!(
+        wait >= duration + idle + drain + cooldown + Duration::from_secs(5 * 60),
+        "--wait {wait:?} must cover the shards' run and their start-up"
+    );
+    let deadline = job["spec"]["activeDeadlineSeconds"]
+        .as_u64()
+        .expect("deadline");
+    assert!(
+        deadline > wait.as_secs(),
+        "activeDeadlineSeconds {deadline} <= --wait"
+    );
+    // The shards linger long enough to be read: two scrapes of the PodMonitor, then a poll
+    // and the reads.
+    let pm = one(&docs, "PodMonitor", "soakd");
+    let scrape = humantime::parse_duration(
+        pm["spec"]["podMetricsEndpoints"][0]["interval"]
+            .as_str()
+            .expect("interval"),
+    )
+    .expect("interval parses");
+    assert!(
+        linger >= 2 * scrape + Duration::from_secs(10),
+        "run.linger {linger:?} < two scrapes ({scrape:?}) + 10 s"
+    );
+    // No RBAC: no token, no Role or binding anywhere.
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    for k in ["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"] {
+        assert!(of_kind(&docs, k).is_empty(), "{k}");
+    }
+    // One setting: the Prometheus URL; the NetworkPolicy lets the pod reach it (its port, in
+    // the namespace the URL names) and the shards' admin port, nothing else but DNS.
+    let prom = env_value(c, "SOAKD_PROMETHEUS_URL").expect("SOAKD_PROMETHEUS_URL")["value"]
+        .as_str()
+        .expect("string");
+    let prom = url::Url::parse(prom).expect("URL");
+    let prom_ns = prom
+        .host_str()
+        .and_then(|h| h.split('.').nth(1))
+        .expect("a Service name: NAME.NAMESPACE.svc");
+    let np = one(&docs, "NetworkPolicy", "soakd-verdict");
+    assert!(selector_matches(
+        &np["spec"]["podSelector"],
+        &job["spec"]["template"]["metadata"]["labels"]
+    ));
+    assert!(
+        !selector_matches(
+            &np["spec"]["podSelector"],
+            &shards_job["spec"]["template"]["metadata"]["labels"]
+        ),
+        "the verdict's policy is its own"
+    );
+    assert_eq!(
+        np["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(np["spec"]["ingress"], serde_json::json!([]));
+    let egress = np["spec"]["egress"].as_array().expect("egress");
+    let port_of = |r: &Value| -> Vec<u64> {
+        r["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .map(|p| p["port"].as_u64().expect("numeric port"))
+            .collect()
+    };
+    let to_prom = egress
+        .iter()
+        .find(|r| port_of(r).contains(&prom.port().expect("URL port").into()))
+        .expect("egress to Prometheus's port");
+    assert_eq!(
+        to_prom["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        prom_ns
+    );
+    let to_shards = egress
+        .iter()
+        .find(|r| port_of(r) == [METRICS_PORT])
+        .expect("egress to the shards' admin port");
+    assert!(selector_matches(
+        &to_shards["to"][0]["podSelector"],
+        &shards_job["spec"]["template"]["metadata"]["labels"]
+    ));
+    assert!(egress.iter().all(|r| r["to"].is_array()), "no open egress");
+    assert_eq!(egress.len(), 3, "Prometheus, the shards, DNS");
+    // The shards' own policy admits the verdict on the admin port.
+    let shard_np = one(&docs, "NetworkPolicy", "soakd");
+    assert!(shard_np["spec"]["ingress"]
+        .as_array()
+        .expect("ingress")
+        .iter()
+        .any(|r| r["from"].is_null() && port_of(r) == [METRICS_PORT]));
 }
 
 /// job.yaml repeats the Deployment's pod template; only restartPolicy and env may differ.
@@ -509,9 +683,16 @@ fn pod_monitor_and_service_select_the_soakd_pods() {
             "{overlay}: double scrape"
         );
         for (obj, tpl) in pod_templates(&docs) {
-            assert!(
+            // Every pod that serves /metrics is scraped, and no other (the verdict Job).
+            let serves = containers(&tpl["spec"]).iter().any(|c| {
+                c["ports"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "metrics"))
+            });
+            assert_eq!(
                 selector_matches(&pm["spec"]["selector"], &tpl["metadata"]["labels"]),
-                "{overlay}: PodMonitor does not select {}",
+                serves,
+                "{overlay}: PodMonitor selects {} (serves /metrics: {serves})",
                 name(obj)
             );
             // Workload selectors must match their own pods.

@@ -11,6 +11,9 @@
 //! Errors name the server: unreachable, a non-2xx answer (with Prometheus's own `error`
 //! text), a body that is not a `matrix` result, no series at all, or more than
 //! [`MAX_SERIES`] series / [`MAX_POINTS`] points.
+//!
+//! [`query_instant`] is the instant query (`api/v1/query`) of `soakd verdict`, through the same
+//! request, size limit and error reporting; an empty answer is not an error there.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -122,6 +125,104 @@ struct MatrixSeries {
     metric: BTreeMap<String, String>,
     #[serde(default)]
     values: Vec<(f64, String)>,
+}
+
+/// One sample of an instant query's `vector` answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The series' labels (`__name__` when the query keeps it).
+    pub labels: BTreeMap<String, String>,
+    /// The value; never NaN or infinite (such samples are left out).
+    pub value: f64,
+}
+
+/// The `query` URL of an instant query at `time` (Unix seconds).
+pub fn instant_url(base: &Url, query: &str, time: f64) -> Url {
+    let mut url = base.clone();
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    let mut url = url.join("api/v1/query").unwrap_or(url);
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("query", query)
+        .append_pair("time", &fmt_secs(time));
+    url
+}
+
+#[derive(Deserialize)]
+struct InstantResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<InstantData>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InstantData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<VectorSample>,
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+/// Runs an instant query at `time`: the finite samples of its `vector` answer (possibly none),
+/// at most [`MAX_SERIES`].
+pub async fn query_instant(
+    client: &reqwest::Client,
+    base: &Url,
+    query: &str,
+    time: f64,
+) -> Result<Vec<Sample>, InputError> {
+    let fail = |reason: String| InputError::Prometheus {
+        url: base.to_string(),
+        reason,
+    };
+    let body = get(client, instant_url(base, query, time))
+        .await
+        .map_err(&fail)?;
+    let r: InstantResponse =
+        serde_json::from_slice(&body).map_err(|e| fail(format!("not a query answer: {e}")))?;
+    if r.status != "success" {
+        return Err(fail(format!(
+            "query {query:?} failed: {}: {}",
+            r.error_type.unwrap_or_default(),
+            r.error.unwrap_or_default()
+        )));
+    }
+    let data = r.data.ok_or_else(|| fail("answer has no data".into()))?;
+    if data.result_type != "vector" {
+        return Err(fail(format!(
+            "expected a vector result, got {:?}",
+            data.result_type
+        )));
+    }
+    let samples = data.result;
+    if samples.len() > MAX_SERIES {
+        return Err(fail(format!(
+            "more than {MAX_SERIES} series; narrow the query"
+        )));
+    }
+    Ok(samples
+        .into_iter()
+        .filter_map(|s| {
+            let v = s.value.1.trim().parse::<f64>().ok()?;
+            v.is_finite().then_some(Sample {
+                labels: s.metric,
+                value: v,
+            })
+        })
+        .collect())
 }
 
 /// Fetches `q` in chunks and merges the series (module rules).
