@@ -7,7 +7,8 @@
 //!   config that this soakd accepts (`soakd check-config`), with the parts this soakd cannot
 //!   run left out and the reason recorded.
 //! - `GATEWAYS.md` is exactly what `scripts/gateways/table.py` makes of the committed results
-//!   (`results/gateways/*/`), byte for byte.
+//!   (`results/gateways/*/`), byte for byte; and the script fills the storm, memory-arc and
+//!   creep cells from the fields those parts of soakd write (its self-test).
 //! - The harness's shell scripts parse (`bash -n`).
 //!
 //! Nothing is installed or started here. The real gateways run only when asked:
@@ -170,6 +171,9 @@ fn gateways_md_is_regenerated_byte_for_byte_from_the_committed_results() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The cells of the storms, the memory arc and creep, from the fields those bring.
+    let out = ok(python("table.py").arg("--self-test"));
+    assert!(out.contains("as expected"), "{out}");
     let page = std::fs::read_to_string(root().join("GATEWAYS.md")).expect("GATEWAYS.md");
     assert!(page.contains("**The figures are from a 2-core shared VM.**"));
     // Every committed result has its row.

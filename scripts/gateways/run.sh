@@ -5,7 +5,7 @@
 # Usage: scripts/gateways/run.sh NAME [--minutes N] [--rate RPS]
 #   NAME        a folder of gateways/ (gateways/NAME/gateway.toml; `ls gateways`)
 #   --minutes   minutes of load (default 30; idle, drain and cooldown come on top: about +20 %)
-#   --rate      requests a second (default 5: a Python or Node gateway on a 2-core machine)
+#   --rate      requests a second (default 3: what LiteLLM keeps up with on a shared 2-core VM)
 # Env:
 #   SOAKD_GATEWAY_VERSION  install this version instead of the manifest's pin (PyPI, npm)
 #   SOAKD_BIN              the soakd binary to use (default: cargo build --release, then
@@ -35,7 +35,7 @@ usage() { sed -n '4,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'scripts/gateways/run.sh: %s\n' "$*" >&2; exit 1; }
 
-name="" minutes=30 rate=5
+name="" minutes=30 rate=3
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) [ $# -ge 2 ] || usage; minutes=$2; shift 2 ;;
@@ -52,6 +52,8 @@ python3 -c 'import sys; n = float(sys.argv[1]); sys.exit(0 if 0 < n <= 1000 else
   || die "--rate $rate: requests a second, above 0 and at most 1000"
 
 py=scripts/gateways
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "python3 3.11 or later is needed (tomllib): $(python3 --version 2>&1)"
 python3 $py/manifest.py check "$name" >/dev/null || exit 1
 eval "$(python3 $py/manifest.py shell "$name")"
 version=${SOAKD_GATEWAY_VERSION:-$GW_VERSION}
@@ -133,6 +135,9 @@ log "starting $name on 127.0.0.1:$port, provider $upstream"
 env "${GW_ENV[@]}" INSTALL_DIR="$install_dir" RUN_DIR="$run_dir" PORT="$port" \
   UPSTREAM_URL="$upstream" PID_FILE="$pid_file" KEY="$GW_KEY" "$gw/start" \
   || die "gateways/$name/start failed: $(tail -n 20 "$run_dir/gateway.log" 2>/dev/null)"
+# The gateway's sockets, from its start (a fetch at start-up counts too) to its stop.
+python3 $py/netwatch.py "$pid_file" "$run_dir/network.json" &
+netwatch_pid=$!
 python3 - "$pid_file" "$port" "$GW_READY_PATH" "$run_dir/gateway.log" <<'EOF' || die "$name did not become ready"
 import os, socket, sys, time, urllib.request, urllib.error
 pid_file, port, path, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -155,9 +160,6 @@ while time.monotonic() < deadline:
 sys.exit("not ready within 180 s:\n" + "".join(open(log).readlines()[-20:]))
 EOF
 log "$name is ready"
-
-python3 $py/netwatch.py "$pid_file" "$run_dir/network.json" &
-netwatch_pid=$!
 
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)

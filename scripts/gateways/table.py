@@ -5,6 +5,7 @@ Usage:
   table.py            write GATEWAYS.md
   table.py --check    exit 1 (with a diff) unless GATEWAYS.md is exactly what the results give
   table.py --stdout   print the page instead of writing it
+  table.py --self-test  the storm, memory-arc and creep cells from synthetic fields
 
 The page depends on nothing but those files and the manifests (gateways/*/gateway.toml): no
 clock, no machine reading, so the same results always give the same bytes. Every number the
@@ -127,10 +128,11 @@ class Run:
         return procs[0]["cpu_seconds"] / spent
 
 
-def runs():
-    if not RESULTS.is_dir():
+def runs(results=None):
+    results = RESULTS if results is None else Path(results)
+    if not results.is_dir():
         return []
-    return [Run(d) for d in sorted(RESULTS.iterdir())
+    return [Run(d) for d in sorted(results.iterdir())
             if (d / "run.json").is_file() and (d / "summary.json").is_file()]
 
 
@@ -435,7 +437,8 @@ def memory_table(rs):
             rows.append([f"**{r.label}**", d, d, d, d, d, d])
             continue
         tree = r.meta["programme"].get("include_children")
-        what = "tree (PSS)" if tree else "one process (RSS)"
+        memory = ((p.get("arc") or {}).get("memory") or ("pss" if tree else "rss")).upper()
+        what = f"tree ({memory})" if tree else f"one process ({memory})"
         if not tree and r.m and r.m["watch"]["include_children"]:
             what += ", " + r_.dash(r.missing("process_tree")
                                    or "the tree was not watched in this run")
@@ -549,8 +552,8 @@ def programme_section(rs):
             "thresholds, the tables are the point.", ""]
 
 
-def page():
-    rs = runs()
+def page(results=None):
+    rs = runs(results)
     lines = header(rs)
     if rs:
         lines += (headline_table(rs) + run_table(rs) + added_table(rs) + buffering_table(rs) + give_ups_table(rs)
@@ -559,7 +562,76 @@ def page():
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def self_test():
+    """The storm, memory-arc and creep cells, from a committed run given the fields those
+    branches add (the shapes of their summary JSON), and their reasons when absent."""
+    import shutil
+    import tempfile
+    src = next((d for d in sorted(RESULTS.iterdir()) if (d / "run.json").is_file()), None) \
+        if RESULTS.is_dir() else None
+    if src is None:
+        print("table self-test: no committed result to start from", file=sys.stderr)
+        return 1
+    failures = []
+    with tempfile.TemporaryDirectory() as d:
+        dst = Path(d) / src.name
+        shutil.copytree(src, dst)
+        run = json.loads((dst / "run.json").read_text())
+        summ = json.loads((dst / "summary.json").read_text())
+        for f in run["features"].values():
+            f["present"] = True
+            f.pop("reason", None)
+        run["programme"]["include_children"] = True
+        occ = {"start_secs": 720.0, "end_secs": 780.0, "client_requests": 180,
+               "upstream_requests": 540, "upstream_faults": 540, "client_errors": 180,
+               "masked_ratio": 0.0, "passed_ratio": 1.0, "amplification": 3.0,
+               "ghost_attempts": 7, "retry_after_honoured": 0, "retry_after_violations": 360,
+               "rss_before_bytes": {}, "rss_after_bytes": {}}
+        summ["proxy"]["storms"] = [
+            dict(occ, name="rate-limited", recovery_secs=4.5, recovered=True),
+            dict(occ, name="5xx-burst", start_secs=1080.0, end_secs=1100.0,
+                 amplification=1.0, retry_after_violations=0, recovery_secs=None,
+                 recovered=False),
+        ]
+        proc = next(p for p in summ["monitor"]["processes"] if p["name"] == src.name)
+        mb = 2**20
+        proc["arc"] = {"memory": "pss", "idle": {"rss": 90 * mb}, "peak": {"rss": 140 * mb},
+                       "plateau": {"rss": {"reached": True, "seconds": 690.0,
+                                           "level": 128 * mb, "troughs": 40}},
+                       "recovered": {"rss": 100 * mb}, "released_share": {"rss": 0.8}}
+        summ["creep"] = {"window_secs": 360.0, "measures": [
+            {"scenario": "chat", "measure": "duration", "first": {"count": 900, "p99": 1.2},
+             "last": {"count": 900, "p99": 1.8}, "ratio": 1.5},
+            {"scenario": "chat", "measure": "ttft", "first": {"count": 900, "p99": 0.2},
+             "last": {"count": 900, "p99": 0.22}, "ratio": 1.1}]}
+        summ["thresholds"].append({"name": "creep:chat:duration", "status": "fail"})
+        (dst / "run.json").write_text(json.dumps(run))
+        (dst / "summary.json").write_text(json.dumps(summ))
+        text = page(Path(d))
+        for want in ["| 3.00 | 360 | never (a storm) |",
+                     "| rate-limited (720.00s–780.00s) | 540 / 180 | 3.00 | 7 | 0 / 360 | 0.0 % "
+                     "| 4.50s |",
+                     "| 5xx-burst (1080.00s–1100.00s) | 540 / 180 | 1.00 | 7 |",
+                     "| never |",
+                     "| tree (PSS) |",
+                     "128.0 MiB after 11.5 min",
+                     "90.0 MiB / 100.0 MiB / 80.0 %",
+                     "×1.50 (chat duration: 1.20s → 1.80s); 1 of 2 measures failed",
+                     "×1.50, 1 failed"]:
+            if want not in text:
+                failures.append(f"missing {want!r}")
+        if "waits for branch" in text:
+            failures.append("a 'waits for branch' reason with every feature present")
+    for f in failures:
+        print(f"table self-test: {f}", file=sys.stderr)
+    if not failures:
+        print("table self-test: storms, memory arc and creep cells as expected")
+    return 1 if failures else 0
+
+
 def main(argv):
+    if "--self-test" in argv:
+        return self_test()
     text = page()
     if "--stdout" in argv:
         sys.stdout.write(text)
