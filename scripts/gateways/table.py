@@ -439,6 +439,9 @@ def memory_table(rs):
         tree = r.meta["programme"].get("include_children")
         memory = ((p.get("arc") or {}).get("memory") or ("pss" if tree else "rss")).upper()
         what = f"tree ({memory})" if tree else f"one process ({memory})"
+        members = (p.get("tree") or {}).get("members")
+        if members is not None:
+            what += f", {members} process{'es' if members != 1 else ''} at the end"
         if not tree and r.m and r.m["watch"]["include_children"]:
             what += ", " + r_.dash(r.missing("process_tree")
                                    or "the tree was not watched in this run")
@@ -599,6 +602,7 @@ def self_test():
                        "plateau": {"rss": {"reached": True, "seconds": 690.0,
                                            "level": 128 * mb, "troughs": 40}},
                        "recovered": {"rss": 100 * mb}, "released_share": {"rss": 0.8}}
+        proc["tree"] = {"members": 2, "largest": []}
         summ["creep"] = {"window_secs": 360.0, "measures": [
             {"scenario": "chat", "measure": "duration", "first": {"count": 900, "p99": 1.2},
              "last": {"count": 900, "p99": 1.8}, "ratio": 1.5},
@@ -613,7 +617,7 @@ def self_test():
                      "| 4.50s |",
                      "| 5xx-burst (1080.00s–1100.00s) | 540 / 180 | 1.00 | 7 |",
                      "| never |",
-                     "| tree (PSS) |",
+                     "| tree (PSS), 2 processes at the end |",
                      "128.0 MiB after 11.5 min",
                      "90.0 MiB / 100.0 MiB / 80.0 %",
                      "×1.50 (chat duration: 1.20s → 1.80s); 1 of 2 measures failed",
