@@ -411,8 +411,10 @@
 
   /* ---------- tables and text ---------- */
 
-  function verdictCell(v) {
-    return '<td class="v-' + esc(v) + '">' + esc(v) + '</td>';
+  function verdictCell(v, why) {
+    var reason = why ? '<div class="why">' + esc(why) + '</div>' : '';
+    return '<td class="v-' + esc(v) + '"' + (why ? ' title="' + esc(why) + '"' : '') + '>' +
+      esc(v) + reason + '</td>';
   }
 
   function table(id, head, rows, empty) {
@@ -429,7 +431,9 @@
     table('table-verdicts', ['process', 'up', 'rss', 'fds', 'threads', 'baseline rss', 'peak rss', 'retained after burst'],
       infos.map(function (p) {
         return '<td>' + esc(p.name) + '</td><td>' + (p.up ? 'up' : 'DOWN') + '</td>' +
-          verdictCell(p.verdict.rss) + verdictCell(p.verdict.fds) + verdictCell(p.verdict.threads) +
+          ['rss', 'fds', 'threads'].map(function (r) {
+            return verdictCell(p.verdict[r], p.reason && p.reason[r]);
+          }).join('') +
           '<td class="num">' + fmtBytes(p.baseline_rss_bytes) + '</td><td class="num">' + fmtBytes(p.peak_rss_bytes) +
           '</td><td class="num">' + (p.retained_after_burst_bytes == null ? '–' : fmtSigned(p.retained_after_burst_bytes, fmtBytes)) + '</td>';
       }), 'No monitored processes');

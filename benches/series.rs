@@ -72,6 +72,9 @@ fn report(i: u64) -> MonitorReport {
                 fds: Verdict::Ok,
                 threads: Verdict::Ok,
             },
+            reason: Default::default(),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
         })
         .collect();
     MonitorReport {

@@ -36,28 +36,50 @@ use crate::verdict::{leak_threshold_name, ExitVerdict, Thresholds};
 use crate::workload::ScenarioList;
 
 /// A failure that stops the run before it produced a verdict.
+///
+/// Each message is whole (it names the cause, e.g. the OS error of a bind), so no variant
+/// also returns that cause as its `source()`: a chain printed as `{:#}` says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot bind the admin server on {addr}: {source}")]
+    #[error("cannot bind the admin server on {addr}: {error}")]
     AdminBind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start the embedded mock: {0}")]
     Mock(String),
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] crate::client::ClientError),
+    Client(crate::client::ClientError),
     #[error("cannot build the engine: {0}")]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(crate::engine::EngineError),
     #[error("cannot build the monitor: {0}")]
-    Monitor(#[from] crate::monitor::MonitorError),
+    Monitor(crate::monitor::MonitorError),
     #[error("metrics registry: {0}")]
-    Metrics(#[from] prometheus::Error),
+    Metrics(prometheus::Error),
     #[error("cannot start the admin thread: {0}")]
     Thread(std::io::Error),
-    #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamError),
+    #[error("{0}")]
+    Upstream(crate::upstream::UpstreamError),
 }
+
+/// `From` for the variants that wrap another error whole (see [`AppError`]).
+macro_rules! app_error_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(impl From<$ty> for AppError {
+            fn from(e: $ty) -> Self {
+                AppError::$variant(e)
+            }
+        })*
+    };
+}
+
+app_error_from!(
+    Client(crate::client::ClientError),
+    Engine(crate::engine::EngineError),
+    Monitor(crate::monitor::MonitorError),
+    Metrics(prometheus::Error),
+    Upstream(crate::upstream::UpstreamError),
+);
 
 /// The embedded mock, running as a child process.
 struct MockChild {
@@ -138,17 +160,20 @@ pub struct App {
 impl App {
     /// Builds every part; fails before any load is sent.
     pub async fn build(mut config: Config) -> Result<App, AppError> {
-        let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| {
+        for w in config.warnings() {
+            tracing::warn!("{w}");
+        }
+        let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|error| {
             AppError::AdminBind {
                 addr: config.admin_listen,
-                source,
+                error,
             }
         })?;
         admin
             .set_nonblocking(true)
-            .map_err(|source| AppError::AdminBind {
+            .map_err(|error| AppError::AdminBind {
                 addr: config.admin_listen,
-                source,
+                error,
             })?;
         let metrics = Arc::new(Metrics::new(
             &config.run.run_id,
@@ -190,6 +215,10 @@ impl App {
                 if let Some((name, scale)) = &u.overhead_header {
                     tracker = tracker.with_overhead_header(name.clone(), *scale);
                 }
+                tracker = tracker.with_unmeasurable(crate::upstream::measure::unmeasurable(
+                    config.mock.chunk_delay,
+                    config.mock.chunks,
+                ));
                 let tracker = Arc::new(tracker);
                 let up = Upstream::start(u, config.mock.clone(), tracker.clone())?;
                 tracing::info!(
@@ -197,12 +226,6 @@ impl App {
                     "upstream listening on http://{} (point the proxy's provider here)",
                     up.addr()
                 );
-                if config.mock.chunk_delay < crate::upstream::measure::SENT_APART {
-                    tracing::warn!(
-                        chunk_delay = ?config.mock.chunk_delay,
-                        "mock.chunk_delay is under 10ms: buffering and coalesced chunks cannot be seen"
-                    );
-                }
                 (Some(tracker), Some(up))
             }
         };
@@ -567,5 +590,71 @@ async fn side(p: SideParts) {
         Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
         Err(e) => tracing::error!(error = %e, "admin server panicked"),
         Ok(Ok(())) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain as `{:#}` prints it (anyhow's alternate form, what `soakd run` logs): each
+    /// error's message, then its sources', joined by ": ".
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            next = s.source();
+        }
+        out
+    }
+
+    /// Issue 27, item 3: `… Address already in use (os error 98): Address already in use (os
+    /// error 98)` said the OS error twice.
+    #[test]
+    fn a_bind_error_says_the_os_error_once() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let taken = || std::net::TcpListener::bind(addr).unwrap_err();
+        let os = taken().to_string();
+        assert!(os.contains("os error"), "{os}");
+        let errors = [
+            AppError::AdminBind {
+                addr,
+                error: taken(),
+            },
+            AppError::from(crate::upstream::UpstreamError::Bind {
+                addr,
+                error: taken(),
+            }),
+            AppError::from(crate::client::ClientError::CaFileRead {
+                path: "/nonexistent/ca.pem".into(),
+                error: std::fs::read("/nonexistent/ca.pem").unwrap_err(),
+            }),
+            AppError::from(crate::engine::EngineError::Request {
+                scenario: "chat".into(),
+                error: crate::client::ClientError::Header {
+                    name: "x y".into(),
+                    reason: "not a valid header name",
+                },
+            }),
+        ];
+        for e in &errors {
+            let text = chain(e);
+            let once = ["(os error", "not a valid header name"]
+                .iter()
+                .map(|n| text.matches(n).count())
+                .sum::<usize>();
+            assert_eq!(once, 1, "{text}");
+        }
+        assert_eq!(
+            chain(&errors[1]),
+            format!("cannot listen for the upstream on {addr}: {os}")
+        );
+        assert_eq!(
+            chain(&errors[0]),
+            format!("cannot bind the admin server on {addr}: {os}")
+        );
     }
 }

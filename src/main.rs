@@ -166,6 +166,7 @@ fn mock(args: soakd::mock::MockArgs) -> u8 {
     rt.block_on(async move {
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(soakd::telemetry::stderr_colour())
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -203,9 +204,12 @@ fn check_config(file: &std::path::Path) -> u8 {
             return exit::CONFIG;
         }
     };
-    match raw.validate() {
-        Ok(_) => {
+    match raw.check_with(&|k| std::env::var(k).ok()) {
+        Ok((_, warnings)) => {
             print!("{}", raw.to_redacted_toml());
+            for w in warnings {
+                eprintln!("soakd: warning: {w}");
+            }
             eprintln!("soakd: {} is valid", file.display());
             exit::PASS
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::client::error_body::TopBody;
 use crate::client::{Outcome, StreamResult};
 use crate::engine::{DropReason, EngineState, ScenarioHandles};
 use crate::metrics::Metrics;
@@ -47,6 +48,10 @@ pub struct ScenarioCounts {
     /// Stream events of a type soakd does not know, tolerated (a proxy or provider newer
     /// than soakd's parsers).
     pub unknown_events: u64,
+    /// Per outcome of an HTTP error status, the most frequent body (a redacted one-line
+    /// excerpt, [`crate::client::error_body`]), how often it came and of how many.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_bodies: BTreeMap<&'static str, TopBody>,
 }
 
 /// Latency percentiles, in seconds.
@@ -196,6 +201,8 @@ fn leak_input(p: &ProcessReport, r: Resource) -> LeakInput {
         window: longest.map(|(w, _)| w),
         fail_on_leak: p.fail_on_leak,
         is_self: p.name == SELF_NAME,
+        reason: p.reason.get(r).clone(),
+        limit_per_hour: *p.limit_per_hour.get(r),
     }
 }
 
@@ -350,6 +357,7 @@ impl RunView {
                     output_tokens: m.output_tokens.get(),
                     response_bytes: m.response_bytes.get(),
                     unknown_events: m.unknown_events(),
+                    error_bodies: m.top_error_bodies(),
                     ..ScenarioCounts::default()
                 };
                 for &o in Outcome::ALL {
@@ -479,10 +487,9 @@ pub fn monitor_text(m: &MonitorReport) -> String {
     for p in &m.processes {
         let _ = writeln!(
             out,
-            "  process {} ({}{}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
+            "  process {} ({}): {}  rss baseline {} peak {} final {}  fds {}  threads {}  restarts {}",
             p.name,
-            p.source,
-            p.pid.map_or(String::new(), |pid| format!(" {pid}")),
+            p.source_label,
             if p.up { "up" } else { "DOWN" },
             opt(p.baseline_rss_bytes, &fmt_bytes),
             opt(p.peak_rss_bytes, &fmt_bytes),
@@ -523,6 +530,27 @@ pub fn monitor_text(m: &MonitorReport) -> String {
             v(p.verdict.fds),
             v(p.verdict.threads)
         );
+        for r in Resource::ALL {
+            let _ = writeln!(out, "      {}: {}", r.as_str(), p.reason.get(*r));
+        }
+    }
+    out
+}
+
+/// The summary's most frequent HTTP error body per scenario and outcome, one line each:
+/// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
+/// when no error status had a body.
+fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for sc in scenarios {
+        for (outcome, top) in &sc.error_bodies {
+            let _ = writeln!(
+                out,
+                "  error body: {} {outcome} ({} of {}): {}",
+                sc.name, top.count, top.of, top.body
+            );
+        }
     }
     out
 }
@@ -636,6 +664,7 @@ impl Summary {
         let _ = writeln!(out, "  dropped:  {}", join(&s.dropped));
         let _ = writeln!(out, "  streams:  {}", join(&s.streams));
         let _ = writeln!(out, "  output tokens: {}", s.output_tokens);
+        out.push_str(&error_bodies_text(&s.scenarios));
         let row = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<13} n={:<9} p50 {:>9} p90 {:>9} p99 {:>9} p99.9 {:>9} max {:>9}\n",
@@ -813,6 +842,9 @@ mod tests {
                 fds: Verdict::Ok,
                 threads: Verdict::Unknown,
             },
+            reason: crate::monitor::PerResource::from_fn(|r| format!("{} reason", r.as_str())),
+            limit_per_hour: Default::default(),
+            source_label: "pid 1".into(),
             fail_on_leak,
         }
     }
@@ -901,6 +933,16 @@ mod tests {
         );
         let text = s.to_text();
         assert!(text.contains("SUSPECT: soakd itself leaks rss"), "{text}");
+        // The process line names the pid and its source; each verdict is followed by its
+        // reason.
+        assert!(text.contains("  process target (pid 1): up "), "{text}");
+        assert!(
+            text.contains(
+                "    leak verdict: rss leak  fds ok  threads unknown\n      rss: rss reason\n      \
+                 fds: fds reason\n      threads: threads reason\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("verdict: fail, soak suspect (exit 1)"),
             "{text}"
@@ -933,6 +975,34 @@ mod tests {
         assert!(
             text.contains("http_5xx=5") && text.contains("in_flight_cap=10"),
             "{text}"
+        );
+        assert!(!text.contains("error body"), "{text}");
+        let mut snap = snapshot(None);
+        snap.scenarios = vec![ScenarioCounts {
+            name: "chat".into(),
+            error_bodies: [(
+                "http_5xx",
+                TopBody {
+                    body: "connect ECONNREFUSED 127.0.0.1:19799".into(),
+                    count: 37,
+                    of: 40,
+                },
+            )]
+            .into(),
+            ..ScenarioCounts::default()
+        }];
+        let s = Summary::new(snap, Duration::from_secs(10), "fail", 1);
+        assert!(
+            s.to_text().contains(
+                "  error body: chat http_5xx (37 of 40): connect ECONNREFUSED 127.0.0.1:19799\n"
+            ),
+            "{}",
+            s.to_text()
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["error_bodies"]["http_5xx"]["body"],
+            "connect ECONNREFUSED 127.0.0.1:19799"
         );
     }
 }

@@ -214,10 +214,16 @@ fn csv_too_short_for_the_longest_window_is_unknown() {
         "no fit fields without a fit: {long}"
     );
     assert_eq!(long["leak"], false);
+    assert!(
+        long["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("no fit: it holds ")),
+        "a not-judged cell says why: {long}"
+    );
     let (code, out, _) = analyze(&[path(&file)]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("verdict: unknown: the longest window (2h) has too few points for a fit"),
+        out.contains("verdict: unknown: the longest window (2h) has no fit: it holds "),
         "{out}"
     );
 }

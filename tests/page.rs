@@ -297,6 +297,26 @@ fn live_page_and_report_in_headless_chromium() {
     );
     let verdict = b.eval(&rep, "document.getElementById('verdict').textContent");
     assert_eq!(verdict, "fail");
+    // Issue 27: a leak threshold shows the limit it was held to (it showed '–'), and each
+    // verdict cell its reason.
+    let limit = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-thresholds tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'leak:target:fds'; }) \
+         .map(function (r) { return r.cells[3].textContent; })[0]",
+    );
+    assert_eq!(limit, "60", "fds_per_hour");
+    let why = b.eval(
+        &rep,
+        "Array.from(document.querySelectorAll('#table-verdicts tbody tr')) \
+         .filter(function (r) { return r.cells[0].textContent === 'target'; }) \
+         .map(function (r) { return r.cells[2].querySelector('.why').textContent; })[0]",
+    );
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("+") && why.contains("over the 16s window: lower bound"),
+        "the rss verdict's reason: {why:?}"
+    );
     // The run's states other than the load are shaded on every time chart.
     for chart in [
         "rate",
@@ -522,6 +542,9 @@ fn a_day_long_synthetic_report_renders_in_both_views() {
                 fds: Verdict::Ok,
                 threads: Verdict::Ok,
             },
+            reason: Default::default(),
+            limit_per_hour: Default::default(),
+            source_label: "pid 4242".into(),
         }],
     };
     let mut s = Series::new(T0, 1.0);

@@ -72,7 +72,7 @@ fn target_and_rate_without_config_is_a_constant_steady_plan() {
         "{started}"
     );
     assert!(
-        started.contains("openai weight 1 (openai gpt-4o-mini stream)"),
+        started.contains("openai weight 1 (openai gpt-4o-mini stream, max_tokens 256)"),
         "{started}"
     );
     let (_, metrics) = http_get(admin, "/metrics");

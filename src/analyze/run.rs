@@ -17,10 +17,11 @@ use serde::Serialize;
 
 use crate::monitor::judge::{LeakRules, DEFAULT_CONFIRM_SECS};
 use crate::monitor::mann_kendall::quantile;
+use crate::monitor::reason::{self, WindowState};
 use crate::monitor::replay::{Replay, ReplayConfig};
 use crate::monitor::report::FitReport;
 use crate::monitor::settings::Window;
-use crate::monitor::trend::TrendFit;
+use crate::monitor::trend::{NoFit, TrendFit};
 use crate::monitor::Resource;
 use crate::monitor::Verdict;
 
@@ -74,6 +75,9 @@ pub struct SeriesAnalysis {
     pub baseline: Option<f64>,
     /// Verdict at the end of the series.
     pub verdict: Verdict,
+    /// Why, in words ([`crate::monitor::reason::verdict`]): what an `unknown` lacks, the
+    /// limit an `ok` is under, the bound and growth that called a `leak`.
+    pub reason: String,
     /// When a leak was first called, if ever (a timestamp of the series).
     pub first_leak_timestamp: Option<f64>,
     /// Per window, shortest first.
@@ -95,6 +99,10 @@ pub struct WindowAnalysis {
     pub growth: Option<f64>,
     /// Whether this window calls a leak.
     pub leak: bool,
+    /// Why it does not, when it does not: each rule it failed, or why it has no fit
+    /// ([`crate::monitor::reason::window_no`], [`crate::monitor::reason::no_fit`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Analyses `series` (see the module docs).
@@ -156,8 +164,24 @@ fn one(x: &Series, windows: &[Window], s: &AnalyzeSettings) -> SeriesAnalysis {
     let per_window = windows
         .iter()
         .zip(fits)
-        .map(|(w, f)| window_report(w, f.as_ref(), s.resource, baseline, &s.rules))
+        .enumerate()
+        .map(|(i, (w, f))| {
+            let no_fit = replay.no_fit(i);
+            window_report(w, f.as_ref(), no_fit, s.resource, baseline, &s.rules)
+        })
         .collect();
+    let states: Vec<WindowState<'_>> = windows
+        .iter()
+        .zip(fits)
+        .enumerate()
+        .map(|(i, (w, f))| WindowState {
+            label: &w.label,
+            fit: *f,
+            no_fit: replay.no_fit(i),
+        })
+        .collect();
+    let verdict = replay.raw_verdict();
+    let reason = reason::verdict(s.resource, verdict, &states, &s.rules, baseline);
     SeriesAnalysis {
         labels: x.labels.clone(),
         points: x.points.len(),
@@ -165,7 +189,8 @@ fn one(x: &Series, windows: &[Window], s: &AnalyzeSettings) -> SeriesAnalysis {
         last_timestamp: x.points.last().map(|p| p.0),
         interval_seconds: interval,
         baseline,
-        verdict: replay.raw_verdict(),
+        verdict,
+        reason,
         first_leak_timestamp: replay.first_raw_leak().zip(start).map(|(a, b)| a + b),
         windows: per_window,
     }
@@ -174,15 +199,21 @@ fn one(x: &Series, windows: &[Window], s: &AnalyzeSettings) -> SeriesAnalysis {
 fn window_report(
     w: &Window,
     f: Option<&TrendFit>,
+    no_fit: NoFit,
     r: Resource,
     baseline: Option<f64>,
     rules: &LeakRules,
 ) -> WindowAnalysis {
+    let reason = match f {
+        Some(f) => reason::window_no(r, f, rules, baseline),
+        None => Some(format!("no fit: {}", reason::no_fit(no_fit))),
+    };
     WindowAnalysis {
         window: w.label.clone(),
         fit: f.map(FitReport::of),
         growth: f.map(|f| f.growth),
-        leak: f.is_some_and(|f| rules.window_limits(r, baseline).calls_leak(f)),
+        leak: reason.is_none(),
+        reason,
     }
 }
 
@@ -328,7 +359,20 @@ pub(super) mod tests {
         let w = serde_json::to_value(&a.series[1].windows[1]).unwrap();
         assert_eq!(
             w,
-            serde_json::json!({"window": "2h", "growth": null, "leak": false})
+            serde_json::json!({"window": "2h", "growth": null, "leak": false,
+                "reason": "no fit: it holds 29m of 2h (a fit needs half, after the warm-up)"})
+        );
+        // The series says why it is unknown, and an ok why it is ok, with its limit.
+        let json = serde_json::to_value(&a.series).unwrap();
+        assert_eq!(
+            json[1]["reason"],
+            "the longest window (2h) has no fit: it holds 29m of 2h (a fit needs half, after \
+             the warm-up)"
+        );
+        let ok = json[0]["reason"].as_str().unwrap();
+        assert!(
+            ok.contains("over the 2h window") && ok.contains("limit 50MiB/h and 10%/h"),
+            "{ok}"
         );
         let a = analyze(&[flat, leak, short], &st);
         assert_eq!(a.verdict, Verdict::Leak);

@@ -5,16 +5,17 @@
 //! ([`crate::units::fmt_bytes`], e.g. `+64MiB/h`), fds and threads as counts (`+90 fds/h`).
 //! Per window: Sen's slope, its confidence interval (`-inf`/`+inf` when unbounded), R², the
 //! trough points fitted, the Mann–Kendall p-value, the sawtooth period the troughs were cut by
-//! (`-` when none was found) and whether the window calls a leak; a window without a fit says
-//! so. The series line gives the rate threshold the windows are held to (for RSS it depends on
-//! the baseline).
+//! (`-` when none was found) and whether the window calls a leak, with the reason when it does
+//! not (`no: below growth floor: +2.98MiB < 4MiB (min_growth_bytes)`; a window without a fit
+//! says why it has none). The series line gives the rate threshold the windows are held to
+//! (for RSS it depends on the baseline); its verdict line gives the reason of an `ok` or an
+//! `unknown` ([`crate::monitor::reason`]).
 
 use std::fmt::Write;
-use std::time::Duration;
 
 use super::run::{Analysis, AnalyzeSettings, SeriesAnalysis, WindowAnalysis};
 use crate::monitor::{Resource, Verdict, Window};
-use crate::units::{fmt_bytes, fmt_duration, trim_num};
+use crate::units::trim_num;
 
 /// The verdict as printed.
 pub fn verdict_str(v: Verdict) -> &'static str {
@@ -25,30 +26,7 @@ pub fn verdict_str(v: Verdict) -> &'static str {
     }
 }
 
-/// An amount in the resource's unit: `64MiB`, `90 fds`, `12 threads`.
-pub fn amount(r: Resource, v: f64) -> String {
-    match r {
-        Resource::Rss => fmt_bytes(v),
-        Resource::Fds => format!("{} fds", trim_num(v, 2)),
-        Resource::Threads => format!("{} threads", trim_num(v, 2)),
-    }
-}
-
-/// A signed rate per hour: `+64MiB/h`, `-3 fds/h`.
-pub fn rate(r: Resource, v: f64) -> String {
-    let sign = if v >= 0.0 { "+" } else { "" };
-    format!("{sign}{}/h", amount(r, v))
-}
-
-fn secs(s: f64) -> String {
-    if !(s.is_finite() && s >= 0.0) {
-        return "-".into();
-    }
-    if s < 1.0 {
-        return format!("{}s", trim_num(s, 3));
-    }
-    fmt_duration(Duration::from_secs(s.round() as u64))
-}
+use crate::monitor::reason::{amount, rate, secs};
 
 fn labels(s: &SeriesAnalysis) -> String {
     if s.labels.is_empty() {
@@ -66,17 +44,26 @@ fn p_value(p: f64) -> String {
     }
 }
 
+/// The leak cell: `yes`, or `no: ` and why not.
+fn leak_cell(w: &WindowAnalysis) -> String {
+    match &w.reason {
+        _ if w.leak => "yes".into(),
+        Some(why) => format!("no: {}", why.trim_start_matches("no fit: ")),
+        None => "no".into(),
+    }
+}
+
 fn window_row(r: Resource, w: &WindowAnalysis) -> [String; 8] {
     let Some(f) = &w.fit else {
         return [
             w.window.clone(),
             "no fit".into(),
-            "too few points".into(),
+            "-".into(),
             "-".into(),
             "0".into(),
             "-".into(),
             "-".into(),
-            "no".into(),
+            leak_cell(w),
         ];
     };
     let lo = f.slope_lower_per_hour.map_or("-inf".into(), |v| rate(r, v));
@@ -89,7 +76,7 @@ fn window_row(r: Resource, w: &WindowAnalysis) -> [String; 8] {
         f.points.to_string(),
         p_value(f.trend_p),
         f.period_secs.map_or("-".into(), secs),
-        if w.leak { "yes" } else { "no" }.into(),
+        leak_cell(w),
     ]
 }
 
@@ -151,14 +138,8 @@ fn series_block(out: &mut String, i: usize, n: usize, s: &SeriesAnalysis, st: &A
             secs(t - first)
         );
     }
-    if s.verdict == Verdict::Unknown {
-        if let Some(w) = s.windows.last() {
-            let _ = write!(
-                verdict,
-                ": the longest window ({}) has too few points for a fit",
-                w.window
-            );
-        }
+    if s.verdict != Verdict::Leak {
+        let _ = write!(verdict, ": {}", s.reason);
     }
     let _ = writeln!(out, "{verdict}");
 }
@@ -276,12 +257,22 @@ mod tests {
         let cells: Vec<&str> = row.split("  ").filter(|c| !c.is_empty()).collect();
         assert_eq!(
             cells.iter().map(|c| c.trim()).collect::<Vec<_>>(),
-            ["2h", "no fit", "too few points", "-", "0", "-", "-", "no"],
+            [
+                "2h",
+                "no fit",
+                "-",
+                "-",
+                "0",
+                "-",
+                "-",
+                "no: it holds 29m of 2h (a fit needs half, after the warm-up)"
+            ],
             "{row}"
         );
         assert!(
             text.contains(
-                "  verdict: unknown: the longest window (2h) has too few points for a fit"
+                "  verdict: unknown: the longest window (2h) has no fit: it holds 29m of 2h (a \
+                 fit needs half, after the warm-up)"
             ),
             "{text}"
         );
@@ -299,6 +290,39 @@ mod tests {
         assert!(
             text.contains("baseline 10 fds, threshold +60 fds/h"),
             "{text}"
+        );
+    }
+
+    /// The issue's case: 3 h growing 1 MiB/h under `rss_mib_per_hour = 0.5`. Surely over the
+    /// rate limit, but 2.95 MiB grown between its first and last trough is under the 4 MiB floor: the cell says so, and so do
+    /// the verdict line and the JSON.
+    #[test]
+    fn a_no_states_its_reason() {
+        let mut st = super::super::run::tests::settings(&[("3h", 10800)], Resource::Rss);
+        st.rules.rss_bytes_per_hour = 0.5 * MIB;
+        let a = analyze(&[line(4.0 * MIB, MIB, 3.0, "rss.csv")], &st);
+        let text = render(&a, &st);
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("3h "))
+            .expect("3h row");
+        assert!(row.contains("+1MiB/h"), "{row}");
+        assert!(
+            row.trim_end()
+                .ends_with("no: below growth floor: +2.95MiB < 4MiB (min_growth_bytes)"),
+            "{row}"
+        );
+        assert!(
+            text.contains(
+                "  verdict: ok: +1MiB/h over the 3h window, but below growth floor: +2.95MiB < \
+                 4MiB (min_growth_bytes) (limit 512KiB/h and 10%/h; floor 4MiB)"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            json["series"][0]["windows"][0]["reason"],
+            "below growth floor: +2.95MiB < 4MiB (min_growth_bytes)"
         );
     }
 }

@@ -192,14 +192,23 @@ impl Default for RequestWarnings {
 }
 
 impl RequestWarnings {
-    /// Logs a failed request, rate limited. Never logs bodies or headers.
-    pub fn warn(&self, scenario: &str, outcome: Outcome, status: Option<u16>, detail: &str) {
+    /// Logs a failed request, rate limited. Never logs headers; an HTTP error's body only as
+    /// its redacted one-line excerpt ([`super::error_body::excerpt`]), in `body`.
+    pub fn warn(
+        &self,
+        scenario: &str,
+        outcome: Outcome,
+        status: Option<u16>,
+        detail: &str,
+        body: Option<&str>,
+    ) {
         if let Some(suppressed) = self.0.admit(outcome.index()) {
             tracing::warn!(
                 scenario,
                 outcome = outcome.as_str(),
                 status,
                 detail,
+                body,
                 suppressed,
                 "request failed"
             );

@@ -13,7 +13,9 @@
 //! - Error statuses, and streams that ended cleanly, are drained (up to [`DRAIN_CAP`] bytes
 //!   within [`DRAIN_TIME`]) after the metrics are recorded, so the connection can go back to
 //!   the pool; anything else (cancel, protocol error, timeout) drops the response, which
-//!   closes the connection.
+//!   closes the connection. An error status's first [`READ_BYTES`] are kept while draining:
+//!   their redacted one-line excerpt ([`super::error_body`]) goes in the rate-limited warning
+//!   (`body`) and the scenario's table of the most frequent error body per outcome.
 //!
 //! Two clients: the HTTP/1.1 fast path ([`super::http1`], when the run uses it: `fast` is
 //! set) or reqwest; both behind [`Resp`], with the same outcomes and details. On the fast
@@ -46,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{classify_status, is_event_stream};
 use super::drive::{StreamDriver, Verdict};
+use super::error_body::{excerpt, READ_BYTES};
 use super::http1::{H1Head, Http1Pool};
 use super::outcome::Outcome;
 use super::parser::parse_body;
@@ -137,6 +140,8 @@ struct Progress {
     stream_opened: bool,
     status: Option<u16>,
     detail: &'static str,
+    /// The response was an error status: its body's first bytes go in the warning.
+    error_status: bool,
     two_sided: Option<TwoSided>,
     /// When the client gave up on the response (cancel, abort, or a stream dropped on a
     /// timeout or error), stamped before the connection is closed: the upstream may see the
@@ -253,13 +258,24 @@ impl<'a> Exchange<'a> {
             let end = gave_up.unwrap_or_else(Instant::now);
             t.client_done(two.tag.id, &link, how, end.into_std(), two.stamps);
         }
-        if !outcome.is_success() {
-            self.spec
-                .warn
-                .warn(&self.spec.scenario, outcome, prog.status, prog.detail);
-        }
+        // An error status's body says why (a proxy's `connect ECONNREFUSED …`): its first
+        // bytes are kept while it is drained, for the warning and the summary.
+        let mut head = prog.error_status.then(Vec::new);
         if let Some(resp) = leftover {
-            prog.bytes += self.drain(resp).await;
+            prog.bytes += self.drain(resp, head.as_mut()).await;
+        }
+        let body = head.map(|h| excerpt(&h, &self.secrets()));
+        if let Some(b) = &body {
+            self.metrics.error_body(outcome, b);
+        }
+        if !outcome.is_success() {
+            self.spec.warn.warn(
+                &self.spec.scenario,
+                outcome,
+                prog.status,
+                prog.detail,
+                body.as_deref(),
+            );
         }
         RequestReport {
             outcome,
@@ -318,6 +334,7 @@ impl<'a> Exchange<'a> {
         }
         if let Some(o) = classify_status(status) {
             prog.detail = "error status";
+            prog.error_status = true;
             return (o, Some(resp));
         }
         if self.spec.stream {
@@ -466,11 +483,31 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    /// Reads what is left of a response, bounded, so its connection can be reused.
-    async fn drain(&self, mut resp: Resp<'_>) -> u64 {
+    /// The values of the credentials this request sends (its sensitive headers, and the
+    /// token of a `Bearer` one), to remove from an error body's excerpt.
+    fn secrets(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for v in self.spec.headers.values().filter(|v| v.is_sensitive()) {
+            if let Ok(v) = v.to_str() {
+                out.push(v);
+                if let Some(token) = v.strip_prefix("Bearer ") {
+                    out.push(token);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads what is left of a response, bounded, so its connection can be reused; keeps its
+    /// first [`READ_BYTES`] in `head` when given.
+    async fn drain(&self, mut resp: Resp<'_>, mut head: Option<&mut Vec<u8>>) -> u64 {
         let deadline = Instant::now() + DRAIN_TIME;
         let mut n = 0u64;
         while let Ok(Ok(Some(chunk))) = timeout_at(deadline, resp.chunk()).await {
+            if let Some(h) = head.as_deref_mut() {
+                let room = READ_BYTES.saturating_sub(h.len());
+                h.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
             n += chunk.len() as u64;
             self.metrics.response_bytes.inc_by(chunk.len() as u64);
             if n > DRAIN_CAP as u64 {

@@ -25,6 +25,7 @@ pub mod classify;
 pub mod completions;
 pub mod drive;
 pub mod embeddings;
+pub mod error_body;
 pub mod exchange;
 pub mod http1;
 pub mod openai;
@@ -134,12 +135,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The CA file could not be read.
-    #[error("cannot read CA file {path}: {source}")]
+    #[error("cannot read CA file {path}: {error}")]
     CaFileRead {
         /// The configured path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, not also a `source()`).
+        error: std::io::Error,
     },
     /// The CA file holds no usable PEM certificate.
     #[error("invalid CA file {path}: {reason}")]
@@ -150,8 +151,8 @@ pub enum ClientError {
         reason: String,
     },
     /// reqwest refused the configuration.
-    #[error("cannot build the HTTP client: {0}")]
-    Build(#[source] reqwest::Error),
+    #[error("reqwest refused the settings: {0}")]
+    Build(reqwest::Error),
     /// A header name or value is not valid HTTP.
     #[error("invalid header {name:?}: {reason}")]
     Header {
@@ -181,9 +182,9 @@ pub fn build_http_client(s: &ClientSettings) -> Result<reqwest::Client, ClientEr
         HttpVersion::Http2PriorKnowledge => b.http2_prior_knowledge(),
     };
     if let Some(path) = &s.tls.ca_file {
-        let pem = std::fs::read(path).map_err(|source| ClientError::CaFileRead {
+        let pem = std::fs::read(path).map_err(|error| ClientError::CaFileRead {
             path: path.clone(),
-            source,
+            error,
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             ClientError::CaFileInvalid {

@@ -7,12 +7,14 @@
 //! through [`ScenarioMetrics::finished`], so no path can count a request in one and not the
 //! other.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
+use super::error_body::{ErrorBodies, TopBody};
 use super::outcome::{Outcome, StreamResult};
 use crate::metrics::Metrics;
 use crate::plan::Phase;
@@ -38,6 +40,9 @@ pub struct ScenarioMetrics {
     /// Stream events of a type the parser does not know (tolerated), for `/status` and the
     /// summary; not a metric of the contract.
     unknown_events: Arc<AtomicU64>,
+    /// The most frequent HTTP error body per outcome, for `/status` and the summary; not a
+    /// metric (bodies are never labels).
+    error_bodies: Arc<ErrorBodies>,
     stats: Arc<Stats>,
 }
 
@@ -93,6 +98,7 @@ impl ScenarioMetrics {
             response_bytes: m.response_bytes_total.with_label_values(&[scenario]),
             output_tokens: m.output_tokens_total.with_label_values(&[scenario]),
             unknown_events: Arc::new(AtomicU64::new(0)),
+            error_bodies: Arc::new(ErrorBodies::default()),
             stats,
         }
     }
@@ -131,6 +137,16 @@ impl ScenarioMetrics {
     /// Unknown stream events tolerated so far.
     pub fn unknown_events(&self) -> u64 {
         self.unknown_events.load(Ordering::Relaxed)
+    }
+
+    /// Counts the excerpt of an HTTP error body of `outcome` ([`ErrorBodies`]).
+    pub fn error_body(&self, outcome: Outcome, excerpt: &str) {
+        self.error_bodies.record(outcome, excerpt);
+    }
+
+    /// The most frequent error body per outcome so far.
+    pub fn top_error_bodies(&self) -> BTreeMap<&'static str, TopBody> {
+        self.error_bodies.top()
     }
 
     /// Records a time to first token.

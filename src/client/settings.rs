@@ -163,12 +163,28 @@ impl RawTarget {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<TargetSettings, ConfigError> {
+        match self.validate_target_deferred(env)? {
+            (t, None) => Ok(t),
+            (_, Some(missing)) => Err(missing),
+        }
+    }
+
+    /// [`Self::validate_target`], except that a key which cannot be read on this machine (an
+    /// `api_key_env` variable that is not set or empty, an `api_key_file` that cannot be read
+    /// or is empty) comes back beside the settings (which then carry no key) instead of
+    /// failing: the reference itself is valid. `soakd check-config` reports it as a warning,
+    /// so a file validates on a machine without the secret (CI, a reviewer's laptop); `soakd
+    /// run` refuses it.
+    pub fn validate_target_deferred(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(TargetSettings, Option<ConfigError>), ConfigError> {
         let url = self
             .url
             .as_deref()
             .map(|u| units::http_url("target.url", u))
             .transpose()?;
-        let api_key = match (&self.api_key_env, &self.api_key_file) {
+        let key = match (&self.api_key_env, &self.api_key_file) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
                     "target.api_key_env",
@@ -177,42 +193,37 @@ impl RawTarget {
                 ))
             }
             (Some(var), None) => match env(var) {
-                Some(v) if !v.trim().is_empty() => Some(Secret(v.trim().to_string())),
-                Some(_) => {
-                    return Err(ConfigError::invalid(
-                        "target.api_key_env",
-                        var,
-                        "the environment variable is empty",
-                    ))
-                }
-                None => {
-                    return Err(ConfigError::invalid(
-                        "target.api_key_env",
-                        var,
-                        "the environment variable is not set",
-                    ))
-                }
+                Some(v) if !v.trim().is_empty() => Ok(Some(Secret(v.trim().to_string()))),
+                Some(_) => Err(ConfigError::invalid(
+                    "target.api_key_env",
+                    var,
+                    "the environment variable is empty",
+                )),
+                None => Err(ConfigError::invalid(
+                    "target.api_key_env",
+                    var,
+                    "the environment variable is not set",
+                )),
             },
-            (None, Some(path)) => {
-                let v = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::invalid(
-                        "target.api_key_file",
-                        path.display(),
-                        format!("cannot read: {e}"),
-                    )
-                })?;
-                if v.trim().is_empty() {
-                    return Err(ConfigError::invalid(
-                        "target.api_key_file",
-                        path.display(),
-                        "the file is empty",
-                    ));
-                }
-                Some(Secret(v.trim().to_string()))
-            }
-            (None, None) => None,
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Err(e) => Err(ConfigError::invalid(
+                    "target.api_key_file",
+                    path.display(),
+                    format!("cannot read: {e}"),
+                )),
+                Ok(v) if v.trim().is_empty() => Err(ConfigError::invalid(
+                    "target.api_key_file",
+                    path.display(),
+                    "the file is empty",
+                )),
+                Ok(v) => Ok(Some(Secret(v.trim().to_string()))),
+            },
+            (None, None) => Ok(None),
         };
-        Ok(TargetSettings { url, api_key })
+        Ok(match key {
+            Ok(api_key) => (TargetSettings { url, api_key }, None),
+            Err(missing) => (TargetSettings { url, api_key: None }, Some(missing)),
+        })
     }
 
     /// Validates the client's timeouts, HTTP version, TLS and limits.

@@ -665,6 +665,75 @@ async fn status_429_and_503_are_classified_and_their_bodies_drained() {
     }
 }
 
+/// A log sink for one test thread (`tracing::subscriber::set_default`).
+#[derive(Clone, Default)]
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 27, item 9: the warning of an HTTP error carries the first bytes of its body, on one
+/// line, bounded, with the configured key, bearer tokens and `sk-` keys removed; the scenario
+/// keeps the most frequent one. Run on both clients (see `fast`), which must say the same.
+#[tokio::test]
+async fn an_error_status_body_reaches_the_warning_redacted_and_bounded() {
+    let sink = LogSink::default();
+    let log = sink.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || log.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let body = format!(
+        "{{\"error\":{{\"message\":\"connect ECONNREFUSED 127.0.0.1:19799\",\n\
+         \"auth\":\"Bearer sk-test\",\"key\":\"sk-live-0123456789abcdef\"}}}}\n{}",
+        "x".repeat(300)
+    );
+    let server = Server::start(vec![vec![
+        Act::Read,
+        response("500 Internal Server Error", "application/json", &body),
+    ]])
+    .await;
+    let h = Harness::quick();
+    let r = h.run(&openai_spec(&server), None).await;
+    assert_eq!(r.outcome, Outcome::Http5xx);
+    assert_eq!(
+        r.bytes,
+        body.len() as u64,
+        "the body is still drained whole"
+    );
+    let want = "{\"error\":{\"message\":\"connect ECONNREFUSED 127.0.0.1:19799\", \
+                \"auth\":\"<redacted>\",\"key\":\"sk-<redacted>\"}} xxxxx";
+    let top = h.sm.top_error_bodies();
+    let got = &top["http_5xx"];
+    assert!(got.body.starts_with(want), "{}", got.body);
+    assert!(got.body.ends_with("x…"), "{}", got.body);
+    assert_eq!(got.body.len(), error_body::EXCERPT_BYTES + "…".len());
+    assert_eq!((got.count, got.of), (1, 1));
+    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no warning: {text}"));
+    assert!(
+        line.contains(&format!("body={:?}", got.body)),
+        "the warning carries the excerpt: {line}"
+    );
+    assert!(
+        !text.contains("sk-test") && !text.contains("0123456789"),
+        "{text}"
+    );
+    server.join().await;
+}
+
 #[tokio::test]
 async fn refused_port_is_a_connect_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -1170,6 +1239,7 @@ mod fast {
         stream_failures_are_classified_and_recorded_once,
         an_abort_is_recorded_once_as_cancelled_with_what_had_arrived,
         status_429_and_503_are_classified_and_their_bodies_drained,
+        an_error_status_body_reaches_the_warning_redacted_and_bounded,
         refused_port_is_a_connect_error,
         a_request_ends_at_its_timeout_or_cancel_point,
         a_unary_request_is_abandoned_at_its_cancel_time_and_its_connection_closed,

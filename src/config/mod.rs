@@ -21,7 +21,9 @@
 //! [`crate::analyze::cli`] (`soakd analyze --config`, which reads `[monitor]`). Units, checks
 //! and the error type live in the leaf [`crate::units`].
 
+mod listeners;
 mod load;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -198,8 +200,39 @@ impl RawConfig {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        match self.validate_deferring_secrets(env)? {
+            (config, None) => Ok(config),
+            (_, Some(missing)) => Err(missing),
+        }
+    }
+
+    /// What `soakd check-config` reports: the validated config and its warnings
+    /// ([`Config::warnings`]), where an API key that cannot be read on this machine is one
+    /// more warning rather than an error (the reference is valid; `soakd run` still refuses
+    /// it, see [`crate::client::RawTarget::validate_target_deferred`]).
+    pub fn check_with(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let (config, missing) = self.validate_deferring_secrets(env)?;
+        let mut warnings = Vec::new();
+        if let Some(e) = missing {
+            warnings.push(format!(
+                "{}; the reference is valid, but soakd run refuses to start without the key",
+                e.to_string().trim_start_matches("invalid config: ")
+            ));
+        }
+        warnings.extend(config.warnings());
+        Ok((config, warnings))
+    }
+
+    /// Validates everything; an API key that cannot be read comes back as the second value.
+    fn validate_deferring_secrets(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Option<ConfigError>), ConfigError> {
         let run = self.run.validate(env)?;
-        let target = self.target.validate_target(env)?;
+        let (target, missing_key) = self.target.validate_target_deferred(env)?;
         let client = self.target.validate_client()?;
         let (plan, max_in_flight) = self.load.validate(run.shards)?;
         let scenarios = crate::workload::validate_scenarios(&self.scenarios)?;
@@ -227,7 +260,11 @@ impl RawConfig {
                 "not a socket address like 127.0.0.1:9477",
             )
         })?;
-        Ok(Config {
+        listeners::check_distinct(&[
+            ("admin.listen", Some(admin_listen)),
+            ("upstream.listen", upstream.as_ref().map(|u| u.listen)),
+        ])?;
+        let config = Config {
             run,
             target,
             client,
@@ -242,7 +279,8 @@ impl RawConfig {
             log: self.log.validate()?,
             otlp: self.otlp.validate()?,
             upstream,
-        })
+        };
+        Ok((config, missing_key))
     }
 
     /// With `[upstream]` on: a target (the proxy) is required, and the mock knobs that mean

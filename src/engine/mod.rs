@@ -203,10 +203,11 @@ pub struct Engine {
 /// Errors building the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("scenario {scenario}: {source}")]
+    /// The message names the client error whole (not also a `source()`).
+    #[error("scenario {scenario}: {error}")]
     Request {
         scenario: String,
-        source: crate::client::ClientError,
+        error: crate::client::ClientError,
     },
 }
 
@@ -251,9 +252,9 @@ impl Engine {
         for s in p.scenarios {
             let url = join_path(&p.target, &s.path);
             let spec = RequestSpec::new(s.api, url, p.api_key.as_deref(), &s.headers)
-                .map_err(|source| EngineError::Request {
+                .map_err(|error| EngineError::Request {
                     scenario: s.name.clone(),
-                    source,
+                    error,
                 })?
                 .with_stream(s.stream)
                 .with_ttft_on(s.ttft_on)

@@ -108,12 +108,12 @@ pub enum MockError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The listen address could not be bound.
-    #[error("mock: cannot listen on {addr}: {source}")]
+    #[error("mock: cannot listen on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not also a `source()`).
+        error: std::io::Error,
     },
     /// The pid file could not be written.
     #[error("mock: cannot write pid file {path}: {source}")]
@@ -263,9 +263,9 @@ pub async fn run(args: MockArgs, shutdown: CancellationToken) -> Result<(), Mock
     crate::sys::raise_fd_limit();
     let listener = TcpListener::bind(args.listen)
         .await
-        .map_err(|source| MockError::Bind {
+        .map_err(|error| MockError::Bind {
             addr: args.listen,
-            source,
+            error,
         })?;
     let addr = listener.local_addr()?;
     if let Some(path) = &args.pid_file {

@@ -77,6 +77,7 @@ mod gauges;
 pub mod judge;
 pub mod mann_kendall;
 pub mod period;
+pub mod reason;
 pub mod replay;
 pub mod report;
 pub mod settings;
@@ -99,7 +100,9 @@ use crate::telemetry::WarnLimiter;
 
 use estimate::{Point, N_RES};
 use judge::{Hysteresis, LeakRules, Transition};
-pub use report::{FitReport, MonitorReport, ProcessReport, ResourceVerdicts, WindowReport};
+pub use report::{
+    FitReport, MonitorReport, PerResource, ProcessReport, ResourceVerdicts, WindowReport,
+};
 pub use settings::{
     LeakThresholds, MonitorSettings, ProcessSpec, RawLeakThresholds, RawMonitor, RawProcess,
     RawScrapeMetrics, ScrapeNames, Source, Window,
@@ -155,9 +158,10 @@ impl ProcessMetrics {
 /// Errors building a [`Monitor`].
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    /// The HTTP client for scrape sources could not be built.
+    /// The HTTP client for scrape sources could not be built (the message names reqwest's
+    /// error, which is not also a `source()`).
     #[error("building the scrape HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
 }
 
 /// A resource's leak verdict.
@@ -280,7 +284,8 @@ impl Monitor {
                     .timeout(timeout)
                     .connect_timeout(timeout)
                     .pool_max_idle_per_host(1)
-                    .build()?,
+                    .build()
+                    .map_err(MonitorError::Client)?,
             )
         } else {
             None

@@ -12,7 +12,7 @@ use crate::monitor::Resource;
 
 use super::estimate::{Point, N_RES};
 use super::judge::{resource_verdict, Hysteresis, LeakRules, Transition};
-use super::trend::{TrendFit, TrendSet, DEFAULT_CONFIDENCE};
+use super::trend::{NoFit, TrendFit, TrendSet, DEFAULT_CONFIDENCE};
 use super::Verdict;
 
 /// How to replay a series.
@@ -153,6 +153,12 @@ impl Replay {
     /// The fits of the replayed resource, shortest window first.
     pub fn fits(&self) -> &[Option<TrendFit>] {
         &self.fits
+    }
+
+    /// Why window `i` (shortest first) has no fit of the replayed resource, while its fit is
+    /// `None`.
+    pub fn no_fit(&self, i: usize) -> NoFit {
+        self.set.no_fit(i, self.cfg.resource.index())
     }
 
     /// The raw (undebounced) verdict now.

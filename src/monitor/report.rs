@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use super::attribution::AttributionReport;
+use super::settings::Source;
 use super::trend::{TrendFit, TrendWindow};
-use super::{lock, Monitor, ProcState, Resource, Verdict};
+use super::{lock, reason, Monitor, ProcState, Resource, Verdict};
 use crate::units::fmt_bytes;
 
 /// The monitor's state for `/status`, the progress line and the summary.
@@ -28,6 +29,10 @@ pub struct ProcessReport {
     pub name: String,
     /// Source kind: pid, pid_file, match, scrape.
     pub source: &'static str,
+    /// Which process was read and how it was found, for labels: `pid 20677`, `pid 20677 from
+    /// pid_file /run/litellm.pid`, `pid 20677 from match_cmdline "litellm"`, `scrape_url
+    /// http://10.0.0.7:4000/metrics` ([`source_label`]).
+    pub source_label: String,
     /// Whether the last sample succeeded.
     pub up: bool,
     /// Last pid seen (local sources).
@@ -54,6 +59,13 @@ pub struct ProcessReport {
     pub retained_after_burst_bytes: Option<f64>,
     /// Verdict per resource.
     pub verdict: ResourceVerdicts,
+    /// Why each verdict is what it is, in words ([`super::reason::verdict`]): the reason of
+    /// an `unknown` or `ok`, and the limit a pass is under.
+    pub reason: PerResource<String>,
+    /// The rate limit each resource is judged against, units per hour (RSS: the larger of
+    /// `rss_mib_per_hour` and `rss_percent_per_hour` of the baseline; absent before a
+    /// baseline).
+    pub limit_per_hour: PerResource<Option<f64>>,
     /// Whether a `leak` verdict of this process fails the run (`fail_on_leak`; always false
     /// for soakd itself, whose leak only makes the soak suspect).
     pub fail_on_leak: bool,
@@ -68,6 +80,37 @@ pub struct ResourceVerdicts {
     pub fds: Verdict,
     /// Threads.
     pub threads: Verdict,
+}
+
+/// One value per resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PerResource<T> {
+    /// Resident memory.
+    pub rss: T,
+    /// Open file descriptors.
+    pub fds: T,
+    /// Threads.
+    pub threads: T,
+}
+
+impl<T> PerResource<T> {
+    /// Builds each value from its resource.
+    pub fn from_fn(mut f: impl FnMut(Resource) -> T) -> Self {
+        PerResource {
+            rss: f(Resource::Rss),
+            fds: f(Resource::Fds),
+            threads: f(Resource::Threads),
+        }
+    }
+
+    /// The value of `r`.
+    pub fn get(&self, r: Resource) -> &T {
+        match r {
+            Resource::Rss => &self.rss,
+            Resource::Fds => &self.fds,
+            Resource::Threads => &self.threads,
+        }
+    }
 }
 
 /// One window of one process.
@@ -190,6 +233,7 @@ impl Monitor {
         ProcessReport {
             name: st.name.clone(),
             source: st.source.kind(),
+            source_label: source_label(&st.source, st.pid),
             up: st.up,
             pid: st.pid,
             restarts: st.restarts,
@@ -207,6 +251,10 @@ impl Monitor {
                 fds: st.verdict(Resource::Fds),
                 threads: st.verdict(Resource::Threads),
             },
+            reason: PerResource::from_fn(|r| self.reason(st, r)),
+            limit_per_hour: PerResource::from_fn(|r| {
+                Some(self.rules.rate_limit(r, st.baseline_rss)).filter(|l| l.is_finite())
+            }),
             // soakd itself is not among the configured processes: false.
             fail_on_leak: self
                 .settings
@@ -216,9 +264,58 @@ impl Monitor {
         }
     }
 
+    /// Why resource `r` of `st` has its reported verdict ([`reason::verdict`]).
+    fn reason(&self, st: &ProcState, r: Resource) -> String {
+        let windows: Vec<reason::WindowState<'_>> = self
+            .settings
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(wi, w)| reason::WindowState {
+                label: &w.label,
+                fit: st.trend.fit(wi, r.index()),
+                no_fit: st.trend.no_fit(wi, r.index()),
+            })
+            .collect();
+        reason::verdict(r, st.verdict(r), &windows, &self.rules, st.baseline_rss)
+    }
+
+    /// The RSS slope of the progress line, from the longest FULL window that has a fit:
+    /// `+1.2MiB/h(30m)`. A window not yet full shows no slope (its fit covers less time than
+    /// its label says, and early growth reads many times the truth): until one is full,
+    /// `slope:filling(5m: 2m of 5m)` (`slope:warm-up` before the first sample after it); a
+    /// full window without a fit says why (`slope:none(30m: 4 troughs < 6, one per 2m)`), so
+    /// a slope never turns into a bare "pending".
+    fn progress_slope(&self, st: &ProcState) -> String {
+        let r = Resource::Rss.index();
+        let windows = || self.settings.windows.iter().zip(st.trend.windows()).rev();
+        let full = windows().filter(|(_, b)| b.is_full());
+        if let Some((w, f)) = full.clone().find_map(|(w, b)| b.fit(r).map(|f| (w, f))) {
+            let sign = if f.slope >= 0.0 { "+" } else { "-" };
+            return format!("{sign}{}/h({})", fmt_bytes(f.slope.abs() * 3600.0), w.label);
+        }
+        if let Some((w, b)) = full.clone().next() {
+            return format!(
+                "slope:none({}: {})",
+                w.label,
+                reason::no_fit_short(b.no_fit(r))
+            );
+        }
+        let shortest = self.settings.windows.iter().zip(st.trend.windows()).next();
+        match shortest {
+            Some((w, b)) if b.covered() > 0.0 => format!(
+                "slope:filling({}: {} of {})",
+                w.label,
+                reason::secs(b.covered()),
+                reason::secs(b.span())
+            ),
+            _ => "slope:warm-up".into(),
+        }
+    }
+
     /// Short text for the progress line, e.g.
     /// `target rss 412MiB +1.2MiB/h(30m) leak:none`. Lists the configured processes (soakd
-    /// only when nothing else is watched).
+    /// only when nothing else is watched); the slope is [`Self::progress_slope`]'s.
     pub fn progress_fragment(&self) -> String {
         let skip_self = self.procs.len() > 1;
         let parts: Vec<String> = self
@@ -235,25 +332,8 @@ impl Monitor {
                     Some(v) => s.push_str(&fmt_bytes(v)),
                     None => s.push('?'),
                 }
-                // The longest window with a slope.
-                let longest = self
-                    .settings
-                    .windows
-                    .iter()
-                    .zip(st.trend.windows())
-                    .rev()
-                    .find_map(|(w, b)| b.fit(Resource::Rss.index()).map(|f| (w, f)));
-                match longest {
-                    Some((w, f)) => {
-                        let sign = if f.slope >= 0.0 { "+" } else { "-" };
-                        s.push_str(&format!(
-                            " {sign}{}/h({})",
-                            fmt_bytes(f.slope.abs() * 3600.0),
-                            w.label
-                        ));
-                    }
-                    None => s.push_str(" slope:pending"),
-                }
+                s.push(' ');
+                s.push_str(&self.progress_slope(&st));
                 let leaking: Vec<&str> = Resource::ALL
                     .iter()
                     .filter(|r| st.verdict(**r) == Verdict::Leak)
@@ -278,6 +358,34 @@ impl Monitor {
     }
 }
 
+/// How a process is labelled: the pid that was read, then where it came from, each config
+/// key by its name (`pid 20677 from pid_file /run/litellm.pid`, `pid 20677 from match_name
+/// "litellm" and match_cmdline "serve"`); a scrape names its URL without a password.
+pub fn source_label(source: &Source, pid: Option<u32>) -> String {
+    let pid = |rest: String| match pid {
+        Some(p) => format!("pid {p}{rest}"),
+        None => format!("no pid yet{rest}"),
+    };
+    match source {
+        Source::Pid(p) => format!("pid {p}"),
+        Source::PidFile(path) => pid(format!(" from pid_file {}", path.display())),
+        Source::Match { name, cmdline } => {
+            let keys: Vec<String> = [("match_name", name), ("match_cmdline", cmdline)]
+                .into_iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v:?}")))
+                .collect();
+            pid(format!(" from {}", keys.join(" and ")))
+        }
+        Source::Scrape { url, .. } => {
+            let mut url = url.clone();
+            if url.password().is_some() {
+                let _ = url.set_password(Some("redacted"));
+            }
+            format!("scrape_url {url}")
+        }
+    }
+}
+
 /// RSS slope ÷ request rate over the window, when both are known.
 pub(super) fn per_request(w: &TrendWindow) -> Option<f64> {
     let fit = w.fit(Resource::Rss.index())?;
@@ -287,7 +395,9 @@ pub(super) fn per_request(w: &TrendWindow) -> Option<f64> {
 
 /// The summary's attribution table of one process: a row per scenario, a column per window,
 /// each cell the published bytes per request (± its standard error) or why there is none.
-/// Empty when no scenario is known.
+/// With one scenario configured the table is titled as what it is, the overall growth per
+/// request; with several, a value published while only its scenario had requests in the
+/// window is marked so. Empty when no scenario is known.
 pub fn attribution_table(p: &ProcessReport) -> String {
     use std::fmt::Write;
     let Some(first) = p.windows.first() else {
@@ -307,10 +417,15 @@ pub fn attribution_table(p: &ProcessReport) -> String {
         let a = &w.rss_bytes_per_request_by_scenario;
         for (row, s) in cells.iter_mut().zip(&a.scenarios) {
             let s = &s.attribution;
+            let only = if a.single_scenario && names.len() > 1 {
+                " (the only one with requests)"
+            } else {
+                ""
+            };
             row.push(match (s.bytes_per_request, s.withheld.or(a.withheld)) {
                 (Some(v), _) => match s.std_error {
-                    Some(se) => format!("{} ±{}", fmt_bytes(v), fmt_bytes(se)),
-                    None => fmt_bytes(v),
+                    Some(se) => format!("{} ±{}{only}", fmt_bytes(v), fmt_bytes(se)),
+                    None => format!("{}{only}", fmt_bytes(v)),
                 },
                 (None, Some(why)) => format!("- ({})", why.as_str()),
                 (None, None) => "-".into(),
@@ -328,7 +443,12 @@ pub fn attribution_table(p: &ProcessReport) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = String::from("    rss growth per request by scenario:\n");
+    let mut out = String::from(if names.len() == 1 {
+        "    rss growth per request (one scenario: the overall growth per request, no mix \
+         changes needed):\n"
+    } else {
+        "    rss growth per request by scenario:\n"
+    });
     let _ = write!(out, "      {:<name_w$}", "scenario");
     for (w, cw) in p.windows.iter().zip(&col_w) {
         let _ = write!(out, "  {:>cw$}", w.window);

@@ -35,7 +35,7 @@ fn monitor(windows: &[&str], interval: &str) -> Monitor {
     .unwrap()
 }
 
-fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
+pub(super) fn reading(pid: u32, rss: f64, fds: f64) -> Reading {
     Reading {
         identity: Identity {
             pid: Some(pid),
@@ -347,4 +347,106 @@ fn fit_report_carries_the_line_and_the_span_it_covers() {
     // The line at the span's ends is the series there.
     let at = |t: f64| f.intercept + f.slope_per_sec * t;
     assert!((at(f.to_secs) - (50.0 * MIB + 2000.0 * f.to_secs)).abs() < 1.0);
+}
+
+/// Issue 27, item 7: the progress line shows no slope from a window that is not yet full
+/// (at 3 min a 5 min window's fit covers 3 min), says which window is filling, and once a
+/// full window has no fit it says why rather than a bare "pending".
+#[test]
+fn the_progress_line_shows_no_slope_from_a_window_not_yet_full() {
+    let m = monitor(&["5m", "30m"], "5s");
+    let f = |t: f64| 400.0 * MIB + t * (60.0 * MIB / 3600.0);
+    feed(&m, 0.0, 200.0, 5.0, f);
+    assert!(
+        lock(&m.procs[1]).trend.fit(0, 0).is_some(),
+        "the 5m window has a fit already"
+    );
+    let p = m.progress_fragment();
+    assert!(p.contains(" slope:filling(5m: 3m 15s of 5m) "), "{p}");
+    assert!(!p.contains("/h("), "no slope from a partial window: {p}");
+    feed(&m, 200.0, 400.0, 5.0, f);
+    let p = m.progress_fragment();
+    assert!(
+        p.contains(" +60MiB/h(5m) "),
+        "the full 5m window, not the 30m: {p}"
+    );
+
+    // A full window that cannot fit (three 20 s sawtooth cycles in 1 min) says why.
+    let m = monitor(&["1m"], "1s");
+    let saw = |t: f64| 300.0 * MIB + (t % 20.0) * 2.0 * MIB;
+    feed(&m, 0.0, 150.0, 1.0, saw);
+    let p = m.progress_fragment();
+    assert!(p.contains(" slope:none(1m: "), "{p}");
+    assert!(p.contains("troughs < 6, one per 2"), "{p}");
+}
+
+/// Issue 27, item 2: `/status` carries each verdict's reason and the rate limit.
+#[test]
+fn the_report_states_each_verdicts_reason_and_limit() {
+    let m = monitor(&["5m", "30m"], "5s");
+    feed(&m, 0.0, 2000.0, 5.0, |t| 400.0 * MIB + 20.0 * (t % 7.0));
+    let json = serde_json::to_value(m.snapshot()).unwrap();
+    let p = &json["processes"][1];
+    assert_eq!(p["verdict"]["rss"], "ok");
+    let why = p["reason"]["rss"].as_str().unwrap();
+    assert!(
+        why.ends_with("over the 30m window is under the limit (50MiB/h and 10%/h; floor 8MiB)")
+            || why.starts_with("does not leak: "),
+        "{why}"
+    );
+    assert_eq!(p["limit_per_hour"]["rss"], 50.0 * MIB);
+    assert_eq!(p["limit_per_hour"]["fds"], 60.0);
+    assert_eq!(p["source_label"], "pid 1");
+    // Before any sample: unknown, with why.
+    let m = monitor(&["5m", "30m"], "5s");
+    let json = serde_json::to_value(m.snapshot()).unwrap();
+    assert_eq!(
+        json["processes"][1]["reason"]["fds"],
+        "the longest window (30m) has no fit: no samples after the warm-up yet"
+    );
+    assert_eq!(
+        json["processes"][1]["limit_per_hour"]["rss"],
+        serde_json::Value::Null
+    );
+}
+
+/// Issue 27, item 4: a label says which pid was read and where it came from, each config key
+/// by its name (it read `(pid_file 20677)`, as if 20677 were the file).
+#[test]
+fn source_labels_name_the_pid_and_the_key_it_came_from() {
+    use report::source_label;
+    let file = Source::PidFile("/run/litellm.pid".into());
+    assert_eq!(
+        source_label(&file, Some(20677)),
+        "pid 20677 from pid_file /run/litellm.pid"
+    );
+    assert_eq!(
+        source_label(&file, None),
+        "no pid yet from pid_file /run/litellm.pid"
+    );
+    let cmd = Source::Match {
+        name: None,
+        cmdline: Some("litellm".into()),
+    };
+    assert_eq!(
+        source_label(&cmd, Some(20677)),
+        "pid 20677 from match_cmdline \"litellm\""
+    );
+    let both = Source::Match {
+        name: Some("python3".into()),
+        cmdline: Some("litellm".into()),
+    };
+    assert_eq!(
+        source_label(&both, Some(7)),
+        "pid 7 from match_name \"python3\" and match_cmdline \"litellm\""
+    );
+    assert_eq!(source_label(&Source::Pid(16158), Some(16158)), "pid 16158");
+    let scrape = Source::Scrape {
+        url: "http://user:secret@10.0.0.7:4000/metrics".parse().unwrap(),
+        names: ScrapeNames::default(),
+    };
+    assert_eq!(
+        source_label(&scrape, None),
+        "scrape_url http://user:redacted@10.0.0.7:4000/metrics"
+    );
 }

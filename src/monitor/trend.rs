@@ -149,6 +149,30 @@ pub struct TrendFit {
     pub recent_hi: f64,
 }
 
+/// Why a window has no fit of a resource, as of its last refit: what the verdict and the
+/// progress line say instead of a slope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NoFit {
+    /// No closed bucket of the resource yet (the warm-up, or the first bucket still open).
+    NoData,
+    /// The closed buckets cover `held` seconds, under half the window's `span`.
+    Filling {
+        /// Seconds the closed buckets cover.
+        held: f64,
+        /// The window's span, seconds.
+        span: f64,
+    },
+    /// Half the span is held but it gives fewer than [`MIN_FIT_POINTS`] trough points:
+    /// `points`, cut one per `period` (a sawtooth, or the load's cycle for fds) when there is
+    /// one.
+    FewTroughs {
+        /// Trough points the window gives.
+        points: usize,
+        /// The period the troughs were cut by, seconds.
+        period: Option<f64>,
+    },
+}
+
 impl TrendFit {
     /// Slope per hour.
     pub fn per_hour(&self) -> f64 {
@@ -210,6 +234,8 @@ pub struct TrendWindow {
     /// The ring's newest slot at the last detection.
     detected_at: Option<u64>,
     fits: [Option<TrendFit>; N_RES],
+    /// Why `fits[r]` is `None`.
+    why: [NoFit; N_RES],
     load: Option<LoadOverWindow>,
 }
 
@@ -226,6 +252,7 @@ impl TrendWindow {
             seen: [false; N_RES],
             detected_at: None,
             fits: [None; N_RES],
+            why: [NoFit::NoData; N_RES],
             load: None,
         }
     }
@@ -269,7 +296,28 @@ impl TrendWindow {
         self.seen = [false; N_RES];
         self.detected_at = None;
         self.fits = [None; N_RES];
+        self.why = [NoFit::NoData; N_RES];
         self.load = None;
+    }
+
+    /// Seconds from the window's first sample to its newest, at most its span: how full it
+    /// is. A window is full when this equals its span; until then its slope covers less time
+    /// than its label says.
+    pub fn covered(&self) -> f64 {
+        match (self.origin, self.buckets.back()) {
+            (Some(o), Some(b)) => (b.t_last - o).clamp(0.0, self.grid.span),
+            _ => 0.0,
+        }
+    }
+
+    /// Whether the window's samples span all of it ([`Self::covered`]).
+    pub fn is_full(&self) -> bool {
+        self.covered() >= self.grid.span
+    }
+
+    /// Why resource `r` has no fit (meaningful while [`Self::fit`] is `None`).
+    pub fn no_fit(&self, r: usize) -> NoFit {
+        self.why[r]
     }
 
     /// Records a sample. Returns true when a bucket closed: the caller then calls
@@ -343,10 +391,14 @@ impl TrendWindow {
     /// sawtooth) and normal quantile `z` for the interval.
     pub fn refit(&mut self, periods: [Option<f64>; N_RES], z: f64, sc: &mut FitScratch) {
         for (r, period) in periods.into_iter().enumerate() {
-            self.fits[r] = if self.seen[r] {
+            let fit = if self.seen[r] {
                 self.fit_resource(r, period, z, sc)
             } else {
-                None
+                Err(NoFit::NoData)
+            };
+            (self.fits[r], self.why[r]) = match fit {
+                Ok(f) => (Some(f), NoFit::NoData),
+                Err(why) => (None, why),
             };
         }
         self.load = self.compute_load();
@@ -358,10 +410,10 @@ impl TrendWindow {
         period: Option<f64>,
         z: f64,
         sc: &mut FitScratch,
-    ) -> Option<TrendFit> {
+    ) -> Result<TrendFit, NoFit> {
         let closed = self.buckets.len().saturating_sub(1);
         if closed == 0 {
-            return None;
+            return Err(NoFit::NoData);
         }
         let k = match period {
             Some(p) if p > 0.0 => ((p + self.ring.slot_width()) / self.grid.width)
@@ -404,13 +456,20 @@ impl TrendWindow {
         // Enough data: the closed buckets cover half the span (this grows monotonically, so
         // a window at the edge does not flicker between fit and no fit as groups shift).
         let held = (last_idx + 1 - first_idx) as f64 * self.grid.width;
-        if n < MIN_FIT_POINTS || held < self.grid.span * 0.5 {
-            return None;
+        if held < self.grid.span * 0.5 {
+            return Err(NoFit::Filling {
+                held,
+                span: self.grid.span,
+            });
         }
-        let st = trend_stats(&sc.t, &sc.v, z, &mut sc.stats)?;
+        let few = NoFit::FewTroughs { points: n, period };
+        if n < MIN_FIT_POINTS {
+            return Err(few);
+        }
+        let st = trend_stats(&sc.t, &sc.v, z, &mut sc.stats).ok_or(few)?;
         let span = sc.t[n - 1] - sc.t[0];
-        let recent = trend_stats(&sc.t[n / 2..], &sc.v[n / 2..], z, &mut sc.stats)?;
-        Some(TrendFit {
+        let recent = trend_stats(&sc.t[n / 2..], &sc.v[n / 2..], z, &mut sc.stats).ok_or(few)?;
+        Ok(TrendFit {
             slope: st.slope,
             intercept: st.intercept,
             slope_lo: st.slope_lo,
@@ -570,6 +629,11 @@ impl TrendSet {
     /// The fit of resource `r` in window `w`.
     pub fn fit(&self, w: usize, r: usize) -> Option<TrendFit> {
         self.windows.get(w).and_then(|x| x.fit(r))
+    }
+
+    /// Why window `w` has no fit of resource `r` (while [`Self::fit`] is `None`).
+    pub fn no_fit(&self, w: usize, r: usize) -> NoFit {
+        self.windows.get(w).map_or(NoFit::NoData, |x| x.no_fit(r))
     }
 
     /// The normal quantile used for the intervals.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::point::Point;
 use super::{Buffer, Series};
 use crate::client::Outcome;
-use crate::monitor::{FitReport, ResourceVerdicts};
+use crate::monitor::{FitReport, PerResource, ResourceVerdicts};
 
 /// The whole document.
 #[derive(Debug, Serialize)]
@@ -94,6 +94,8 @@ pub struct ProcessInfo<'a> {
     pub peak_rss_bytes: Option<f64>,
     pub retained_after_burst_bytes: Option<f64>,
     pub verdict: ResourceVerdicts,
+    /// Why each verdict is what it is (the monitor's words).
+    pub reason: &'a PerResource<String>,
     pub fits: Vec<FitLine<'a>>,
 }
 
@@ -228,6 +230,7 @@ impl Series {
                             peak_rss_bytes: p.peak_rss_bytes,
                             retained_after_burst_bytes: p.retained_after_burst_bytes,
                             verdict: p.verdict,
+                            reason: &p.reason,
                             fits,
                         }
                     })

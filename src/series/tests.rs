@@ -67,6 +67,12 @@ fn process(name: &str, up: bool, rss: f64, windows: &[&str]) -> ProcessReport {
             fds: Verdict::Unknown,
             threads: Verdict::Unknown,
         },
+        reason: crate::monitor::PerResource {
+            rss: "+1MiB/h is under the limit".into(),
+            ..Default::default()
+        },
+        limit_per_hour: Default::default(),
+        source_label: "pid 42".into(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Logs and traces.
 //!
 //! Logs go to stderr through `tracing-subscriber`, as text or JSON, filtered by `log.level`
-//! (or `RUST_LOG` when set). When `[otlp] endpoint` is configured, spans are also exported over
+//! (or `RUST_LOG` when set). Text lines carry ANSI colour only when stderr is a terminal and
+//! `NO_COLOR` is unset or empty ([`stderr_colour`]): a file, a pipe, `kubectl logs` or a CI
+//! log gets plain text. When `[otlp] endpoint` is configured, spans are also exported over
 //! OTLP/gRPC (tonic) through `tracing-opentelemetry`: a root span `request` per request (with
 //! its scenario, API, phase and outcome), of which a fraction `otlp.sample_ratio` is sampled.
 //! Log events are not exported. Export is off otherwise, and [`Telemetry::shutdown`] flushes
@@ -56,6 +58,22 @@ impl Telemetry {
     }
 }
 
+/// Whether log lines on stderr carry ANSI colour: only on a terminal, and never when
+/// `NO_COLOR` is set to a non-empty value (<https://no-color.org>). `soakd run` and `soakd
+/// mock` both use it.
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+/// [`stderr_colour`] for a stream that is (or is not) a `terminal` and this `NO_COLOR`.
+pub fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn filter(level: &str) -> Result<EnvFilter, TelemetryError> {
     match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => {
@@ -72,10 +90,12 @@ pub fn init(log: &LogSettings, otlp: Option<&OtlpSettings>) -> Result<Telemetry,
     let fmt = match log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(stderr_colour())
             .with_target(false)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_ansi(false)
             .flatten_event(true)
             .with_target(false)
             .with_current_span(false)
@@ -121,4 +141,22 @@ pub fn init(log: &LogSettings, otlp: Option<&OtlpSettings>) -> Result<Telemetry,
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(Telemetry { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "a file, a pipe, kubectl logs");
+        assert!(!colour(false, Some(OsStr::new("1"))));
+    }
 }

@@ -40,6 +40,25 @@ pub const MIN_PAIRS: u32 = 2;
 /// Most chunks per answer tracked on either side (stamps beyond are not kept).
 pub const MAX_CHUNKS: usize = 4096;
 
+/// Why buffered streams and coalesced chunks cannot be seen when the upstream sends chunks
+/// `chunk_delay` apart, `chunks` per answer: chunks sent under [`SENT_APART`] apart are never
+/// comparable (any that count are timer jitter), and an answer of one chunk has no neighbours.
+/// `None` when both can be seen.
+pub fn unmeasurable(chunk_delay: Duration, chunks: u32) -> Option<String> {
+    let ms = |d: Duration| crate::units::fmt_duration(d);
+    if chunk_delay < SENT_APART {
+        Some(format!(
+            "chunk_delay {} < {}",
+            ms(chunk_delay),
+            ms(SENT_APART)
+        ))
+    } else if chunks < 2 {
+        Some(format!("chunks {chunks} < 2"))
+    } else {
+        None
+    }
+}
+
 /// How the client side of a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientEnd {

@@ -49,13 +49,14 @@ pub use track::{ClientStamps, Link, Tracker, TrackerTap};
 
 use crate::mock::MockArgs;
 
-/// Why the upstream could not start.
+/// Why the upstream could not start. Each message names its OS error whole, which is not
+/// also a `source()`, so a printed chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot listen for the upstream on {addr}: {source}")]
+    #[error("cannot listen for the upstream on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start the upstream thread: {0}")]
     Thread(std::io::Error),
@@ -76,9 +77,9 @@ impl Upstream {
         mock: MockArgs,
         tracker: Arc<Tracker>,
     ) -> Result<Upstream, UpstreamError> {
-        let bind_err = |source| UpstreamError::Bind {
+        let bind_err = |error| UpstreamError::Bind {
             addr: settings.listen,
-            source,
+            error,
         };
         let listener = std::net::TcpListener::bind(settings.listen).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;

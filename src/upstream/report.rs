@@ -175,6 +175,33 @@ impl Added {
     }
 }
 
+/// A count that the run's settings may make impossible to see: a number, or in the JSON the
+/// string `not measurable (chunk_delay 5ms < 10ms)` in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Measure {
+    /// Counted.
+    Count(u64),
+    /// `not measurable (why)`.
+    NotMeasurable(String),
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Measure::Count(0)
+    }
+}
+
+impl Measure {
+    /// The count, `None` when not measurable.
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            Measure::Count(n) => Some(*n),
+            Measure::NotMeasurable(_) => None,
+        }
+    }
+}
+
 /// Counts of one scenario (or of `untagged`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProxyScenario {
@@ -183,8 +210,10 @@ pub struct ProxyScenario {
     pub retries: u64,
     /// Requests whose two sides were joined.
     pub joined: u64,
-    pub buffered_streams: u64,
-    pub coalesced_chunks: u64,
+    /// Streams the proxy held back, or why that cannot be seen.
+    pub buffered_streams: Measure,
+    /// Chunks that arrived bunched, or why that cannot be seen.
+    pub coalesced_chunks: Measure,
     pub orphans_now: i64,
     pub orphans_total: u64,
     pub give_ups: GiveUps,
@@ -220,6 +249,18 @@ impl ProxyReport {
         self.scenarios.iter().map(f).sum()
     }
 
+    /// The total of a measure over the scenarios, or its `not measurable (…)` text.
+    fn measured(&self, f: impl Fn(&ProxyScenario) -> &Measure) -> Result<u64, String> {
+        let mut total = 0;
+        for s in &self.scenarios {
+            match f(s) {
+                Measure::Count(n) => total += n,
+                Measure::NotMeasurable(why) => return Err(why.clone()),
+            }
+        }
+        Ok(total)
+    }
+
     fn untagged(&self) -> u64 {
         self.scenarios
             .iter()
@@ -232,12 +273,15 @@ impl ProxyReport {
     pub fn progress_fragment(&self) -> String {
         let joined = self.total(|s| s.joined);
         let orphans: i64 = self.scenarios.iter().map(|s| s.orphans_now).sum();
+        let buffered = match self.measured(|s| &s.buffered_streams) {
+            Ok(n) => format!("{n}/{joined}"),
+            Err(_) => "not measurable".into(),
+        };
         let mut s = format!(
-            "proxy +{} req +{} ttft +{} chunk (p50) buffered {}/{joined} retries {} orphans open {orphans}, total {}",
+            "proxy +{} req +{} ttft +{} chunk (p50) buffered {buffered} retries {} orphans open {orphans}, total {}",
             fmt_secs(self.added.request.p50),
             fmt_secs(self.added.first_token.p50),
             fmt_secs(self.added.chunk.p50),
-            self.total(|s| s.buffered_streams),
             self.total(|s| s.retries),
             self.total(|s| s.orphans_total),
         );
@@ -252,11 +296,20 @@ impl ProxyReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         let joined = self.total(|s| s.joined);
-        let buffered = self.total(|s| s.buffered_streams);
-        let pct = if joined > 0 {
-            100.0 * buffered as f64 / joined as f64
-        } else {
-            0.0
+        let buffered = match self.measured(|s| &s.buffered_streams) {
+            Ok(n) => {
+                let pct = if joined > 0 {
+                    100.0 * n as f64 / joined as f64
+                } else {
+                    0.0
+                };
+                format!("{n} ({pct:.1}%)")
+            }
+            Err(why) => why,
+        };
+        let coalesced = match self.measured(|s| &s.coalesced_chunks) {
+            Ok(n) => n.to_string(),
+            Err(why) => why,
         };
         let row = |name: &str, p: &Percentiles| {
             format!(
@@ -272,12 +325,11 @@ impl ProxyReport {
         let _ = writeln!(
             out,
             "  proxy (two-sided, upstream {}): upstream requests {upstream_requests} (untagged {}), \
-             retries {}, joined {joined}, buffered {buffered} ({pct:.1}%), coalesced chunks {}, \
+             retries {}, joined {joined}, buffered {buffered}, coalesced chunks {coalesced}, \
              orphans {} (open {})",
             self.upstream,
             self.untagged(),
             self.total(|s| s.retries),
-            self.total(|s| s.coalesced_chunks),
             self.total(|s| s.orphans_total),
             self.scenarios.iter().map(|s| s.orphans_now).sum::<i64>(),
         );
@@ -391,7 +443,7 @@ mod tests {
                     name: "chat".into(),
                     upstream_requests: 10,
                     joined: 8,
-                    buffered_streams: 2,
+                    buffered_streams: Measure::Count(2),
                     ..ProxyScenario::default()
                 },
                 ProxyScenario {
@@ -420,6 +472,54 @@ mod tests {
             f.contains("buffered 2/8") && f.contains("untagged 3"),
             "{f}"
         );
+    }
+
+    #[test]
+    fn a_measure_the_settings_hide_reads_not_measurable_not_a_number() {
+        let why = super::super::measure::unmeasurable(Duration::from_millis(5), 32).unwrap();
+        assert_eq!(why, "chunk_delay 5ms < 10ms");
+        assert_eq!(
+            super::super::measure::unmeasurable(Duration::from_millis(10), 1).as_deref(),
+            Some("chunks 1 < 2")
+        );
+        assert_eq!(
+            super::super::measure::unmeasurable(Duration::from_millis(10), 2),
+            None
+        );
+        let not = Measure::NotMeasurable(format!("not measurable ({why})"));
+        let r = ProxyReport {
+            upstream: "127.0.0.1:9600".into(),
+            scenarios: vec![ProxyScenario {
+                name: "chat".into(),
+                upstream_requests: 10,
+                joined: 10,
+                buffered_streams: not.clone(),
+                coalesced_chunks: not.clone(),
+                ..ProxyScenario::default()
+            }],
+            ..ProxyReport::default()
+        };
+        let t = r.text();
+        assert!(
+            t.contains(
+                "buffered not measurable (chunk_delay 5ms < 10ms), coalesced chunks not \
+                 measurable (chunk_delay 5ms < 10ms),"
+            ),
+            "{t}"
+        );
+        assert!(r.progress_fragment().contains("buffered not measurable"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["scenarios"][0]["buffered_streams"],
+            "not measurable (chunk_delay 5ms < 10ms)"
+        );
+        assert_eq!(
+            json["scenarios"][0]["coalesced_chunks"],
+            "not measurable (chunk_delay 5ms < 10ms)"
+        );
+        // Measurable: numbers, as before.
+        let json = serde_json::to_value(ProxyScenario::default()).unwrap();
+        assert_eq!(json["buffered_streams"], 0);
     }
 
     #[test]

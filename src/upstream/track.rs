@@ -27,7 +27,9 @@ use super::fate::{self, FateHandles, FateState, Fates, Side};
 use super::marker;
 use super::measure::{self, ClientEnd, ClientSide, UpstreamSide, MAX_CHUNKS};
 use super::origin::OriginHandles;
-use super::report::{Added, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES, UNTAGGED};
+use super::report::{
+    Added, Measure, ProxyReport, ProxyScenario, ProxyStats, Stage, ADDED_STAGES, UNTAGGED,
+};
 use crate::metrics::Metrics;
 use crate::mock::{Answer, Probe, Tap};
 
@@ -145,6 +147,9 @@ pub struct Tracker {
     untagged: ScenarioHandles,
     untagged_warned: AtomicBool,
     overhead_header: Option<(reqwest::header::HeaderName, f64)>,
+    /// Why buffering and coalescing cannot be seen under the run's settings
+    /// ([`measure::unmeasurable`]); then they are neither counted nor reported as numbers.
+    unmeasurable: Option<String>,
     stats: ProxyStats,
     fates: Fates<Arc<Link>>,
 }
@@ -183,6 +188,7 @@ impl Tracker {
             untagged: ScenarioHandles::new(metrics, UNTAGGED),
             untagged_warned: AtomicBool::new(false),
             overhead_header: None,
+            unmeasurable: None,
             stats: ProxyStats::default(),
             fates: Fates::new(orphan_after, max_tracked),
         }
@@ -190,13 +196,17 @@ impl Tracker {
 
     /// The two-sided measures so far, for `/status`, the progress line and the summary.
     pub fn report(&self, upstream: &str) -> ProxyReport {
+        let measure = |n: u64| match &self.unmeasurable {
+            Some(why) => Measure::NotMeasurable(format!("not measurable ({why})")),
+            None => Measure::Count(n),
+        };
         let scenario = |h: &ScenarioHandles| ProxyScenario {
             name: h.name.clone(),
             upstream_requests: h.upstream_requests.get(),
             retries: h.retries.get(),
             joined: h.joined.load(Ordering::Relaxed),
-            buffered_streams: h.buffered.get(),
-            coalesced_chunks: h.coalesced.get(),
+            buffered_streams: measure(h.buffered.get()),
+            coalesced_chunks: measure(h.coalesced.get()),
             orphans_now: h.fates.orphans_now(),
             orphans_total: h.fates.orphans_total(),
             give_ups: h.fates.report(),
@@ -231,6 +241,14 @@ impl Tracker {
             }),
             scenarios,
         }
+    }
+
+    /// Buffering and coalescing cannot be seen under the run's settings, for reason `why`
+    /// (e.g. `chunk_delay 5ms < 10ms`, from [`measure::unmeasurable`]): they are not counted,
+    /// and the report says `not measurable (why)` instead of a number.
+    pub fn with_unmeasurable(mut self, why: Option<String>) -> Self {
+        self.unmeasurable = why;
+        self
     }
 
     /// Reads the proxy's overhead claim from header `name`, whose value is in units of
@@ -358,9 +376,11 @@ impl Tracker {
             h.chunk.observe(d.as_secs_f64());
             self.stats.record(Stage::Chunk, *d);
         }
-        h.coalesced.inc_by(u64::from(m.coalesced));
-        if m.buffered {
-            h.buffered.inc();
+        if self.unmeasurable.is_none() {
+            h.coalesced.inc_by(u64::from(m.coalesced));
+            if m.buffered {
+                h.buffered.inc();
+            }
         }
         if let Some(d) = m.response {
             h.response.observe(d.as_secs_f64());
@@ -669,6 +689,65 @@ mod tests {
                 .get(),
             0
         );
+    }
+
+    /// Three chunks sent 20 ms apart and released together: two coalesced chunks and a
+    /// buffered stream, unless the settings make coalescing unmeasurable; then nothing is
+    /// counted and the report says why instead of a number.
+    #[test]
+    fn an_unmeasurable_coalescing_is_not_counted_and_says_why() {
+        for why in [None, Some("chunk_delay 5ms < 10ms".to_string())] {
+            let m = Arc::new(Metrics::new("t", "0").unwrap());
+            let t = Arc::new(
+                Tracker::new(
+                    &m,
+                    &["chat".to_string()],
+                    100,
+                    Duration::from_secs(60),
+                    Duration::from_millis(50),
+                )
+                .with_unmeasurable(why.clone()),
+            );
+            let tap = TrackerTap(t.clone());
+            let id = t.next_id();
+            let t0 = Instant::now();
+            let link = t.open(id, 0, t0);
+            let mut probe = tap.request(t0, None, &body_with(id)).expect("tracked");
+            for i in 0..3u32 {
+                probe.chunk(i, t0 + Duration::from_millis(20 * u64::from(i)), &mut []);
+            }
+            let at = t0 + Duration::from_millis(100);
+            let stamps = ClientStamps {
+                first_content: Some(at),
+                arrivals: (0..3).map(|i| (i, at)).collect(),
+                reported_overhead: None,
+                last_byte: Some(at),
+            };
+            probe.end(true, at);
+            t.client_done(id, &link, ClientEnd::Finished, at, stamps);
+            let counted = (
+                m.proxy_coalesced_chunks_total
+                    .with_label_values(&["chat"])
+                    .get(),
+                m.proxy_buffered_streams_total
+                    .with_label_values(&["chat"])
+                    .get(),
+            );
+            let r = t.report("127.0.0.1:1");
+            match why {
+                None => {
+                    assert_eq!(counted, (2, 1));
+                    assert_eq!(r.scenarios[0].coalesced_chunks, Measure::Count(2));
+                }
+                Some(why) => {
+                    assert_eq!(counted, (0, 0), "jitter is not counted");
+                    assert_eq!(
+                        r.scenarios[0].buffered_streams,
+                        Measure::NotMeasurable(format!("not measurable ({why})"))
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - one [`LeakInput`] per monitored process and resource (`rss`, `fds`, `threads`), gathered
 //!   by the daemon from the monitor's report;
 //! - `judge`: `leak` fails, `ok` passes, `unknown` is pending during the run and
-//!   [`ThresholdStatus::NotJudged`] at the end (never a failure);
+//!   [`ThresholdStatus::NotJudged`] at the end (never a failure); each message carries the
+//!   monitor's reason ([`crate::monitor::reason`]) and the result its rate limit;
 //! - soakd's own process ([`LeakInput::is_self`]) and processes with `fail_on_leak = false`
 //!   get no threshold ([`LeakInput::judged`]);
 //! - [`suspicions`]: each resource of soakd's own process whose verdict is `leak` gives one
@@ -54,6 +55,11 @@ pub struct LeakInput {
     pub fail_on_leak: bool,
     /// soakd's own process (`process="soakd"`).
     pub is_self: bool,
+    /// Why the verdict is what it is, with the limit it was held to
+    /// ([`crate::monitor::reason::verdict`]).
+    pub reason: String,
+    /// The rate limit per hour the slope is judged against (RSS at this baseline), when known.
+    pub limit_per_hour: Option<f64>,
 }
 
 impl LeakInput {
@@ -99,30 +105,23 @@ pub(super) fn judge(l: &LeakInput, final_: bool) -> ThresholdResult {
         (LeakState::Ok, _) => (
             true,
             ThresholdStatus::Pass,
-            format!(
-                "passed: process {} {} does not leak: {}",
-                l.process,
-                l.resource,
-                l.growth()
-            ),
+            format!("passed: process {} {} {}", l.process, l.resource, l.reason),
         ),
         (LeakState::Unknown, false) => (
             true,
             ThresholdStatus::Pending,
             format!(
-                "pending: process {} {}: the longest growth window has no fit yet",
-                l.process, l.resource
+                "pending: process {} {}: {}",
+                l.process, l.resource, l.reason
             ),
         ),
         (LeakState::Unknown, true) => (
             true,
             ThresholdStatus::NotJudged,
             format!(
-                "not judged: process {} {}: the longest growth window has no fit: it needs \
-                 samples over half its span after the warm-up and at least 6 troughs, one per \
-                 cycle when the series is a sawtooth (GC or bursts); run longer, or use \
-                 [monitor] windows spanning 6 cycles",
-                l.process, l.resource
+                "not judged: process {} {}: {}; run longer, or use [monitor] windows that fit \
+                 the run and span 6 cycles of a sawtooth",
+                l.process, l.resource, l.reason
             ),
         ),
     };
@@ -131,7 +130,7 @@ pub(super) fn judge(l: &LeakInput, final_: bool) -> ThresholdResult {
         passed,
         status,
         observed: l.slope_per_hour,
-        limit: None,
+        limit: l.limit_per_hour,
         unit: l.unit().name(),
         message,
     }
@@ -174,6 +173,10 @@ mod tests {
             r2: Some(0.987),
             fail_on_leak: true,
             is_self: process == "soakd",
+            reason: "+1.5GiB/h over the 2m window, but below growth floor: +3MiB < 4MiB \
+                     (min_growth_bytes) (limit 50MiB/h and 10%/h; floor 4MiB)"
+                .into(),
+            limit_per_hour: Some(if resource == "rss" { 50.0 * MIB } else { 60.0 }),
         }
     }
 
@@ -214,7 +217,7 @@ mod tests {
             assert!(!rss.passed);
             assert_eq!(rss.status, ThresholdStatus::Fail);
             assert_eq!(rss.observed, Some(1536.0 * MIB));
-            assert_eq!(rss.limit, None);
+            assert_eq!(rss.limit, Some(50.0 * MIB), "the limit it was held to");
             assert_eq!(rss.unit, "bytes_per_hour");
             // Explicitly on: no "default" hint.
             assert_eq!(
@@ -228,11 +231,13 @@ mod tests {
             );
             assert!(res[2].passed);
             assert_eq!(res[2].status, ThresholdStatus::Pass);
-            assert!(
-                res[2].message.starts_with("passed: process target threads"),
-                "{}",
-                res[2].message
+            assert_eq!(
+                res[2].message,
+                "passed: process target threads +1.5GiB/h over the 2m window, but below growth \
+                 floor: +3MiB < 4MiB (min_growth_bytes) (limit 50MiB/h and 10%/h; floor 4MiB)",
+                "a pass carries the monitor's reason"
             );
+            assert_eq!(res[2].limit, Some(60.0), "and its limit");
             assert_eq!(ExitVerdict::from_results(&res), ExitVerdict::Fail);
         }
     }
@@ -243,6 +248,10 @@ mod tests {
         let mut l = input("proxy", "rss", LeakState::Unknown);
         l.slope_per_hour = None;
         l.window = None;
+        l.limit_per_hour = None;
+        l.reason = "the longest window (90s) has no fit: it holds 40s of 1m 30s (a fit needs \
+                    half, after the warm-up)"
+            .into();
         let i = inputs(vec![l]);
         let live = &t.evaluate(&i, false)[0];
         assert_eq!(live.status, ThresholdStatus::Pending);
@@ -252,9 +261,18 @@ mod tests {
         assert_eq!(fin[0].status, ThresholdStatus::NotJudged);
         assert!(fin[0].passed);
         assert!(
-            fin[0].message.starts_with("not judged:"),
-            "{}",
+            fin[0].message.starts_with(
+                "not judged: process proxy rss: the longest window (90s) has no fit: it holds \
+                 40s of 1m 30s"
+            ),
+            "the reason is in the message: {}",
             fin[0].message
+        );
+        assert!(
+            live.message
+                .starts_with("pending: process proxy rss: the longest window (90s)"),
+            "{}",
+            live.message
         );
         assert_eq!(ExitVerdict::from_results(&fin), ExitVerdict::Pass);
         let json = serde_json::to_value(&fin[0]).unwrap();

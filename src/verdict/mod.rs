@@ -26,9 +26,12 @@
 //! verdict for it ([`leak`]):
 //! - `leak` fails (live too, so `abort_on_fail` stops on it); the message names the process,
 //!   the resource, the slope per hour and the window it was fitted over;
-//! - `ok` passes;
+//! - `ok` passes, and says why with the limit it is under (`passed: process target rss
+//!   +1.72MiB/h over the 60m window is under the limit (50MiB/h and 10%/h; floor 4MiB)`;
+//!   `does not leak` only when the slope's interval holds zero); `limit` is the rate limit;
 //! - `unknown` (the longest window has no fit) is pending during the run and **not judged**
-//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure.
+//!   at the end ([`ThresholdStatus::NotJudged`]): reported, never a failure, with the reason
+//!   the longest window has no fit.
 //!
 //! Two kinds of process have no leak threshold: soakd itself (`process="soakd"`), whose leak
 //! verdict instead marks the soak **suspect** ([`suspicions`]) — its own growth may skew what
@@ -148,8 +151,9 @@ pub struct ThresholdResult {
     /// The observed value in `unit`, when there is one (for a leak verdict: the slope per hour
     /// of the longest window with a fit).
     pub observed: Option<f64>,
-    /// The configured limit in `unit`; `None` for a leak verdict, which the monitor judges on
-    /// its own thresholds (`[monitor.thresholds]`) in two windows.
+    /// The configured limit in `unit`; for a leak verdict the rate limit the monitor held the
+    /// slope to (`[monitor.thresholds]`; RSS: the larger of the absolute and the relative one
+    /// at the baseline), `None` before there is a baseline.
     pub limit: Option<f64>,
     /// Unit of `observed` and `limit`: `seconds`, `ratio`, `requests`, `bytes_per_hour` or
     /// `per_hour` (fds, threads).

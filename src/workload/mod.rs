@@ -189,7 +189,9 @@ pub struct Scenario {
 }
 
 /// One scenario on one line, for the "soak started" log:
-/// `chat-stream weight 3 (openai gpt-4o-mini stream, cancel 5% after 4 chunks)`.
+/// `chat-stream weight 3 (openai gpt-4o-mini stream, max_tokens 64, cancel 5% after 4
+/// chunks)`. The output budget is named as the body sends it (`max_output_tokens` for
+/// Responses; embeddings have none), since a default of 256 caps a target's answers.
 impl std::fmt::Display for Scenario {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -201,6 +203,9 @@ impl std::fmt::Display for Scenario {
             self.model,
             if self.stream { "stream" } else { "no stream" }
         )?;
+        if let Some(key) = body::budget_field(self.api) {
+            write!(f, ", {key} {}", self.max_tokens)?;
+        }
         if let Some(c) = &self.cancel {
             let pct = crate::units::trim_num(c.fraction * 100.0, 2);
             match c.at {

@@ -401,6 +401,25 @@ mod tests {
         );
     }
 
+    /// The "soak started" line names each scenario's output budget (issue 27: a default of
+    /// 256 silently capped the mock's 400 chunks).
+    #[test]
+    fn the_plan_line_shows_max_tokens_per_scenario() {
+        let s = validate(
+            "[[scenarios]]\nname = \"chat\"\nweight = 3\nmax_tokens = 64\n\
+             cancel = { fraction = 0.05, after_chunks = 4 }\n\
+             [[scenarios]]\nname = \"resp\"\napi = \"openai-responses\"\n\
+             [[scenarios]]\nname = \"vec\"\napi = \"openai-embeddings\"\nstream = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            crate::workload::ScenarioList(&s).to_string(),
+            "chat weight 3 (openai gpt-4o-mini stream, max_tokens 64, cancel 5% after 4 \
+             chunks), resp weight 1 (openai-responses gpt-4o-mini stream, max_output_tokens \
+             256), vec weight 1 (openai-embeddings gpt-4o-mini no stream)"
+        );
+    }
+
     #[test]
     fn embeddings_inputs_and_ttft_on() {
         let s = validate(

@@ -30,6 +30,7 @@ impl AttributionReport {
             points: a.points,
             mix_changes: a.mix_changes,
             growth_per_request: a.growth_per_request,
+            single_scenario: a.single_scenario,
             scenarios: names
                 .iter()
                 .zip(&a.scenarios)

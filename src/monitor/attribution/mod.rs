@@ -40,7 +40,11 @@
 //!    the model's columns;
 //! 3. with two or more columns, the mix varies (`mix_fixed` when `mix_variation = "off"`)
 //!    and the mix changed at least max([`MIN_MIX_CHANGES`], columns) times between the first
-//!    and the last fitted bucket — else `few_mix_periods`; one column needs no variation;
+//!    and the last fitted bucket — else `few_mix_periods`. One column needs no variation:
+//!    there is nothing to tell apart, and its value is simply the overall growth per request
+//!    (`g` below). The report says so (`single_scenario`), and the summary labels the table
+//!    `rss growth per request (one scenario: the overall growth per request)` when one
+//!    scenario is configured, or marks the cell `(the only one with requests)`;
 //! 4. the fitted growth per request over all scenarios, `g = Σ b_s Δn_s / Σ Δn_s`, is above
 //!    0 — else `no_growth` (nothing to attribute);
 //! 5. the centred count matrix is not collinear (Cholesky pivot above
@@ -171,6 +175,9 @@ pub struct Attribution<S = ScenarioAttribution> {
     pub mix_changes: u64,
     /// Fitted RSS growth per request over all scenarios, bytes.
     pub growth_per_request: Option<f64>,
+    /// Only one scenario finished requests in the window: its value is the overall growth
+    /// per request (`growth_per_request`), which needs no mix changes (rule 3).
+    pub single_scenario: bool,
     /// Per scenario, in configuration order.
     pub scenarios: Vec<S>,
 }
@@ -182,6 +189,7 @@ impl Attribution {
             points: 0,
             mix_changes: 0,
             growth_per_request: None,
+            single_scenario: false,
             scenarios: vec![
                 ScenarioAttribution {
                     requests: 0,
@@ -354,6 +362,7 @@ impl AttributionBuf {
             return out;
         }
         out.withheld = None;
+        out.single_scenario = self.cols.len() == 1;
         let window_rule = if self.cols.len() < 2 {
             None
         } else if !self.mix_varies {

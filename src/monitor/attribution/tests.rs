@@ -201,7 +201,16 @@ fn one_scenario_needs_no_variation() {
         period: None,
         ..Sim::two(0.0, 0.0)
     };
-    assert_published(&sim.attribution(2400.0, 3), 0, 10.0 * KIB);
+    let a = sim.attribution(2400.0, 3);
+    assert_published(&a, 0, 10.0 * KIB);
+    // One column: its value is the overall growth per request, and the report says so.
+    assert!(a.single_scenario, "{a:?}");
+    assert_eq!(a.value(0), a.growth_per_request);
+    assert!(
+        !Sim::two(64.0 * KIB, 0.0)
+            .attribution(2400.0, 3)
+            .single_scenario
+    );
 }
 
 #[test]
@@ -431,6 +440,64 @@ mod through_the_monitor {
         );
         assert_eq!(gauge(&metrics, "unary"), None);
     }
+}
+
+/// Issue 27, item 8: a one-scenario run (one stream scenario, the mix never changes) prints
+/// its value as what it is, the overall growth per request, not as an attribution the README
+/// says needs max(3, scenarios) mix changes.
+#[test]
+fn a_one_scenario_table_is_labelled_the_overall_growth_per_request() {
+    use crate::monitor::tests::raw_target;
+    use crate::monitor::{lock, Monitor, Tick};
+    use crate::signals::LoadSignals;
+    use std::sync::Arc;
+    let raw = raw_target(&["1m", "2m"], "1s");
+    let metrics = Arc::new(crate::metrics::Metrics::new("t", "0").unwrap());
+    let signals = Arc::new(LoadSignals::for_scenarios(vec!["chat-stream".into()]));
+    let m = Monitor::new(raw.validate().unwrap(), metrics, signals).unwrap();
+    let mut counts = [0u64; 1];
+    for i in 0..150u64 {
+        counts[0] += 20;
+        let t = Tick {
+            t: i as f64,
+            requests: counts[0],
+            streams: 0.0,
+            burst: false,
+            mix: MixTick {
+                counts: &counts,
+                epoch: 0,
+                varies: true,
+            },
+            state: None,
+            load_start: None,
+        };
+        let rss = 100.0 * MIB + 89.0 * counts[0] as f64;
+        let mut st = lock(&m.procs[1]);
+        m.apply(&mut st, crate::monitor::tests::reading(7, rss, 20.0), t);
+    }
+    let snap = m.snapshot();
+    let a = &snap.processes[1].windows[1].rss_bytes_per_request_by_scenario;
+    assert_eq!(a.mix_changes, 0);
+    assert!(a.single_scenario, "{a:?}");
+    let v = a.scenarios[0]
+        .attribution
+        .bytes_per_request
+        .expect("published");
+    assert!((v - 89.0).abs() < 1.0, "{v}");
+    let table = crate::monitor::report::attribution_table(&snap.processes[1]);
+    assert!(
+        table.starts_with(
+            "    rss growth per request (one scenario: the overall growth per request, no mix \
+             changes needed):\n"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("chat-stream") && table.contains("89B"),
+        "{table}"
+    );
+    let json = serde_json::to_value(a).unwrap();
+    assert_eq!(json["single_scenario"], true);
 }
 
 /// Cost of one refit (120 buckets) with 2 and 16 scenarios:
