@@ -4,10 +4,12 @@
 Usage: record.py --name NAME --installed VERSION --minutes N --rate R --started UTC
                  --ended UTC --load-start "1 5 15" --load-end "1 5 15" --soakd-exit RC
                  --features FILE --network FILE --concurrent "NAMES" --config FILE
+                 --commit SHA --dirty true|false --binary release|given
 The JSON goes to stdout. Fields: gateway (name, title, source, package, version as
 installed, pins), programme (minutes, rate, the times of programme.plan, the storms run,
 cancel after, the mock's shape), machine (cpus, cpu model, memory, kernel, OS, load averages
-at start and end), soakd (git commit, and whether the work tree had changes), features
+at start and end), soakd (the git commit at the start, whether the work tree had changes,
+and whether run.sh built the release binary or SOAKD_BIN gave one), features
 (programme.py features), network (netwatch.py), concurrent (other gateways soaked at the same
 time), started/ended (UTC) and soakd_exit (0 pass, 1 a threshold failed).
 """
@@ -16,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -60,22 +61,15 @@ def machine(load_start, load_end):
     }
 
 
-def soakd_commit():
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=manifest.ROOT, capture_output=True,
-                              text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
 def main():
     ap = argparse.ArgumentParser()
     for k in ("name", "installed", "started", "ended", "load-start", "load-end", "features",
-              "network", "concurrent", "config"):
+              "network", "concurrent", "config", "commit", "binary"):
         ap.add_argument(f"--{k}", required=True)
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--rate", type=float, required=True)
     ap.add_argument("--soakd-exit", type=int, required=True)
+    ap.add_argument("--dirty", choices=["true", "false"], required=True)
     a = ap.parse_args()
     m = manifest.load(a.name)
     feats = json.loads(Path(a.features).read_text())
@@ -107,7 +101,7 @@ def main():
             "include_children": bool(cfg["monitor"]["processes"][0].get("include_children")),
         },
         "machine": machine(a.load_start, a.load_end),
-        "soakd": soakd_commit(),
+        "soakd": {"commit": a.commit, "dirty": a.dirty == "true", "binary": a.binary},
         "features": feats,
         "network": network,
         "concurrent": a.concurrent.split(),

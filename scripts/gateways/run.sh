@@ -64,12 +64,17 @@ results_base=${SOAKD_GATEWAYS_RESULTS:-$root/results/gateways}
 results=$results_base/$name
 running=$root/target/gateways/.running
 
+# The commit the soak runs from, read now: commits made during a 30-minute soak are not it.
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+dirty=$([ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo false || echo true)
 if [ -n "${SOAKD_BIN:-}" ]; then
   soakd=$SOAKD_BIN
+  built=given
 else
   log "building soakd (cargo build --release)"
   cargo build --release --locked --quiet
   soakd=$root/target/release/soakd
+  built=release
 fi
 [ -x "$soakd" ] || die "soakd binary $soakd not found"
 
@@ -195,7 +200,8 @@ cp "$run_dir/report.html" "$results/report.html" 2>/dev/null || true
 python3 $py/record.py --name "$name" --installed "$installed" --minutes "$minutes" --rate "$rate" \
   --started "$started" --ended "$ended" --load-start "$load_start" --load-end "$load_end" \
   --soakd-exit "$soakd_rc" --features "$run_dir/features.json" --network "$run_dir/network.json" \
-  --concurrent "$(echo $concurrent)" --config "$run_dir/soakd.toml" >"$results/run.json"
+  --concurrent "$(echo $concurrent)" --config "$run_dir/soakd.toml" --commit "$commit" \
+  --dirty "$dirty" --binary "$built" >"$results/run.json"
 if [ "$results_base" = "$root/results/gateways" ]; then
   python3 $py/table.py
   log "results in results/gateways/$name/ (report.html beside them); GATEWAYS.md regenerated"

@@ -279,12 +279,14 @@ def run_table(rs):
             r_.cell(pct(share), "soakd's own process was not in the summary"),
             netc,
             f"{r.s.get('verdict', '?')} (exit {r.meta['soakd_exit']})",
-            r.meta["soakd"]["commit"][:10] + (" (modified)" if r.meta["soakd"]["dirty"] else ""),
+            r.meta["soakd"]["commit"][:10] + (" (modified)" if r.meta["soakd"]["dirty"] else "")
+            + {"release": ", release build", "given": ", binary given (SOAKD_BIN)"}.get(
+                r.meta["soakd"].get("binary"), ""),
         ])
     return ["## Runs", ""] + table(
         ["gateway", "version", "run (UTC)", "load", "requests", "errors",
          "load average 1/5/15 min, start → end", "soakd's CPU", "non-loopback sockets",
-         "verdict", "soakd commit"], rows, r_) + [""]
+         "verdict", "soakd"], rows, r_) + [""]
 
 
 def added_table(rs):
