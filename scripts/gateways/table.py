@@ -180,6 +180,14 @@ def header(rs):
     ]
     together = sorted({tuple(sorted([r.name] + r.meta["concurrent"])) for r in rs
                        if r.meta["concurrent"]})
+    waiting = {}
+    for r in rs:
+        for f in r.features.values():
+            if not f["present"]:
+                waiting.setdefault((f["branch"], f["what"]), []).append(r.name)
+    for (branch, what), names in sorted(waiting.items()):
+        out.append(f"- **Waits for branch {branch}:** {what} (not in the runs of "
+                   f"{', '.join(names)}: their soakd did not have it).")
     if together:
         out.append("- **Run at the same time:** " + "; ".join(" and ".join(g) for g in together)
                    + " (two soaks shared the machine).")
