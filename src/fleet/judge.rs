@@ -400,6 +400,8 @@ pub fn leak_inputs(p: &Value) -> Vec<LeakInput> {
                 window: fit.map(|f| f.2),
                 fail_on_leak: p["fail_on_leak"].as_bool().unwrap_or(true),
                 is_self: name == SELF_NAME,
+                reason: p["reason"][r].as_str().unwrap_or_default().to_owned(),
+                limit_per_hour: p["limit_per_hour"][r].as_f64(),
             }
         })
         .collect()
