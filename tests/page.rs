@@ -177,15 +177,30 @@ fn live_page_and_report_in_headless_chromium() {
     let mut run = Run::start(&config(&mock, &report), &[]);
     let admin = run.admin_addr();
     wait_http_ok(admin, "/readyz", Duration::from_secs(20));
-    // Past the first burst (3–6 s) and long enough for both windows to fit (8 s and 16 s
-    // windows need half their span of 0.5 s samples).
-    std::thread::sleep(Duration::from_secs(12));
-    let (code, series) = http_get(admin, "/series");
-    assert_eq!(code, 200);
-    let series: Value = serde_json::from_str(&series).unwrap();
-    assert!(
-        series["run"]["t"].as_array().unwrap().len() >= 10,
-        "{series}"
+    // Past the first burst (3–6 s) and 10 s into the run, the span of the planned-rate meter
+    // read below: ten points or more over 10 s, a burst among them, the last one out of it.
+    // (The page itself is then awaited until both windows have fitted.)
+    wait_for(
+        "10 s of points, past the first burst",
+        Duration::from_secs(60),
+        || {
+            let (_, series) = http_get(admin, "/series");
+            let series: Value = serde_json::from_str(&series).map_err(|e| e.to_string())?;
+            let col = |c: &str| -> Vec<f64> {
+                series["run"][c]
+                    .as_array()
+                    .map(|b| b.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
+                    .unwrap_or_default()
+            };
+            let (t, burst) = (col("t"), col("burst"));
+            let span = t.last().zip(t.first()).map_or(0.0, |(b, a)| b - a);
+            let past = t.len() >= 10
+                && span >= 10.0
+                && burst.iter().any(|&b| b > 0.0)
+                && burst.last() == Some(&0.0);
+            past.then_some(())
+                .ok_or(format!("{span} s, burst column {burst:?}"))
+        },
     );
 
     let mut b = Browser::launch(dir.path());
@@ -429,7 +444,21 @@ fn sigterm_still_writes_the_report() {
     let mut run = Run::start(&cfg, &["--report", report.to_str().unwrap()]);
     let admin = run.admin_addr();
     wait_http_ok(admin, "/readyz", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(4));
+    // A few points of the series with requests in them, then the signal.
+    wait_for(
+        "three points with requests",
+        Duration::from_secs(30),
+        || {
+            let (_, series) = http_get(admin, "/series");
+            let series: Value = serde_json::from_str(&series).map_err(|e| e.to_string())?;
+            let sent = series["run"]["achieved_rps"]
+                .as_array()
+                .map_or(0, |a| a.iter().filter(|v| v.as_f64() > Some(0.0)).count());
+            (sent >= 3)
+                .then_some(())
+                .ok_or(format!("{sent} points with requests"))
+        },
+    );
     run.proc.signal(libc::SIGTERM);
     let (st, summary) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.proc.stderr_text());

@@ -213,16 +213,22 @@ api = "openai"
     );
     let mut run = Run::start_env(&cfg, &["--duration", "4s"], &[("SOAKD__RUN__GRACE", "1s")]);
     let admin = run.admin_addr();
-    std::thread::sleep(Duration::from_secs(2));
-    let (code, metrics) = http_get(admin, "/metrics");
-    assert_eq!(code, 200);
-    assert_eq!(metric_sum(&metrics, "soakd_in_flight_requests", &[]), 10.0);
-    assert!(
-        metric_sum(
-            &metrics,
-            "soakd_requests_dropped_total",
-            &[("reason", "in_flight_cap")]
-        ) > 50.0
+    // While the run lasts: the cap full, and the rest dropped (50 a second).
+    wait_for(
+        "10 in flight and over 50 dropped",
+        Duration::from_secs(4),
+        || {
+            let (_, metrics) = try_http_get(admin, "/metrics").map_err(|e| e.to_string())?;
+            let in_flight = metric_sum(&metrics, "soakd_in_flight_requests", &[]);
+            let dropped = metric_sum(
+                &metrics,
+                "soakd_requests_dropped_total",
+                &[("reason", "in_flight_cap")],
+            );
+            (in_flight == 10.0 && dropped > 50.0)
+                .then_some(())
+                .ok_or(format!("{in_flight} in flight, {dropped} dropped"))
+        },
     );
     let (st, s) = run.finish(T);
     // A saturated generator makes the soak invalid: the default max_dropped 0 fails it. The
@@ -272,39 +278,40 @@ api = "openai"
     let mut run = Run::start(&cfg, &["--duration", "forever"]);
     let admin = run.admin_addr();
     wait_http_ok(admin, "/readyz", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(3));
-    let (_, text) = http_get(admin, "/metrics");
-    for d in soakd::metrics::CATALOG {
-        // Process and two-sided (proxy/upstream) families have their own tests: the
-        // monitor's in monitor_live.rs, the two-sided soak's in two_sided.rs and e2e.
-        let traffic = !d.name.starts_with("soakd_process_")
+    // Process and two-sided (proxy/upstream) families have their own tests: the monitor's in
+    // monitor_live.rs, the two-sided soak's in two_sided.rs and e2e.
+    let traffic = soakd::metrics::CATALOG.iter().filter(|d| {
+        !d.name.starts_with("soakd_process_")
             && !d.name.starts_with("soakd_proxy_")
             && !d.name.starts_with("soakd_upstream_")
             && d.name != "soakd_leak_suspected"
-            && d.name != "soakd_threshold_passing";
-        if traffic {
-            assert!(
-                text.contains(&format!("# TYPE {} ", d.name)),
-                "{} missing from /metrics",
-                d.name
-            );
-        }
-    }
-    assert!(
-        metric_sum(
+            && d.name != "soakd_threshold_passing"
+    });
+    // Every traffic family on /metrics, over 50 ok requests and first tokens, and a burst.
+    let text = wait_for("every traffic metric, 50 requests and a burst", T, || {
+        let (_, text) = try_http_get(admin, "/metrics").map_err(|e| e.to_string())?;
+        let missing: Vec<&str> = traffic
+            .clone()
+            .filter(|d| !text.contains(&format!("# TYPE {} ", d.name)))
+            .map(|d| d.name)
+            .collect();
+        let ok = metric_sum(
             &text,
             "soakd_requests_total",
-            &[("scenario", "chat"), ("outcome", "ok")]
-        ) > 50.0
-    );
-    assert!(
-        metric_sum(
+            &[("scenario", "chat"), ("outcome", "ok")],
+        );
+        let ttft = metric_sum(
             &text,
             "soakd_time_to_first_token_seconds_count",
-            &[("scenario", "chat")]
-        ) > 50.0
-    );
-    assert!(metric_sum(&text, "soakd_requests_total", &[("phase", "burst")]) > 0.0);
+            &[("scenario", "chat")],
+        );
+        let burst = metric_sum(&text, "soakd_requests_total", &[("phase", "burst")]);
+        (missing.is_empty() && ok > 50.0 && ttft > 50.0 && burst > 0.0)
+            .then_some(text)
+            .ok_or(format!(
+                "missing {missing:?}, {ok} ok, {ttft} first tokens, {burst} in bursts"
+            ))
+    });
     assert!(
         text.contains("process_resident_memory_bytes "),
         "soakd's own process_* metrics"
@@ -556,7 +563,15 @@ name = "chat"
     let mut run = Run::start_env(&cfg, &[], &[("SOAKD__RUN__GRACE", "10m")]);
     let admin = run.admin_addr();
     wait_http_ok(admin, "/readyz", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_secs(1));
+    wait_for(
+        "stalled requests in flight",
+        Duration::from_secs(30),
+        || {
+            let (_, metrics) = try_http_get(admin, "/metrics").map_err(|e| e.to_string())?;
+            let n = metric_sum(&metrics, "soakd_in_flight_requests", &[]);
+            (n >= 1.0).then_some(()).ok_or(format!("{n} in flight"))
+        },
+    );
     run.proc.signal(libc::SIGTERM);
     run.proc
         .wait_line("finishing in-flight requests", Duration::from_secs(30));

@@ -84,7 +84,7 @@ fn dashboard_scenario_metric() -> String {
             serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
         for v in d["templating"]["list"].as_array().unwrap() {
             if v["name"] == "scenario" {
-                let def = v["definition"].as_str().unwrap();
+                let def = v["query"]["query"].as_str().unwrap();
                 let inner = def.strip_prefix("label_values(").unwrap();
                 found.insert(inner.split(['{', ',']).next().unwrap().trim().to_string());
             }
@@ -132,27 +132,33 @@ fn every_api_streamed_and_not_completes_with_its_tokens() {
     );
     let admin = run.admin_addr();
     wait_http_ok(admin, "/readyz", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(3));
-    // The dashboards' scenario variable lists every scenario, whatever its API.
-    let (_, metrics) = http_get(admin, "/metrics");
+    // Until 250 requests are sent and every scenario has 15 or more (both checked in the
+    // summary below), which also gives the dashboards' scenario variable a series of each,
+    // whatever its API.
     let metric = dashboard_scenario_metric();
-    for name in [
-        "chat",
-        "chat-unary",
-        "responses",
-        "responses-unary",
-        "responses-budget",
-        "legacy",
-        "legacy-unary",
-        "embed",
-        "messages",
-        "messages-unary",
-    ] {
-        assert!(
-            metric_sum(&metrics, &metric, &[("scenario", name)]) > 0.0,
-            "{metric} has no series for scenario {name}"
-        );
-    }
+    wait_for("15 requests of every scenario", T, || {
+        let (_, metrics) = try_http_get(admin, "/metrics").map_err(|e| e.to_string())?;
+        let few: Vec<(&str, f64)> = [
+            "chat",
+            "chat-unary",
+            "responses",
+            "responses-unary",
+            "responses-budget",
+            "legacy",
+            "legacy-unary",
+            "embed",
+            "messages",
+            "messages-unary",
+        ]
+        .into_iter()
+        .map(|name| (name, metric_sum(&metrics, &metric, &[("scenario", name)])))
+        .filter(|&(_, n)| n < 15.0)
+        .collect();
+        let all = metric_sum(&metrics, &metric, &[]);
+        (few.is_empty() && all >= 250.0)
+            .then_some(())
+            .ok_or(format!("{all} in all; {metric} under 15: {few:?}"))
+    });
     run.proc.signal(libc::SIGTERM);
     let (st, s) = run.finish(T);
     assert_eq!(st.code(), Some(0), "{}", run.output());

@@ -7,7 +7,7 @@ completion captured from `soakd mock`. Each tool's VmRSS (/proc/<pid>/status) is
 10 s, 1 min, 5 min and 10 min (the checkpoints inside --minutes), and the growth between the
 first and last checkpoint is reported in bytes per request.
 
-    python3 scripts/bench/rss_flat.py [--rate 2000] [--minutes 10]
+    python3 scripts/bench/rss_flat.py [--rate 2000] [--minutes 10] [--json FILE]
 """
 
 import argparse
@@ -26,6 +26,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=2000)
     ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--json", help="write the results here as JSON (for run.sh)")
     args = ap.parse_args()
     rate, total = args.rate, int(args.minutes * 60)
     points = [t for t in (10, 60, 300, 600) if t <= total - 2]
@@ -77,6 +78,15 @@ def main():
           f"({(s_z - s_a) / dn:+.2f} B/request); oha {(o_z - o_a) / 2**20:+.2f} MiB "
           f"({(o_z - o_a) / (rate * (t_z - t_a)):+.1f} B/request)")
     print(f"peak RSS: soakd {b.mib(s.proc.peak_rss)} MiB, oha {b.mib(o.peak_rss)} MiB")
+    b.write_json(args.json, {
+        "bench": "rss_flat", "rate": rate, "seconds": total,
+        "checkpoints": [{"t": t, "soakd_rss": sr, "oha_rss": orr, "soakd_requests": n}
+                        for t, sr, orr, n, _ in rows],
+        "soakd": {"bytes_per_request": (s_z - s_a) / dn, "peak_rss": s.proc.peak_rss,
+                  "requests_sent": summ["requests_sent"]},
+        "oha": {"bytes_per_request": (o_z - o_a) / (rate * (t_z - t_a)), "peak_rss": o.peak_rss,
+                "requests": o_total},
+    })
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs soakd's benchmarks and prints one summary table (issue 11).
 #
-#   scripts/bench/run.sh [--install] [--quick] [--repeat N] [--only LIST] [--no-build]
+#   scripts/bench/run.sh [--install] [--quick] [--repeat N] [--only LIST] [--no-build] [--save]
 #
 # Side by side (python scripts in this directory, each starting its own nginx or mock on
 # 127.0.0.1; soakd and the reference tool back to back in the same script run):
@@ -12,6 +12,8 @@
 #   sse          sse_streams_per_sec.py --rates 10000: CPU per parsed 64-chunk stream vs oha
 #                moving the same body (needs nginx, oha)
 #   slow         slow_streams_10k.py: memory per open slow stream (soakd's mock only)
+#   rss          rss_flat.py: RSS over 10 minutes at 2k rps, soakd and oha side by side
+#                (needs nginx, oha; not in the default list: --only "... rss")
 # and the Criterion suite (`cargo bench --bench sse --bench hotpath`):
 #   criterion
 #
@@ -19,12 +21,15 @@
 # --install installs them first (apt-get for wrk and nginx-light, `cargo install oha --locked`).
 # --quick shortens every run (for a smoke check, not for numbers). --repeat N runs each
 # side-by-side benchmark N times; the table shows the range. Results stay in $BENCH_OUT
-# (default: a new directory under /tmp), printed at the end.
+# (default: a new directory under /tmp), printed at the end, with meta.json (date, machine,
+# load, commit, versions) and criterion.json. --save copies them to
+# docs/bench/results/<UTC date and time>/ and regenerates BENCHMARKS.md's headline from them
+# (`summary.py --headline --write`); commit both.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-install=0 quick=0 repeat=1 build=1
+install=0 quick=0 repeat=1 build=1 save=0
 only="open_loop closed_loop sse slow criterion"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
     --repeat) repeat="$2"; shift ;;
     --only) only="${2//,/ }"; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --save) save=1 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
   esac
   shift
@@ -78,9 +84,11 @@ wants() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if [ "$quick" = 1 ]; then
   ol_args=(--rate 10000 --duration 8) cl_args=(--duration 5) sse_args=(--rates 10000 --duration 8)
   slow_args=(--rate 100 --duration 10 --max-in-flight 2000)
+  rss_args=(--minutes 2)
 else
   ol_args=(--rate 10000 --duration 20) cl_args=(--duration 15) sse_args=(--rates 10000 --duration 20)
   slow_args=(--rate 350 --duration 40)
+  rss_args=(--minutes 10)
 fi
 
 for i in $(seq 1 "$repeat"); do
@@ -96,6 +104,9 @@ for i in $(seq 1 "$repeat"); do
   fi
   if wants slow; then
     python3 "$here/slow_streams_10k.py" "${slow_args[@]}" --json "$out/slow_streams.$i.json" | tee "$out/slow_streams.$i.txt"
+  fi
+  if wants rss && needs rss nginx oha; then
+    python3 "$here/rss_flat.py" "${rss_args[@]}" --json "$out/rss_flat.$i.json" | tee "$out/rss_flat.$i.txt"
   fi
 done
 
@@ -113,6 +124,18 @@ fi
 echo
 echo "## summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cpus, load average now $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
-python3 "$here/summary.py" "$out" ${crit:+--criterion "$crit"}
+python3 "$here/summary.py" --record "$out" ${crit:+--criterion "$crit"}
+python3 "$here/summary.py" "$out"
 echo
 echo "run.sh: every script's full output is in $out"
+if [ "$save" = 1 ]; then
+  if [ "$quick" = 1 ]; then
+    echo "run.sh: --quick results are a smoke check, not saved" >&2
+  else
+    dest="$repo/docs/bench/results/$(date -u +%Y-%m-%dT%H%MZ)"
+    mkdir -p "$dest"
+    cp "$out"/*.json "$dest"/
+    python3 "$here/summary.py" --headline --write
+    echo "run.sh: saved to $dest and BENCHMARKS.md's headline regenerated; commit both"
+  fi
+fi

@@ -286,7 +286,7 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn plays_head_chunks_and_end_frame() {
         let g = IntGauge::new("g", "g").unwrap();
         let body = MockBody::new(script(3, End::Frame(Bytes::from_static(b"T"))), &g);
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(g.get(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn runs_play_in_order_with_leads_and_a_limit() {
         let g = IntGauge::new("g", "g").unwrap();
         let mut runs: [Run; MAX_RUNS] = Default::default();
@@ -318,13 +318,13 @@ mod tests {
         assert_eq!(g.get(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn zero_chunks_and_stop() {
         let g = IntGauge::new("g", "g").unwrap();
         assert_eq!(collect(MockBody::new(script(0, End::Stop), &g)).await, b"H");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn stall_ends_on_cancel_and_drop_releases_the_gauge() {
         let g = IntGauge::new("g", "g").unwrap();
         let stop = CancellationToken::new();
@@ -343,6 +343,46 @@ mod tests {
         let body = MockBody::new(script(0, End::Stall(stop)), &g);
         assert_eq!(g.get(), 1);
         drop(body);
+        assert_eq!(g.get(), 0);
+    }
+
+    /// Each item of `body` with the (paused) time it came, from the start; `late` delays
+    /// the reader after the item of that index, as a busy consumer would.
+    async fn timed(mut body: MockBody, late: Option<(usize, Duration)>) -> Vec<(u64, Bytes)> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while let Some(Ok(b)) = body.next().await {
+            out.push(((Instant::now() - start).as_millis() as u64, b));
+            if let Some((i, d)) = late {
+                if out.len() == i + 1 {
+                    tokio::time::sleep(d).await;
+                }
+            }
+        }
+        out
+    }
+
+    /// On the paused clock the delays are exact: the head at once, the first chunk
+    /// `first_delay` later, then one chunk per `chunk_delay`, the end frame with the last one.
+    /// A reader that falls behind gets the chunks that are due at once, and the rest keep the
+    /// schedule (chunk n at `first_delay + (n - 1) × chunk_delay`): the lag does not add up.
+    #[tokio::test(start_paused = true)]
+    async fn delays_follow_a_fixed_schedule_on_the_paused_clock() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let s = || Script {
+            first_delay: Duration::from_millis(100),
+            chunk_delay: Duration::from_millis(30),
+            ..script(4, End::Frame(Bytes::from_static(b"T")))
+        };
+        let times = |items: &[(u64, Bytes)]| items.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+        let on_time = timed(MockBody::new(s(), &g), None).await;
+        assert_eq!(times(&on_time), [0, 100, 130, 160, 190, 190]);
+        let text: Vec<u8> = on_time.iter().flat_map(|(_, b)| b.to_vec()).collect();
+        assert_eq!(text, b"HccccT");
+        // 50 ms late after the second chunk (at 130 ms): the third, due at 160 ms, comes when
+        // asked for (180 ms); the fourth is still due at 190 ms, not 210 ms.
+        let late = timed(MockBody::new(s(), &g), Some((2, Duration::from_millis(50)))).await;
+        assert_eq!(times(&late), [0, 100, 130, 180, 190, 190]);
         assert_eq!(g.get(), 0);
     }
 }

@@ -78,6 +78,8 @@ mod body;
 mod frames;
 mod handlers;
 mod leak;
+#[cfg(test)]
+mod leak_tasks_tests;
 mod state;
 mod tap;
 

@@ -341,6 +341,27 @@ pub fn wait_http_ok(addr: SocketAddr, path: &str, timeout: Duration) -> String {
     }
 }
 
+/// Polls `check` every 100 ms until it returns `Ok`, and returns its value; panics after
+/// `timeout` naming `what` (the condition the test waits for) and the last `Err` (what was
+/// seen instead). Tests wait for what they need with this instead of sleeping a fixed time.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Sum of the samples of `name` whose labels contain every `k="v"` in `labels`, parsed with
 /// soakd's own exposition parser (which also rejects a malformed exposition).
 pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
