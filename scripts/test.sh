@@ -14,6 +14,11 @@
 #     PyPI:   kubernetes-validate, grafana-foundation-sdk (the version
 #             grafana/generate_dashboards.py pins)
 #
+#   SOAKD_GATEWAYS=litellm,portkey scripts/test.sh
+#                             also soak those real gateways (gateways/NAME: installed from
+#                             PyPI, npm or Debian), SOAKD_GATEWAYS_MINUTES each (default 3),
+#                             results in target/gateways/results
+#
 # SOAKD_TEST_THREADS sets how many tests run at once (nextest: 5, see .config/nextest.toml;
 # cargo test: 2). Everything the tests start listens on 127.0.0.1 only and stops by itself.
 set -euo pipefail
@@ -114,4 +119,15 @@ else
   # Through the environment rather than `-- --test-threads`: the Criterion benches
   # (harness = false, run once each as a smoke check) reject libtest's flags.
   RUST_TEST_THREADS="${SOAKD_TEST_THREADS:-2}" cargo test --all-targets --locked
+fi
+
+# The real gateways, only when asked: installing them is heavy (tests/gateways.rs checks their
+# manifests and GATEWAYS.md in every run). The test build of soakd drives them (5 rps is light).
+if [ -n "${SOAKD_GATEWAYS:-}" ]; then
+  for gateway in ${SOAKD_GATEWAYS//,/ }; do
+    log "gateway $gateway: scripts/gateways/run.sh $gateway --minutes ${SOAKD_GATEWAYS_MINUTES:-3}"
+    SOAKD_BIN="${SOAKD_BIN:-$PWD/target/debug/soakd}" \
+      SOAKD_GATEWAYS_RESULTS="$PWD/target/gateways/results" \
+      scripts/gateways/run.sh "$gateway" --minutes "${SOAKD_GATEWAYS_MINUTES:-3}"
+  done
 fi
