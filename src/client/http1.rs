@@ -46,9 +46,10 @@
 //!   server closed it as it was handed out) is retried once on a new one; once the request is
 //!   written it is never sent again (a proxy that drops it is measured, not hidden).
 //! - Buffers: one read buffer per connection, [`READ_BUF`] bytes, grown only while a response
-//!   head is larger (up to [`super::wire::MAX_HEAD_BYTES`]); body pieces are handed out as
-//!   `Bytes` split off it, without a copy. The request is written from the scenario's head,
-//!   a small per-request tail and the body, with no write buffer.
+//!   head is larger (up to [`super::wire::MAX_HEAD_BYTES`] and the read that completes it);
+//!   body pieces are handed out as `Bytes` split off it, without a copy. The request is
+//!   written from the scenario's head, a small per-request tail and the body, with no write
+//!   buffer.
 //!
 //! Deadlines: the response head must arrive by the request's deadline and each body read by
 //! the caller's; both are checked explicitly before every read (`Instant::now() >= deadline`),
