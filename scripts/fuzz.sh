@@ -40,5 +40,12 @@ status=0
 cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
   -max_total_time="$seconds" -print_final_stats=1 "$@" 2>&1 | tee "$log" || status=$?
 runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
-echo "fuzz.sh: $target ran $runs inputs in ${seconds}s (exit $status; crashes in fuzz/artifacts/$target/)"
+# libFuzzer prints "Done N runs in S second(s)" only when the time ran out; a crash stops it
+# earlier, and then the elapsed time is not the time asked for.
+took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | awk '{s += $5} END {print s + 0}')
+if [ "$status" = 0 ]; then
+  echo "fuzz.sh: $target ran $runs inputs in ${took}s (asked ${seconds}s), no crash"
+else
+  echo "fuzz.sh: $target stopped (exit $status) after $runs inputs, before ${seconds}s: see the crash in fuzz/artifacts/$target/"
+fi
 exit "$status"
