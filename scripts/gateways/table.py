@@ -5,7 +5,8 @@ Usage:
   table.py            write GATEWAYS.md
   table.py --check    exit 1 (with a diff) unless GATEWAYS.md is exactly what the results give
   table.py --stdout   print the page instead of writing it
-  table.py --self-test  the storm, memory-arc and creep cells from synthetic fields
+  table.py --self-test  the storm, memory-arc, creep and gateway-process cells from synthetic
+                        fields
 
 The page depends on nothing but those files and the manifests (gateways/*/gateway.toml): no
 clock, no machine reading, so the same results always give the same bytes. Every number the
@@ -34,6 +35,8 @@ STAGES = [("request", "request"), ("first_token", "first token"), ("chunk", "chu
 def secs(v):
     if v is None:
         return None
+    if v == 0:
+        return "0s"  # a recovery at the first look, say: not "0µs", which claims a precision
     if v < 1e-3:
         return f"{v * 1e6:.0f}µs"
     if v < 1:
@@ -63,10 +66,13 @@ class Reasons:
     def __init__(self):
         self.items = []
 
-    def dash(self, why):
+    def note(self, why):
         if why not in self.items:
             self.items.append(why)
-        return f"— ({self.items.index(why) + 1})"
+        return f"({self.items.index(why) + 1})"
+
+    def dash(self, why):
+        return f"— {self.note(why)}"
 
     def cell(self, value, why):
         return value if value is not None else self.dash(why)
@@ -206,7 +212,10 @@ def headline_table(rs):
         scs = [x for x in r.proxy.get("scenarios", []) if x["name"] != "untagged"]
         completed = (r.s.get("streams") or {}).get("completed", 0)
         buffered = sum(x["buffered_streams"] for x in scs)
-        row = [f"**{r.name}**", r.meta["gateway"]["version"],
+        gp = r.meta.get("gateway_process") or {}
+        gone = " (its process was gone before the end: see Runs)" \
+            if gp.get("up_at_end") is False else ""
+        row = [f"**{r.name}**{gone}", r.meta["gateway"]["version"],
                f"{secs(ft['p50'])} / {secs(ft['p99'])}" if ft.get("count")
                else r_.dash("no first-token sample"),
                pct(buffered / completed) if completed else r_.dash("no completed stream")]
@@ -276,6 +285,15 @@ def run_table(rs):
             netc = (f"0 in {net['samples']} samples" if not bad else
                     f"{len(bad)}: " + ", ".join(f"{b['proto']} {b['remote']}" for b in bad))
         share = r.soakd_cpu_share()
+        gp = r.meta.get("gateway_process")
+        if gp is None:
+            alive = r_.dash("this run recorded nothing about the gateway's process at its end")
+        elif gp["up_at_end"] and not gp["restarts"]:
+            alive = "up to the end"
+        else:
+            alive = ("up at the end" if gp["up_at_end"] else "gone before the end") + (
+                f", {gp['restarts']} restart{'s' if gp['restarts'] != 1 else ''}"
+                if gp["restarts"] else "") + " " + r_.note(gone_evidence(r.name, gp))
         rows.append([
             f"**{r.name}**", r.meta["gateway"]["version"],
             f"{r.meta['started'][:16].replace('T', ' ')} → {r.meta['ended'][11:16]}",
@@ -286,6 +304,7 @@ def run_table(rs):
             + " / ".join(f"{x:g}" for x in mach["loadavg_end"]),
             r_.cell(pct(share), "soakd's own process was not in the summary"),
             netc,
+            alive,
             f"{r.s.get('verdict', '?')} (exit {r.meta['soakd_exit']})",
             r.meta["soakd"]["commit"][:10] + (" (modified)" if r.meta["soakd"]["dirty"] else "")
             + {"release": ", release build", "given": ", binary given (SOAKD_BIN)"}.get(
@@ -294,7 +313,18 @@ def run_table(rs):
     return ["## Runs", ""] + table(
         ["gateway", "version", "run (UTC)", "load", "requests", "errors",
          "load average 1/5/15 min, start → end", "soakd's CPU", "non-loopback sockets",
-         "verdict", "soakd"], rows, r_) + [""]
+         "gateway process", "verdict", "soakd"], rows, r_) + [""]
+
+
+def gone_evidence(name, gp):
+    """Why a gateway's process was not there to the end, from what run.json kept."""
+    kernel = "; ".join(gp.get("kernel") or [])
+    log = (gp.get("log_tail") or [""])[-1].strip()
+    return (f"the {name} process (pid {gp['pid']}) was not running when the soak ended, "
+            f"after {gp['samples']} memory samples; numbers after that are of requests to "
+            "a port nobody served. "
+            + (f"Kernel: `{kernel}`. " if kernel else "The kernel log had no line about it. ")
+            + (f"Last line of its log: `{log}`." if log else "Its log was empty."))
 
 
 def added_table(rs):
@@ -577,7 +607,8 @@ def page(results=None):
 
 def self_test():
     """The storm, memory-arc and creep cells, from a committed run given the fields those
-    branches add (the shapes of their summary JSON), and their reasons when absent."""
+    branches add (the shapes of their summary JSON), and their reasons when absent; and a
+    gateway whose process was gone before the end, with its evidence."""
     import shutil
     import tempfile
     src = next((d for d in sorted(RESULTS.iterdir()) if (d / "run.json").is_file()), None) \
@@ -595,6 +626,9 @@ def self_test():
             f["present"] = True
             f.pop("reason", None)
         run["programme"]["include_children"] = True
+        run["gateway_process"] = {"up_at_end": False, "restarts": 0, "pid": 4242, "samples": 23,
+                                  "log_tail": ["INFO: served", "INFO: last request"],
+                                  "kernel": ["[1.0] gw[4242]: segfault at 1"]}
         occ = {"start_secs": 720.0, "end_secs": 780.0, "client_requests": 180,
                "upstream_requests": 540, "upstream_faults": 540, "client_errors": 180,
                "masked_ratio": 0.0, "passed_ratio": 1.0, "amplification": 3.0,
@@ -631,7 +665,13 @@ def self_test():
                      "128.0 MiB after 11.5 min",
                      "90.0 MiB / 100.0 MiB / 80.0 %",
                      "×1.50 (chat duration: 1.20s → 1.80s); 1 of 2 measures failed",
-                     "×1.50, 1 failed"]:
+                     "×1.50, 1 failed",
+                     "| gone before the end (",
+                     " (its process was gone before the end: see Runs) |",
+                     f"the {src.name} process (pid 4242) was not running when the soak ended, "
+                     "after 23 memory samples",
+                     "Kernel: `[1.0] gw[4242]: segfault at 1`. Last line of its log: "
+                     "`INFO: last request`."]:
             if want not in text:
                 failures.append(f"missing {want!r}")
         if "waits for branch" in text:
@@ -639,7 +679,7 @@ def self_test():
     for f in failures:
         print(f"table self-test: {f}", file=sys.stderr)
     if not failures:
-        print("table self-test: storms, memory arc and creep cells as expected")
+        print("table self-test: storms, memory arc, creep and gateway process cells as expected")
     return 1 if failures else 0
 
 
