@@ -12,7 +12,9 @@ The page depends on nothing but those files and the manifests (gateways/*/gatewa
 clock, no machine reading, so the same results always give the same bytes. Every number the
 results lack is shown as a dash with a numbered reason below its table: the part of the
 programme this run's soakd could not run (and the branch it waits for), a measure with no
-samples, or a gateway that cannot serve an API.
+samples, or a gateway that cannot serve an API. A gateway whose process was gone before the
+end of its soak is marked, with the evidence run.json kept; a run stopped by hand because of
+the gateway and done again is listed from results/gateways/NAME/incidents.json.
 """
 
 import difflib
@@ -316,6 +318,34 @@ def run_table(rs):
          "gateway process", "verdict", "soakd"], rows, r_) + [""]
 
 
+def incidents_section(results=None):
+    """Runs stopped before their end and not published: results/gateways/NAME/incidents.json
+    (a list of {started, stopped, command, soakd_commit, what, kernel, log_tail, then}),
+    written by whoever stopped the run, so that a gateway's failure is never lost when the
+    run is done again."""
+    results = RESULTS if results is None else Path(results)
+    out = []
+    for d in sorted(results.iterdir()) if results.is_dir() else []:
+        f = d / "incidents.json"
+        if not f.is_file():
+            continue
+        for i in json.loads(f.read_text()):
+            out.append(f"- **{d.name}**, {i['started'][:16].replace('T', ' ')} → "
+                       f"{i['stopped'][11:16]} UTC (`{i['command']}`, soakd "
+                       f"{i['soakd_commit'][:10]}): {i['what']}.")
+            for k in i.get("kernel") or []:
+                out.append(f"  - Kernel: `{k}`")
+            if i.get("log_tail"):
+                out.append(f"  - Last line of its log: `{i['log_tail'][-1].strip()}`")
+            out.append(f"  - Then: {i['then']}.")
+    if not out:
+        return []
+    return ["## Runs stopped and not published", "",
+            "Each was stopped before its end because of what the gateway did; its numbers are "
+            "in no table above, and the gateway was measured again. From "
+            "results/gateways/NAME/incidents.json.", ""] + out + [""]
+
+
 def gone_evidence(name, gp):
     """Why a gateway's process was not there to the end, from what run.json kept."""
     kernel = "; ".join(gp.get("kernel") or [])
@@ -600,92 +630,15 @@ def page(results=None):
     lines = header(rs)
     if rs:
         lines += (headline_table(rs) + run_table(rs) + added_table(rs) + buffering_table(rs) + give_ups_table(rs)
-                  + storms_table(rs) + memory_table(rs))
+                  + storms_table(rs) + memory_table(rs) + incidents_section(results))
     lines += programme_section(rs) + gateways_section(rs)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def self_test():
-    """The storm, memory-arc and creep cells, from a committed run given the fields those
-    branches add (the shapes of their summary JSON), and their reasons when absent; and a
-    gateway whose process was gone before the end, with its evidence."""
-    import shutil
-    import tempfile
-    src = next((d for d in sorted(RESULTS.iterdir()) if (d / "run.json").is_file()), None) \
-        if RESULTS.is_dir() else None
-    if src is None:
-        print("table self-test: no committed result to start from", file=sys.stderr)
-        return 1
-    failures = []
-    with tempfile.TemporaryDirectory() as d:
-        dst = Path(d) / src.name
-        shutil.copytree(src, dst)
-        run = json.loads((dst / "run.json").read_text())
-        summ = json.loads((dst / "summary.json").read_text())
-        for f in run["features"].values():
-            f["present"] = True
-            f.pop("reason", None)
-        run["programme"]["include_children"] = True
-        run["gateway_process"] = {"up_at_end": False, "restarts": 0, "pid": 4242, "samples": 23,
-                                  "log_tail": ["INFO: served", "INFO: last request"],
-                                  "kernel": ["[1.0] gw[4242]: segfault at 1"]}
-        occ = {"start_secs": 720.0, "end_secs": 780.0, "client_requests": 180,
-               "upstream_requests": 540, "upstream_faults": 540, "client_errors": 180,
-               "masked_ratio": 0.0, "passed_ratio": 1.0, "amplification": 3.0,
-               "ghost_attempts": 7, "retry_after_honoured": 0, "retry_after_violations": 360,
-               "rss_before_bytes": {}, "rss_after_bytes": {}}
-        summ["proxy"]["storms"] = [
-            dict(occ, name="rate-limited", recovery_secs=4.5, recovered=True),
-            dict(occ, name="5xx-burst", start_secs=1080.0, end_secs=1100.0,
-                 amplification=1.0, retry_after_violations=0, recovery_secs=None,
-                 recovered=False),
-        ]
-        proc = next(p for p in summ["monitor"]["processes"] if p["name"] == src.name)
-        mb = 2**20
-        proc["arc"] = {"memory": "pss", "idle": {"rss": 90 * mb}, "peak": {"rss": 140 * mb},
-                       "plateau": {"rss": {"reached": True, "seconds": 690.0,
-                                           "level": 128 * mb, "troughs": 40}},
-                       "recovered": {"rss": 100 * mb}, "released_share": {"rss": 0.8}}
-        proc["tree"] = {"members": 2, "largest": []}
-        summ["creep"] = {"window_secs": 360.0, "measures": [
-            {"scenario": "chat", "measure": "duration", "first": {"count": 900, "p99": 1.2},
-             "last": {"count": 900, "p99": 1.8}, "ratio": 1.5},
-            {"scenario": "chat", "measure": "ttft", "first": {"count": 900, "p99": 0.2},
-             "last": {"count": 900, "p99": 0.22}, "ratio": 1.1}]}
-        summ["thresholds"].append({"name": "creep:chat:duration", "status": "fail"})
-        (dst / "run.json").write_text(json.dumps(run))
-        (dst / "summary.json").write_text(json.dumps(summ))
-        text = page(Path(d))
-        for want in ["| 3.00 | 360 | never (a storm) |",
-                     "| rate-limited (720.00s–780.00s) | 540 / 180 | 3.00 | 7 | 0 / 360 | 0.0 % "
-                     "| 4.50s |",
-                     "| 5xx-burst (1080.00s–1100.00s) | 540 / 180 | 1.00 | 7 |",
-                     "| never |",
-                     "| tree (PSS), 2 processes at the end |",
-                     "128.0 MiB after 11.5 min",
-                     "90.0 MiB / 100.0 MiB / 80.0 %",
-                     "×1.50 (chat duration: 1.20s → 1.80s); 1 of 2 measures failed",
-                     "×1.50, 1 failed",
-                     "| gone before the end (",
-                     " (its process was gone before the end: see Runs) |",
-                     f"the {src.name} process (pid 4242) was not running when the soak ended, "
-                     "after 23 memory samples",
-                     "Kernel: `[1.0] gw[4242]: segfault at 1`. Last line of its log: "
-                     "`INFO: last request`."]:
-            if want not in text:
-                failures.append(f"missing {want!r}")
-        if "waits for branch" in text:
-            failures.append("a 'waits for branch' reason with every feature present")
-    for f in failures:
-        print(f"table self-test: {f}", file=sys.stderr)
-    if not failures:
-        print("table self-test: storms, memory arc, creep and gateway process cells as expected")
-    return 1 if failures else 0
-
-
 def main(argv):
     if "--self-test" in argv:
-        return self_test()
+        import table_selftest
+        return table_selftest.self_test()
     text = page()
     if "--stdout" in argv:
         sys.stdout.write(text)
