@@ -65,8 +65,11 @@ results=$results_base/$name
 running=$root/target/gateways/.running
 
 # The commit the soak runs from, read now: commits made during a 30-minute soak are not it.
+# Modified means a tracked file differs from it, other than the harness's outputs (the results
+# and GATEWAYS.md, which a run of another gateway just finished may have rewritten).
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-dirty=$([ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo false || echo true)
+dirty=$([ -z "$(git status --porcelain --untracked-files=no -- . ':!results/gateways' \
+  ':!GATEWAYS.md' 2>/dev/null)" ] && echo false || echo true)
 if [ -n "${SOAKD_BIN:-}" ]; then
   soakd=$SOAKD_BIN
   built=given
