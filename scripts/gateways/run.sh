@@ -214,4 +214,6 @@ fi
 cat "$results/summary.txt"
 }
 
-main "$@"
+# One line: bash reads a script as it runs it, so after main it would read on from where this
+# line ended, in whatever the file holds by then (an edit during a soak gave a syntax error).
+main "$@"; exit $?

@@ -252,7 +252,7 @@ def headline_table(rs):
         wins = [w for w in (p or {}).get("windows", []) if w.get("rss")]
         row.append(f"{wins[-1]['rss']['slope_per_hour'] / 2**20:+.2f} MiB/h "
                    f"({p['verdict']['rss']})" if wins else
-                   r_.dash("no fit of the gateway's memory"))
+                   r_.dash(no_fit(p)))
         arc = (p or {}).get("arc")
         pl = (((arc or {}).get("plateau") or {}).get("rss")) or {}
         if arc is None:
@@ -528,7 +528,7 @@ def memory_table(rs):
             slope = f"{f['slope_per_hour'] / 2**20:+.2f} MiB/h{ci} over {w['window']}, " \
                     f"verdict {p['verdict']['rss']}"
         else:
-            slope = r_.dash("no window had enough samples for a fit")
+            slope = r_.dash(no_fit(p))
         arc = p.get("arc")
         if arc is None:
             why = r.missing("memory_arc") or "this run's summary has no memory arc"
@@ -555,9 +555,21 @@ def memory_table(rs):
             "and its verdict. Plateau: when the memory levelled off under load, or its growth "
             "if it never did. Creep: the largest ratio of last to first p99 over every "
             "scenario's duration, TTFT and added-time stage (first creep window after the "
-            "warm-up against the last one; a ratio fails at 1.5 and 50 ms both).", ""] + table(
+            "warm-up against the last one; a ratio fails at 1.5 and 50 ms both). nginx is the "
+            "control: it adds well under a millisecond at p50, so a creep in its rows, or in "
+            "every row of runs that overlapped, is the shared machine's load in the last window "
+            "(the load averages are in the run table) rather than the gateway's.", ""] + table(
         ["gateway", "watched", "baseline → final (peak)", "slope", "plateau",
          "idle / recovered / released", "creep"], rows, r_) + [""]
+
+
+def no_fit(p):
+    """Why the leak estimator gave the gateway's memory no slope: its own reason."""
+    if p is None:
+        return "the gateway's process was not watched"
+    why = (p.get("reason") or {}).get("rss")
+    verdict = (p.get("verdict") or {}).get("rss", "?")
+    return f"no slope (verdict {verdict}): {why}" if why else "no window had a fit"
 
 
 def creep_cell(r, r_, short=False):
