@@ -1,8 +1,9 @@
 //! Creep through the real binary: a mock made slower with its uptime (`latency_drift`) fails
 //! the creep verdict naming both p99s and the ratio, live and at the end; the same run without
-//! drift passes. The two runs share one test (150 s of wall time), and this binary holds
-//! nothing else, so no other soak of the suite shares their CPU: a p99 of 800 samples on a
-//! busy 2-core machine moves by milliseconds, and the test's floor is 20 ms.
+//! drift passes. The two runs share one test (150 s of wall time). The drift (100 ms a minute:
+//! the two windows' p99s 167 ms apart) and the floor (100 ms) stand well above what a p99 of
+//! 800 samples moves by on a busy 2-core machine (up to +57 ms measured at a load average of
+//! 18 beside other soaks), so the test runs beside the rest of the suite.
 
 mod common;
 
@@ -51,7 +52,7 @@ warmup = "5s"
 [thresholds]
 creep_window = "40s"
 max_creep_ratio = 1.5
-min_creep = "20ms"
+min_creep = "100ms"
 
 [mock]
 ttft = "5ms"
@@ -61,7 +62,7 @@ chunks = 2
 "#
         )
     };
-    let mut drifting = Run::start(&cfg("latency_drift = \"20ms/min\""), &[]);
+    let mut drifting = Run::start(&cfg("latency_drift = \"100ms/min\""), &[]);
     let mut steady = Run::start(&cfg(""), &[]);
     let (d_admin, s_admin) = (drifting.admin_addr(), steady.admin_addr());
     // Live, 140 s in (the last window is 100–140 s): the ratio gauges and /status show creep,
@@ -110,9 +111,9 @@ chunks = 2
         let (first, last) = (num(&x, &["first", "p99"]), num(&x, &["last", "p99"]));
         let ratio = num(&x, &["ratio"]);
         println!("drift {m}: first p99 {first:.4}s, last p99 {last:.4}s, ratio {ratio:.3}");
-        // The windows' p99s sit near their ends, 100 s apart: 33 ms of drift, give or take
+        // The windows' p99s sit near their ends, 100 s apart: 167 ms of drift, give or take
         // each p99's jitter.
-        assert!((0.020..0.070).contains(&(last - first)), "{m}: {x}");
+        assert!((0.100..0.240).contains(&(last - first)), "{m}: {x}");
         assert!(ratio > 1.5, "{m}: {x}");
         let t = threshold(&d, &format!("creep:chat:{m}"));
         assert_eq!(t["status"], "fail", "{t}");
@@ -127,7 +128,7 @@ chunks = 2
         );
         assert!(
             msg.contains(&format!("×{ratio:.2}, +"))
-                && msg.ends_with("crosses both ×1.5 and +20ms"),
+                && msg.ends_with("crosses both ×1.5 and +100ms"),
             "{msg}"
         );
         assert!(out.contains(&format!("threshold creep:chat:{m}")), "{out}");
