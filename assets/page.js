@@ -483,6 +483,8 @@
           '</td><td class="num">' + o.retry_after_honoured + ' / ' + o.retry_after_violations +
           '</td><td class="num' + (o.recovered === false ? ' v-fail' : '') + '">' + esc(rec) + '</td>';
       }), 'No storms configured (two-sided soak: [[upstream.storms]])');
+  }
+
   /* One row per process and resource: idle, peak, plateau (level and time after the start of
    * the load, or "none" with the growth over the last window), recovered, released share. */
   function arcTable(infos) {

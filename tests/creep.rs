@@ -1,8 +1,9 @@
 //! Creep through the real binary: a mock made slower with its uptime (`latency_drift`) fails
 //! the creep verdict naming both p99s and the ratio, live and at the end; the same run without
-//! drift passes. The two runs share one test (150 s of wall time), and this binary holds
-//! nothing else, so no other soak of the suite shares their CPU: a p99 of 800 samples on a
-//! busy 2-core machine moves by milliseconds, and the test's floor is 20 ms.
+//! drift passes. The two runs share one test (150 s of wall time). The drift (100 ms a minute:
+//! the two windows' p99s 167 ms apart) and the floor (100 ms) stand well above what a p99 of
+//! 800 samples moves by on a busy 2-core machine (up to +57 ms measured at a load average of
+//! 18 beside other soaks), so the test runs beside the rest of the suite.
 
 mod common;
 
@@ -11,6 +12,8 @@ use std::time::Duration;
 use common::*;
 
 const T: Duration = Duration::from_secs(120);
+/// The runs' length: every live condition holds well before their end.
+const RUN: Duration = Duration::from_secs(150);
 
 fn threshold<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     s["thresholds"]
@@ -51,7 +54,7 @@ warmup = "5s"
 [thresholds]
 creep_window = "40s"
 max_creep_ratio = 1.5
-min_creep = "20ms"
+min_creep = "100ms"
 
 [mock]
 ttft = "5ms"
@@ -61,32 +64,45 @@ chunks = 2
 "#
         )
     };
-    let mut drifting = Run::start(&cfg("latency_drift = \"20ms/min\""), &[]);
+    let mut drifting = Run::start(&cfg("latency_drift = \"100ms/min\""), &[]);
     let mut steady = Run::start(&cfg(""), &[]);
     let (d_admin, s_admin) = (drifting.admin_addr(), steady.admin_addr());
-    // Live, 140 s in (the last window is 100–140 s): the ratio gauges and /status show creep,
-    // and the drifting run's verdict gauge already fails.
-    std::thread::sleep(Duration::from_secs(140));
-    let (_, metrics) = http_get(d_admin, "/metrics");
-    let live = |m: &str| {
-        metric_sum(
-            &metrics,
-            "soakd_creep_ratio",
-            &[("scenario", "chat"), ("measure", m)],
-        )
-    };
-    assert!(live("ttft") > 1.5, "{metrics}");
-    assert_eq!(
-        metric_sum(
+    // Live: once the last full window has drifted past both limits (about 105 s in), the
+    // drifting run's verdict gauge fails and its ratio gauge shows it; the steady run shows its
+    // last window in /status and its ratio on /metrics.
+    let metrics = wait_for("the drifting run's live creep verdict fails", RUN, || {
+        let (_, metrics) = http_get(d_admin, "/metrics");
+        let passing = metric_sum(
             &metrics,
             "soakd_threshold_passing",
-            &[("threshold", "creep:chat:ttft")]
-        ),
-        0.0
+            &[("threshold", "creep:chat:ttft")],
+        );
+        if passing == 0.0 {
+            Ok(metrics)
+        } else {
+            Err(format!("creep:chat:ttft passing = {passing}"))
+        }
+    });
+    let ratio = metric_sum(
+        &metrics,
+        "soakd_creep_ratio",
+        &[("scenario", "chat"), ("measure", "ttft")],
     );
-    let (_, status) = http_get(s_admin, "/status");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert!(status["creep"]["last"].is_object(), "{}", status["creep"]);
+    assert!(ratio > 1.5, "{metrics}");
+    let status = wait_for("the steady run's last creep window", RUN, || {
+        let (_, status) = http_get(s_admin, "/status");
+        let status: serde_json::Value = serde_json::from_str(&status).map_err(|e| e.to_string())?;
+        if status["creep"]["last"].is_object() {
+            Ok(status)
+        } else {
+            Err(status["creep"].to_string())
+        }
+    });
+    assert_eq!(
+        status["creep"]["first_complete"], true,
+        "{}",
+        status["creep"]
+    );
     let (_, metrics) = http_get(s_admin, "/metrics");
     assert!(
         metrics.contains("soakd_creep_ratio{measure=\"ttft\",scenario=\"chat\"}"),
@@ -110,9 +126,9 @@ chunks = 2
         let (first, last) = (num(&x, &["first", "p99"]), num(&x, &["last", "p99"]));
         let ratio = num(&x, &["ratio"]);
         println!("drift {m}: first p99 {first:.4}s, last p99 {last:.4}s, ratio {ratio:.3}");
-        // The windows' p99s sit near their ends, 100 s apart: 33 ms of drift, give or take
+        // The windows' p99s sit near their ends, 100 s apart: 167 ms of drift, give or take
         // each p99's jitter.
-        assert!((0.020..0.070).contains(&(last - first)), "{m}: {x}");
+        assert!((0.100..0.240).contains(&(last - first)), "{m}: {x}");
         assert!(ratio > 1.5, "{m}: {x}");
         let t = threshold(&d, &format!("creep:chat:{m}"));
         assert_eq!(t["status"], "fail", "{t}");
@@ -127,7 +143,7 @@ chunks = 2
         );
         assert!(
             msg.contains(&format!("×{ratio:.2}, +"))
-                && msg.ends_with("crosses both ×1.5 and +20ms"),
+                && msg.ends_with("crosses both ×1.5 and +100ms"),
             "{msg}"
         );
         assert!(out.contains(&format!("threshold creep:chat:{m}")), "{out}");

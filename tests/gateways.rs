@@ -4,8 +4,9 @@
 //!   (every key known, every API served or listed as not served with its reason, the three
 //!   scripts present and executable), and the checker rejects bad manifests, naming the key.
 //! - The standard programme (`scripts/gateways/programme.py`) gives, for every gateway, a
-//!   config that this soakd accepts (`soakd check-config`), with the parts this soakd cannot
-//!   run left out and the reason recorded.
+//!   config that this soakd accepts (`soakd check-config`), with every part in it: the storms,
+//!   the memory arc, the process tree and creep (their branches are merged, so a part the
+//!   probe finds missing is a bug).
 //! - `GATEWAYS.md` is exactly what `scripts/gateways/table.py` makes of the committed results
 //!   (`results/gateways/*/`), byte for byte; and the script fills the storm, memory-arc and
 //!   creep cells from the fields those parts of soakd write (its self-test).
@@ -102,14 +103,15 @@ fn the_programme_is_a_valid_config_for_every_gateway() {
     let features = dir.join("features.json");
     let out = ok(python("programme.py").args(["features", "--soakd", soakd]));
     let parsed: serde_json::Value = serde_json::from_str(&out).expect("features JSON");
-    for (name, f) in parsed.as_object().expect("features object") {
-        let present = f["present"].as_bool().expect("present");
-        // A part left out says which branch it waits for; a part present has no reason.
-        assert_eq!(f.get("reason").is_none(), present, "{name}: {f}");
-        if !present {
-            let why = f["reason"].as_str().expect("reason");
-            assert!(why.starts_with("waits for branch "), "{name}: {why}");
-        }
+    // Every part's branch is merged: this soakd runs them all (a probe it refuses, like the
+    // memory arc's once did for want of `[run] idle`, would drop the part from every run).
+    let feats = parsed.as_object().expect("features object");
+    let mut names: Vec<&str> = feats.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["creep", "memory_arc", "process_tree", "storms"]);
+    for (name, f) in feats {
+        assert_eq!(f["present"].as_bool(), Some(true), "{name}: {f}");
+        assert!(f.get("reason").is_none(), "{name}: {f}");
     }
     scratch.write("features.json", &out);
     // Every gateway's config, then one `soakd check-config` each, all at once.
@@ -135,12 +137,24 @@ fn the_programme_is_a_valid_config_for_every_gateway() {
         assert!(cfg.contains("name = \"cancel-stream\""), "{n}");
         assert!(cfg.contains("name = \"cancel-unary\""), "{n}");
         assert!(cfg.contains(&format!("name = \"{n}\"\npid_file = ")), "{n}");
-        let storms = parsed["storms"]["present"].as_bool() == Some(true);
-        assert_eq!(
-            cfg.contains("retry_after = 2"),
-            storms,
+        // The storms, the memory arc (idle and cooldown), creep judged within the run (a
+        // window of N/3: 10 min of 30), and the process tree where the manifest asks for it.
+        assert!(
+            cfg.contains("status = 429\nrate = 1.0\nretry_after = 2"),
             "{n}: the 429 storm"
         );
+        assert!(
+            cfg.contains("status = 500\nrate = 0.5"),
+            "{n}: the 5xx burst"
+        );
+        assert!(
+            cfg.contains("idle = \"30s\"\ncooldown = \"300s\""),
+            "{n}: {cfg}"
+        );
+        assert!(cfg.contains("creep_window = \"600s\""), "{n}: {cfg}");
+        if n == "litellm" {
+            assert!(cfg.contains("include_children = true"), "{n}: {cfg}");
+        }
         let path = scratch.write(&format!("{n}.toml"), &cfg);
         let child = Command::new(soakd)
             .arg("check-config")

@@ -288,6 +288,8 @@ api = "openai"
             && !d.name.starts_with("soakd_upstream_")
             && d.name != "soakd_leak_suspected"
             && d.name != "soakd_threshold_passing"
+            // Only once two creep windows have passed (default 10m): tests/creep.rs.
+            && d.name != "soakd_creep_ratio"
     });
     // Every traffic family on /metrics, over 50 ok requests and first tokens, and a burst.
     let text = wait_for("every traffic metric, 50 requests and a burst", T, || {

@@ -11,13 +11,18 @@ cancel after, the mock's shape), machine (cpus, cpu model, memory, kernel, OS, l
 at start and end), soakd (the git commit at the start, whether the work tree had changes,
 and whether run.sh built the release binary or SOAKD_BIN gave one), features
 (programme.py features), network (netwatch.py), concurrent (other gateways soaked at the same
-time), started/ended (UTC) and soakd_exit (0 pass, 1 a threshold failed).
+time), started/ended (UTC), soakd_exit (0 pass, 1 a threshold failed) and gateway_process
+(from the summary beside the config: whether the gateway's process was still up at the end
+of the soak, its restarts, and, when it was not up or restarted, the evidence: the last lines
+of its log and the kernel's lines about its pid, where dmesg can be read).
 """
 
 import argparse
 import json
 import os
 import platform
+import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -59,6 +64,39 @@ def machine(load_start, load_end):
         "loadavg_start": [float(x) for x in load_start.split()],
         "loadavg_end": [float(x) for x in load_end.split()],
     }
+
+
+def gateway_process(name, run_dir):
+    """The gateway's process at the end of the soak, from soakd's summary: up, restarts, and
+    the evidence when it went away (None without a summary or a watched process)."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    p = next((p for p in (s.get("monitor") or {}).get("processes", []) if p["name"] == name),
+             None)
+    if p is None:
+        return None
+    out = {"up_at_end": bool(p.get("up")), "restarts": p.get("restarts", 0), "pid": p.get("pid"),
+           "samples": p.get("samples")}
+    if out["up_at_end"] and not out["restarts"]:
+        return out
+    try:
+        lines = (run_dir / "gateway.log").read_text(errors="replace").splitlines()
+        out["log_tail"] = lines[-15:]
+    except OSError:
+        out["log_tail"] = None
+    kernel = None
+    if out["pid"]:
+        try:
+            d = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10)
+            if d.returncode == 0:
+                pat = re.compile(rf"\[{out['pid']}\]|\b{out['pid']}\b.*(killed|oom)", re.I)
+                kernel = [ln.strip() for ln in d.stdout.splitlines() if pat.search(ln)][-5:]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    out["kernel"] = kernel
+    return out
 
 
 def main():
@@ -108,6 +146,7 @@ def main():
         "started": a.started,
         "ended": a.ended,
         "soakd_exit": a.soakd_exit,
+        "gateway_process": gateway_process(a.name, Path(a.config).parent),
     }
     json.dump(out, sys.stdout, indent=2, sort_keys=True)
     print()

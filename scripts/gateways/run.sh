@@ -65,8 +65,11 @@ results=$results_base/$name
 running=$root/target/gateways/.running
 
 # The commit the soak runs from, read now: commits made during a 30-minute soak are not it.
+# Modified means a tracked file differs from it, other than the harness's outputs (the results
+# and GATEWAYS.md, which a run of another gateway just finished may have rewritten).
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-dirty=$([ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo false || echo true)
+dirty=$([ -z "$(git status --porcelain --untracked-files=no -- . ':!results/gateways' \
+  ':!GATEWAYS.md' 2>/dev/null)" ] && echo false || echo true)
 if [ -n "${SOAKD_BIN:-}" ]; then
   soakd=$SOAKD_BIN
   built=given
@@ -211,4 +214,6 @@ fi
 cat "$results/summary.txt"
 }
 
-main "$@"
+# One line: bash reads a script as it runs it, so after main it would read on from where this
+# line ended, in whatever the file holds by then (an edit during a soak gave a syntax error).
+main "$@"; exit $?

@@ -108,6 +108,9 @@ pub struct FleetSummary {
     /// rescaled to the fleet), `processes` in name order.
     pub monitor: Option<Value>,
     pub thresholds: Vec<ThresholdResult>,
+    /// Always `null`: creep compares a run's own first and last windows, which each shard
+    /// judges in its own verdict (its summary's `creep`).
+    pub creep: Option<Value>,
     /// Two-sided soak counters summed over the shards (only those that are not zero).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_counters: BTreeMap<String, u64>,
@@ -283,6 +286,7 @@ impl FleetSummary {
             scenarios,
             monitor,
             thresholds: results,
+            creep: None,
             proxy_counters,
             prometheus: prometheus.to_owned(),
             percentiles: MergeNote {

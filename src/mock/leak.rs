@@ -291,7 +291,7 @@ pub(crate) async fn run_stream_leak(
 /// With `idle_release = after`: every `after / 5` (10 ms to 1 s), when no request came for
 /// `after` and memory is held, frees it all and trims the heap so the pages go back to the OS.
 pub(crate) async fn run_idle_release(
-    shared: std::sync::Arc<super::state::Shared>,
+    leaks: std::sync::Arc<LeakStore>,
     after: Duration,
     stop: CancellationToken,
 ) {
@@ -303,7 +303,6 @@ pub(crate) async fn run_idle_release(
             _ = stop.cancelled() => break,
             _ = interval.tick() => {}
         }
-        let leaks = &shared.leaks;
         if leaks.held_bytes() == 0 || leaks.idle_for() < after {
             continue;
         }

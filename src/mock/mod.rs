@@ -221,7 +221,11 @@ pub async fn serve_with_tap(
         ));
     }
     if let Some(after) = args.idle_release {
-        tasks.spawn(leak::run_idle_release(shared.clone(), after, stop.clone()));
+        tasks.spawn(leak::run_idle_release(
+            shared.leaks.clone(),
+            after,
+            stop.clone(),
+        ));
     }
     if let Some(after) = args.exit_after {
         let stop = stop.clone();

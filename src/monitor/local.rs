@@ -37,41 +37,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::source::{ChildMemory, Reading, SampleError, TreeReading};
+use super::reading::{ChildMemory, Reading, SampleError, TreeReading};
+pub use super::reading::{ProcEntry, ProcessTable};
 
 /// Most processes read as one tree.
 pub const MAX_TREE: usize = 4096;
 /// Descendants a tree reading lists by memory.
 pub const LARGEST_CHILDREN: usize = 5;
-
-/// One process of the table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcEntry {
-    /// Its pid.
-    pub pid: u32,
-    /// Its parent's pid (0 when none).
-    pub ppid: u32,
-    /// When it started, in the table's own unit (for ordering only).
-    pub start: f64,
-    /// Its name (comm).
-    pub name: String,
-    /// Its command line, arguments joined by spaces, when asked for.
-    pub cmdline: Option<String>,
-}
-
-/// The platform's process table.
-pub trait ProcessTable: Send + Sync {
-    /// The backend, for messages: `/proc` or `sysinfo`.
-    fn name(&self) -> &'static str;
-    /// What this backend cannot give on this platform, named for the one start-up message.
-    fn unavailable(&self) -> Vec<&'static str>;
-    /// One process's reading.
-    fn read(&self, pid: u32) -> Result<Reading, SampleError>;
-    /// Its proportional set size in bytes, where the platform gives it.
-    fn pss(&self, pid: u32) -> Option<f64>;
-    /// Every process now; command lines only when `with_cmdline`.
-    fn list(&self, with_cmdline: bool) -> Vec<ProcEntry>;
-}
 
 /// Whether local process sampling works on this platform at all.
 pub fn supported() -> bool {
@@ -155,7 +127,7 @@ pub fn find_match(
     let parent: HashMap<u32, u32> = all.iter().map(|e| (e.pid, e.ppid)).collect();
     let wraps = |a: &ProcEntry| matches.iter().any(|b| is_ancestor(&parent, a.pid, b.pid));
     let wrapped = |b: &ProcEntry| matches.iter().any(|a| is_ancestor(&parent, a.pid, b.pid));
-    let what = super::source::describe_match(name, cmdline);
+    let what = super::reading::describe_match(name, cmdline);
     if !matches.iter().any(|a| wraps(a)) {
         let pick = oldest(&matches)?;
         return Some(Resolved {

@@ -85,6 +85,7 @@ pub mod mann_kendall;
 pub mod period;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+pub mod reading;
 pub mod reason;
 pub mod replay;
 pub mod report;

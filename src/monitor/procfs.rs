@@ -9,8 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::local::{ProcEntry, ProcessTable};
-use super::source::{Identity, Reading, SampleError};
+use super::reading::{Identity, ProcEntry, ProcessTable, Reading, SampleError};
 
 /// Kernel clock ticks per second of the `/proc/<pid>/stat` CPU fields (`USER_HZ`), from
 /// `sysconf(_SC_CLK_TCK)`; 100 if the call fails.

@@ -238,6 +238,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// True for sources read from the platform's process table (every one but a scrape).
+    pub fn is_local(&self) -> bool {
+        !matches!(self, Source::Scrape { .. })
+    }
+
     /// Short kind name for reports: pid, pid_file, match, scrape.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -411,7 +416,7 @@ impl RawProcess {
         }
         let include_children = self.include_children.unwrap_or(false);
         if let [(key, source)] = sources.as_slice() {
-            if include_children && !super::source::is_local(source) {
+            if include_children && !source.is_local() {
                 return Err(ConfigError::invalid(
                     format!("{field}.include_children"),
                     true,
@@ -419,7 +424,7 @@ impl RawProcess {
                      scraped endpoint reports one process",
                 ));
             }
-            if super::source::is_local(source) && !super::local::supported() {
+            if source.is_local() && !super::local::supported() {
                 return Err(ConfigError::invalid(
                     format!("{field}.{key}"),
                     &self.name,

@@ -3,144 +3,16 @@
 //! match, alone or with their descendants) are read through the platform's process table
 //! ([`super::local`]): /proc on Linux ([`super::procfs`]), sysinfo elsewhere.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::expo;
+pub use super::reading::{
+    describe_match, ChildMemory, Identity, Reading, SampleError, TreeReading,
+};
 use super::settings::{ScrapeNames, Source};
 
 #[cfg(target_os = "linux")]
 pub use super::procfs::read as read_local;
-
-/// Who the process is; a change means a restart.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Identity {
-    /// Process id (local sources).
-    pub pid: Option<u32>,
-    /// Start time: clock ticks since boot (local) or seconds since the epoch (scrape).
-    pub start: Option<f64>,
-}
-
-/// One successful reading. Absent values were unreadable (partial data).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// Who was read.
-    pub identity: Identity,
-    /// Resident set size, bytes.
-    pub rss: Option<f64>,
-    /// Open file descriptors.
-    pub fds: Option<f64>,
-    /// Threads.
-    pub threads: Option<f64>,
-    /// CPU seconds since the process started.
-    pub cpu: Option<f64>,
-    /// Why some value is missing, for a rate-limited warning.
-    pub partial: Option<String>,
-    /// For a process read with its descendants: the tree ([`super::local::read_tree`]).
-    pub tree: Option<TreeReading>,
-}
-
-/// A process tree at one sample: how many processes it holds and its largest descendants.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TreeReading {
-    /// Processes in the tree, the root included.
-    pub members: usize,
-    /// The descendants holding the most memory (PSS), largest first, at most
-    /// [`super::local::LARGEST_CHILDREN`].
-    pub largest: Vec<ChildMemory>,
-}
-
-impl TreeReading {
-    /// The summary's line, e.g. `    tree: 3 processes; largest: 1234 gateway 41.2MiB, …`.
-    pub fn text(&self) -> String {
-        let largest: Vec<String> = self
-            .largest
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} {}",
-                    c.pid,
-                    c.name,
-                    crate::units::fmt_bytes(c.memory_bytes)
-                )
-            })
-            .collect();
-        format!(
-            "    tree: {} processes; largest children: {}\n",
-            self.members,
-            if largest.is_empty() {
-                "none".to_string()
-            } else {
-                largest.join(", ")
-            }
-        )
-    }
-}
-
-/// One descendant of a watched process tree.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ChildMemory {
-    /// Its pid.
-    pub pid: u32,
-    /// Its name (comm).
-    pub name: String,
-    /// Its memory: PSS, or RSS where the platform has no PSS (bytes).
-    pub memory_bytes: f64,
-}
-
-/// Why a process could not be read this sample.
-#[derive(Debug, thiserror::Error)]
-pub enum SampleError {
-    /// The pid does not exist (or is a zombie).
-    #[error("process {0} is gone")]
-    Gone(u32),
-    /// No process matches the name/cmdline pattern.
-    #[error("no running process matches {0}")]
-    NoMatch(String),
-    /// The pid file is missing or does not hold a pid.
-    #[error("pid file {path}: {reason}")]
-    PidFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-    /// /proc could not be read.
-    #[error("reading /proc/{pid}: {source}")]
-    Proc {
-        /// The pid.
-        pid: u32,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// The scrape request failed.
-    #[error("scrape failed: {0}")]
-    Scrape(String),
-    /// The scraped text is not an exposition.
-    #[error("scrape returned an unparsable exposition: {0}")]
-    Exposition(#[from] expo::ParseError),
-    /// The scraped exposition lacks the RSS metric.
-    #[error("scrape lacks {0}")]
-    Missing(String),
-}
-
-impl SampleError {
-    /// Number of kinds, for a rate limiter with one budget per kind.
-    pub const KINDS: usize = 7;
-
-    /// Stable index of the kind, so a rate-limited warning of a new cause shows at once.
-    pub fn kind_index(&self) -> usize {
-        match self {
-            SampleError::Gone(_) => 0,
-            SampleError::NoMatch(_) => 1,
-            SampleError::PidFile { .. } => 2,
-            SampleError::Proc { .. } => 3,
-            SampleError::Scrape(_) => 4,
-            SampleError::Exposition(_) => 5,
-            SampleError::Missing(_) => 6,
-        }
-    }
-}
 
 /// Reads a pid file (trimmed decimal pid).
 pub fn read_pid_file(path: &Path) -> Result<u32, SampleError> {
@@ -154,16 +26,6 @@ pub fn read_pid_file(path: &Path) -> Result<u32, SampleError> {
             path: path.to_path_buf(),
             reason: format!("does not hold a pid: {:?}", text.trim()),
         }),
-    }
-}
-
-/// Human description of a match pattern, for messages.
-pub fn describe_match(name: Option<&str>, cmdline: Option<&str>) -> String {
-    match (name, cmdline) {
-        (Some(n), Some(c)) => format!("name {n:?} and cmdline containing {c:?}"),
-        (Some(n), None) => format!("name {n:?}"),
-        (None, Some(c)) => format!("cmdline containing {c:?}"),
-        (None, None) => "anything".into(),
     }
 }
 
@@ -237,9 +99,9 @@ fn without_url(e: reqwest::Error) -> String {
     format!("{kind}: {}", e.without_url())
 }
 
-/// True for sources read from /proc.
+/// True for sources read from the platform's process table (every one but a scrape).
 pub fn is_local(source: &Source) -> bool {
-    !matches!(source, Source::Scrape { .. })
+    source.is_local()
 }
 
 #[cfg(test)]

@@ -14,8 +14,7 @@ use std::sync::Mutex;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
-use super::local::{ProcEntry, ProcessTable};
-use super::source::{Identity, Reading, SampleError};
+use super::reading::{Identity, ProcEntry, ProcessTable, Reading, SampleError};
 
 /// The sysinfo process table.
 pub struct SysinfoTable {

@@ -598,9 +598,10 @@ mod tests {
             }],
             ..ProxyReport::default()
         };
+        // The storms' lines (attempts, ghosts, Retry-After) follow the added time.
         let t = r.text();
         assert!(
-            t.ends_with(
+            t.contains(
                 "    added by scenario:\n      chat      request     n=1         p50     1.5ms p90     \
                  1.5ms p99     1.5ms max     1.5ms\n      chat      response    n=1         p50     \
                  3.0ms p90     3.0ms p99     3.0ms max     3.0ms\n"
