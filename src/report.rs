@@ -6,6 +6,7 @@
 //! ticker and on each `/status` request.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -519,7 +520,6 @@ pub fn rss_growth_per_hour(m: &MonitorReport) -> BTreeMap<String, Option<f64>> {
 /// `  error body: chat http_5xx (37 of 40): {"error":"connect ECONNREFUSED …"}`. Empty
 /// when no error status had a body.
 fn error_bodies_text(scenarios: &[ScenarioCounts]) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
     for sc in scenarios {
         for (outcome, top) in &sc.error_bodies {
@@ -588,7 +588,6 @@ impl Summary {
 
     /// The human-readable summary printed at exit.
     pub fn to_text(&self) -> String {
-        use std::fmt::Write;
         let s = &self.snapshot;
         let mut out = String::new();
         let _ = writeln!(
@@ -652,34 +651,50 @@ impl Summary {
         if let Some(c) = &s.creep {
             out.push_str(&c.text());
         }
-        let width = s
-            .thresholds
-            .iter()
-            .map(|t| t.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(16);
-        for t in &s.thresholds {
-            let _ = writeln!(
-                out,
-                "  threshold {:<width$} {:<10}  {}",
-                t.name,
-                t.status.label(),
-                t.message
-            );
-        }
-        for why in &self.suspect_reasons {
-            let _ = writeln!(out, "  SUSPECT: {why}");
-        }
-        let _ = writeln!(
-            out,
-            "  verdict: {}{} (exit {})",
+        verdict_text(
+            &mut out,
+            &s.thresholds,
+            &self.suspect_reasons,
             self.verdict,
-            if self.suspect { ", soak suspect" } else { "" },
-            self.exit_code
+            self.exit_code,
         );
         out
     }
+}
+
+/// The end of a summary's text, for a run and for a fleet alike: one line per threshold, the
+/// reasons the soak is suspect, and the verdict with its exit code.
+pub fn verdict_text(
+    out: &mut String,
+    thresholds: &[ThresholdResult],
+    suspect_reasons: &[String],
+    verdict: &str,
+    exit_code: i32,
+) {
+    let width = thresholds
+        .iter()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
+    for t in thresholds {
+        let _ = writeln!(
+            out,
+            "  threshold {:<width$} {:<10}  {}",
+            t.name,
+            t.status.label(),
+            t.message
+        );
+    }
+    for why in suspect_reasons {
+        let _ = writeln!(out, "  SUSPECT: {why}");
+    }
+    let suspect = if suspect_reasons.is_empty() {
+        ""
+    } else {
+        ", soak suspect"
+    };
+    let _ = writeln!(out, "  verdict: {verdict}{suspect} (exit {exit_code})");
 }
 
 #[cfg(test)]

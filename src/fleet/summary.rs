@@ -11,11 +11,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::judge::{processes, Breakdown, Fleet};
-use crate::report::{Latencies, SUMMARY_SCHEMA_VERSION};
+use crate::report::{verdict_text, Latencies, SUMMARY_SCHEMA_VERSION};
 use crate::stats::wire::RELATIVE_ERROR;
 use crate::stats::Percentiles;
-use crate::units::fmt_elapsed;
-use crate::units::{fmt_secs, trim_num};
+use crate::units::{fmt_elapsed, fmt_secs, trim_num};
 use crate::verdict::ThresholdResult;
 
 /// How the percentiles were obtained.
@@ -440,31 +439,12 @@ impl FleetSummary {
                 by.join(", ")
             );
         }
-        let width = self
-            .thresholds
-            .iter()
-            .map(|t| t.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(16);
-        for t in &self.thresholds {
-            let _ = writeln!(
-                out,
-                "  threshold {:<width$} {:<10}  {}",
-                t.name,
-                t.status.label(),
-                t.message
-            );
-        }
-        for why in &self.suspect_reasons {
-            let _ = writeln!(out, "  SUSPECT: {why}");
-        }
-        let _ = writeln!(
-            out,
-            "  verdict: {}{} (exit {})",
+        verdict_text(
+            &mut out,
+            &self.thresholds,
+            &self.suspect_reasons,
             self.verdict,
-            if self.suspect { ", soak suspect" } else { "" },
-            self.exit_code
+            self.exit_code,
         );
         out
     }
